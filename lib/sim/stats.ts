@@ -1,0 +1,161 @@
+/**
+ * Statistics: named counters and a log-bucketed latency histogram that gives
+ * mean, p50, p99 and max without keeping every sample.
+ *
+ * @module
+ */
+import { IopfLabError } from "./errors.ts";
+
+/** Bucket growth factor: midpoints are within 1 % of any value in the bucket. */
+const GROWTH = 1.02;
+const LOG_GROWTH = Math.log(GROWTH);
+/** Values below this (ns) share bucket 0; they are reported exactly via min. */
+const FLOOR = 1;
+
+/** The summary a {@linkcode Histogram} gives, in the unit it was fed. */
+export interface HistogramSummary {
+  /** Number of samples. */
+  count: number;
+  /** Arithmetic mean (exact). */
+  mean: number;
+  /** Median, within 1 % relative error. */
+  p50: number;
+  /** 99th percentile, within 1 % relative error. */
+  p99: number;
+  /** Largest sample (exact). */
+  max: number;
+}
+
+/**
+ * A histogram with logarithmic buckets (each 2 % wider than the previous),
+ * so any quantile is reported within 1 % relative error; count, mean, min
+ * and max are exact.
+ *
+ * @example
+ * ```ts
+ * import { Histogram } from "./stats.ts";
+ * const h = new Histogram();
+ * for (let i = 1; i <= 100; i++) h.record(i * 1000);
+ * const s = h.summary();
+ * console.assert(Math.abs(s.p50 - 50000) / 50000 <= 0.01);
+ * ```
+ */
+export class Histogram {
+  #buckets = new Float64Array(2048);
+  /** Number of samples. */
+  count = 0;
+  /** Sum of samples. */
+  sum = 0;
+  /** Smallest sample (Infinity when empty). */
+  min = Infinity;
+  /** Largest sample (0 when empty). */
+  max = 0;
+
+  /** Adds one sample (a finite, non-negative number). */
+  record(v: number): void {
+    if (!(v >= 0) || v === Infinity) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot record ${v} in a histogram: samples must be finite and >= 0`,
+      );
+    }
+    const b = v < FLOOR ? 0 : 1 + Math.floor(Math.log(v / FLOOR) / LOG_GROWTH);
+    if (b >= this.#buckets.length) {
+      const nb = new Float64Array(Math.max(b + 1, this.#buckets.length * 2));
+      nb.set(this.#buckets);
+      this.#buckets = nb;
+    }
+    this.#buckets[b]!++;
+    this.count++;
+    this.sum += v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+  }
+
+  /** Mean of the samples, 0 when empty. */
+  get mean(): number {
+    return this.count === 0 ? 0 : this.sum / this.count;
+  }
+
+  /** The q-quantile (0 <= q <= 1), 0 when empty. */
+  quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const rank = Math.max(1, Math.ceil(q * this.count));
+    let seen = 0;
+    const buckets = this.#buckets;
+    for (let b = 0; b < buckets.length; b++) {
+      seen += buckets[b]!;
+      if (seen >= rank) {
+        if (b === 0) return this.min;
+        const lo = FLOOR * GROWTH ** (b - 1);
+        const mid = lo * Math.sqrt(GROWTH);
+        return Math.min(this.max, Math.max(this.min, mid));
+      }
+    }
+    return this.max;
+  }
+
+  /** Adds every sample of another histogram to this one. */
+  merge(other: Histogram): void {
+    const ob = other.#buckets;
+    if (ob.length > this.#buckets.length) {
+      const nb = new Float64Array(ob.length);
+      nb.set(this.#buckets);
+      this.#buckets = nb;
+    }
+    for (let i = 0; i < ob.length; i++) this.#buckets[i]! += ob[i]!;
+    this.count += other.count;
+    this.sum += other.sum;
+    if (other.min < this.min) this.min = other.min;
+    if (other.max > this.max) this.max = other.max;
+  }
+
+  /** Mean, p50, p99 and max as a plain record. */
+  summary(): HistogramSummary {
+    return {
+      count: this.count,
+      mean: this.mean,
+      p50: this.quantile(0.5),
+      p99: this.quantile(0.99),
+      max: this.max,
+    };
+  }
+}
+
+/**
+ * Named counters. Reading a name never set gives 0.
+ *
+ * @example
+ * ```ts
+ * import { Counters } from "./stats.ts";
+ * const c = new Counters();
+ * c.add("faults");
+ * c.add("faults", 2);
+ * console.assert(c.get("faults") === 3);
+ * ```
+ */
+export class Counters {
+  #values = new Map<string, number>();
+
+  /** Adds `n` (default 1) to `name`. */
+  add(name: string, n = 1): void {
+    this.#values.set(name, (this.#values.get(name) ?? 0) + n);
+  }
+
+  /** Sets `name` to the max of its value and `v` (for peaks). */
+  max(name: string, v: number): void {
+    if (v > (this.#values.get(name) ?? 0)) this.#values.set(name, v);
+  }
+
+  /** The value of `name` (0 if never set). */
+  get(name: string): number {
+    return this.#values.get(name) ?? 0;
+  }
+
+  /** All counters as a plain record, names sorted. */
+  toJSON(): Record<string, number> {
+    return Object.fromEntries(
+      [...this.#values.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0),
+    );
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Units: pages, sizes, times, bandwidths, permissions, and validation of
+ * addresses on entry to the model.
+ *
+ * @module
+ */
+import { hex, IopfLabError } from "./errors.ts";
+
+/** log2 of the 4 KiB page size. */
+export const PAGE_SHIFT = 12;
+/** The 4 KiB page size in bytes. */
+export const PAGE_SIZE = 4096;
+/** 4 KiB. */
+export const SZ_4K = 0x1000;
+/** 2 MiB. */
+export const SZ_2M = 0x200000;
+/** 1 GiB. */
+export const SZ_1G = 0x40000000;
+/** The largest address or size the model accepts (2^52). */
+export const MAX_ADDRESS = 2 ** 52;
+
+/** IOMMU_READ permission bit (as in include/linux/iommu.h). */
+export const PROT_READ = 1;
+/** IOMMU_WRITE permission bit. */
+export const PROT_WRITE = 2;
+/** A permission bitmask of {@linkcode PROT_READ} and {@linkcode PROT_WRITE}. */
+export type Prot = number;
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1000 ** 4,
+  tib: 1024 ** 4,
+};
+
+const TIME_UNITS: Record<string, number> = {
+  "": 1,
+  ns: 1,
+  us: 1e3,
+  "µs": 1e3,
+  ms: 1e6,
+  s: 1e9,
+};
+
+const BW_UNITS: Record<string, number> = {
+  "b/s": 1,
+  "kb/s": 1e3,
+  "mb/s": 1e6,
+  "gb/s": 1e9,
+  "kib/s": 1024,
+  "mib/s": 1024 ** 2,
+  "gib/s": 1024 ** 3,
+  bps: 1 / 8,
+  kbps: 1e3 / 8,
+  mbps: 1e6 / 8,
+  gbps: 1e9 / 8,
+};
+
+const NUM_UNIT = /^\s*([0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)\s*([a-zµ/]*)\s*$/i;
+
+function parseWith(
+  value: unknown,
+  table: Record<string, number>,
+  what: string,
+  example: string,
+  where: string,
+  caseSensitiveUnit = false,
+): number {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value) || value < 0) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${where}: expected ${what} like ${example}, got ${value}`,
+        where,
+      );
+    }
+    return value;
+  }
+  if (typeof value !== "string") {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: expected ${what} like ${example}, got ${JSON.stringify(value)}`,
+      where,
+    );
+  }
+  const m = NUM_UNIT.exec(value);
+  const unit = m?.[2] ?? "";
+  const mult = m ? table[caseSensitiveUnit ? unit : unit.toLowerCase()] : undefined;
+  if (!m || mult === undefined) {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: expected ${what} like ${example}, got ${JSON.stringify(value)}`,
+      where,
+    );
+  }
+  return Number(m[1]) * mult;
+}
+
+/**
+ * Parses a size: a byte count or a string with a unit ("4KiB", "16GiB",
+ * "1TiB", "2M"). Returns whole bytes; fractions of a byte, negative values
+ * and sizes beyond 2^52 are rejected with EINVAL naming `where`.
+ *
+ * @example
+ * ```ts
+ * import { parseSize } from "./units.ts";
+ * console.assert(parseSize("16GiB") === 16 * 2 ** 30);
+ * ```
+ */
+export function parseSize(value: unknown, where = "size"): number {
+  const n = parseWith(value, SIZE_UNITS, "a size", '"1MiB"', where);
+  if (!Number.isInteger(n) || n > MAX_ADDRESS) {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: expected a whole number of bytes at most 2^52, got ${JSON.stringify(value)}`,
+      where,
+    );
+  }
+  return n;
+}
+
+/** Parses a time in ns: a number, or "2us", "1.5ms", "10s". */
+export function parseTime(value: unknown, where = "time"): number {
+  return parseWith(value, TIME_UNITS, "a time", '"2us"', where);
+}
+
+/** Parses a bandwidth into bytes per second: "8GB/s", "10Gbps", or a number (B/s). */
+export function parseBandwidth(value: unknown, where = "bandwidth"): number {
+  const n = parseWith(
+    value,
+    BW_UNITS,
+    "a bandwidth",
+    '"8GB/s" or "10Gbps"',
+    where,
+  );
+  if (n <= 0) {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: a bandwidth must be positive, got ${JSON.stringify(value)}`,
+      where,
+    );
+  }
+  return n;
+}
+
+/** Formats a byte count with a binary unit ("16 GiB"). */
+export function formatSize(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = bytes;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(2)} ${units[i]}`;
+}
+
+/** Formats a time in ns with a readable unit ("1.60 us"). */
+export function formatTime(ns: number): string {
+  if (ns < 1e3) return `${ns.toFixed(0)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(2)} us`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(2)} ms`;
+  return `${(ns / 1e9).toFixed(3)} s`;
+}
+
+/**
+ * Checks that `value` is a whole, non-negative number below 2^52 that is a
+ * multiple of `align`; throws EINVAL naming `what` otherwise.
+ */
+export function checkAddress(value: number, what: string, align = 1): void {
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 0 ||
+    value > MAX_ADDRESS
+  ) {
+    throw new IopfLabError(
+      "EINVAL",
+      `Cannot use ${what} ${String(value)}: not a whole number in [0, 2^52]`,
+    );
+  }
+  if (align > 1 && value % align !== 0) {
+    throw new IopfLabError(
+      "EINVAL",
+      `Cannot use ${what} ${hex(value)}: not aligned to ${hex(align)}`,
+    );
+  }
+}
+
+/** True when `x` is a multiple of `align` (any power of two up to 2^52). */
+export function isAligned(x: number, align: number): boolean {
+  return x % align === 0;
+}
