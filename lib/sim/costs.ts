@@ -6,7 +6,9 @@
  *
  * @module
  */
-import defaultProfile from "../../data/costs/default.json" with { type: "json" };
+import defaultProfile from "../../data/costs/default.json" with {
+  type: "json",
+};
 import { IopfLabError } from "./errors.ts";
 
 /** The name of a cost parameter, e.g. `"vfio.faultLookup"`. */
@@ -52,19 +54,25 @@ export function loadCostProfile(
   where = "costs",
 ): Costs {
   const out = {} as Record<CostName, number>;
-  for (const name of COST_NAMES) out[name] = defaultProfile.parameters[name].value;
+  for (const name of COST_NAMES) {
+    out[name] = defaultProfile.parameters[name].value;
+  }
   for (const [name, value] of Object.entries(overrides)) {
     if (!Object.hasOwn(defaultProfile.parameters, name)) {
       throw new IopfLabError(
         "EINVAL",
-        `${where}.${name}: unknown cost parameter (known: ${COST_NAMES.join(", ")})`,
+        `${where}.${name}: unknown cost parameter (known: ${
+          COST_NAMES.join(", ")
+        })`,
         `${where}.${name}`,
       );
     }
     if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
       throw new IopfLabError(
         "EINVAL",
-        `${where}.${name}: expected a finite number >= 0, got ${JSON.stringify(value)}`,
+        `${where}.${name}: expected a finite number >= 0, got ${
+          JSON.stringify(value)
+        }`,
         `${where}.${name}`,
       );
     }

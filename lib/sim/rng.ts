@@ -29,7 +29,9 @@ export class Rng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
       this.#s[i] = (z ^ (z >>> 16)) >>> 0;
     }
-    if ((this.#s[0]! | this.#s[1]! | this.#s[2]! | this.#s[3]!) === 0) this.#s[0] = 1;
+    if ((this.#s[0]! | this.#s[1]! | this.#s[2]! | this.#s[3]!) === 0) {
+      this.#s[0] = 1;
+    }
   }
 
   /**

@@ -172,7 +172,8 @@ export class Simulator {
       let c = l;
       if (
         r < n &&
-        (times[r]! < times[l]! || (times[r] === times[l] && seqs[r]! < seqs[l]!))
+        (times[r]! < times[l]! ||
+          (times[r] === times[l] && seqs[r]! < seqs[l]!))
       ) c = r;
       const ct = times[c]!;
       if (t < ct || (t === ct && s < seqs[c]!)) break;

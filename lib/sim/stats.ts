@@ -155,7 +155,9 @@ export class Counters {
   /** All counters as a plain record, names sorted. */
   toJSON(): Record<string, number> {
     return Object.fromEntries(
-      [...this.#values.entries()].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0),
+      [...this.#values.entries()].sort(([a], [b]) =>
+        a < b ? -1 : a > b ? 1 : 0
+      ),
     );
   }
 }

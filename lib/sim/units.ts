@@ -89,17 +89,23 @@ function parseWith(
   if (typeof value !== "string") {
     throw new IopfLabError(
       "EINVAL",
-      `${where}: expected ${what} like ${example}, got ${JSON.stringify(value)}`,
+      `${where}: expected ${what} like ${example}, got ${
+        JSON.stringify(value)
+      }`,
       where,
     );
   }
   const m = NUM_UNIT.exec(value);
   const unit = m?.[2] ?? "";
-  const mult = m ? table[caseSensitiveUnit ? unit : unit.toLowerCase()] : undefined;
+  const mult = m
+    ? table[caseSensitiveUnit ? unit : unit.toLowerCase()]
+    : undefined;
   if (!m || mult === undefined) {
     throw new IopfLabError(
       "EINVAL",
-      `${where}: expected ${what} like ${example}, got ${JSON.stringify(value)}`,
+      `${where}: expected ${what} like ${example}, got ${
+        JSON.stringify(value)
+      }`,
       where,
     );
   }
@@ -122,7 +128,9 @@ export function parseSize(value: unknown, where = "size"): number {
   if (!Number.isInteger(n) || n > MAX_ADDRESS) {
     throw new IopfLabError(
       "EINVAL",
-      `${where}: expected a whole number of bytes at most 2^52, got ${JSON.stringify(value)}`,
+      `${where}: expected a whole number of bytes at most 2^52, got ${
+        JSON.stringify(value)
+      }`,
       where,
     );
   }

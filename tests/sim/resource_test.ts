@@ -7,7 +7,9 @@ Deno.test("Resource", async (t) => {
     const sim = new Simulator();
     const lock = new Resource(sim, { name: "container lock" });
     const done: Array<[string, number]> = [];
-    for (const n of ["a", "b", "c"]) lock.request(100, () => done.push([n, sim.now]));
+    for (const n of ["a", "b", "c"]) {
+      lock.request(100, () => done.push([n, sim.now]));
+    }
     sim.run();
     assert.deepEqual(done, [["a", 100], ["b", 200], ["c", 300]]);
     assert.equal(lock.waits, 2);
@@ -26,28 +28,34 @@ Deno.test("Resource", async (t) => {
     assert.equal(workers.utilisation(), 70 / 90);
   });
 
-  await t.step("acquire holds until release; double release is an error", () => {
-    const sim = new Simulator();
-    const r = new Resource(sim, { name: "r" });
-    let second = -1;
-    r.acquire((release) => {
-      sim.after(50, () => {
-        release();
-        assert.throws(() => release(), { code: "EINVAL" });
+  await t.step(
+    "acquire holds until release; double release is an error",
+    () => {
+      const sim = new Simulator();
+      const r = new Resource(sim, { name: "r" });
+      let second = -1;
+      r.acquire((release) => {
+        sim.after(50, () => {
+          release();
+          assert.throws(() => release(), { code: "EINVAL" });
+        });
       });
-    });
-    r.acquire((release) => {
-      second = sim.now;
-      release();
-    });
-    sim.run();
-    assert.equal(second, 50);
-    assert.equal(r.busy, 0);
-  });
+      r.acquire((release) => {
+        second = sim.now;
+        release();
+      });
+      sim.run();
+      assert.equal(second, 50);
+      assert.equal(r.busy, 0);
+    },
+  );
 
   await t.step("a bad server count is EINVAL", () => {
-    assert.throws(() => new Resource(new Simulator(), { name: "x", servers: 0 }), {
-      code: "EINVAL",
-    });
+    assert.throws(
+      () => new Resource(new Simulator(), { name: "x", servers: 0 }),
+      {
+        code: "EINVAL",
+      },
+    );
   });
 });
