@@ -1,0 +1,497 @@
+/**
+ * Physical memory of a host: page frames in 4 KiB units, handed out as 4 KiB
+ * pages, 2 MiB and 1 GiB huge pages (naturally aligned), like the buddy
+ * allocator restricted to the three orders the model needs (0, 9, 18).
+ *
+ * @module
+ */
+import type { Costs } from "../sim/costs.ts";
+import { hex, IopfLabError } from "../sim/errors.ts";
+import { checkAddress, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
+
+/** Options of {@linkcode HostMemory}. */
+export interface HostMemoryOptions {
+  /** RAM size in bytes; a positive multiple of 2 MiB; `base + size` at most 2^44. */
+  size: number;
+  /** The cost profile (the `mm.*` parameters are read by the address spaces on this host). */
+  costs: Costs;
+  /**
+   * Physical address of the first byte of RAM, a multiple of 1 GiB
+   * (default 0). Arm servers usually start DRAM higher, e.g. 0x80000000.
+   */
+  base?: number;
+  /**
+   * Direct reclaim (default false): when an allocation for a fault or pin
+   * fails, the faulting address space asks {@linkcode HostMemory.reclaim} for
+   * the missing pages (swapping out unpinned pages of every address space on
+   * the host) and retries once before failing with ENOMEM.
+   */
+  directReclaim?: boolean;
+}
+
+/** What a reclaim pass achieved: 4 KiB pages freed and the time it took. */
+export interface ReclaimResult {
+  /** 4 KiB pages reclaimed (may exceed the request when a huge folio goes whole). */
+  reclaimed: number;
+  /** Simulated time of the pass in ns, notifier callbacks included. */
+  ns: number;
+}
+
+/**
+ * Something on the host that can give memory back under pressure (the
+ * kernel's shrinker / LRU lists of a process); {@linkcode MmStruct}s register
+ * themselves.
+ */
+export interface Shrinker {
+  /** Reclaims about `npages` 4 KiB pages; see {@linkcode ReclaimResult}. */
+  reclaim(npages: number): ReclaimResult;
+}
+
+/** A registration of a {@linkcode Shrinker}; `unregister()` removes it. */
+export interface ShrinkerHandle {
+  /** Removes the shrinker from the host (idempotent). */
+  unregister(): void;
+}
+
+/** Highest physical address + 1 the model supports: PFNs fit in 32 bits. */
+export const MAX_PHYS = 2 ** 44;
+
+const FRAMES_PER_2M = 512;
+const BLOCKS_PER_1G = 512;
+const WORDS_PER_BLOCK = FRAMES_PER_2M / 32;
+
+// State of a 2 MiB block.
+const B_FREE = 0;
+const B_HUGE = 1; // allocated as one 2 MiB page
+const B_SPLIT = 2; // split into 4 KiB frames (bitmap in use)
+const B_GIGA = 3; // part of an allocated 1 GiB page
+
+/**
+ * The host's RAM. Bookkeeping is compact: per 1 GiB region a count of free
+ * 2 MiB blocks and a flag; per 2 MiB block a state byte and a count of free
+ * 4 KiB frames; a 512-bit bitmap per 2 MiB block only for GiB regions where
+ * a block was ever split into 4 KiB frames. A 512 GiB host costs about 1 MiB
+ * to create.
+ *
+ * Placement policy (anti-fragmentation, like the buddy allocator's
+ * preference for splitting the smallest free block): 4 KiB frames come from
+ * partly used 2 MiB blocks first, new 2 MiB blocks from partly used 1 GiB
+ * regions first, so whole 1 GiB regions stay available for 1 GiB pages.
+ * Freed blocks coalesce back (a 2 MiB block whose 512 frames are free is
+ * free; a region whose 512 blocks are free is a whole free 1 GiB region).
+ *
+ * Out of memory is reported as -1 by {@linkcode tryAllocPage} (and ENOMEM by
+ * {@linkcode allocPage}); the caller may then call {@linkcode reclaim}, which
+ * asks the registered {@linkcode Shrinker}s (address spaces) to swap out
+ * unpinned pages.
+ *
+ * @example
+ * ```ts
+ * import { HostMemory } from "./host_memory.ts";
+ * import { loadCostProfile } from "../sim/costs.ts";
+ * const host = new HostMemory({ size: 512 * 2 ** 30, costs: loadCostProfile() });
+ * const pfn = host.allocPage(2 ** 21);
+ * console.assert(pfn % 512 === 0 && host.usedBytes === 2 ** 21);
+ * host.freePage(pfn, 2 ** 21);
+ * console.assert(host.usedBytes === 0);
+ * ```
+ */
+export class HostMemory {
+  /** RAM size in bytes. */
+  readonly size: number;
+  /** The cost profile of the host. */
+  readonly costs: Costs;
+  /** Physical address of the first byte of RAM. */
+  readonly base: number;
+  /** Whether faults and pins reclaim and retry when an allocation fails. */
+  readonly directReclaim: boolean;
+  /** Number of 4 KiB frames. */
+  readonly totalPages: number;
+  /** PFN of the first frame (`base >> 12`). */
+  readonly basePfn: number;
+
+  readonly #nGiB: number;
+  readonly #nBlocks: number;
+  /** Free 2 MiB blocks per 1 GiB region. */
+  readonly #free2m: Uint16Array;
+  /** 1 when the region is allocated as a 1 GiB page. */
+  readonly #giga: Uint8Array;
+  /** Next-fit cursor per region for finding free blocks. */
+  readonly #cursor: Uint16Array;
+  /** Per 2 MiB block: B_FREE / B_HUGE / B_SPLIT / B_GIGA. */
+  readonly #bstate: Uint8Array;
+  /** Per split 2 MiB block: free 4 KiB frames. */
+  readonly #free4k: Uint16Array;
+  /** Per split block: 1 while on the partial list. */
+  readonly #onPartial: Uint8Array;
+  /** Per region, lazily: used-frame bitmap (16 words per block). */
+  readonly #bitmaps: (Uint32Array | undefined)[];
+  /** Split blocks with free frames other than the current one. */
+  readonly #partial: number[] = [];
+  #curBlock = -1;
+  #curWord = 0;
+  #curRegion = -1;
+  #usedPages = 0;
+  #peakUsedPages = 0;
+  readonly #shrinkers: Shrinker[] = [];
+  #shrinkerCursor = 0;
+
+  /** Creates the host's RAM, all free. */
+  constructor(options: HostMemoryOptions) {
+    const { size, costs, base = 0, directReclaim = false } = options;
+    checkAddress(size, "host memory size", SZ_2M);
+    checkAddress(base, "host memory base", SZ_1G);
+    if (size === 0 || base + size > MAX_PHYS) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create host memory of ${hex(size)} bytes at ${hex(base)}: ` +
+          "the size must be positive and RAM must end below 2^44 (16 TiB)",
+      );
+    }
+    this.size = size;
+    this.costs = costs;
+    this.base = base;
+    this.directReclaim = directReclaim;
+    this.totalPages = size / SZ_4K;
+    this.basePfn = base / SZ_4K;
+    this.#nBlocks = size / SZ_2M;
+    this.#nGiB = Math.ceil(this.#nBlocks / BLOCKS_PER_1G);
+    this.#free2m = new Uint16Array(this.#nGiB);
+    for (let g = 0; g < this.#nGiB; g++) this.#free2m[g] = this.#regionCap(g);
+    this.#giga = new Uint8Array(this.#nGiB);
+    this.#cursor = new Uint16Array(this.#nGiB);
+    this.#bstate = new Uint8Array(this.#nBlocks);
+    this.#free4k = new Uint16Array(this.#nBlocks);
+    this.#onPartial = new Uint8Array(this.#nBlocks);
+    this.#bitmaps = new Array<Uint32Array | undefined>(this.#nGiB).fill(
+      undefined,
+    );
+  }
+
+  /** Bytes allocated. */
+  get usedBytes(): number {
+    return this.#usedPages * SZ_4K;
+  }
+
+  /** Bytes free (some may be unusable for huge pages because of fragmentation). */
+  get freeBytes(): number {
+    return this.size - this.#usedPages * SZ_4K;
+  }
+
+  /** Highest {@linkcode usedBytes} seen. */
+  get peakUsedBytes(): number {
+    return this.#peakUsedPages * SZ_4K;
+  }
+
+  /** Free 2 MiB blocks (each could be a 2 MiB page now). */
+  get free2mPages(): number {
+    let n = 0;
+    for (let g = 0; g < this.#nGiB; g++) n += this.#free2m[g]!;
+    return n;
+  }
+
+  /** Whole free 1 GiB regions (each could be a 1 GiB page now). */
+  get free1gPages(): number {
+    let n = 0;
+    for (let g = 0; g < this.#nGiB; g++) {
+      if (this.#free2m[g] === BLOCKS_PER_1G) n++;
+    }
+    return n;
+  }
+
+  /**
+   * Allocates one page of `pageSize` bytes (4 KiB, 2 MiB or 1 GiB; EINVAL
+   * otherwise), naturally aligned; returns its first PFN, or -1 when no free
+   * block of that size exists.
+   */
+  tryAllocPage(pageSize: number): number {
+    let frame: number;
+    if (pageSize === SZ_4K) frame = this.#alloc4k();
+    else if (pageSize === SZ_2M) frame = this.#alloc2m();
+    else if (pageSize === SZ_1G) frame = this.#alloc1g();
+    else throw badPageSize("allocate", pageSize);
+    if (frame < 0) return -1;
+    this.#usedPages += pageSize / SZ_4K;
+    if (this.#usedPages > this.#peakUsedPages) {
+      this.#peakUsedPages = this.#usedPages;
+    }
+    return this.basePfn + frame;
+  }
+
+  /** Like {@linkcode tryAllocPage} but throws ENOMEM when memory is exhausted. */
+  allocPage(pageSize: number): number {
+    const pfn = this.tryAllocPage(pageSize);
+    if (pfn < 0) {
+      throw new IopfLabError(
+        "ENOMEM",
+        `Cannot allocate a ${
+          hex(pageSize)
+        }-byte page: no free block (${this.freeBytes} bytes free)`,
+      );
+    }
+    return pfn;
+  }
+
+  /**
+   * Frees a page allocated with the same `pageSize` (a 4 KiB frame of a split
+   * huge page may be freed alone). EINVAL if it is not allocated as such.
+   */
+  freePage(pfn: number, pageSize: number): void {
+    const frame = this.#frameOf(pfn, pageSize, "free");
+    if (pageSize === SZ_4K) {
+      const b = frame >>> 9;
+      const bits = this.#bitmaps[b >>> 9];
+      const w = (b % BLOCKS_PER_1G) * WORDS_PER_BLOCK + ((frame & 511) >>> 5);
+      const mask = 1 << (frame & 31);
+      if (this.#bstate[b] !== B_SPLIT || !bits || (bits[w]! & mask) === 0) {
+        throw notAllocated(pfn, pageSize);
+      }
+      bits[w] = bits[w]! & ~mask;
+      const free = this.#free4k[b]! + 1;
+      this.#free4k[b] = free;
+      if (free === FRAMES_PER_2M) {
+        // Coalesce: the whole block is free again.
+        this.#bstate[b] = B_FREE;
+        if (this.#curBlock === b) this.#curBlock = -1;
+        this.#freeBlock(b);
+      } else if (
+        free === 1 && b !== this.#curBlock && this.#onPartial[b] === 0
+      ) {
+        this.#onPartial[b] = 1;
+        this.#partial.push(b);
+      }
+    } else if (pageSize === SZ_2M) {
+      const b = frame >>> 9;
+      if (this.#bstate[b] !== B_HUGE) throw notAllocated(pfn, pageSize);
+      this.#bstate[b] = B_FREE;
+      this.#freeBlock(b);
+    } else {
+      const g = frame >>> 18;
+      if (this.#giga[g] !== 1) throw notAllocated(pfn, pageSize);
+      this.#giga[g] = 0;
+      this.#bstate.fill(B_FREE, g * BLOCKS_PER_1G, (g + 1) * BLOCKS_PER_1G);
+      this.#free2m[g] = BLOCKS_PER_1G;
+    }
+    this.#usedPages -= pageSize / SZ_4K;
+  }
+
+  /**
+   * Splits an allocated 2 MiB page into 512 allocated 4 KiB frames (as
+   * split_huge_page does), so that parts of it can be freed alone. EINVAL if
+   * `pfn` is not an allocated 2 MiB page.
+   */
+  splitHugePage(pfn: number): void {
+    const frame = this.#frameOf(pfn, SZ_2M, "split");
+    const b = frame >>> 9;
+    if (this.#bstate[b] !== B_HUGE) throw notAllocated(pfn, SZ_2M);
+    const bits = this.#bitmap(b >>> 9);
+    const w0 = (b % BLOCKS_PER_1G) * WORDS_PER_BLOCK;
+    bits.fill(0xffffffff, w0, w0 + WORDS_PER_BLOCK);
+    this.#bstate[b] = B_SPLIT;
+    this.#free4k[b] = 0;
+  }
+
+  /** True when the 4 KiB frame `pfn` is allocated (alone or as part of a huge page). */
+  isAllocated(pfn: number): boolean {
+    const frame = pfn - this.basePfn;
+    if (!Number.isInteger(frame) || frame < 0 || frame >= this.totalPages) {
+      return false;
+    }
+    const b = frame >>> 9;
+    const s = this.#bstate[b]!;
+    if (s === B_HUGE || s === B_GIGA) return true;
+    if (s !== B_SPLIT) return false;
+    const bits = this.#bitmaps[b >>> 9]!;
+    const w = (b % BLOCKS_PER_1G) * WORDS_PER_BLOCK + ((frame & 511) >>> 5);
+    return (bits[w]! & (1 << (frame & 31))) !== 0;
+  }
+
+  /**
+   * Registers an address space (or anything else) that can give pages back
+   * when {@linkcode reclaim} is called.
+   */
+  registerShrinker(shrinker: Shrinker): ShrinkerHandle {
+    this.#shrinkers.push(shrinker);
+    return {
+      unregister: () => {
+        const i = this.#shrinkers.indexOf(shrinker);
+        if (i >= 0) this.#shrinkers.splice(i, 1);
+      },
+    };
+  }
+
+  /**
+   * Host-wide reclaim (kswapd / direct reclaim): asks the registered
+   * shrinkers in turn, starting after the one asked first last time, until
+   * `npages` 4 KiB pages are freed or every shrinker has been asked.
+   */
+  reclaim(npages: number): ReclaimResult {
+    let reclaimed = 0;
+    let ns = 0;
+    const list = this.#shrinkers.slice();
+    const n = list.length;
+    if (n === 0 || npages <= 0) return { reclaimed, ns };
+    const start = this.#shrinkerCursor % n;
+    this.#shrinkerCursor = (start + 1) % n;
+    for (let i = 0; i < n && reclaimed < npages; i++) {
+      const r = list[(start + i) % n]!.reclaim(npages - reclaimed);
+      reclaimed += r.reclaimed;
+      ns += r.ns;
+    }
+    return { reclaimed, ns };
+  }
+
+  // --- internals -----------------------------------------------------------
+
+  #regionCap(g: number): number {
+    return Math.min(BLOCKS_PER_1G, this.#nBlocks - g * BLOCKS_PER_1G);
+  }
+
+  #frameOf(pfn: number, pageSize: number, what: string): number {
+    if (pageSize !== SZ_4K && pageSize !== SZ_2M && pageSize !== SZ_1G) {
+      throw badPageSize(what, pageSize);
+    }
+    const frame = pfn - this.basePfn;
+    const n = pageSize / SZ_4K;
+    if (
+      !Number.isInteger(frame) || frame < 0 || frame + n > this.totalPages ||
+      frame % n !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot ${what} the ${hex(pageSize)}-byte page at PFN ${
+          hex(pfn)
+        }: not an aligned frame of this host`,
+      );
+    }
+    return frame;
+  }
+
+  #bitmap(g: number): Uint32Array {
+    let bits = this.#bitmaps[g];
+    if (!bits) {
+      bits = new Uint32Array(BLOCKS_PER_1G * WORDS_PER_BLOCK);
+      this.#bitmaps[g] = bits;
+    }
+    return bits;
+  }
+
+  /** A free 2 MiB block marked used (state left to the caller), or -1. */
+  #takeBlock(): number {
+    let g = this.#curRegion;
+    if (g < 0 || this.#free2m[g] === 0 || this.#giga[g] === 1) {
+      g = -1;
+      // Prefer a partly used region; fall back to a whole free one.
+      for (let i = 0; i < this.#nGiB; i++) {
+        const f = this.#free2m[i]!;
+        if (f > 0 && f < this.#regionCap(i)) {
+          g = i;
+          break;
+        }
+      }
+      if (g < 0) {
+        for (let i = 0; i < this.#nGiB; i++) {
+          if (this.#free2m[i]! > 0) {
+            g = i;
+            break;
+          }
+        }
+      }
+      if (g < 0) return -1;
+      this.#curRegion = g;
+    }
+    const cap = this.#regionCap(g);
+    const first = g * BLOCKS_PER_1G;
+    let c = this.#cursor[g]!;
+    for (let i = 0; i < cap; i++, c = c + 1 === cap ? 0 : c + 1) {
+      if (this.#bstate[first + c] === B_FREE) {
+        this.#cursor[g] = c + 1 === cap ? 0 : c + 1;
+        this.#free2m[g] = this.#free2m[g]! - 1;
+        return first + c;
+      }
+    }
+    throw new Error("HostMemory: free 2 MiB count out of sync"); // unreachable
+  }
+
+  #freeBlock(b: number): void {
+    const g = b >>> 9;
+    this.#free2m[g] = this.#free2m[g]! + 1;
+  }
+
+  #alloc2m(): number {
+    const b = this.#takeBlock();
+    if (b < 0) return -1;
+    this.#bstate[b] = B_HUGE;
+    return b * FRAMES_PER_2M;
+  }
+
+  #alloc1g(): number {
+    let g = -1;
+    for (let i = 0; i < this.#nGiB; i++) {
+      if (this.#free2m[i] === BLOCKS_PER_1G) {
+        g = i;
+        break;
+      }
+    }
+    if (g < 0) return -1;
+    this.#giga[g] = 1;
+    this.#free2m[g] = 0;
+    this.#bstate.fill(B_GIGA, g * BLOCKS_PER_1G, (g + 1) * BLOCKS_PER_1G);
+    return g * BLOCKS_PER_1G * FRAMES_PER_2M;
+  }
+
+  #alloc4k(): number {
+    let b = this.#curBlock;
+    if (b < 0 || this.#free4k[b] === 0) {
+      b = -1;
+      while (this.#partial.length > 0) {
+        const p = this.#partial.pop()!;
+        this.#onPartial[p] = 0;
+        if (this.#bstate[p] === B_SPLIT && this.#free4k[p]! > 0) {
+          b = p;
+          break;
+        }
+      }
+      if (b < 0) {
+        b = this.#takeBlock();
+        if (b < 0) return -1;
+        this.#bstate[b] = B_SPLIT;
+        this.#free4k[b] = FRAMES_PER_2M;
+        const w0 = (b % BLOCKS_PER_1G) * WORDS_PER_BLOCK;
+        this.#bitmap(b >>> 9).fill(0, w0, w0 + WORDS_PER_BLOCK);
+      }
+      this.#curBlock = b;
+      this.#curWord = 0;
+    }
+    const bits = this.#bitmaps[b >>> 9]!;
+    const w0 = (b % BLOCKS_PER_1G) * WORDS_PER_BLOCK;
+    let w = this.#curWord;
+    for (let i = 0; i < WORDS_PER_BLOCK; i++, w = (w + 1) % WORDS_PER_BLOCK) {
+      const word = bits[w0 + w]!;
+      if (word !== 0xffffffff) {
+        const bit = 31 - Math.clz32(~word & (word + 1));
+        bits[w0 + w] = word | (1 << bit);
+        this.#curWord = w;
+        this.#free4k[b] = this.#free4k[b]! - 1;
+        return b * FRAMES_PER_2M + w * 32 + bit;
+      }
+    }
+    throw new Error("HostMemory: free 4 KiB count out of sync"); // unreachable
+  }
+}
+
+function badPageSize(what: string, pageSize: number): IopfLabError {
+  return new IopfLabError(
+    "EINVAL",
+    `Cannot ${what} a page of ${pageSize} bytes: the host hands out 4 KiB, 2 MiB and 1 GiB pages`,
+  );
+}
+
+function notAllocated(pfn: number, pageSize: number): IopfLabError {
+  return new IopfLabError(
+    "EINVAL",
+    `Cannot free the ${hex(pageSize)}-byte page at PFN ${
+      hex(pfn)
+    }: not allocated as such a page`,
+  );
+}
