@@ -1,0 +1,1037 @@
+/**
+ * The Arm LPAE io-pgtable (drivers/iommu/io-pgtable-arm.c): a 4-level,
+ * 4 KiB granule, 48-bit page table for stage 1 (AP bits, nG) or stage 2
+ * (S2AP), with 2 MiB and 1 GiB blocks.
+ *
+ * Descriptors are real 64-bit Arm descriptors kept as pairs of 32-bit words in
+ * pooled typed arrays, 512 per table page. Each table has a page "address"
+ * (from an `allocTable` callback or a private bump allocator) which the table
+ * descriptors above it hold and which {@linkcode WalkResult.descAddrs}
+ * reports. To follow a table descriptor without a hash lookup, every table at
+ * levels 0-2 also keeps the pool slot of each child next to its descriptors
+ * (the model's `__va()` of the address in the descriptor).
+ *
+ * @module
+ */
+import { hex, IopfLabError } from "../sim/errors.ts";
+import { PROT_READ, PROT_WRITE, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
+import type { Prot } from "../sim/units.ts";
+import {
+  MAX_IOVA,
+  MAX_PADDR,
+  protToPte,
+  PTE_TYPE_PAGE,
+  PTE_TYPE_TABLE,
+  PTE_VALID,
+  pteToProt,
+} from "./_desc.ts";
+
+export {
+  IAS_BITS,
+  levelSize,
+  MAIR_ATTR_IDX_CACHE,
+  MAX_IOVA,
+  MAX_PADDR,
+  protToPte,
+  PTE_AF,
+  PTE_AP_RDONLY,
+  PTE_AP_UNPRIV,
+  PTE_ATTRINDX_SHIFT,
+  PTE_MEMATTR_OIWB,
+  PTE_NG,
+  PTE_S2AP_READ,
+  PTE_S2AP_WRITE,
+  PTE_SH_IS,
+  PTE_TYPE_PAGE,
+  PTE_TYPE_TABLE,
+  PTE_VALID,
+  pteAddress,
+  pteIsLeaf,
+  pteIsTable,
+  pteToProt,
+} from "./_desc.ts";
+
+/** The translation stage a table is for: 1 (IOVA -> IPA/PA) or 2 (IPA -> PA). */
+export type PgtableStage = 1 | 2;
+
+/** The page sizes a 4 KiB granule table can map: 4 KiB, 2 MiB, 1 GiB. */
+export const PGSIZE_BITMAP_4K = SZ_4K | SZ_2M | SZ_1G;
+
+/** Options of {@linkcode IoPgtable}. */
+export interface IoPgtableOptions {
+  /** Translation stage: 1 (AP permissions, nG set) or 2 (S2AP). */
+  stage: PgtableStage;
+  /**
+   * Page sizes `map` may use, a subset of 4K|2M|1G that includes 4K
+   * (like io_pgtable_cfg.pgsize_bitmap). Default: 4K|2M|1G.
+   */
+  pgsizeBitmap?: number;
+  /**
+   * Returns the address of a fresh 4 KiB table page (4 KiB aligned, below
+   * 2^48, not in use by this table). May throw (for example ENOMEM); the
+   * operation that needed the page then fails with the table unchanged.
+   * Default: a private bump allocator from 0x800000000000 up, shared by all
+   * tables of the process so that table addresses are unique.
+   */
+  allocTable?: () => number;
+  /**
+   * Called with the address of a table page the table no longer uses (it
+   * became empty). Default: hand it back to the private allocator if it
+   * came from there, otherwise drop it.
+   */
+  freeTable?: (addr: number) => void;
+}
+
+/**
+ * The result of a table walk, filled in place by {@linkcode IoPgtable.walk}
+ * so that a caller can reuse one object for every walk.
+ */
+export interface WalkResult {
+  /** True when the walk found a valid page or block. */
+  ok: boolean;
+  /** The output address of the IOVA, or -1 when `ok` is false. */
+  pa: number;
+  /** Effective permissions ({@linkcode PROT_READ} | {@linkcode PROT_WRITE}); 0 on a fault. */
+  prot: Prot;
+  /** Size of the page or block found (4 KiB, 2 MiB, 1 GiB); 0 on a fault. */
+  pageSize: number;
+  /** Level (0-3) where the walk stopped: the leaf or the invalid entry. */
+  level: number;
+  /** Descriptors read: 4 for a page, 3 for a 2 MiB block, 2 for 1 GiB. */
+  reads: number;
+  /**
+   * Byte address of the i-th descriptor read (table address + index * 8),
+   * for i < `reads`; -1 beyond.
+   */
+  readonly descAddrs: Float64Array;
+}
+
+/** Returns a fresh {@linkcode WalkResult} to pass to {@linkcode IoPgtable.walk}. */
+export function newWalkResult(): WalkResult {
+  return {
+    ok: false,
+    pa: -1,
+    prot: 0,
+    pageSize: 0,
+    level: 0,
+    reads: 0,
+    descAddrs: new Float64Array(4).fill(-1),
+  };
+}
+
+/** One mapped extent reported by {@linkcode IoPgtable.forEachMapping}. */
+export interface Mapping {
+  /** First IOVA of the extent. */
+  readonly iova: number;
+  /** Output address of `iova`. */
+  readonly pa: number;
+  /** Bytes in the extent. */
+  readonly size: number;
+  /** Effective permissions. */
+  readonly prot: Prot;
+}
+
+/** Options of {@linkcode IoPgtable.forEachMapping}. */
+export interface ForEachMappingOptions {
+  /**
+   * Report each page and block descriptor on its own instead of merging
+   * neighbours that continue each other (same permissions, contiguous
+   * output). Default false.
+   */
+  leaves?: boolean;
+}
+
+/**
+ * Cumulative counters of the work a table did, for pricing an operation (take
+ * the difference before and after it).
+ */
+export interface PgtableStats {
+  /** Page and block descriptors written (including those a split writes). */
+  readonly leavesWritten: number;
+  /** Page and block descriptors cleared by unmap. */
+  readonly leavesCleared: number;
+  /** Table pages allocated, the root included. */
+  readonly tablesAllocated: number;
+  /** Table pages freed because they became empty. */
+  readonly tablesFreed: number;
+  /** Blocks replaced by a next-level table on a partial unmap. */
+  readonly blocksSplit: number;
+}
+
+// ---------------------------------------------------------------------------
+// Private table pool
+
+/** log2 of the tables per pool chunk. */
+const CHUNK_SHIFT = 6;
+const CHUNK_TABLES = 1 << CHUNK_SHIFT;
+const CHUNK_MASK = CHUNK_TABLES - 1;
+/** 32-bit words per table: 512 descriptors of two words. */
+const TABLE_WORDS = 1024;
+const ENTRIES = 512;
+const TWO32 = 2 ** 32;
+const SPAN = [2 ** 39, 2 ** 30, 2 ** 21, 2 ** 12] as const;
+const LEAF_OA_MASK = [0, 0xc0000000 | 0, 0xffe00000 | 0, 0xfffff000 | 0];
+
+/**
+ * Table pages of one kind (directory tables of levels 0-2, or leaf tables of
+ * level 3) in chunks of {@linkcode CHUNK_TABLES}; chunk 0 starts small and
+ * grows so that small tables stay small.
+ */
+class TablePool {
+  /** Descriptor words: table `s`, entry `i` at `desc[s >> 6][(s & 63) * 1024 + 2i]` (lo, hi). */
+  readonly desc: Uint32Array[] = [];
+  /** For directory pools: pool slot of each child table, `(s & 63) * 512 + i`. */
+  readonly child: Int32Array[] | null;
+  /** Table page address of each slot. */
+  addr = new Float64Array(4);
+  /** Valid descriptors in each slot. */
+  used = new Uint16Array(4);
+  #free: number[] = [];
+  #next = 0;
+
+  constructor(withChild: boolean) {
+    this.child = withChild ? [] : null;
+  }
+
+  alloc(address: number): number {
+    const slot = this.#free.pop() ?? this.#next++;
+    if (slot >= this.addr.length) {
+      const a = new Float64Array(this.addr.length * 2);
+      a.set(this.addr);
+      this.addr = a;
+      const u = new Uint16Array(this.used.length * 2);
+      u.set(this.used);
+      this.used = u;
+    }
+    const ci = slot >>> CHUNK_SHIFT;
+    const inChunk = (slot & CHUNK_MASK) + 1;
+    let chunk = this.desc[ci];
+    if (chunk === undefined || chunk.length < inChunk * TABLE_WORDS) {
+      // Chunk 0 doubles up to a full chunk; later chunks are full at once.
+      const had = (chunk?.length ?? 0) / TABLE_WORDS;
+      const tables = ci === 0
+        ? Math.min(CHUNK_TABLES, Math.max(inChunk, had * 2))
+        : CHUNK_TABLES;
+      const d = new Uint32Array(tables * TABLE_WORDS);
+      if (chunk) d.set(chunk);
+      this.desc[ci] = chunk = d;
+      if (this.child) {
+        const c = new Int32Array(tables * ENTRIES);
+        const old = this.child[ci];
+        if (old) c.set(old);
+        this.child[ci] = c;
+      }
+    }
+    const base = (slot & CHUNK_MASK) * TABLE_WORDS;
+    chunk.fill(0, base, base + TABLE_WORDS);
+    this.addr[slot] = address;
+    this.used[slot] = 0;
+    return slot;
+  }
+
+  release(slot: number): void {
+    this.#free.push(slot);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The default table page allocator (shared so that addresses are unique)
+
+const DEFAULT_TABLE_BASE = 2 ** 47;
+let defaultNext = DEFAULT_TABLE_BASE;
+const defaultFreed: number[] = [];
+
+function defaultAllocTable(): number {
+  const a = defaultFreed.pop();
+  if (a !== undefined) return a;
+  if (defaultNext >= MAX_PADDR) {
+    throw new IopfLabError(
+      "ENOMEM",
+      "Cannot allocate a page table: the default table address range is exhausted",
+    );
+  }
+  const r = defaultNext;
+  defaultNext += SZ_4K;
+  return r;
+}
+
+function defaultFreeTable(addr: number): void {
+  defaultFreed.push(addr);
+}
+
+// ---------------------------------------------------------------------------
+
+/**
+ * An Arm LPAE I/O page table: 4 KiB granule, levels 0-3, 48-bit IOVAs and
+ * output addresses, stage 1 or stage 2.
+ *
+ * `map` picks the largest allowed page size for each chunk (like
+ * iommu_pgsize()) and is all-or-nothing; `unmap` splits blocks it only
+ * partly covers (like arm_lpae_split_blk_unmap()) and frees table pages that
+ * become empty; `walk` reports what an SMMU table walker would read.
+ *
+ * @example
+ * ```ts
+ * import { IoPgtable, newWalkResult } from "./io_pgtable.ts";
+ * import { PROT_READ, PROT_WRITE, SZ_2M } from "../sim/units.ts";
+ *
+ * const pt = new IoPgtable({ stage: 2 });
+ * pt.map(0x4000_0000, 0x8000_0000, SZ_2M, PROT_READ | PROT_WRITE);
+ * const w = pt.walk(0x4000_1234, newWalkResult());
+ * console.assert(w.ok && w.pa === 0x8000_1234 && w.pageSize === SZ_2M);
+ * console.assert(w.reads === 3 && w.level === 2);
+ * console.assert(pt.unmap(0x4000_0000, 0x1000) === 0x1000); // splits the block
+ * console.assert(pt.iovaToPhys(0x4000_0000) === -1);
+ * ```
+ */
+export class IoPgtable {
+  readonly #stage: PgtableStage;
+  readonly #bitmap: number;
+  readonly #alloc: () => number;
+  readonly #free: ((addr: number) => void) | undefined;
+  /** Tables of levels 0-2; slot 0 is the root (level 0). */
+  readonly #dir = new TablePool(true);
+  /** Tables of level 3. */
+  readonly #leaf = new TablePool(false);
+  /** Table page address -> slot * 2 + (1 for a leaf table). */
+  readonly #byAddr = new Map<number, number>();
+  /** Table pages reserved ahead of an unmap that must split blocks. */
+  readonly #spare: number[] = [];
+  readonly #rootAddr: number;
+  #mappedBytes = 0;
+  #tablePages = 0;
+  readonly #stats = {
+    leavesWritten: 0,
+    leavesCleared: 0,
+    tablesAllocated: 0,
+    tablesFreed: 0,
+    blocksSplit: 0,
+  };
+  readonly #scratch = newWalkResult();
+
+  /**
+   * Creates an empty table (just the root page).
+   *
+   * @param options the stage, page sizes and table page allocator
+   * @throws {IopfLabError} EINVAL for a bad stage or page size bitmap
+   */
+  constructor(options: IoPgtableOptions) {
+    const { stage, pgsizeBitmap = PGSIZE_BITMAP_4K } = options;
+    if (stage !== 1 && stage !== 2) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create an io-pgtable: stage must be 1 or 2, got ${
+          String(stage)
+        }`,
+      );
+    }
+    if (
+      !Number.isInteger(pgsizeBitmap) || (pgsizeBitmap & SZ_4K) === 0 ||
+      (pgsizeBitmap & ~PGSIZE_BITMAP_4K) !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create an io-pgtable: pgsizeBitmap ${
+          hex(pgsizeBitmap)
+        } must include 4K and use only 4K|2M|1G`,
+      );
+    }
+    this.#stage = stage;
+    this.#bitmap = pgsizeBitmap;
+    if (options.allocTable) {
+      this.#alloc = options.allocTable;
+      this.#free = options.freeTable;
+    } else {
+      this.#alloc = defaultAllocTable;
+      this.#free = options.freeTable ?? defaultFreeTable;
+    }
+    const root = this.#takeTableAddr();
+    this.#rootAddr = root;
+    this.#installSlot(root, 0);
+  }
+
+  /** The translation stage (1 or 2). */
+  get stage(): PgtableStage {
+    return this.#stage;
+  }
+
+  /** The page sizes `map` may use. */
+  get pgsizeBitmap(): number {
+    return this.#bitmap;
+  }
+
+  /** Address of the level-0 table (what TTB0 or S2TTB points at). */
+  get root(): number {
+    return this.#rootAddr;
+  }
+
+  /** Bytes currently mapped. */
+  get mappedBytes(): number {
+    return this.#mappedBytes;
+  }
+
+  /** Table pages in use, the root included. */
+  get tablePages(): number {
+    return this.#tablePages;
+  }
+
+  /** Cumulative work counters (live; read the fields before and after). */
+  get stats(): PgtableStats {
+    return this.#stats;
+  }
+
+  // -------------------------------------------------------------------------
+  // Translation
+
+  /**
+   * Walks the table for `iova` as the hardware walker would and fills `out`
+   * (no allocation). An IOVA outside [0, 2^48) faults with no reads.
+   *
+   * @param iova the input address (a whole number)
+   * @param out the result to fill, from {@linkcode newWalkResult}
+   * @returns `out`
+   */
+  walk(iova: number, out: WalkResult): WalkResult {
+    const addrs = out.descAddrs;
+    out.ok = false;
+    out.pa = -1;
+    out.prot = 0;
+    out.pageSize = 0;
+    out.level = 0;
+    out.reads = 0;
+    addrs[0] = -1;
+    addrs[1] = -1;
+    addrs[2] = -1;
+    addrs[3] = -1;
+    if (!(iova >= 0 && iova < MAX_IOVA)) return out;
+    const dir = this.#dir;
+    let slot = 0;
+    for (let level = 0; level < 3; level++) {
+      const i = (iova / SPAN[level]!) & 511;
+      const c = dir.desc[slot >>> CHUNK_SHIFT]!;
+      const o = ((slot & CHUNK_MASK) << 10) | (i << 1);
+      addrs[level] = dir.addr[slot]! + i * 8;
+      out.reads = level + 1;
+      out.level = level;
+      const lo = c[o]!;
+      if ((lo & PTE_VALID) === 0) return out;
+      if ((lo & PTE_TYPE_TABLE) === 0) {
+        if (level === 0) return out; // no level-0 blocks with a 4K granule
+        return this.#leafResult(out, lo, c[o + 1]!, level, iova);
+      }
+      slot = dir.child![slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+    }
+    const leaf = this.#leaf;
+    const i = (iova >>> 12) & 511;
+    const c = leaf.desc[slot >>> CHUNK_SHIFT]!;
+    const o = ((slot & CHUNK_MASK) << 10) | (i << 1);
+    addrs[3] = leaf.addr[slot]! + i * 8;
+    out.reads = 4;
+    out.level = 3;
+    const lo = c[o]!;
+    if ((lo & 3) !== 3) return out;
+    return this.#leafResult(out, lo, c[o + 1]!, 3, iova);
+  }
+
+  #leafResult(
+    out: WalkResult,
+    lo: number,
+    hi: number,
+    level: number,
+    iova: number,
+  ): WalkResult {
+    const size = SPAN[level]!;
+    out.ok = true;
+    out.pageSize = size;
+    out.prot = pteToProt(this.#stage, lo);
+    out.pa = (hi & 0xffff) * TWO32 + ((lo & LEAF_OA_MASK[level]!) >>> 0) +
+      (iova & (size - 1));
+    return out;
+  }
+
+  /** The output address of `iova`, or -1 when it is not mapped (iommu_iova_to_phys). */
+  iovaToPhys(iova: number): number {
+    return this.walk(iova, this.#scratch).pa;
+  }
+
+  /**
+   * The whole descriptor (as a number) at byte address `descAddr` in one of
+   * this table's pages, as a table walker reading memory would see it; -1
+   * when the address is not 8-byte aligned inside one of its pages.
+   */
+  readDescriptor(descAddr: number): number {
+    const off = descAddr % SZ_4K;
+    const enc = this.#byAddr.get(descAddr - off);
+    if (enc === undefined || off % 8 !== 0) return -1;
+    const slot = enc >>> 1;
+    const pool = (enc & 1) === 1 ? this.#leaf : this.#dir;
+    const o = ((slot & CHUNK_MASK) << 10) | ((off / 8) << 1);
+    const c = pool.desc[slot >>> CHUNK_SHIFT]!;
+    return c[o + 1]! * TWO32 + c[o]!;
+  }
+
+  // -------------------------------------------------------------------------
+  // Map
+
+  /**
+   * Maps [iova, iova + size) to [paddr, paddr + size) with `prot`, each chunk
+   * with the largest page size that the alignment of both addresses, the
+   * remaining size and `pgsizeBitmap` allow (iommu_pgsize()). All or
+   * nothing: on any error the table is unchanged. Bits of `prot` other than
+   * read and write are ignored.
+   *
+   * @throws {IopfLabError} EINVAL for a misaligned, empty or out-of-range
+   *   request or a `prot` with neither read nor write; EEXIST when part of the
+   *   range is already mapped; whatever `allocTable` throws
+   */
+  map(iova: number, paddr: number, size: number, prot: Prot): void {
+    this.#checkRange("map", iova, size);
+    const what = `Cannot map IOVA ${hex(iova)}-${hex(iova + size)}`;
+    if (
+      typeof paddr !== "number" || !Number.isInteger(paddr) || paddr < 0 ||
+      paddr % SZ_4K !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: physical address ${
+          String(paddr)
+        } is not a 4 KiB aligned address`,
+      );
+    }
+    if (paddr + size > MAX_PADDR) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: physical range ${hex(paddr)}-${
+          hex(paddr + size)
+        } is beyond the 48-bit output address space`,
+      );
+    }
+    if (
+      typeof prot !== "number" || (prot & (PROT_READ | PROT_WRITE)) === 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: prot ${String(prot)} grants neither read nor write`,
+      );
+    }
+    const hit = this.#firstMapped(0, 0, 0, iova, iova + size);
+    if (hit >= 0) {
+      throw new IopfLabError(
+        "EEXIST",
+        `${what}: overlaps the mapping at ${hex(hit)}`,
+      );
+    }
+    try {
+      this.#mapRange(iova, paddr, size, protToPte(this.#stage, prot));
+    } catch (e) {
+      // Only allocTable can throw: undo what this call wrote (the range was
+      // empty) and free the tables it installed.
+      this.#unmapRange(0, 0, 0, iova, iova + size);
+      throw e;
+    }
+    this.#mappedBytes += size;
+  }
+
+  #checkRange(op: "map" | "unmap", iova: number, size: number): void {
+    if (
+      typeof iova !== "number" || !Number.isInteger(iova) || iova < 0 ||
+      iova % SZ_4K !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot ${op} IOVA ${String(iova)}: not a 4 KiB aligned address`,
+      );
+    }
+    if (
+      typeof size !== "number" || !Number.isInteger(size) || size <= 0 ||
+      size % SZ_4K !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot ${op} IOVA ${hex(iova)}: size ${
+          String(size)
+        } is not a positive multiple of 4 KiB`,
+      );
+    }
+    if (iova + size > MAX_IOVA) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot ${op} IOVA ${hex(iova)}-${
+          hex(iova + size)
+        }: beyond the 48-bit input address space`,
+      );
+    }
+  }
+
+  /** First mapped IOVA in [start, end) under the table `slot` at `level` whose entry 0 maps `base`; -1 if none. */
+  #firstMapped(
+    slot: number,
+    level: number,
+    base: number,
+    start: number,
+    end: number,
+  ): number {
+    const span = SPAN[level]!;
+    const i0 = Math.floor((start - base) / span);
+    const i1 = Math.floor((end - 1 - base) / span);
+    const pool = level === 3 ? this.#leaf : this.#dir;
+    const c = pool.desc[slot >>> CHUNK_SHIFT]!;
+    const t = (slot & CHUNK_MASK) << 10;
+    if (level === 3) {
+      for (let i = i0; i <= i1; i++) {
+        if ((c[t | (i << 1)]! & PTE_VALID) !== 0) return base + i * span;
+      }
+      return -1;
+    }
+    for (let i = i0; i <= i1; i++) {
+      const lo = c[t | (i << 1)]!;
+      if ((lo & PTE_VALID) === 0) continue;
+      const eb = base + i * span;
+      if ((lo & PTE_TYPE_TABLE) === 0) return Math.max(start, eb);
+      const child = this.#dir.child![slot >>> CHUNK_SHIFT]![
+        ((slot & CHUNK_MASK) << 9) | i
+      ]!;
+      const r = this.#firstMapped(
+        child,
+        level + 1,
+        eb,
+        Math.max(start, eb),
+        Math.min(end, eb + span),
+      );
+      if (r >= 0) return r;
+    }
+    return -1;
+  }
+
+  /** Writes the leaves of a checked, empty range. */
+  #mapRange(iova: number, paddr: number, size: number, attrs: number): void {
+    const bitmap = this.#bitmap;
+    const pageAttrs = attrs | PTE_VALID | PTE_TYPE_PAGE;
+    const blockAttrs = attrs | PTE_VALID;
+    let cur = iova;
+    let pa = paddr;
+    let left = size;
+    while (left > 0) {
+      let level: 1 | 2 | 3 = 3;
+      if (
+        (bitmap & SZ_1G) !== 0 && left >= SZ_1G && cur % SZ_1G === 0 &&
+        pa % SZ_1G === 0
+      ) {
+        level = 1;
+      } else if (
+        (bitmap & SZ_2M) !== 0 && left >= SZ_2M && cur % SZ_2M === 0 &&
+        pa % SZ_2M === 0
+      ) {
+        level = 2;
+      }
+      const span = SPAN[level]!;
+      const slot = this.#tableFor(cur, level);
+      const pool = level === 3 ? this.#leaf : this.#dir;
+      const i = (cur / span) & 511;
+      // Stay inside this table: the next bigger page size can only start at
+      // the next table boundary.
+      const n = Math.min(ENTRIES - i, Math.floor(left / span));
+      const c = pool.desc[slot >>> CHUNK_SHIFT]!;
+      let o = ((slot & CHUNK_MASK) << 10) | (i << 1);
+      const a = level === 3 ? pageAttrs : blockAttrs;
+      let p = pa;
+      for (let k = 0; k < n; k++) {
+        c[o] = (p & 0xfffff000) | a;
+        c[o + 1] = (p / TWO32) & 0xffff;
+        o += 2;
+        p += span;
+      }
+      pool.used[slot]! += n;
+      this.#stats.leavesWritten += n;
+      const bytes = n * span;
+      cur += bytes;
+      pa += bytes;
+      left -= bytes;
+    }
+  }
+
+  /**
+   * Slot of the table at `level` (1-3) that covers `iova`, installing missing
+   * tables on the way. The path must hold no block (map checks first).
+   */
+  #tableFor(iova: number, level: number): number {
+    const dir = this.#dir;
+    let slot = 0;
+    for (let l = 0; l < level; l++) {
+      const i = (iova / SPAN[l]!) & 511;
+      const lo = dir.desc[slot >>> CHUNK_SHIFT]![
+        ((slot & CHUNK_MASK) << 10) | (i << 1)
+      ]!;
+      if ((lo & PTE_VALID) === 0) {
+        slot = this.#newTable(slot, i, l + 1);
+      } else {
+        slot = dir
+          .child![slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+      }
+    }
+    return slot;
+  }
+
+  /** Gets a table page address: a reserved spare first, else allocTable. */
+  #takeTableAddr(): number {
+    return this.#spare.pop() ?? this.#allocTableAddr();
+  }
+
+  /** Calls allocTable and checks what it returns. */
+  #allocTableAddr(): number {
+    const addr = this.#alloc();
+    if (
+      typeof addr !== "number" || !Number.isInteger(addr) || addr < 0 ||
+      addr >= MAX_PADDR || addr % SZ_4K !== 0 || this.#byAddr.has(addr)
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot allocate a page table: allocTable returned ${
+          String(addr)
+        }, not an unused 4 KiB aligned address below 2^48`,
+      );
+    }
+    return addr;
+  }
+
+  /** Puts a table page at `addr` in the pool for `level`; returns its slot. */
+  #installSlot(addr: number, level: number): number {
+    const isLeaf = level === 3;
+    const slot = (isLeaf ? this.#leaf : this.#dir).alloc(addr);
+    this.#byAddr.set(addr, slot * 2 + (isLeaf ? 1 : 0));
+    this.#tablePages++;
+    this.#stats.tablesAllocated++;
+    return slot;
+  }
+
+  /**
+   * Allocates a table for `level` and points entry `i` of directory table
+   * `parent` at it; returns the new slot.
+   */
+  #newTable(parent: number, i: number, level: number): number {
+    const addr = this.#takeTableAddr();
+    const slot = this.#installSlot(addr, level);
+    const dir = this.#dir;
+    // Re-read the chunk: installing may have grown chunk 0 of the dir pool.
+    const c = dir.desc[parent >>> CHUNK_SHIFT]!;
+    const o = ((parent & CHUNK_MASK) << 10) | (i << 1);
+    if ((c[o]! & PTE_VALID) === 0) dir.used[parent]!++;
+    c[o] = (addr & 0xfffff000) | PTE_VALID | PTE_TYPE_TABLE;
+    c[o + 1] = (addr / TWO32) & 0xffff;
+    dir.child![parent >>> CHUNK_SHIFT]![((parent & CHUNK_MASK) << 9) | i] =
+      slot;
+    return slot;
+  }
+
+  /** Releases the table in `slot` at `level` (it must be empty). */
+  #freeTable(slot: number, level: number): void {
+    const pool = level === 3 ? this.#leaf : this.#dir;
+    const addr = pool.addr[slot]!;
+    this.#byAddr.delete(addr);
+    pool.release(slot);
+    this.#tablePages--;
+    this.#stats.tablesFreed++;
+    this.#free?.(addr);
+  }
+
+  // -------------------------------------------------------------------------
+  // Unmap
+
+  /**
+   * Unmaps what is mapped in [iova, iova + size) and returns the bytes
+   * unmapped (holes count 0). A block only partly inside the range is split
+   * into next-level entries so that the rest stays mapped
+   * (arm_lpae_split_blk_unmap()); table pages that become empty are freed.
+   *
+   * @throws {IopfLabError} EINVAL for a misaligned, empty or out-of-range
+   *   request; whatever `allocTable` throws when a split needs a table (the
+   *   table is then unchanged)
+   */
+  unmap(iova: number, size: number): number {
+    this.#checkRange("unmap", iova, size);
+    const end = iova + size;
+    // Reserve the tables the splits need, so a failing allocTable changes
+    // nothing: at most one split chain at each end of the range.
+    const need = this.#splitsNeeded(iova, end);
+    while (this.#spare.length < need) this.#spare.push(this.#allocTableAddr());
+    const bytes = this.#unmapRange(0, 0, 0, iova, end);
+    this.#mappedBytes -= bytes;
+    return bytes;
+  }
+
+  /** Number of table pages that unmapping [start, end) must allocate. */
+  #splitsNeeded(start: number, end: number): number {
+    const w = this.#scratch;
+    let l1a = -1, l2a = -1, l1b = -1, l2b = -1;
+    for (let k = 0; k < 2; k++) {
+      const b = k === 0 ? start : end;
+      if (b >= MAX_IOVA) continue;
+      this.walk(b, w);
+      if (!w.ok || w.level === 3 || b % w.pageSize === 0) continue;
+      let l1 = -1, l2 = -1;
+      if (w.level === 1) {
+        l1 = b - (b % SZ_1G);
+        if (b % SZ_2M !== 0) l2 = b - (b % SZ_2M);
+      } else {
+        l2 = b - (b % SZ_2M);
+      }
+      if (k === 0) {
+        l1a = l1;
+        l2a = l2;
+      } else {
+        l1b = l1;
+        l2b = l2;
+      }
+    }
+    let n = (l1a >= 0 ? 1 : 0) + (l2a >= 0 ? 1 : 0);
+    if (l1b >= 0 && l1b !== l1a) n++;
+    if (l2b >= 0 && l2b !== l2a) n++;
+    return n;
+  }
+
+  /**
+   * Clears the leaves in [start, end) under the table `slot` at `level`
+   * whose entry 0 maps `base`, splitting partly covered blocks and freeing
+   * child tables left empty; returns the bytes cleared.
+   */
+  #unmapRange(
+    slot: number,
+    level: number,
+    base: number,
+    start: number,
+    end: number,
+  ): number {
+    const span = SPAN[level]!;
+    const i0 = Math.floor((start - base) / span);
+    const i1 = Math.floor((end - 1 - base) / span);
+    if (level === 3) {
+      const leaf = this.#leaf;
+      const c = leaf.desc[slot >>> CHUNK_SHIFT]!;
+      const t = (slot & CHUNK_MASK) << 10;
+      let cleared = 0;
+      for (let i = i0; i <= i1; i++) {
+        const o = t | (i << 1);
+        if ((c[o]! & PTE_VALID) !== 0) {
+          c[o] = 0;
+          c[o + 1] = 0;
+          cleared++;
+        }
+      }
+      leaf.used[slot]! -= cleared;
+      this.#stats.leavesCleared += cleared;
+      return cleared * SZ_4K;
+    }
+    const dir = this.#dir;
+    let bytes = 0;
+    for (let i = i0; i <= i1; i++) {
+      const t = (slot & CHUNK_MASK) << 10;
+      const o = t | (i << 1);
+      let c = dir.desc[slot >>> CHUNK_SHIFT]!;
+      const lo = c[o]!;
+      if ((lo & PTE_VALID) === 0) continue;
+      const eb = base + i * span;
+      const s = Math.max(start, eb);
+      const e = Math.min(end, eb + span);
+      if ((lo & PTE_TYPE_TABLE) === 0) {
+        if (s === eb && e === eb + span) {
+          c[o] = 0;
+          c[o + 1] = 0;
+          dir.used[slot]!--;
+          this.#stats.leavesCleared++;
+          bytes += span;
+          continue;
+        }
+        this.#splitBlock(slot, level, i);
+        c = dir.desc[slot >>> CHUNK_SHIFT]!;
+      }
+      const child = dir.child![slot >>> CHUNK_SHIFT]![
+        ((slot & CHUNK_MASK) << 9) | i
+      ]!;
+      bytes += this.#unmapRange(child, level + 1, eb, s, e);
+      const childPool = level + 1 === 3 ? this.#leaf : dir;
+      if (childPool.used[child] === 0) {
+        this.#freeTable(child, level + 1);
+        c = dir.desc[slot >>> CHUNK_SHIFT]!;
+        c[o] = 0;
+        c[o + 1] = 0;
+        dir.used[slot]!--;
+      }
+    }
+    return bytes;
+  }
+
+  /**
+   * Replaces the block at entry `i` of directory table `slot` (at `level`)
+   * with a table of next-level entries mapping the same memory.
+   */
+  #splitBlock(slot: number, level: number, i: number): void {
+    const dir = this.#dir;
+    const o = ((slot & CHUNK_MASK) << 10) | (i << 1);
+    let c = dir.desc[slot >>> CHUNK_SHIFT]!;
+    const lo = c[o]!;
+    const hi = c[o + 1]!;
+    const pa = (hi & 0xffff) * TWO32 + ((lo & LEAF_OA_MASK[level]!) >>> 0);
+    const childLevel = level + 1;
+    const span = SPAN[childLevel]!;
+    const attrs = (lo & 0xffc) | PTE_VALID |
+      (childLevel === 3 ? PTE_TYPE_PAGE : 0);
+    const addr = this.#takeTableAddr();
+    const child = this.#installSlot(addr, childLevel);
+    const pool = childLevel === 3 ? this.#leaf : dir;
+    const cc = pool.desc[child >>> CHUNK_SHIFT]!;
+    let co = (child & CHUNK_MASK) << 10;
+    let p = pa;
+    for (let k = 0; k < ENTRIES; k++) {
+      cc[co] = (p & 0xfffff000) | attrs;
+      cc[co + 1] = (p / TWO32) & 0xffff;
+      co += 2;
+      p += span;
+    }
+    pool.used[child] = ENTRIES;
+    c = dir.desc[slot >>> CHUNK_SHIFT]!;
+    c[o] = (addr & 0xfffff000) | PTE_VALID | PTE_TYPE_TABLE;
+    c[o + 1] = (addr / TWO32) & 0xffff;
+    dir.child![slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i] = child;
+    this.#stats.leavesWritten += ENTRIES;
+    this.#stats.blocksSplit++;
+  }
+
+  // -------------------------------------------------------------------------
+  // Iteration and checks
+
+  /**
+   * Calls `cb` for each mapped extent in IOVA order, walking the tables (not
+   * the pages). By default neighbouring leaves that continue each other (same
+   * permissions, contiguous output) are merged into one extent.
+   */
+  forEachMapping(
+    cb: (iova: number, pa: number, size: number, prot: Prot) => void,
+    options: ForEachMappingOptions = {},
+  ): void {
+    const leaves = options.leaves ?? false;
+    let pIova = -1, pPa = -1, pSize = 0, pProt = 0;
+    const emit = (iova: number, pa: number, size: number, prot: Prot) => {
+      if (
+        !leaves && pSize > 0 && iova === pIova + pSize && pa === pPa + pSize &&
+        prot === pProt
+      ) {
+        pSize += size;
+        return;
+      }
+      if (pSize > 0) cb(pIova, pPa, pSize, pProt);
+      pIova = iova;
+      pPa = pa;
+      pSize = size;
+      pProt = prot;
+    };
+    const visit = (slot: number, level: number, base: number): void => {
+      const pool = level === 3 ? this.#leaf : this.#dir;
+      const c = pool.desc[slot >>> CHUNK_SHIFT]!;
+      const t = (slot & CHUNK_MASK) << 10;
+      const span = SPAN[level]!;
+      for (let i = 0; i < ENTRIES; i++) {
+        const lo = c[t | (i << 1)]!;
+        if ((lo & PTE_VALID) === 0) continue;
+        const eb = base + i * span;
+        if (level < 3 && (lo & PTE_TYPE_TABLE) !== 0) {
+          visit(
+            this.#dir
+              .child![slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!,
+            level + 1,
+            eb,
+          );
+          continue;
+        }
+        const hi = c[(t | (i << 1)) + 1]!;
+        const pa = (hi & 0xffff) * TWO32 + ((lo & LEAF_OA_MASK[level]!) >>> 0);
+        emit(eb, pa, span, pteToProt(this.#stage, lo));
+      }
+    };
+    visit(0, 0, 0);
+    if (pSize > 0) cb(pIova, pPa, pSize, pProt);
+  }
+
+  /** The mapped extents as plain records (see {@linkcode forEachMapping}). */
+  mappings(options: ForEachMappingOptions = {}): Mapping[] {
+    const out: Mapping[] = [];
+    this.forEachMapping(
+      (iova, pa, size, prot) => out.push({ iova, pa, size, prot }),
+      options,
+    );
+    return out;
+  }
+
+  /**
+   * Checks the table's internal invariants (valid counts, no empty non-root
+   * table, no level-0 block, address index, `tablePages`, `mappedBytes`);
+   * throws an Error describing the first violation. O(table pages): for tests.
+   */
+  assertConsistent(): void {
+    let tables = 0;
+    let bytes = 0;
+    const fail = (why: string): never => {
+      throw new Error(`io-pgtable inconsistent: ${why}`);
+    };
+    const visit = (slot: number, level: number, base: number): void => {
+      tables++;
+      const isLeaf = level === 3;
+      const pool = isLeaf ? this.#leaf : this.#dir;
+      const addr = pool.addr[slot]!;
+      if (this.#byAddr.get(addr) !== slot * 2 + (isLeaf ? 1 : 0)) {
+        fail(`table ${hex(addr)} missing from the address index`);
+      }
+      const c = pool.desc[slot >>> CHUNK_SHIFT]!;
+      const t = (slot & CHUNK_MASK) << 10;
+      let valid = 0;
+      for (let i = 0; i < ENTRIES; i++) {
+        const lo = c[t | (i << 1)]!;
+        const hi = c[(t | (i << 1)) + 1]!;
+        if ((lo & PTE_VALID) === 0) {
+          if (lo !== 0 || hi !== 0) fail(`stale invalid entry in ${hex(addr)}`);
+          continue;
+        }
+        valid++;
+        const eb = base + i * SPAN[level]!;
+        if (isLeaf) {
+          if ((lo & PTE_TYPE_PAGE) === 0) {
+            fail(`reserved L3 entry at ${hex(eb)}`);
+          }
+          bytes += SZ_4K;
+        } else if ((lo & PTE_TYPE_TABLE) === 0) {
+          if (level === 0) fail(`level-0 block at ${hex(eb)}`);
+          bytes += SPAN[level]!;
+        } else {
+          const child = this.#dir.child![slot >>> CHUNK_SHIFT]![
+            ((slot & CHUNK_MASK) << 9) | i
+          ]!;
+          const cpool = level + 1 === 3 ? this.#leaf : this.#dir;
+          const caddr = (hi & 0xffff) * TWO32 + ((lo & 0xfffff000) >>> 0);
+          if (cpool.addr[child] !== caddr) {
+            fail(`table descriptor at ${hex(eb)} disagrees with its child`);
+          }
+          visit(child, level + 1, eb);
+        }
+      }
+      if (valid !== pool.used[slot]) {
+        fail(
+          `table ${hex(addr)} counts ${
+            pool.used[slot]
+          } entries, holds ${valid}`,
+        );
+      }
+      if (valid === 0 && level > 0) fail(`empty table ${hex(addr)} kept`);
+    };
+    visit(0, 0, 0);
+    if (tables !== this.#tablePages) {
+      fail(`tablePages ${this.#tablePages} but ${tables} reachable`);
+    }
+    if (tables !== this.#byAddr.size) {
+      fail(
+        `address index holds ${this.#byAddr.size} tables, ${tables} reachable`,
+      );
+    }
+    if (bytes !== this.#mappedBytes) {
+      fail(`mappedBytes ${this.#mappedBytes} but leaves map ${bytes}`);
+    }
+  }
+}
