@@ -36,6 +36,8 @@ export class IopfLabError extends Error {
   readonly where: string | undefined;
 
   /**
+   * Creates an error; the message gets " (CODE)" appended.
+   *
    * @param code errno-like code
    * @param message what could not be done and why, without the code
    * @param where optional field path or file location

@@ -47,7 +47,7 @@ export class Histogram {
   /** Sum of samples. */
   sum = 0;
   /** Smallest sample (Infinity when empty). */
-  min = Infinity;
+  min: number = Infinity;
   /** Largest sample (0 when empty). */
   max = 0;
 

@@ -32,6 +32,8 @@ export class GuestRamAllocator {
   #inUse = 0;
 
   /**
+   * Creates an allocator over `size` bytes of guest RAM.
+   *
    * @param size guest RAM in bytes
    * @param options.reserved bytes at the bottom never handed out (default: 1/64 of RAM, at least 1 MiB, rounded to 2 MiB)
    */
