@@ -110,6 +110,13 @@ export interface NestedConfig {
   readonly asid: number;
   /** Stall on stage-1 faults (CD.S); otherwise faults terminate (CD.A/R). */
   readonly stall: boolean;
+  /**
+   * IPA of the guest's CD table (STE.S1ContextPtr), when the guest keeps one
+   * in its own memory (registered in the SMMU's TableMemory under the
+   * parent's VMID). Default: the driver writes a one-CD table holding this
+   * config into the guest's space at the IPA `s1Ttb`.
+   */
+  readonly s1ContextPtr?: number;
 }
 
 /**
@@ -157,7 +164,13 @@ export interface IommuDriverOps {
   /** Disables recoverable faults for the device. */
   disableIopf(dev: IommuDevice): void;
   /** Maps `[iova, iova+size)` to `paddr` with `prot`; returns ns. EEXIST/EINVAL as io-pgtable. */
-  map(domain: DriverDomain, iova: number, paddr: number, size: number, prot: Prot): number;
+  map(
+    domain: DriverDomain,
+    iova: number,
+    paddr: number,
+    size: number,
+    prot: Prot,
+  ): number;
   /** Unmaps, adding to `gather`; returns `{ bytes, ns }`. Stale IOTLB entries stay until a sync. */
   unmap(
     domain: DriverDomain,
@@ -176,7 +189,11 @@ export interface IommuDriverOps {
    * Retry, otherwise Abort) or CMD_PRI_RESP (PRI: SUCCESS -> Success,
    * INVALID -> Invalid, FAILURE -> Failure).
    */
-  pageResponse(dev: IommuDevice, fault: IommuFault, code: PageResponseCode): void;
+  pageResponse(
+    dev: IommuDevice,
+    fault: IommuFault,
+    code: PageResponseCode,
+  ): void;
 }
 
 /**

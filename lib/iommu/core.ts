@@ -1,0 +1,580 @@
+/**
+ * The Linux IOMMU core model (drivers/iommu/iommu.c): domains, device
+ * attach/detach, map/unmap with an IOTLB gather and strict or lazy
+ * invalidation, and the recoverable fault path (the IOPF queue) between the
+ * IOMMU driver and the fault handlers registered per device.
+ *
+ * @module
+ */
+import type { Costs } from "../sim/costs.ts";
+import { hex, IopfLabError } from "../sim/errors.ts";
+import type { Simulator } from "../sim/simulator.ts";
+import { Counters, Histogram } from "../sim/stats.ts";
+import { MAX_ADDRESS, type Prot, PROT_READ, PROT_WRITE } from "../sim/units.ts";
+import { FlushQueue } from "./flush_queue.ts";
+import {
+  type IommuFaultHandler,
+  type IopfGroup,
+  IopfQueue,
+} from "./io_pgfault.ts";
+import {
+  type DomainKind,
+  type DriverDomain,
+  FAULT_REPORT_FLAT,
+  FAULT_REPORT_NESTED_L1,
+  FAULT_REPORT_NESTED_L2,
+  type IommuDevice,
+  type IommuDriverOps,
+  type IommuFault,
+  type IommuFaultSink,
+  type IotlbGather,
+  type NestedConfig,
+  newIotlbGather,
+  type PageResponseCode,
+} from "./types.ts";
+
+/**
+ * How unmapped IOVAs are invalidated: `"strict"` syncs the IOTLB on every
+ * unmap (iommu.strict=1); `"lazy"` queues them on a deferred flush queue
+ * flushed in batches (iommu.strict=0).
+ */
+export type InvalidationMode = "strict" | "lazy";
+
+/** An IOTLB sync in flight (see {@linkcode IommuCore.pendingSyncs}). */
+export interface PendingSync {
+  /** The domain synced. */
+  readonly domain: IommuDomain;
+  /** First IOVA of the invalidated range. */
+  readonly start: number;
+  /** One past the last IOVA. */
+  readonly end: number;
+  /** Simulated time the sync was issued (ns). */
+  readonly issuedAt: number;
+}
+
+/** Options of {@linkcode IommuCore}. */
+export interface IommuCoreOptions {
+  /** The cost profile (iommu.*, iopf.*). */
+  costs: Costs;
+  /** The IOMMU driver (the arm-smmu-v3 model, or a test double). */
+  driver: IommuDriverOps;
+  /** Invalidation mode of {@linkcode IommuCore.iommuUnmapSync}. Default `"strict"`. */
+  invalidation?: InvalidationMode;
+  /** Workers of the IOPF workqueue. Default 1. */
+  faultWorkers?: number;
+}
+
+/**
+ * A domain of the core (struct iommu_domain): a paging domain for stage 1 or
+ * stage 2 whose table the host maps, or a nested domain whose stage 1 is a
+ * guest's table (never mapped through the core) on a stage-2 parent.
+ */
+export class IommuDomain {
+  /** Domain id (the driver's). */
+  readonly id: number;
+  /** What it translates. */
+  readonly kind: DomainKind;
+  /** The driver's domain. */
+  readonly driverDomain: DriverDomain;
+  /** Page sizes the domain can map. */
+  readonly pgsizeBitmap: number;
+  /** The stage-2 parent of a nested domain. */
+  readonly parent: IommuDomain | undefined;
+  /** The guest's stage-1 configuration of a nested domain. */
+  readonly nestedConfig: NestedConfig | undefined;
+  /** @internal Devices attached (managed by the core). */
+  readonly _devices = new Set<IommuDevice>();
+  /** @internal Children nested on this domain (managed by the core). */
+  _children = 0;
+  /** @internal Set by domainFree. */
+  _freed = false;
+  /** Bytes mapped through the core. */
+  mappedBytes = 0;
+
+  /** Built by {@linkcode IommuCore}; not for callers. */
+  constructor(
+    driverDomain: DriverDomain,
+    options: { parent?: IommuDomain; nestedConfig?: NestedConfig } = {},
+  ) {
+    this.id = driverDomain.id;
+    this.kind = driverDomain.kind;
+    this.driverDomain = driverDomain;
+    this.pgsizeBitmap = driverDomain.pgsizeBitmap;
+    this.parent = options.parent;
+    this.nestedConfig = options.nestedConfig;
+  }
+
+  /** The devices attached now. */
+  get devices(): IommuDevice[] {
+    return [...this._devices];
+  }
+
+  /** The smallest page size the domain maps (the alignment of map/unmap). */
+  get minPageSize(): number {
+    return this.pgsizeBitmap & -this.pgsizeBitmap;
+  }
+}
+
+/**
+ * The IOMMU core of one IOMMU instance. It implements
+ * {@linkcode IommuFaultSink}, so the driver's event/PRI queue handlers call
+ * {@linkcode reportDeviceFault} and {@linkcode discardPartial} on it.
+ *
+ * Map and unmap change the page table at once and return their cost in ns
+ * (`iommu.mapCall`/`iommu.unmapCall` plus what the driver reports); IOTLB
+ * syncs, attach and detach go through the driver's command queue and call
+ * `done` when complete.
+ *
+ * @example
+ * ```ts
+ * import { IommuCore } from "./core.ts";
+ * import { loadCostProfile, Simulator } from "../sim/mod.ts";
+ * import { ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
+ * const sim = new Simulator();
+ * const costs = loadCostProfile();
+ * const memory = new TableMemory();
+ * const driver = new ArmSmmuV3Driver(sim, new Smmu(sim, { costs, memory }), { costs, memory });
+ * const core = new IommuCore(sim, { costs, driver, invalidation: "lazy" });
+ * const domain = core.domainAllocPaging(2);
+ * core.iommuMap(domain, 0x4000_0000, 0x8000_0000, 0x20_0000, 3); // one 2 MiB block
+ * core.iommuUnmapSync(domain, 0x4000_0000, 0x20_0000);
+ * console.assert(core.flushQueue.size === 1); // stale until the batched flush
+ * sim.run();
+ * console.assert(core.flushQueue.size === 0 && core.flushQueue.exposureNs.count === 1);
+ * ```
+ */
+export class IommuCore implements IommuFaultSink {
+  /** The simulator. */
+  readonly sim: Simulator;
+  /** The cost profile. */
+  readonly costs: Costs;
+  /** The driver. */
+  readonly driver: IommuDriverOps;
+  /** Strict or lazy invalidation. */
+  readonly invalidation: InvalidationMode;
+  /** Counters (`iommu.*` and `iopf.*`). */
+  readonly counters: Counters = new Counters();
+  /** The IOPF queue. */
+  readonly iopf: IopfQueue;
+  /** The deferred flush queue (used in lazy mode). */
+  readonly flushQueue: FlushQueue;
+  /** Time from an IOTLB sync request to its completion (ns). */
+  readonly syncLatency: Histogram = new Histogram();
+  readonly #devDomain = new Map<IommuDevice, IommuDomain>();
+  readonly #syncs = new Set<PendingSync>();
+  readonly #domains = new Set<IommuDomain>();
+
+  /** Creates the core on `sim` over `options.driver`. */
+  constructor(sim: Simulator, options: IommuCoreOptions) {
+    const invalidation = options.invalidation ?? "strict";
+    if (invalidation !== "strict" && invalidation !== "lazy") {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create the IOMMU core: invalidation must be "strict" or "lazy", got ${
+          String(invalidation)
+        }`,
+      );
+    }
+    this.sim = sim;
+    this.costs = options.costs;
+    this.driver = options.driver;
+    this.invalidation = invalidation;
+    this.iopf = new IopfQueue(sim, {
+      costs: options.costs,
+      driver: options.driver,
+      workers: options.faultWorkers ?? 1,
+      counters: this.counters,
+      route: (dev, fault) => this.#route(dev, fault),
+    });
+    this.flushQueue = new FlushQueue(sim, {
+      costs: options.costs,
+      driver: options.driver,
+    });
+  }
+
+  // -------------------------------------------------------------------------
+  // Domains
+
+  /** iommu_paging_domain_alloc(): a paging domain for stage 1 or stage 2. */
+  domainAllocPaging(stage: 1 | 2): IommuDomain {
+    if (stage !== 1 && stage !== 2) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot allocate a paging domain: stage must be 1 or 2, got ${
+          String(stage)
+        }`,
+      );
+    }
+    const d = new IommuDomain(this.driver.domainAllocPaging(stage));
+    this.#domains.add(d);
+    return d;
+  }
+
+  /**
+   * A nested domain: the guest's stage 1 (`config`, from the vSMMU's context
+   * descriptor) on the stage-2 paging domain `parent`.
+   */
+  domainAllocNested(parent: IommuDomain, config: NestedConfig): IommuDomain {
+    if (parent.kind !== "paging-s2" || parent._freed) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot allocate a nested domain on domain ${parent.id}: the parent must be a live stage-2 paging domain`,
+      );
+    }
+    const d = new IommuDomain(
+      this.driver.domainAllocNested(parent.driverDomain, config),
+      {
+        parent,
+        nestedConfig: config,
+      },
+    );
+    parent._children++;
+    this.#domains.add(d);
+    return d;
+  }
+
+  /** iommu_domain_free(). EBUSY while devices are attached or nested domains use it. */
+  domainFree(domain: IommuDomain): void {
+    if (domain._freed) return;
+    if (domain._devices.size > 0 || domain._children > 0) {
+      throw new IopfLabError(
+        "EBUSY",
+        `Cannot free domain ${domain.id}: ${domain._devices.size} device(s) attached, ${domain._children} nested domain(s) on it`,
+      );
+    }
+    this.flushQueue.dropDomain(domain.driverDomain);
+    this.driver.domainFree(domain.driverDomain);
+    domain._freed = true;
+    if (domain.parent) domain.parent._children--;
+    this.#domains.delete(domain);
+  }
+
+  /** The domain `dev` is attached to, if any. */
+  getDomainForDev(dev: IommuDevice): IommuDomain | undefined {
+    return this.#devDomain.get(dev);
+  }
+
+  /**
+   * iommu_attach_device(): installs `domain` for `dev` (STE/CD through the
+   * driver) and calls `done` when the hardware uses it. The core routes the
+   * device's faults by this domain from now on.
+   *
+   * @throws {IopfLabError} EBUSY when the device is attached elsewhere
+   *   (detach first, or use {@linkcode iommuReplaceDevice}); EINVAL for a
+   *   freed domain
+   */
+  iommuAttachDevice(
+    domain: IommuDomain,
+    dev: IommuDevice,
+    done?: () => void,
+  ): void {
+    const cur = this.#devDomain.get(dev);
+    if (cur) {
+      throw new IopfLabError(
+        "EBUSY",
+        `Cannot attach ${dev.name} to domain ${domain.id}: it is attached to domain ${cur.id}`,
+      );
+    }
+    this.#attach(domain, dev, done);
+  }
+
+  /**
+   * iommu_group_replace_domain(): moves `dev` to `domain` without going
+   * through the blocked state (pending faults stay pending).
+   */
+  iommuReplaceDevice(
+    domain: IommuDomain,
+    dev: IommuDevice,
+    done?: () => void,
+  ): void {
+    const cur = this.#devDomain.get(dev);
+    if (cur === domain) {
+      if (done) this.sim.after(0, done);
+      return;
+    }
+    if (cur) cur._devices.delete(dev);
+    this.#devDomain.delete(dev);
+    this.#attach(domain, dev, done);
+  }
+
+  #attach(domain: IommuDomain, dev: IommuDevice, done?: () => void): void {
+    if (domain._freed) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot attach ${dev.name} to domain ${domain.id}: the domain was freed`,
+      );
+    }
+    this.#devDomain.set(dev, domain);
+    domain._devices.add(dev);
+    this.counters.add("iommu.attaches");
+    this.driver.attachDev(dev, domain.driverDomain, () => done?.());
+  }
+
+  /**
+   * iommu_detach_device(): answers INVALID to every fault group of `dev`
+   * still pending and drops its partial faults (iopf_queue_remove_device),
+   * puts its STE back to abort and calls `done` when that completed.
+   */
+  iommuDetachDevice(
+    domain: IommuDomain,
+    dev: IommuDevice,
+    done?: () => void,
+  ): void {
+    if (this.#devDomain.get(dev) !== domain) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot detach ${dev.name} from domain ${domain.id}: it is not attached to it`,
+      );
+    }
+    this.#devDomain.delete(dev);
+    domain._devices.delete(dev);
+    this.counters.add("iommu.detaches");
+    this.driver.detachDev(dev, () => done?.());
+    this.iopf.removeDevice(dev);
+  }
+
+  /** iommu_dev_enable_feature(IOMMU_DEV_FEAT_IOPF): the driver enables stall or PRI for `dev`. */
+  iommuDevEnableIopf(dev: IommuDevice): void {
+    this.driver.enableIopf(dev);
+  }
+
+  /** iommu_dev_disable_feature(IOMMU_DEV_FEAT_IOPF). */
+  iommuDevDisableIopf(dev: IommuDevice): void {
+    this.driver.disableIopf(dev);
+  }
+
+  // -------------------------------------------------------------------------
+  // Map and unmap
+
+  #checkRange(
+    what: string,
+    domain: IommuDomain,
+    iova: number,
+    size: number,
+  ): void {
+    if (domain._freed) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: domain ${domain.id} was freed`,
+      );
+    }
+    if (domain.kind === "nested") {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: domain ${domain.id} is nested; its stage 1 belongs to the guest (map its stage-2 parent)`,
+      );
+    }
+    const min = domain.minPageSize;
+    if (
+      !Number.isInteger(iova) || !Number.isInteger(size) || iova < 0 ||
+      size <= 0 ||
+      iova % min !== 0 || size % min !== 0 || iova + size > MAX_ADDRESS
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: IOVA and size must be positive multiples of ${
+          hex(min)
+        } below 2^52`,
+      );
+    }
+  }
+
+  /**
+   * iommu_map(): maps `[iova, iova + size)` of a paging domain to `paddr`
+   * with `prot` (the driver picks the largest page sizes the alignment
+   * allows). Returns the cost in ns. All or nothing.
+   *
+   * @throws {IopfLabError} EINVAL (misaligned, empty, nested or freed
+   *   domain, no permission); EEXIST when part of the range is mapped
+   */
+  iommuMap(
+    domain: IommuDomain,
+    iova: number,
+    paddr: number,
+    size: number,
+    prot: Prot,
+  ): number {
+    const what = `Cannot map IOVA ${hex(iova)}-${
+      hex(iova + size)
+    } in domain ${domain.id}`;
+    this.#checkRange(what, domain, iova, size);
+    if (
+      !Number.isInteger(paddr) || paddr < 0 || paddr % domain.minPageSize !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: physical address ${hex(paddr)} is misaligned`,
+      );
+    }
+    if (
+      (prot & (PROT_READ | PROT_WRITE)) === 0 ||
+      (prot & ~(PROT_READ | PROT_WRITE)) !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: prot ${prot} must be READ and/or WRITE`,
+      );
+    }
+    const ns = this.driver.map(domain.driverDomain, iova, paddr, size, prot);
+    domain.mappedBytes += size;
+    this.counters.add("iommu.maps");
+    this.counters.add("iommu.mapBytes", size);
+    return this.costs["iommu.mapCall"] + ns;
+  }
+
+  /**
+   * iommu_unmap_fast(): unmaps what is mapped in the range, adding it to
+   * `gather`, without invalidating the IOTLB (stale entries stay until
+   * {@linkcode iommuIotlbSync}). Returns the bytes unmapped and the cost.
+   */
+  iommuUnmap(
+    domain: IommuDomain,
+    iova: number,
+    size: number,
+    gather: IotlbGather,
+  ): { bytes: number; ns: number } {
+    const what = `Cannot unmap IOVA ${hex(iova)}-${
+      hex(iova + size)
+    } in domain ${domain.id}`;
+    this.#checkRange(what, domain, iova, size);
+    const r = this.driver.unmap(domain.driverDomain, iova, size, gather);
+    domain.mappedBytes -= r.bytes;
+    this.counters.add("iommu.unmaps");
+    this.counters.add("iommu.unmapBytes", r.bytes);
+    return { bytes: r.bytes, ns: this.costs["iommu.unmapCall"] + r.ns };
+  }
+
+  /**
+   * iommu_iotlb_sync(): invalidates what `gather` collected (TLBI, ATC_INV,
+   * CMD_SYNC through the driver), resets `gather`, and calls `done` on
+   * completion. An empty gather completes on the next event.
+   */
+  iommuIotlbSync(
+    domain: IommuDomain,
+    gather: IotlbGather,
+    done?: () => void,
+  ): void {
+    if (gather.entries === 0 && gather.end <= gather.start) {
+      this.sim.after(0, () => done?.());
+      return;
+    }
+    const g: IotlbGather = { ...gather };
+    Object.assign(gather, newIotlbGather());
+    const p: PendingSync = {
+      domain,
+      start: g.start,
+      end: g.end,
+      issuedAt: this.sim.now,
+    };
+    this.#syncs.add(p);
+    this.counters.add("iommu.syncs");
+    this.driver.iotlbSync(domain.driverDomain, g, () => {
+      this.#syncs.delete(p);
+      this.syncLatency.record(this.sim.now - p.issuedAt);
+      done?.();
+    });
+  }
+
+  /**
+   * iommu_unmap() with the core's invalidation mode: strict unmaps and syncs
+   * (`done` after the sync completed); lazy unmaps and queues the range on
+   * the flush queue (`iommu.flushQueueAdd`; `done` on the next event, while
+   * the IOVA stays reachable through stale IOTLB entries until the batched
+   * flush). Returns the bytes unmapped and the CPU cost.
+   */
+  iommuUnmapSync(
+    domain: IommuDomain,
+    iova: number,
+    size: number,
+    done?: () => void,
+  ): { bytes: number; ns: number } {
+    const gather = newIotlbGather();
+    const r = this.iommuUnmap(domain, iova, size, gather);
+    if (this.invalidation === "strict" || r.bytes === 0) {
+      this.iommuIotlbSync(domain, gather, done);
+      return r;
+    }
+    this.counters.add("iommu.lazyUnmaps");
+    this.flushQueue.add(domain.driverDomain, iova, size);
+    this.sim.after(0, () => done?.());
+    return { bytes: r.bytes, ns: r.ns + this.costs["iommu.flushQueueAdd"] };
+  }
+
+  /**
+   * IOTLB syncs issued and not yet complete (strict mode's window: the range
+   * is unmapped in the table but stale IOTLB entries may still translate it).
+   */
+  get pendingSyncs(): readonly PendingSync[] {
+    return [...this.#syncs];
+  }
+
+  /** iommu_flush_iotlb_all(): invalidates everything cached for `domain`. */
+  iommuFlushIotlbAll(domain: IommuDomain, done?: () => void): void {
+    this.counters.add("iommu.flushAll");
+    this.driver.flushIotlbAll(domain.driverDomain, () => done?.());
+  }
+
+  /** iommu_iova_to_phys(): the domain's own translation of `iova`, or -1. */
+  iommuIovaToPhys(domain: IommuDomain, iova: number): number {
+    if (domain._freed || domain.kind === "nested") return -1;
+    return this.driver.iovaToPhys(domain.driverDomain, iova);
+  }
+
+  // -------------------------------------------------------------------------
+  // Faults
+
+  /**
+   * iommu_register_device_fault_handler() with the 2021 RFC's flags:
+   * FAULT_REPORT_FLAT for a paging domain's faults, FAULT_REPORT_NESTED_L1
+   * for stage-1 faults of a nested domain, FAULT_REPORT_NESTED_L2 for its
+   * stage-2 faults (one handler may take both).
+   */
+  registerDeviceFaultHandler(
+    dev: IommuDevice,
+    handler: IommuFaultHandler,
+    flags: number,
+  ): void {
+    this.iopf.registerHandler(dev, handler, flags);
+  }
+
+  /** iommu_unregister_device_fault_handler() for `flags` (default all). */
+  unregisterDeviceFaultHandler(dev: IommuDevice, flags?: number): void {
+    this.iopf.unregisterHandler(dev, flags);
+  }
+
+  /** iommu_report_device_fault(): see {@linkcode IopfQueue.reportDeviceFault}. */
+  reportDeviceFault(dev: IommuDevice, fault: IommuFault): void {
+    this.iopf.reportDeviceFault(dev, fault);
+  }
+
+  /** iommu_page_response(): the one response of `group`; see {@linkcode IopfQueue.pageResponse}. */
+  iommuPageResponse(
+    dev: IommuDevice,
+    group: IopfGroup,
+    code: PageResponseCode,
+  ): void {
+    this.iopf.pageResponse(dev, group, code);
+  }
+
+  /** {@linkcode IommuFaultSink} entry for iopf_queue_discard_partial(); returns faults dropped. */
+  discardPartial(dev?: IommuDevice): number {
+    return this.iopf.discardPartial(dev);
+  }
+
+  /** iopf_queue_discard_partial(). */
+  iopfQueueDiscardPartial(dev?: IommuDevice): number {
+    return this.iopf.discardPartial(dev);
+  }
+
+  /** iopf_queue_remove_device(): INVALID to every pending group of `dev`. */
+  iopfQueueRemoveDevice(dev: IommuDevice): number {
+    return this.iopf.removeDevice(dev);
+  }
+
+  #route(dev: IommuDevice, fault: IommuFault): number {
+    const d = this.#devDomain.get(dev);
+    if (!d) return 0;
+    if (d.kind !== "nested") return FAULT_REPORT_FLAT;
+    return fault.stage === 1 ? FAULT_REPORT_NESTED_L1 : FAULT_REPORT_NESTED_L2;
+  }
+}

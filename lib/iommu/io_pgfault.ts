@@ -1,0 +1,534 @@
+/**
+ * The IOPF queue (drivers/iommu/io-pgfault.c): recoverable faults reported by
+ * a driver are parked per device until the group's LAST_PAGE fault arrives,
+ * gathered into an {@linkcode IopfGroup}, and handed to the fault handler
+ * registered for the device on a workqueue with N workers. Exactly one page
+ * response goes back to the hardware per group.
+ *
+ * @module
+ */
+import type { Costs } from "../sim/costs.ts";
+import { IopfLabError } from "../sim/errors.ts";
+import { Resource } from "../sim/resource.ts";
+import type { Simulator } from "../sim/simulator.ts";
+import { Counters, Histogram } from "../sim/stats.ts";
+import {
+  FAULT_REPORT_FLAT,
+  FAULT_REPORT_NESTED_L1,
+  FAULT_REPORT_NESTED_L2,
+  IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE,
+  IOMMU_FAULT_PAGE_REQUEST_PASID_VALID,
+  IOMMU_PAGE_RESP_FAILURE,
+  IOMMU_PAGE_RESP_INVALID,
+  IOMMU_PAGE_RESP_SUCCESS,
+  type IommuDevice,
+  type IommuDriverOps,
+  type IommuFault,
+  type PageResponseCode,
+} from "./types.ts";
+
+/** All handler registration flags together. */
+export const FAULT_REPORT_ALL = FAULT_REPORT_FLAT | FAULT_REPORT_NESTED_L1 |
+  FAULT_REPORT_NESTED_L2;
+
+/**
+ * Where a group stands:
+ * - `"queued"`: waiting for (or being handled by) its handler, no response yet;
+ * - `"answered"`: the one response went out;
+ * - `"revoked"`: answered INVALID by the core on device removal/detach (a
+ *   later response from the handler is dropped, as iopf_group_response does
+ *   for a group no longer pending).
+ */
+export type IopfGroupState = "queued" | "answered" | "revoked";
+
+/**
+ * A group of faults answered together (struct iopf_group): the partial
+ * faults with the same group id (and PASID) followed by the LAST_PAGE fault.
+ */
+export class IopfGroup {
+  /** Serial number, unique per {@linkcode IopfQueue}. */
+  readonly id: number;
+  /** The device that faulted. */
+  readonly dev: IommuDevice;
+  /** Every fault of the group in arrival order; the last one is {@linkcode last}. */
+  readonly faults: readonly IommuFault[];
+  /** The LAST_PAGE fault: the hardware response is sent for it. */
+  readonly last: IommuFault;
+  /**
+   * The handler class the group was routed to: FAULT_REPORT_FLAT,
+   * FAULT_REPORT_NESTED_L1 (stage-1 fault of a nested domain) or
+   * FAULT_REPORT_NESTED_L2 (stage-2 fault of a nested domain).
+   */
+  readonly route: number;
+  /** Simulated time the LAST_PAGE fault was reported (ns). */
+  readonly reportedAt: number;
+  #state: IopfGroupState = "queued";
+  #code: PageResponseCode | -1 = -1;
+  #respondedAt = -1;
+
+  /** Built by the queue; not for callers. */
+  constructor(
+    id: number,
+    dev: IommuDevice,
+    faults: readonly IommuFault[],
+    options: { route: number; reportedAt: number },
+  ) {
+    this.id = id;
+    this.dev = dev;
+    this.faults = faults;
+    this.last = faults[faults.length - 1]!;
+    this.route = options.route;
+    this.reportedAt = options.reportedAt;
+  }
+
+  /** Where the group stands. */
+  get state(): IopfGroupState {
+    return this.#state;
+  }
+
+  /** True once the group's one response went out (by the handler or the core). */
+  get responded(): boolean {
+    return this.#state !== "queued";
+  }
+
+  /** The response code sent, or -1 while none was. */
+  get code(): PageResponseCode | -1 {
+    return this.#code;
+  }
+
+  /** Simulated time of the response (ns), or -1. */
+  get respondedAt(): number {
+    return this.#respondedAt;
+  }
+
+  /** @internal Records the response; called by the queue only. */
+  _settle(
+    state: "answered" | "revoked",
+    code: PageResponseCode,
+    now: number,
+  ): void {
+    this.#state = state;
+    this.#code = code;
+    this.#respondedAt = now;
+  }
+}
+
+/**
+ * A fault handler (the RFC's iommu_dev_fault_handler_t run as an iopf work
+ * item). It runs on an IOPF worker; it must call `done()` exactly once when
+ * its work item returns (that frees the worker), and answer the group with
+ * exactly one {@linkcode IopfQueue.pageResponse} (through the core's
+ * `iommuPageResponse`), before or after `done()`: a handler that forwards
+ * the fault to a guest returns at once and responds much later.
+ *
+ * An {@linkcode IopfLabError} thrown synchronously by the handler before it
+ * responded is answered INVALID (the work item failed) and frees the worker.
+ */
+export type IommuFaultHandler = (group: IopfGroup, done: () => void) => void;
+
+/** Options of {@linkcode IopfQueue}. */
+export interface IopfQueueOptions {
+  /** The cost profile (iopf.reportFault, iopf.workqueueWakeup, iopf.groupOverhead). */
+  costs: Costs;
+  /** The driver that sends page responses to the hardware. */
+  driver: Pick<IommuDriverOps, "pageResponse">;
+  /** Workers of the IOPF workqueue (an unbound workqueue's concurrency). Default 1. */
+  workers?: number;
+  /** Counters to add to (shared with the core). Default: a fresh set. */
+  counters?: Counters;
+  /**
+   * Says which handler class a fault of `dev` goes to (the attached domain
+   * decides: FLAT for a paging domain, NESTED_L1/NESTED_L2 by stage for a
+   * nested one), or 0 when the device has no domain. Default: FLAT.
+   */
+  route?: (dev: IommuDevice, fault: IommuFault) => number;
+}
+
+interface Registration {
+  handler: IommuFaultHandler;
+  flags: number;
+}
+
+/** Per-device fault state (struct iommu_fault_param). */
+interface DeviceParam {
+  /** Partial faults waiting for their LAST_PAGE fault. */
+  partial: IommuFault[];
+  /** Groups without a response yet. */
+  pending: Set<IopfGroup>;
+  /** Registered handlers (disjoint flags). */
+  handlers: Registration[];
+}
+
+/** Counters of the queue (also under `iopf.*` in the shared {@linkcode Counters}). */
+export interface IopfStats {
+  /** Faults reported. */
+  faults: number;
+  /** Faults parked as partial (without LAST_PAGE). */
+  partials: number;
+  /** Groups formed. */
+  groups: number;
+  /** Responses sent to the hardware, by code. */
+  responses: { success: number; invalid: number; failure: number };
+  /** Responses the handler sent after the core had already answered INVALID (dropped). */
+  lateResponses: number;
+  /** Partial faults dropped by discardPartial or device removal (no response). */
+  partialDiscards: number;
+  /** Groups answered INVALID for want of a handler. */
+  noHandler: number;
+  /** Groups that waited for a free worker. */
+  workqueueWaits: number;
+  /** Groups with no response yet. */
+  pendingGroups: number;
+}
+
+/**
+ * The IOPF queue of one IOMMU (struct iopf_queue): partial lists, group
+ * dispatch to handlers on a workqueue, the response bookkeeping.
+ *
+ * Timing: a reported fault costs `iopf.reportFault` before the group (if
+ * LAST_PAGE) is queued; a worker that was idle first pays
+ * `iopf.workqueueWakeup`; every group pays `iopf.groupOverhead` before its
+ * handler runs. Workers finish in any order (the unbound workqueue is
+ * unordered). Faults never time out.
+ */
+export class IopfQueue {
+  /** The IOPF workqueue's workers (a {@linkcode Resource}; its `waits` are workqueue waits). */
+  readonly workers: Resource;
+  /** Counters (`iopf.*`). */
+  readonly counters: Counters;
+  /** Latency from the LAST_PAGE fault's detection to its response (ns). */
+  readonly responseLatency: Histogram = new Histogram();
+  readonly #sim: Simulator;
+  readonly #costs: Costs;
+  readonly #driver: Pick<IommuDriverOps, "pageResponse">;
+  readonly #route: (dev: IommuDevice, fault: IommuFault) => number;
+  readonly #devs = new Map<IommuDevice, DeviceParam>();
+  #nextGroup = 1;
+  #pending = 0;
+
+  /** Creates the queue on `sim`. */
+  constructor(sim: Simulator, options: IopfQueueOptions) {
+    this.#sim = sim;
+    this.#costs = options.costs;
+    this.#driver = options.driver;
+    this.counters = options.counters ?? new Counters();
+    this.#route = options.route ?? (() => FAULT_REPORT_FLAT);
+    this.workers = new Resource(sim, {
+      name: "iopf workqueue",
+      servers: options.workers ?? 1,
+    });
+  }
+
+  /** The queue's statistics as a plain record. */
+  stats(): IopfStats {
+    const c = this.counters;
+    return {
+      faults: c.get("iopf.faults"),
+      partials: c.get("iopf.partials"),
+      groups: c.get("iopf.groups"),
+      responses: {
+        success: c.get("iopf.responses.success"),
+        invalid: c.get("iopf.responses.invalid"),
+        failure: c.get("iopf.responses.failure"),
+      },
+      lateResponses: c.get("iopf.responses.late"),
+      partialDiscards: c.get("iopf.partialDiscards"),
+      noHandler: c.get("iopf.noHandler"),
+      workqueueWaits: this.workers.waits,
+      pendingGroups: this.#pending,
+    };
+  }
+
+  /** Groups of `dev` (or of every device) that have no response yet. */
+  pendingGroups(dev?: IommuDevice): IopfGroup[] {
+    const out: IopfGroup[] = [];
+    for (const [d, p] of this.#devs) {
+      if (dev === undefined || d === dev) out.push(...p.pending);
+    }
+    return out;
+  }
+
+  /** Partial faults of `dev` (or of every device) parked without their LAST_PAGE fault. */
+  partialFaults(dev?: IommuDevice): IommuFault[] {
+    const out: IommuFault[] = [];
+    for (const [d, p] of this.#devs) {
+      if (dev === undefined || d === dev) out.push(...p.partial);
+    }
+    return out;
+  }
+
+  /**
+   * Registers `handler` for the faults of `dev` in the classes `flags`
+   * (FAULT_REPORT_FLAT / NESTED_L1 / NESTED_L2, several at once allowed).
+   * A device may have several handlers with disjoint flags.
+   *
+   * @throws {IopfLabError} EINVAL for empty or unknown flags; EBUSY when a
+   *   flag already has a handler for this device
+   */
+  registerHandler(
+    dev: IommuDevice,
+    handler: IommuFaultHandler,
+    flags: number,
+  ): void {
+    const what = `Cannot register a fault handler for ${dev.name}`;
+    if (
+      !Number.isInteger(flags) || flags === 0 ||
+      (flags & ~FAULT_REPORT_ALL) !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: flags ${flags} must be a non-empty set of FAULT_REPORT_FLAT|NESTED_L1|NESTED_L2`,
+      );
+    }
+    const p = this.#param(dev);
+    for (const r of p.handlers) {
+      if ((r.flags & flags) !== 0) {
+        throw new IopfLabError(
+          "EBUSY",
+          `${what}: flags ${r.flags & flags} already have a handler`,
+        );
+      }
+    }
+    p.handlers.push({ handler, flags });
+  }
+
+  /**
+   * Removes the handlers of `dev` for `flags` (default: all). EBUSY while a
+   * group routed to one of them still waits for its response (answer or
+   * remove the device first); a registration whose flags are only partly
+   * named keeps the rest.
+   */
+  unregisterHandler(dev: IommuDevice, flags: number = FAULT_REPORT_ALL): void {
+    const p = this.#devs.get(dev);
+    if (!p) return;
+    for (const g of p.pending) {
+      if ((g.route & flags) !== 0) {
+        throw new IopfLabError(
+          "EBUSY",
+          `Cannot unregister the fault handler of ${dev.name}: fault group ${g.id} is still pending`,
+        );
+      }
+    }
+    p.handlers = p.handlers
+      .map((r) => ({ handler: r.handler, flags: r.flags & ~flags }))
+      .filter((r) => r.flags !== 0);
+  }
+
+  /** The handler registered for `dev` in class `route`, if any. */
+  handlerFor(dev: IommuDevice, route: number): IommuFaultHandler | undefined {
+    const p = this.#devs.get(dev);
+    if (!p || route === 0) return undefined;
+    for (const r of p.handlers) if ((r.flags & route) !== 0) return r.handler;
+    return undefined;
+  }
+
+  /**
+   * iommu_report_device_fault(): parks a partial fault, or with LAST_PAGE
+   * gathers the device's partials of the same group id and PASID into a
+   * group and queues it for its handler (INVALID at once without one).
+   */
+  reportDeviceFault(dev: IommuDevice, fault: IommuFault): void {
+    if (fault.type !== "page-req") {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot report a fault of ${dev.name}: only page requests are recoverable, got ${
+          String((fault as { type: unknown }).type)
+        }`,
+      );
+    }
+    this.counters.add("iopf.faults");
+    const p = this.#param(dev);
+    if ((fault.flags & IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE) === 0) {
+      p.partial.push(fault);
+      this.counters.add("iopf.partials");
+      return;
+    }
+    const faults: IommuFault[] = [];
+    if (p.partial.length > 0) {
+      const rest: IommuFault[] = [];
+      for (const f of p.partial) (sameGroup(f, fault) ? faults : rest).push(f);
+      p.partial = rest;
+    }
+    faults.push(fault);
+    const route = this.#route(dev, fault);
+    const group = new IopfGroup(this.#nextGroup++, dev, faults, {
+      route,
+      reportedAt: this.#sim.now,
+    });
+    this.counters.add("iopf.groups");
+    p.pending.add(group);
+    this.#pending++;
+    this.#sim.after(this.#costs["iopf.reportFault"], () => this.#queue(group));
+  }
+
+  #queue(group: IopfGroup): void {
+    if (group.responded) return; // revoked before it was queued
+    const handler = this.handlerFor(group.dev, group.route);
+    if (!handler) {
+      this.counters.add("iopf.noHandler");
+      this.pageResponse(group.dev, group, IOMMU_PAGE_RESP_INVALID);
+      return;
+    }
+    const queuedAt = this.#sim.now;
+    if (this.workers.busy >= this.workers.servers) {
+      this.counters.add("iopf.workqueueWaits");
+    }
+    this.workers.acquire((release) => {
+      if (group.responded) { // revoked while it waited for a worker
+        release();
+        return;
+      }
+      const idle = this.#sim.now === queuedAt;
+      const delay = (idle ? this.#costs["iopf.workqueueWakeup"] : 0) +
+        this.#costs["iopf.groupOverhead"];
+      this.#sim.after(delay, () => this.#run(group, handler, release));
+    });
+  }
+
+  #run(
+    group: IopfGroup,
+    handler: IommuFaultHandler,
+    release: () => void,
+  ): void {
+    if (group.responded) {
+      release();
+      return;
+    }
+    let finished = false;
+    const done = () => {
+      if (finished) {
+        throw new IopfLabError(
+          "EINVAL",
+          `Cannot finish fault group ${group.id} of ${group.dev.name}: its handler already returned`,
+        );
+      }
+      finished = true;
+      release();
+    };
+    try {
+      handler(group, done);
+    } catch (e) {
+      if (!(e instanceof IopfLabError)) throw e;
+      this.counters.add("iopf.handlerErrors");
+      if (!group.responded) {
+        this.pageResponse(group.dev, group, IOMMU_PAGE_RESP_INVALID);
+      }
+      if (!finished) done();
+    }
+  }
+
+  /**
+   * iommu_page_response(): sends the one response of `group` to the
+   * hardware (driver.pageResponse for its LAST_PAGE fault). A response to a
+   * group the core already answered on removal is dropped and counted
+   * (`iopf.responses.late`).
+   *
+   * @throws {IopfLabError} EINVAL for a second response to a group, a group
+   *   of another device, or a code other than SUCCESS/INVALID/FAILURE
+   */
+  pageResponse(
+    dev: IommuDevice,
+    group: IopfGroup,
+    code: PageResponseCode,
+  ): void {
+    const what = `Cannot respond to fault group ${group.id} of ${dev.name}`;
+    if (group.dev !== dev) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: the group belongs to ${group.dev.name}`,
+      );
+    }
+    if (
+      code !== IOMMU_PAGE_RESP_SUCCESS && code !== IOMMU_PAGE_RESP_INVALID &&
+      code !== IOMMU_PAGE_RESP_FAILURE
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: unknown response code ${String(code)}`,
+      );
+    }
+    if (group.state === "revoked") {
+      this.counters.add("iopf.responses.late");
+      return;
+    }
+    if (group.state === "answered") {
+      this.counters.add("iopf.responses.duplicate");
+      throw new IopfLabError(
+        "EINVAL",
+        `${what}: it was already answered with code ${group.code} (exactly one response per group)`,
+      );
+    }
+    this.#settle(group, "answered", code);
+  }
+
+  #settle(
+    group: IopfGroup,
+    state: "answered" | "revoked",
+    code: PageResponseCode,
+  ): void {
+    const now = this.#sim.now;
+    group._settle(state, code, now);
+    const p = this.#devs.get(group.dev);
+    if (p?.pending.delete(group)) this.#pending--;
+    this.counters.add(`iopf.responses.${codeName(code)}`);
+    this.responseLatency.record(Math.max(0, now - group.last.detectedAt));
+    this.#driver.pageResponse(group.dev, group.last, code);
+  }
+
+  /**
+   * iopf_queue_discard_partial(): drops the parked partial faults of `dev`
+   * (or of every device) without any response, after a PRI queue overflow
+   * lost the LAST_PAGE requests they were waiting for. Returns how many.
+   */
+  discardPartial(dev?: IommuDevice): number {
+    let n = 0;
+    for (const [d, p] of this.#devs) {
+      if (dev !== undefined && d !== dev) continue;
+      n += p.partial.length;
+      p.partial = [];
+    }
+    this.counters.add("iopf.partialDiscards", n);
+    return n;
+  }
+
+  /**
+   * iopf_queue_remove_device(): drops the device's partial faults and
+   * answers INVALID to every group still waiting for a response (the
+   * handler's own later response is then dropped). Handlers stay registered.
+   * Returns the number of groups answered.
+   */
+  removeDevice(dev: IommuDevice): number {
+    const p = this.#devs.get(dev);
+    if (!p) return 0;
+    this.counters.add("iopf.partialDiscards", p.partial.length);
+    p.partial = [];
+    const groups = [...p.pending];
+    for (const g of groups) this.#settle(g, "revoked", IOMMU_PAGE_RESP_INVALID);
+    this.counters.add("iopf.revoked", groups.length);
+    return groups.length;
+  }
+
+  #param(dev: IommuDevice): DeviceParam {
+    let p = this.#devs.get(dev);
+    if (!p) {
+      p = { partial: [], pending: new Set(), handlers: [] };
+      this.#devs.set(dev, p);
+    }
+    return p;
+  }
+}
+
+function sameGroup(a: IommuFault, b: IommuFault): boolean {
+  if (a.grpid !== b.grpid) return false;
+  const pa = (a.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
+  const pb = (b.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
+  return pa === pb && (!pa || a.pasid === b.pasid);
+}
+
+function codeName(code: PageResponseCode): "success" | "invalid" | "failure" {
+  return code === IOMMU_PAGE_RESP_SUCCESS
+    ? "success"
+    : code === IOMMU_PAGE_RESP_INVALID
+    ? "invalid"
+    : "failure";
+}

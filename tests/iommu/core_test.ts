@@ -1,0 +1,186 @@
+import assert from "node:assert/strict";
+import { IommuCore } from "../../lib/iommu/core.ts";
+import { newIotlbGather } from "../../lib/iommu/types.ts";
+import { loadCostProfile } from "../../lib/sim/costs.ts";
+import { Simulator } from "../../lib/sim/simulator.ts";
+import {
+  PROT_READ,
+  PROT_WRITE,
+  SZ_1G,
+  SZ_2M,
+  SZ_4K,
+} from "../../lib/sim/units.ts";
+import { fakeDevice, FakeIommuDriver } from "./_fake_driver.ts";
+
+function setup(overrides: Record<string, number> = {}, lazy = false) {
+  const sim = new Simulator();
+  const costs = loadCostProfile(overrides);
+  const driver = new FakeIommuDriver(sim, { costs });
+  const core = new IommuCore(sim, {
+    costs,
+    driver,
+    invalidation: lazy ? "lazy" : "strict",
+  });
+  driver.bind(core);
+  return { sim, costs, driver, core };
+}
+
+Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
+  await t.step(
+    "iommuMap maps with the largest page sizes and returns its cost",
+    () => {
+      const { core, costs } = setup();
+      const d = core.domainAllocPaging(2);
+      const ns = core.iommuMap(
+        d,
+        SZ_1G,
+        2 * SZ_1G,
+        SZ_1G + SZ_2M,
+        PROT_READ | PROT_WRITE,
+      );
+      // One 1 GiB block and one 2 MiB block, plus a table page for the 2 MiB level.
+      assert.ok(ns >= costs["iommu.mapCall"] + 2 * costs["iommu.mapPerPte"]);
+      assert.equal(
+        core.iommuIovaToPhys(d, SZ_1G + SZ_1G + 0x1234),
+        3 * SZ_1G + 0x1234,
+      );
+      assert.equal(d.mappedBytes, SZ_1G + SZ_2M);
+    },
+  );
+
+  await t.step(
+    "misaligned, empty and overlapping maps fail and change nothing",
+    () => {
+      const { core } = setup();
+      const d = core.domainAllocPaging(2);
+      assert.throws(() => core.iommuMap(d, 0x1800, 0, SZ_4K, PROT_READ), {
+        code: "EINVAL",
+      });
+      assert.throws(() => core.iommuMap(d, 0, 0, 0, PROT_READ), {
+        code: "EINVAL",
+      });
+      assert.throws(() => core.iommuMap(d, 0, 0, SZ_4K, 0), { code: "EINVAL" });
+      core.iommuMap(d, 0, 0, SZ_4K, PROT_READ);
+      assert.throws(() => core.iommuMap(d, 0, SZ_4K, SZ_4K, PROT_READ), {
+        code: "EEXIST",
+      });
+      assert.equal(d.mappedBytes, SZ_4K);
+    },
+  );
+
+  await t.step(
+    "a nested domain's stage 1 cannot be mapped through the core",
+    () => {
+      const { core } = setup();
+      const s2 = core.domainAllocPaging(2);
+      const n = core.domainAllocNested(s2, {
+        s1Ttb: 0x1000,
+        asid: 1,
+        stall: true,
+      });
+      assert.throws(() => core.iommuMap(n, 0, 0, SZ_4K, PROT_READ), {
+        code: "EINVAL",
+      });
+      assert.throws(() => core.domainFree(s2), { code: "EBUSY" });
+      core.domainFree(n);
+      core.domainFree(s2);
+    },
+  );
+
+  await t.step("strict unmap syncs before done", () => {
+    const { core, sim, driver } = setup();
+    const d = core.domainAllocPaging(2);
+    core.iommuMap(d, 0, 0, 4 * SZ_4K, PROT_READ);
+    let doneAt = -1;
+    const r = core.iommuUnmapSync(d, 0, 2 * SZ_4K, () => doneAt = sim.now);
+    assert.equal(r.bytes, 2 * SZ_4K);
+    assert.equal(core.iommuIovaToPhys(d, 0), -1);
+    assert.equal(core.iommuIovaToPhys(d, 2 * SZ_4K), 2 * SZ_4K);
+    sim.run();
+    assert.equal(doneAt, driver.syncNs);
+    assert.equal(driver.syncs.length, 1);
+    assert.equal(driver.syncs[0]!.gather.start, 0);
+    assert.equal(driver.syncs[0]!.gather.end, 2 * SZ_4K);
+  });
+
+  await t.step(
+    "iommuUnmap only gathers; iommuIotlbSync resets the gather",
+    () => {
+      const { core, sim, driver } = setup();
+      const d = core.domainAllocPaging(1);
+      core.iommuMap(d, 0, 0, 4 * SZ_4K, PROT_READ);
+      const g = newIotlbGather();
+      core.iommuUnmap(d, 0, SZ_4K, g);
+      core.iommuUnmap(d, 3 * SZ_4K, SZ_4K, g);
+      assert.equal(driver.syncs.length, 0);
+      assert.equal(g.entries, 2);
+      core.iommuIotlbSync(d, g);
+      assert.equal(g.entries, 0);
+      sim.run();
+      assert.equal(driver.syncs.length, 1);
+      assert.equal(driver.syncs[0]!.gather.end, 4 * SZ_4K);
+      assert.equal(core.counters.get("iommu.syncs"), 1);
+    },
+  );
+});
+
+Deno.test("iommu core: lazy invalidation through the flush queue", async (t) => {
+  await t.step("unmapped ranges stay exposed until a batch fills", () => {
+    const { core, sim, driver } = setup({ "iommu.flushQueueBatch": 3 }, true);
+    const d = core.domainAllocPaging(2);
+    core.iommuMap(d, 0, 0, 8 * SZ_4K, PROT_READ);
+    let dones = 0;
+    core.iommuUnmapSync(d, 0, SZ_4K, () => dones++);
+    sim.after(100, () => core.iommuUnmapSync(d, SZ_4K, SZ_4K, () => dones++));
+    sim.run({ until: 200 });
+    assert.equal(dones, 2); // the caller does not wait for the flush
+    assert.equal(driver.syncs.length + driver.flushes.length, 0);
+    assert.equal(core.flushQueue.size, 2);
+    assert.ok(core.flushQueue.isExposed(d.driverDomain, 0));
+    assert.ok(!core.flushQueue.isExposed(d.driverDomain, 2 * SZ_4K));
+    core.iommuUnmapSync(d, 2 * SZ_4K, SZ_4K);
+    assert.equal(driver.flushes.length, 1); // batch of 3 reached
+    assert.equal(core.flushQueue.size, 3); // in flight until the flush completes
+    sim.run();
+    assert.equal(core.flushQueue.size, 0);
+    assert.equal(core.flushQueue.exposureNs.count, 3);
+    assert.equal(core.flushQueue.exposureNs.max, 200 + driver.syncNs);
+    assert.equal(core.flushQueue.batchFlushes, 1);
+  });
+
+  await t.step("a lone range is flushed by the timeout", () => {
+    const { core, sim, driver, costs } = setup({}, true);
+    const d = core.domainAllocPaging(2);
+    core.iommuMap(d, 0, 0, SZ_4K, PROT_READ);
+    const seen: number[] = [];
+    core.flushQueue.onFlushed((r) =>
+      seen.push(r.completedAt - r.entries[0]!.queuedAt)
+    );
+    core.iommuUnmapSync(d, 0, SZ_4K);
+    sim.run();
+    assert.deepEqual(seen, [costs["iommu.flushQueueTimeout"] + driver.syncNs]);
+    assert.equal(core.flushQueue.timeoutFlushes, 1);
+  });
+});
+
+Deno.test("iommu core: attach and detach", async (t) => {
+  await t.step("attach twice is EBUSY; detach completes asynchronously", () => {
+    const { core, sim, driver } = setup();
+    const dev = fakeDevice("dev0", 1);
+    const d = core.domainAllocPaging(2);
+    let attached = false;
+    core.iommuAttachDevice(d, dev, () => attached = true);
+    assert.equal(core.getDomainForDev(dev), d);
+    assert.throws(() => core.iommuAttachDevice(d, dev), { code: "EBUSY" });
+    sim.run();
+    assert.ok(attached);
+    assert.equal(driver.attached.get(dev), d.driverDomain);
+    assert.throws(() => core.domainFree(d), { code: "EBUSY" });
+    let detached = false;
+    core.iommuDetachDevice(d, dev, () => detached = true);
+    sim.run();
+    assert.ok(detached);
+    assert.equal(core.getDomainForDev(dev), undefined);
+    core.domainFree(d);
+  });
+});
