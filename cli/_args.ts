@@ -1,0 +1,124 @@
+/**
+ * Command-line arguments of `deno task sim`.
+ *
+ * @module
+ */
+import { IopfLabError } from "../lib/sim/errors.ts";
+
+/** The usage line. */
+export const USAGE =
+  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N]";
+
+/** Parsed arguments of `deno task sim`. */
+export interface SimArgs {
+  /** The scenario file. */
+  readonly file: string;
+  /** Print the metrics as JSON instead of a table. */
+  readonly json: boolean;
+  /** Write one CSV row per scenario to this file. */
+  readonly csv?: string;
+  /** Run the model's invariant checks. */
+  readonly check: boolean;
+  /** Workers for a sweep (0: run on the main thread). */
+  readonly workers?: number;
+}
+
+/** The result of {@linkcode parseSimArgs}: arguments, or a request for help. */
+export type ParsedArgs =
+  | { readonly help: true }
+  | ({ readonly help: false } & SimArgs);
+
+/**
+ * Parses the arguments: one scenario path and the options `--json`,
+ * `--csv FILE` (or `--csv=FILE`), `--check`, `--workers N`, `--help`; `--`
+ * ends the options. Mistakes throw EINVAL with a one-line message.
+ */
+export function parseSimArgs(args: readonly string[]): ParsedArgs {
+  const files: string[] = [];
+  let json = false;
+  let check = false;
+  let csv: string | undefined;
+  let workers: number | undefined;
+  let options = true;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!options || !arg.startsWith("-") || arg === "-") {
+      files.push(arg);
+      continue;
+    }
+    if (arg === "--") {
+      options = false;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    const inline = eq < 0 ? undefined : arg.slice(eq + 1);
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const next = args[i + 1];
+      if (next === undefined || (next.startsWith("-") && next !== "-")) {
+        usage(`${name} needs a value`);
+      }
+      i++;
+      return next;
+    };
+    const flag = (): true => {
+      if (inline !== undefined) usage(`${name} takes no value`);
+      return true;
+    };
+    switch (name) {
+      case "-h":
+      case "--help":
+        return { help: true };
+      case "--json":
+        json = flag();
+        break;
+      case "--check":
+        check = flag();
+        break;
+      case "--csv": {
+        if (csv !== undefined) usage("--csv given twice");
+        const v = value();
+        if (v === "") usage("--csv needs a file name");
+        csv = v;
+        break;
+      }
+      case "--workers": {
+        if (workers !== undefined) usage("--workers given twice");
+        const v = value();
+        const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+        if (!(n <= 256)) {
+          usage(
+            `--workers: expected a whole number from 0 to 256, got ${
+              JSON.stringify(v)
+            }`,
+          );
+        }
+        workers = n;
+        break;
+      }
+      default:
+        usage(`unknown option ${JSON.stringify(name)}`);
+    }
+  }
+  if (files.length === 0) usage("missing the scenario file");
+  if (files.length > 1) {
+    usage(
+      `expected one scenario file, got ${files.length}: ${
+        files.map((f) => JSON.stringify(f)).join(" ")
+      }`,
+    );
+  }
+  return {
+    help: false,
+    file: files[0]!,
+    json,
+    check,
+    ...(csv === undefined ? {} : { csv }),
+    ...(workers === undefined ? {} : { workers }),
+  };
+}
+
+function usage(problem: string): never {
+  throw new IopfLabError("EINVAL", `${problem} (${USAGE})`, "arguments");
+}

@@ -1,0 +1,102 @@
+/**
+ * Experiments: scenario files (shared/INTERFACE.md) parsed and validated
+ * into resolved {@linkcode Scenario}s, sweeps expanded and run on workers,
+ * metrics flattened, summarised and written as CSV, and DMA traces.
+ *
+ * @example
+ * ```ts
+ * import { expandSweep, formatSummary, emptyMetrics, parseScenario } from "./mod.ts";
+ * const scenario = parseScenario({
+ *   name: "boot",
+ *   vm: { memory: "4GiB" },
+ *   sweep: { "dma.mode": ["static-pin", "iopf"] },
+ * });
+ * const points = expandSweep(scenario);
+ * console.assert(points.length === 2 && points[1]!.dma.mode === "iopf");
+ * console.assert(formatSummary(emptyMetrics(points[0]!.name, 1)).includes("faults.total"));
+ * ```
+ *
+ * @module
+ */
+export {
+  type AcceleratorConfig,
+  type Backing,
+  bareMessage,
+  type BootConfig,
+  type DeviceConfig,
+  type DeviceFault,
+  type Distribution,
+  type DmaConfig,
+  type DmaMode,
+  expandSweep,
+  type GuestConfig,
+  type GuestStage1,
+  type HostConfig,
+  type Invalidation,
+  type JsonValue,
+  loadScenario,
+  MAX_COUNT,
+  MAX_HOST_MEMORY,
+  MAX_SWEEP_POINTS,
+  type NicRxConfig,
+  parseScenario,
+  type ParseScenarioOptions,
+  type RandomConfig,
+  type Scenario,
+  scenarioToJson,
+  type ScenarioToJsonOptions,
+  type SmmuConfig,
+  type SmmuStage,
+  type StorageConfig,
+  type SweepAxis,
+  type TraceConfig,
+  type VmConfig,
+  type WorkloadConfig,
+  type WorkloadKind,
+} from "./scenario.ts";
+export {
+  loadTrace,
+  MAX_STREAM,
+  parseTrace,
+  type ParseTraceOptions,
+  TRACE_COLUMNS,
+  type TraceRecord,
+} from "./trace.ts";
+export {
+  emptyMetrics,
+  type FaultCounts,
+  type FlatMetrics,
+  flattenMetrics,
+  formatRate,
+  formatSummary,
+  type FormatSummaryOptions,
+  formatValue,
+  type InvariantResults,
+  type IotlbCounts,
+  type LatencyStats,
+  type Metrics,
+  METRICS_ORDER,
+  type PriResponseCounts,
+  type SeriesRow,
+  unflattenMetrics,
+} from "./metrics.ts";
+export {
+  type CsvRow,
+  metricsFromCsv,
+  metricsToCsv,
+  readCsv,
+  type ReadCsvOptions,
+  seriesFromCsv,
+  seriesToCsv,
+} from "./csv.ts";
+export {
+  DEFAULT_RUNNER,
+  progressReporter,
+  type ProgressReporterOptions,
+  type RunnerModule,
+  type RunResult,
+  runSweep,
+  type RunSweepOptions,
+  runSweepWithSeries,
+  type SweepProgress,
+} from "./sweep.ts";

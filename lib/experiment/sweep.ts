@@ -1,0 +1,336 @@
+/**
+ * Sweeps on Web Workers: each point of a sweep runs in a module worker
+ * (`runScenario` from ./run.ts), several at once; the results come back in
+ * sweep order and do not depend on how many workers ran them. An error
+ * inside a worker comes back as an `IopfLabError` with its code.
+ *
+ * @example
+ * ```ts ignore
+ * import { expandSweep, parseScenario } from "./scenario.ts";
+ * import { progressReporter, runSweep } from "./sweep.ts";
+ * const points = expandSweep(parseScenario({
+ *   vm: { memory: "1GiB" },
+ *   sweep: { "dma.mode": ["static-pin", "iopf"] },
+ * }));
+ * const metrics = await runSweep(points, { onProgress: progressReporter() });
+ * console.assert(metrics.length === 2);
+ * ```
+ *
+ * @module
+ */
+import { type ErrorCode, IopfLabError } from "../sim/errors.ts";
+import type { Metrics, SeriesRow } from "./metrics.ts";
+import type { Scenario } from "./scenario.ts";
+
+/** A run's metrics and its time series. */
+export interface RunResult {
+  /** What the run measured. */
+  readonly metrics: Metrics;
+  /** Samples over simulated time. */
+  readonly series: SeriesRow[];
+}
+
+/** What a runner module (./run.ts, or a test double) exports. */
+export interface RunnerModule {
+  /** Runs one scenario to completion. */
+  runScenario(scenario: Scenario): Metrics;
+  /** Runs one scenario and records its time series. */
+  runScenarioWithSeries(scenario: Scenario): RunResult;
+}
+
+/** Progress of a sweep, reported after each point completes. */
+export interface SweepProgress {
+  /** Points completed so far. */
+  readonly done: number;
+  /** Points in the sweep. */
+  readonly total: number;
+  /** Index (in sweep order) of the point that just completed. */
+  readonly index: number;
+  /** Its scenario name. */
+  readonly name: string;
+  /** Wall-clock milliseconds since the sweep started. */
+  readonly elapsedMs: number;
+}
+
+/** Options of {@linkcode runSweep}. */
+export interface RunSweepOptions {
+  /**
+   * Workers running points at once; 0 runs them one after the other on the
+   * calling thread. [navigator.hardwareConcurrency, at most one per point]
+   */
+  readonly workers?: number;
+  /** Called after each point completes (in completion order). */
+  readonly onProgress?: (progress: SweepProgress) => void;
+  /** Module exporting the {@linkcode RunnerModule} functions. [./run.ts] */
+  readonly runner?: string | URL;
+}
+
+/** The runner module used unless an option names another. */
+export const DEFAULT_RUNNER: URL = new URL("./run.ts", import.meta.url);
+
+/**
+ * Runs every scenario and returns their metrics in the order given (each
+ * with its scenario's `sweepPoint`). If a point fails, no further points
+ * start, and the error of the first failing point in sweep order is thrown
+ * once the running ones have finished.
+ */
+export function runSweep(
+  scenarios: readonly Scenario[],
+  options: RunSweepOptions = {},
+): Promise<Metrics[]> {
+  return runAll<Metrics>(scenarios, false, options);
+}
+
+/** Like {@linkcode runSweep}, also recording each run's time series. */
+export function runSweepWithSeries(
+  scenarios: readonly Scenario[],
+  options: RunSweepOptions = {},
+): Promise<RunResult[]> {
+  return runAll<RunResult>(scenarios, true, options);
+}
+
+/** A request to a worker. */
+export interface WorkerRequest {
+  /** Specifier of the runner module. */
+  readonly runner: string;
+  /** Index of the point. */
+  readonly index: number;
+  /** The point. */
+  readonly scenario: Scenario;
+  /** Record the time series too. */
+  readonly series: boolean;
+}
+
+/** An error as it crosses from a worker. */
+export interface WorkerError {
+  /** Error class name. */
+  readonly name: string;
+  /** The message (without the " (CODE)" suffix for an IopfLabError). */
+  readonly message: string;
+  /** The IopfLabError code, if it was one. */
+  readonly code?: ErrorCode;
+  /** The IopfLabError location, if any. */
+  readonly where?: string;
+  /** The stack inside the worker. */
+  readonly stack?: string;
+}
+
+/** A worker's answer. */
+export type WorkerResponse =
+  | {
+    readonly index: number;
+    readonly ok: true;
+    readonly result: Metrics | RunResult;
+  }
+  | { readonly index: number; readonly ok: false; readonly error: WorkerError };
+
+/** Turns a thrown value into its transferable form. */
+export function toWorkerError(e: unknown): WorkerError {
+  if (e instanceof IopfLabError) {
+    const suffix = ` (${e.code})`;
+    const message = e.message.endsWith(suffix)
+      ? e.message.slice(0, -suffix.length)
+      : e.message;
+    return {
+      name: e.name,
+      message,
+      code: e.code,
+      ...(e.where === undefined ? {} : { where: e.where }),
+      ...(e.stack === undefined ? {} : { stack: e.stack }),
+    };
+  }
+  if (e instanceof Error) {
+    return {
+      name: e.name,
+      message: e.message,
+      ...(e.stack === undefined ? {} : { stack: e.stack }),
+    };
+  }
+  return { name: "Error", message: String(e) };
+}
+
+/** Rebuilds an error that crossed from a worker. */
+export function fromWorkerError(e: WorkerError, scenarioName: string): Error {
+  if (e.code !== undefined) {
+    const err = new IopfLabError(e.code, e.message, e.where);
+    if (e.stack !== undefined) err.stack = e.stack;
+    return err;
+  }
+  const err = new Error(
+    `Cannot run scenario ${
+      JSON.stringify(scenarioName)
+    }: ${e.name}: ${e.message}`,
+  );
+  if (e.stack !== undefined) {
+    err.stack = `${err.message}\n(in the worker) ${e.stack}`;
+  }
+  return err;
+}
+
+async function runAll<T>(
+  scenarios: readonly Scenario[],
+  series: boolean,
+  options: RunSweepOptions,
+): Promise<T[]> {
+  const total = scenarios.length;
+  const results = new Array<T>(total);
+  if (total === 0) return results;
+  const runner = String(options.runner ?? DEFAULT_RUNNER);
+  const hw = Math.max(1, navigator.hardwareConcurrency ?? 1);
+  const workers = Math.min(options.workers ?? hw, total);
+  if (!Number.isInteger(workers) || workers < 0) {
+    throw new IopfLabError(
+      "EINVAL",
+      `Cannot run the sweep: workers must be a whole number >= 0, got ${workers}`,
+    );
+  }
+  const t0 = performance.now();
+  let done = 0;
+  const completed = (index: number): void => {
+    done++;
+    options.onProgress?.({
+      done,
+      total,
+      index,
+      name: scenarios[index]!.name,
+      elapsedMs: performance.now() - t0,
+    });
+  };
+
+  if (workers === 0) {
+    const mod = (await import(runner)) as RunnerModule;
+    for (let i = 0; i < total; i++) {
+      const s = scenarios[i]!;
+      const result = series ? mod.runScenarioWithSeries(s) : mod.runScenario(s);
+      results[i] = withSweepPoint(result, s) as T;
+      completed(i);
+    }
+    return results;
+  }
+
+  return await new Promise<T[]>((resolve, reject) => {
+    const pool: Worker[] = [];
+    let next = 0;
+    let inFlight = 0;
+    let settled = false;
+    let failure: { index: number; error: Error } | undefined;
+    const settle = (error?: Error): void => {
+      if (settled) return;
+      settled = true;
+      for (const w of pool) w.terminate();
+      if (error) reject(error);
+      else if (failure) reject(failure.error);
+      else resolve(results);
+    };
+    const dispatch = (w: Worker): void => {
+      if (failure !== undefined || next >= total) {
+        if (inFlight === 0) settle();
+        return;
+      }
+      const index = next++;
+      inFlight++;
+      const request: WorkerRequest = {
+        runner,
+        index,
+        scenario: scenarios[index]!,
+        series,
+      };
+      w.postMessage(request);
+    };
+    for (let k = 0; k < workers; k++) {
+      const w = new Worker(new URL("./_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      w.onmessage = (ev: MessageEvent<WorkerResponse>) => {
+        const msg = ev.data;
+        inFlight--;
+        if (msg.ok) {
+          results[msg.index] = withSweepPoint(
+            msg.result,
+            scenarios[msg.index]!,
+          ) as T;
+          completed(msg.index);
+        } else if (failure === undefined || msg.index < failure.index) {
+          failure = {
+            index: msg.index,
+            error: fromWorkerError(msg.error, scenarios[msg.index]!.name),
+          };
+        }
+        dispatch(w);
+      };
+      w.onerror = (ev: ErrorEvent) => {
+        ev.preventDefault();
+        settle(
+          new Error(`Cannot run the sweep: a worker failed: ${ev.message}`),
+        );
+      };
+      w.onmessageerror = () => {
+        settle(
+          new Error(
+            "Cannot run the sweep: a worker's result could not be received",
+          ),
+        );
+      };
+      pool.push(w);
+    }
+    for (const w of pool) dispatch(w);
+  });
+}
+
+/** Adds the scenario's sweep point to its metrics if the runner left it out. */
+function withSweepPoint(
+  result: Metrics | RunResult,
+  scenario: Scenario,
+): Metrics | RunResult {
+  if (scenario.sweepPoint === undefined) return result;
+  if ("metrics" in result) {
+    const metrics = withSweepPoint(result.metrics, scenario) as Metrics;
+    return metrics === result.metrics ? result : { ...result, metrics };
+  }
+  if (result.sweepPoint !== undefined) return result;
+  return { ...result, sweepPoint: scenario.sweepPoint };
+}
+
+/** Options of {@linkcode progressReporter}. */
+export interface ProgressReporterOptions {
+  /** Where the text goes. [stderr] */
+  readonly write?: (text: string) => void;
+  /** Draw a bar redrawn in place (for a terminal) instead of a line per point. [Deno.stderr.isTerminal()] */
+  readonly terminal?: boolean;
+}
+
+/**
+ * A progress callback for {@linkcode runSweep} that writes to stderr: a
+ * progress bar when stderr is a terminal, otherwise one plain line per
+ * completed point (`[3/8] name (1.2 s)`).
+ */
+export function progressReporter(
+  options: ProgressReporterOptions = {},
+): (progress: SweepProgress) => void {
+  const terminal = options.terminal ?? Deno.stderr.isTerminal();
+  const write = options.write ?? writeStderr;
+  return (p) => {
+    const secs = `${(p.elapsedMs / 1000).toFixed(1)} s`;
+    if (!terminal) {
+      write(`[${p.done}/${p.total}] ${p.name} (${secs})\n`);
+      return;
+    }
+    const width = 24;
+    const filled = Math.round((width * p.done) / p.total);
+    const name = p.name.length > 48 ? p.name.slice(0, 47) + "…" : p.name;
+    write(
+      `\r[${"#".repeat(filled)}${
+        "-".repeat(width - filled)
+      }] ${p.done}/${p.total} ${secs} ${name}\x1b[K`,
+    );
+    if (p.done === p.total) write("\n");
+  };
+}
+
+const encoder = new TextEncoder();
+
+function writeStderr(text: string): void {
+  const bytes = encoder.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+}

@@ -1,0 +1,263 @@
+import assert from "node:assert/strict";
+import { main, renderOutput, type SimIo, writeCsvFile } from "../../cli/sim.ts";
+import { parseSimArgs } from "../../cli/_args.ts";
+import { metricsFromCsv } from "../../lib/experiment/csv.ts";
+import { sampleMetrics } from "../experiment/_sample.ts";
+
+/** Runs main() in-process, capturing stdout and stderr. */
+async function sim(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const io: SimIo = {
+    stdout: (t) => void (stdout += t),
+    stderr: (t) => void (stderr += t),
+    progress: false,
+  };
+  const code = await main(args, io);
+  return { code, stdout, stderr };
+}
+
+/** Asserts exit 2 with exactly one line on stderr matching `pattern`, nothing on stdout. */
+function assertUsageError(
+  r: { code: number; stdout: string; stderr: string },
+  pattern: RegExp,
+): void {
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stdout, "");
+  assert.ok(r.stderr.endsWith("\n"), JSON.stringify(r.stderr));
+  assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr, pattern);
+}
+
+Deno.test("parseSimArgs reads the path and options", () => {
+  assert.deepEqual(parseSimArgs(["s.json"]), {
+    help: false,
+    file: "s.json",
+    json: false,
+    check: false,
+  });
+  assert.deepEqual(
+    parseSimArgs([
+      "--json",
+      "s.json",
+      "--csv",
+      "o.csv",
+      "--check",
+      "--workers=2",
+    ]),
+    {
+      help: false,
+      file: "s.json",
+      json: true,
+      check: true,
+      csv: "o.csv",
+      workers: 2,
+    },
+  );
+  assert.deepEqual(parseSimArgs(["--csv=o.csv", "--", "-odd.json"]), {
+    help: false,
+    file: "-odd.json",
+    json: false,
+    check: false,
+    csv: "o.csv",
+  });
+  assert.deepEqual(parseSimArgs(["-h"]), { help: true });
+});
+
+Deno.test("bad arguments exit 2 with one line on stderr", async (t) => {
+  const cases: [string, string[], RegExp][] = [
+    [
+      "no arguments",
+      [],
+      /^sim: missing the scenario file \(usage: deno task sim/,
+    ],
+    [
+      "unknown option",
+      ["s.json", "--frobnicate"],
+      /^sim: unknown option "--frobnicate"/,
+    ],
+    [
+      "option without its value",
+      ["s.json", "--csv"],
+      /^sim: --csv needs a value/,
+    ],
+    [
+      "option value that is an option",
+      ["s.json", "--csv", "--json"],
+      /^sim: --csv needs a value/,
+    ],
+    [
+      "flag with a value",
+      ["s.json", "--json=yes"],
+      /^sim: --json takes no value/,
+    ],
+    [
+      "two files",
+      ["a.json", "b.json"],
+      /^sim: expected one scenario file, got 2: "a.json" "b.json"/,
+    ],
+    [
+      "bad worker count",
+      ["s.json", "--workers", "many"],
+      /^sim: --workers: expected a whole number from 0 to 256, got "many"/,
+    ],
+    [
+      "csv into a missing directory",
+      ["s.json", "--csv", "/nonexistent/dir/o.csv"],
+      /^sim: --csv \/nonexistent\/dir\/o\.csv: the directory \/nonexistent\/dir does not exist/,
+    ],
+  ];
+  for (const [what, args, pattern] of cases) {
+    await t.step(what, async () => assertUsageError(await sim(args), pattern));
+  }
+});
+
+Deno.test("--help prints the usage and exits 0", async () => {
+  const r = await sim(["--help"]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^usage: deno task sim <scenario\.json>/);
+});
+
+Deno.test("bad scenario files exit 2, name the field, and write no CSV", async (t) => {
+  const dir = Deno.makeTempDirSync();
+  const csv = `${dir}/out.csv`;
+  const write = (name: string, text: string) => {
+    Deno.writeTextFileSync(`${dir}/${name}`, text);
+    return `${dir}/${name}`;
+  };
+  const cases: [string, () => string, RegExp][] = [
+    [
+      "missing file",
+      () => `${dir}/none.json`,
+      /none\.json: cannot read the scenario file: no such file \(ENOENT\)\n$/,
+    ],
+    ["a directory", () => dir, /cannot read the scenario file/],
+    [
+      "bad JSON",
+      () =>
+        write("syntax.json", '{\n  "vm": {"memory": "4GiB"},\n  "seed": \n}'),
+      /syntax\.json:4:1: invalid JSON: unexpected character "}" \(EINVAL\)\n$/,
+    ],
+    [
+      "not an object",
+      () => write("array.json", "[]"),
+      /array\.json: scenario: expected an object, got an array/,
+    ],
+    [
+      "unknown field",
+      () => write("unknown.json", '{"vm": {"memroy": "4GiB"}}'),
+      /unknown\.json: vm\.memroy: unknown field \(known: memory, count\)/,
+    ],
+    [
+      "bad size",
+      () =>
+        write(
+          "size.json",
+          '{"workload": {"kind": "accelerator", "messageSize": "1 MB?"}}',
+        ),
+      /size\.json: workload\.messageSize: expected a size like "1MiB", got "1 MB\?"/,
+    ],
+    [
+      "bad sweep value",
+      () => write("sweep.json", '{"sweep": {"vm.memory": ["4GiB", "lots"]}}'),
+      /sweep\.json: sweep\.vm\.memory\[1\]: expected a size/,
+    ],
+    [
+      "bad trace",
+      () => {
+        write(
+          "t.csv",
+          "time_ns,stream,op,iova,size\n0,0,w,0,4096\n1,0,q,0,4096\n",
+        );
+        return write(
+          "trace.json",
+          '{"workload": {"kind": "trace", "file": "t.csv"}}',
+        );
+      },
+      /trace\.json: t\.csv:3: op: expected "r", "w", "read" or "write", got "q"/,
+    ],
+  ];
+  try {
+    for (const [what, file, pattern] of cases) {
+      await t.step(what, async () => {
+        for (const extra of [[], ["--json"], ["--csv", csv]]) {
+          const r = await sim([file(), ...extra]);
+          assertUsageError(r, pattern);
+          assert.throws(() => Deno.statSync(csv), Deno.errors.NotFound);
+        }
+      });
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+        n.includes("tmp")
+      ),
+      [],
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("renderOutput prints JSON objects, arrays for sweeps, or a table", () => {
+  const one = sampleMetrics("one");
+  const json = renderOutput(one, { json: true });
+  assert.deepEqual(JSON.parse(json), one);
+  assert.ok(json.endsWith("}\n"));
+  const two = [sampleMetrics("a"), sampleMetrics("b")];
+  assert.deepEqual(JSON.parse(renderOutput(two, { json: true })), two);
+  const table = renderOutput(two, { json: false });
+  assert.match(table, /^name +a +b\n/);
+  assert.match(table, /\nfaults\.total +1,024 +1,024\n/);
+});
+
+Deno.test("writeCsvFile writes the whole file and leaves no temporary", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const rows = [sampleMetrics("a"), sampleMetrics("b", 2)];
+    writeCsvFile(`${dir}/m.csv`, rows);
+    assert.deepEqual(
+      metricsFromCsv(Deno.readTextFileSync(`${dir}/m.csv`)),
+      rows,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["m.csv"]);
+    assert.throws(() => writeCsvFile(`${dir}/no/m.csv`, rows));
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["m.csv"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("the command exits 2 through Deno.exit with one stderr line", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${dir}/bad.json`, '{"host": {"backing": "2m"}}');
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        new URL("../../cli/sim.ts", import.meta.url).pathname,
+        `${dir}/bad.json`,
+        "--csv",
+        `${dir}/out.csv`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, stderr);
+    assert.equal(new TextDecoder().decode(out.stdout), "");
+    assert.equal(
+      stderr,
+      `${dir}/bad.json: host.backing: expected one of "4k", "thp", "hugetlb-2m", "hugetlb-1g", got "2m" (EINVAL)\n`,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [
+      "bad.json",
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

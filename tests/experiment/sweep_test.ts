@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { expandSweep, parseScenario } from "../../lib/experiment/scenario.ts";
+import {
+  fromWorkerError,
+  progressReporter,
+  runSweep,
+  runSweepWithSeries,
+  type SweepProgress,
+  toWorkerError,
+} from "../../lib/experiment/sweep.ts";
+import { IopfLabError } from "../../lib/sim/errors.ts";
+
+const runner = new URL("./_fake_run.ts", import.meta.url);
+
+function points(extra: Record<string, unknown> = {}) {
+  return expandSweep(parseScenario({
+    name: "sw",
+    ...extra,
+    sweep: { seed: [1, 2, 3, 4, 5], "vm.memory": ["1GiB", "2GiB"] },
+  }));
+}
+
+Deno.test("runSweep returns results in sweep order, whatever the worker count", async () => {
+  const scenarios = points();
+  const inline = await runSweep(scenarios, { workers: 0, runner });
+  assert.deepEqual(inline.map((m) => m.name), scenarios.map((s) => s.name));
+  for (const workers of [1, 2, 3]) {
+    const progress: SweepProgress[] = [];
+    const got = await runSweep(scenarios, {
+      workers,
+      runner,
+      onProgress: (p) => progress.push(p),
+    });
+    assert.deepEqual(got, inline, `workers: ${workers}`);
+    assert.deepEqual(progress.map((p) => p.done), [
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8,
+      9,
+      10,
+    ]);
+    assert.deepEqual(progress.map((p) => p.index).sort((a, b) => a - b), [
+      0,
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8,
+      9,
+    ]);
+    assert.ok(
+      progress.every((p) =>
+        p.total === 10 && p.name === scenarios[p.index]!.name
+      ),
+    );
+  }
+  assert.deepEqual(inline[3]!.sweepPoint, { seed: 2, "vm.memory": "2GiB" });
+});
+
+Deno.test("runSweepWithSeries returns metrics and series", async () => {
+  const scenarios = points().slice(0, 3);
+  const results = await runSweepWithSeries(scenarios, { workers: 2, runner });
+  assert.equal(results.length, 3);
+  assert.equal(results[2]!.metrics.name, scenarios[2]!.name);
+  assert.equal(results[2]!.series.length, 2);
+  assert.deepEqual(await runSweep([], { runner }), []);
+});
+
+Deno.test("an error inside a worker comes back as an IopfLabError with its code", async () => {
+  const scenarios = points();
+  // Make points 3 and 7 fail; the first in sweep order is reported.
+  const failing = scenarios.map((s, i) =>
+    i === 3 || i === 7 ? { ...s, costs: { "mm.ioctl": 13 } } : s
+  );
+  for (const workers of [0, 1, 2]) {
+    await assert.rejects(
+      runSweep(failing, { workers, runner }),
+      (e: unknown) => {
+        assert.ok(e instanceof IopfLabError, String(e));
+        assert.equal(e.code, "ENOMEM");
+        assert.equal(
+          e.message,
+          `Cannot pin guest RAM of ${
+            scenarios[3]!.name
+          }: over the memlock limit (ENOMEM)`,
+        );
+        return true;
+      },
+    );
+  }
+});
+
+Deno.test("other errors in a worker name the scenario", async () => {
+  const [s] = points();
+  await assert.rejects(
+    runSweep([{ ...s!, costs: { "mm.ioctl": 14 } }], { workers: 1, runner }),
+    (e: Error) => {
+      assert.ok(!(e instanceof IopfLabError));
+      assert.match(
+        e.message,
+        /^Cannot run scenario "sw\[seed=1,vm\.memory=1GiB\]": TypeError: boom$/,
+      );
+      return true;
+    },
+  );
+});
+
+Deno.test("a runner that cannot load fails the sweep", async () => {
+  const [s] = points();
+  await assert.rejects(
+    runSweep([s!], {
+      workers: 1,
+      runner: new URL("./_no_such_runner.ts", import.meta.url),
+    }),
+    /Cannot run scenario|a worker failed/,
+  );
+});
+
+Deno.test("worker errors round-trip", () => {
+  const e = new IopfLabError("EINVAL", "vm.memory: too big", "vm.memory");
+  const back = fromWorkerError(
+    structuredClone(toWorkerError(e)),
+    "x",
+  ) as IopfLabError;
+  assert.ok(back instanceof IopfLabError);
+  assert.equal(back.message, e.message);
+  assert.equal(back.where, "vm.memory");
+  assert.equal(back.code, "EINVAL");
+  assert.equal(
+    fromWorkerError(toWorkerError("weird"), "x").message,
+    'Cannot run scenario "x": Error: weird',
+  );
+});
+
+Deno.test("progressReporter writes lines, or a bar on a terminal", () => {
+  let out = "";
+  const write = (t: string) => void (out += t);
+  const lines = progressReporter({ write, terminal: false });
+  lines({ done: 1, total: 2, index: 0, name: "a", elapsedMs: 1500 });
+  lines({ done: 2, total: 2, index: 1, name: "b", elapsedMs: 2500 });
+  assert.equal(out, "[1/2] a (1.5 s)\n[2/2] b (2.5 s)\n");
+  out = "";
+  const bar = progressReporter({ write, terminal: true });
+  bar({ done: 1, total: 2, index: 0, name: "a", elapsedMs: 0 });
+  assert.equal(out, "\r[############------------] 1/2 0.0 s a\x1b[K");
+  bar({ done: 2, total: 2, index: 1, name: "b", elapsedMs: 0 });
+  assert.ok(out.endsWith("\r[########################] 2/2 0.0 s b\x1b[K\n"));
+});
