@@ -337,6 +337,8 @@ export class IopfQueue {
       );
     }
     this.counters.add("iopf.faults");
+    this.counters.add(fault.stage === 1 ? "iopf.faults.stage1" : "iopf.faults.stage2");
+    this.counters.add(fault.source === "stall" ? "iopf.faults.stall" : "iopf.faults.pri");
     const p = this.#param(dev);
     if ((fault.flags & IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE) === 0) {
       p.partial.push(fault);

@@ -5,6 +5,15 @@
  * @module
  */
 import type { IoPgtable } from "../pgtable/mod.ts";
+import type { Cd } from "./types.ts";
+
+/**
+ * A context-descriptor table: CDs indexed by SubstreamID (index 0 for
+ * transactions without one). Its memory is the array itself: writing an
+ * element is the driver (or the guest) writing a CD; the SMMU sees the change
+ * only after it drops its cached copy (CMD_CFGI_CD).
+ */
+export type CdTable = (Cd | undefined)[];
 
 /** The host physical address space. */
 export const HOST_PA_SPACE = 0;
@@ -19,6 +28,7 @@ export const HOST_PA_SPACE = 0;
  */
 export class TableMemory {
   #tables = new Map<string, IoPgtable>();
+  #cdTables = new Map<string, CdTable>();
 
   /** Makes `table` reachable at its root address in `space`. */
   register(space: number, table: IoPgtable): void {
@@ -33,5 +43,24 @@ export class TableMemory {
   /** The table rooted at `root` in `space`, if any. */
   resolve(space: number, root: number): IoPgtable | undefined {
     return this.#tables.get(`${space}:${root}`);
+  }
+
+  /**
+   * Makes the CD table `table` reachable at address `ptr` in `space` (what an
+   * STE's S1ContextPtr points at; for a nested STE an IPA in the guest's
+   * space, keyed by its VMID).
+   */
+  registerCdTable(space: number, ptr: number, table: CdTable): void {
+    this.#cdTables.set(`${space}:${ptr}`, table);
+  }
+
+  /** Removes the CD table at `ptr` in `space`. */
+  unregisterCdTable(space: number, ptr: number): void {
+    this.#cdTables.delete(`${space}:${ptr}`);
+  }
+
+  /** The CD table at `ptr` in `space`, if any. */
+  resolveCdTable(space: number, ptr: number): CdTable | undefined {
+    return this.#cdTables.get(`${space}:${ptr}`);
   }
 }

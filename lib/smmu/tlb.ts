@@ -1,0 +1,284 @@
+/**
+ * A set-associative translation cache in typed arrays, used for the SMMU's
+ * IOTLB and for a PCIe endpoint's ATC.
+ *
+ * @module
+ */
+import { IopfLabError } from "../sim/errors.ts";
+
+/** Options of a {@linkcode SetAssocTlb}. */
+export interface SetAssocTlbOptions {
+  /** Total entries (a multiple of `ways`). */
+  entries: number;
+  /** Entries per set. */
+  ways: number;
+  /** A name for error messages. Default "tlb". */
+  name?: string;
+}
+
+/** Entry kind: a stage-1 translation (tag A = VMID, B = ASID). */
+export const TLB_KIND_S1 = 1;
+/** Entry kind: a stage-2 translation (tag A = VMID, B = -1). */
+export const TLB_KIND_S2 = 2;
+/** Entry kind: a combined nested stage-1 + stage-2 translation. */
+export const TLB_KIND_NESTED = 3;
+/** Entry kind for caches with one kind (an ATC). */
+export const TLB_KIND_ANY = 4;
+
+/** Page sizes an entry can cover, by log2: 4 KiB, 2 MiB, 1 GiB. */
+const SHIFTS = [12, 21, 30] as const;
+const SIZES = [2 ** 12, 2 ** 21, 2 ** 30] as const;
+
+/**
+ * A set-associative TLB. An entry is tagged by two context numbers (`a`, `b`:
+ * VMID and ASID for an IOTLB, PASID for an ATC) and an input page of 4 KiB,
+ * 2 MiB or 1 GiB; it holds the output page address and the permissions. The
+ * set is chosen by the input page number (one probe per page size in use),
+ * replacement is least recently used within the set.
+ *
+ * Everything lives in typed arrays; lookups and inserts do not allocate.
+ * Invalidation scans the whole array (or probes the sets of a small range).
+ *
+ * @example
+ * ```ts
+ * import { SetAssocTlb, TLB_KIND_S2 } from "./tlb.ts";
+ * const tlb = new SetAssocTlb({ entries: 64, ways: 4 });
+ * tlb.insert(1, -1, TLB_KIND_S2, 0x20_0000, 0x20_0000, 0x8000_0000, 3);
+ * const i = tlb.lookup(1, -1, 0x20_1234);
+ * console.assert(i >= 0 && tlb.translate(i, 0x20_1234) === 0x8000_1234);
+ * console.assert(tlb.invalidate(1, -1, 0, 0, Infinity) === 1);
+ * ```
+ */
+export class SetAssocTlb {
+  /** Total entries. */
+  readonly entries: number;
+  /** Ways per set. */
+  readonly ways: number;
+  /** Number of sets. */
+  readonly sets: number;
+  /** Context tag A (VMID, or PASID + 1 in an ATC). */
+  readonly tagA: Int32Array;
+  /** Context tag B (ASID, or -1). */
+  readonly tagB: Int32Array;
+  /** Entry kind; 0 = invalid. */
+  readonly kind: Uint8Array;
+  /** log2 of the page size: 12, 21 or 30. */
+  readonly shift: Uint8Array;
+  /** Input page base address. */
+  readonly va: Float64Array;
+  /** Output page base address. */
+  readonly out: Float64Array;
+  /** Permissions (IOMMU_READ | IOMMU_WRITE). */
+  readonly prot: Uint8Array;
+  readonly #stamp: Float64Array;
+  readonly #validBySize = new Int32Array(3);
+  #clock = 0;
+  /** Valid entries. */
+  valid = 0;
+
+  /** Creates an empty TLB. */
+  constructor(options: SetAssocTlbOptions) {
+    const { entries, ways } = options;
+    const name = options.name ?? "tlb";
+    if (
+      !Number.isInteger(entries) || !Number.isInteger(ways) || ways < 1 ||
+      entries < ways || entries % ways !== 0
+    ) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create ${name}: entries (${entries}) must be a positive multiple of ways (${ways})`,
+      );
+    }
+    this.entries = entries;
+    this.ways = ways;
+    this.sets = entries / ways;
+    this.tagA = new Int32Array(entries);
+    this.tagB = new Int32Array(entries);
+    this.kind = new Uint8Array(entries);
+    this.shift = new Uint8Array(entries);
+    this.va = new Float64Array(entries);
+    this.out = new Float64Array(entries);
+    this.prot = new Uint8Array(entries);
+    this.#stamp = new Float64Array(entries);
+  }
+
+  #setBase(page: number): number {
+    return (page % this.sets) * this.ways;
+  }
+
+  /**
+   * Finds the entry translating `addr` in context (`a`, `b`); returns its
+   * index or -1. A hit refreshes the entry's LRU stamp.
+   */
+  lookup(a: number, b: number, addr: number): number {
+    const valid = this.#validBySize;
+    const ways = this.ways;
+    for (let s = 0; s < 3; s++) {
+      if (valid[s] === 0) continue;
+      const size = SIZES[s]!;
+      const page = Math.floor(addr / size);
+      const base = page * size;
+      const first = this.#setBase(page);
+      const shift = SHIFTS[s]!;
+      for (let i = first; i < first + ways; i++) {
+        if (
+          this.va[i] === base && this.shift[i] === shift &&
+          this.tagA[i] === a && this.tagB[i] === b && this.kind[i] !== 0
+        ) {
+          this.#stamp[i] = ++this.#clock;
+          return i;
+        }
+      }
+    }
+    return -1;
+  }
+
+  /** The output address of `addr` through entry `i` (from {@linkcode lookup}). */
+  translate(i: number, addr: number): number {
+    return this.out[i]! + (addr - this.va[i]!);
+  }
+
+  /**
+   * Inserts a translation of the `pageSize` page holding `inBase` to
+   * `outBase` (both aligned down to `pageSize`), replacing an existing entry
+   * with the same tag or the least recently used way. Returns the index.
+   */
+  insert(
+    a: number,
+    b: number,
+    kind: number,
+    pageSize: number,
+    inBase: number,
+    outBase: number,
+    prot: number,
+  ): number {
+    const s = pageSize >= SIZES[2] ? 2 : pageSize >= SIZES[1] ? 1 : 0;
+    const size = SIZES[s]!;
+    const page = Math.floor(inBase / size);
+    const va = page * size;
+    const first = this.#setBase(page);
+    const shift = SHIFTS[s]!;
+    let same = -1, free = -1, lru = first;
+    let oldest = Infinity;
+    for (let i = first; i < first + this.ways; i++) {
+      if (this.kind[i] === 0) {
+        if (free < 0) free = i;
+        continue;
+      }
+      if (
+        this.va[i] === va && this.shift[i] === shift && this.tagA[i] === a &&
+        this.tagB[i] === b
+      ) {
+        same = i;
+        break;
+      }
+      if (this.#stamp[i]! < oldest) {
+        oldest = this.#stamp[i]!;
+        lru = i;
+      }
+    }
+    const victim = same >= 0 ? same : free >= 0 ? free : lru;
+    const i = victim;
+    if (this.kind[i] !== 0) {
+      this.#validBySize[(this.shift[i]! - 12) / 9]!--;
+      this.valid--;
+    }
+    this.tagA[i] = a;
+    this.tagB[i] = b;
+    this.kind[i] = kind;
+    this.shift[i] = shift;
+    this.va[i] = va;
+    this.out[i] = Math.floor(outBase / size) * size;
+    this.prot[i] = prot;
+    this.#stamp[i] = ++this.#clock;
+    this.#validBySize[s]!++;
+    this.valid++;
+    return i;
+  }
+
+  /** Drops entry `i`. */
+  drop(i: number): void {
+    if (this.kind[i] === 0) return;
+    this.kind[i] = 0;
+    this.#validBySize[(this.shift[i]! - 12) / 9]!--;
+    this.valid--;
+  }
+
+  /**
+   * Invalidates the valid entries matching: tag A equal to `a` (or any when
+   * `a` is -1), tag B equal to `b` (any when `b` is undefined; -1 matches
+   * entries without an ASID), kind in `kindMask` (bit per kind; 0 = any),
+   * and a page overlapping [start, end). Returns how many were dropped.
+   */
+  invalidate(
+    a: number,
+    b: number | undefined,
+    kindMask: number,
+    start: number,
+    end: number,
+  ): number {
+    if (this.valid === 0 || !(end > start)) return 0;
+    if (end - start <= 16 * SIZES[0]) {
+      return this.#invalidateSmall(a, b, kindMask, start, end);
+    }
+    let n = 0;
+    for (let i = 0; i < this.entries; i++) {
+      if (this.#match(i, a, b, kindMask, start, end)) {
+        this.drop(i);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  #match(
+    i: number,
+    a: number,
+    b: number | undefined,
+    kindMask: number,
+    start: number,
+    end: number,
+  ): boolean {
+    const k = this.kind[i]!;
+    if (k === 0) return false;
+    if (kindMask !== 0 && (kindMask & (1 << k)) === 0) return false;
+    if (a !== -1 && this.tagA[i] !== a) return false;
+    if (b !== undefined && this.tagB[i] !== b) return false;
+    const va = this.va[i]!;
+    return va < end && va + 2 ** this.shift[i]! > start;
+  }
+
+  #invalidateSmall(
+    a: number,
+    b: number | undefined,
+    kindMask: number,
+    start: number,
+    end: number,
+  ): number {
+    let n = 0;
+    for (let s = 0; s < 3; s++) {
+      if (this.#validBySize[s] === 0) continue;
+      const size = SIZES[s]!;
+      const last = Math.floor((end - 1) / size);
+      for (let page = Math.floor(start / size); page <= last; page++) {
+        const first = this.#setBase(page);
+        for (let i = first; i < first + this.ways; i++) {
+          if (this.#match(i, a, b, kindMask, start, end)) {
+            this.drop(i);
+            n++;
+          }
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Invalidates everything; returns how many entries were dropped. */
+  invalidateAll(): number {
+    const n = this.valid;
+    this.kind.fill(0);
+    this.#validBySize.fill(0);
+    this.valid = 0;
+    return n;
+  }
+}
