@@ -120,17 +120,22 @@ export interface Metrics {
   readonly invariants?: InvariantResults;
   /** Further named measurements of a run. */
   readonly extra?: Readonly<Record<string, number>>;
+  /** Why VMs could not start (static pinning over the memlock limit or host memory), one line each. */
+  readonly errors?: readonly string[];
+  /** The first few isolation violations, described (device, IOVA, page, why). */
+  readonly violationExamples?: readonly string[];
 }
 
 /**
  * One sample of a run's time series: tidy rows, ready for Plot and CSV.
- * Counters are cumulative from the start of the workload; throughput is
- * over the interval that ends at `tNs`.
+ * Time runs from VM start (so the setup phase of static pinning shows as
+ * time without throughput); counters are cumulative; throughput is over the
+ * interval that ends at `tNs`.
  */
 export interface SeriesRow {
   /** The scenario's name. */
   readonly name: string;
-  /** Simulated time of the sample in ns from the start of the workload. */
+  /** Simulated time of the sample in ns from VM start. */
   readonly tNs: number;
   /** Bytes transferred so far. */
   readonly dmaBytes: number;

@@ -100,3 +100,27 @@ export {
   runSweepWithSeries,
   type SweepProgress,
 } from "./sweep.ts";
+export {
+  makeWorkload,
+  type RunOptions,
+  runScenario,
+  runScenarioWithSeries,
+  teardown,
+} from "./run.ts";
+export {
+  buildMachine,
+  checkGuestRange,
+  dmaContext,
+  GUEST_IOVA_BASE,
+  GUEST_RAM_BASE,
+  type Machine,
+  type MachineDevice,
+  startVms,
+  type VmInstance,
+} from "./machine.ts";
+export { IsolationSanitizer } from "./sanitizer.ts";
+export {
+  checkInvariants,
+  type InvariantReport,
+  INVARIANTS,
+} from "./invariants.ts";

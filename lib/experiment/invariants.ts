@@ -1,0 +1,119 @@
+/**
+ * The model's own invariants, checked after a run and after teardown when a
+ * scenario asks for it (`check: true`, `deno task sim --check`): every fault
+ * group answered exactly once, every stalled transaction resumed or
+ * terminated, every page request answered or knowingly dropped, pins and
+ * locked memory agreeing between VFIO and mm and within the limit, and
+ * nothing left pinned, charged or populated after teardown. The first broken
+ * invariant throws EIO naming it.
+ *
+ * @module
+ */
+import { IopfLabError } from "../sim/errors.ts";
+import { PAGE_SIZE } from "../sim/units.ts";
+import type { Machine } from "./machine.ts";
+
+/** How many invariants were checked (all held, or the check threw). */
+export interface InvariantReport {
+  /** Invariants checked. */
+  readonly checks: number;
+  /** Invariants broken (always 0 when returned: a broken one throws). */
+  readonly violations: number;
+}
+
+/** The names of the invariants, for documentation and error messages. */
+export const INVARIANTS = {
+  oneResponsePerGroup: "every fault group got exactly one response",
+  noPendingGroups: "no fault group is left without a response",
+  noStalledTransactions: "every stalled transaction was resumed or terminated",
+  noOutstandingPageRequests:
+    "every page request was answered or dropped by the overflow rules",
+  pinsAgree: "pages pinned in mm equal the pins VFIO holds",
+  lockedAgree: "locked_vm equals what VFIO charged",
+  lockedWithinLimit: "locked_vm never exceeds RLIMIT_MEMLOCK",
+  nothingPinnedAfterTeardown: "no page stays pinned after teardown",
+  nothingLockedAfterTeardown: "locked memory returns to zero after teardown",
+  nothingPopulatedAfterTeardown:
+    "no guest RAM stays populated after the VMMs exit",
+} as const;
+
+/** Checks every invariant that applies at `when`; throws EIO on the first broken one. */
+export function checkInvariants(
+  m: Machine,
+  when: "after the workload" | "after teardown",
+): InvariantReport {
+  let checks = 0;
+  const must = (ok: boolean, name: keyof typeof INVARIANTS, detail: string) => {
+    checks++;
+    if (!ok) {
+      throw new IopfLabError(
+        "EIO",
+        `Invariant broken ${when} in ${m.scenario.name}: ${name} (${
+          INVARIANTS[name]
+        }): ${detail}`,
+      );
+    }
+  };
+  const q = m.core.iopf.stats();
+  must(
+    q.lateResponses === 0,
+    "oneResponsePerGroup",
+    `${q.lateResponses} responses to groups already answered`,
+  );
+  must(
+    q.pendingGroups === 0,
+    "noPendingGroups",
+    `${q.pendingGroups} groups pending`,
+  );
+  must(
+    m.smmu.stalledCount === 0,
+    "noStalledTransactions",
+    `${m.smmu.stalledCount} transactions still stalled`,
+  );
+  for (const vm of m.vms) {
+    const d = vm.device;
+    const outstanding = "outstandingPageRequests" in d
+      ? d.outstandingPageRequests
+      : 0;
+    must(
+      outstanding === 0,
+      "noOutstandingPageRequests",
+      `${d.name} has ${outstanding} page requests outstanding`,
+    );
+    const limitPages = m.scenario.host.memlockLimit / PAGE_SIZE;
+    must(
+      vm.mm.peakLockedVm <= limitPages,
+      "lockedWithinLimit",
+      `vm${vm.index} peaked at ${vm.mm.peakLockedVm} pages, limit ${limitPages}`,
+    );
+    if (when === "after the workload") {
+      must(
+        vm.mm.pinnedPages === vm.container.pinnedPages,
+        "pinsAgree",
+        `vm${vm.index}: mm has ${vm.mm.pinnedPages} pinned pages, VFIO holds ${vm.container.pinnedPages}`,
+      );
+      must(
+        vm.mm.lockedVm === vm.container.lockedPages,
+        "lockedAgree",
+        `vm${vm.index}: locked_vm ${vm.mm.lockedVm} pages, VFIO charged ${vm.container.lockedPages}`,
+      );
+    } else {
+      must(
+        vm.mm.pinnedPages === 0,
+        "nothingPinnedAfterTeardown",
+        `vm${vm.index}: ${vm.mm.pinnedPages} pages pinned`,
+      );
+      must(
+        vm.mm.lockedVm === 0,
+        "nothingLockedAfterTeardown",
+        `vm${vm.index}: locked_vm ${vm.mm.lockedVm} pages`,
+      );
+      must(
+        vm.mm.populatedBytes === 0,
+        "nothingPopulatedAfterTeardown",
+        `vm${vm.index}: ${vm.mm.populatedBytes} bytes populated`,
+      );
+    }
+  }
+  return { checks, violations: 0 };
+}

@@ -1,0 +1,360 @@
+/**
+ * Assembly of the whole stack from a scenario: the host (memory, the VMM
+ * processes), the SMMU and its driver, the IOMMU core, one VFIO container,
+ * device and (in nested mode) guest vSMMU per VM, wired the way the real
+ * layers are wired, plus the guest-side DMA context the workloads drive.
+ *
+ * @module
+ */
+import { GuestIommu, VmmSmmuBackend, VSmmu } from "../guest/mod.ts";
+import { IommuCore } from "../iommu/mod.ts";
+import type { IommuDevice } from "../iommu/types.ts";
+import { HostMemory, MmStruct } from "../mm/mod.ts";
+import { PciDevice, PlatformDevice } from "../pci/mod.ts";
+import { type Costs, loadCostProfile } from "../sim/costs.ts";
+import { hex, IopfLabError } from "../sim/errors.ts";
+import { Rng } from "../sim/rng.ts";
+import { Simulator } from "../sim/simulator.ts";
+import { PAGE_SIZE, PROT_READ, PROT_WRITE, SZ_2M } from "../sim/units.ts";
+import {
+  type ArmSmmuDomain,
+  ArmSmmuV3Driver,
+  Smmu,
+  TableMemory,
+} from "../smmu/mod.ts";
+import {
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VfioContainer,
+} from "../vfio/mod.ts";
+import type { DmaContext, DmaOp, DmaResult } from "../workload/types.ts";
+import { GuestRamAllocator } from "../workload/guest_ram.ts";
+import type { Scenario } from "./scenario.ts";
+
+/** Guest RAM starts at this guest-physical address (the Arm `virt` machine's layout). */
+export const GUEST_RAM_BASE = 0x4000_0000;
+/** First IOVA a nested guest's DMA API hands out. */
+export const GUEST_IOVA_BASE = 0x1000_0000;
+
+/** A device as the machine drives it (platform device with stall, or PCIe with ATS/PRI). */
+export type MachineDevice = PlatformDevice | PciDevice;
+
+/** One VM: its VMM process, VFIO container, device and (nested) guest IOMMU. */
+export interface VmInstance {
+  /** Index of the VM (0-based). */
+  readonly index: number;
+  /** The VMM's address space (one QEMU process per VM). */
+  readonly mm: MmStruct;
+  /** First host virtual address of guest RAM. */
+  readonly hva: number;
+  /** Guest RAM in bytes. */
+  readonly ramSize: number;
+  /** The VFIO container of the VM's assigned device. */
+  readonly container: VfioContainer;
+  /** The assigned device. */
+  readonly device: MachineDevice;
+  /** The guest's SMMU driver in nested mode. */
+  readonly guest: GuestIommu | undefined;
+  /** The guest's buffer allocator (offsets from {@linkcode GUEST_RAM_BASE}). */
+  readonly alloc: GuestRamAllocator;
+  /** True once the VM started (guest RAM set up for DMA). */
+  started: boolean;
+  /** Why the VM could not start, if it could not. */
+  error: IopfLabError | undefined;
+  /** Simulated time at which setup completed. */
+  setupDoneAt: number;
+}
+
+/** The assembled machine. */
+export interface Machine {
+  /** The scenario it was built from. */
+  readonly scenario: Scenario;
+  /** The simulator. */
+  readonly sim: Simulator;
+  /** The resolved cost profile. */
+  readonly costs: Costs;
+  /** The seeded generator (forked per VM and workload). */
+  readonly rng: Rng;
+  /** Host physical memory. */
+  readonly host: HostMemory;
+  /** Where the SMMU finds translation tables (host tables and guests' stage 1). */
+  readonly memory: TableMemory;
+  /** The SMMU hardware. */
+  readonly smmu: Smmu;
+  /** The arm-smmu-v3 driver. */
+  readonly driver: ArmSmmuV3Driver;
+  /** The IOMMU core. */
+  readonly core: IommuCore;
+  /** The VMs. */
+  readonly vms: readonly VmInstance[];
+}
+
+/**
+ * Builds the machine of a scenario. Nothing runs yet: {@linkcode startVms}
+ * performs the VM start (prefault, VFIO setup) on the simulator.
+ */
+export function buildMachine(scenario: Scenario): Machine {
+  const costs = loadCostProfile(scenario.costs);
+  const sim = new Simulator();
+  const rng = new Rng(scenario.seed);
+  const host = new HostMemory({
+    size: scenario.host.memory,
+    costs,
+    directReclaim: true,
+  });
+  const memory = new TableMemory();
+  const fault = scenario.device.fault;
+  const smmu = new Smmu(sim, {
+    costs,
+    memory,
+    iotlbEntries: scenario.smmu.iotlbEntries,
+    iotlbWays: scenario.smmu.iotlbWays,
+    evtqLog2: Math.log2(scenario.smmu.evtqEntries),
+    priqLog2: Math.log2(scenario.smmu.priqEntries),
+  });
+  const driver = new ArmSmmuV3Driver(sim, smmu, { costs, memory });
+  const core = new IommuCore(sim, {
+    costs,
+    driver,
+    invalidation: scenario.smmu.invalidation,
+    faultWorkers: scenario.dma.faultWorkers,
+  });
+  driver.setFaultSink(core);
+  const vms: VmInstance[] = [];
+  for (let i = 0; i < scenario.vm.count; i++) {
+    const mm = new MmStruct(host, { memlockLimit: scenario.host.memlockLimit });
+    const vma = mm.mmap({
+      size: scenario.vm.memory,
+      backing: scenario.host.backing,
+    });
+    const sid = 0x100 + i;
+    const name = fault === "pri"
+      ? `0000:0${(i + 1).toString(16)}:00.0`
+      : `platform-dev${i}`;
+    const device: MachineDevice = fault === "pri"
+      ? new PciDevice(sim, {
+        name,
+        sid,
+        smmu,
+        costs,
+        bandwidth: scenario.device.dmaBandwidth,
+        ats: true,
+        pri: true,
+        priCapacity: scenario.device.priCapacity,
+      })
+      : new PlatformDevice(sim, {
+        name,
+        sid,
+        smmu,
+        costs,
+        bandwidth: scenario.device.dmaBandwidth,
+      });
+    const container = new VfioContainer(core, mm, {
+      premapPages: scenario.dma.premapPages,
+      mmuNotifier: scenario.dma.mmuNotifier,
+    });
+    const nested = scenario.smmu.stage === "nested";
+    const reserved = nested ? tablePoolSize(scenario.vm.memory) : 0;
+    vms.push({
+      index: i,
+      mm,
+      hva: vma.start,
+      ramSize: scenario.vm.memory,
+      container,
+      device,
+      guest: undefined,
+      alloc: new GuestRamAllocator(scenario.vm.memory - reserved),
+      started: false,
+      error: undefined,
+      setupDoneAt: 0,
+    });
+  }
+  return { scenario, sim, costs, rng, host, memory, smmu, driver, core, vms };
+}
+
+/** Bytes at the top of guest RAM kept for a nested guest's stage-1 tables. */
+function tablePoolSize(ram: number): number {
+  return Math.max(SZ_2M, Math.ceil(ram / 512 / SZ_2M) * SZ_2M);
+}
+
+/**
+ * Starts every VM on the simulator, as QEMU would: prefault guest RAM when
+ * asked (-mem-prealloc), open the container, attach the device, enable IOPF
+ * when the mode uses it, map guest RAM with VFIO_IOMMU_MAP_DMA (pinning all
+ * of it in static mode), and in nested mode bring up the vSMMU and the fault
+ * region. VMs start one after the other. A VM that cannot start (ENOMEM from
+ * pinning) records the error and leaves nothing pinned; `done` runs when all
+ * VMs are set up or failed.
+ */
+export function startVms(m: Machine, done: () => void): void {
+  let i = 0;
+  const next = (): void => {
+    const vm = m.vms[i++];
+    if (!vm) {
+      done();
+      return;
+    }
+    startVm(m, vm, () => {
+      vm.setupDoneAt = m.sim.now;
+      next();
+    });
+  };
+  next();
+}
+
+function startVm(m: Machine, vm: VmInstance, done: () => void): void {
+  const s = m.scenario;
+  const { sim, costs } = m;
+  let ns = 0;
+  if (s.host.prefault) {
+    try {
+      ns += vm.mm.prefault(vm.hva, vm.ramSize);
+    } catch (e) {
+      return fail(vm, e, sim, done);
+    }
+  }
+  const nested = s.smmu.stage === "nested";
+  const c = vm.container;
+  const dev: IommuDevice = vm.device.iommuDevice;
+  c.setIommu(nested ? "nesting" : "type1v2", {
+    stage: s.smmu.stage === "s1" ? 1 : 2,
+  });
+  sim.after(ns, () =>
+    c.attachDevice(dev, () => {
+      let setupNs = 0;
+      try {
+        if (vm.device instanceof PciDevice) {
+          vm.device.enablePri(s.device.priCapacity);
+        }
+        const mode = s.dma.mode;
+        if (mode === "iopf") c.enableIopf();
+        const mapsRam = mode === "static-pin" || mode === "iopf" || nested;
+        if (nested && mode !== "iopf") {
+          throw new IopfLabError(
+            "EINVAL",
+            `dma.mode: nested translation is modelled with "iopf" stage 2 or "static-pin"; got "${mode}"`,
+            "dma.mode",
+          );
+        }
+        if (mapsRam) {
+          setupNs += c.mapDma({
+            vaddr: vm.hva,
+            iova: GUEST_RAM_BASE,
+            size: vm.ramSize,
+            flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+          });
+        }
+        if (nested) {
+          const region = c.enableFaultRegion();
+          const vsmmu = new VSmmu(sim, { costs });
+          const vmid = (c.domain!.driverDomain as ArmSmmuDomain).vmid;
+          const pool = tablePoolSize(vm.ramSize);
+          const guest = new GuestIommu(sim, {
+            costs,
+            vsmmu,
+            tables: m.memory,
+            vmid,
+            tablePool: { gpa: GUEST_RAM_BASE + vm.ramSize - pool, size: pool },
+            stage1: s.guest.stage1,
+            stall: s.device.fault === "stall",
+          });
+          new VmmSmmuBackend(sim, { costs, container: c, region, vsmmu });
+          c.setPasidTable(dev, guest.config);
+          (vm as { guest: GuestIommu | undefined }).guest = guest;
+        }
+      } catch (e) {
+        return fail(vm, e, sim, done);
+      }
+      vm.started = true;
+      sim.after(setupNs, done);
+    }));
+}
+
+function fail(
+  vm: VmInstance,
+  e: unknown,
+  sim: Simulator,
+  done: () => void,
+): void {
+  if (!(e instanceof IopfLabError)) throw e;
+  vm.error = e;
+  vm.started = false;
+  sim.after(0, done);
+}
+
+/**
+ * The guest's view of one VM for a workload: buffers from guest RAM, the
+ * guest DMA API of the mode (identity in single-stage modes, the guest's
+ * stage-1 table in nested mode), the device's DMA engine.
+ */
+export function dmaContext(
+  m: Machine,
+  vm: VmInstance,
+  counters: Map<string, number>,
+): DmaContext {
+  const { sim } = m;
+  const rng = m.rng.fork(1000 + vm.index);
+  const guest = vm.guest;
+  let nextIova = GUEST_IOVA_BASE;
+  const pages = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+  const ctx: DmaContext = {
+    sim,
+    rng,
+    guestMemory: vm.alloc.size,
+    allocBuffer: (size) => GUEST_RAM_BASE + vm.alloc.alloc(size),
+    allocFresh: (size) => GUEST_RAM_BASE + vm.alloc.allocFresh(size),
+    freeBuffer: (gpa, size) => vm.alloc.free(gpa - GUEST_RAM_BASE, size),
+    dmaMap(gpa, size, write, done) {
+      if (!guest) {
+        sim.after(0, () => done(gpa));
+        return;
+      }
+      const iova = nextIova;
+      nextIova += pages(size) + PAGE_SIZE; // a guard page between buffers
+      const ns = guest.dmaMap({
+        iova,
+        gpa,
+        size: pages(size),
+        prot: write ? PROT_READ | PROT_WRITE : PROT_READ,
+      });
+      sim.after(ns, () => done(iova));
+    },
+    dmaUnmap(iova, size, done) {
+      if (!guest) {
+        sim.after(0, done);
+        return;
+      }
+      guest.dmaUnmap({ iova, size: pages(size) }, done);
+    },
+    dma(op: DmaOp, done: (r: DmaResult) => void) {
+      const req = op.stream
+        ? { iova: op.iova, size: op.size, write: op.write, pasid: op.stream }
+        : {
+          iova: op.iova,
+          size: op.size,
+          write: op.write,
+        };
+      vm.device.dma(req, (r) => done({ ok: r.ok, bytes: r.bytes }));
+    },
+    count(name, n = 1) {
+      counters.set(name, (counters.get(name) ?? 0) + n);
+    },
+  };
+  return ctx;
+}
+
+/** Checks that a guest-physical range lies in the VM's RAM (for traces and tests). */
+export function checkGuestRange(
+  vm: VmInstance,
+  gpa: number,
+  size: number,
+): void {
+  if (gpa < GUEST_RAM_BASE || gpa + size > GUEST_RAM_BASE + vm.ramSize) {
+    throw new IopfLabError(
+      "EINVAL",
+      `Cannot use guest range ${hex(gpa)}+${hex(size)}: outside guest RAM ${
+        hex(GUEST_RAM_BASE)
+      }+${hex(vm.ramSize)}`,
+    );
+  }
+}

@@ -1,0 +1,395 @@
+/**
+ * Running a scenario: build the machine, start the VMs (VFIO setup), run the
+ * workload on every VM that started, sample a time series, tear everything
+ * down, and read the metrics off the simulated mechanism.
+ *
+ * @module
+ */
+import type { Histogram } from "../sim/stats.ts";
+import { IopfLabError } from "../sim/errors.ts";
+import { PAGE_SIZE } from "../sim/units.ts";
+import {
+  AcceleratorWorkload,
+  BootWorkload,
+  NicRxWorkload,
+  RandomWorkload,
+  StorageWorkload,
+  TraceWorkload,
+  type Workload,
+} from "../workload/mod.ts";
+import {
+  buildMachine,
+  dmaContext,
+  GUEST_RAM_BASE,
+  type Machine,
+  startVms,
+} from "./machine.ts";
+import type { Metrics, SeriesRow } from "./metrics.ts";
+import type { Scenario, WorkloadConfig } from "./scenario.ts";
+import type { RunResult } from "./sweep.ts";
+import { checkInvariants, type InvariantReport } from "./invariants.ts";
+import { IsolationSanitizer } from "./sanitizer.ts";
+
+/** Options of {@linkcode runScenarioWithSeries}. */
+export interface RunOptions {
+  /** Target number of time-series samples (between this and twice as many). Default 100. */
+  readonly seriesPoints?: number;
+}
+
+/** Accesses in flight for the `random` workload (the device's queue depth). */
+const RANDOM_QUEUE_DEPTH = 16;
+/** Blocks in flight for the `storage` workload. */
+const STORAGE_QUEUE_DEPTH = 8;
+/** Zipf exponent of the `random` workload's "zipf" distribution. */
+const ZIPF_EXPONENT = 1;
+
+/** Builds the workload of a scenario. */
+export function makeWorkload(m: Machine, w: WorkloadConfig): Workload {
+  switch (w.kind) {
+    case "boot":
+      return new BootWorkload();
+    case "accelerator":
+      return new AcceleratorWorkload(w);
+    case "random":
+      return new RandomWorkload({
+        ...w,
+        queueDepth: RANDOM_QUEUE_DEPTH,
+        zipfExponent: ZIPF_EXPONENT,
+      });
+    case "nic-rx":
+      return new NicRxWorkload({
+        ringEntries: w.ringEntries,
+        bufferSize: w.bufferSize,
+        packets: w.packets,
+        rateBytesPerSec: w.rate,
+        fifoBytes: m.costs["nic.rxFifoBytes"],
+      });
+    case "storage":
+      return new StorageWorkload({ ...w, queueDepth: STORAGE_QUEUE_DEPTH });
+    case "trace":
+      return new TraceWorkload(
+        w.rows.map((r) => ({ ...r, iova: r.iova + GUEST_RAM_BASE })),
+      );
+  }
+}
+
+/** Runs a scenario and returns its metrics (see {@linkcode runScenarioWithSeries}). */
+export function runScenario(scenario: Scenario): Metrics {
+  return runScenarioWithSeries(scenario).metrics;
+}
+
+/**
+ * Runs one scenario (not a sweep: expand it first) to completion on the
+ * simulator and returns its metrics and time series. With `scenario.check`
+ * the model's invariants are checked after the run and after teardown; the
+ * first broken one throws EIO naming it.
+ *
+ * @example
+ * ```ts
+ * import { parseScenario } from "./scenario.ts";
+ * import { runScenarioWithSeries } from "./run.ts";
+ * const { metrics } = runScenarioWithSeries(parseScenario({
+ *   vm: { memory: "256MiB" },
+ *   dma: { mode: "iopf" },
+ *   workload: { kind: "accelerator", messageSize: "64KiB", messages: 4 },
+ * }));
+ * console.assert(metrics.faults.total === 32 && metrics.dmaErrors === 0);
+ * ```
+ */
+export function runScenarioWithSeries(
+  scenario: Scenario,
+  options: RunOptions = {},
+): RunResult {
+  if (scenario.sweep.length > 0 && scenario.sweepPoint === undefined) {
+    throw new IopfLabError(
+      "EINVAL",
+      `Cannot run scenario ${scenario.name} directly: it has a sweep; run each point of expandSweep()`,
+      "sweep",
+    );
+  }
+  const m = buildMachine(scenario);
+  const { sim } = m;
+  const sanitizer = new IsolationSanitizer(m);
+  const counters = new Map<string, number>();
+  const sampler = new Sampler(m, options.seriesPoints ?? 100);
+  let setupNs = 0;
+  let runStart = 0;
+  let runEnd = 0;
+  let finished = false;
+  startVms(m, () => {
+    setupNs = sim.now;
+    runStart = sim.now;
+    const live = m.vms.filter((vm) => vm.started);
+    let pending = live.length;
+    const allDone = () => {
+      runEnd = sim.now;
+      finished = true;
+      sampler.stop();
+    };
+    if (pending === 0) {
+      allDone();
+      return;
+    }
+    for (const vm of live) {
+      const w = makeWorkload(m, scenario.workload);
+      w.start(dmaContext(m, vm, counters), () => {
+        if (--pending === 0) allDone();
+      });
+    }
+  });
+  sampler.start();
+  sim.run();
+  if (!finished) {
+    throw new IopfLabError(
+      "EIO",
+      `Scenario ${scenario.name}: the workload never completed (a transfer is stuck at ${sim.now} ns)`,
+    );
+  }
+  const metrics = collectMetrics(m, {
+    setupNs,
+    runNs: runEnd - runStart,
+    counters,
+    sanitizer,
+  });
+  // Teardown: VFIO releases what it pinned and charged; the VMMs exit.
+  let invariants: InvariantReport | undefined;
+  if (scenario.check) invariants = checkInvariants(m, "after the workload");
+  teardown(m);
+  if (scenario.check) {
+    const after = checkInvariants(m, "after teardown");
+    invariants = {
+      checks: (invariants?.checks ?? 0) + after.checks,
+      violations: (invariants?.violations ?? 0) + after.violations,
+    };
+  }
+  return {
+    metrics: invariants ? { ...metrics, invariants } : metrics,
+    series: sampler.rows(scenario.name),
+  };
+}
+
+/** Releases every container and address space, running the simulator until idle. */
+export function teardown(m: Machine): void {
+  for (const vm of m.vms) {
+    vm.container.release();
+  }
+  m.sim.run();
+  for (const vm of m.vms) vm.mm.exitMmap();
+  m.sim.run();
+}
+
+interface CollectInput {
+  readonly setupNs: number;
+  readonly runNs: number;
+  readonly counters: Map<string, number>;
+  readonly sanitizer: IsolationSanitizer;
+}
+
+function latency(h: Histogram) {
+  const s = h.summary();
+  return { mean: s.mean, p50: s.p50, p99: s.p99, max: s.max };
+}
+
+function collectMetrics(m: Machine, c: CollectInput): Metrics {
+  const s = m.scenario;
+  const iopf = m.core.counters;
+  const smmu = m.smmu.stats;
+  let dmaBytes = 0,
+    dmaErrors = 0,
+    pinnedPeak = 0,
+    pinnedEnd = 0,
+    lockedPeak = 0;
+  let prgSuccess = 0, prgInvalid = 0, prgFailure = 0;
+  const lat = m.vms[0]!.device.faultLatency;
+  const merged = new (lat.constructor as { new (): Histogram })();
+  for (const vm of m.vms) {
+    const st = vm.device.stats;
+    dmaBytes += st.bytes;
+    dmaErrors += st.dmaErrors;
+    prgSuccess += st.prgResponses.success;
+    prgInvalid += st.prgResponses.invalid;
+    prgFailure += st.prgResponses.failure;
+    pinnedPeak += vm.mm.peakPinnedPages;
+    pinnedEnd += vm.mm.pinnedPages;
+    lockedPeak += vm.mm.peakLockedVm * PAGE_SIZE;
+    merged.merge(vm.device.faultLatency);
+  }
+  const extra: Record<string, number> = {
+    vmsStarted: m.vms.filter((v) => v.started).length,
+    vmsFailed: m.vms.filter((v) => v.error !== undefined).length,
+    containerLockWaits: m.vms.reduce((a, v) => a + v.container.lock.waits, 0),
+    containerLockWaitNs: m.vms.reduce(
+      (a, v) => a + v.container.lock.totalWaitNs,
+      0,
+    ),
+    iopfWorkqueueWaits: m.core.iopf.workers.waits,
+    premappedPages: m.vms.reduce(
+      (a, v) => a + v.container.counters.get("vfio.faults.premappedPages"),
+      0,
+    ),
+    racedFaults: m.vms.reduce(
+      (a, v) => a + v.container.counters.get("vfio.faults.raced"),
+      0,
+    ),
+    notifierUnmappedPages: m.vms.reduce(
+      (a, v) => a + v.container.counters.get("vfio.notifier.unmappedPages"),
+      0,
+    ),
+    swapOuts: m.vms.reduce((a, v) => a + v.mm.swapOuts, 0),
+    swapIns: m.vms.reduce((a, v) => a + v.mm.swapIns, 0),
+    walkReads: smmu.walkReads,
+    stalls: smmu.stalls,
+    priAutoResponses: smmu.priAutoResponses,
+    lazyExposures: c.sanitizer.lazyExposures,
+    lazyExposureNsMax: c.sanitizer.lazyExposureNsMax,
+    guestStage1Faults: m.vms.reduce(
+      (a, v) => a + (v.guest?.stats().faults ?? 0),
+      0,
+    ),
+  };
+  for (const [k, v] of c.counters) extra[k] = v;
+  const metrics: Metrics = {
+    name: s.name,
+    seed: s.seed,
+    ...(s.sweepPoint ? { sweepPoint: s.sweepPoint } : {}),
+    setupNs: c.setupNs,
+    runNs: c.runNs,
+    dmaBytes,
+    throughputBytesPerSec: c.runNs > 0 ? (dmaBytes / c.runNs) * 1e9 : 0,
+    faults: {
+      total: iopf.get("iopf.faults"),
+      stage1: iopf.get("iopf.faults.stage1"),
+      stage2: iopf.get("iopf.faults.stage2"),
+      stall: iopf.get("iopf.faults.stall"),
+      pri: iopf.get("iopf.faults.pri"),
+    },
+    faultLatencyNs: latency(merged),
+    pinnedPagesPeak: pinnedPeak,
+    pinnedPagesEnd: pinnedEnd,
+    lockedBytesPeak: lockedPeak,
+    hostMemoryPeakBytes: m.host.peakUsedBytes,
+    iotlb: { hits: smmu.iotlbHits, misses: smmu.iotlbMisses },
+    tlbInvalidations: smmu.tlbInvalidations,
+    evtqOverflows: smmu.evtqOverflows,
+    priqOverflows: smmu.priqOverflows,
+    priResponses: {
+      success: prgSuccess,
+      invalid: prgInvalid,
+      failure: prgFailure,
+    },
+    dmaErrors,
+    isolationViolations: c.sanitizer.violations,
+    ...(c.counters.has("droppedPackets") || s.workload.kind === "nic-rx"
+      ? { droppedPackets: c.counters.get("droppedPackets") ?? 0 }
+      : {}),
+    extra,
+  };
+  const errors = m.vms.filter((v) => v.error).map((v) =>
+    `vm${v.index}: ${v.error!.message}`
+  );
+  const examples = c.sanitizer.examples;
+  return {
+    ...metrics,
+    ...(errors.length > 0 ? { errors } : {}),
+    ...(examples.length > 0 ? { violationExamples: examples } : {}),
+  };
+}
+
+/**
+ * Samples counters on the simulator at a fixed interval that doubles (and
+ * halves the stored samples) whenever the number of samples reaches twice
+ * the target, so any run length gives between `target` and `2 * target`
+ * evenly spaced samples without knowing the length in advance.
+ */
+class Sampler {
+  #m: Machine;
+  #target: number;
+  #interval = 1000;
+  #t: number[] = [];
+  #bytes: number[] = [];
+  #faults: number[] = [];
+  #pinned: number[] = [];
+  #populated: number[] = [];
+  #locked: number[] = [];
+  #stopped = false;
+  #event = -1;
+
+  constructor(m: Machine, target: number) {
+    this.#m = m;
+    this.#target = Math.max(4, target);
+  }
+
+  start(): void {
+    this.#sample();
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#sample();
+    this.#stopped = true;
+    if (this.#event >= 0) this.#m.sim.cancel(this.#event);
+  }
+
+  #sample = (): void => {
+    if (this.#stopped) return;
+    const m = this.#m;
+    let bytes = 0, pinned = 0, populated = 0, locked = 0;
+    for (const vm of m.vms) {
+      bytes += vm.device.stats.bytes;
+      pinned += vm.mm.pinnedPages;
+      populated += vm.mm.populatedBytes;
+      locked += vm.mm.lockedVm * PAGE_SIZE;
+    }
+    const now = m.sim.now;
+    if (this.#t.length > 0 && this.#t[this.#t.length - 1] === now) {
+      this.#t.pop();
+      this.#bytes.pop();
+      this.#faults.pop();
+      this.#pinned.pop();
+      this.#populated.pop();
+      this.#locked.pop();
+    }
+    this.#t.push(now);
+    this.#bytes.push(bytes);
+    this.#faults.push(m.core.counters.get("iopf.faults"));
+    this.#pinned.push(pinned);
+    this.#populated.push(populated);
+    this.#locked.push(locked);
+    if (this.#t.length >= 2 * this.#target) this.#decimate();
+    if (!this.#stopped) this.#event = m.sim.after(this.#interval, this.#sample);
+  };
+
+  #decimate(): void {
+    const keep = (a: number[]) => a.filter((_v, i) => i % 2 === 0);
+    this.#t = keep(this.#t);
+    this.#bytes = keep(this.#bytes);
+    this.#faults = keep(this.#faults);
+    this.#pinned = keep(this.#pinned);
+    this.#populated = keep(this.#populated);
+    this.#locked = keep(this.#locked);
+    this.#interval *= 2;
+  }
+
+  rows(name: string): SeriesRow[] {
+    const out: SeriesRow[] = [];
+    for (let i = 0; i < this.#t.length; i++) {
+      const t = this.#t[i]!;
+      const prevT = i > 0 ? this.#t[i - 1]! : 0;
+      const prevB = i > 0 ? this.#bytes[i - 1]! : 0;
+      const dt = t - prevT;
+      out.push({
+        name,
+        tNs: t,
+        dmaBytes: this.#bytes[i]!,
+        throughputBytesPerSec: dt > 0
+          ? ((this.#bytes[i]! - prevB) / dt) * 1e9
+          : 0,
+        faults: this.#faults[i]!,
+        pinnedPages: this.#pinned[i]!,
+        populatedBytes: this.#populated[i]!,
+        lockedBytes: this.#locked[i]!,
+      });
+    }
+    return out;
+  }
+}
