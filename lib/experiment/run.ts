@@ -36,10 +36,6 @@ export interface RunOptions {
   readonly seriesPoints?: number;
 }
 
-/** Accesses in flight for the `random` workload (the device's queue depth). */
-const RANDOM_QUEUE_DEPTH = 16;
-/** Blocks in flight for the `storage` workload. */
-const STORAGE_QUEUE_DEPTH = 8;
 /** Zipf exponent of the `random` workload's "zipf" distribution. */
 const ZIPF_EXPONENT = 1;
 
@@ -53,7 +49,6 @@ export function makeWorkload(m: Machine, w: WorkloadConfig): Workload {
     case "random":
       return new RandomWorkload({
         ...w,
-        queueDepth: RANDOM_QUEUE_DEPTH,
         zipfExponent: ZIPF_EXPONENT,
       });
     case "nic-rx":
@@ -65,7 +60,7 @@ export function makeWorkload(m: Machine, w: WorkloadConfig): Workload {
         fifoBytes: m.costs["nic.rxFifoBytes"],
       });
     case "storage":
-      return new StorageWorkload({ ...w, queueDepth: STORAGE_QUEUE_DEPTH });
+      return new StorageWorkload(w);
     case "trace":
       return new TraceWorkload(
         w.rows.map((r) => ({ ...r, iova: r.iova + GUEST_RAM_BASE })),

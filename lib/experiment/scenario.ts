@@ -162,6 +162,8 @@ export interface RandomConfig {
   readonly distribution: Distribution;
   /** Fraction of accesses that write, 0..1. [0.5] */
   readonly writeFraction: number;
+  /** Accesses in flight at once (the device's queue depth), 1..65536. [16] */
+  readonly queueDepth: number;
 }
 
 /** `nic-rx`: packets written into a ring of receive buffers the driver refills. */
@@ -188,6 +190,8 @@ export interface StorageConfig {
   readonly totalBytes: number;
   /** Fresh buffers for every block. [true] */
   readonly freshBuffers: boolean;
+  /** Blocks in flight at once, 1..65536. [8] */
+  readonly queueDepth: number;
 }
 
 /** `trace`: replay of a DMA trace file. */
@@ -285,9 +289,10 @@ const WORKLOAD_FIELDS: Readonly<Record<WorkloadKind, readonly string[]>> = {
     "accessSize",
     "distribution",
     "writeFraction",
+    "queueDepth",
   ],
   "nic-rx": ["ringEntries", "bufferSize", "packets", "rate"],
-  storage: ["blockSize", "totalBytes", "freshBuffers"],
+  storage: ["blockSize", "totalBytes", "freshBuffers", "queueDepth"],
   trace: ["file"],
 };
 const WORKLOAD_KINDS = Object.keys(WORKLOAD_FIELDS) as WorkloadKind[];
@@ -868,6 +873,7 @@ function resolveWorkload(
         accessSize,
         distribution,
         writeFraction,
+        queueDepth: integer(o.queueDepth, "workload.queueDepth", 1, 65536, 16),
       };
     }
     case "nic-rx": {
@@ -911,6 +917,7 @@ function resolveWorkload(
         blockSize,
         totalBytes,
         freshBuffers: bool(o.freshBuffers, "workload.freshBuffers", true),
+        queueDepth: integer(o.queueDepth, "workload.queueDepth", 1, 65536, 8),
       };
     }
     case "trace": {

@@ -86,6 +86,7 @@ Deno.test("parseScenario fills workload defaults per kind", () => {
     accessSize: 4096,
     distribution: "uniform",
     writeFraction: 0.5,
+    queueDepth: 16,
   });
   assert.deepEqual(w("nic-rx"), {
     kind: "nic-rx",
@@ -99,6 +100,7 @@ Deno.test("parseScenario fills workload defaults per kind", () => {
     blockSize: 128 * 1024,
     totalBytes: 4 * GiB,
     freshBuffers: true,
+    queueDepth: 8,
   });
 });
 
