@@ -463,22 +463,32 @@ export class HostMemory {
       this.#curBlock = b;
       this.#curWord = 0;
     }
+    // Scan the block in a scattered order (k * SCATTER mod 512, a bijection
+    // since SCATTER is odd), so consecutive 4 KiB allocations are never
+    // physically adjacent: a host whose free lists have been churned. VFIO
+    // then finds no contiguous runs in 4 KiB-backed guest RAM and maps it
+    // with 4 KiB pages, which is why huge-page backing matters for IOTLB
+    // reach.
     const bits = this.#bitmaps[b >>> 9]!;
     const w0 = (b % BLOCKS_PER_1G) * WORDS_PER_BLOCK;
-    let w = this.#curWord;
-    for (let i = 0; i < WORDS_PER_BLOCK; i++, w = (w + 1) % WORDS_PER_BLOCK) {
-      const word = bits[w0 + w]!;
-      if (word !== 0xffffffff) {
-        const bit = 31 - Math.clz32(~word & (word + 1));
-        bits[w0 + w] = word | (1 << bit);
-        this.#curWord = w;
+    let k = this.#curWord;
+    for (let i = 0; i < FRAMES_PER_2M; i++, k = (k + 1) % FRAMES_PER_2M) {
+      const pos = (k * SCATTER) % FRAMES_PER_2M;
+      const wi = w0 + (pos >>> 5), bit = pos & 31;
+      const word = bits[wi]!;
+      if ((word & (1 << bit)) === 0) {
+        bits[wi] = word | (1 << bit);
+        this.#curWord = (k + 1) % FRAMES_PER_2M;
         this.#free4k[b] = this.#free4k[b]! - 1;
-        return b * FRAMES_PER_2M + w * 32 + bit;
+        return b * FRAMES_PER_2M + pos;
       }
     }
     throw new Error("HostMemory: free 4 KiB count out of sync"); // unreachable
   }
 }
+
+/** Stride of the scattered scan of a 2 MiB block's 4 KiB frames (odd, so a bijection mod 512). */
+const SCATTER = 167;
 
 function badPageSize(what: string, pageSize: number): IopfLabError {
   return new IopfLabError(
