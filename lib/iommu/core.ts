@@ -494,9 +494,63 @@ export class IommuCore implements IommuFaultSink {
       this.iommuIotlbSync(domain, gather, done);
       return r;
     }
+    const lazy = this.#queueLazy(domain, iova, size, r);
+    this.sim.after(0, () => done?.());
+    return lazy;
+  }
+
+  /**
+   * The blocking iommu_iotlb_sync() of a CPU that spins on CMD_SYNC:
+   * invalidates what `gather` collected through the driver's
+   * `iotlbSyncNow`, so no IOTLB or ATC entry still translates the range
+   * when it returns, and resets `gather`. Returns the ns spent (also
+   * recorded in {@linkcode syncLatency}); 0 for an empty gather.
+   */
+  iommuIotlbSyncNow(domain: IommuDomain, gather: IotlbGather): number {
+    if (gather.entries === 0 && gather.end <= gather.start) return 0;
+    const g: IotlbGather = { ...gather };
+    Object.assign(gather, newIotlbGather());
+    this.counters.add("iommu.syncs");
+    this.counters.add("iommu.blockingSyncs");
+    const ns = this.driver.iotlbSyncNow(domain.driverDomain, g);
+    this.syncLatency.record(ns);
+    return ns;
+  }
+
+  /**
+   * iommu_unmap() for a caller that must not return before the range is
+   * unreachable, such as an MMU notifier's invalidate_range_start (the mm
+   * frees the pages right after). Strict: unmaps and syncs synchronously
+   * ({@linkcode iommuIotlbSyncNow}); the ns include the CPU's wait for
+   * CMD_SYNC. Lazy: as {@linkcode iommuUnmapSync}, the range is queued on
+   * the flush queue and stays reachable through stale IOTLB entries until
+   * the batched flush (the exposure lazy mode accepts). Returns the bytes
+   * unmapped and the CPU cost.
+   */
+  iommuUnmapNow(
+    domain: IommuDomain,
+    iova: number,
+    size: number,
+  ): { bytes: number; ns: number } {
+    const gather = newIotlbGather();
+    const r = this.iommuUnmap(domain, iova, size, gather);
+    if (this.invalidation === "strict" || r.bytes === 0) {
+      return {
+        bytes: r.bytes,
+        ns: r.ns + this.iommuIotlbSyncNow(domain, gather),
+      };
+    }
+    return this.#queueLazy(domain, iova, size, r);
+  }
+
+  #queueLazy(
+    domain: IommuDomain,
+    iova: number,
+    size: number,
+    r: { bytes: number; ns: number },
+  ): { bytes: number; ns: number } {
     this.counters.add("iommu.lazyUnmaps");
     this.flushQueue.add(domain.driverDomain, iova, size);
-    this.sim.after(0, () => done?.());
     return { bytes: r.bytes, ns: r.ns + this.costs["iommu.flushQueueAdd"] };
   }
 

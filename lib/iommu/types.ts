@@ -144,7 +144,8 @@ export function newIotlbGather(): IotlbGather {
  * iommu_domain_ops). Map and unmap change the page table synchronously and
  * return their cost in ns; anything that goes through the hardware's command
  * queue (attach, invalidation, responses) is asynchronous on the simulator
- * and calls `done` when it completes.
+ * and calls `done` when it completes, except `iotlbSyncNow`, which waits
+ * for its CMD_SYNC and returns the time spent.
  */
 export interface IommuDriverOps {
   /** Driver name ("arm-smmu-v3"). */
@@ -182,6 +183,14 @@ export interface IommuDriverOps {
   iovaToPhys(domain: DriverDomain, iova: number): number;
   /** Invalidates what `gather` covers (TLBI + ATC_INV + SYNC), then calls `done`. */
   iotlbSync(domain: DriverDomain, gather: IotlbGather, done: () => void): void;
+  /**
+   * The blocking iotlb_sync of a CPU that spins on CMD_SYNC (as an MMU
+   * notifier's invalidate_range_start must: the page is freed when it
+   * returns): invalidates what `gather` covers (TLBI + ATC_INV + SYNC) with
+   * immediate effect, so no IOTLB or ATC entry still translates the range
+   * when it returns. Resets `gather`; returns the ns the CPU spent waiting.
+   */
+  iotlbSyncNow(domain: DriverDomain, gather: IotlbGather): number;
   /** Invalidates everything cached for the domain (TLBI by VMID/ASID + SYNC), then calls `done`. */
   flushIotlbAll(domain: DriverDomain, done: () => void): void;
   /**

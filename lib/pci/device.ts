@@ -703,10 +703,20 @@ export class PciDevice implements SmmuEndpoint {
     log2Pages: number,
     done: () => void,
   ): void {
+    this.#sim.after(this.atcInvalidateNow(ssid, addr, log2Pages), done);
+  }
+
+  /**
+   * An ATC Invalidation Request whose completion the SMMU waits for
+   * synchronously: drops the entries now (and keeps ATS answers already in
+   * flight out of the ATC) and returns `pci.atcInvalidate`, the ns until
+   * the Invalidation Completion.
+   */
+  atcInvalidateNow(ssid: number, addr: number, log2Pages: number): number {
     this.stats.atcInvalidations++;
     this.#atcGen++;
     this.atc?.invalidate(ssid, addr, log2Pages);
-    this.#sim.after(this.#cAtcInv, done);
+    return this.#cAtcInv;
   }
 
   // -------------------------------------------------------------------------

@@ -200,7 +200,8 @@ interface Master {
  * registered in TableMemory space 0. Configuration changes are installed with
  * CMD_CFGI_* + CMD_SYNC; unmaps are invalidated in `iotlbSync` with TLBI
  * (range commands when the SMMU has RIL) + CMD_SYNC, then CMD_ATC_INV for ATS
- * devices + CMD_SYNC. A stage-2 domain that is a nesting parent also
+ * devices + CMD_SYNC (`iotlbSyncNow`: the same commands, waited for
+ * synchronously). A stage-2 domain that is a nesting parent also
  * invalidates the nested combined entries (CMD_TLBI_NH_ALL) and the ATCs of
  * the devices attached through its nested domains.
  *
@@ -729,11 +730,30 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
    * ATS devices and CMD_SYNC. Resets the gather.
    */
   iotlbSync(domain: DriverDomain, gather: IotlbGather, done: () => void): void {
+    const cmds = this.#syncCmds(domain, gather);
+    if (cmds === undefined) this.#sim.after(0, done);
+    else this.#smmu.submit(cmds, done);
+  }
+
+  /**
+   * The blocking iotlb_sync of a CPU that spins on CMD_SYNC: the same
+   * commands as {@linkcode iotlbSync}, through {@linkcode Smmu.submitAndWait},
+   * so the IOTLB and the ATS devices' ATCs no longer hold the range when it
+   * returns. Resets the gather; returns the ns spent (0 for an empty gather).
+   */
+  iotlbSyncNow(domain: DriverDomain, gather: IotlbGather): number {
+    const cmds = this.#syncCmds(domain, gather);
+    return cmds === undefined ? 0 : this.#smmu.submitAndWait(cmds);
+  }
+
+  /**
+   * The commands that invalidate what `gather` covers (TLBI..., CMD_SYNC,
+   * then CMD_ATC_INV... and CMD_SYNC for ATS devices), resetting the
+   * gather; undefined when it is empty.
+   */
+  #syncCmds(domain: DriverDomain, gather: IotlbGather): Command[] | undefined {
     const d = this.#own(domain, "sync");
-    if (!(gather.end > gather.start)) {
-      this.#sim.after(0, done);
-      return;
-    }
+    if (!(gather.end > gather.start)) return undefined;
     const start = gather.start, end = gather.end;
     const pgsize = gather.pgsize || SZ_4K;
     gather.start = Infinity;
@@ -744,7 +764,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     this.#tlbiRangeCmds(d, start, end, pgsize, cmds);
     cmds.push({ opcode: CMD_SYNC });
     this.#atcCmds(d, start, end, cmds);
-    this.#smmu.submit(cmds, done);
+    return cmds;
   }
 
   /** Invalidates everything cached for the domain (TLBI by ASID/VMID, ATC flush) and syncs. */

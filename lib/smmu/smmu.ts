@@ -45,6 +45,7 @@ import {
   CMD_TLBI_NSNH_ALL,
   CMD_TLBI_S12_VMALL,
   CMD_TLBI_S2_IPA,
+  type CmdAtcInv,
   type Command,
   COMMAND_WORDS,
   decodeCommand,
@@ -368,7 +369,9 @@ const TWO48 = 2 ** 48;
  * the command queue (16-byte records), consumed one at a time
  * (`smmu.cmdIssue` per command by the driver, `smmu.cmdProcess` per command
  * by the SMMU, `smmu.cmdSync` for CMD_SYNC, which completes only after every
- * earlier command, ATC invalidations at the endpoints included). The event
+ * earlier command, ATC invalidations at the endpoints included);
+ * {@linkcode Smmu.submitAndWait} is the CPU that spins on its CMD_SYNC: the
+ * commands take effect at once and it returns the time spent. The event
  * and PRI queues hold 32- and 16-byte records; `onEvtqIrq` / `onPriqIrq` are
  * called when a record is written; {@linkcode Smmu.readEvent} /
  * {@linkcode Smmu.readPri} consume them.
@@ -507,6 +510,14 @@ export class Smmu {
   readonly #cmdBacklog: { cmd: Command; done: (() => void) | undefined }[] = [];
   #atcPending = 0;
   #syncWaiter: (() => void) | undefined = undefined;
+  /** Commands submitted (issued or being issued) and not yet consumed. */
+  #queuedCmds = 0;
+  /**
+   * Estimated time the queue drains: each submission's processing and sync
+   * time after it is issued (TLBI and ATC work not counted).
+   */
+  #drainAt = 0;
+  readonly #cmdScratch = new Uint32Array(COMMAND_WORDS);
   readonly #processNext = () => this.#processCommand();
   readonly #cmdContinue = () => this.#nextCommand();
 
@@ -847,12 +858,84 @@ export class Smmu {
       return;
     }
     const list = cmds.slice();
+    this.#queuedCmds += n;
+    let work = n * this.#cProcess;
+    for (const c of list) if (c.opcode === CMD_SYNC) work += this.#cSync;
+    this.#drainAt = Math.max(this.#drainAt, at) + work;
     sim.at(at, () => {
       for (let i = 0; i < n; i++) {
         this.#enqueueCommand(list[i]!, i === n - 1 ? done : undefined);
       }
       this.#kickCommands();
     });
+  }
+
+  /**
+   * Issues `cmds` and waits for their completion synchronously, as the
+   * driver's CPU does when it spins on CMD_SYNC
+   * (arm_smmu_cmdq_issue_cmdlist with sync = true): a CMD_SYNC is appended
+   * unless the list already ends with one. The commands' effects apply at
+   * once (IOTLB entries dropped, configuration caches invalidated, CMD_ATC_INV
+   * delivered to the endpoint, which drops its ATC entries, see
+   * {@linkcode SmmuEndpoint.atcInvalidateNow}), so when this returns nothing
+   * cached can translate what the commands invalidated. Returns the ns the
+   * CPU spent, for the caller to add to its own cost: the issue time
+   * (`smmu.cmdIssue` each, after any submission still being issued), then
+   * per command `smmu.cmdProcess` plus its own work (`smmu.tlbiPerEntry` per
+   * IOTLB entry dropped), and per CMD_SYNC the wait for the ATC
+   * invalidations before it (the endpoint's completion time,
+   * `pci.atcInvalidate` for a PCIe device of lib/pci) plus `smmu.cmdSync`.
+   * An empty list costs nothing.
+   *
+   * Approximation: the commands execute ahead of anything already in the
+   * command queue (the real CPU's CMD_SYNC completes only after the
+   * commands queued before it). The queued commands' remaining time is
+   * added to the returned ns as an estimate (`smmu.cmdProcess` per command
+   * and `smmu.cmdSync` per CMD_SYNC from when each submission was issued;
+   * their TLBI and ATC work not counted, so a lower bound), but their
+   * effects still happen later, on the queue. Only the issue time of the
+   * commands delays later submissions (issue is serialised, as in
+   * {@linkcode submit}); their processing does not delay the queue.
+   *
+   * @throws {RangeError} for an unknown opcode, as the queue's decoder (nothing applied)
+   */
+  submitAndWait(cmds: readonly Command[]): number {
+    const n = cmds.length;
+    if (n === 0) return 0;
+    const buf = this.#cmdScratch;
+    // Round-trip through the 16-byte format, as the queue does (validates
+    // every command before any takes effect).
+    const list: Command[] = [];
+    for (const c of cmds) {
+      encodeCommand(c, buf, 0);
+      list.push(decodeCommand(buf, 0));
+    }
+    if (list[n - 1]!.opcode !== CMD_SYNC) list.push({ opcode: CMD_SYNC });
+    const now = this.#sim.now;
+    const issued = Math.max(now, this.#issueFree) + list.length * this.#cIssue;
+    this.#issueFree = issued;
+    // Behind the commands still queued (an estimate, see above).
+    let t = this.#queuedCmds > 0 ? Math.max(issued, this.#drainAt) : issued;
+    let atcDoneAt = 0;
+    for (const cmd of list) {
+      t += this.#cProcess;
+      this.stats.commands++;
+      if (cmd.opcode === CMD_SYNC) {
+        t = Math.max(t, atcDoneAt) + this.#cSync;
+        this.stats.syncs++;
+      } else if (cmd.opcode === CMD_ATC_INV) {
+        this.stats.atcInvalidations++;
+        const ep = this.#endpoints.get(cmd.SID);
+        if (ep) {
+          const at = t +
+            ep.atcInvalidateNow(atcSsid(cmd), cmd.Address, cmd.Size);
+          if (at > atcDoneAt) atcDoneAt = at;
+        }
+      } else {
+        t += this.#execute(cmd);
+      }
+    }
+    return t - now;
   }
 
   #enqueueCommand(cmd: Command, done: (() => void) | undefined): void {
@@ -888,6 +971,7 @@ export class Smmu {
     const done = this.#cmdDone[slot];
     this.#cmdDone[slot] = undefined;
     q.advance();
+    this.#queuedCmds--;
     while (this.#cmdBacklog.length > 0 && !q.isFull) {
       const b = this.#cmdBacklog.shift()!;
       const s = q.writeOffset / COMMAND_WORDS;
@@ -981,7 +1065,7 @@ export class Smmu {
         if (!ep) return 0;
         this.#atcPending++;
         ep.atcInvalidate(
-          cmd.SSV && !cmd.G ? (cmd.SSID ?? 0) : -1,
+          atcSsid(cmd),
           cmd.Address,
           cmd.Size,
           () => {
@@ -1624,6 +1708,11 @@ export class Smmu {
 }
 
 const S1_KINDS = (1 << TLB_KIND_S1) | (1 << TLB_KIND_NESTED);
+
+/** The PASID a CMD_ATC_INV targets at the endpoint (-1 = every PASID). */
+function atcSsid(cmd: CmdAtcInv): number {
+  return cmd.SSV && !cmd.G ? (cmd.SSID ?? 0) : -1;
+}
 
 function atsUnsupported(eventId: number): AtsResult {
   return {

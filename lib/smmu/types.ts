@@ -869,4 +869,10 @@ export interface SmmuEndpoint {
     log2Pages: number,
     done: () => void,
   ): void;
+  /**
+   * The same ATC Invalidation Request for a caller that waits for it
+   * synchronously (the SMMU's `submitAndWait`): drop the entries now
+   * and return the ns until the Invalidation Completion would be sent.
+   */
+  atcInvalidateNow(ssid: number, addr: number, log2Pages: number): number;
 }

@@ -240,7 +240,9 @@ interface DeviceState {
  * caller delays its next step by it. IOTLB syncs complete later: pins of an
  * unmapped range are released when its sync completes (strict mode), or at
  * once in lazy mode (the IOVA stays reachable through stale IOTLB entries
- * until the batched flush).
+ * until the batched flush). The MMU notifier's invalidation is the
+ * exception: in strict mode it waits for its IOTLB sync (the CPU spinning on
+ * CMD_SYNC) before the mm frees the pages, and returns that time to the mm.
  *
  * Modes: static (the default: MAP_DMA pins, charges and maps everything);
  * IOPF after {@linkcode enableIopf} (MAP_DMA records the range and a bitmap;
@@ -1184,13 +1186,13 @@ export class VfioContainer {
 
   /**
    * The MMU notifier's invalidate_range_start: unmaps the IOPF-mapped pages
-   * of `dma` inside [start, end) (HVAs), clears their bits and syncs the
-   * IOTLB. Returns the ns spent.
-   *
-   * Model limit: callbacks are synchronous while the sync goes through the
-   * command queue, so the mm frees the pages before the sync completed (the
-   * kernel waits for CMD_SYNC here). Until then a stale IOTLB entry may still
-   * reach them; `IommuCore.pendingSyncs` lists those windows.
+   * of `dma` inside [start, end) (HVAs), clears their bits and, in strict
+   * mode, syncs the IOTLB and the ATS devices' ATCs before returning
+   * ({@linkcode IommuCore.iommuUnmapNow}: the CPU spins on CMD_SYNC, as the
+   * kernel does), so no cached translation reaches the pages the mm frees
+   * next. Returns the ns spent, the wait for CMD_SYNC included; the mm adds
+   * it to the cost of the reclaim, munmap or madvise. In lazy mode the range
+   * goes to the flush queue and stays reachable until the batched flush.
    */
   #invalidate(dma: VfioDma, start: number, end: number): number {
     if (dma.removed || !dma.bitmap) return 0;
@@ -1210,7 +1212,7 @@ export class VfioContainer {
       b = nextClear(bits, i, p1);
       i = nextSet(bits, b, p1);
     }
-    const r = this.core.iommuUnmapSync(
+    const r = this.core.iommuUnmapNow(
       this.#domain!,
       dma.iova + a * PAGE_SIZE,
       (b - a) * PAGE_SIZE,

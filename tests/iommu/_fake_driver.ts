@@ -1,6 +1,7 @@
 /**
  * A test double of an IOMMU driver: paging domains over a real IoPgtable,
- * IOTLB syncs and attaches that complete after a fixed delay, page responses
+ * IOTLB syncs and attaches that complete after a fixed delay (a blocking
+ * sync returns that delay), page responses
  * recorded, and a way to inject recoverable faults into the core.
  *
  * @module
@@ -71,8 +72,13 @@ export class FakeIommuDriver implements IommuDriverOps {
   attachNs: number;
   sink: IommuFaultSink | undefined;
   readonly responses: FakeResponse[] = [];
-  readonly syncs: { domain: DriverDomain; gather: IotlbGather; at: number }[] =
-    [];
+  /** IOTLB syncs received; `blocking` for iotlbSyncNow. */
+  readonly syncs: {
+    domain: DriverDomain;
+    gather: IotlbGather;
+    at: number;
+    blocking: boolean;
+  }[] = [];
   readonly flushes: { domain: DriverDomain; at: number }[] = [];
   readonly attached = new Map<IommuDevice, DriverDomain>();
   readonly iopfEnabled = new Set<IommuDevice>();
@@ -195,8 +201,26 @@ export class FakeIommuDriver implements IommuDriverOps {
   }
 
   iotlbSync(domain: DriverDomain, gather: IotlbGather, done: () => void): void {
-    this.syncs.push({ domain, gather: { ...gather }, at: this.sim.now });
+    this.syncs.push({
+      domain,
+      gather: { ...gather },
+      at: this.sim.now,
+      blocking: false,
+    });
     this.sim.after(this.syncNs, done);
+  }
+
+  /** Records the sync, resets the gather and returns `syncNs` (0 when empty). */
+  iotlbSyncNow(domain: DriverDomain, gather: IotlbGather): number {
+    if (!(gather.end > gather.start)) return 0;
+    this.syncs.push({
+      domain,
+      gather: { ...gather },
+      at: this.sim.now,
+      blocking: true,
+    });
+    Object.assign(gather, { start: Infinity, end: 0, pgsize: 0, entries: 0 });
+    return this.syncNs;
   }
 
   flushIotlbAll(domain: DriverDomain, done: () => void): void {

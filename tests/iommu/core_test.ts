@@ -124,6 +124,77 @@ Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
   );
 });
 
+Deno.test("iommu core: blocking unmap (iommuUnmapNow) for MMU notifiers", async (t) => {
+  await t.step(
+    "strict: unmaps and syncs before returning; the sync's ns are in the cost",
+    () => {
+      const { core, sim, driver, costs } = setup();
+      const d = core.domainAllocPaging(2);
+      core.iommuMap(d, 0, 0, 4 * SZ_4K, PROT_READ);
+      const r = core.iommuUnmapNow(d, SZ_4K, 2 * SZ_4K);
+      assert.equal(r.bytes, 2 * SZ_4K);
+      assert.equal(
+        r.ns,
+        costs["iommu.unmapCall"] + 2 * costs["iommu.unmapPerPte"] +
+          driver.syncNs,
+      );
+      assert.equal(core.iommuIovaToPhys(d, SZ_4K), -1);
+      assert.equal(d.mappedBytes, 2 * SZ_4K);
+      assert.equal(driver.syncs.length, 1);
+      const sync = driver.syncs[0]!;
+      assert.ok(sync.blocking);
+      assert.equal(sync.at, 0);
+      assert.deepEqual([sync.gather.start, sync.gather.end], [
+        SZ_4K,
+        3 * SZ_4K,
+      ]);
+      assert.equal(core.pendingSyncs.length, 0);
+      assert.equal(sim.pending, 0, "nothing left to complete");
+      assert.equal(core.counters.get("iommu.syncs"), 1);
+      assert.equal(core.counters.get("iommu.blockingSyncs"), 1);
+      assert.equal(core.syncLatency.count, 1);
+    },
+  );
+
+  await t.step("nothing mapped: no sync, only the unmap call", () => {
+    const { core, driver, costs } = setup();
+    const d = core.domainAllocPaging(2);
+    const r = core.iommuUnmapNow(d, 0, SZ_4K);
+    assert.deepEqual(r, { bytes: 0, ns: costs["iommu.unmapCall"] });
+    assert.equal(driver.syncs.length, 0);
+    assert.equal(core.iommuIotlbSyncNow(d, newIotlbGather()), 0);
+  });
+
+  await t.step("iommuIotlbSyncNow resets the gather", () => {
+    const { core, driver } = setup();
+    const d = core.domainAllocPaging(1);
+    core.iommuMap(d, 0, 0, 2 * SZ_4K, PROT_READ);
+    const g = newIotlbGather();
+    core.iommuUnmap(d, 0, 2 * SZ_4K, g);
+    assert.equal(core.iommuIotlbSyncNow(d, g), driver.syncNs);
+    assert.deepEqual(g, newIotlbGather());
+  });
+
+  await t.step("lazy: queued on the flush queue, no blocking sync", () => {
+    const { core, sim, driver, costs } = setup({}, true);
+    const d = core.domainAllocPaging(2);
+    core.iommuMap(d, 0, 0, 4 * SZ_4K, PROT_READ);
+    const r = core.iommuUnmapNow(d, 0, SZ_4K);
+    assert.equal(r.bytes, SZ_4K);
+    assert.equal(
+      r.ns,
+      costs["iommu.unmapCall"] + costs["iommu.unmapPerPte"] +
+        costs["iommu.flushQueueAdd"],
+    );
+    assert.equal(driver.syncs.length, 0);
+    assert.ok(core.flushQueue.isExposed(d.driverDomain, 0));
+    assert.equal(core.counters.get("iommu.lazyUnmaps"), 1);
+    sim.run();
+    assert.equal(core.flushQueue.size, 0);
+    assert.equal(driver.flushes.length, 1);
+  });
+});
+
 Deno.test("iommu core: lazy invalidation through the flush queue", async (t) => {
   await t.step("unmapped ranges stay exposed until a batch fills", () => {
     const { core, sim, driver } = setup({ "iommu.flushQueueBatch": 3 }, true);

@@ -74,6 +74,10 @@ class FakeEndpoint implements SmmuEndpoint {
     this.invalidations.push([ssid, addr, log2]);
     this.r.sim.after(2000, done);
   }
+  atcInvalidateNow(ssid: number, addr: number, log2: number): number {
+    this.invalidations.push([ssid, addr, log2]);
+    return 2000;
+  }
 }
 
 function spySubmit(smmu: Smmu): Command[][] {
@@ -314,6 +318,62 @@ Deno.test("iotlbSync on an ATS device's domain: TLBI, SYNC, then ATC_INV coverin
   ]);
   assert.deepEqual(ep.invalidations.at(-1), [-1, 0, 3]);
   assert.ok(doneAt - t0 >= 2000 + 2 * s.costs["smmu.cmdSync"]);
+});
+
+Deno.test("iotlbSyncNow: the same commands as iotlbSync, complete on return, costing what the async sync takes", async (t) => {
+  for (const dev of [zip, nic]) {
+    await t.step(dev.ats ? "ATS device" : "platform device", () => {
+      /** Maps 2 pages, caches one in the IOTLB (and ATC), unmaps both. */
+      const prepare = () => {
+        const s = setup();
+        const ep = new FakeEndpoint(s.r);
+        if (dev.ats) s.smmu.attachEndpoint(dev.sid, ep);
+        const dom = s.drv.domainAllocPaging(2);
+        attach(s, dev, dom);
+        s.drv.map(dom, 0x3000, 0x9000, 0x2000, RW);
+        const r = translateNow(s.r, {
+          sid: dev.sid,
+          iova: 0x3000,
+          write: true,
+        });
+        assert.equal(r?.ok, true);
+        const g = newIotlbGather();
+        s.drv.unmap(dom, 0x3000, 0x2000, g);
+        return { s, ep, dom, g };
+      };
+      const a = prepare();
+      let doneAt = -1;
+      const t0 = a.s.sim.now;
+      a.s.drv.iotlbSync(a.dom, a.g, () => (doneAt = a.s.sim.now));
+      a.s.sim.run();
+      const asyncCmds = a.s.log.at(-1)!;
+
+      const b = prepare();
+      const waited: Command[][] = [];
+      const orig = b.s.smmu.submitAndWait.bind(b.s.smmu);
+      b.s.smmu.submitAndWait = (cmds) => {
+        waited.push([...cmds]);
+        return orig(cmds);
+      };
+      const invBefore = b.ep.invalidations.length;
+      const ns = b.s.drv.iotlbSyncNow(b.dom, b.g);
+      assert.equal(b.g.end, 0, "the gather is reset");
+      assert.deepEqual(waited, [asyncCmds]);
+      assert.equal(b.s.smmu.stats.tlbEntriesInvalidated, 1);
+      assert.equal(
+        b.s.smmu.translateCached({ sid: dev.sid, iova: 0x3000, write: true }),
+        -1,
+      );
+      assert.equal(
+        b.ep.invalidations.length - invBefore,
+        dev.ats ? 1 : 0,
+        "the ATC invalidation was delivered before returning",
+      );
+      assert.equal(ns, doneAt - t0);
+      assert.equal(b.s.sim.pending, 0, "nothing left on the simulator");
+      assert.equal(b.s.drv.iotlbSyncNow(b.dom, newIotlbGather()), 0);
+    });
+  }
 });
 
 Deno.test("a stall event becomes a one-fault group (grpid = STAG, LAST); pageResponse SUCCESS sends RESUME Retry", () => {

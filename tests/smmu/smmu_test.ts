@@ -18,6 +18,7 @@ import {
   CMD_SYNC,
   CMD_TLBI_NH_ALL,
   CMD_TLBI_S2_IPA,
+  type Command,
   F_BAD_ATS_TREQ,
   F_CD_FETCH,
   F_PERMISSION,
@@ -573,6 +574,10 @@ class FakeEndpoint implements SmmuEndpoint {
     this.invalidations.push([ssid, addr, log2]);
     this.r.sim.after(this.delay, done);
   }
+  atcInvalidateNow(ssid: number, addr: number, log2: number): number {
+    this.invalidations.push([ssid, addr, log2]);
+    return this.delay;
+  }
 }
 
 function pri(over: Partial<PriEntry>): PriEntry {
@@ -673,6 +678,151 @@ Deno.test("commands cost issue, process and sync time, in order across submissio
   );
   assert.equal(r.smmu.stats.commands, 3);
   assert.equal(r.smmu.stats.syncs, 2);
+});
+
+Deno.test("submitAndWait: the commands take effect before it returns, which gives the CPU's wait", async (t) => {
+  const setupS2 = () => {
+    const r = rig();
+    const s2 = hostTable(r.memory);
+    s2.map(0x20_0000, 0x8000_0000, 0x1000, RW);
+    r.smmu.writeSte(1, steS2(s2));
+    assert.equal(
+      translateNow(r, { sid: 1, iova: 0x20_0010, write: true })?.ok,
+      true,
+    );
+    s2.unmap(0x20_0000, 0x1000);
+    return r;
+  };
+  const tlbi = {
+    opcode: CMD_TLBI_S2_IPA,
+    VMID: 1,
+    Address: 0x20_0000,
+    TG: 1,
+    NUM: 0,
+    SCALE: 0,
+    Leaf: true,
+  } as const;
+
+  await t.step(
+    "TLBI: the stale entry is gone at once; a CMD_SYNC is appended",
+    () => {
+      const r = setupS2();
+      const c = r.costs;
+      const t0 = r.sim.now;
+      const ns = r.smmu.submitAndWait([tlbi]);
+      assert.equal(r.sim.now, t0, "no simulated time passed");
+      assert.equal(
+        r.smmu.translateCached({ sid: 1, iova: 0x20_0010, write: true }),
+        -1,
+      );
+      assert.equal(r.smmu.stats.tlbEntriesInvalidated, 1);
+      assert.equal(r.smmu.stats.syncs, 1);
+      assert.equal(
+        ns,
+        2 * c["smmu.cmdIssue"] + 2 * c["smmu.cmdProcess"] +
+          c["smmu.tlbiPerEntry"] + c["smmu.cmdSync"],
+      );
+      assert.equal(r.smmu.submitAndWait([]), 0);
+      const after = translateNow(r, { sid: 1, iova: 0x20_0010, write: true });
+      assert.ok(after && !after.ok && after.eventId === F_TRANSLATION);
+    },
+  );
+
+  await t.step("the same time as submit() takes on an idle queue", () => {
+    const a = setupS2();
+    let doneAt = -1;
+    const t0 = a.sim.now;
+    a.smmu.submit([tlbi, { opcode: CMD_SYNC }], () => (doneAt = a.sim.now));
+    a.sim.run();
+    const b = setupS2();
+    assert.equal(
+      b.smmu.submitAndWait([tlbi, { opcode: CMD_SYNC }]),
+      doneAt - t0,
+    );
+  });
+
+  await t.step(
+    "ATC_INV: delivered at once, the CMD_SYNC waits for its completion",
+    () => {
+      const r = rig();
+      const ep = new FakeEndpoint(r);
+      ep.delay = 50_000;
+      r.smmu.attachEndpoint(1, ep);
+      const c = r.costs;
+      const ns = r.smmu.submitAndWait([
+        {
+          opcode: CMD_ATC_INV,
+          SID: 1,
+          SSID: 2,
+          SSV: true,
+          Address: 0x5000,
+          Size: 0,
+        },
+        { opcode: CMD_SYNC },
+      ]);
+      assert.deepEqual(ep.invalidations, [[2, 0x5000, 0]]);
+      assert.equal(
+        ns,
+        2 * c["smmu.cmdIssue"] + c["smmu.cmdProcess"] + 50_000 +
+          c["smmu.cmdSync"],
+      );
+      assert.equal(r.smmu.stats.atcInvalidations, 1);
+      assert.equal(r.sim.pending, 0);
+    },
+  );
+
+  await t.step(
+    "commands already queued add their remaining time but still run later",
+    () => {
+      const idle = setupS2().smmu.submitAndWait([tlbi]);
+      const r = setupS2();
+      const c = r.costs;
+      let queuedDone = false;
+      r.smmu.submit(
+        [{ opcode: CMD_TLBI_NH_ALL, VMID: 1 }, {
+          opcode: CMD_TLBI_NH_ALL,
+          VMID: 2,
+        }, {
+          opcode: CMD_SYNC,
+        }],
+        () => (queuedDone = true),
+      );
+      const syncs = r.smmu.stats.syncs;
+      const ns = r.smmu.submitAndWait([tlbi]);
+      assert.equal(
+        r.smmu.stats.tlbEntriesInvalidated,
+        1,
+        "ours applied at once",
+      );
+      assert.equal(r.smmu.stats.syncs, syncs + 1);
+      assert.ok(
+        ns >= idle + 3 * c["smmu.cmdProcess"] + c["smmu.cmdSync"],
+        `${ns} ns`,
+      );
+      assert.ok(!queuedDone);
+      r.sim.run();
+      assert.ok(queuedDone);
+      assert.equal(r.smmu.stats.syncs, syncs + 2);
+      // Once drained, the queue costs nothing extra.
+      assert.equal(
+        r.smmu.submitAndWait([{ opcode: CMD_SYNC }]),
+        c["smmu.cmdIssue"] + c["smmu.cmdProcess"] + c["smmu.cmdSync"],
+      );
+    },
+  );
+
+  await t.step(
+    "an unknown opcode throws before any command takes effect",
+    () => {
+      const r = setupS2();
+      const bad = { opcode: 0x7f } as unknown as Command;
+      assert.throws(() => r.smmu.submitAndWait([tlbi, bad]), RangeError);
+      assert.equal(r.smmu.stats.tlbEntriesInvalidated, 0);
+      assert.ok(
+        r.smmu.translateCached({ sid: 1, iova: 0x20_0010, write: true }) >= 0,
+      );
+    },
+  );
 });
 
 Deno.test("a full command queue makes the submitter wait", () => {

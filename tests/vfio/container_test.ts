@@ -422,6 +422,7 @@ Deno.test("vfio type1: IOPF", async (t) => {
       assert.ok(!s.container.isMapped(iova));
       assert.equal(s.core.iommuIovaToPhys(s.container.domain!, iova), -1);
       assert.equal(s.driver.syncs.length, syncs + 1);
+      assert.ok(s.driver.syncs.at(-1)!.blocking, "synced before returning");
       assert.equal(s.container.stats().notifierUnmappedPages, 1);
       s.driver.inject(s.dev, { addr: iova });
       s.sim.run();
