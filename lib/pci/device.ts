@@ -155,8 +155,18 @@ class Transfer {
   readonly txn: Txn;
   /** ATS request, reused for every page. */
   readonly atsReq: AtsRequest;
-  pa = 0;
-  chunk = 0;
+  /** Chunks issued on the link and not yet complete (at most two: double buffering). */
+  inflight = 0;
+  /** Sizes of the chunks in flight, oldest first. */
+  chunk0 = 0;
+  chunk1 = 0;
+  /** When the chunks in flight first faulted (ns), or -1. */
+  fault0 = -1;
+  fault1 = -1;
+  /** The error that ends the transfer once its chunks in flight complete. */
+  error: DmaError | undefined = undefined;
+  /** True once an error stopped further translations. */
+  stopping = false;
   priRetries = 0;
   atcGen = 0;
   /** When the current page first faulted (ns), or -1. */
@@ -263,7 +273,7 @@ class DmaEngine {
 
   #bind(t: Transfer): void {
     t.step = () => {
-      if (t.finished) return;
+      if (t.finished || t.stopping) return;
       if (t.cur >= t.end) {
         this.finish(t, undefined);
         return;
@@ -271,17 +281,16 @@ class DmaEngine {
       this.translatePage(t);
     };
     t.onData = () => {
-      const pa = t.pa, chunk = t.chunk, iova = t.cur;
-      t.cur += chunk;
-      t.priRetries = 0;
+      const chunk = t.chunk0, faultAt = t.fault0;
+      t.chunk0 = t.chunk1;
+      t.fault0 = t.fault1;
+      t.inflight--;
       this.stats.bytes += chunk;
       this.stats.pageAccesses++;
-      if (t.faultAt >= 0) {
-        this.faultLatency.record(this.sim.now - t.faultAt);
-        t.faultAt = -1;
+      if (faultAt >= 0) this.faultLatency.record(this.sim.now - faultAt);
+      if (t.inflight === 0 && (t.stopping || t.cur >= t.end)) {
+        this.#complete(t, t.error);
       }
-      this.onAccess?.(iova, pa, t.write);
-      t.step();
     };
     t.onXlate = (r: TxnResult) => {
       if (!r.ok) {
@@ -305,20 +314,54 @@ class DmaEngine {
     this.smmu.translate(t.txn, t.onXlate);
   }
 
-  /** Moves the current chunk to/from `pa` after `delay` ns, on the shared link. */
+  /**
+   * Issues the current chunk to/from `pa` after `delay` ns on the shared
+   * link, and starts translating the next page when this chunk starts
+   * moving: translation of page k+1 overlaps the data of page k (double
+   * buffering, as DMA engines and ATS devices prefetch translations). The
+   * access counts as made with this translation now, when it is issued
+   * (`onAccess`); the hardware's invalidation completion (CMD_SYNC, ATC
+   * invalidation completion) waits for transactions already translated, so
+   * this is the moment the translation must be valid.
+   */
   access(t: Transfer, pa: number, delay: number): void {
     const cur = t.cur;
     const pageEnd = (Math.floor(cur / PAGE) + 1) * PAGE;
     const chunk = Math.min(pageEnd, t.end) - cur;
-    t.pa = pa;
-    t.chunk = chunk;
     const start = Math.max(this.sim.now + delay, this.#linkFree);
     this.#linkFree = start + chunk * this.#nsPerByte;
+    this.onAccess?.(cur, pa, t.write);
+    t.cur = cur + chunk;
+    t.priRetries = 0;
+    if (t.inflight === 0) {
+      t.chunk0 = chunk;
+      t.fault0 = t.faultAt;
+    } else {
+      t.chunk1 = chunk;
+      t.fault1 = t.faultAt;
+    }
+    t.faultAt = -1;
+    t.inflight++;
     this.sim.at(this.#linkFree, t.onData);
+    if (t.cur < t.end) this.sim.at(start, t.step);
   }
 
-  /** Completes the transfer (error undefined = success). */
+  /**
+   * Ends the transfer (error undefined = success): at once when nothing is
+   * in flight, otherwise when its chunks in flight complete; no further page
+   * is translated.
+   */
   finish(t: Transfer, error: DmaError | undefined): void {
+    if (t.finished || t.stopping) return;
+    if (t.inflight > 0) {
+      t.stopping = true;
+      t.error = error;
+      return;
+    }
+    this.#complete(t, error);
+  }
+
+  #complete(t: Transfer, error: DmaError | undefined): void {
     if (t.finished) return;
     t.finished = true;
     if (error) this.stats.dmaErrors++;
