@@ -33,4 +33,5 @@ export * as iommu from "./iommu/mod.ts";
 export * as vfio from "./vfio/mod.ts";
 export * as guest from "./guest/mod.ts";
 export * as workload from "./workload/mod.ts";
+export * as coiommu from "./coiommu/mod.ts";
 export * as plot from "./plot/mod.ts";

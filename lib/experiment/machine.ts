@@ -4,9 +4,31 @@
  * device and (in nested mode) guest vSMMU per VM, wired the way the real
  * layers are wired, plus the guest-side DMA context the workloads drive.
  *
+ * The DMA modes, as the VM start and the guest's DMA API see them:
+ *
+ * | mode | at VM start | guest dma_map / dma_unmap | IOVA |
+ * |---|---|---|---|
+ * | static-pin | MAP_DMA of all RAM, pinned | free | GPA |
+ * | iopf | MAP_DMA of all RAM, IOPF (mapped on fault) | free | GPA |
+ * | viommu-pin | nothing mapped | trap; VMM MAP_DMA / UNMAP_DMA of the buffer | guest IOVA |
+ * | coiommu | nothing mapped | DTT marks; doorbell when unpinned; lazy unpin | GPA |
+ *
+ * VMs share the host's memory and its reclaim; a VM that cannot start (its
+ * RAM cannot be pinned, or prefaulted) is torn down again, as QEMU exits.
+ *
  * @module
  */
-import { GuestIommu, VmmSmmuBackend, VSmmu } from "../guest/mod.ts";
+import {
+  CachingModeViommu,
+  GuestIommu,
+  VmmSmmuBackend,
+  VSmmu,
+} from "../guest/mod.ts";
+import {
+  CoiommuBackend,
+  CoiommuFrontend,
+  DmaTrackingTable,
+} from "../coiommu/mod.ts";
 import { IommuCore } from "../iommu/mod.ts";
 import type { IommuDevice } from "../iommu/types.ts";
 import { HostMemory, MmStruct } from "../mm/mod.ts";
@@ -15,7 +37,13 @@ import { type Costs, loadCostProfile } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Rng } from "../sim/rng.ts";
 import { Simulator } from "../sim/simulator.ts";
-import { PAGE_SIZE, PROT_READ, PROT_WRITE, SZ_2M } from "../sim/units.ts";
+import {
+  formatSize,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+  SZ_2M,
+} from "../sim/units.ts";
 import {
   type ArmSmmuDomain,
   ArmSmmuV3Driver,
@@ -55,6 +83,10 @@ export interface VmInstance {
   readonly device: MachineDevice;
   /** The guest's SMMU driver in nested mode. */
   readonly guest: GuestIommu | undefined;
+  /** The caching-mode vIOMMU (guest DMA API and VMM emulation) in viommu-pin mode. */
+  readonly viommu: CachingModeViommu | undefined;
+  /** The coIOMMU table, guest driver and VMM backend in coiommu mode. */
+  readonly coiommu: CoiommuVm | undefined;
   /** The guest's buffer allocator (offsets from {@linkcode GUEST_RAM_BASE}). */
   readonly alloc: GuestRamAllocator;
   /** True once the VM started (guest RAM set up for DMA). */
@@ -63,6 +95,18 @@ export interface VmInstance {
   error: IopfLabError | undefined;
   /** Simulated time at which setup completed. */
   setupDoneAt: number;
+  /** Simulated time at which the VM's workload completed (0 until then). */
+  runDoneAt: number;
+}
+
+/** One VM's coIOMMU: the shared table, the guest's driver, the VMM's backend. */
+export interface CoiommuVm {
+  /** The DMA tracking table in guest memory. */
+  readonly dtt: DmaTrackingTable;
+  /** The guest's coIOMMU driver (its DMA API). */
+  readonly frontend: CoiommuFrontend;
+  /** The VMM's pin and unpin threads. */
+  readonly backend: CoiommuBackend;
 }
 
 /** The assembled machine. */
@@ -163,13 +207,39 @@ export function buildMachine(scenario: Scenario): Machine {
       container,
       device,
       guest: undefined,
-      alloc: new GuestRamAllocator(scenario.vm.memory - reserved),
+      viommu: undefined,
+      coiommu: undefined,
+      alloc: guestAllocator(scenario.vm.memory, reserved),
       started: false,
       error: undefined,
       setupDoneAt: 0,
+      runDoneAt: 0,
     });
   }
   return { scenario, sim, costs, rng, host, memory, smmu, driver, core, vms };
+}
+
+/**
+ * The guest's buffer allocator over RAM minus the stage-1 table pool; a VM
+ * too small to leave any RAM for buffers is a scenario mistake (EINVAL
+ * naming vm.memory), found before anything runs.
+ */
+function guestAllocator(ram: number, tablePool: number): GuestRamAllocator {
+  try {
+    return new GuestRamAllocator(ram - tablePool);
+  } catch (e) {
+    if (!(e instanceof IopfLabError)) throw e;
+    const pool = tablePool > 0
+      ? ` and ${formatSize(tablePool)} for its stage-1 tables`
+      : "";
+    throw new IopfLabError(
+      "EINVAL",
+      `vm.memory: ${
+        formatSize(ram)
+      } leaves no room for DMA buffers once the guest keeps its low memory${pool}; give the VM more memory`,
+      "vm.memory",
+    );
+  }
 }
 
 /** Bytes at the top of guest RAM kept for a nested guest's stage-1 tables. */
@@ -227,15 +297,15 @@ function startVm(m: Machine, vm: VmInstance, done: () => void): void {
           vm.device.enablePri(s.device.priCapacity);
         }
         const mode = s.dma.mode;
-        if (mode === "iopf") c.enableIopf();
-        const mapsRam = mode === "static-pin" || mode === "iopf" || nested;
-        if (nested && mode !== "iopf") {
+        if (nested && mode !== "iopf" && mode !== "static-pin") {
           throw new IopfLabError(
             "EINVAL",
             `dma.mode: nested translation is modelled with "iopf" stage 2 or "static-pin"; got "${mode}"`,
             "dma.mode",
           );
         }
+        if (mode === "iopf") c.enableIopf();
+        const mapsRam = mode === "static-pin" || mode === "iopf";
         if (mapsRam) {
           setupNs += c.mapDma({
             vaddr: vm.hva,
@@ -262,6 +332,40 @@ function startVm(m: Machine, vm: VmInstance, done: () => void): void {
           c.setPasidTable(dev, guest.config);
           (vm as { guest: GuestIommu | undefined }).guest = guest;
         }
+        if (mode === "viommu-pin") {
+          (vm as { viommu: CachingModeViommu | undefined }).viommu =
+            new CachingModeViommu(sim, {
+              costs,
+              container: c,
+              hva: vm.hva,
+              ramBase: GUEST_RAM_BASE,
+              ramSize: vm.ramSize,
+              iovaBase: GUEST_IOVA_BASE,
+            });
+        }
+        if (mode === "coiommu") {
+          const dtt = new DmaTrackingTable({
+            frames: (GUEST_RAM_BASE + vm.ramSize) / PAGE_SIZE,
+          });
+          const backend = new CoiommuBackend(sim, {
+            costs,
+            container: c,
+            dtt,
+            hva: vm.hva,
+            ramBase: GUEST_RAM_BASE,
+            ramSize: vm.ramSize,
+            unpinPolicy: s.dma.coiommuUnpinPolicy,
+            unpinInterval: s.dma.coiommuUnpinInterval,
+            generationThreshold: s.dma.coiommuGenerationThreshold,
+          });
+          const frontend = new CoiommuFrontend(sim, { costs, dtt, backend });
+          (vm as { coiommu: CoiommuVm | undefined }).coiommu = {
+            dtt,
+            frontend,
+            backend,
+          };
+          backend.start();
+        }
       } catch (e) {
         return fail(vm, e, sim, done);
       }
@@ -270,6 +374,11 @@ function startVm(m: Machine, vm: VmInstance, done: () => void): void {
     }));
 }
 
+/**
+ * A VM that could not start: the VMM reports the error and exits, closing
+ * its container (which releases whatever was pinned) and its address space
+ * (which frees what was populated), before the next VM starts.
+ */
 function fail(
   vm: VmInstance,
   e: unknown,
@@ -279,7 +388,19 @@ function fail(
   if (!(e instanceof IopfLabError)) throw e;
   vm.error = e;
   vm.started = false;
-  sim.after(0, done);
+  vm.coiommu?.backend.stop();
+  vm.container.release(() => {
+    vm.mm.exitMmap();
+    sim.after(0, done);
+  });
+}
+
+/**
+ * Stops the VMs' background threads (the coIOMMU unpin timers) so the
+ * simulator can run idle; the runner calls it when the workloads are done.
+ */
+export function stopBackground(m: Machine): void {
+  for (const vm of m.vms) vm.coiommu?.backend.stop();
 }
 
 /**
@@ -295,6 +416,8 @@ export function dmaContext(
   const { sim } = m;
   const rng = m.rng.fork(1000 + vm.index);
   const guest = vm.guest;
+  const viommu = vm.viommu;
+  const co = vm.coiommu?.frontend;
   let nextIova = GUEST_IOVA_BASE;
   const pages = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
   const ctx: DmaContext = {
@@ -305,6 +428,18 @@ export function dmaContext(
     allocFresh: (size) => GUEST_RAM_BASE + vm.alloc.allocFresh(size),
     freeBuffer: (gpa, size) => vm.alloc.free(gpa - GUEST_RAM_BASE, size),
     dmaMap(gpa, size, write, done) {
+      if (viommu) {
+        viommu.dmaMap({
+          gpa,
+          size: pages(size),
+          prot: write ? PROT_READ | PROT_WRITE : PROT_READ,
+        }, done);
+        return;
+      }
+      if (co) {
+        co.dmaMap(gpa, pages(size), done);
+        return;
+      }
       if (!guest) {
         sim.after(0, () => done(gpa));
         return;
@@ -320,6 +455,14 @@ export function dmaContext(
       sim.after(ns, () => done(iova));
     },
     dmaUnmap(iova, size, done) {
+      if (viommu) {
+        viommu.dmaUnmap({ iova, size: pages(size) }, done);
+        return;
+      }
+      if (co) {
+        co.dmaUnmap(iova, pages(size), done);
+        return;
+      }
       if (!guest) {
         sim.after(0, done);
         return;

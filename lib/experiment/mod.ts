@@ -23,6 +23,7 @@ export {
   type Backing,
   bareMessage,
   type BootConfig,
+  type CoiommuUnpinPolicy,
   type DeviceConfig,
   type DeviceFault,
   type Distribution,
@@ -110,15 +111,39 @@ export {
 export {
   buildMachine,
   checkGuestRange,
+  type CoiommuVm,
   dmaContext,
   GUEST_IOVA_BASE,
   GUEST_RAM_BASE,
   type Machine,
   type MachineDevice,
   startVms,
+  stopBackground,
   type VmInstance,
 } from "./machine.ts";
 export { IsolationSanitizer } from "./sanitizer.ts";
+export {
+  type CoiommuDesignOptions,
+  DEFAULT_DENSITY_WORKLOAD,
+  densityExperiment,
+  type DensityOptions,
+  type DensityRow,
+  DESIGN_MODES,
+  designDma,
+  type DesignMode,
+  mergeScenarioJson,
+} from "./density.ts";
+export {
+  compareModes,
+  type CompareOptions,
+  type CompareResult,
+  DEFAULT_COMPARE_WORKLOADS,
+  type ModeRow,
+  type ModeSeriesRow,
+  type Recommendation,
+  recommendDesigns,
+  type RecommendOptions,
+} from "./compare.ts";
 export {
   checkInvariants,
   type InvariantReport,

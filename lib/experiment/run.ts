@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { CoiommuBackendStats } from "../coiommu/mod.ts";
 import type { Histogram } from "../sim/stats.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { PAGE_SIZE } from "../sim/units.ts";
@@ -23,6 +24,7 @@ import {
   GUEST_RAM_BASE,
   type Machine,
   startVms,
+  stopBackground,
 } from "./machine.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
 import type { Scenario, WorkloadConfig } from "./scenario.ts";
@@ -34,6 +36,18 @@ import { IsolationSanitizer } from "./sanitizer.ts";
 export interface RunOptions {
   /** Target number of time-series samples (between this and twice as many). Default 100. */
   readonly seriesPoints?: number;
+  /**
+   * Per-VM workloads (a mix): VM i runs `workloads[i % workloads.length]`
+   * instead of `scenario.workload`. Each must fit the VM (resolve it with
+   * parseScenario). Default: every VM runs the scenario's workload.
+   */
+  readonly workloads?: readonly WorkloadConfig[];
+  /**
+   * Called with the machine after the workloads completed and the metrics
+   * were read, before teardown: per-VM state for experiments that need it
+   * (the density experiment reads each VM's device statistics).
+   */
+  readonly inspect?: (m: Machine) => void;
 }
 
 /** Zipf exponent of the `random` workload's "zipf" distribution. */
@@ -62,9 +76,8 @@ export function makeWorkload(m: Machine, w: WorkloadConfig): Workload {
     case "storage":
       return new StorageWorkload(w);
     case "trace":
-      return new TraceWorkload(
-        w.rows.map((r) => ({ ...r, iova: r.iova + GUEST_RAM_BASE })),
-      );
+      // Trace addresses are offsets into guest RAM (checked against vm.memory).
+      return new TraceWorkload(w.rows, { ramBase: GUEST_RAM_BASE });
   }
 }
 
@@ -120,14 +133,20 @@ export function runScenarioWithSeries(
       runEnd = sim.now;
       finished = true;
       sampler.stop();
+      stopBackground(m);
     };
     if (pending === 0) {
       allDone();
       return;
     }
+    const mix = options.workloads;
     for (const vm of live) {
-      const w = makeWorkload(m, scenario.workload);
+      const config = mix && mix.length > 0
+        ? mix[vm.index % mix.length]!
+        : scenario.workload;
+      const w = makeWorkload(m, config);
       w.start(dmaContext(m, vm, counters), () => {
+        vm.runDoneAt = sim.now;
         if (--pending === 0) allDone();
       });
     }
@@ -146,6 +165,7 @@ export function runScenarioWithSeries(
     counters,
     sanitizer,
   });
+  options.inspect?.(m);
   // Teardown: VFIO releases what it pinned and charged; the VMMs exit.
   let invariants: InvariantReport | undefined;
   if (scenario.check) invariants = checkInvariants(m, "after the workload");
@@ -165,6 +185,7 @@ export function runScenarioWithSeries(
 
 /** Releases every container and address space, running the simulator until idle. */
 export function teardown(m: Machine): void {
+  stopBackground(m);
   for (const vm of m.vms) {
     vm.container.release();
   }
@@ -183,6 +204,38 @@ interface CollectInput {
 function latency(h: Histogram) {
   const s = h.summary();
   return { mean: s.mean, p50: s.p50, p99: s.p99, max: s.max };
+}
+
+/**
+ * Counters of the comparison modes (zero in the other modes, so every run
+ * has the same columns): vIOMMU traps and map failures; coIOMMU doorbells,
+ * pins, unpins and the tracking table's size.
+ */
+function modeExtras(m: Machine): Record<string, number> {
+  const sum = (f: (vm: Machine["vms"][number]) => number) =>
+    m.vms.reduce((a, v) => a + f(v), 0);
+  const co = (k: keyof CoiommuBackendStats) =>
+    sum((v) => v.coiommu?.backend.stats()[k] ?? 0);
+  const fc = (k: string) =>
+    sum((v) => v.coiommu?.frontend.counters.get(k) ?? 0);
+  return {
+    viommuTraps: sum((v) => v.viommu?.counters.get("viommu.traps") ?? 0),
+    viommuMaps: sum((v) => v.viommu?.counters.get("viommu.maps") ?? 0),
+    viommuUnmaps: sum((v) => v.viommu?.counters.get("viommu.unmaps") ?? 0),
+    viommuMapFailures: sum((v) =>
+      v.viommu?.counters.get("viommu.mapFailures") ?? 0
+    ),
+    viommuEmulationWaitNs: sum((v) => v.viommu?.emulation.totalWaitNs ?? 0),
+    coiommuDmaMaps: fc("coiommu.dmaMaps"),
+    coiommuDoorbells: fc("coiommu.doorbells"),
+    coiommuPinnedTotal: co("pinnedTotal"),
+    coiommuPinFailures: co("pinFailures"),
+    coiommuUnpinScans: co("unpinScans"),
+    coiommuUnpinnedPages: co("unpinnedPages"),
+    coiommuSecondChances: co("secondChances"),
+    coiommuAgedPages: co("agedPages"),
+    coiommuDttBytes: sum((v) => v.coiommu?.dtt.bytes ?? 0),
+  };
 }
 
 function collectMetrics(m: Machine, c: CollectInput): Metrics {
@@ -241,6 +294,9 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
       (a, v) => a + (v.guest?.stats().faults ?? 0),
       0,
     ),
+    // Page accesses that faulted at least once: the samples of faultLatencyNs.
+    faultLatencySamples: merged.count,
+    ...modeExtras(m),
   };
   for (const [k, v] of c.counters) extra[k] = v;
   const metrics: Metrics = {

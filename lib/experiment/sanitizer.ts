@@ -16,6 +16,13 @@
  * pending TLBI is the guest's business; the host checks stage 2 and page
  * ownership.
  *
+ * Per mode, the address the domain translates and the GPA the page must
+ * back: the IOVA is the GPA in static-pin, iopf and coiommu; nested mode
+ * translates the IOVA through the guest's stage 1 to the GPA, which stage 2
+ * maps; in viommu-pin the domain maps the guest's IOVA straight to the
+ * buffer's host pages, and the GPA comes from the vIOMMU's records of what
+ * the guest mapped (kept until the VMM's UNMAP_DMA completed).
+ *
  * @module
  */
 import { hex } from "../sim/errors.ts";
@@ -59,6 +66,8 @@ export class IsolationSanitizer {
       return this.#violate(vm, iova, pa, write, "the device has no domain");
     }
     let gpa = iova;
+    // The address the container's domain translates.
+    let addr = iova;
     if (vm.guest) {
       const g = vm.guest.s1.iovaToPhys(iova);
       if (g < 0) {
@@ -66,11 +75,23 @@ export class IsolationSanitizer {
         return this.#checkOwned(vm, iova, pa, write);
       }
       gpa = g;
+      addr = g;
+    } else if (vm.viommu) {
+      gpa = vm.viommu.iovaToGpa(iova);
+      if (gpa < 0) {
+        return this.#violate(
+          vm,
+          iova,
+          pa,
+          write,
+          "the guest has no buffer mapped at this IOVA",
+        );
+      }
     }
-    const expected = m.core.iommuIovaToPhys(domain, gpa);
+    const expected = m.core.iommuIovaToPhys(domain, addr);
     if (expected === pa) return this.#checkOwned(vm, iova, pa, write, gpa);
     const dd = domain.driverDomain;
-    if (m.core.flushQueue.isExposed(dd, gpa)) {
+    if (m.core.flushQueue.isExposed(dd, addr)) {
       this.lazyExposures++;
       return this.#violate(
         vm,
@@ -81,7 +102,7 @@ export class IsolationSanitizer {
       );
     }
     for (const p of m.core.pendingSyncs) {
-      if (p.domain === domain && gpa >= p.start && gpa < p.end) {
+      if (p.domain === domain && addr >= p.start && addr < p.end) {
         return this.#checkOwned(vm, iova, pa, write, gpa);
       }
     }

@@ -38,6 +38,7 @@ import {
   PAGE_SIZE,
   parseBandwidth,
   parseSize,
+  parseTime,
   SZ_1G,
   SZ_2M,
 } from "../sim/units.ts";
@@ -61,6 +62,11 @@ export type DeviceFault = "stall" | "pri";
  * (`coiommu`).
  */
 export type DmaMode = "static-pin" | "iopf" | "viommu-pin" | "coiommu";
+/**
+ * When the coIOMMU backend unpins pages: never (`off`, the default of
+ * crosvm's backend) or by its LRU unpin thread (`lru`).
+ */
+export type CoiommuUnpinPolicy = "off" | "lru";
 /** How the guest fills its stage-1 tables in nested mode. */
 export type GuestStage1 = "premapped" | "on-fault";
 /** How the `random` workload picks offsets. */
@@ -78,11 +84,16 @@ export interface HostConfig {
   readonly memlockLimit: number;
 }
 
-/** The guest(s). */
+/**
+ * The guest(s). The VMs together may be given more RAM than the host has
+ * (overcommit: what IOPF and the buffer-tracking modes are for; a VM whose
+ * RAM cannot be pinned then fails to start, reported in the metrics), but
+ * one VM may not be larger than the host.
+ */
 export interface VmConfig {
-  /** Guest RAM of each VM in bytes. ["16GiB"] */
+  /** Guest RAM of each VM in bytes, at most host.memory. ["16GiB"] */
   readonly memory: number;
-  /** Number of identical VMs sharing the host. [1] */
+  /** Number of identical VMs sharing the host, 1..64. [1] */
   readonly count: number;
 }
 
@@ -122,6 +133,16 @@ export interface DmaConfig {
   readonly mmuNotifier: boolean;
   /** IOPF queue worker threads (1..256). [1] */
   readonly faultWorkers: number;
+  /** coIOMMU: when pinned pages are unpinned. ["off"] */
+  readonly coiommuUnpinPolicy: CoiommuUnpinPolicy;
+  /** coIOMMU: period of the LRU unpin thread in ns (> 0). ["60s"] */
+  readonly coiommuUnpinInterval: number;
+  /**
+   * coIOMMU: unpin intervals a page must stay busy before it moves to the
+   * older generation, scanned once every this many intervals (0: one
+   * generation only), 0..2^20. [10]
+   */
+  readonly coiommuGenerationThreshold: number;
 }
 
 /** The guest's own IOMMU use (nested mode only). */
@@ -276,7 +297,15 @@ const SECTIONS = {
     "invalidation",
   ],
   device: ["fault", "priCapacity", "dmaBandwidth"],
-  dma: ["mode", "premapPages", "mmuNotifier", "faultWorkers"],
+  dma: [
+    "mode",
+    "premapPages",
+    "mmuNotifier",
+    "faultWorkers",
+    "coiommuUnpinPolicy",
+    "coiommuUnpinInterval",
+    "coiommuGenerationThreshold",
+  ],
   guest: ["stage1"],
 } as const;
 
@@ -318,6 +347,7 @@ const MODES: readonly DmaMode[] = [
   "coiommu",
 ];
 const STAGE1: readonly GuestStage1[] = ["premapped", "on-fault"];
+const UNPIN_POLICIES: readonly CoiommuUnpinPolicy[] = ["off", "lru"];
 const DISTRIBUTIONS: readonly Distribution[] = ["uniform", "zipf"];
 
 /** Internal options of one resolution. */
@@ -709,13 +739,13 @@ function resolveVm(o: Record<string, unknown>, host: HostConfig): VmConfig {
       : "(4 KiB pages)",
   });
   const count = integer(o.count, "vm.count", 1, 64, 1);
-  if (memory * count > host.memory) {
-    const total = count === 1
-      ? formatSize(memory)
-      : `${count} × ${formatSize(memory)}`;
+  // Several VMs may overcommit the host (count × memory > host.memory): the
+  // run reports the VMs that could not start. One VM larger than the host
+  // is refused: not even its own RAM could be backed.
+  if (memory > host.memory) {
     fail(
       "vm.memory",
-      `${total} exceeds host.memory (${formatSize(host.memory)})`,
+      `${formatSize(memory)} exceeds host.memory (${formatSize(host.memory)})`,
     );
   }
   return { memory, count };
@@ -781,6 +811,24 @@ function resolveDma(o: Record<string, unknown>): DmaConfig {
     premapPages: integer(o.premapPages, "dma.premapPages", 1, 512 * 1024, 1),
     mmuNotifier: bool(o.mmuNotifier, "dma.mmuNotifier", false),
     faultWorkers: integer(o.faultWorkers, "dma.faultWorkers", 1, 256, 1),
+    coiommuUnpinPolicy: choice(
+      o.coiommuUnpinPolicy,
+      "dma.coiommuUnpinPolicy",
+      UNPIN_POLICIES,
+      "off",
+    ),
+    coiommuUnpinInterval: positiveTime(
+      o.coiommuUnpinInterval,
+      "dma.coiommuUnpinInterval",
+      "60s",
+    ),
+    coiommuGenerationThreshold: integer(
+      o.coiommuGenerationThreshold,
+      "dma.coiommuGenerationThreshold",
+      0,
+      2 ** 20,
+      10,
+    ),
   };
 }
 
@@ -1137,6 +1185,17 @@ function size(
         formatSize(n)
       }`,
     );
+  }
+  return n;
+}
+
+function positiveTime(v: unknown, where: string, dflt: string): number {
+  if (v !== undefined && typeof v !== "number" && typeof v !== "string") {
+    fail(where, `expected a time like "60s", got ${describe(v)}`);
+  }
+  const n = parseTime(v ?? dflt, where);
+  if (!(n > 0) || !Number.isFinite(n)) {
+    fail(where, `must be a positive time, got ${describe(v)}`);
   }
   return n;
 }

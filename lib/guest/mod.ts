@@ -3,7 +3,10 @@
  * ({@linkcode VSmmu}), the guest's SMMU driver and DMA API with its own
  * stage-1 table at guest-physical addresses ({@linkcode GuestIommu}), and
  * the VMM's backend that carries faults from VFIO's DMA fault region to the
- * vSMMU and the guest's answers back ({@linkcode VmmSmmuBackend}).
+ * vSMMU and the guest's answers back ({@linkcode VmmSmmuBackend}). For the
+ * comparison modes, a vIOMMU in caching mode whose every map and unmap traps
+ * to the VMM and becomes a VFIO MAP_DMA / UNMAP_DMA of that buffer
+ * ({@linkcode CachingModeViommu}).
  *
  * A stage-1 fault travels: SMMU event -> arm-smmu-v3 driver -> IOMMU core
  * (NESTED_L1) -> VFIO fault region record + eventfd -> VMM -> vSMMU event +
@@ -71,3 +74,4 @@
 export * from "./vsmmu.ts";
 export * from "./guest_iommu.ts";
 export * from "./vmm.ts";
+export * from "./viommu.ts";

@@ -62,6 +62,9 @@ Deno.test("parseScenario fills every default", () => {
       premapPages: 1,
       mmuNotifier: false,
       faultWorkers: 1,
+      coiommuUnpinPolicy: "off",
+      coiommuUnpinInterval: 60e9,
+      coiommuGenerationThreshold: 10,
     },
     guest: { stage1: "premapped" },
     workload: { kind: "boot" },
@@ -141,6 +144,21 @@ Deno.test("parseScenario accepts the extension modes and fields", () => {
     check: true,
   });
   assert.equal(s.vm.count, 4);
+  // Overcommit: 3 × 16 GiB on a 32 GiB host is accepted.
+  const over = parseScenario({
+    host: { memory: "32GiB" },
+    vm: { memory: "16GiB", count: 3 },
+    dma: {
+      mode: "coiommu",
+      coiommuUnpinPolicy: "lru",
+      coiommuUnpinInterval: "10ms",
+      coiommuGenerationThreshold: 0,
+    },
+  });
+  assert.equal(over.vm.count, 3);
+  assert.equal(over.dma.coiommuUnpinPolicy, "lru");
+  assert.equal(over.dma.coiommuUnpinInterval, 10e6);
+  assert.equal(over.dma.coiommuGenerationThreshold, 0);
   assert.equal(s.guest.stage1, "on-fault");
   assert.equal(s.smmu.iotlbWays, 8);
   assert.equal(s.check, true);
@@ -196,10 +214,18 @@ const MISTAKES: [string, unknown, string, string?][] = [
     { host: { memory: "8GiB" }, vm: { memory: "16GiB" } },
     "vm.memory: 16 GiB exceeds host.memory (8 GiB)",
   ],
-  ["vms larger than host", {
-    host: { memory: "32GiB" },
-    vm: { memory: "16GiB", count: 3 },
-  }, "vm.memory: 3 × 16 GiB exceeds host.memory"],
+  ["coIOMMU unpin policy", {
+    dma: { coiommuUnpinPolicy: "sometimes" },
+  }, 'dma.coiommuUnpinPolicy: expected one of "off", "lru"'],
+  ["coIOMMU unpin interval", {
+    dma: { coiommuUnpinInterval: "soon" },
+  }, 'dma.coiommuUnpinInterval: expected a time like "2us"'],
+  ["coIOMMU zero unpin interval", {
+    dma: { coiommuUnpinInterval: 0 },
+  }, "dma.coiommuUnpinInterval: must be a positive time"],
+  ["coIOMMU generation threshold", {
+    dma: { coiommuGenerationThreshold: -1 },
+  }, "dma.coiommuGenerationThreshold: expected a whole number from 0"],
   ["huge host", { host: { memory: "1PiB" } }, "host.memory: expected a size"],
   [
     "host beyond model",
