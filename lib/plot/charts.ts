@@ -203,6 +203,14 @@ export function barChart(
     ...logAxis(log),
   };
   const categories = unique(scaled.map((d) => d.xText));
+  // On a log axis a bar cannot start at 0: it starts at the power of ten
+  // below the smallest positive value, and non-positive values are left out.
+  const positive = scaled.filter((d) => d.y > 0);
+  const base = log && positive.length > 0
+    ? 10 ** Math.floor(Math.log10(Math.min(...positive.map((d) => d.y))))
+    : 0;
+  const bars = log ? positive.map((d) => ({ ...d, y0: base })) : scaled;
+  const yChannels = log ? { y1: "y0", y2: "y" } : { y: "y" };
   if (options.group === undefined) {
     return figure({
       ...common(options),
@@ -210,7 +218,7 @@ export function barChart(
       x: { label: options.xLabel ?? options.x, domain: categories },
       y: yOptions,
       marks: [
-        Plot.barY(scaled, { x: "xText", y: "y", fill: "steelblue" }),
+        Plot.barY(bars, { x: "xText", ...yChannels, fill: "steelblue" }),
         ...(log ? [] : [Plot.ruleY([0])]),
       ],
     });
@@ -229,7 +237,12 @@ export function barChart(
     y: yOptions,
     color: { legend: true, type: "categorical", domain: groups },
     marks: [
-      Plot.barY(scaled, { fx: "xText", x: "series", y: "y", fill: "series" }),
+      Plot.barY(bars, {
+        fx: "xText",
+        x: "series",
+        ...yChannels,
+        fill: "series",
+      }),
       ...(log ? [] : [Plot.ruleY([0])]),
     ],
   });

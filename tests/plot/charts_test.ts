@@ -121,3 +121,23 @@ Deno.test("charts reject values that are not numbers", () => {
       /Cannot draw lineChart: row 0 has tNs=0, y="lots"/.test(e.message),
   );
 });
+
+Deno.test("barChart on a log axis draws bars from the power of ten below the smallest value", () => {
+  const f = barChart(
+    [{ m: "a", v: 20 }, { m: "b", v: 3000 }, { m: "c", v: 0 }],
+    {
+      x: "m",
+      y: "v",
+      logY: true,
+    },
+  );
+  const heights = [...f.svg.matchAll(/<rect[^>]*\sheight="([0-9.]+)"/g)].map((
+    m,
+  ) => Number(m[1]));
+  const bars = heights.filter((h) => h > 0);
+  assert.equal(
+    bars.length,
+    2,
+    "the zero bar cannot be drawn on a log axis; the others are",
+  );
+});
