@@ -470,14 +470,12 @@ export function dmaContext(
       guest.dmaUnmap({ iova, size: pages(size) }, done);
     },
     dma(op: DmaOp, done: (r: DmaResult) => void) {
-      const req = op.stream
-        ? { iova: op.iova, size: op.size, write: op.write, pasid: op.stream }
-        : {
-          iova: op.iova,
-          size: op.size,
-          write: op.write,
-        };
-      vm.device.dma(req, (r) => done({ ok: r.ok, bytes: r.bytes }));
+      // A stream is one of the device's independent DMA queues, all in the
+      // function's one address space (no PASID): the VM's domain.
+      vm.device.dma(
+        { iova: op.iova, size: op.size, write: op.write },
+        (r) => done({ ok: r.ok, bytes: r.bytes }),
+      );
     },
     count(name, n = 1) {
       counters.set(name, (counters.get(name) ?? 0) + n);

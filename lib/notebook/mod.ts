@@ -1,6 +1,8 @@
 /**
- * Running the project's notebooks headlessly through real Jupyter, checking
- * what they show, and keeping them free of saved outputs.
+ * Notebook support: running the project's notebooks headlessly through real
+ * Jupyter, checking what they show, keeping them free of saved outputs;
+ * tables that Jupyter shows as HTML; and the small analyses the notebooks
+ * share (sweep rows, VM density, a fault-latency breakdown by layer).
  *
  * @example
  * ```ts
@@ -16,4 +18,39 @@
  *
  * @module
  */
-export * from "./jupyter.ts";
+export {
+  executeNotebook,
+  type ExecuteNotebookOptions,
+  formatNotebook,
+  hasJupyter,
+  inspectNotebook,
+  installKernelspec,
+  type Notebook,
+  type NotebookCell,
+  type NotebookOutput,
+  type NotebookReport,
+  stripNotebook,
+} from "./jupyter.ts";
+export { show } from "./display.ts";
+export {
+  formatCell,
+  metricsTable,
+  type MetricsTableOptions,
+  Table,
+  table,
+  type TableOptions,
+  type TableRow,
+} from "./table.ts";
+export {
+  LATENCY_PARTS,
+  latencyBreakdown,
+  type LatencyBreakdownOptions,
+  type LatencyPart,
+  meltRows,
+  type MeltRowsOptions,
+  pointLabel,
+  seriesRows,
+  sweepRows,
+  vmDensity,
+  vmFootprintBytes,
+} from "./studies.ts";

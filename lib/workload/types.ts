@@ -18,7 +18,7 @@ export interface DmaOp {
   readonly size: number;
   /** Device writes memory (a receive, an output buffer) when true; reads otherwise. */
   readonly write: boolean;
-  /** Stream (PASID) index; 0 unless a trace says otherwise. */
+  /** Stream: one of the device's independent DMA queues (ordering only, same address space); 0 unless a trace says otherwise. */
   readonly stream?: number;
 }
 

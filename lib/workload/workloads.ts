@@ -334,26 +334,39 @@ export interface TraceRow {
   readonly stream: number;
   /** Device writes memory when true. */
   readonly write: boolean;
-  /** Guest-physical address the device targets (identity-mapped IOVA in single-stage modes). */
+  /** Offset into guest RAM the device targets (the GPA when the workload's ramBase is 0). */
   readonly iova: number;
   /** Bytes. */
   readonly size: number;
 }
 
+/** Options of {@linkcode TraceWorkload}. */
+export interface TraceWorkloadOptions {
+  /**
+   * Guest-physical address of the first byte of guest RAM: a row's address
+   * is an offset into guest RAM, and the device targets `ramBase + iova`.
+   * Default 0.
+   */
+  readonly ramBase?: number;
+}
+
 /**
  * Replays a trace: each row is issued at its time (rows of one stream in
  * order, a row waiting for the previous row of its stream to complete).
- * Addresses are guest-physical; the guest maps the whole traced range for
- * DMA once before the replay.
+ * Addresses are offsets into guest RAM (guest-physical addresses when
+ * `ramBase` is 0); the guest maps the whole traced range for DMA once
+ * before the replay.
  */
 export class TraceWorkload implements Workload {
   /** Always "trace". */
   readonly kind = "trace";
   readonly #rows: readonly TraceRow[];
+  readonly #ramBase: number;
 
   /** A replay of `rows` (sorted by time within each stream). */
-  constructor(rows: readonly TraceRow[]) {
+  constructor(rows: readonly TraceRow[], options: TraceWorkloadOptions = {}) {
     this.#rows = rows;
+    this.#ramBase = options.ramBase ?? 0;
   }
 
   /** Starts the replay on `ctx`. */
@@ -377,7 +390,7 @@ export class TraceWorkload implements Workload {
         "workload.file",
       );
     }
-    ctx.dmaMap(lo, hi - lo, true, (base) => {
+    ctx.dmaMap(this.#ramBase + lo, hi - lo, true, (base) => {
       const start = ctx.sim.now;
       const streams = new Map<number, TraceRow[]>();
       for (const r of rows) {
