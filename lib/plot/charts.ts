@@ -31,8 +31,11 @@ function figure(options: Plot.PlotOptions): Figure {
 /** The unit of a field's values, used to pick an axis unit. */
 export type Unit = "ns" | "bytes" | "bytes/s" | "pages" | "count";
 
-/** A row of data: any record; fields are read by name. */
-export type Row = Readonly<Record<string, unknown>>;
+/**
+ * A row of data: any object (a plain record, or an interface type such as
+ * `SeriesRow` or `Metrics`); fields are read by name or dotted path.
+ */
+export type Row = object;
 
 /**
  * The unit of a metric from its name: `...Ns` is ns, `...BytesPerSec`
@@ -366,7 +369,7 @@ function tidy(
 
 /** A field of a row by name, or by dotted path into nested records (`faults.total`). */
 function get(row: Row, field: string): unknown {
-  if (field in row) return row[field];
+  if (field in row) return (row as Record<string, unknown>)[field];
   let v: unknown = row;
   for (const part of field.split(".")) {
     if (typeof v !== "object" || v === null) return undefined;
