@@ -1,0 +1,184 @@
+/**
+ * `deno task report [--out DIR] [--quick] [--workers N]`: runs the built-in
+ * experiment suite through the model and writes DIR/index.html (default
+ * `out/report/`) with every figure inline, each figure also as .svg and
+ * .png, and each table as .csv. Progress goes to stderr: one line per
+ * experiment and one per completed run (a bar on a terminal).
+ *
+ * Exit status: 0 on success; 2 on bad arguments (one message on stderr);
+ * 1 on an internal error.
+ *
+ * @module
+ */
+import {
+  DEFAULT_OUT_DIR,
+  runReport,
+  type RunReportOptions,
+} from "../lib/report/mod.ts";
+import { progressReporter } from "../lib/experiment/sweep.ts";
+import { IopfLabError } from "../lib/sim/errors.ts";
+
+/** The usage line. */
+export const USAGE =
+  "usage: deno task report [--out DIR] [--quick] [--workers N]";
+
+/** Parsed arguments of `deno task report`. */
+export interface ReportArgs {
+  /** Output directory. */
+  readonly out: string;
+  /** The reduced suite. */
+  readonly quick: boolean;
+  /** Workers per sweep (0: on the main thread). */
+  readonly workers?: number;
+}
+
+/** The result of {@linkcode parseReportArgs}: arguments, or a request for help. */
+export type ParsedReportArgs =
+  | { readonly help: true }
+  | ({ readonly help: false } & ReportArgs);
+
+/**
+ * Parses `--out DIR` (or `--out=DIR`), `--quick`, `--workers N`, `--help`.
+ * Mistakes throw EINVAL with a one-line message.
+ */
+export function parseReportArgs(args: readonly string[]): ParsedReportArgs {
+  let out: string | undefined;
+  let quick = false;
+  let workers: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.indexOf("=");
+    const name = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
+    const inline = arg.startsWith("--") && eq > 0
+      ? arg.slice(eq + 1)
+      : undefined;
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith("--")) {
+        fail(`${name} needs a value`);
+      }
+      i++;
+      return next;
+    };
+    switch (name) {
+      case "--help":
+      case "-h":
+        return { help: true };
+      case "--quick":
+        if (inline !== undefined) fail("--quick takes no value");
+        quick = true;
+        break;
+      case "--out": {
+        if (out !== undefined) fail("--out given twice");
+        const v = value();
+        if (v === "") fail("--out needs a directory");
+        out = v;
+        break;
+      }
+      case "--workers": {
+        const v = value();
+        const n = Number(v);
+        if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n) || n > 256) {
+          fail(`--workers: expected a whole number 0..256, got ${v}`);
+        }
+        workers = n;
+        break;
+      }
+      default:
+        fail(
+          arg.startsWith("-")
+            ? `unknown option ${name}`
+            : `unexpected argument ${JSON.stringify(arg)}`,
+        );
+    }
+  }
+  return {
+    help: false,
+    out: out ?? DEFAULT_OUT_DIR,
+    quick,
+    ...(workers === undefined ? {} : { workers }),
+  };
+}
+
+function fail(why: string): never {
+  throw new IopfLabError("EINVAL", `${why} (${USAGE})`);
+}
+
+/** Where {@linkcode main} writes. */
+export interface ReportIo {
+  /** Standard output. */
+  stdout(text: string): void;
+  /** Standard error (progress and errors). */
+  stderr(text: string): void;
+  /** Per-run progress on stderr. [true] */
+  readonly progress?: boolean;
+  /** Stderr is a terminal: draw a progress bar instead of a line per run. [false] */
+  readonly terminal?: boolean;
+}
+
+const encoder = new TextEncoder();
+
+function writeAll(
+  file: { writeSync(p: Uint8Array): number },
+  text: string,
+): void {
+  const bytes = encoder.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+}
+
+/** The process's standard output and error. */
+export const STDIO: ReportIo = {
+  stdout: (text) => writeAll(Deno.stdout, text),
+  stderr: (text) => writeAll(Deno.stderr, text),
+  terminal: Deno.stderr.isTerminal(),
+};
+
+/** Runs the command with `args`; returns the exit status. */
+export async function main(
+  args: readonly string[],
+  io: ReportIo = STDIO,
+): Promise<number> {
+  let parsed: ReportArgs;
+  try {
+    const p = parseReportArgs(args);
+    if (p.help) {
+      io.stdout(`${USAGE}\n`);
+      return 0;
+    }
+    parsed = p;
+  } catch (e) {
+    const msg = e instanceof IopfLabError
+      ? e.message.replace(/ \(EINVAL\)$/, "")
+      : String(e);
+    io.stderr(`report: ${msg}\n`);
+    return 2;
+  }
+  const options: RunReportOptions = {
+    out: parsed.out,
+    quick: parsed.quick,
+    ...(parsed.workers === undefined ? {} : { workers: parsed.workers }),
+    log: (line) => io.stderr(line + "\n"),
+    progress: (io.progress ?? true)
+      ? progressReporter({
+        write: (text) => io.stderr(text),
+        terminal: io.terminal ?? false,
+      })
+      : false,
+  };
+  try {
+    const summary = await runReport(options);
+    io.stdout(`${summary.index}\n`);
+    return 0;
+  } catch (e) {
+    io.stderr(
+      `report: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,124 @@
+/**
+ * The report: the built-in experiment suite of `deno task report` (VM start
+ * time and locked memory, the fault latency breakdown, accelerator
+ * slowdown, throughput ramp-up, PRI queue sizing, the MMU notifier under
+ * memory pressure, lazy versus strict invalidation), run through the real
+ * model on Web Workers and written as one HTML page with inline SVG figures,
+ * .svg/.png files and tidy .csv tables.
+ *
+ * @example
+ * ```ts
+ * import { latencyBreakdown, reportSuite, rowsToCsv } from "./mod.ts";
+ * import { loadCostProfile } from "../sim/costs.ts";
+ *
+ * // The suite: seven questions, each a set of scenarios and an analysis.
+ * const suite = reportSuite({ quick: true });
+ * console.assert(suite.map((e) => e.id).includes("ramp-up"));
+ *
+ * // The fault latency breakdown always adds up to the measured mean.
+ * const parts = latencyBreakdown({
+ *   costs: loadCostProfile(),
+ *   fault: "pri",
+ *   measuredMeanNs: 12_907,
+ *   stage1FaultsPerAccess: 0,
+ *   stage2FaultsPerAccess: 1,
+ *   walkReadsPerTranslation: 4,
+ *   dmaBandwidth: 8e9,
+ * });
+ * const total = parts.reduce((a, p) => a + p.ns, 0);
+ * console.assert(Math.abs(total - 12_907) < 1e-6);
+ *
+ * // Tables are tidy rows, written as CSV through d3-dsv.
+ * console.assert(rowsToCsv([{ mode: "iopf", setupNs: 5 }]) === "mode,setupNs\niopf,5");
+ * ```
+ *
+ * Writing the whole report (minutes for the full suite; `quick` is under a
+ * minute):
+ *
+ * ```ts ignore
+ * import { runReport } from "./mod.ts";
+ * const summary = await runReport({ out: "out/report", quick: true });
+ * console.log(summary.index);
+ * ```
+ *
+ * @module
+ */
+export {
+  BREAKDOWN_SEGMENTS,
+  type BreakdownInput,
+  breakdownInput,
+  type BreakdownPart,
+  type BreakdownSegment,
+  latencyBreakdown,
+  REMAINDER,
+  segmentTotals,
+} from "./breakdown.ts";
+export {
+  type Experiment,
+  type ExperimentResult,
+  experimentScenarios,
+  type ReportFigure,
+  reportSuite,
+  type ReportTable,
+  type RunOutput,
+  type ScenarioSet,
+  type SuiteOptions,
+} from "./experiments.ts";
+export {
+  escapeHtml,
+  type HtmlCost,
+  type HtmlExperiment,
+  type HtmlFigure,
+  type HtmlReport,
+  type HtmlTable,
+  renderHtml,
+  type TableRow,
+} from "./html.ts";
+export {
+  DEFAULT_OUT_DIR,
+  PNG_SCALE,
+  pngSize,
+  type ReportSummary,
+  rowsToCsv,
+  runReport,
+  type RunReportOptions,
+  type WrittenFigure,
+} from "./report.ts";
+// Types of other layers that this API mentions.
+export type {
+  AcceleratorConfig,
+  Backing,
+  BootConfig,
+  CoiommuUnpinPolicy,
+  DeviceConfig,
+  DeviceFault,
+  Distribution,
+  DmaConfig,
+  DmaMode,
+  FaultCounts,
+  GuestConfig,
+  GuestStage1,
+  HostConfig,
+  Invalidation,
+  InvariantResults,
+  IotlbCounts,
+  JsonValue,
+  LatencyStats,
+  Metrics,
+  NicRxConfig,
+  PriResponseCounts,
+  RandomConfig,
+  Scenario,
+  SeriesRow,
+  SmmuConfig,
+  SmmuStage,
+  StorageConfig,
+  SweepAxis,
+  SweepProgress,
+  TraceConfig,
+  TraceRecord,
+  VmConfig,
+  WorkloadConfig,
+} from "../experiment/mod.ts";
+export type { Figure, PngOptions } from "../plot/mod.ts";
+export type { CostName, Costs } from "../sim/costs.ts";

@@ -1,0 +1,345 @@
+/**
+ * Runs the experiment suite and writes the report: for each experiment its
+ * scenarios run on Web Workers (runSweep / runSweepWithSeries), the
+ * analysis draws the figures and builds the tables, and the files go to the
+ * output directory: `index.html` (figures inline), `<figure>.svg`,
+ * `<figure>.png`, `<table>.csv`, `<experiment>-metrics.csv` (every metric of
+ * every run) and `cost-profile.csv`. Progress goes to stderr.
+ *
+ * @module
+ */
+import { csvFormat } from "d3-dsv";
+import { join } from "node:path";
+import { metricsToCsv } from "../experiment/csv.ts";
+import type { Metrics } from "../experiment/metrics.ts";
+import {
+  progressReporter,
+  runSweep,
+  runSweepWithSeries,
+  type SweepProgress,
+} from "../experiment/sweep.ts";
+import { COST_NAMES, describeCosts } from "../sim/costs.ts";
+import {
+  type Experiment,
+  experimentScenarios,
+  reportSuite,
+  type RunOutput,
+} from "./experiments.ts";
+import {
+  type HtmlExperiment,
+  type HtmlFigure,
+  type HtmlTable,
+  renderHtml,
+  type TableRow,
+} from "./html.ts";
+
+/** The default output directory of the report. */
+export const DEFAULT_OUT_DIR = "out/report";
+
+/** PNG pixels per SVG pixel. */
+export const PNG_SCALE = 2;
+
+/** Options of {@linkcode runReport}. */
+export interface RunReportOptions {
+  /** Output directory (created if missing; files in it are overwritten). ["out/report"] */
+  readonly out?: string;
+  /** The reduced suite. [false] */
+  readonly quick?: boolean;
+  /** Workers per sweep; 0 runs on the calling thread. [navigator.hardwareConcurrency] */
+  readonly workers?: number;
+  /** Only the experiments with these ids, in suite order. [all] */
+  readonly only?: readonly string[];
+  /** Where progress lines go (one per experiment). [stderr] */
+  readonly log?: (line: string) => void;
+  /** Progress per sweep point: a callback, true for stderr's default reporter, false for none. [true] */
+  readonly progress?: boolean | ((p: SweepProgress) => void);
+  /** The experiments to run instead of the built-in suite (for tests). */
+  readonly experiments?: readonly Experiment[];
+}
+
+/** A figure written by the report. */
+export interface WrittenFigure {
+  /** File stem. */
+  readonly id: string;
+  /** Path of the SVG file. */
+  readonly svg: string;
+  /** Path of the PNG file. */
+  readonly png: string;
+  /** Width of the SVG in pixels. */
+  readonly width: number;
+  /** Height of the SVG in pixels. */
+  readonly height: number;
+  /** Width of the PNG in pixels. */
+  readonly pngWidth: number;
+  /** Height of the PNG in pixels. */
+  readonly pngHeight: number;
+}
+
+/** What {@linkcode runReport} wrote. */
+export interface ReportSummary {
+  /** The output directory. */
+  readonly dir: string;
+  /** Path of index.html. */
+  readonly index: string;
+  /** Experiment ids, in order. */
+  readonly experiments: readonly string[];
+  /** Every figure. */
+  readonly figures: readonly WrittenFigure[];
+  /** Paths of every CSV file. */
+  readonly tables: readonly string[];
+  /** Simulated runs. */
+  readonly runs: number;
+  /** Wall-clock milliseconds. */
+  readonly wallMs: number;
+}
+
+const INTRO = [
+  "This report is produced by iopf-lab, a model of the Linux I/O page fault stack for VFIO passthrough: an Arm SMMUv3 (stream table, stage 1, stage 2 and nested translation, IOTLB, command, event and PRI queues, stall and resume), a PCIe device with ATS and PRI, the IOMMU core's IOPF queue, VFIO type1 (static pinning, the IOPF bitmap and fault handler, pre-map, the MMU notifier, nested fault forwarding to the guest) and the host memory manager, on a discrete-event simulator.",
+  "Each section asks a question a user of VFIO passthrough asks (static pinning against I/O page faults), runs scenarios through the model, and answers with figures and tables. Every number comes out of the simulated mechanism, driven by the per-operation costs of the cost profile listed at the end; nothing is typed in by hand. The tables are tidy CSV files next to this page; each section lists the scenario files that ran, which `deno task sim` accepts as they are.",
+];
+
+/**
+ * Runs the suite and writes the report into `options.out`. Throws the first
+ * error of a run or of writing a file.
+ */
+export async function runReport(
+  options: RunReportOptions = {},
+): Promise<ReportSummary> {
+  const t0 = performance.now();
+  const dir = options.out ?? DEFAULT_OUT_DIR;
+  const quick = options.quick ?? false;
+  const log = options.log ?? ((line: string) => writeStderr(line + "\n"));
+  const onProgress = options.progress === undefined || options.progress === true
+    ? progressReporter()
+    : options.progress === false
+    ? undefined
+    : options.progress;
+  let suite = options.experiments ?? reportSuite({ quick });
+  if (options.only) {
+    const only = new Set(options.only);
+    suite = suite.filter((e) => only.has(e.id));
+  }
+  await Deno.mkdir(dir, { recursive: true });
+
+  const sections: HtmlExperiment[] = [];
+  const figures: WrittenFigure[] = [];
+  const tables: string[] = [];
+  const usedIds = new Set<string>();
+  let runs = 0;
+  for (let i = 0; i < suite.length; i++) {
+    const e = suite[i]!;
+    const scenarios = experimentScenarios(e);
+    log(
+      `[report ${
+        i + 1
+      }/${suite.length}] ${e.id}: ${e.title} (${scenarios.length} runs)`,
+    );
+    const te = performance.now();
+    const sweepOptions = {
+      ...(options.workers === undefined ? {} : { workers: options.workers }),
+      ...(onProgress ? { onProgress } : {}),
+    };
+    let outputs: RunOutput[];
+    if (e.series) {
+      const results = await runSweepWithSeries(scenarios, sweepOptions);
+      outputs = results.map((r, k) => ({
+        scenario: scenarios[k]!,
+        metrics: r.metrics,
+        series: r.series,
+      }));
+    } else {
+      const results = await runSweep(scenarios, sweepOptions);
+      outputs = results.map((m, k) => ({
+        scenario: scenarios[k]!,
+        metrics: m,
+        series: [],
+      }));
+    }
+    runs += scenarios.length;
+    const wallSeconds = (performance.now() - te) / 1000;
+    const result = e.analyse(outputs);
+
+    const htmlFigures: HtmlFigure[] = [];
+    for (const f of result.figures) {
+      claim(usedIds, `figure ${f.id}`);
+      const svgFile = `${f.id}.svg`;
+      const pngFile = `${f.id}.png`;
+      await f.figure.writeSvg(join(dir, svgFile));
+      const png = await f.figure.toPng({ scale: PNG_SCALE });
+      await Deno.writeFile(join(dir, pngFile), png);
+      const size = pngSize(png);
+      figures.push({
+        id: f.id,
+        svg: join(dir, svgFile),
+        png: join(dir, pngFile),
+        width: f.figure.width,
+        height: f.figure.height,
+        pngWidth: size.width,
+        pngHeight: size.height,
+      });
+      htmlFigures.push({
+        id: f.id,
+        svg: f.figure.svg,
+        alt: f.alt,
+        svgFile,
+        pngFile,
+      });
+    }
+    const htmlTables: HtmlTable[] = [];
+    for (const t of result.tables) {
+      claim(usedIds, `table ${t.id}`);
+      const csvFile = `${t.id}.csv`;
+      await Deno.writeTextFile(join(dir, csvFile), rowsToCsv(t.rows));
+      tables.push(join(dir, csvFile));
+      htmlTables.push({ id: t.id, title: t.title, csvFile, rows: t.rows });
+    }
+    const metricsId = `${e.id}-metrics`;
+    claim(usedIds, `table ${metricsId}`);
+    const metrics: Metrics[] = outputs.map((o) => o.metrics);
+    await Deno.writeTextFile(
+      join(dir, `${metricsId}.csv`),
+      metricsToCsv(metrics),
+    );
+    tables.push(join(dir, `${metricsId}.csv`));
+    htmlTables.push({
+      id: metricsId,
+      title: "Every metric of every run (flattened; one row per run)",
+      csvFile: `${metricsId}.csv`,
+      rows: metrics.map((m) => ({
+        name: m.name,
+        setupNs: m.setupNs,
+        runNs: m.runNs,
+        throughputBytesPerSec: m.throughputBytesPerSec,
+        "faults.total": m.faults.total,
+        "faultLatencyNs.mean": m.faultLatencyNs.mean,
+        dmaErrors: m.dmaErrors,
+      })),
+      previewRows: 0,
+    });
+    sections.push({
+      id: e.id,
+      title: e.title,
+      question: e.question,
+      shows: e.shows,
+      findings: result.findings,
+      figures: htmlFigures,
+      tables: htmlTables,
+      parameters: e.sets.map((s) => ({
+        json: JSON.stringify(s.json, null, 2),
+      })),
+      runs: scenarios.length,
+      wallSeconds,
+    });
+    log(
+      `[report ${i + 1}/${suite.length}] ${e.id}: done in ${
+        wallSeconds.toFixed(1)
+      } s (${result.figures.length} figure(s), ${
+        result.tables.length + 1
+      } table(s))`,
+    );
+  }
+
+  const costs = describeCosts();
+  const costRows = COST_NAMES.map((name) => ({
+    name,
+    value: costs[name].value,
+    unit: costs[name].unit,
+    source: costs[name].source,
+  }));
+  await Deno.writeTextFile(join(dir, "cost-profile.csv"), rowsToCsv(costRows));
+  tables.push(join(dir, "cost-profile.csv"));
+  const wallMs = performance.now() - t0;
+  const html = renderHtml({
+    title: quick
+      ? "iopf-lab: static pinning vs I/O page faults (quick suite)"
+      : "iopf-lab: static pinning vs I/O page faults",
+    intro: INTRO,
+    experiments: sections,
+    costs: costRows,
+    costsCsv: "cost-profile.csv",
+    footer: `Made by deno task report${
+      quick ? " --quick" : ""
+    }: ${runs} simulated runs in ${
+      (wallMs / 1000).toFixed(1)
+    } s of wall-clock time.`,
+  });
+  const index = join(dir, "index.html");
+  await Deno.writeTextFile(index, html);
+  log(
+    `[report] wrote ${index}: ${sections.length} experiments, ${figures.length} figures, ${tables.length} CSV files, ${runs} runs in ${
+      (wallMs / 1000).toFixed(1)
+    } s`,
+  );
+  return {
+    dir,
+    index,
+    experiments: sections.map((s) => s.id),
+    figures,
+    tables,
+    runs,
+    wallMs,
+  };
+}
+
+/**
+ * Tidy rows as CSV through d3-dsv: the columns are every row's keys in
+ * first-seen order; booleans are written as true/false.
+ *
+ * @example
+ * ```ts
+ * import { rowsToCsv } from "./report.ts";
+ * console.assert(rowsToCsv([{ a: 1, b: "x" }, { a: 2 }]) === "a,b\n1,x\n2,");
+ * ```
+ */
+export function rowsToCsv(rows: readonly TableRow[]): string {
+  const columns: string[] = [];
+  const seen = new Set<string>();
+  for (const r of rows) {
+    for (const k of Object.keys(r)) {
+      if (!seen.has(k)) {
+        seen.add(k);
+        columns.push(k);
+      }
+    }
+  }
+  const plain = rows.map((r) => {
+    const o: Record<string, string | number> = {};
+    for (const [k, v] of Object.entries(r)) {
+      o[k] = typeof v === "number" ? v : v === undefined ? "" : String(v);
+    }
+    return o;
+  });
+  return csvFormat(plain, columns);
+}
+
+/**
+ * Width and height of a PNG from its IHDR chunk.
+ *
+ * @throws {Error} when the bytes are not a PNG
+ */
+export function pngSize(png: Uint8Array): { width: number; height: number } {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  const ihdr = String.fromCharCode(...png.subarray(12, 16));
+  if (png.length < 24 || sig.some((b, i) => png[i] !== b) || ihdr !== "IHDR") {
+    throw new Error("Cannot read the PNG size: not a PNG (bad signature)");
+  }
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
+function claim(used: Set<string>, what: string): void {
+  if (used.has(what)) {
+    throw new Error(
+      `Cannot write the report: two files are named after ${what}`,
+    );
+  }
+  used.add(what);
+}
+
+const encoder = new TextEncoder();
+
+function writeStderr(text: string): void {
+  const bytes = encoder.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+}

@@ -1,0 +1,497 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { join } from "node:path";
+import { DOMParser } from "linkedom";
+import { main, parseReportArgs, type ReportIo } from "../../cli/report.ts";
+import { readCsv } from "../../lib/experiment/csv.ts";
+import { emptyMetrics, type Metrics } from "../../lib/experiment/metrics.ts";
+import { parseScenario } from "../../lib/experiment/scenario.ts";
+import {
+  BREAKDOWN_SEGMENTS,
+  breakdownInput,
+  escapeHtml,
+  experimentScenarios,
+  latencyBreakdown,
+  PNG_SCALE,
+  pngSize,
+  REMAINDER,
+  renderHtml,
+  reportSuite,
+  rowsToCsv,
+  segmentTotals,
+} from "../../lib/report/mod.ts";
+import { loadCostProfile } from "../../lib/sim/costs.ts";
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Runs the CLI in-process, capturing its output. */
+async function report(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const io: ReportIo = {
+    stdout: (t) => void (stdout += t),
+    stderr: (t) => void (stderr += t),
+    progress: true,
+  };
+  const code = await main(args, io);
+  return { code, stdout, stderr };
+}
+
+Deno.test("deno task report --quick writes a complete report", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "iopf-report-" });
+  try {
+    const r = await report(["--quick", "--out", dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), join(dir, "index.html"));
+    const html = await Deno.readTextFile(join(dir, "index.html"));
+    const suite = reportSuite({ quick: true });
+
+    await t.step("progress: a line per experiment and per run", () => {
+      for (const e of suite) {
+        assert.match(r.stderr, new RegExp(`\\] ${e.id}: done in `));
+      }
+      const runs = suite.reduce((a, e) => a + experimentScenarios(e).length, 0);
+      const lines = r.stderr.split("\n").filter((l) =>
+        /^\[\d+\/\d+\] /.test(l)
+      );
+      assert.equal(lines.length, runs);
+    });
+
+    const svgFiles = unique(
+      [...html.matchAll(/href="([^"]+\.svg)"/g)].map((m) => m[1]!),
+    );
+    const pngFiles = unique(
+      [...html.matchAll(/href="([^"]+\.png)"/g)].map((m) => m[1]!),
+    );
+    const csvFiles = unique(
+      [...html.matchAll(/href="([^"]+\.csv)"/g)].map((m) => m[1]!),
+    );
+
+    await t.step("every figure inline, with its .svg and .png", async () => {
+      const inline = html.match(/<svg[\s>]/g) ?? [];
+      assert.ok(svgFiles.length >= suite.length, `${svgFiles.length} figures`);
+      assert.equal(inline.length, svgFiles.length);
+      assert.equal(pngFiles.length, svgFiles.length);
+      for (const f of [...svgFiles, ...pngFiles]) {
+        assert.ok((await Deno.stat(join(dir, f))).isFile, f);
+      }
+      for (const e of suite) assert.ok(html.includes(`id="${e.id}"`), e.id);
+    });
+
+    await t.step("each SVG parses and has the SVG namespace", async () => {
+      for (const f of svgFiles) {
+        const text = await Deno.readTextFile(join(dir, f));
+        const doc = new DOMParser().parseFromString(text, "image/svg+xml");
+        const root = doc.documentElement as unknown as {
+          localName: string;
+          getAttribute(n: string): string | null;
+        };
+        assert.equal(root.localName, "svg", f);
+        assert.equal(root.getAttribute("xmlns"), "http://www.w3.org/2000/svg");
+        assert.ok(Number(root.getAttribute("width")) > 0, f);
+      }
+    });
+
+    await t.step("each PNG is a PNG of twice the SVG's size", async () => {
+      for (const f of pngFiles) {
+        const png = await Deno.readFile(join(dir, f));
+        assert.deepEqual([...png.subarray(0, 8)], PNG_SIGNATURE, f);
+        assert.equal(String.fromCharCode(...png.subarray(12, 16)), "IHDR");
+        const view = new DataView(png.buffer, png.byteOffset);
+        const svg = await Deno.readTextFile(
+          join(dir, f.replace(/\.png$/, ".svg")),
+        );
+        const w = Number(/<svg[^>]* width="([0-9.]+)"/.exec(svg)![1]);
+        const h = Number(/<svg[^>]* height="([0-9.]+)"/.exec(svg)![1]);
+        assert.equal(view.getUint32(16), Math.round(w * PNG_SCALE), f);
+        assert.equal(view.getUint32(20), Math.round(h * PNG_SCALE), f);
+      }
+    });
+
+    await t.step("each CSV parses with a header and rows", async () => {
+      assert.ok(csvFiles.includes("cost-profile.csv"));
+      for (const e of suite) {
+        assert.ok(csvFiles.includes(`${e.id}-metrics.csv`));
+      }
+      for (const f of csvFiles) {
+        const text = await Deno.readTextFile(join(dir, f));
+        const header = text.slice(0, text.indexOf("\n")).split(",");
+        assert.ok(header.length >= 2 && header.every((c) => c !== ""), f);
+        const rows = readCsv(text);
+        assert.ok(rows.length > 0, f);
+        assert.deepEqual(Object.keys(rows[0]!), header, f);
+      }
+    });
+
+    await t.step("the cost profile is listed with sources", () => {
+      assert.match(html, /id="cost-profile"/);
+      assert.match(html, /<code>vfio\.faultLookup<\/code>/);
+      assert.match(html, /RFC v2 cover letter/);
+    });
+
+    await t.step(
+      "the fault latency totals are the measured means",
+      async () => {
+        const parts = readCsv(
+          await Deno.readTextFile(join(dir, "fault-latency.csv")),
+          {
+            text: [
+              "configuration",
+              "fault",
+              "stage",
+              "segment",
+              "hop",
+              "costParameters",
+            ],
+          },
+        );
+        const byConfig = new Map<string, { sum: number; measured: number }>();
+        for (const p of parts) {
+          const c = byConfig.get(String(p.configuration)) ??
+            { sum: 0, measured: Number(p.measuredMeanNs) };
+          c.sum += Number(p.contributionNs);
+          byConfig.set(String(p.configuration), c);
+        }
+        assert.equal(byConfig.size, 4);
+        for (const [config, c] of byConfig) {
+          assert.ok(c.measured > 0, config);
+          assert.ok(Math.abs(c.sum - c.measured) < 1e-6 * c.measured, config);
+        }
+      },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+function unique(xs: readonly string[]): string[] {
+  return [...new Set(xs)];
+}
+
+// ---------------------------------------------------------------------------
+// The latency breakdown
+
+const costs = loadCostProfile();
+
+Deno.test("latencyBreakdown: the parts add up to the measured mean", () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom("stall" as const, "pri" as const),
+      fc.double({ min: 0, max: 1e7, noNaN: true }),
+      fc.double({ min: 0, max: 4, noNaN: true }),
+      fc.double({ min: 0, max: 4, noNaN: true }),
+      fc.double({ min: 0, max: 24, noNaN: true }),
+      fc.double({ min: 1e6, max: 1e11, noNaN: true }),
+      (fault, measured, s1, s2, walk, bw) => {
+        const parts = latencyBreakdown({
+          costs,
+          fault,
+          measuredMeanNs: measured,
+          stage1FaultsPerAccess: s1,
+          stage2FaultsPerAccess: s2,
+          walkReadsPerTranslation: walk,
+          dmaBandwidth: bw,
+        });
+        const sum = parts.reduce((a, p) => a + p.ns, 0);
+        assert.ok(
+          Math.abs(sum - measured) <=
+            1e-9 * Math.max(1, measured, Math.abs(sum)),
+        );
+        const rest = parts.filter((p) => p.segment === REMAINDER);
+        assert.equal(rest.length, 1);
+        assert.equal(parts[parts.length - 1], rest[0]);
+        for (const p of parts) {
+          if (p.segment === REMAINDER) continue;
+          assert.ok(Math.abs(p.ns - p.nsEach * p.perAccess) <= 1e-9 * p.ns);
+        }
+        const totals = segmentTotals(parts);
+        assert.ok(
+          Math.abs(totals.reduce((a, x) => a + x.ns, 0) - measured) <=
+            1e-9 * Math.max(1, measured, Math.abs(sum)),
+        );
+      },
+    ),
+  );
+});
+
+Deno.test("latencyBreakdown prices the single-stage stall path from the profile", () => {
+  const parts = latencyBreakdown({
+    costs,
+    fault: "stall",
+    measuredMeanNs: 100_000,
+    stage1FaultsPerAccess: 0,
+    stage2FaultsPerAccess: 1,
+    walkReadsPerTranslation: 4,
+    accessBytes: 4096,
+    dmaBandwidth: 8e9,
+  });
+  const hop = (segment: string) =>
+    parts.filter((p) => p.segment === segment).reduce((a, p) => a + p.ns, 0);
+  assert.equal(
+    hop(BREAKDOWN_SEGMENTS[0]),
+    costs["smmu.eventWrite"] + costs["smmu.irqLatency"] +
+      costs["smmu.evtqHandlerPerRecord"],
+  );
+  assert.equal(hop("nested: forwarded to the guest and back"), 0);
+  assert.equal(
+    hop("mm: fault in, zero, pin"),
+    costs["mm.faultOverhead"] + costs["mm.zeroPer4k"] + costs["mm.pinCall"] +
+      costs["mm.pinPer4k"],
+  );
+  assert.equal(hop("device access"), 512);
+  const retry = parts.find((p) => p.hop.startsWith("retried translation"))!;
+  assert.equal(
+    retry.ns,
+    costs["smmu.iotlbLookup"] + 4 * costs["smmu.walkRead"],
+  );
+  assert.match(retry.costs, /4 × smmu\.walkRead/);
+});
+
+Deno.test("latencyBreakdown forwards stage-1 faults to the guest only in nested runs", () => {
+  const nested = latencyBreakdown({
+    costs,
+    fault: "pri",
+    measuredMeanNs: 40_000,
+    stage1FaultsPerAccess: 1,
+    stage2FaultsPerAccess: 1,
+    walkReadsPerTranslation: 6,
+    dmaBandwidth: 8e9,
+  });
+  const guest = nested.filter((p) => p.segment === BREAKDOWN_SEGMENTS[2]);
+  assert.ok(guest.some((p) => p.costs.includes("vmm.trap")));
+  const delivery = nested.find((p) => p.costs === "pci.pageRequestLatency")!;
+  assert.equal(delivery.perAccess, 2); // one page request per fault
+  const none = latencyBreakdown({
+    costs,
+    fault: "pri",
+    measuredMeanNs: 0,
+    stage1FaultsPerAccess: 0,
+    stage2FaultsPerAccess: 0,
+    walkReadsPerTranslation: 0,
+    dmaBandwidth: 8e9,
+  });
+  assert.deepEqual(none.map((p) => p.segment), ["device access", REMAINDER]);
+  assert.equal(none[1]!.ns, -512);
+});
+
+Deno.test("latencyBreakdown refuses impossible measurements", () => {
+  assert.throws(
+    () =>
+      latencyBreakdown({
+        costs,
+        fault: "stall",
+        measuredMeanNs: Number.NaN,
+        stage1FaultsPerAccess: 0,
+        stage2FaultsPerAccess: 1,
+        walkReadsPerTranslation: 4,
+        dmaBandwidth: 8e9,
+      }),
+    /measuredMeanNs must be a finite number >= 0, got NaN \(EINVAL\)/,
+  );
+});
+
+Deno.test("breakdownInput reads the per-access counts off the metrics", () => {
+  const scenario = parseScenario({
+    smmu: { stage: "nested" },
+    device: { fault: "pri", dmaBandwidth: "4GB/s" },
+    dma: { mode: "iopf" },
+  });
+  const base = emptyMetrics("x", 1);
+  const metrics: Metrics = {
+    ...base,
+    faults: { total: 300, stage1: 100, stage2: 200, stall: 0, pri: 300 },
+    faultLatencyNs: { mean: 30_000, p50: 30_000, p99: 30_000, max: 30_000 },
+    iotlb: { hits: 0, misses: 50 },
+    extra: { faultLatencySamples: 100, walkReads: 300 },
+  };
+  const input = breakdownInput(scenario, metrics, costs);
+  assert.equal(input.fault, "pri");
+  assert.equal(input.stage1FaultsPerAccess, 1);
+  assert.equal(input.stage2FaultsPerAccess, 2);
+  assert.equal(input.walkReadsPerTranslation, 6);
+  assert.equal(input.dmaBandwidth, 4e9);
+  assert.equal(input.measuredMeanNs, 30_000);
+  assert.throws(
+    () => breakdownInput(scenario, base, costs),
+    /no faulting accesses/,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// The suite, files and HTML
+
+Deno.test("reportSuite: seven experiments whose scenarios all parse", () => {
+  for (const quick of [true, false]) {
+    const suite = reportSuite({ quick });
+    assert.deepEqual(suite.map((e) => e.id), [
+      "start-time",
+      "fault-latency",
+      "accelerator-slowdown",
+      "ramp-up",
+      "pri-queue",
+      "notifier-memory",
+      "lazy-invalidation",
+    ]);
+    for (const e of suite) {
+      const points = experimentScenarios(e);
+      assert.ok(points.length > 0, e.id);
+      assert.equal(
+        new Set(points.map((p) => p.name)).size,
+        points.length,
+        e.id,
+      );
+    }
+  }
+  const quick = reportSuite({ quick: true });
+  const full = reportSuite();
+  const count = (s: typeof quick) =>
+    s.reduce((a, e) => a + experimentScenarios(e).length, 0);
+  assert.ok(count(quick) < count(full));
+  // The full suite reaches a 1 TiB guest on hugetlb and 256 GiB on 4 KiB pages.
+  const start = experimentScenarios(full[0]!);
+  assert.ok(
+    start.some((s) =>
+      s.vm.memory === 2 ** 40 && s.host.backing === "hugetlb-1g"
+    ),
+  );
+  assert.ok(
+    start.some((s) => s.vm.memory === 256 * 2 ** 30 && s.host.backing === "4k"),
+  );
+  assert.ok(start.every((s) => s.vm.memory < s.host.memory));
+});
+
+Deno.test("the memory pressure experiments overcommit the host", () => {
+  for (const quick of [true, false]) {
+    for (const id of ["notifier-memory", "lazy-invalidation"]) {
+      const e = reportSuite({ quick }).find((x) => x.id === id)!;
+      for (const s of experimentScenarios(e)) {
+        assert.ok(s.vm.memory * s.vm.count > s.host.memory, `${id}: ${s.name}`);
+        assert.equal(s.dma.mode, "iopf");
+      }
+    }
+  }
+});
+
+Deno.test("rowsToCsv writes tidy rows with the union of the columns", () => {
+  const csv = rowsToCsv([
+    { mode: "static-pin", setupNs: 2.5e9, prefault: true },
+    { mode: "iopf, nested", extra: 1 },
+  ]);
+  assert.equal(
+    csv,
+    'mode,setupNs,prefault,extra\nstatic-pin,2500000000,true,\n"iopf, nested",,,1',
+  );
+  assert.deepEqual(readCsv(csv)[0], {
+    mode: "static-pin",
+    setupNs: 2.5e9,
+    prefault: "true",
+    extra: "",
+  });
+});
+
+Deno.test("pngSize reads IHDR and refuses what is not a PNG", () => {
+  const png = new Uint8Array(33);
+  png.set(PNG_SIGNATURE, 0);
+  png.set([0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52], 8);
+  new DataView(png.buffer).setUint32(16, 1440);
+  new DataView(png.buffer).setUint32(20, 902);
+  assert.deepEqual(pngSize(png), { width: 1440, height: 902 });
+  assert.throws(() => pngSize(new Uint8Array(33)), /not a PNG/);
+});
+
+Deno.test("renderHtml escapes text and inlines figures as given", () => {
+  const svg =
+    '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>';
+  const html = renderHtml({
+    title: "A & B",
+    intro: ["<script>alert(1)</script>"],
+    experiments: [{
+      id: "e1",
+      title: "Question <1>",
+      question: "Why?",
+      shows: "x < y",
+      findings: ['a "quoted" finding'],
+      figures: [{
+        id: "f",
+        svg,
+        alt: "alt",
+        svgFile: "f.svg",
+        pngFile: "f.png",
+      }],
+      tables: [{
+        id: "t",
+        title: "T",
+        csvFile: "t.csv",
+        rows: [{ setupNs: 2.5e9, name: "<n>" }],
+      }],
+      parameters: [{ json: '{"a": "<b>"}', note: "adjusted" }],
+      runs: 2,
+      wallSeconds: 1.25,
+    }],
+    costs: [{ name: "mm.zeroPer4k", value: 670, unit: "ns", source: "a & b" }],
+    costsCsv: "cost-profile.csv",
+  });
+  assert.ok(html.startsWith("<!doctype html>"));
+  assert.equal(html.match(/<svg[\s>]/g)?.length, 1);
+  assert.ok(html.includes(svg));
+  assert.ok(!html.includes("<script>"));
+  assert.ok(html.includes("&lt;script&gt;"));
+  assert.ok(html.includes("Question &lt;1&gt;"));
+  assert.ok(html.includes("2.500 s")); // setupNs formatted as a time
+  assert.ok(html.includes("&lt;n&gt;"));
+  assert.ok(html.includes('href="t.csv"') && html.includes('href="f.png"'));
+  assert.equal(
+    escapeHtml(`<a href="x">&</a>`),
+    "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;",
+  );
+});
+
+// ---------------------------------------------------------------------------
+// The command line
+
+Deno.test("parseReportArgs: defaults and options", () => {
+  assert.deepEqual(parseReportArgs([]), {
+    help: false,
+    out: "out/report",
+    quick: false,
+  });
+  assert.deepEqual(
+    parseReportArgs(["--quick", "--out", "d", "--workers", "0"]),
+    {
+      help: false,
+      out: "d",
+      quick: true,
+      workers: 0,
+    },
+  );
+  assert.deepEqual(parseReportArgs(["--out=x/y"]), {
+    help: false,
+    out: "x/y",
+    quick: false,
+  });
+  assert.deepEqual(parseReportArgs(["--help"]), { help: true });
+});
+
+Deno.test("deno task report: bad arguments exit 2 with one message", async () => {
+  for (
+    const [args, pattern] of [
+      [["--bogus"], /unknown option --bogus/],
+      [["--out"], /--out needs a value/],
+      [["--workers", "two"], /--workers: expected a whole number/],
+      [["extra"], /unexpected argument "extra"/],
+      [["--quick=yes"], /--quick takes no value/],
+    ] as const
+  ) {
+    const r = await report([...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.match(r.stderr, /^report: /);
+  }
+  const help = await report(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^usage: deno task report/);
+});
