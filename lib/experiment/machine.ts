@@ -278,7 +278,7 @@ function startVm(m: Machine, vm: VmInstance, done: () => void): void {
   let ns = 0;
   if (s.host.prefault) {
     try {
-      ns += vm.mm.prefault(vm.hva, vm.ramSize);
+      ns += vm.mm.prefault(vm.hva, vm.ramSize) / s.host.prefaultThreads;
     } catch (e) {
       return fail(vm, e, sim, done);
     }
@@ -424,8 +424,9 @@ export function dmaContext(
     sim,
     rng,
     guestMemory: vm.alloc.size,
-    allocBuffer: (size) => GUEST_RAM_BASE + vm.alloc.alloc(size),
-    allocFresh: (size) => GUEST_RAM_BASE + vm.alloc.allocFresh(size),
+    allocBuffer: (size) => guestBuffer(vm, size, () => vm.alloc.alloc(size)),
+    allocFresh: (size) =>
+      guestBuffer(vm, size, () => vm.alloc.allocFresh(size)),
     freeBuffer: (gpa, size) => vm.alloc.free(gpa - GUEST_RAM_BASE, size),
     dmaMap(gpa, size, write, done) {
       if (viommu) {
@@ -482,6 +483,34 @@ export function dmaContext(
     },
   };
   return ctx;
+}
+
+/**
+ * A buffer from the guest's allocator, as a GPA. Running out is a scenario
+ * mistake (the workload's buffers do not fit the VM's RAM once the guest
+ * kernel's low memory and, nested, its stage-1 tables are set aside): EINVAL
+ * naming the workload, not an error of the model.
+ */
+function guestBuffer(
+  vm: VmInstance,
+  size: number,
+  alloc: () => number,
+): number {
+  try {
+    return GUEST_RAM_BASE + alloc();
+  } catch (e) {
+    if (!(e instanceof IopfLabError) || e.code !== "ENOMEM") throw e;
+    const usable = vm.alloc.size - vm.alloc.base;
+    throw new IopfLabError(
+      "EINVAL",
+      `workload: a ${formatSize(size)} buffer does not fit: the guest has ${
+        formatSize(usable)
+      } of its ${formatSize(vm.ramSize)} for DMA buffers and ${
+        formatSize(vm.alloc.inUse)
+      } are in use; give the VM more memory or the workload less`,
+      "workload",
+    );
+  }
 }
 
 /** Checks that a guest-physical range lies in the VM's RAM (for traces and tests). */

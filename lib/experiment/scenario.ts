@@ -78,8 +78,14 @@ export interface HostConfig {
   readonly memory: number;
   /** Page backing of guest RAM. ["4k"] */
   readonly backing: Backing;
-  /** Populate (fault in and zero) guest RAM when the VM starts. [false] */
+  /** Populate (fault in and zero) guest RAM when the VM starts (QEMU -mem-prealloc). [false] */
   readonly prefault: boolean;
+  /**
+   * Threads that populate guest RAM in parallel when prefaulting (QEMU's
+   * prealloc-threads), 1..256: the work is split evenly, each thread on its
+   * own core (memory bandwidth is not modelled as a limit). [1]
+   */
+  readonly prefaultThreads: number;
   /** RLIMIT_MEMLOCK of the VMM in bytes; `Infinity` for "unlimited". ["unlimited"] */
   readonly memlockLimit: number;
 }
@@ -286,7 +292,7 @@ export const MAX_COUNT = 1e9;
 export const MAX_HOST_MEMORY = 64 * 2 ** 40;
 
 const SECTIONS = {
-  host: ["memory", "backing", "prefault", "memlockLimit"],
+  host: ["memory", "backing", "prefault", "prefaultThreads", "memlockLimit"],
   vm: ["memory", "count"],
   smmu: [
     "stage",
@@ -719,6 +725,13 @@ function resolveHost(o: Record<string, unknown>): HostConfig {
       : "(4 KiB pages)",
   });
   const prefault = bool(o.prefault, "host.prefault", false);
+  const prefaultThreads = integer(
+    o.prefaultThreads,
+    "host.prefaultThreads",
+    1,
+    256,
+    1,
+  );
   const memlockLimit =
     o.memlockLimit === undefined || o.memlockLimit === "unlimited"
       ? Infinity
@@ -726,7 +739,7 @@ function resolveHost(o: Record<string, unknown>): HostConfig {
         min: 0,
         example: '"unlimited" or a size like "64GiB"',
       });
-  return { memory, backing, prefault, memlockLimit };
+  return { memory, backing, prefault, prefaultThreads, memlockLimit };
 }
 
 function resolveVm(o: Record<string, unknown>, host: HostConfig): VmConfig {

@@ -171,3 +171,24 @@ Deno.test("time series", async (t) => {
     );
   });
 });
+
+Deno.test("prefault threads split the population work of VM start", () => {
+  const start = (prefaultThreads: number) =>
+    runScenario(parseScenario({
+      vm: { memory: "256MiB" },
+      host: { memory: "2GiB", prefault: true, prefaultThreads },
+      dma: { mode: "iopf" },
+    })).setupNs;
+  const one = start(1), four = start(4);
+  const noPrefault = runScenario(parseScenario({
+    vm: { memory: "256MiB" },
+    host: { memory: "2GiB" },
+    dma: { mode: "iopf" },
+  })).setupNs;
+  // The IOPF setup after prefault is the same; the prefault part divides by 4.
+  assert.ok(Math.abs((one - noPrefault) / 4 - (four - noPrefault)) < 1);
+  assert.throws(
+    () => parseScenario({ host: { prefaultThreads: 0 } }),
+    /host\.prefaultThreads/,
+  );
+});

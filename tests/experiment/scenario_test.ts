@@ -45,6 +45,7 @@ Deno.test("parseScenario fills every default", () => {
       memory: 512 * GiB,
       backing: "4k",
       prefault: false,
+      prefaultThreads: 1,
       memlockLimit: Infinity,
     },
     vm: { memory: 16 * GiB, count: 1 },
