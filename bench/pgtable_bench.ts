@@ -2,6 +2,9 @@
  * Benchmarks of the io-pgtable model: table walks, a 4 KiB map+unmap pair,
  * and mapping 1 GiB with 4 KiB pages.
  *
+ * Each "(x1000)" iteration does 1000 operations (bench/_ops.ts divides by
+ * that for the time per operation).
+ *
  * Run with `deno bench bench/pgtable_bench.ts`.
  *
  * @module
@@ -25,26 +28,38 @@ let sink = 0;
 
 Deno.bench(
   "walk a 4 KiB page (x1000)",
-  { group: "pgtable", baseline: true },
+  { group: "pgtable", baseline: true, n: 2000, warmup: 50 },
   () => {
+    let s = 0;
     for (let i = 0; i < 1000; i++) {
-      sink +=
+      s +=
         walked.walk(0x40_0000_0000 + ((i * 4099 * SZ_4K) % (64 * SZ_2M)), w).pa;
     }
+    sink += s;
   },
 );
 
-Deno.bench("walk a 2 MiB block (x1000)", { group: "pgtable" }, () => {
+Deno.bench("walk a 2 MiB block (x1000)", {
+  group: "pgtable",
+  n: 2000,
+  warmup: 50,
+}, () => {
+  let s = 0;
   for (let i = 0; i < 1000; i++) {
-    sink +=
+    s +=
       walked.walk(0x80_0000_0000 + ((i * 4099 * SZ_4K) % (64 * SZ_2M)), w).pa;
   }
+  sink += s;
 });
 
 const churn = new IoPgtable({ stage: 1 });
 churn.map(0, 0, SZ_4K, RW); // keep the tables of the churned leaf table alive
 
-Deno.bench("map + unmap a 4 KiB page (x1000)", { group: "pgtable" }, () => {
+Deno.bench("map + unmap a 4 KiB page (x1000)", {
+  group: "pgtable",
+  n: 500,
+  warmup: 20,
+}, () => {
   for (let i = 1; i < 1001; i++) {
     churn.map(i * SZ_4K, i * SZ_4K, SZ_4K, RW);
     churn.unmap(i * SZ_4K, SZ_4K);

@@ -205,6 +205,19 @@ export class IopfQueue {
   readonly #devs = new Map<IommuDevice, DeviceParam>();
   #nextGroup = 1;
   #pending = 0;
+  // Cells of the counters every fault or response bumps (Counters.cell),
+  // taken at their first use: no name lookup per fault.
+  #cFaults: { v: number } | undefined;
+  #cStage1: { v: number } | undefined;
+  #cStage2: { v: number } | undefined;
+  #cStall: { v: number } | undefined;
+  #cPri: { v: number } | undefined;
+  #cGroups: { v: number } | undefined;
+  readonly #cResponses: {
+    success?: { v: number };
+    invalid?: { v: number };
+    failure?: { v: number };
+  } = {};
 
   /** Creates the queue on `sim`. */
   constructor(sim: Simulator, options: IopfQueueOptions) {
@@ -336,9 +349,13 @@ export class IopfQueue {
         }`,
       );
     }
-    this.counters.add("iopf.faults");
-    this.counters.add(fault.stage === 1 ? "iopf.faults.stage1" : "iopf.faults.stage2");
-    this.counters.add(fault.source === "stall" ? "iopf.faults.stall" : "iopf.faults.pri");
+    const c = this.counters;
+    (this.#cFaults ??= c.cell("iopf.faults")).v++;
+    if (fault.stage === 1) (this.#cStage1 ??= c.cell("iopf.faults.stage1")).v++;
+    else (this.#cStage2 ??= c.cell("iopf.faults.stage2")).v++;
+    if (fault.source === "stall") {
+      (this.#cStall ??= c.cell("iopf.faults.stall")).v++;
+    } else (this.#cPri ??= c.cell("iopf.faults.pri")).v++;
     const p = this.#param(dev);
     if ((fault.flags & IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE) === 0) {
       p.partial.push(fault);
@@ -357,7 +374,7 @@ export class IopfQueue {
       route,
       reportedAt: this.#sim.now,
     });
-    this.counters.add("iopf.groups");
+    (this.#cGroups ??= this.counters.cell("iopf.groups")).v++;
     p.pending.add(group);
     this.#pending++;
     this.#sim.after(this.#costs["iopf.reportFault"], () => this.#queue(group));
@@ -433,11 +450,10 @@ export class IopfQueue {
     group: IopfGroup,
     code: PageResponseCode,
   ): void {
-    const what = `Cannot respond to fault group ${group.id} of ${dev.name}`;
     if (group.dev !== dev) {
       throw new IopfLabError(
         "EINVAL",
-        `${what}: the group belongs to ${group.dev.name}`,
+        `${responseWhat(dev, group)}: the group belongs to ${group.dev.name}`,
       );
     }
     if (
@@ -446,7 +462,7 @@ export class IopfQueue {
     ) {
       throw new IopfLabError(
         "EINVAL",
-        `${what}: unknown response code ${String(code)}`,
+        `${responseWhat(dev, group)}: unknown response code ${String(code)}`,
       );
     }
     if (group.state === "revoked") {
@@ -457,7 +473,9 @@ export class IopfQueue {
       this.counters.add("iopf.responses.duplicate");
       throw new IopfLabError(
         "EINVAL",
-        `${what}: it was already answered with code ${group.code} (exactly one response per group)`,
+        `${
+          responseWhat(dev, group)
+        }: it was already answered with code ${group.code} (exactly one response per group)`,
       );
     }
     this.#settle(group, "answered", code);
@@ -472,7 +490,8 @@ export class IopfQueue {
     group._settle(state, code, now);
     const p = this.#devs.get(group.dev);
     if (p?.pending.delete(group)) this.#pending--;
-    this.counters.add(`iopf.responses.${codeName(code)}`);
+    const k = codeName(code);
+    (this.#cResponses[k] ??= this.counters.cell(RESPONSE_COUNTERS[k])).v++;
     this.responseLatency.record(Math.max(0, now - group.last.detectedAt));
     this.#driver.pageResponse(group.dev, group.last, code);
   }
@@ -526,6 +545,18 @@ function sameGroup(a: IommuFault, b: IommuFault): boolean {
   const pb = (b.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
   return pa === pb && (!pa || a.pasid === b.pasid);
 }
+
+/** The start of pageResponse's error messages (formatted only when one is thrown). */
+function responseWhat(dev: IommuDevice, group: IopfGroup): string {
+  return `Cannot respond to fault group ${group.id} of ${dev.name}`;
+}
+
+/** The `iopf.responses.*` counter of each code (constant strings: no concatenation per fault). */
+const RESPONSE_COUNTERS = {
+  success: "iopf.responses.success",
+  invalid: "iopf.responses.invalid",
+  failure: "iopf.responses.failure",
+} as const;
 
 function codeName(code: PageResponseCode): "success" | "invalid" | "failure" {
   return code === IOMMU_PAGE_RESP_SUCCESS

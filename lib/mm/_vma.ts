@@ -106,20 +106,22 @@ export class VmaState implements VmArea {
     return det ? det[p - c * CHUNK_PAGES]! : this.chunkPin[c]!;
   }
 
-  /** Minimum and maximum pin count over pages [a, b) of chunk c. */
-  pinRange(c: number, a: number, b: number): [number, number] {
+  /** Minimum pin count over pages [a, b) of chunk c. */
+  pinMin(c: number, a: number, b: number): number {
     const det = this.pinDetail.get(c);
-    if (!det) {
-      const u = this.chunkPin[c]!;
-      return [u, u];
-    }
-    let lo = PIN_MAX, hi = 0;
-    for (let i = a; i < b; i++) {
-      const v = det[i]!;
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
-    }
-    return [lo, hi];
+    if (!det) return this.chunkPin[c]!;
+    let lo = PIN_MAX;
+    for (let i = a; i < b; i++) if (det[i]! < lo) lo = det[i]!;
+    return lo;
+  }
+
+  /** Maximum pin count over pages [a, b) of chunk c. */
+  pinMax(c: number, a: number, b: number): number {
+    const det = this.pinDetail.get(c);
+    if (!det) return this.chunkPin[c]!;
+    let hi = 0;
+    for (let i = a; i < b; i++) if (det[i]! > hi) hi = det[i]!;
+    return hi;
   }
 
   /**
@@ -152,8 +154,12 @@ export class VmaState implements VmArea {
       if (old === 0) d++;
       else if (nw === 0) d--;
     }
-    this.chunkPinned[c] = this.chunkPinned[c]! + d;
+    const pinnedNow = this.chunkPinned[c]! + d;
+    this.chunkPinned[c] = pinnedNow;
     this.pinned += d;
+    // Some pages pinned and some not: certainly not uniform (skips the scan
+    // while a chunk fills page by page).
+    if (pinnedNow > 0 && pinnedNow < valid) return d;
     // Back to the compact form when the chunk is uniform again.
     const first = det[0]!;
     let uniform = true;

@@ -58,11 +58,20 @@ interface Piece {
 interface Undo {
   v: VmaState;
   c: number;
-  /** Pages populated as 4 KiB pages (bitmap), or null for a huge folio at chunk c. */
+  /**
+   * Pages of chunk c populated as 4 KiB pages, in increasing order, while
+   * there are at most {@linkcode UNDO_LIST_MAX} (most calls populate one
+   * page: no typed array to allocate); null for a huge folio at c.
+   */
+  pages: number[] | null;
+  /** Beyond that, all of them as a bitmap (`pages` is then unused). */
   bits: Uint32Array | null;
-  /** Of those, pages that were swapped in. */
+  /** Of those, pages that were swapped in (bitmap), or null if none. */
   swapIn: Uint32Array | null;
 }
+
+/** Populated pages an {@linkcode Undo} lists before it switches to a bitmap. */
+const UNDO_LIST_MAX = 32;
 
 interface NotifierEntry {
   start: number;
@@ -125,6 +134,8 @@ export class MmStruct implements Shrinker {
   #swapOuts = 0;
   #swapIns = 0;
   #faults = 0;
+  /** Incremented before every direct reclaim (cached per-chunk state is then stale). */
+  #reclaimEpoch = 0;
   #reclaimNs = 0;
   /** ns and pages of the populate call in progress. */
   #opNs = 0;
@@ -438,16 +449,7 @@ export class MmStruct implements Shrinker {
     }
     if (npages === 0) return { ns: 0, newlyPopulated: 0, firstPfn: -1 };
     const pieces = this.#resolve(hva, npages * SZ_4K, "pin", "EFAULT");
-    for (const { v, c, a, b } of chunksOf(pieces)) {
-      if (v.pinRange(c, a, b)[1] >= PIN_MAX) {
-        throw new IopfLabError(
-          "ENOMEM",
-          `Cannot pin HVA ${
-            hex(v.start + (c * CHUNK_PAGES + a) * SZ_4K)
-          }: the pin count would overflow`,
-        );
-      }
-    }
+    eachChunk(pieces, checkPinOverflow);
     const k = this.#costs;
     const fault = this.#populate(pieces, "pin");
     const newlyPopulated = fault.pages;
@@ -456,17 +458,28 @@ export class MmStruct implements Shrinker {
     let huge = 0;
     let lastGiga: VmaState | undefined;
     let lastFolio = -1;
-    for (const { v, c, a, b } of chunksOf(pieces)) {
-      v.addPins(c, a, b, 1);
-      v.chunkRef[c] = 1;
-      if (v.chunkFrame[c] !== 0) {
-        if (v.backing === "hugetlb-1g") {
-          const f = Math.floor(c / CHUNK_PAGES);
-          if (v !== lastGiga || f !== lastFolio) huge++;
-          lastGiga = v;
-          lastFolio = f;
-        } else {
-          huge++;
+    // eachChunk inline: this runs on every pin (a closure would be allocated).
+    for (let q = 0; q < pieces.length; q++) {
+      const { v, p0, p1 } = pieces[q]!;
+      const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+      for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
+        const base = c * CHUNK_PAGES;
+        v.addPins(
+          c,
+          Math.max(p0, base) - base,
+          Math.min(p1, base + CHUNK_PAGES) - base,
+          1,
+        );
+        v.chunkRef[c] = 1;
+        if (v.chunkFrame[c] !== 0) {
+          if (v.backing === "hugetlb-1g") {
+            const f = Math.floor(c / CHUNK_PAGES);
+            if (v !== lastGiga || f !== lastFolio) huge++;
+            lastGiga = v;
+            lastFolio = f;
+          } else {
+            huge++;
+          }
         }
       }
     }
@@ -493,8 +506,8 @@ export class MmStruct implements Shrinker {
     checkCount(npages, "unpin");
     if (npages === 0) return 0;
     const pieces = this.#resolve(hva, npages * SZ_4K, "unpin", "EINVAL");
-    for (const { v, c, a, b } of chunksOf(pieces)) {
-      if (v.pinRange(c, a, b)[0] === 0) {
+    eachChunk(pieces, (v, c, a, b) => {
+      if (v.pinMin(c, a, b) === 0) {
         let i = a;
         while (v.pinOf(c * CHUNK_PAGES + i) > 0) i++;
         throw new IopfLabError(
@@ -504,8 +517,10 @@ export class MmStruct implements Shrinker {
           } is not pinned`,
         );
       }
-    }
-    for (const { v, c, a, b } of chunksOf(pieces)) v.addPins(c, a, b, -1);
+    });
+    eachChunk(pieces, (v, c, a, b) => {
+      v.addPins(c, a, b, -1);
+    });
     return this.#costs["mm.unpinPer4k"] * npages;
   }
 
@@ -700,7 +715,9 @@ export class MmStruct implements Shrinker {
     if (size === 0) return 0;
     const pieces = this.#resolve(hva, size, what, "EFAULT");
     const { ns } = this.#populate(pieces, what);
-    for (const { v, c } of chunksOf(pieces)) v.chunkRef[c] = 1;
+    eachChunk(pieces, (v, c) => {
+      v.chunkRef[c] = 1;
+    });
     return ns;
   }
 
@@ -709,6 +726,7 @@ export class MmStruct implements Shrinker {
     const host = this.host;
     let pfn = host.tryAllocPage(size);
     if (pfn < 0 && reclaim && host.directReclaim) {
+      this.#reclaimEpoch++;
       this.#opNs += host.reclaim(size / SZ_4K).ns;
       pfn = host.tryAllocPage(size);
     }
@@ -784,7 +802,7 @@ export class MmStruct implements Shrinker {
         v.populated += PAGES_PER_1G;
         this.#opPages += PAGES_PER_1G;
         this.#faults++;
-        undo.push({ v, c: cf, bits: null, swapIn: null });
+        undo.push({ v, c: cf, pages: null, bits: null, swapIn: null });
         this.#opNs += fault + zero * PAGES_PER_1G;
       }
       return -1;
@@ -811,20 +829,28 @@ export class MmStruct implements Shrinker {
           v.populated += CHUNK_PAGES;
           this.#opPages += CHUNK_PAGES;
           this.#faults++;
-          undo.push({ v, c, bits: null, swapIn: null });
+          undo.push({ v, c, pages: null, bits: null, swapIn: null });
           this.#opNs += fault + zero * CHUNK_PAGES;
           continue;
         }
         if (hugetlb) return base + a;
       }
-      // 4 KiB pages.
+      // 4 KiB pages. The chunk's PFN array and swap bitmap are looked up
+      // once, and again only after a direct reclaim (which may drop or
+      // create them) or a swap-in (which may drop the bitmap).
       let entry: Undo | undefined;
+      let epoch = this.#reclaimEpoch;
+      let arr = v.pagePfn.get(c);
+      let swapped = v.swapBits.get(c);
       for (let i = a; i < b; i++) {
-        let arr = v.pagePfn.get(c);
         if (arr && arr[i] !== 0) continue;
         const pfn = this.#alloc(SZ_4K, true);
         if (pfn < 0) return base + i;
-        arr = v.pagePfn.get(c); // direct reclaim may have dropped it
+        if (epoch !== this.#reclaimEpoch) {
+          epoch = this.#reclaimEpoch;
+          arr = v.pagePfn.get(c); // direct reclaim may have dropped it
+          swapped = v.swapBits.get(c);
+        }
         if (!arr) {
           arr = new Uint32Array(CHUNK_PAGES);
           v.pagePfn.set(c, arr);
@@ -835,16 +861,23 @@ export class MmStruct implements Shrinker {
         this.#opPages++;
         this.#faults++;
         if (!entry) {
-          entry = {
-            v,
-            c,
-            bits: new Uint32Array(CHUNK_PAGES / 32),
-            swapIn: null,
-          };
+          entry = { v, c, pages: [], bits: null, swapIn: null };
           undo.push(entry);
         }
-        entry.bits![i >>> 5] = entry.bits![i >>> 5]! | (1 << (i & 31));
-        if (v.clearSwapped(c, i)) {
+        if (entry.bits) {
+          entry.bits[i >>> 5] = entry.bits[i >>> 5]! | (1 << (i & 31));
+        } else if (entry.pages!.length < UNDO_LIST_MAX) {
+          entry.pages!.push(i);
+        } else {
+          const bits = new Uint32Array(CHUNK_PAGES / 32);
+          for (const j of entry.pages!) {
+            bits[j >>> 5] = bits[j >>> 5]! | (1 << (j & 31));
+          }
+          bits[i >>> 5] = bits[i >>> 5]! | (1 << (i & 31));
+          entry.bits = bits;
+        }
+        if (swapped !== undefined && v.clearSwapped(c, i)) {
+          swapped = v.swapBits.get(c);
           this.#swapIns++;
           entry.swapIn ??= new Uint32Array(CHUNK_PAGES / 32);
           entry.swapIn[i >>> 5] = entry.swapIn[i >>> 5]! | (1 << (i & 31));
@@ -860,8 +893,8 @@ export class MmStruct implements Shrinker {
   #rollback(undo: Undo[]): void {
     const host = this.host;
     for (let u = undo.length - 1; u >= 0; u--) {
-      const { v, c, bits, swapIn } = undo[u]!;
-      if (!bits) {
+      const { v, c, pages, bits, swapIn } = undo[u]!;
+      if (!pages) {
         const n = v.backing === "hugetlb-1g" ? CHUNK_PAGES : 1;
         host.freePage(
           (v.chunkFrame[c]! - 1) * CHUNK_PAGES,
@@ -874,8 +907,7 @@ export class MmStruct implements Shrinker {
         continue;
       }
       const arr = v.pagePfn.get(c)!;
-      for (let i = 0; i < CHUNK_PAGES; i++) {
-        if ((bits[i >>> 5]! & (1 << (i & 31))) === 0) continue;
+      const free = (i: number) => {
         host.freePage(arr[i]! - 1, SZ_4K);
         arr[i] = 0;
         v.chunkPop[c] = v.chunkPop[c]! - 1;
@@ -885,6 +917,14 @@ export class MmStruct implements Shrinker {
           v.setSwapped(c, i);
           this.#swapIns--;
         }
+      };
+      // In increasing page order either way.
+      if (bits) {
+        for (let i = 0; i < CHUNK_PAGES; i++) {
+          if ((bits[i >>> 5]! & (1 << (i & 31))) !== 0) free(i);
+        }
+      } else {
+        for (const i of pages) free(i);
       }
       if (v.chunkPop[c] === 0) v.pagePfn.delete(c);
     }
@@ -1052,21 +1092,38 @@ export class MmStruct implements Shrinker {
   }
 }
 
-/** Iterates the chunks of pieces: VMA, chunk, and the page range [a, b) in it. */
-function* chunksOf(
+/** ENOMEM if pinning pages [a, b) of chunk c once more would overflow a pin count. */
+function checkPinOverflow(v: VmaState, c: number, a: number, b: number): void {
+  if (v.pinMax(c, a, b) >= PIN_MAX) {
+    throw new IopfLabError(
+      "ENOMEM",
+      `Cannot pin HVA ${
+        hex(v.start + (c * CHUNK_PAGES + a) * SZ_4K)
+      }: the pin count would overflow`,
+    );
+  }
+}
+
+/**
+ * Calls `fn` for each chunk of the pieces with its VMA, the chunk, and the
+ * page range [a, b) in it, in address order (a loop, not a generator: it
+ * runs on every pin and fault).
+ */
+function eachChunk(
   pieces: Piece[],
-): Generator<{ v: VmaState; c: number; a: number; b: number }> {
-  for (const { v, p0, p1 } of pieces) {
-    const c0 = Math.floor(p0 / CHUNK_PAGES);
+  fn: (v: VmaState, c: number, a: number, b: number) => void,
+): void {
+  for (let k = 0; k < pieces.length; k++) {
+    const { v, p0, p1 } = pieces[k]!;
     const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-    for (let c = c0; c <= c1; c++) {
+    for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
       const base = c * CHUNK_PAGES;
-      yield {
+      fn(
         v,
         c,
-        a: Math.max(p0, base) - base,
-        b: Math.min(p1, base + CHUNK_PAGES) - base,
-      };
+        Math.max(p0, base) - base,
+        Math.min(p1, base + CHUNK_PAGES) - base,
+      );
     }
   }
 }

@@ -170,6 +170,16 @@ const TABLE_WORDS = 1024;
 const ENTRIES = 512;
 const TWO32 = 2 ** 32;
 const SPAN = [2 ** 39, 2 ** 30, 2 ** 21, 2 ** 12] as const;
+/**
+ * 1 / SPAN. Multiplying by a power of two is exact, so `x * INV_SPAN[l]`
+ * equals `x / SPAN[l]` bit for bit and `Number.isInteger(x * INV_...)`
+ * equals `x % size === 0`, without a division or a (library call)
+ * floating-point modulo on every map and walk.
+ */
+const INV_SPAN = [2 ** -39, 2 ** -30, 2 ** -21, 2 ** -12] as const;
+const INV_4K = 2 ** -12;
+const INV_2M = 2 ** -21;
+const INV_1G = 2 ** -30;
 const LEAF_OA_MASK = [0, 0xc0000000 | 0, 0xffe00000 | 0, 0xfffff000 | 0];
 
 /**
@@ -259,6 +269,14 @@ function defaultFreeTable(addr: number): void {
   defaultFreed.push(addr);
 }
 
+/**
+ * The start of map's error messages, formatted only when one is thrown (a
+ * string or closure built on every call would cost every fault).
+ */
+function mapWhat(iova: number, size: number): string {
+  return `Cannot map IOVA ${hex(iova)}-${hex(iova + size)}`;
+}
+
 // ---------------------------------------------------------------------------
 
 /**
@@ -308,6 +326,13 @@ export class IoPgtable {
     blocksSplit: 0,
   };
   readonly #scratch = newWalkResult();
+  /**
+   * The leaf table last found or made by {@linkcode #tableFor}: the 2 MiB
+   * region it covers (-1: none) and its slot. Maps of consecutive 4 KiB
+   * pages then skip the walk from the root; freeing any table forgets it.
+   */
+  #leafBase = -1;
+  #leafSlot = 0;
 
   /**
    * Creates an empty table (just the root page).
@@ -407,7 +432,7 @@ export class IoPgtable {
     const dir = this.#dir;
     let slot = 0;
     for (let level = 0; level < 3; level++) {
-      const i = (iova / SPAN[level]!) & 511;
+      const i = (iova * INV_SPAN[level]!) & 511;
       const c = dir.desc[slot >>> CHUNK_SHIFT]!;
       const o = ((slot & CHUNK_MASK) << 10) | (i << 1);
       addrs[level] = dir.addr[slot]! + i * 8;
@@ -486,14 +511,13 @@ export class IoPgtable {
    */
   map(iova: number, paddr: number, size: number, prot: Prot): void {
     this.#checkRange("map", iova, size);
-    const what = `Cannot map IOVA ${hex(iova)}-${hex(iova + size)}`;
     if (
       typeof paddr !== "number" || !Number.isInteger(paddr) || paddr < 0 ||
-      paddr % SZ_4K !== 0
+      !Number.isInteger(paddr * INV_4K)
     ) {
       throw new IopfLabError(
         "EINVAL",
-        `${what}: physical address ${
+        `${mapWhat(iova, size)}: physical address ${
           String(paddr)
         } is not a 4 KiB aligned address`,
       );
@@ -501,7 +525,7 @@ export class IoPgtable {
     if (paddr + size > MAX_PADDR) {
       throw new IopfLabError(
         "EINVAL",
-        `${what}: physical range ${hex(paddr)}-${
+        `${mapWhat(iova, size)}: physical range ${hex(paddr)}-${
           hex(paddr + size)
         } is beyond the 48-bit output address space`,
       );
@@ -511,14 +535,18 @@ export class IoPgtable {
     ) {
       throw new IopfLabError(
         "EINVAL",
-        `${what}: prot ${String(prot)} grants neither read nor write`,
+        `${mapWhat(iova, size)}: prot ${
+          String(prot)
+        } grants neither read nor write`,
       );
     }
-    const hit = this.#firstMapped(0, 0, 0, iova, iova + size);
+    const hit = size === SZ_4K
+      ? this.#pageMapped(iova)
+      : this.#firstMapped(0, 0, 0, iova, iova + size);
     if (hit >= 0) {
       throw new IopfLabError(
         "EEXIST",
-        `${what}: overlaps the mapping at ${hex(hit)}`,
+        `${mapWhat(iova, size)}: overlaps the mapping at ${hex(hit)}`,
       );
     }
     try {
@@ -535,7 +563,7 @@ export class IoPgtable {
   #checkRange(op: "map" | "unmap", iova: number, size: number): void {
     if (
       typeof iova !== "number" || !Number.isInteger(iova) || iova < 0 ||
-      iova % SZ_4K !== 0
+      !Number.isInteger(iova * INV_4K)
     ) {
       throw new IopfLabError(
         "EINVAL",
@@ -544,7 +572,7 @@ export class IoPgtable {
     }
     if (
       typeof size !== "number" || !Number.isInteger(size) || size <= 0 ||
-      size % SZ_4K !== 0
+      !Number.isInteger(size * INV_4K)
     ) {
       throw new IopfLabError(
         "EINVAL",
@@ -572,8 +600,9 @@ export class IoPgtable {
     end: number,
   ): number {
     const span = SPAN[level]!;
-    const i0 = Math.floor((start - base) / span);
-    const i1 = Math.floor((end - 1 - base) / span);
+    const inv = INV_SPAN[level]!;
+    const i0 = Math.floor((start - base) * inv);
+    const i1 = Math.floor((end - 1 - base) * inv);
     const pool = level === 3 ? this.#leaf : this.#dir;
     const c = pool.desc[slot >>> CHUNK_SHIFT]!;
     const t = (slot & CHUNK_MASK) << 10;
@@ -603,6 +632,38 @@ export class IoPgtable {
     return -1;
   }
 
+  /**
+   * {@linkcode #firstMapped} of the single 4 KiB page at `iova` (the common
+   * map of an IOPF or of a scattered 4 KiB frame), as a loop: `iova` when a
+   * valid entry on its path maps it, else -1.
+   */
+  #pageMapped(iova: number): number {
+    if (Math.floor(iova * INV_2M) * SZ_2M === this.#leafBase) {
+      // The leaf table of this region exists, so the path holds tables only.
+      const slot = this.#leafSlot;
+      const lo = this.#leaf.desc[slot >>> CHUNK_SHIFT]![
+        ((slot & CHUNK_MASK) << 10) | (((iova * INV_4K) & 511) << 1)
+      ]!;
+      return (lo & PTE_VALID) !== 0 ? iova : -1;
+    }
+    const dir = this.#dir;
+    let slot = 0;
+    for (let level = 0; level < 3; level++) {
+      const i = (iova * INV_SPAN[level]!) & 511;
+      const lo = dir.desc[slot >>> CHUNK_SHIFT]![
+        ((slot & CHUNK_MASK) << 10) | (i << 1)
+      ]!;
+      if ((lo & PTE_VALID) === 0) return -1;
+      if ((lo & PTE_TYPE_TABLE) === 0) return iova; // a block
+      slot = dir.child![slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+    }
+    const i = (iova * INV_4K) & 511;
+    const lo = this.#leaf.desc[slot >>> CHUNK_SHIFT]![
+      ((slot & CHUNK_MASK) << 10) | (i << 1)
+    ]!;
+    return (lo & PTE_VALID) !== 0 ? iova : -1;
+  }
+
   /** Writes the leaves of a checked, empty range. */
   #mapRange(iova: number, paddr: number, size: number, attrs: number): void {
     const bitmap = this.#bitmap;
@@ -614,23 +675,24 @@ export class IoPgtable {
     while (left > 0) {
       let level: 1 | 2 | 3 = 3;
       if (
-        (bitmap & SZ_1G) !== 0 && left >= SZ_1G && cur % SZ_1G === 0 &&
-        pa % SZ_1G === 0
+        (bitmap & SZ_1G) !== 0 && left >= SZ_1G &&
+        Number.isInteger(cur * INV_1G) && Number.isInteger(pa * INV_1G)
       ) {
         level = 1;
       } else if (
-        (bitmap & SZ_2M) !== 0 && left >= SZ_2M && cur % SZ_2M === 0 &&
-        pa % SZ_2M === 0
+        (bitmap & SZ_2M) !== 0 && left >= SZ_2M &&
+        Number.isInteger(cur * INV_2M) && Number.isInteger(pa * INV_2M)
       ) {
         level = 2;
       }
       const span = SPAN[level]!;
       const slot = this.#tableFor(cur, level);
       const pool = level === 3 ? this.#leaf : this.#dir;
-      const i = (cur / span) & 511;
+      const inv = INV_SPAN[level]!;
+      const i = (cur * inv) & 511;
       // Stay inside this table: the next bigger page size can only start at
       // the next table boundary.
-      const n = Math.min(ENTRIES - i, Math.floor(left / span));
+      const n = Math.min(ENTRIES - i, Math.floor(left * inv));
       const c = pool.desc[slot >>> CHUNK_SHIFT]!;
       let o = ((slot & CHUNK_MASK) << 10) | (i << 1);
       const a = level === 3 ? pageAttrs : blockAttrs;
@@ -655,10 +717,12 @@ export class IoPgtable {
    * tables on the way. The path must hold no block (map checks first).
    */
   #tableFor(iova: number, level: number): number {
+    const region = level === 3 ? Math.floor(iova * INV_2M) * SZ_2M : -1;
+    if (region >= 0 && region === this.#leafBase) return this.#leafSlot;
     const dir = this.#dir;
     let slot = 0;
     for (let l = 0; l < level; l++) {
-      const i = (iova / SPAN[l]!) & 511;
+      const i = (iova * INV_SPAN[l]!) & 511;
       const lo = dir.desc[slot >>> CHUNK_SHIFT]![
         ((slot & CHUNK_MASK) << 10) | (i << 1)
       ]!;
@@ -668,6 +732,10 @@ export class IoPgtable {
         slot = dir
           .child![slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
       }
+    }
+    if (region >= 0) {
+      this.#leafBase = region;
+      this.#leafSlot = slot;
     }
     return slot;
   }
@@ -725,6 +793,7 @@ export class IoPgtable {
 
   /** Releases the table in `slot` at `level` (it must be empty). */
   #freeTable(slot: number, level: number): void {
+    this.#leafBase = -1;
     const pool = level === 3 ? this.#leaf : this.#dir;
     const addr = pool.addr[slot]!;
     this.#byAddr.delete(addr);
@@ -802,8 +871,9 @@ export class IoPgtable {
     end: number,
   ): number {
     const span = SPAN[level]!;
-    const i0 = Math.floor((start - base) / span);
-    const i1 = Math.floor((end - 1 - base) / span);
+    const inv = INV_SPAN[level]!;
+    const i0 = Math.floor((start - base) * inv);
+    const i1 = Math.floor((end - 1 - base) * inv);
     if (level === 3) {
       const leaf = this.#leaf;
       const c = leaf.desc[slot >>> CHUNK_SHIFT]!;

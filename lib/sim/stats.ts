@@ -135,29 +135,56 @@ export class Histogram {
  * ```
  */
 export class Counters {
-  #values = new Map<string, number>();
+  /**
+   * One mutable cell per name: `add` is one hash lookup and writes the value
+   * in place (a Map of numbers would allocate a new number on every update
+   * of a counter beyond the small-integer range, such as bytes).
+   */
+  #cells = new Map<string, { v: number }>();
 
   /** Adds `n` (default 1) to `name`. */
   add(name: string, n = 1): void {
-    this.#values.set(name, (this.#values.get(name) ?? 0) + n);
+    const c = this.#cells.get(name);
+    if (c === undefined) this.#cells.set(name, { v: 0 + n });
+    else c.v += n;
+  }
+
+  /**
+   * The mutable cell of `name`, created at 0 when missing (it then exists,
+   * as after `add(name, 0)`): a hot path that adds to one counter on every
+   * call keeps the cell and adds to `cell.v` without a lookup. Get it at the
+   * first add, not before, so that a counter never added stays absent.
+   */
+  cell(name: string): { v: number } {
+    let c = this.#cells.get(name);
+    if (c === undefined) {
+      c = { v: 0 };
+      this.#cells.set(name, c);
+    }
+    return c;
   }
 
   /** Sets `name` to the max of its value and `v` (for peaks). */
   max(name: string, v: number): void {
-    if (v > (this.#values.get(name) ?? 0)) this.#values.set(name, v);
+    const c = this.#cells.get(name);
+    if (c === undefined) {
+      if (v > 0) this.#cells.set(name, { v });
+    } else if (v > c.v) {
+      c.v = v;
+    }
   }
 
   /** The value of `name` (0 if never set). */
   get(name: string): number {
-    return this.#values.get(name) ?? 0;
+    return this.#cells.get(name)?.v ?? 0;
   }
 
   /** All counters as a plain record, names sorted. */
   toJSON(): Record<string, number> {
     return Object.fromEntries(
-      [...this.#values.entries()].sort(([a], [b]) =>
-        a < b ? -1 : a > b ? 1 : 0
-      ),
+      [...this.#cells.entries()]
+        .map(([k, c]) => [k, c.v] as const)
+        .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0),
     );
   }
 }

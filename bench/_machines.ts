@@ -1,0 +1,40 @@
+/**
+ * The VM-start machines the pin benches and bench/memory.ts share.
+ *
+ * @module
+ */
+import {
+  buildMachine,
+  type Machine,
+  parseScenario,
+  startVms,
+} from "../lib/experiment/mod.ts";
+
+/** Guest RAM backing of a start case. */
+export type StartBacking = "4k" | "hugetlb-1g";
+
+/** The machine of one VM start with `ram` of guest RAM (built, not started). */
+export function startMachine(
+  ram: "64GiB" | "1TiB",
+  backing: StartBacking,
+  mode: "static-pin" | "iopf",
+): Machine {
+  return buildMachine(parseScenario({
+    name: `vm-start-${ram}-${backing}-${mode}`,
+    host: { memory: ram === "1TiB" ? "1280GiB" : "80GiB", backing },
+    vm: { memory: ram },
+    dma: { mode },
+    workload: { kind: "boot" },
+  }));
+}
+
+/** Starts the VM of `m` on the simulator; throws if it did not start. */
+export function startVm(m: Machine): void {
+  let started = false;
+  startVms(m, () => started = true);
+  m.sim.run();
+  const vm = m.vms[0]!;
+  if (!started || !vm.started) {
+    throw new Error(`${m.scenario.name}: the VM did not start (${vm.error})`);
+  }
+}

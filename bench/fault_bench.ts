@@ -1,0 +1,155 @@
+/**
+ * Wall time of one simulated I/O page fault through the assembled stack
+ * (lib/experiment's `buildMachine`, without the isolation sanitizer that
+ * scenario runs add): one iteration is one fault. The machine is built and
+ * its VM started once, outside the measured loop; each iteration makes the
+ * device write one fresh 4 KiB page of guest RAM and runs the simulator
+ * until the transfer completes, timed with `b.start()` / `b.end()`.
+ *
+ * - `stall fault round trip s2` (baseline): a platform device behind a
+ *   stall-model SMMU, stage 2 with IOPF: stall, event record, evtq thread,
+ *   IOMMU core IOPF queue, VFIO type1 handler (pin + iommu_map + bitmap),
+ *   page response, CMD_RESUME Retry, the retried translation, the data.
+ * - `pri fault round trip s2`: a PCIe device with ATS/PRI: ATS Translation
+ *   Request, "no access", Page Request, PRI queue, the same handler,
+ *   CMD_PRI_RESP, PRG Response, ATS again, the data.
+ * - `nested stage-1 fault to guest`: nested translation with the guest
+ *   filling its stage 1 on faults: the stage-1 fault is forwarded through
+ *   the VFIO fault region to the guest's vSMMU driver, which maps the page
+ *   and answers. The guest's DMA API maps each page just before (outside
+ *   the timing), and stage 2 is faulted in beforehand for the pages used,
+ *   so nearly every iteration is a stage-1 fault alone (a new stage-1 table
+ *   page every 256 buffers adds one stage-2 fault).
+ *
+ *     deno bench --allow-read bench/fault_bench.ts
+ *
+ * @module
+ */
+import {
+  buildMachine,
+  dmaContext,
+  GUEST_RAM_BASE,
+  type Machine,
+  parseScenario,
+  startVms,
+  type VmInstance,
+} from "../lib/experiment/mod.ts";
+
+const GROUP = "fault";
+const N = 20_000;
+const WARMUP = 500;
+
+/** A machine with one started VM of 64 GiB on 4 KiB pages, no workload. */
+function machine(
+  fault: "stall" | "pri",
+  nested = false,
+): { m: Machine; vm: VmInstance } {
+  const m = buildMachine(parseScenario({
+    name: `fault-bench-${fault}${nested ? "-nested" : ""}`,
+    host: { memory: "128GiB", backing: "4k" },
+    vm: { memory: "64GiB" },
+    smmu: { stage: nested ? "nested" : "s2" },
+    device: { fault },
+    dma: { mode: "iopf", premapPages: 1 },
+    ...(nested ? { guest: { stage1: "on-fault" } } : {}),
+    workload: { kind: "boot" },
+  }));
+  let started = false;
+  startVms(m, () => started = true);
+  m.sim.run();
+  const vm = m.vms[0]!;
+  if (!started || !vm.started) {
+    throw new Error(`bench setup: the VM did not start (${vm.error})`);
+  }
+  return { m, vm };
+}
+
+/** Fails loudly if the transfers did not fault as the bench says they do. */
+function check(name: string, ok: number, faults: number, runs: number): void {
+  if (ok !== runs || faults < runs) {
+    throw new Error(
+      `${name}: ${ok} of ${runs} transfers succeeded with ${faults} faults`,
+    );
+  }
+}
+
+for (const fault of ["stall", "pri"] as const) {
+  const name = `${fault} fault round trip s2`;
+  const { m, vm } = machine(fault);
+  const { sim } = m;
+  let page = 0, ok = 0, runs = 0;
+  const done = (r: { ok: boolean }) => {
+    if (r.ok) ok++;
+  };
+  const faults = () => m.core.iopf.stats().faults;
+  // One checked fault before the bench.
+  vm.device.dma({ iova: GUEST_RAM_BASE, size: 4096, write: true }, done);
+  sim.run();
+  page = 1;
+  check(name, ok, faults(), 1);
+  ok = 0;
+  const before = faults();
+  Deno.bench({
+    name,
+    group: GROUP,
+    baseline: fault === "stall",
+    n: N,
+    warmup: WARMUP,
+    fn(b) {
+      const iova = GUEST_RAM_BASE + page++ * 4096;
+      b.start();
+      vm.device.dma({ iova, size: 4096, write: true }, done);
+      sim.run();
+      b.end();
+      runs++;
+    },
+  });
+  globalThis.addEventListener("unload", () => {
+    check(name, ok, faults() - before, runs);
+  });
+}
+
+{
+  const name = "nested stage-1 fault to guest";
+  const { m, vm } = machine("stall", true);
+  const { sim } = m;
+  const guest = vm.guest!;
+  const ctx = dmaContext(m, vm, new Map());
+  let ok = 0;
+  const done = (r: { ok: boolean }) => {
+    if (r.ok) ok++;
+  };
+  // Fault in stage 2 for the pages the bench maps: one DMA over all of them
+  // through a buffer of the guest, which is then unmapped again.
+  const POOL = 4096;
+  let iova = -1;
+  ctx.dmaMap(GUEST_RAM_BASE, POOL * 4096, true, (v) => iova = v);
+  sim.run();
+  ctx.dma({ iova, size: POOL * 4096, write: true }, done);
+  sim.run();
+  ctx.dmaUnmap(iova, POOL * 4096, () => {});
+  sim.run();
+  if (ok !== 1) throw new Error(`${name}: the stage-2 warm-up DMA failed`);
+  ok = 0;
+  let page = 0, runs = 0;
+  const s1Before = guest.stats().faults;
+  Deno.bench({
+    name,
+    group: GROUP,
+    n: N,
+    warmup: WARMUP,
+    fn(b) {
+      const gpa = GUEST_RAM_BASE + (page++ % POOL) * 4096;
+      ctx.dmaMap(gpa, 4096, true, (v) => iova = v);
+      sim.run();
+      b.start();
+      vm.device.dma({ iova, size: 4096, write: true }, done);
+      sim.run();
+      b.end();
+      runs++;
+    },
+  });
+  globalThis.addEventListener("unload", () => {
+    check(name, ok, guest.stats().faults - s1Before, runs);
+  });
+}
