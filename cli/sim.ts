@@ -7,7 +7,8 @@
  *
  * Exit status: 0 on success; 2 on a bad scenario file or bad arguments,
  * with one message on stderr naming the field and what is wrong, and no
- * file written; 1 on an internal error.
+ * file written; 1 on an internal error, or (one line on stderr) when the
+ * scenario livelocks (ETIMEDOUT: no DMA progress while faults keep coming).
  *
  * @module
  */
@@ -206,6 +207,11 @@ function failed(io: SimIo, file: string, e: unknown): number {
       : `${file}: ${e.message}`;
     io.stderr(`${msg.replaceAll("\n", " ")}\n`);
     return EXIT_USAGE;
+  }
+  if (e instanceof IopfLabError && e.code === "ETIMEDOUT") {
+    // The scenario livelocked (a result of the model, not a bug in it).
+    io.stderr(`${file}: ${e.message.replaceAll("\n", " ")}\n`);
+    return EXIT_INTERNAL;
   }
   return internal(io, e);
 }

@@ -102,6 +102,7 @@ export {
   type SweepProgress,
 } from "./sweep.ts";
 export {
+  LIVELOCK_NS,
   makeWorkload,
   type RunOptions,
   runScenario,

@@ -8,7 +8,7 @@
 import type { CoiommuBackendStats } from "../coiommu/mod.ts";
 import type { Histogram } from "../sim/stats.ts";
 import { IopfLabError } from "../sim/errors.ts";
-import { PAGE_SIZE } from "../sim/units.ts";
+import { formatTime, PAGE_SIZE } from "../sim/units.ts";
 import {
   AcceleratorWorkload,
   BootWorkload,
@@ -48,7 +48,20 @@ export interface RunOptions {
    * (the density experiment reads each VM's device statistics).
    */
   readonly inspect?: (m: Machine) => void;
+  /**
+   * Simulated ns without any DMA progress, while I/O page faults keep
+   * coming, after which the run is declared livelocked (ETIMEDOUT).
+   * Default {@linkcode LIVELOCK_NS}; `Infinity` never gives up.
+   */
+  readonly livelockNs?: number;
 }
+
+/**
+ * Default of {@linkcode RunOptions.livelockNs}: 10 s of simulated time in
+ * which faults are reported and retried but no byte moves (say, pages
+ * reclaimed again before the retried access reaches them) ends the run.
+ */
+export const LIVELOCK_NS = 10e9;
 
 /** Zipf exponent of the `random` workload's "zipf" distribution. */
 const ZIPF_EXPONENT = 1;
@@ -119,7 +132,11 @@ export function runScenarioWithSeries(
   const { sim } = m;
   const sanitizer = new IsolationSanitizer(m);
   const counters = new Map<string, number>();
-  const sampler = new Sampler(m, options.seriesPoints ?? 100);
+  const sampler = new Sampler(
+    m,
+    options.seriesPoints ?? 100,
+    options.livelockNs ?? LIVELOCK_NS,
+  );
   let setupNs = 0;
   let runStart = 0;
   let runEnd = 0;
@@ -364,10 +381,17 @@ class Sampler {
   #locked: number[] = [];
   #stopped = false;
   #event = -1;
+  readonly #livelockNs: number;
+  /** Last time DMA moved, or no fault came in (not livelocked then). */
+  #progressAt = 0;
+  #lastBytes = 0;
+  #lastFaults = 0;
+  #faultsAtProgress = 0;
 
-  constructor(m: Machine, target: number) {
+  constructor(m: Machine, target: number, livelockNs: number) {
     this.#m = m;
     this.#target = Math.max(4, target);
+    this.#livelockNs = livelockNs;
   }
 
   start(): void {
@@ -407,8 +431,33 @@ class Sampler {
     this.#populated.push(populated);
     this.#locked.push(locked);
     if (this.#t.length >= 2 * this.#target) this.#decimate();
-    if (!this.#stopped) this.#event = m.sim.after(this.#interval, this.#sample);
+    this.#watch(bytes, m.core.counters.get("iopf.faults"));
+    // Sample only while something else is going on: a stuck run then goes
+    // idle (and fails as such) instead of sampling forever.
+    this.#event = !this.#stopped && m.sim.pending > 0
+      ? m.sim.after(this.#interval, this.#sample)
+      : -1;
   };
+
+  /** Throws ETIMEDOUT when faults keep coming and no byte moves for too long. */
+  #watch(bytes: number, faults: number): void {
+    const now = this.#m.sim.now;
+    if (bytes !== this.#lastBytes || faults === this.#lastFaults) {
+      this.#progressAt = now;
+      this.#faultsAtProgress = faults;
+    } else if (now - this.#progressAt >= this.#livelockNs) {
+      throw new IopfLabError(
+        "ETIMEDOUT",
+        `Scenario ${this.#m.scenario.name} livelocked: no DMA progress for ${
+          formatTime(now - this.#progressAt)
+        } of simulated time while ${
+          faults - this.#faultsAtProgress
+        } I/O page faults were reported (at ${now} ns); memory thrashing? (host.memory too small for the VMs' working sets, or dma.premapPages too large)`,
+      );
+    }
+    this.#lastBytes = bytes;
+    this.#lastFaults = faults;
+  }
 
   #decimate(): void {
     const keep = (a: number[]) => a.filter((_v, i) => i % 2 === 0);

@@ -16,7 +16,8 @@ export type ErrorCode =
   | "EPERM"
   | "ENOSPC"
   | "E2BIG"
-  | "EIO";
+  | "EIO"
+  | "ETIMEDOUT";
 
 /**
  * The base error of iopf-lab: a stable errno-like `code` and a message that

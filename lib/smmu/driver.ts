@@ -516,16 +516,24 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     this.#install(m, done);
   }
 
-  /** Puts the device's STE back to abort (CFGI + SYNC, ATC flush), then calls `done`. */
+  /**
+   * Puts the device's STE back to abort (CFGI + SYNC, ATC flush), then calls
+   * `done`. Until then the device's ATC may still hold the domain's
+   * translations, so it stays on the domain's invalidation list: an unmap
+   * meanwhile invalidates its ATC too.
+   */
   detachDev(dev: IommuDevice, done: () => void): void {
     const m = this.#masters.get(dev.name);
     if (!m || !m.domain) {
       this.#sim.after(0, done);
       return;
     }
-    m.domain.devices.delete(dev);
+    const d = m.domain;
     m.domain = undefined;
-    this.#install(m, done);
+    this.#install(m, () => {
+      if (m.domain !== d) d.devices.delete(dev);
+      done();
+    });
   }
 
   /**

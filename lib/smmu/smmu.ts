@@ -305,6 +305,8 @@ class Pending {
   abort = true;
   stag = -1;
   detectedAt = 0;
+  /** The SMMU's invalidation count when the translation was looked up. */
+  gen = 0;
   fire: () => void = noop;
   fault: () => void = noop;
   atsDone: () => void = noop;
@@ -509,6 +511,14 @@ export class Smmu {
   readonly #cmdDone: ((() => void) | undefined)[];
   readonly #cmdBacklog: { cmd: Command; done: (() => void) | undefined }[] = [];
   #atcPending = 0;
+  /**
+   * Configuration and TLB invalidations executed so far. A translation is
+   * looked up at once but delivered after its latency; one delivered after
+   * an invalidation that ran meanwhile is looked up again, as the real
+   * invalidation would not complete while a transaction still used what it
+   * invalidates.
+   */
+  #invalGen = 0;
   #syncWaiter: (() => void) | undefined = undefined;
   /** Commands submitted (issued or being issued) and not yet consumed. */
   #queuedCmds = 0;
@@ -739,6 +749,7 @@ export class Smmu {
     p.priv = false;
     p.ats = true;
     p.atsCb = cb;
+    p.gen = this.#invalGen;
     const cost = this.#xlate(p);
     p.detectedAt = this.#sim.now + cost;
     this.#sim.after(cost, p.atsDone);
@@ -1006,6 +1017,9 @@ export class Smmu {
 
   /** Applies a command; returns extra processing time (ns). */
   #execute(cmd: Command): number {
+    if (cmd.opcode >= CMD_CFGI_STE && cmd.opcode <= CMD_TLBI_NSNH_ALL) {
+      this.#invalGen++;
+    }
     switch (cmd.opcode) {
       case CMD_PREFETCH_CONFIG:
         if (cmd.SID < this.#steCache.length && !this.#steCache[cmd.SID]) {
@@ -1159,6 +1173,10 @@ export class Smmu {
   #newPending(): Pending {
     const p = new Pending();
     p.fire = () => {
+      if (p.gen !== this.#invalGen) {
+        this.#run(p); // raced an invalidation: translate again
+        return;
+      }
       const cb = p.cb!;
       p.cb = undefined;
       p.okRes.pa = p.pa;
@@ -1172,6 +1190,7 @@ export class Smmu {
   }
 
   #run(p: Pending): void {
+    p.gen = this.#invalGen;
     const cost = this.#xlate(p);
     if (p.status === OK) {
       this.#sim.after(cost, p.fire);
@@ -1229,6 +1248,14 @@ export class Smmu {
   }
 
   #onAtsDone(p: Pending): void {
+    if (p.gen !== this.#invalGen) {
+      // Raced an invalidation: translate again.
+      p.gen = this.#invalGen;
+      const cost = this.#xlate(p);
+      p.detectedAt = this.#sim.now + cost;
+      this.#sim.after(cost, p.atsDone);
+      return;
+    }
     const cb = p.atsCb!;
     p.atsCb = undefined;
     let r: AtsResult;
