@@ -28,7 +28,7 @@ export const INVARIANTS = {
   noStalledTransactions: "every stalled transaction was resumed or terminated",
   noOutstandingPageRequests:
     "every page request was answered or dropped by the overflow rules",
-  pinsAgree: "pages pinned in mm equal the pins VFIO holds",
+  pinsAgree: "pins held in mm (summed over pages) equal the pins VFIO holds",
   lockedAgree: "locked_vm equals what VFIO charged",
   lockedWithinLimit: "locked_vm never exceeds RLIMIT_MEMLOCK",
   nothingPinnedAfterTeardown: "no page stays pinned after teardown",
@@ -94,9 +94,9 @@ export function checkInvariants(
     );
     if (when === "after the workload") {
       must(
-        vm.mm.pinnedPages === vm.container.pinnedPages,
+        vm.mm.pinRefs === vm.container.pinnedPages,
         "pinsAgree",
-        `vm${vm.index}: mm has ${vm.mm.pinnedPages} pinned pages, VFIO holds ${vm.container.pinnedPages}`,
+        `vm${vm.index}: mm holds ${vm.mm.pinRefs} pins, VFIO holds ${vm.container.pinnedPages}`,
       );
       must(
         vm.mm.lockedVm === vm.container.lockedPages,

@@ -131,6 +131,7 @@ export class MmStruct implements Shrinker {
   #peakLockedVm = 0;
   #peakPopulated = 0;
   #peakPinned = 0;
+  #pinRefs = 0;
   #swapOuts = 0;
   #swapIns = 0;
   #faults = 0;
@@ -183,6 +184,14 @@ export class MmStruct implements Shrinker {
   /** Highest {@linkcode lockedVm} seen. */
   get peakLockedVm(): number {
     return this.#peakLockedVm;
+  }
+  /**
+   * Pins held, summed over pages: a page pinned twice (mapped at two IOVAs,
+   * or re-pinned before an earlier unpin) counts twice. What the pinning
+   * callers together must hold.
+   */
+  get pinRefs(): number {
+    return this.#pinRefs;
   }
   /** 4 KiB pages with a pin count above 0. */
   get pinnedPages(): number {
@@ -484,6 +493,7 @@ export class MmStruct implements Shrinker {
       }
     }
     ns += k["mm.pinPerHuge"] * huge;
+    this.#pinRefs += npages;
     const pinned = this.pinnedPages;
     if (pinned > this.#peakPinned) this.#peakPinned = pinned;
     const firstPfn = this.hvaToPfn(hva);
@@ -521,6 +531,7 @@ export class MmStruct implements Shrinker {
     eachChunk(pieces, (v, c, a, b) => {
       v.addPins(c, a, b, -1);
     });
+    this.#pinRefs -= npages;
     return this.#costs["mm.unpinPer4k"] * npages;
   }
 

@@ -612,3 +612,21 @@ Deno.test("MmStruct: every backing tears down to zero", () => {
     assert.equal(mm.swappedPages, 0);
   }
 });
+
+Deno.test("pinRefs counts every pin, pinnedPages every pinned page", () => {
+  const mm = new MmStruct(
+    new HostMemory({ size: 64 * MiB, costs: TEST_COSTS }),
+    {
+      memlockLimit: Infinity,
+    },
+  );
+  const v = mm.mmap({ size: SZ_2M, backing: "4k" });
+  mm.pinUserPages(v.start, 4, { longterm: true });
+  mm.pinUserPages(v.start + P, 2, { longterm: true }); // two pages pinned twice
+  const counts = () => [mm.pinnedPages, mm.pinRefs];
+  assert.deepEqual(counts(), [4, 6]);
+  mm.unpinUserPages(v.start, 4);
+  assert.deepEqual(counts(), [2, 2]);
+  mm.unpinUserPages(v.start + P, 2);
+  assert.deepEqual(counts(), [0, 0]);
+});

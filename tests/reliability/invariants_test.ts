@@ -73,7 +73,7 @@ Deno.test("a page pinned behind VFIO's back breaks pinsAgree", () => {
     m,
     "after the workload",
     "pinsAgree",
-    /vm0: mm has 1 pinned pages, VFIO holds 0 \(EIO\)$/,
+    /vm0: mm holds 1 pins, VFIO holds 0 \(EIO\)$/,
   );
   vm.mm.unpinUserPages(vm.hva + 0x5000, 1);
   checkInvariants(m, "after the workload");
@@ -145,4 +145,21 @@ Deno.test("guest RAM left populated breaks nothingPopulatedAfterTeardown", () =>
     "nothingPopulatedAfterTeardown",
     /vm0: 16777216 bytes populated/,
   );
+});
+
+Deno.test("a page VFIO pins twice (two IOVAs) keeps pinsAgree", () => {
+  const { m, vm } = startMachine(scenario("static-pin"));
+  // The VMM maps one more IOVA onto guest RAM that is already pinned: the
+  // page's pin count is 2, mm's pinned pages stay the same.
+  vm.container.mapDma({
+    vaddr: vm.hva,
+    iova: 0x8000_0000_0000,
+    size: 4096,
+    flags: 3,
+  });
+  m.sim.run();
+  assert.equal(vm.mm.pinRefs, vm.mm.pinnedPages + 1);
+  checkInvariants(m, "after the workload");
+  teardown(m);
+  checkInvariants(m, "after teardown");
 });
