@@ -8,7 +8,12 @@
  *
  * @module
  */
-import { formatRate, formatValue } from "./metrics.ts";
+import {
+  formatRate,
+  formatValue,
+  type Metrics,
+  type SeriesRow,
+} from "./metrics.ts";
 import { formatSize, PAGE_SIZE } from "../sim/units.ts";
 import {
   type CoiommuDesignOptions,
@@ -245,60 +250,96 @@ export function compareModes(options: CompareOptions = {}): CompareResult {
       }
     }
     for (const mode of modes) {
-      const s = parseScenario(mergeScenarioJson(base, {
-        name: `${name}[${mode}]`,
-        dma: designDma(mode, coiommu),
-        workload,
-        check,
-      }));
+      const s = parseScenario(
+        compareScenarioJson(base, name, workload, mode, coiommu, check),
+      );
       vmMemory = s.vm.memory * s.vm.count;
       const { metrics: m, series: ser } = runScenarioWithSeries(s, {
         seriesPoints: options.seriesPoints ?? 60,
       });
-      const x = m.extra ?? {};
-      const perSec = (n: number) => m.runNs > 0 ? (n / m.runNs) * 1e9 : 0;
-      const traps = x.viommuTraps ?? 0;
-      const doorbells = x.coiommuDoorbells ?? 0;
-      rows.push({
-        workload: name,
-        mode,
-        setupNs: m.setupNs,
-        runNs: m.runNs,
-        dmaBytes: m.dmaBytes,
-        throughputBytesPerSec: m.throughputBytesPerSec,
-        pinnedPagesPeak: m.pinnedPagesPeak,
-        pinnedBytesPeak: m.pinnedPagesPeak * PAGE_SIZE,
-        pinnedBytesEnd: m.pinnedPagesEnd * PAGE_SIZE,
-        pinnedFraction: (m.pinnedPagesPeak * PAGE_SIZE) / vmMemory,
-        lockedBytesPeak: m.lockedBytesPeak,
-        faults: m.faults.total,
-        traps,
-        doorbells,
-        faultsPerSec: perSec(m.faults.total),
-        trapsPerSec: perSec(traps),
-        doorbellsPerSec: perSec(doorbells),
-        hostEventsPerSec: perSec(m.faults.total + traps + doorbells),
-        dmaErrors: m.dmaErrors,
-        isolationViolations: m.isolationViolations,
-        vmsPerHost: healthy.get(mode) ?? NaN,
-      });
-      for (const p of ser) {
-        series.push({
-          workload: name,
-          mode,
-          tNs: p.tNs,
-          throughputBytesPerSec: p.throughputBytesPerSec,
-          pinnedBytes: p.pinnedPages * PAGE_SIZE,
-          populatedBytes: p.populatedBytes,
-          faults: p.faults,
-        });
-      }
+      rows.push(modeRow(name, mode, m, vmMemory, healthy.get(mode) ?? NaN));
+      series.push(...modeSeries(name, mode, ser));
     }
   }
   const recommendations = recommendDesigns(rows, {
     pinnedLimitBytes: (options.pinnedLimit ?? 0.25) * vmMemory,
   });
   return { rows, series, density, recommendations };
+}
+
+/**
+ * The scenario JSON of one design on one named workload, as
+ * {@linkcode compareModes} runs it: `base` with the design's `dma` section
+ * and the workload.
+ */
+export function compareScenarioJson(
+  base: Readonly<Record<string, unknown>>,
+  name: string,
+  workload: Readonly<Record<string, unknown>>,
+  mode: DesignMode,
+  coiommu: CoiommuDesignOptions,
+  check: boolean,
+): Record<string, unknown> {
+  return mergeScenarioJson(base, {
+    name: `${name}[${mode}]`,
+    dma: designDma(mode, coiommu),
+    workload,
+    check,
+  });
+}
+
+/** The {@linkcode ModeRow} of one run: `vmMemory` is the guest RAM of all its VMs. */
+export function modeRow(
+  workload: string,
+  mode: DesignMode,
+  m: Metrics,
+  vmMemory: number,
+  vmsPerHost: number,
+): ModeRow {
+  const x = m.extra ?? {};
+  const perSec = (n: number) => m.runNs > 0 ? (n / m.runNs) * 1e9 : 0;
+  const traps = x.viommuTraps ?? 0;
+  const doorbells = x.coiommuDoorbells ?? 0;
+  return {
+    workload,
+    mode,
+    setupNs: m.setupNs,
+    runNs: m.runNs,
+    dmaBytes: m.dmaBytes,
+    throughputBytesPerSec: m.throughputBytesPerSec,
+    pinnedPagesPeak: m.pinnedPagesPeak,
+    pinnedBytesPeak: m.pinnedPagesPeak * PAGE_SIZE,
+    pinnedBytesEnd: m.pinnedPagesEnd * PAGE_SIZE,
+    pinnedFraction: (m.pinnedPagesPeak * PAGE_SIZE) / vmMemory,
+    lockedBytesPeak: m.lockedBytesPeak,
+    faults: m.faults.total,
+    traps,
+    doorbells,
+    faultsPerSec: perSec(m.faults.total),
+    trapsPerSec: perSec(traps),
+    doorbellsPerSec: perSec(doorbells),
+    hostEventsPerSec: perSec(m.faults.total + traps + doorbells),
+    dmaErrors: m.dmaErrors,
+    isolationViolations: m.isolationViolations,
+    vmsPerHost,
+  };
+}
+
+/** The {@linkcode ModeSeriesRow}s of one run's time series. */
+export function modeSeries(
+  workload: string,
+  mode: DesignMode,
+  series: readonly SeriesRow[],
+): ModeSeriesRow[] {
+  return series.map((p) => ({
+    workload,
+    mode,
+    tNs: p.tNs,
+    throughputBytesPerSec: p.throughputBytesPerSec,
+    pinnedBytes: p.pinnedPages * PAGE_SIZE,
+    populatedBytes: p.populatedBytes,
+    faults: p.faults,
+  }));
 }
 
 /** Options of {@linkcode recommendDesigns}. */

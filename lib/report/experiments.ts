@@ -33,6 +33,7 @@ import { loadCostProfile } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatSize, formatTime, PAGE_SIZE, parseSize } from "../sim/units.ts";
 import { facetLines, stackedBars } from "./_charts.ts";
+import { alternatives } from "./alternatives.ts";
 import {
   BREAKDOWN_SEGMENTS,
   breakdownInput,
@@ -117,7 +118,7 @@ export function experimentScenarios(e: Experiment): Scenario[] {
   return e.sets.flatMap((set) => expandSweep(parseScenario(set.json)));
 }
 
-/** The seven experiments of the report, full or quick. */
+/** The eight experiments of the report, full or quick. */
 export function reportSuite(options: SuiteOptions = {}): Experiment[] {
   const quick = options.quick ?? false;
   return [
@@ -128,6 +129,7 @@ export function reportSuite(options: SuiteOptions = {}): Experiment[] {
     priQueue(quick),
     notifierMemory(quick),
     lazyInvalidation(quick),
+    alternatives(quick),
   ];
 }
 

@@ -322,7 +322,7 @@ Deno.test("breakdownInput reads the per-access counts off the metrics", () => {
 // ---------------------------------------------------------------------------
 // The suite, files and HTML
 
-Deno.test("reportSuite: seven experiments whose scenarios all parse", () => {
+Deno.test("reportSuite: eight experiments whose scenarios all parse", () => {
   for (const quick of [true, false]) {
     const suite = reportSuite({ quick });
     assert.deepEqual(suite.map((e) => e.id), [
@@ -333,6 +333,7 @@ Deno.test("reportSuite: seven experiments whose scenarios all parse", () => {
       "pri-queue",
       "notifier-memory",
       "lazy-invalidation",
+      "alternatives",
     ]);
     for (const e of suite) {
       const points = experimentScenarios(e);
@@ -494,4 +495,52 @@ Deno.test("deno task report: bad arguments exit 2 with one message", async () =>
   const help = await report(["--help"]);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^usage: deno task report/);
+});
+
+Deno.test("the alternatives section compares all five designs and recommends from the rows", async () => {
+  const { alternatives } = await import("../../lib/report/alternatives.ts");
+  const { runScenarioWithSeries } = await import("../../lib/experiment/run.ts");
+  const e = alternatives(true);
+  const points = experimentScenarios(e);
+  assert.equal(points.length, 15, "3 workloads x 5 designs");
+  const runs = points.map((scenario) => ({
+    scenario,
+    ...runScenarioWithSeries(scenario, { seriesPoints: 20 }),
+  }));
+  const result = e.analyse(runs);
+  const rows = result.tables[0]!.rows as unknown as {
+    mode: string;
+    pinnedBytesPeak: number;
+    isolationViolations: number;
+  }[];
+  assert.deepEqual([...new Set(rows.map((r) => r.mode))], [
+    "static-pin",
+    "iopf",
+    "iopf+notifier",
+    "viommu-pin",
+    "coiommu",
+  ]);
+  for (const r of rows) assert.equal(r.isolationViolations, 0);
+  const staticPinned =
+    rows.find((r) => r.mode === "static-pin")!.pinnedBytesPeak;
+  assert.equal(
+    staticPinned,
+    512 * 2 ** 20,
+    "static pinning pins the whole guest",
+  );
+  const recs = result.tables[1]!.rows as unknown as {
+    mode: string;
+    pinnedBytesPeak: number;
+    pinnedLimitBytes: number;
+  }[];
+  assert.equal(recs.length, 3);
+  for (const r of recs) {
+    assert.notEqual(
+      r.mode,
+      "static-pin",
+      "static pinning is over the pinning budget",
+    );
+    assert.ok(r.pinnedBytesPeak <= r.pinnedLimitBytes);
+  }
+  assert.equal(result.figures.length, 4);
 });
