@@ -83,7 +83,7 @@ export class IommuDomain {
   /** The guest's stage-1 configuration of a nested domain. */
   readonly nestedConfig: NestedConfig | undefined;
   /** @internal Devices attached (managed by the core). */
-  readonly _devices = new Set<IommuDevice>();
+  readonly _devices: Set<IommuDevice> = new Set();
   /** @internal Children nested on this domain (managed by the core). */
   _children = 0;
   /** @internal Set by domainFree. */

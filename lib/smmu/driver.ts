@@ -109,9 +109,9 @@ export class ArmSmmuDomain implements DriverDomain {
   /** S1ContextPtr of a nested domain (an IPA in the guest's space). */
   readonly s1ContextPtr: number;
   /** Devices attached now. */
-  readonly devices = new Set<IommuDevice>();
+  readonly devices: Set<IommuDevice> = new Set();
   /** Nested domains built on this stage-2 domain. */
-  readonly children = new Set<ArmSmmuDomain>();
+  readonly children: Set<ArmSmmuDomain> = new Set();
   /** True when the driver wrote the guest's CD table itself (no s1ContextPtr given). */
   readonly ownsCdTable: boolean;
 
