@@ -17,6 +17,7 @@ import {
 } from "../lib/report/mod.ts";
 import { progressReporter } from "../lib/experiment/sweep.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
+import { writeAll } from "./_io.ts";
 
 /** The usage line. */
 export const USAGE =
@@ -115,17 +116,6 @@ export interface ReportIo {
   readonly progress?: boolean;
   /** Stderr is a terminal: draw a progress bar instead of a line per run. [false] */
   readonly terminal?: boolean;
-}
-
-const encoder = new TextEncoder();
-
-function writeAll(
-  file: { writeSync(p: Uint8Array): number },
-  text: string,
-): void {
-  const bytes = encoder.encode(text);
-  let off = 0;
-  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
 }
 
 /** The process's standard output and error. */

@@ -25,6 +25,7 @@ import {
 import { progressReporter, runSweep } from "../lib/experiment/sweep.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { parseSimArgs, type SimArgs, USAGE } from "./_args.ts";
+import { writeAll } from "./_io.ts";
 
 /** Where {@linkcode main} writes its output (tests capture it). */
 export interface SimIo {
@@ -34,17 +35,6 @@ export interface SimIo {
   stderr(text: string): void;
   /** Reports sweep progress (by default a bar or lines on stderr). */
   progress?: boolean;
-}
-
-const encoder = new TextEncoder();
-
-function writeAll(
-  file: { writeSync(p: Uint8Array): number },
-  text: string,
-): void {
-  const bytes = encoder.encode(text);
-  let off = 0;
-  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
 }
 
 /** The process's standard output and error. */
