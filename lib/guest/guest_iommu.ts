@@ -17,6 +17,8 @@ import { hex, IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Counters } from "../sim/stats.ts";
 import {
+  alignDown,
+  isAligned,
   MAX_ADDRESS,
   PAGE_SIZE,
   type Prot,
@@ -108,6 +110,11 @@ export class GuestIommu {
   readonly #tableEnd: number;
   #irqPending = false;
   #running = false;
+  /** The threaded handler's batch of events and the index of the next one. */
+  #events: readonly VSmmuEvent[] = [];
+  #k = 0;
+  /** The event being handled. */
+  #ev: VSmmuEvent | undefined = undefined;
 
   /** Creates the driver with an empty stage-1 table registered in `tables`. */
   constructor(sim: Simulator, options: GuestIommuOptions) {
@@ -186,22 +193,19 @@ export class GuestIommu {
    */
   dmaMap(buffer: GuestDmaBuffer): number {
     const { iova, gpa, size, prot } = buffer;
-    const what = `Cannot dma_map IOVA ${hex(iova)}+${hex(size)}`;
-    for (const v of [iova, gpa, size]) {
-      if (
-        !Number.isInteger(v) || v < 0 || v % PAGE_SIZE !== 0 || v >= MAX_ADDRESS
-      ) {
-        throw new IopfLabError(
-          "EINVAL",
-          `${what}: addresses and size must be 4 KiB aligned`,
-        );
-      }
+    if (!isPageAddress(iova) || !isPageAddress(gpa) || !isPageAddress(size)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${mapWhat(iova, size)}: addresses and size must be 4 KiB aligned`,
+      );
     }
-    if (size === 0) throw new IopfLabError("EINVAL", `${what}: size is 0`);
+    if (size === 0) {
+      throw new IopfLabError("EINVAL", `${mapWhat(iova, size)}: size is 0`);
+    }
     if ((prot & (PROT_READ | PROT_WRITE)) === 0) {
       throw new IopfLabError(
         "EINVAL",
-        `${what}: prot grants neither read nor write`,
+        `${mapWhat(iova, size)}: prot grants neither read nor write`,
       );
     }
     const i = this.#lowerBound(iova);
@@ -214,7 +218,7 @@ export class GuestIommu {
     if (hit) {
       throw new IopfLabError(
         "EEXIST",
-        `${what}: overlaps the buffer at ${hex(hit.iova)}`,
+        `${mapWhat(iova, size)}: overlaps the buffer at ${hex(hit.iova)}`,
       );
     }
     if (this.stage1 === "premapped") this.s1.map(iova, gpa, size, prot);
@@ -272,55 +276,70 @@ export class GuestIommu {
     if (this.#irqPending || this.#running) return;
     this.#irqPending = true;
     this.counters.add("guest.irqs");
-    this.#sim.after(this.#costs["guest.irqToHandler"], () => {
-      this.#irqPending = false;
-      this.#running = true;
-      this.#drain();
-    });
+    this.#sim.after(this.#costs["guest.irqToHandler"], this.#thread);
   }
 
-  /** The threaded handler: handles queued events one at a time. */
+  /** Event: the threaded handler starts. */
+  readonly #thread = (): void => {
+    this.#irqPending = false;
+    this.#running = true;
+    this.#drain();
+  };
+
+  /**
+   * The threaded handler: handles queued events one at a time (the batch
+   * read last and the next one to handle are fields: one run at a time).
+   */
   #drain(): void {
     const events = this.#vsmmu.readEvents();
     if (events.length === 0) {
       this.#running = false;
       return;
     }
-    let k = 0;
-    const step = (): void => {
-      if (k >= events.length) {
-        this.#drain(); // events that arrived meanwhile
-        return;
-      }
-      const ev = events[k++]!;
-      this.#sim.after(this.#costs["guest.faultHandler"], () => {
-        this.#handle(ev);
-        if (!ev.last) {
-          step();
-          return;
-        }
-        const ok = !this.#failed.delete(ev.token);
-        this.counters.add("guest.responses");
-        this.#vsmmu.submitCommand(
-          ev.kind === "stall"
-            ? { op: "resume", token: ev.token, devId: ev.devId, retry: ok }
-            : {
-              op: "pri-resp",
-              token: ev.token,
-              devId: ev.devId,
-              resp: ok ? "success" : "invalid",
-            },
-          step,
-        );
-      });
-    };
-    step();
+    this.#events = events;
+    this.#k = 0;
+    this.#step();
   }
+
+  /** Handles the next event of the batch after `guest.faultHandler`, or drains again. */
+  readonly #step = (): void => {
+    const events = this.#events;
+    if (this.#k >= events.length) {
+      this.#drain(); // events that arrived meanwhile
+      return;
+    }
+    this.#ev = events[this.#k++]!;
+    this.#sim.after(this.#costs["guest.faultHandler"], this.#handleNext);
+  };
+
+  /** Event: one event handled; its group answered on the last one. */
+  readonly #handleNext = (): void => {
+    const ev = this.#ev!;
+    this.#ev = undefined;
+    this.#handle(ev);
+    if (!ev.last) {
+      this.#step();
+      return;
+    }
+    const ok = !this.#failed.delete(ev.token);
+    this.counters.add("guest.responses");
+    this.#vsmmu.submitCommand(
+      ev.kind === "stall"
+        ? { op: "resume", token: ev.token, devId: ev.devId, retry: ok }
+        : {
+          op: "pri-resp",
+          token: ev.token,
+          devId: ev.devId,
+          resp: ok ? "success" : "invalid",
+        },
+      this.#step,
+    );
+  };
 
   /** iommu_report_device_fault -> the guest's own IOPF handler, for one event. */
   #handle(ev: VSmmuEvent): void {
     this.counters.add("guest.faults");
-    const page = ev.addr - (ev.addr % PAGE_SIZE);
+    const page = alignDown(ev.addr, PAGE_SIZE);
     const b = this.#find(page);
     const wantW = (ev.perm & IOMMU_FAULT_PERM_WRITE) !== 0;
     const wantR = (ev.perm & IOMMU_FAULT_PERM_READ) !== 0;
@@ -356,4 +375,15 @@ export class GuestIommu {
     const b = this.#bufs[i];
     return b && iova < b.iova + b.size ? b : undefined;
   }
+}
+
+/** A whole, non-negative, 4 KiB aligned number below 2^52 (an address or size of dma_map). */
+function isPageAddress(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && isAligned(v, PAGE_SIZE) &&
+    v < MAX_ADDRESS;
+}
+
+/** The start of dma_map's error messages (formatted only when one is thrown). */
+function mapWhat(iova: number, size: number): string {
+  return `Cannot dma_map IOVA ${hex(iova)}+${hex(size)}`;
 }

@@ -55,8 +55,20 @@ export class VmmSmmuBackend {
   readonly #region: VfioDmaFaultRegion;
   readonly #vsmmu: VSmmu;
   readonly #kind: (dev: IommuDevice) => VSmmuFaultKind;
-  #queue: VfioFaultRecord[] = [];
+  /** Records to inject: [#head, #tail) (the storage is kept when it empties). */
+  #queue: (VfioFaultRecord | undefined)[] = [];
+  #head = 0;
+  #tail = 0;
   #busy = false;
+  /** The record being injected (one at a time). */
+  #rec: VfioFaultRecord | undefined = undefined;
+  /** Event: the record in `#rec` reaches the vSMMU, then the next one goes. */
+  readonly #injectNext = (): void => {
+    const rec = this.#rec!;
+    this.#rec = undefined;
+    this.#inject(rec);
+    this.#next();
+  };
   readonly #dropped = new Set<number>();
 
   /** Wires the backend to the region's eventfd and the vSMMU's command traps. */
@@ -76,21 +88,29 @@ export class VmmSmmuBackend {
     const recs = this.#region.readRecords();
     this.counters.add("vmm.wakeups");
     this.counters.add("vmm.records", recs.length);
-    this.#queue.push(...recs);
+    for (let i = 0; i < recs.length; i++) this.#queue[this.#tail++] = recs[i]!;
     if (!this.#busy) this.#next();
   }
 
   #next(): void {
-    const rec = this.#queue.shift();
-    if (!rec) {
+    // A FIFO with a head index (no shift per record); emptied when drained.
+    const q = this.#queue;
+    if (this.#head >= this.#tail) {
+      this.#head = 0;
+      this.#tail = 0;
       this.#busy = false;
       return;
     }
+    this.#rec = q[this.#head]!;
+    q[this.#head++] = undefined;
+    if (this.#head > 1024 && this.#head * 2 > this.#tail) {
+      // Never empty for long: move the live part to the front.
+      this.#queue = q.slice(this.#head, this.#tail);
+      this.#tail -= this.#head;
+      this.#head = 0;
+    }
     this.#busy = true;
-    this.#sim.after(this.#costs["vmm.injectEvent"], () => {
-      this.#inject(rec);
-      this.#next();
-    });
+    this.#sim.after(this.#costs["vmm.injectEvent"], this.#injectNext);
   }
 
   #inject(rec: VfioFaultRecord): void {

@@ -75,6 +75,15 @@ export type VSmmuCommand =
     readonly size: number;
   };
 
+/** The `vsmmu.commands.*` counter of each command (constant strings: no concatenation per command). */
+const COMMAND_COUNTERS: Readonly<Record<VSmmuCommand["op"], string>> = {
+  "resume": "vsmmu.commands.resume",
+  "pri-resp": "vsmmu.commands.pri-resp",
+  "tlbi": "vsmmu.commands.tlbi",
+};
+
+function noop(): void {}
+
 /**
  * The VMM's handler of a trapped command: it emulates the command and calls
  * `done` when the guest's vCPU may continue (after the host work it needs).
@@ -101,7 +110,9 @@ export class VSmmu {
   readonly evtqEntries: number;
   readonly #sim: Simulator;
   readonly #costs: Costs;
-  #evtq: VSmmuEvent[] = [];
+  /** The event queue: entries [0, #evtqLen) (the storage is kept when it empties). */
+  readonly #evtq: (VSmmuEvent | undefined)[] = [];
+  #evtqLen = 0;
   #irq: (() => void) | undefined;
   #cmd: VSmmuCommandHandler | undefined;
 
@@ -121,7 +132,7 @@ export class VSmmu {
 
   /** Events waiting for the guest. */
   get pendingEvents(): number {
-    return this.#evtq.length;
+    return this.#evtqLen;
   }
 
   /**
@@ -130,11 +141,11 @@ export class VSmmu {
    * Returns false when the queue is full: the event is lost (overflow).
    */
   injectEvent(event: VSmmuEvent): boolean {
-    if (this.#evtq.length >= this.evtqEntries) {
+    if (this.#evtqLen >= this.evtqEntries) {
       this.counters.add("vsmmu.evtqOverflows");
       return false;
     }
-    this.#evtq.push(event);
+    this.#evtq[this.#evtqLen++] = event;
     this.counters.add("vsmmu.events");
     this.#irq?.();
     return true;
@@ -152,8 +163,10 @@ export class VSmmu {
 
   /** The guest consumes every queued event. */
   readEvents(): VSmmuEvent[] {
-    const out = this.#evtq;
-    this.#evtq = [];
+    const q = this.#evtq, n = this.#evtqLen;
+    const out = q.slice(0, n) as VSmmuEvent[];
+    for (let i = 0; i < n; i++) q[i] = undefined;
+    this.#evtqLen = 0;
     return out;
   }
 
@@ -164,14 +177,14 @@ export class VSmmu {
    */
   submitCommand(cmd: VSmmuCommand, done?: () => void): void {
     this.counters.add("vsmmu.commands");
-    this.counters.add(`vsmmu.commands.${cmd.op}`);
+    this.counters.add(COMMAND_COUNTERS[cmd.op]);
     this.#sim.after(this.#costs["vmm.trap"], () => {
       const handler = this.#cmd;
       if (!handler) {
         done?.();
         return;
       }
-      handler(cmd, () => done?.());
+      handler(cmd, done ?? noop);
     });
   }
 }

@@ -187,6 +187,9 @@ export class IommuCore implements IommuFaultSink {
   /** Time from an IOTLB sync request to its completion (ns). */
   readonly syncLatency: Histogram = new Histogram();
   readonly #devDomain = new Map<IommuDevice, IommuDomain>();
+  /** The device whose domain {@linkcode #route} looked up last (cleared on attach/detach). */
+  #routeDev: IommuDevice | undefined = undefined;
+  #routeDomain: IommuDomain | undefined = undefined;
   readonly #syncs = new Set<PendingSync>();
   readonly #domains = new Set<IommuDomain>();
 
@@ -320,6 +323,7 @@ export class IommuCore implements IommuFaultSink {
     }
     if (cur) cur._devices.delete(dev);
     this.#devDomain.delete(dev);
+    this.#routeDev = undefined;
     this.#attach(domain, dev, done);
   }
 
@@ -331,6 +335,7 @@ export class IommuCore implements IommuFaultSink {
       );
     }
     this.#devDomain.set(dev, domain);
+    this.#routeDev = undefined;
     domain._devices.add(dev);
     this.counters.add("iommu.attaches");
     this.driver.attachDev(dev, domain.driverDomain, () => done?.());
@@ -353,6 +358,7 @@ export class IommuCore implements IommuFaultSink {
       );
     }
     this.#devDomain.delete(dev);
+    this.#routeDev = undefined;
     domain._devices.delete(dev);
     this.counters.add("iommu.detaches");
     this.driver.detachDev(dev, () => done?.());
@@ -654,7 +660,14 @@ export class IommuCore implements IommuFaultSink {
   }
 
   #route(dev: IommuDevice, fault: IommuFault): number {
-    const d = this.#devDomain.get(dev);
+    let d: IommuDomain | undefined;
+    if (dev === this.#routeDev) {
+      d = this.#routeDomain;
+    } else {
+      d = this.#devDomain.get(dev);
+      this.#routeDev = dev;
+      this.#routeDomain = d;
+    }
     if (!d) return 0;
     if (d.kind !== "nested") return FAULT_REPORT_FLAT;
     return fault.stage === 1 ? FAULT_REPORT_NESTED_L1 : FAULT_REPORT_NESTED_L2;

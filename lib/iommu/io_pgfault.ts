@@ -71,14 +71,15 @@ export class IopfGroup {
     id: number,
     dev: IommuDevice,
     faults: readonly IommuFault[],
-    options: { route: number; reportedAt: number },
+    route: number,
+    reportedAt: number,
   ) {
     this.id = id;
     this.dev = dev;
     this.faults = faults;
     this.last = faults[faults.length - 1]!;
-    this.route = options.route;
-    this.reportedAt = options.reportedAt;
+    this.route = route;
+    this.reportedAt = reportedAt;
   }
 
   /** Where the group stands. */
@@ -149,15 +150,70 @@ interface Registration {
   flags: number;
 }
 
+/**
+ * A device's groups without a response, in arrival order. A group leaves
+ * when it is answered or revoked: answered groups are dropped lazily (in
+ * place, once they are the majority), so the per-fault add and remove
+ * allocate nothing, unlike a Set's rehashing.
+ */
+class PendingGroups {
+  #list: IopfGroup[] = [];
+  #answered = 0;
+
+  /** Appends a new group. */
+  add(group: IopfGroup): void {
+    this.#list.push(group);
+  }
+
+  /** Notes that one group of the list was just answered or revoked. */
+  drop(): void {
+    if (++this.#answered > 16 && this.#answered * 2 > this.#list.length) {
+      const list = this.#list;
+      let j = 0;
+      for (let i = 0; i < list.length; i++) {
+        const g = list[i]!;
+        if (!g.responded) list[j++] = g;
+      }
+      list.length = j;
+      this.#answered = 0;
+    }
+  }
+
+  /** The groups without a response, oldest first (a new array). */
+  live(): IopfGroup[] {
+    return this.#list.filter((g) => !g.responded);
+  }
+}
+
 /** Per-device fault state (struct iommu_fault_param). */
 interface DeviceParam {
   /** Partial faults waiting for their LAST_PAGE fault. */
   partial: IommuFault[];
   /** Groups without a response yet. */
-  pending: Set<IopfGroup>;
+  pending: PendingGroups;
   /** Registered handlers (disjoint flags). */
   handlers: Registration[];
 }
+
+/**
+ * A group on its way to its handler (the work item of struct iopf_group):
+ * queued after `iopf.reportFault`, waiting for a worker, then run. Pooled
+ * by the queue, with its callbacks bound once; free again once the handler
+ * was called (or the group turned out answered already).
+ */
+class IopfWork {
+  group: IopfGroup | undefined = undefined;
+  handler: IommuFaultHandler | undefined = undefined;
+  queuedAt = 0;
+  /** Event: the group reaches the workqueue. */
+  queue: () => void = noop;
+  /** Resource callback: a worker took the group. */
+  granted: () => void = noop;
+  /** Event: the worker runs the handler. */
+  run: () => void = noop;
+}
+
+function noop(): void {}
 
 /** Counters of the queue (also under `iopf.*` in the shared {@linkcode Counters}). */
 export interface IopfStats {
@@ -203,8 +259,12 @@ export class IopfQueue {
   readonly #driver: Pick<IommuDriverOps, "pageResponse">;
   readonly #route: (dev: IommuDevice, fault: IommuFault) => number;
   readonly #devs = new Map<IommuDevice, DeviceParam>();
+  /** The device last looked up and its state (entries are never removed). */
+  #lastDev: IommuDevice | undefined = undefined;
+  #lastParam: DeviceParam | undefined = undefined;
   #nextGroup = 1;
   #pending = 0;
+  readonly #freeWork: IopfWork[] = [];
   // Cells of the counters every fault or response bumps (Counters.cell),
   // taken at their first use: no name lookup per fault.
   #cFaults: { v: number } | undefined;
@@ -256,7 +316,7 @@ export class IopfQueue {
   pendingGroups(dev?: IommuDevice): IopfGroup[] {
     const out: IopfGroup[] = [];
     for (const [d, p] of this.#devs) {
-      if (dev === undefined || d === dev) out.push(...p.pending);
+      if (dev === undefined || d === dev) out.push(...p.pending.live());
     }
     return out;
   }
@@ -314,7 +374,7 @@ export class IopfQueue {
   unregisterHandler(dev: IommuDevice, flags: number = FAULT_REPORT_ALL): void {
     const p = this.#devs.get(dev);
     if (!p) return;
-    for (const g of p.pending) {
+    for (const g of p.pending.live()) {
       if ((g.route & flags) !== 0) {
         throw new IopfLabError(
           "EBUSY",
@@ -329,9 +389,12 @@ export class IopfQueue {
 
   /** The handler registered for `dev` in class `route`, if any. */
   handlerFor(dev: IommuDevice, route: number): IommuFaultHandler | undefined {
-    const p = this.#devs.get(dev);
+    const p = this.#find(dev);
     if (!p || route === 0) return undefined;
-    for (const r of p.handlers) if ((r.flags & route) !== 0) return r.handler;
+    const handlers = p.handlers;
+    for (let i = 0; i < handlers.length; i++) {
+      if ((handlers[i]!.flags & route) !== 0) return handlers[i]!.handler;
+    }
     return undefined;
   }
 
@@ -362,55 +425,85 @@ export class IopfQueue {
       this.counters.add("iopf.partials");
       return;
     }
-    const faults: IommuFault[] = [];
+    let faults: IommuFault[];
     if (p.partial.length > 0) {
+      faults = [];
       const rest: IommuFault[] = [];
       for (const f of p.partial) (sameGroup(f, fault) ? faults : rest).push(f);
       p.partial = rest;
+      faults.push(fault);
+    } else {
+      faults = [fault]; // the common group of one: no spare capacity
     }
-    faults.push(fault);
     const route = this.#route(dev, fault);
-    const group = new IopfGroup(this.#nextGroup++, dev, faults, {
+    const group = new IopfGroup(
+      this.#nextGroup++,
+      dev,
+      faults,
       route,
-      reportedAt: this.#sim.now,
-    });
+      this.#sim.now,
+    );
     (this.#cGroups ??= this.counters.cell("iopf.groups")).v++;
     p.pending.add(group);
     this.#pending++;
-    this.#sim.after(this.#costs["iopf.reportFault"], () => this.#queue(group));
+    const w = this.#freeWork.pop() ?? this.#newWork();
+    w.group = group;
+    this.#sim.after(this.#costs["iopf.reportFault"], w.queue);
   }
 
-  #queue(group: IopfGroup): void {
-    if (group.responded) return; // revoked before it was queued
+  #newWork(): IopfWork {
+    const w = new IopfWork();
+    w.queue = () => this.#queue(w);
+    w.granted = () => this.#granted(w);
+    w.run = () => this.#run(w);
+    return w;
+  }
+
+  /** Puts `w` back in the pool (it holds no group any more). */
+  #putWork(w: IopfWork): void {
+    w.group = undefined;
+    w.handler = undefined;
+    this.#freeWork.push(w);
+  }
+
+  #queue(w: IopfWork): void {
+    const group = w.group!;
+    if (group.responded) { // revoked before it was queued
+      this.#putWork(w);
+      return;
+    }
     const handler = this.handlerFor(group.dev, group.route);
     if (!handler) {
+      this.#putWork(w);
       this.counters.add("iopf.noHandler");
       this.pageResponse(group.dev, group, IOMMU_PAGE_RESP_INVALID);
       return;
     }
-    const queuedAt = this.#sim.now;
+    w.handler = handler;
+    w.queuedAt = this.#sim.now;
     if (this.workers.busy >= this.workers.servers) {
       this.counters.add("iopf.workqueueWaits");
     }
-    this.workers.acquire((release) => {
-      if (group.responded) { // revoked while it waited for a worker
-        release();
-        return;
-      }
-      const idle = this.#sim.now === queuedAt;
-      const delay = (idle ? this.#costs["iopf.workqueueWakeup"] : 0) +
-        this.#costs["iopf.groupOverhead"];
-      this.#sim.after(delay, () => this.#run(group, handler, release));
-    });
+    this.workers.acquireSlot(w.granted);
   }
 
-  #run(
-    group: IopfGroup,
-    handler: IommuFaultHandler,
-    release: () => void,
-  ): void {
+  #granted(w: IopfWork): void {
+    if (w.group!.responded) { // revoked while it waited for a worker
+      this.#putWork(w);
+      this.workers.releaseSlot();
+      return;
+    }
+    const idle = this.#sim.now === w.queuedAt;
+    const delay = (idle ? this.#costs["iopf.workqueueWakeup"] : 0) +
+      this.#costs["iopf.groupOverhead"];
+    this.#sim.after(delay, w.run);
+  }
+
+  #run(w: IopfWork): void {
+    const group = w.group!, handler = w.handler!;
+    this.#putWork(w);
     if (group.responded) {
-      release();
+      this.workers.releaseSlot();
       return;
     }
     let finished = false;
@@ -422,7 +515,7 @@ export class IopfQueue {
         );
       }
       finished = true;
-      release();
+      this.workers.releaseSlot();
     };
     try {
       handler(group, done);
@@ -488,8 +581,12 @@ export class IopfQueue {
   ): void {
     const now = this.#sim.now;
     group._settle(state, code, now);
-    const p = this.#devs.get(group.dev);
-    if (p?.pending.delete(group)) this.#pending--;
+    const p = this.#find(group.dev);
+    if (p) {
+      // It was pending: every group is, from its report until now.
+      p.pending.drop();
+      this.#pending--;
+    }
     const k = codeName(code);
     (this.#cResponses[k] ??= this.counters.cell(RESPONSE_COUNTERS[k])).v++;
     this.responseLatency.record(Math.max(0, now - group.last.detectedAt));
@@ -523,17 +620,30 @@ export class IopfQueue {
     if (!p) return 0;
     this.counters.add("iopf.partialDiscards", p.partial.length);
     p.partial = [];
-    const groups = [...p.pending];
+    const groups = p.pending.live();
     for (const g of groups) this.#settle(g, "revoked", IOMMU_PAGE_RESP_INVALID);
     this.counters.add("iopf.revoked", groups.length);
     return groups.length;
   }
 
   #param(dev: IommuDevice): DeviceParam {
-    let p = this.#devs.get(dev);
+    let p = this.#find(dev);
     if (!p) {
-      p = { partial: [], pending: new Set(), handlers: [] };
+      p = { partial: [], pending: new PendingGroups(), handlers: [] };
       this.#devs.set(dev, p);
+      this.#lastDev = dev;
+      this.#lastParam = p;
+    }
+    return p;
+  }
+
+  /** The state of `dev`, if it has any (a one-entry cache before the map). */
+  #find(dev: IommuDevice): DeviceParam | undefined {
+    if (dev === this.#lastDev) return this.#lastParam;
+    const p = this.#devs.get(dev);
+    if (p) {
+      this.#lastDev = dev;
+      this.#lastParam = p;
     }
     return p;
   }

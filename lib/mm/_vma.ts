@@ -46,8 +46,20 @@ export class VmaState implements VmArea {
   readonly chunkPinned: Uint16Array;
   readonly chunkPin: Uint16Array;
   readonly chunkRef: Uint8Array;
+  /**
+   * PFN + 1 of each 4 KiB page of a chunk. Read it through
+   * {@linkcode pfnArray} and change it only through {@linkcode setPfnArray},
+   * {@linkcode deletePfnArray} and {@linkcode clearPfnArrays}: a one-entry
+   * cache of the last chunk looked up sits in front (faults and pins touch
+   * the same chunk again and again).
+   */
   readonly pagePfn = new Map<number, Uint32Array>();
+  /** Per-page pin counts of a chunk; changed only in this class (also cached). */
   readonly pinDetail = new Map<number, Uint16Array>();
+  #pfnC = -1;
+  #pfnArr: Uint32Array | undefined = undefined;
+  #detC = -1;
+  #detArr: Uint16Array | undefined = undefined;
   readonly swapBits = new Map<number, Uint32Array>();
   /** Populated 4 KiB pages. */
   populated = 0;
@@ -89,26 +101,63 @@ export class VmaState implements VmArea {
     return rest < CHUNK_PAGES ? rest : CHUNK_PAGES;
   }
 
+  /** The PFN array of chunk c (`pagePfn.get(c)`, through the cache). */
+  pfnArray(c: number): Uint32Array | undefined {
+    if (c !== this.#pfnC) {
+      this.#pfnArr = this.pagePfn.get(c);
+      this.#pfnC = c;
+    }
+    return this.#pfnArr;
+  }
+
+  /** Sets the PFN array of chunk c. */
+  setPfnArray(c: number, arr: Uint32Array): void {
+    this.pagePfn.set(c, arr);
+    if (c === this.#pfnC) this.#pfnArr = arr;
+  }
+
+  /** Drops the PFN array of chunk c. */
+  deletePfnArray(c: number): void {
+    this.pagePfn.delete(c);
+    if (c === this.#pfnC) this.#pfnArr = undefined;
+  }
+
+  /** Drops every PFN array. */
+  clearPfnArrays(): void {
+    this.pagePfn.clear();
+    this.#pfnC = -1;
+    this.#pfnArr = undefined;
+  }
+
+  /** The per-page pin counts of chunk c (`pinDetail.get(c)`, through the cache). */
+  #detail(c: number): Uint16Array | undefined {
+    if (c !== this.#detC) {
+      this.#detArr = this.pinDetail.get(c);
+      this.#detC = c;
+    }
+    return this.#detArr;
+  }
+
   /** PFN of page p (index from the VMA start), or -1 if not populated. */
   pfnOf(p: number): number {
     const c = Math.floor(p / CHUNK_PAGES);
     const i = p - c * CHUNK_PAGES;
     const f = this.chunkFrame[c]!;
     if (f !== 0) return (f - 1) * CHUNK_PAGES + i;
-    const arr = this.pagePfn.get(c);
+    const arr = this.pfnArray(c);
     return arr ? arr[i]! - 1 : -1;
   }
 
   /** Pin count of page p. */
   pinOf(p: number): number {
     const c = Math.floor(p / CHUNK_PAGES);
-    const det = this.pinDetail.get(c);
+    const det = this.#detail(c);
     return det ? det[p - c * CHUNK_PAGES]! : this.chunkPin[c]!;
   }
 
   /** Minimum pin count over pages [a, b) of chunk c. */
   pinMin(c: number, a: number, b: number): number {
-    const det = this.pinDetail.get(c);
+    const det = this.#detail(c);
     if (!det) return this.chunkPin[c]!;
     let lo = PIN_MAX;
     for (let i = a; i < b; i++) if (det[i]! < lo) lo = det[i]!;
@@ -117,7 +166,7 @@ export class VmaState implements VmArea {
 
   /** Maximum pin count over pages [a, b) of chunk c. */
   pinMax(c: number, a: number, b: number): number {
-    const det = this.pinDetail.get(c);
+    const det = this.#detail(c);
     if (!det) return this.chunkPin[c]!;
     let hi = 0;
     for (let i = a; i < b; i++) if (det[i]! > hi) hi = det[i]!;
@@ -130,7 +179,7 @@ export class VmaState implements VmArea {
    */
   addPins(c: number, a: number, b: number, delta: number): number {
     const valid = this.validPages(c);
-    let det = this.pinDetail.get(c);
+    let det = this.#detail(c);
     if (!det) {
       const u = this.chunkPin[c]!;
       if (a === 0 && b === valid) {
@@ -145,6 +194,8 @@ export class VmaState implements VmArea {
       det = new Uint16Array(CHUNK_PAGES);
       det.fill(u, 0, valid);
       this.pinDetail.set(c, det);
+      this.#detC = c;
+      this.#detArr = det;
     }
     let d = 0;
     for (let i = a; i < b; i++) {
@@ -172,6 +223,7 @@ export class VmaState implements VmArea {
     if (uniform) {
       this.chunkPin[c] = first;
       this.pinDetail.delete(c);
+      if (c === this.#detC) this.#detArr = undefined;
     }
     return d;
   }

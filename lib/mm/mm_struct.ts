@@ -54,24 +54,35 @@ interface Piece {
   p1: number;
 }
 
-/** Undo record of one chunk (or 1 GiB folio) populated by the current call. */
-interface Undo {
-  v: VmaState;
-  c: number;
-  /**
-   * Pages of chunk c populated as 4 KiB pages, in increasing order, while
-   * there are at most {@linkcode UNDO_LIST_MAX} (most calls populate one
-   * page: no typed array to allocate); null for a huge folio at c.
-   */
-  pages: number[] | null;
-  /** Beyond that, all of them as a bitmap (`pages` is then unused). */
-  bits: Uint32Array | null;
-  /** Of those, pages that were swapped in (bitmap), or null if none. */
-  swapIn: Uint32Array | null;
-}
-
 /** Populated pages an {@linkcode Undo} lists before it switches to a bitmap. */
 const UNDO_LIST_MAX = 32;
+
+/** Undo records kept for reuse once no populate call is in progress. */
+const UNDO_POOL_MAX = 64;
+
+/**
+ * Undo record of one chunk (or 1 GiB folio) populated by a populate call in
+ * progress. The records live on a stack in the address space and are
+ * reused by later calls (no allocation per fault).
+ */
+class Undo {
+  v: VmaState | null = null;
+  c = 0;
+  /** A huge folio at c (else 4 KiB pages of chunk c). */
+  huge = false;
+  /**
+   * Pages of chunk c populated as 4 KiB pages, in increasing order: the
+   * first `n` entries while there are at most {@linkcode UNDO_LIST_MAX}
+   * (most calls populate one page). Allocated at the record's first 4 KiB
+   * use and kept when the record is reused.
+   */
+  pages: Int32Array | null = null;
+  n = 0;
+  /** Beyond that, all of them as a bitmap (`pages` is then unused). */
+  bits: Uint32Array | null = null;
+  /** Of those, pages that were swapped in (bitmap), or null if none. */
+  swapIn: Uint32Array | null = null;
+}
 
 interface NotifierEntry {
   start: number;
@@ -149,6 +160,18 @@ export class MmStruct implements Shrinker {
   #fenceHi = 0;
   #populating = 0;
   #zapping = 0;
+  /** Undo records of the populate calls in progress: [0, #undoTop) in use. */
+  readonly #undo: Undo[] = [];
+  #undoTop = 0;
+  /** Pages populated by the last {@linkcode #populate} call. */
+  #popPages = 0;
+  /**
+   * The one-piece list pinUserPages reuses (made at the first pin; busy
+   * while a pin uses it). It keeps a reference to the VMA pinned last
+   * until munmap drops it.
+   */
+  #pinPiece: Piece[] | undefined = undefined;
+  #pinPieceBusy = false;
   #shrinker: ShrinkerHandle | undefined;
 
   /** Creates an empty address space and registers it with the host for reclaim. */
@@ -195,9 +218,7 @@ export class MmStruct implements Shrinker {
   }
   /** 4 KiB pages with a pin count above 0. */
   get pinnedPages(): number {
-    let n = 0;
-    for (const v of this.#vmas) n += v.pinned;
-    return n;
+    return this.#pinnedSum();
   }
   /** Highest {@linkcode pinnedPages} seen. */
   get peakPinnedPages(): number {
@@ -205,9 +226,7 @@ export class MmStruct implements Shrinker {
   }
   /** Bytes of host RAM backing this address space. */
   get populatedBytes(): number {
-    let n = 0;
-    for (const v of this.#vmas) n += v.populated;
-    return n * SZ_4K;
+    return this.#populatedSum() * SZ_4K;
   }
   /** Highest {@linkcode populatedBytes} seen. */
   get peakPopulatedBytes(): number {
@@ -346,6 +365,7 @@ export class MmStruct implements Shrinker {
         this.#freeAll(v);
         const i = this.#vmas.indexOf(v);
         if (i >= 0) this.#vmas.splice(i, 1);
+        if (this.#pinPiece?.[0]?.v === v) this.#pinPiece = undefined;
         if (this.#handVma >= this.#vmas.length) this.#handVma = 0;
       });
     }
@@ -457,12 +477,56 @@ export class MmStruct implements Shrinker {
       );
     }
     if (npages === 0) return { ns: 0, newlyPopulated: 0, firstPfn: -1 };
+    // One VMA (the usual pin): the reusable one-piece list, unless a pin
+    // further up the stack holds it (a shrinker calling back in).
+    if (!this.#pinPieceBusy) {
+      const v = this.#find(hva);
+      if (v !== undefined && hva + npages * SZ_4K <= v.end) {
+        const p0 = (hva - v.start) / SZ_4K;
+        let one = this.#pinPiece;
+        if (one === undefined) {
+          one = this.#pinPiece = [{ v, p0, p1: p0 + npages }];
+        } else {
+          const piece = one[0]!;
+          piece.v = v;
+          piece.p0 = p0;
+          piece.p1 = p0 + npages;
+        }
+        this.#pinPieceBusy = true;
+        try {
+          return this.#pinPieces(one, npages, out);
+        } finally {
+          this.#pinPieceBusy = false;
+        }
+      }
+    }
     const pieces = this.#resolve(hva, npages * SZ_4K, "pin", "EFAULT");
-    eachChunk(pieces, checkPinOverflow);
+    return this.#pinPieces(pieces, npages, out);
+  }
+
+  /** pinUserPages of the resolved `pieces` (the checked range). */
+  #pinPieces(
+    pieces: Piece[],
+    npages: number,
+    out: Float64Array | undefined,
+  ): PinResult {
+    // eachChunk(pieces, checkPinOverflow), inline (it runs on every pin).
+    for (let q = 0; q < pieces.length; q++) {
+      const { v, p0, p1 } = pieces[q]!;
+      const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+      for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
+        const base = c * CHUNK_PAGES;
+        checkPinOverflow(
+          v,
+          c,
+          Math.max(p0, base) - base,
+          Math.min(p1, base + CHUNK_PAGES) - base,
+        );
+      }
+    }
     const k = this.#costs;
-    const fault = this.#populate(pieces, "pin");
-    const newlyPopulated = fault.pages;
-    let ns = fault.ns;
+    let ns = this.#populate(pieces, "pin");
+    const newlyPopulated = this.#popPages;
     ns += k["mm.pinCall"] + k["mm.pinPer4k"] * npages;
     let huge = 0;
     let lastGiga: VmaState | undefined;
@@ -494,14 +558,18 @@ export class MmStruct implements Shrinker {
     }
     ns += k["mm.pinPerHuge"] * huge;
     this.#pinRefs += npages;
-    const pinned = this.pinnedPages;
+    const pinned = this.#pinnedSum();
     if (pinned > this.#peakPinned) this.#peakPinned = pinned;
-    const firstPfn = this.hvaToPfn(hva);
+    let firstPfn: number;
     if (out) {
       let j = 0;
-      for (const { v, p0, p1 } of pieces) {
+      for (let q = 0; q < pieces.length; q++) {
+        const { v, p0, p1 } = pieces[q]!;
         for (let p = p0; p < p1; p++) out[j++] = v.pfnOf(p);
       }
+      firstPfn = out[0]!; // the page at hva
+    } else {
+      firstPfn = pieces[0]!.v.pfnOf(pieces[0]!.p0);
     }
     return { ns, newlyPopulated, firstPfn };
   }
@@ -697,6 +765,15 @@ export class MmStruct implements Shrinker {
   ): Piece[] {
     const lo = Math.floor(hva / SZ_4K) * SZ_4K;
     const hi = Math.ceil((hva + size) / SZ_4K) * SZ_4K;
+    const v0 = this.#find(lo);
+    if (v0 !== undefined && hi <= v0.end) {
+      // One VMA (the common case): a one-element array, no growth.
+      return [{
+        v: v0,
+        p0: (lo - v0.start) / SZ_4K,
+        p1: (hi - v0.start) / SZ_4K,
+      }];
+    }
     const pieces: Piece[] = [];
     let addr = lo;
     while (addr < hi) {
@@ -725,7 +802,7 @@ export class MmStruct implements Shrinker {
     checkAddress(size, `${what} size`);
     if (size === 0) return 0;
     const pieces = this.#resolve(hva, size, what, "EFAULT");
-    const { ns } = this.#populate(pieces, what);
+    const ns = this.#populate(pieces, what);
     eachChunk(pieces, (v, c) => {
       v.chunkRef[c] = 1;
     });
@@ -745,11 +822,11 @@ export class MmStruct implements Shrinker {
   }
 
   /**
-   * Faults in every unpopulated page of the pieces; returns the ns and the
-   * pages populated. On ENOMEM everything this call populated is freed
-   * again and ENOMEM thrown.
+   * Faults in every unpopulated page of the pieces; returns the ns (and
+   * leaves the pages populated in `#popPages`). On ENOMEM everything this
+   * call populated is freed again and ENOMEM thrown.
    */
-  #populate(pieces: Piece[], what: string): { ns: number; pages: number } {
+  #populate(pieces: Piece[], what: string): number {
     const first = pieces[0]!;
     const last = pieces[pieces.length - 1]!;
     const saveLo = this.#fenceLo, saveHi = this.#fenceHi;
@@ -759,12 +836,13 @@ export class MmStruct implements Shrinker {
     this.#opNs = 0;
     this.#opPages = 0;
     this.#populating++;
-    const undo: Undo[] = [];
+    const undoBase = this.#undoTop;
     try {
-      for (const piece of pieces) {
-        const failedAt = this.#populatePiece(piece, undo);
+      for (let q = 0; q < pieces.length; q++) {
+        const piece = pieces[q]!;
+        const failedAt = this.#populatePiece(piece);
         if (failedAt >= 0) {
-          this.#rollback(undo);
+          this.#rollback(undoBase);
           const { v } = piece;
           throw new IopfLabError(
             "ENOMEM",
@@ -776,10 +854,18 @@ export class MmStruct implements Shrinker {
           );
         }
       }
-      const populated = this.populatedBytes / SZ_4K;
+      const populated = this.#populatedSum();
       if (populated > this.#peakPopulated) this.#peakPopulated = populated;
-      return { ns: this.#opNs, pages: this.#opPages };
+      this.#popPages = this.#opPages;
+      return this.#opNs;
     } finally {
+      // Release this call's undo records (dropping their VMA references).
+      for (let u = undoBase; u < this.#undoTop; u++) this.#undo[u]!.v = null;
+      this.#undoTop = undoBase;
+      // A huge populate (a prefaulted guest) leaves no big pool behind.
+      if (undoBase === 0 && this.#undo.length > UNDO_POOL_MAX) {
+        this.#undo.length = UNDO_POOL_MAX;
+      }
       this.#populating--;
       this.#fenceLo = saveLo;
       this.#fenceHi = saveHi;
@@ -788,8 +874,41 @@ export class MmStruct implements Shrinker {
     }
   }
 
+  /** Pushes an undo record for chunk (or 1 GiB folio) c of v. */
+  #undoPush(v: VmaState, c: number, huge: boolean): Undo {
+    let u = this.#undo[this.#undoTop];
+    if (u === undefined) {
+      u = new Undo();
+      this.#undo.push(u);
+    }
+    this.#undoTop++;
+    u.v = v;
+    u.c = c;
+    u.huge = huge;
+    u.n = 0;
+    u.bits = null;
+    u.swapIn = null;
+    return u;
+  }
+
+  /** Sum of the VMAs' populated 4 KiB pages. */
+  #populatedSum(): number {
+    const vmas = this.#vmas;
+    let n = 0;
+    for (let i = 0; i < vmas.length; i++) n += vmas[i]!.populated;
+    return n;
+  }
+
+  /** Sum of the VMAs' pinned 4 KiB pages. */
+  #pinnedSum(): number {
+    const vmas = this.#vmas;
+    let n = 0;
+    for (let i = 0; i < vmas.length; i++) n += vmas[i]!.pinned;
+    return n;
+  }
+
   /** Populates one piece; returns -1, or the page index where memory ran out. */
-  #populatePiece(piece: Piece, undo: Undo[]): number {
+  #populatePiece(piece: Piece): number {
     const { v, p0, p1 } = piece;
     const k = this.#costs;
     const zero = k["mm.zeroPer4k"], fault = k["mm.faultOverhead"];
@@ -813,7 +932,7 @@ export class MmStruct implements Shrinker {
         v.populated += PAGES_PER_1G;
         this.#opPages += PAGES_PER_1G;
         this.#faults++;
-        undo.push({ v, c: cf, pages: null, bits: null, swapIn: null });
+        this.#undoPush(v, cf, true);
         this.#opNs += fault + zero * PAGES_PER_1G;
       }
       return -1;
@@ -840,7 +959,7 @@ export class MmStruct implements Shrinker {
           v.populated += CHUNK_PAGES;
           this.#opPages += CHUNK_PAGES;
           this.#faults++;
-          undo.push({ v, c, pages: null, bits: null, swapIn: null });
+          this.#undoPush(v, c, true);
           this.#opNs += fault + zero * CHUNK_PAGES;
           continue;
         }
@@ -851,20 +970,21 @@ export class MmStruct implements Shrinker {
       // create them) or a swap-in (which may drop the bitmap).
       let entry: Undo | undefined;
       let epoch = this.#reclaimEpoch;
-      let arr = v.pagePfn.get(c);
-      let swapped = v.swapBits.get(c);
+      let arr = v.pfnArray(c);
+      // No page of the VMA in swap: no bitmap to look up.
+      let swapped = v.swapped === 0 ? undefined : v.swapBits.get(c);
       for (let i = a; i < b; i++) {
         if (arr && arr[i] !== 0) continue;
         const pfn = this.#alloc(SZ_4K, true);
         if (pfn < 0) return base + i;
         if (epoch !== this.#reclaimEpoch) {
           epoch = this.#reclaimEpoch;
-          arr = v.pagePfn.get(c); // direct reclaim may have dropped it
+          arr = v.pfnArray(c); // direct reclaim may have dropped it
           swapped = v.swapBits.get(c);
         }
         if (!arr) {
           arr = new Uint32Array(CHUNK_PAGES);
-          v.pagePfn.set(c, arr);
+          v.setPfnArray(c, arr);
         }
         arr[i] = pfn + 1;
         v.chunkPop[c] = v.chunkPop[c]! + 1;
@@ -872,16 +992,17 @@ export class MmStruct implements Shrinker {
         this.#opPages++;
         this.#faults++;
         if (!entry) {
-          entry = { v, c, pages: [], bits: null, swapIn: null };
-          undo.push(entry);
+          entry = this.#undoPush(v, c, false);
+          entry.pages ??= new Int32Array(UNDO_LIST_MAX);
         }
         if (entry.bits) {
           entry.bits[i >>> 5] = entry.bits[i >>> 5]! | (1 << (i & 31));
-        } else if (entry.pages!.length < UNDO_LIST_MAX) {
-          entry.pages!.push(i);
+        } else if (entry.n < UNDO_LIST_MAX) {
+          entry.pages![entry.n++] = i;
         } else {
           const bits = new Uint32Array(CHUNK_PAGES / 32);
-          for (const j of entry.pages!) {
+          for (let k = 0; k < entry.n; k++) {
+            const j = entry.pages![k]!;
             bits[j >>> 5] = bits[j >>> 5]! | (1 << (j & 31));
           }
           bits[i >>> 5] = bits[i >>> 5]! | (1 << (i & 31));
@@ -901,11 +1022,13 @@ export class MmStruct implements Shrinker {
     return -1;
   }
 
-  #rollback(undo: Undo[]): void {
+  /** Frees what the undo records from `base` up populated, newest first. */
+  #rollback(base: number): void {
     const host = this.host;
-    for (let u = undo.length - 1; u >= 0; u--) {
-      const { v, c, pages, bits, swapIn } = undo[u]!;
-      if (!pages) {
+    for (let u = this.#undoTop - 1; u >= base; u--) {
+      const { c, huge, pages, n: listed, bits, swapIn } = this.#undo[u]!;
+      const v = this.#undo[u]!.v!;
+      if (huge) {
         const n = v.backing === "hugetlb-1g" ? CHUNK_PAGES : 1;
         host.freePage(
           (v.chunkFrame[c]! - 1) * CHUNK_PAGES,
@@ -917,7 +1040,7 @@ export class MmStruct implements Shrinker {
         this.#faults--;
         continue;
       }
-      const arr = v.pagePfn.get(c)!;
+      const arr = v.pfnArray(c)!;
       const free = (i: number) => {
         host.freePage(arr[i]! - 1, SZ_4K);
         arr[i] = 0;
@@ -935,9 +1058,9 @@ export class MmStruct implements Shrinker {
           if ((bits[i >>> 5]! & (1 << (i & 31))) !== 0) free(i);
         }
       } else {
-        for (const i of pages) free(i);
+        for (let k = 0; k < listed; k++) free(pages![k]!);
       }
-      if (v.chunkPop[c] === 0) v.pagePfn.delete(c);
+      if (v.chunkPop[c] === 0) v.deletePfnArray(c);
     }
   }
 
@@ -985,7 +1108,7 @@ export class MmStruct implements Shrinker {
     } else {
       const valid = v.validPages(c);
       for (let i = 0; i < valid && got < need; i++) {
-        const arr = v.pagePfn.get(c);
+        const arr = v.pfnArray(c);
         if (!arr) break;
         if (arr[i] === 0) continue;
         const p = c * CHUNK_PAGES + i;
@@ -993,13 +1116,13 @@ export class MmStruct implements Shrinker {
         const hva = base + i * SZ_4K;
         if (this.#fenced(hva, hva + SZ_4K)) continue;
         this.#reclaimNs += this.#invalidate(hva, hva + SZ_4K, () => {
-          const now = v.pagePfn.get(c);
+          const now = v.pfnArray(c);
           if (!now || now[i] === 0 || v.pinOf(p) > 0) return;
           this.host.freePage(now[i]! - 1, SZ_4K);
           now[i] = 0;
           v.populated--;
           v.chunkPop[c] = v.chunkPop[c]! - 1;
-          if (v.chunkPop[c] === 0) v.pagePfn.delete(c);
+          if (v.chunkPop[c] === 0) v.deletePfnArray(c);
           v.setSwapped(c, i);
           got++;
         });
@@ -1053,10 +1176,10 @@ export class MmStruct implements Shrinker {
         host.splitHugePage(pfn0);
         const arr = new Uint32Array(CHUNK_PAGES);
         for (let i = 0; i < CHUNK_PAGES; i++) arr[i] = pfn0 + i + 1;
-        v.pagePfn.set(c, arr);
+        v.setPfnArray(c, arr);
         v.chunkFrame[c] = 0;
       }
-      const arr = v.pagePfn.get(c);
+      const arr = v.pfnArray(c);
       if (arr) {
         const anyPins = v.chunkPinned[c] !== 0;
         for (let i = a; i < b; i++) {
@@ -1066,7 +1189,7 @@ export class MmStruct implements Shrinker {
           v.chunkPop[c] = v.chunkPop[c]! - 1;
           v.populated--;
         }
-        if (v.chunkPop[c] === 0) v.pagePfn.delete(c);
+        if (v.chunkPop[c] === 0) v.deletePfnArray(c);
       }
       if (v.swapBits.has(c)) {
         for (let i = a; i < b; i++) v.clearSwapped(c, i);
@@ -1096,7 +1219,7 @@ export class MmStruct implements Shrinker {
     }
     v.chunkFrame.fill(0);
     v.chunkPop.fill(0);
-    v.pagePfn.clear();
+    v.clearPfnArrays();
     v.swapBits.clear();
     v.populated = 0;
     v.swapped = 0;

@@ -8,7 +8,12 @@ import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Histogram } from "../sim/stats.ts";
-import { parseBandwidth, PROT_READ, PROT_WRITE } from "../sim/units.ts";
+import {
+  alignDown,
+  parseBandwidth,
+  PROT_READ,
+  PROT_WRITE,
+} from "../sim/units.ts";
 import type { IommuDevice } from "../iommu/types.ts";
 import type {
   AtsRequest,
@@ -18,6 +23,8 @@ import type {
   TxnResult,
 } from "../smmu/smmu.ts";
 import {
+  type MutablePriEntry,
+  newPriEntry,
   PRG_RESP_INVALID,
   PRG_RESP_SUCCESS,
   type PriEntry,
@@ -142,18 +149,22 @@ function newStats(): DmaStats {
   };
 }
 
-/** One transfer in progress (one per `dma()` call; its callbacks are bound once). */
+/**
+ * One transfer in progress. Transfers are pooled per DMA engine: a finished
+ * one is reused by a later `dma()` call, so its callbacks are bound once,
+ * when it is first created, and its request fields are set by `reset`.
+ */
 class Transfer {
-  cur: number;
-  readonly start: number;
-  readonly end: number;
-  readonly write: boolean;
-  readonly pasid: number;
-  readonly startedAt: number;
-  readonly done: (r: DmaResult) => void;
-  /** Untranslated transaction, reused for every page. */
+  cur = 0;
+  start = 0;
+  end = 0;
+  write = false;
+  pasid = -1;
+  startedAt = 0;
+  done: (r: DmaResult) => void = noop;
+  /** Untranslated transaction, reused for every page (and transfer). */
   readonly txn: Txn;
-  /** ATS request, reused for every page. */
+  /** ATS request, reused for every page (and transfer). */
   readonly atsReq: AtsRequest;
   /** Chunks issued on the link and not yet complete (at most two: double buffering). */
   inflight = 0;
@@ -178,12 +189,13 @@ class Transfer {
   sendAts: () => void = noop;
   onAts: (r: AtsResult) => void = noop;
 
-  constructor(
-    sid: number,
-    req: DmaRequest,
-    now: number,
-    done: (r: DmaResult) => void,
-  ) {
+  constructor(sid: number) {
+    this.txn = { sid, ssid: -1, iova: 0, write: false };
+    this.atsReq = { sid, ssid: -1, iova: 0, write: false };
+  }
+
+  /** Starts the transfer of `req` (validated) at `now`. */
+  reset(req: DmaRequest, now: number, done: (r: DmaResult) => void): void {
     this.cur = req.iova;
     this.start = req.iova;
     this.end = req.iova + req.size;
@@ -191,8 +203,23 @@ class Transfer {
     this.pasid = req.pasid ?? -1;
     this.startedAt = now;
     this.done = done;
-    this.txn = { sid, ssid: this.pasid, iova: 0, write: req.write };
-    this.atsReq = { sid, ssid: this.pasid, iova: 0, write: req.write };
+    this.txn.ssid = this.pasid;
+    this.txn.iova = 0;
+    this.txn.write = req.write;
+    this.atsReq.ssid = this.pasid;
+    this.atsReq.iova = 0;
+    this.atsReq.write = req.write;
+    this.inflight = 0;
+    this.chunk0 = 0;
+    this.chunk1 = 0;
+    this.fault0 = -1;
+    this.fault1 = -1;
+    this.error = undefined;
+    this.stopping = false;
+    this.priRetries = 0;
+    this.atcGen = 0;
+    this.faultAt = -1;
+    this.finished = false;
   }
 }
 
@@ -216,7 +243,10 @@ class DmaEngine {
   readonly sid: number;
   readonly bandwidth: number;
   readonly #nsPerByte: number;
+  readonly #cSetup: number;
   #linkFree = 0;
+  /** Finished transfers, for reuse. */
+  readonly #free: Transfer[] = [];
   /** Translates the page at `t.cur`, then calls `access` or `finish`. */
   translatePage: (t: Transfer) => void;
   /** Binds extra per-transfer callbacks. */
@@ -233,6 +263,7 @@ class DmaEngine {
       `${options.name}.bandwidth`,
     );
     this.#nsPerByte = 1e9 / this.bandwidth;
+    this.#cSetup = this.costs["pci.dmaSetup"];
     this.translatePage = (t) => this.translateUntranslated(t);
   }
 
@@ -264,11 +295,15 @@ class DmaEngine {
         } is not in 0..2^20-1`,
       );
     }
-    const t = new Transfer(this.sid, req, this.sim.now, done);
+    let t = this.#free.pop();
+    if (t === undefined) {
+      t = new Transfer(this.sid);
+      this.#bind(t);
+      this.bindExtra(t);
+    }
+    t.reset(req, this.sim.now, done);
     this.stats.transfers++;
-    this.#bind(t);
-    this.bindExtra(t);
-    this.sim.after(this.costs["pci.dmaSetup"], t.step);
+    this.sim.after(this.#cSetup, t.step);
   }
 
   #bind(t: Transfer): void {
@@ -361,18 +396,27 @@ class DmaEngine {
     this.#complete(t, error);
   }
 
+  /**
+   * Finishes `t`: nothing of it is pending any more (no chunk in flight, no
+   * translation, page request or step scheduled), so it goes back to the
+   * pool before its `done` runs.
+   */
   #complete(t: Transfer, error: DmaError | undefined): void {
     if (t.finished) return;
     t.finished = true;
     if (error) this.stats.dmaErrors++;
-    t.done({
+    const result: DmaResult = {
       ok: error === undefined,
       bytes: t.cur - t.start,
       error,
       failedIova: error ? t.cur : -1,
       startedAt: t.startedAt,
       finishedAt: this.sim.now,
-    });
+    };
+    const done = t.done;
+    t.done = noop;
+    this.#free.push(t);
+    done(result);
   }
 }
 
@@ -494,6 +538,24 @@ export interface PciDeviceOptions extends DmaDeviceOptions {
 
 const PRG_INDEXES = 512;
 
+/** The pages of one Page Request Group, from when it is sent until it reaches the SMMU. */
+interface GroupMsg {
+  pasid: number;
+  write: boolean;
+  idx: number;
+  firstPage: number;
+  pages: number;
+  send: () => void;
+}
+
+/** One PRG Response, from the SMMU until it reaches the function. */
+interface RespMsg {
+  ssid: number;
+  idx: number;
+  code: number;
+  deliver: () => void;
+}
+
 /**
  * A PCIe function doing DMA. With ATS, each page is looked up in the ATC
  * (`pci.atcLookup`); a miss sends an ATS Translation Request
@@ -557,6 +619,9 @@ export class PciDevice implements SmmuEndpoint {
   #groups = 0;
   #nextIdx = 0;
   readonly #waiters: Transfer[] = [];
+  readonly #groupMsgs: GroupMsg[] = [];
+  readonly #respMsgs: RespMsg[] = [];
+  readonly #priScratch: MutablePriEntry = newPriEntry();
 
   /**
    * Creates the function and attaches it to the SMMU as the endpoint of
@@ -733,10 +798,22 @@ export class PciDevice implements SmmuEndpoint {
 
   /** A PRG Response arrives (after `pci.prgResponseLatency`). */
   prgResponse(ssid: number, prgIndex: number, code: number): void {
-    this.#sim.after(
-      this.#cPrgResp,
-      () => this.#onPrgResponse(ssid, prgIndex, code),
-    );
+    const r = this.#respMsgs.pop() ?? this.#newRespMsg();
+    r.ssid = ssid;
+    r.idx = prgIndex;
+    r.code = code;
+    this.#sim.after(this.#cPrgResp, r.deliver);
+  }
+
+  /** A PRG Response on its way to the function (pooled; `deliver` is bound once). */
+  #newRespMsg(): RespMsg {
+    const r: RespMsg = { ssid: -1, idx: 0, code: 0, deliver: noop };
+    r.deliver = () => {
+      const { ssid, idx, code } = r;
+      this.#respMsgs.push(r);
+      this.#onPrgResponse(ssid, idx, code);
+    };
+    return r;
   }
 
   /** An ATC Invalidation Request: drop the entries, complete after `pci.atcInvalidate`. */
@@ -775,7 +852,7 @@ export class PciDevice implements SmmuEndpoint {
       if (t.finished) return;
       const need = t.write ? r.write : r.read;
       if (r.ok && need) {
-        const off = t.cur % r.pageSize;
+        const off = t.cur - alignDown(t.cur, r.pageSize); // t.cur % pageSize
         if (this.#atcGen === t.atcGen) {
           this.atc!.insert(
             t.pasid,
@@ -852,24 +929,45 @@ export class PciDevice implements SmmuEndpoint {
     }
     this.stats.pageRequests += k;
     this.stats.pageRequestGroups++;
-    const entries: PriEntry[] = [];
-    for (let j = 0; j < k; j++) {
-      entries.push({
-        StreamID: this.sid,
-        SubstreamID: t.pasid >= 0 ? t.pasid : 0,
-        SSV: t.pasid >= 0,
-        PRIV: false,
-        EXEC: false,
-        READ: !t.write,
-        WRITE: t.write,
-        LAST: j === k - 1,
-        PRGIndex: idx,
-        Address: (firstPage + j) * PAGE,
-      });
-    }
-    this.#sim.after(this.#cPrq, () => {
-      for (const e of entries) this.#smmu.pageRequest(e);
-    });
+    const g = this.#groupMsgs.pop() ?? this.#newGroupMsg();
+    g.pasid = t.pasid;
+    g.write = t.write;
+    g.idx = idx;
+    g.firstPage = firstPage;
+    g.pages = k;
+    this.#sim.after(this.#cPrq, g.send);
+  }
+
+  /** A Page Request Group on its way to the SMMU (pooled; `send` is bound once). */
+  #newGroupMsg(): GroupMsg {
+    const g: GroupMsg = {
+      pasid: -1,
+      write: false,
+      idx: 0,
+      firstPage: 0,
+      pages: 0,
+      send: noop,
+    };
+    g.send = () => {
+      // The SMMU encodes each entry into its PRI queue at once: one
+      // scratch entry serves the whole group.
+      const e = this.#priScratch;
+      e.StreamID = this.sid;
+      e.SubstreamID = g.pasid >= 0 ? g.pasid : 0;
+      e.SSV = g.pasid >= 0;
+      e.PRIV = false;
+      e.EXEC = false;
+      e.READ = !g.write;
+      e.WRITE = g.write;
+      e.PRGIndex = g.idx;
+      for (let j = 0; j < g.pages; j++) {
+        e.LAST = j === g.pages - 1;
+        e.Address = (g.firstPage + j) * PAGE;
+        this.#smmu.pageRequest(e);
+      }
+      this.#groupMsgs.push(g);
+    };
+    return g;
   }
 
   #onPrgResponse(ssid: number, idx: number, code: number): void {

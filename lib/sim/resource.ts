@@ -18,6 +18,13 @@ export interface ResourceOptions {
 /** Releases a hold on a {@linkcode Resource}. Calling it twice throws. */
 export type Release = () => void;
 
+/** A request waiting for a server (`slot`: taken with acquireSlot). */
+interface Waiter {
+  granted: (release: Release) => void;
+  slot: boolean;
+  since: number;
+}
+
 /**
  * N servers with a FIFO queue on the simulator's clock. Statistics say how
  * contended it was: how many requests waited, for how long in total, and the
@@ -43,7 +50,7 @@ export class Resource {
   readonly servers: number;
   #sim: Simulator;
   #busy = 0;
-  #queue: Array<{ granted: (release: Release) => void; since: number }> = [];
+  #queue: Array<Waiter> = [];
   #head = 0;
   #busySince = 0;
   /** Requests that had to wait for a server. */
@@ -83,11 +90,41 @@ export class Resource {
 
   /** Waits for a server, then calls `granted` with a release function. */
   acquire(granted: (release: Release) => void): void {
+    this.#acquire(granted, false);
+  }
+
+  /**
+   * Like {@linkcode acquire} for a hot path that keeps its callback bound
+   * once: waits for a server, then calls `granted`; the holder gives the
+   * server back with {@linkcode releaseSlot} (no release function is made
+   * per grant). Same order, timing and statistics as `acquire`.
+   */
+  acquireSlot(granted: () => void): void {
+    this.#acquire(granted, true);
+  }
+
+  /**
+   * Gives back a server taken with {@linkcode acquireSlot} (and grants it
+   * to the next waiter, if any).
+   *
+   * @throws {IopfLabError} EINVAL when no server is held
+   */
+  releaseSlot(): void {
+    if (this.#busy === 0) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot release ${this.name}: no server is held`,
+      );
+    }
+    this.#release();
+  }
+
+  #acquire(granted: Waiter["granted"], slot: boolean): void {
     if (this.#busy < this.servers) {
-      this.#grant(granted, this.#sim.now);
+      this.#grant(granted, slot, 0);
       return;
     }
-    this.#queue.push({ granted, since: this.#sim.now });
+    this.#queue.push({ granted, slot, since: this.#sim.now });
     this.waits++;
     const q = this.queued;
     if (q > this.maxQueue) this.maxQueue = q;
@@ -109,11 +146,16 @@ export class Resource {
     this.#busySince = now;
   }
 
-  #grant(granted: (release: Release) => void, since: number): void {
+  /** Gives a server to `granted`, which waited `waited` ns for it. */
+  #grant(granted: Waiter["granted"], slot: boolean, waited: number): void {
     this.#account();
     this.#busy++;
     this.grants++;
-    this.totalWaitNs += this.#sim.now - since;
+    this.totalWaitNs += waited;
+    if (slot) {
+      (granted as () => void)();
+      return;
+    }
     let released = false;
     granted(() => {
       if (released) {
@@ -123,18 +165,22 @@ export class Resource {
         );
       }
       released = true;
-      this.#account();
-      this.#busy--;
-      if (this.#head < this.#queue.length) {
-        const next = this.#queue[this.#head]!;
-        this.#queue[this.#head++] = undefined as never;
-        if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-          this.#queue = this.#queue.slice(this.#head);
-          this.#head = 0;
-        }
-        this.#grant(next.granted, next.since);
-      }
+      this.#release();
     });
+  }
+
+  #release(): void {
+    this.#account();
+    this.#busy--;
+    if (this.#head < this.#queue.length) {
+      const next = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined as never;
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
+      this.#grant(next.granted, next.slot, this.#sim.now - next.since);
+    }
   }
 
   /** Utilisation so far: busy server-time over (servers x elapsed time). */

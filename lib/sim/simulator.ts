@@ -19,12 +19,24 @@ export interface RunOptions {
   maxEvents?: number;
 }
 
+/** Marks a cancelled event in the heap (it is skipped when it comes up). */
+function cancelled(): void {}
+
+/** Runs nothing: fills unused heap slots so the callback array stays packed. */
+function unused(): void {}
+
+/** Options of {@linkcode Simulator.run} when none are given (no allocation per call). */
+const RUN_ALL: RunOptions = {};
+
 /**
  * A discrete-event simulator on a virtual clock in nanoseconds.
  *
- * Events live in a binary heap kept in typed arrays (time, sequence number,
- * slot), so scheduling does not allocate per event beyond the callback
- * itself. Events at equal times run in the order they were scheduled.
+ * Events live in a binary heap kept in parallel arrays (time and sequence
+ * number in typed arrays, the callback beside them), so scheduling does not
+ * allocate per event beyond the callback itself. Events at equal times run
+ * in the order they were scheduled. An event's id is its sequence number;
+ * cancelling one (rare: timers) finds it in the heap and leaves a marker
+ * that is skipped when it comes up.
  *
  * @example
  * ```ts
@@ -43,10 +55,7 @@ export class Simulator {
   #size = 0;
   #times = new Float64Array(1024);
   #seqs = new Float64Array(1024);
-  #slots = new Int32Array(1024);
-  #fns: (EventFn | undefined)[] = [];
-  #ids = new Float64Array(1024);
-  #freeSlots: number[] = [];
+  #fns: EventFn[] = packed(1024);
   #live = 0;
   #executed = 0;
 
@@ -73,16 +82,10 @@ export class Simulator {
         `Cannot schedule an event at ${time} ns: the clock is at ${this.#now} ns`,
       );
     }
-    const slot = this.#freeSlots.length > 0
-      ? this.#freeSlots.pop()!
-      : this.#fns.length;
-    const id = this.#seq++;
-    this.#fns[slot] = fn;
-    if (slot >= this.#ids.length) this.#ids = grow(this.#ids);
-    this.#ids[slot] = id;
-    this.#push(time, id, slot);
+    const seq = this.#seq++;
+    this.#push(time, seq, fn);
     this.#live++;
-    return id * 0x100000 + slot;
+    return seq;
   }
 
   /** Schedules `fn` after `delay` ns from now. */
@@ -92,13 +95,15 @@ export class Simulator {
 
   /** Cancels a scheduled event; returns false if it already ran or was cancelled. */
   cancel(id: EventId): boolean {
-    const slot = id % 0x100000;
-    const seq = Math.floor(id / 0x100000);
-    if (this.#fns[slot] === undefined || this.#ids[slot] !== seq) return false;
-    this.#fns[slot] = undefined;
-    this.#ids[slot] = -1;
-    this.#live--;
-    return true;
+    const seqs = this.#seqs, fns = this.#fns;
+    for (let i = 0; i < this.#size; i++) {
+      if (seqs[i] !== id) continue;
+      if (fns[i] === cancelled) return false;
+      fns[i] = cancelled;
+      this.#live--;
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -106,20 +111,16 @@ export class Simulator {
    * later than `until` (the clock then advances to `until`). Returns the
    * number of events run.
    */
-  run(options: RunOptions = {}): number {
+  run(options: RunOptions = RUN_ALL): number {
     const until = options.until ?? Infinity;
     const max = options.maxEvents ?? Infinity;
     let n = 0;
     while (this.#size > 0 && n < max) {
       const t = this.#times[0]!;
       if (t > until) break;
-      const slot = this.#slots[0]!;
+      const fn = this.#fns[0]!;
       this.#pop();
-      const fn = this.#fns[slot];
-      if (fn === undefined) continue; // cancelled
-      this.#fns[slot] = undefined;
-      this.#ids[slot] = -1;
-      this.#freeSlots.push(slot);
+      if (fn === cancelled) continue;
       this.#live--;
       this.#now = t;
       n++;
@@ -135,35 +136,35 @@ export class Simulator {
     return this.run();
   }
 
-  #push(time: number, seq: number, slot: number): void {
-    if (this.#size === this.#times.length) {
-      this.#times = grow(this.#times);
-      this.#seqs = grow(this.#seqs);
-      const s = new Int32Array(this.#slots.length * 2);
-      s.set(this.#slots);
-      this.#slots = s;
-    }
-    const times = this.#times, seqs = this.#seqs, slots = this.#slots;
+  /** Adds an event; `seq` is newer than every event in the heap. */
+  #push(time: number, seq: number, fn: EventFn): void {
+    if (this.#size === this.#times.length) this.#grow();
+    const times = this.#times, seqs = this.#seqs, fns = this.#fns;
     let i = this.#size++;
     while (i > 0) {
       const p = (i - 1) >> 1;
       const pt = times[p]!;
-      if (pt < time || (pt === time && seqs[p]! < seq)) break;
+      // Equal times: the parent is older (smaller seq), so it stays above.
+      if (pt <= time) break;
       times[i] = pt;
       seqs[i] = seqs[p]!;
-      slots[i] = slots[p]!;
+      fns[i] = fns[p]!;
       i = p;
     }
     times[i] = time;
     seqs[i] = seq;
-    slots[i] = slot;
+    fns[i] = fn;
   }
 
   #pop(): void {
-    const times = this.#times, seqs = this.#seqs, slots = this.#slots;
+    const times = this.#times, seqs = this.#seqs, fns = this.#fns;
     const n = --this.#size;
-    if (n === 0) return;
-    const t = times[n]!, s = seqs[n]!, sl = slots[n]!;
+    if (n === 0) {
+      fns[0] = unused;
+      return;
+    }
+    const t = times[n]!, s = seqs[n]!, f = fns[n]!;
+    fns[n] = unused;
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
@@ -179,17 +180,31 @@ export class Simulator {
       if (t < ct || (t === ct && s < seqs[c]!)) break;
       times[i] = ct;
       seqs[i] = seqs[c]!;
-      slots[i] = slots[c]!;
+      fns[i] = fns[c]!;
       i = c;
     }
     times[i] = t;
     seqs[i] = s;
-    slots[i] = sl;
+    fns[i] = f;
+  }
+
+  #grow(): void {
+    const n = this.#times.length * 2;
+    const times = new Float64Array(n);
+    times.set(this.#times);
+    this.#times = times;
+    const seqs = new Float64Array(n);
+    seqs.set(this.#seqs);
+    this.#seqs = seqs;
+    const fns = packed(n);
+    for (let i = 0; i < this.#size; i++) fns[i] = this.#fns[i]!;
+    this.#fns = fns;
   }
 }
 
-function grow(a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
-  const b = new Float64Array(a.length * 2);
-  b.set(a);
-  return b;
+/** `n` unused callbacks in a packed array (no holes: faster element access). */
+function packed(n: number): EventFn[] {
+  const a: EventFn[] = [];
+  for (let i = 0; i < n; i++) a.push(unused);
+  return a;
 }

@@ -12,6 +12,73 @@ const LOG_GROWTH = Math.log(GROWTH);
 /** Values below this (ns) share bucket 0; they are reported exactly via min. */
 const FLOOR = 1;
 
+/** The bucket of `v` by definition: 0 below FLOOR, else 1 + floor(log_GROWTH(v / FLOOR)). */
+function bucketByLog(v: number): number {
+  return v < FLOOR ? 0 : 1 + Math.floor(Math.log(v / FLOOR) / LOG_GROWTH);
+}
+
+// A bucket lookup without Math.log for samples in [1, 2^TABLE_OCTAVES):
+// the exponent and the top SUB_BITS mantissa bits of the sample (read from
+// its IEEE-754 bits) index TABLE, the bucket at the start of that slice of
+// an octave; a slice (2^-SUB_BITS of an octave) is narrower than a bucket,
+// so the sample is in that bucket or the next. Samples within GUARD
+// (relative) of a bucket boundary take bucketByLog, so the result is
+// always the one bucketByLog gives (whose own rounding error is ~1e-15).
+const TABLE_OCTAVES = 48;
+const SUB_BITS = 8;
+const GUARD = 1e-9;
+const F64 = new Float64Array(1);
+const U32 = new Uint32Array(F64.buffer);
+const HI_WORD = (() => {
+  F64[0] = 1;
+  return U32[1] === 0x3ff00000 ? 1 : 0;
+})();
+/** Buckets 1..n: bucket k holds [GROWTH^(k-1), GROWTH^k) (FLOOR = 1). */
+const N_TABLE_BUCKETS = Math.ceil(TABLE_OCTAVES / Math.log2(GROWTH)) + 2;
+/** SAFE_LO[k]..SAFE_HI[k]: the part of bucket k farther than GUARD from its ends. */
+const SAFE_LO = new Float64Array(N_TABLE_BUCKETS + 1);
+const SAFE_HI = new Float64Array(N_TABLE_BUCKETS + 1);
+const TABLE = new Int32Array(TABLE_OCTAVES << SUB_BITS);
+{
+  const lower = (k: number) => Math.exp((k - 1) * LOG_GROWTH);
+  for (let k = 1; k <= N_TABLE_BUCKETS; k++) {
+    SAFE_LO[k] = lower(k) * (1 + GUARD);
+    SAFE_HI[k] = lower(k + 1) * (1 - GUARD);
+  }
+  let k = 1;
+  for (let e = 0; e < TABLE_OCTAVES; e++) {
+    for (let m = 0; m < 1 << SUB_BITS; m++) {
+      const start = 2 ** e * (1 + m / (1 << SUB_BITS));
+      while (lower(k + 1) <= start) k++;
+      TABLE[(e << SUB_BITS) | m] = k;
+    }
+  }
+}
+
+/** The bucket of `v` (a finite sample >= 0): {@linkcode bucketByLog}, mostly without a logarithm. */
+function bucketOf(v: number): number {
+  if (v < FLOOR) return 0;
+  let e: number, m: number;
+  if (v < 4294967296) {
+    // The exponent from the integer part; the top SUB_BITS mantissa bits
+    // are bits of the integer part from 2^SUB_BITS up, below that an exact
+    // power-of-two scaling gives them (no round trip through memory).
+    e = 31 - Math.clz32(v);
+    m = e >= SUB_BITS
+      ? ((v >>> 0) >>> (e - SUB_BITS)) & ((1 << SUB_BITS) - 1)
+      : (v * (1 << (SUB_BITS - e)) - (1 << SUB_BITS)) | 0;
+  } else {
+    F64[0] = v;
+    const hi = U32[HI_WORD]!;
+    e = (hi >>> 20) - 1023;
+    if (e >= TABLE_OCTAVES) return bucketByLog(v);
+    m = (hi >>> (20 - SUB_BITS)) & ((1 << SUB_BITS) - 1);
+  }
+  let b = TABLE[(e << SUB_BITS) | m]!;
+  if (v >= SAFE_HI[b]!) b++;
+  return v >= SAFE_LO[b]! && v < SAFE_HI[b]! ? b : bucketByLog(v);
+}
+
 /** The summary a {@linkcode Histogram} gives, in the unit it was fed. */
 export interface HistogramSummary {
   /** Number of samples. */
@@ -42,6 +109,9 @@ export interface HistogramSummary {
  */
 export class Histogram {
   #buckets = new Float64Array(2048);
+  /** The last sample and its bucket: runs of equal samples are common. */
+  #lastV = -1;
+  #lastB = 0;
   /** Number of samples. */
   count = 0;
   /** Sum of samples. */
@@ -59,7 +129,12 @@ export class Histogram {
         `Cannot record ${v} in a histogram: samples must be finite and >= 0`,
       );
     }
-    const b = v < FLOOR ? 0 : 1 + Math.floor(Math.log(v / FLOOR) / LOG_GROWTH);
+    let b = this.#lastB;
+    if (v !== this.#lastV) {
+      b = bucketOf(v);
+      this.#lastV = v;
+      this.#lastB = b;
+    }
     if (b >= this.#buckets.length) {
       const nb = new Float64Array(Math.max(b + 1, this.#buckets.length * 2));
       nb.set(this.#buckets);

@@ -182,6 +182,17 @@ export function formatTime(ns: number): string {
 }
 
 /**
+ * Whether the whole number `value` is a multiple of `align`: for a power of
+ * two (the usual alignment) a division, which is exact, instead of the
+ * floating-point remainder (a library call for values beyond 2^31).
+ */
+function isMultiple(value: number, align: number): boolean {
+  return align <= 0x40000000 && (align & (align - 1)) === 0
+    ? Number.isInteger(value / align)
+    : value % align === 0;
+}
+
+/**
  * Checks that `value` is a whole, non-negative number below 2^52 that is a
  * multiple of `align`; throws EINVAL naming `what` otherwise.
  */
@@ -195,7 +206,7 @@ export function checkAddress(value: number, what: string, align = 1): void {
       `Cannot use ${what} ${String(value)}: not a whole number in [0, 2^52]`,
     );
   }
-  if (align > 1 && value % align !== 0) {
+  if (align > 1 && !isMultiple(value, align)) {
     throw new IopfLabError(
       "EINVAL",
       `Cannot use ${what} ${hex(value)}: not aligned to ${hex(align)}`,
@@ -205,5 +216,16 @@ export function checkAddress(value: number, what: string, align = 1): void {
 
 /** True when `x` is a multiple of `align` (any power of two up to 2^52). */
 export function isAligned(x: number, align: number): boolean {
-  return x % align === 0;
+  return isMultiple(x, align);
+}
+
+/**
+ * `x - (x % align)`: `x` rounded down to a multiple of `align`, by an exact
+ * division for a non-negative `x` and a power-of-two `align` (no
+ * floating-point remainder, a library call beyond 2^31).
+ */
+export function alignDown(x: number, align: number): number {
+  return x >= 0 && align <= 0x40000000 && (align & (align - 1)) === 0
+    ? Math.floor(x / align) * align
+    : x - (x % align);
 }

@@ -37,7 +37,7 @@ import {
   type PageResponseCode,
 } from "../iommu/types.ts";
 import { HOST_PA_SPACE, type TableMemory } from "./memory.ts";
-import type { QueuedEvent, QueuedPriEntry, Smmu } from "./smmu.ts";
+import type { Smmu } from "./smmu.ts";
 import {
   ATC_INV_SIZE_ALL,
   type Cd,
@@ -52,14 +52,21 @@ import {
   CMD_TLBI_NH_VA,
   CMD_TLBI_S12_VMALL,
   CMD_TLBI_S2_IPA,
+  type CmdPriResp,
+  type CmdResume,
   type Command,
   EVENT_NAMES,
   type EventRecord,
   isStopMarker,
   isTranslationFault,
+  type MutableEventRecord,
+  type MutablePriEntry,
+  newEventRecord,
+  newPriEntry,
   PRI_RESP_DENY,
   PRI_RESP_FAIL,
   PRI_RESP_SUCC,
+  type PriEntry,
   RESUME_ABORT,
   RESUME_RETRY,
   type Ste,
@@ -283,6 +290,36 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
   #nextId = 1;
   #evtqRunning = false;
   #priqRunning = false;
+  /** The record the evtq thread is handling (one at a time), and when it was written. */
+  readonly #evRecord: MutableEventRecord = newEventRecord();
+  #evTime = 0;
+  /** The entry the priq thread is handling, and when it was written. */
+  readonly #priEntry: MutablePriEntry = newPriEntry();
+  #priTime = 0;
+  /** The one command of a page response (encoded by `submit` at once, so reusable). */
+  readonly #resume = { opcode: CMD_RESUME, SID: 0, STAG: 0, Resp: 0 } as {
+    -readonly [K in keyof CmdResume]: CmdResume[K];
+  };
+  readonly #priResp = {
+    opcode: CMD_PRI_RESP,
+    SID: 0,
+    SSID: 0,
+    SSV: false,
+    GRPID: 0,
+    Resp: 0,
+  } as { -readonly [K in keyof CmdPriResp]-?: CmdPriResp[K] };
+  readonly #resumeList: Command[] = [this.#resume];
+  readonly #priRespList: Command[] = [this.#priResp];
+  readonly #evtqThreadFn = () => this.#evtqThread();
+  readonly #priqThreadFn = () => this.#priqThread();
+  readonly #evtqHandleFn = () => {
+    this.#handleEvent(this.#evRecord, this.#evTime);
+    this.#evtqThread();
+  };
+  readonly #priqHandleFn = () => {
+    this.#handlePri(this.#priEntry, this.#priTime);
+    this.#priqThread();
+  };
   readonly #allocTable = (): number => this.#takeTable();
   readonly #freeTable = (addr: number): void => {
     this.#freeTables.push(addr);
@@ -913,12 +950,11 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
       const retry = code === IOMMU_PAGE_RESP_SUCCESS;
       if (retry) this.stats.resumes.retry++;
       else this.stats.resumes.abort++;
-      this.#smmu.submit([{
-        opcode: CMD_RESUME,
-        SID: dev.sid,
-        STAG: fault.grpid,
-        Resp: retry ? RESUME_RETRY : RESUME_ABORT,
-      }]);
+      const c = this.#resume;
+      c.SID = dev.sid;
+      c.STAG = fault.grpid;
+      c.Resp = retry ? RESUME_RETRY : RESUME_ABORT;
+      this.#smmu.submit(this.#resumeList);
       return;
     }
     const resp = code === IOMMU_PAGE_RESP_SUCCESS
@@ -930,26 +966,25 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     else if (resp === PRI_RESP_DENY) this.stats.priResponses.invalid++;
     else this.stats.priResponses.failure++;
     const ssv = (fault.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
-    this.#smmu.submit([{
-      opcode: CMD_PRI_RESP,
-      SID: dev.sid,
-      SSID: ssv ? fault.pasid : 0,
-      SSV: ssv,
-      GRPID: fault.grpid,
-      Resp: resp,
-    }]);
+    const c = this.#priResp;
+    c.SID = dev.sid;
+    c.SSID = ssv ? fault.pasid : 0;
+    c.SSV = ssv;
+    c.GRPID = fault.grpid;
+    c.Resp = resp;
+    this.#smmu.submit(this.#priRespList);
   }
 
   #evtqIrq(): void {
     if (this.#evtqRunning) return;
     this.#evtqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], () => this.#evtqThread());
+    this.#sim.after(this.#costs["smmu.irqLatency"], this.#evtqThreadFn);
   }
 
   /** arm_smmu_evtq_thread: one record per `smmu.evtqHandlerPerRecord`. */
   #evtqThread(): void {
-    const ev = this.#smmu.readEvent();
-    if (ev === undefined) {
+    const time = this.#smmu.readEventInto(this.#evRecord);
+    if (time < 0) {
       if (this.#smmu.evtqOverflowPending) {
         this.stats.evtqOverflows++;
         this.#smmu.ackEvtqOverflow();
@@ -957,22 +992,23 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
       this.#evtqRunning = false;
       return;
     }
-    this.#sim.after(this.#costs["smmu.evtqHandlerPerRecord"], () => {
-      this.#handleEvent(ev);
-      this.#evtqThread();
-    });
+    this.#evTime = time;
+    this.#sim.after(
+      this.#costs["smmu.evtqHandlerPerRecord"],
+      this.#evtqHandleFn,
+    );
   }
 
-  #handleEvent(ev: QueuedEvent): void {
-    const r = ev.record;
+  /** Handles the event record `r` (the thread's reused record) written at `time`. */
+  #handleEvent(r: EventRecord, time: number): void {
     const counts = this.stats.eventsById;
     counts[r.ID] = (counts[r.ID] ?? 0) + 1;
     if (!(r.Stall && isTranslationFault(r.ID))) {
       this.stats.nonRecoverable++;
       this.eventLog.push({
-        time: ev.time,
+        time,
         name: EVENT_NAMES[r.ID] ?? hex(r.ID),
-        record: r,
+        record: { ...r },
       });
       if (this.eventLog.length > this.#eventLogSize) this.eventLog.shift();
       return;
@@ -1004,7 +1040,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
       stage: r.S2 ? 2 : 1,
       ipa: r.S2 && m.domain.kind === "nested" ? r.IPA : -1,
       source: "stall",
-      detectedAt: ev.time,
+      detectedAt: time,
     };
     this.stats.stallFaults++;
     sink.reportDeviceFault(m.dev, fault);
@@ -1013,13 +1049,13 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
   #priqIrq(): void {
     if (this.#priqRunning) return;
     this.#priqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], () => this.#priqThread());
+    this.#sim.after(this.#costs["smmu.irqLatency"], this.#priqThreadFn);
   }
 
   /** arm_smmu_priq_thread: one entry per `smmu.priqHandlerPerRecord`; overflow -> discard partial groups. */
   #priqThread(): void {
-    const e = this.#smmu.readPri();
-    if (e === undefined) {
+    const time = this.#smmu.readPriInto(this.#priEntry);
+    if (time < 0) {
       if (this.#smmu.priqOverflowPending) {
         this.stats.priqOverflows++;
         this.#sink?.discardPartial();
@@ -1028,14 +1064,15 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
       this.#priqRunning = false;
       return;
     }
-    this.#sim.after(this.#costs["smmu.priqHandlerPerRecord"], () => {
-      this.#handlePri(e);
-      this.#priqThread();
-    });
+    this.#priTime = time;
+    this.#sim.after(
+      this.#costs["smmu.priqHandlerPerRecord"],
+      this.#priqHandleFn,
+    );
   }
 
-  #handlePri(q: QueuedPriEntry): void {
-    const e = q.entry;
+  /** Handles the PRI queue entry `e` (the thread's reused entry) written at `time`. */
+  #handlePri(e: PriEntry, time: number): void {
     if (isStopMarker(e)) {
       this.stats.stopMarkers++;
       return;
@@ -1080,7 +1117,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
       stage,
       ipa,
       source: "pri",
-      detectedAt: q.time,
+      detectedAt: time,
     };
     this.stats.priFaults++;
     sink.reportDeviceFault(m.dev, fault);

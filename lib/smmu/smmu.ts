@@ -45,12 +45,14 @@ import {
   CMD_TLBI_NSNH_ALL,
   CMD_TLBI_S12_VMALL,
   CMD_TLBI_S2_IPA,
-  type CmdAtcInv,
   type Command,
   COMMAND_WORDS,
-  decodeCommand,
+  type CommandFields,
+  decodeCommandInto,
   decodeEvent,
+  decodeEventInto,
   decodePriEntry,
+  decodePriEntryInto,
   encodeCommand,
   encodeEvent,
   encodePriEntry,
@@ -65,6 +67,9 @@ import {
   F_WALK_EABT,
   isStopMarker,
   isTranslationFault,
+  type MutableEventRecord,
+  type MutablePriEntry,
+  newCommandFields,
   PRG_RESP_FAILURE,
   PRG_RESP_INVALID,
   PRG_RESP_SUCCESS,
@@ -290,6 +295,16 @@ class Pending {
   cb: ((r: TxnResult) => void) | undefined = undefined;
   atsCb: ((r: AtsResult) => void) | undefined = undefined;
   readonly okRes = { ok: true as const, pa: 0, stalledAt: -1 };
+  /** The ATS answer, filled when the request completes. */
+  readonly atsRes: MutableAtsResult = {
+    ok: false,
+    pa: -1,
+    pageSize: 0,
+    read: false,
+    write: false,
+    unsupported: false,
+    eventId: 0,
+  };
   firstStallAt = -1;
   status = OK;
   pa = 0;
@@ -310,9 +325,91 @@ class Pending {
   fire: () => void = noop;
   fault: () => void = noop;
   atsDone: () => void = noop;
+  /** Event: CMD_RESUME Retry reaches the transaction. */
+  retry: () => void = noop;
+  /** Event: the stalled transaction is terminated. */
+  terminate: () => void = noop;
+  /** Neighbours in the SMMU's list of stalled transactions. */
+  stallPrev: Pending | undefined = undefined;
+  stallNext: Pending | undefined = undefined;
 }
 
 function noop(): void {}
+
+/**
+ * The stalled transactions by STAG, in the order they stalled (a Map's
+ * iteration order): an array indexed by STAG plus a list through the
+ * transactions, so a stall and its resume add and remove without
+ * allocating.
+ */
+class StallTable {
+  /** The transaction stalled with each STAG (STAGs are handed out in order, so the array stays dense). */
+  readonly #byTag: (Pending | undefined)[] = [];
+  #head: Pending | undefined = undefined;
+  #tail: Pending | undefined = undefined;
+  #size = 0;
+
+  /** Transactions stalled now. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** True when `stag` is in use. */
+  has(stag: number): boolean {
+    return this.#byTag[stag] !== undefined;
+  }
+
+  /** The transaction stalled with `stag`, if any. */
+  get(stag: number): Pending | undefined {
+    return this.#byTag[stag];
+  }
+
+  /** Adds `p` (its `stag` not in use) as the newest. */
+  add(p: Pending): void {
+    const byTag = this.#byTag;
+    while (byTag.length < p.stag) byTag.push(undefined);
+    byTag[p.stag] = p;
+    p.stallPrev = this.#tail;
+    p.stallNext = undefined;
+    if (this.#tail) this.#tail.stallNext = p;
+    else this.#head = p;
+    this.#tail = p;
+    this.#size++;
+  }
+
+  /** Removes the transaction stalled with `stag`, if any. */
+  delete(stag: number): void {
+    const p = this.#byTag[stag];
+    if (p === undefined) return;
+    this.#byTag[stag] = undefined;
+    if (p.stallPrev) p.stallPrev.stallNext = p.stallNext;
+    else this.#head = p.stallNext;
+    if (p.stallNext) p.stallNext.stallPrev = p.stallPrev;
+    else this.#tail = p.stallPrev;
+    p.stallPrev = undefined;
+    p.stallNext = undefined;
+    this.#size--;
+  }
+
+  /** The stalled transactions, oldest first (a new array). */
+  list(): Pending[] {
+    const out: Pending[] = [];
+    for (let p = this.#head; p !== undefined; p = p.stallNext) out.push(p);
+    return out;
+  }
+}
+
+/**
+ * Commands written to the command queue after the driver's issue time: the
+ * commands are encoded at submission (16 bytes each), so the submitter's
+ * objects are not kept. Pooled; `issue` is bound once.
+ */
+interface Submission {
+  words: Uint32Array;
+  n: number;
+  done: (() => void) | undefined;
+  issue: () => void;
+}
 
 /** A validated, cached STE. */
 interface StreamCfg {
@@ -481,7 +578,7 @@ export class Smmu {
   readonly #steCache: (StreamCfg | undefined)[];
   readonly #endpoints = new Map<number, SmmuEndpoint>();
   readonly #pool: Pending[] = [];
-  readonly #stalled = new Map<number, Pending>();
+  readonly #stalled = new StallTable();
   readonly #stallBacklog: Pending[] = [];
   #nextStag = 0;
   #acc = 0;
@@ -509,7 +606,17 @@ export class Smmu {
   #issueFree = 0;
   #cmdBusy = false;
   readonly #cmdDone: ((() => void) | undefined)[];
-  readonly #cmdBacklog: { cmd: Command; done: (() => void) | undefined }[] = [];
+  readonly #cmdBacklog: {
+    words: Uint32Array;
+    done: (() => void) | undefined;
+  }[] = [];
+  readonly #submissions: Submission[] = [];
+  /** The command being processed from the queue (decoded in place). */
+  readonly #cmd: CommandFields = newCommandFields();
+  /** The command {@linkcode submitAndWait} is applying. */
+  readonly #waitCmd: CommandFields = newCommandFields();
+  /** The commands of a {@linkcode submitAndWait} call, encoded. */
+  #waitWords = new Uint32Array(16 * COMMAND_WORDS);
   #atcPending = 0;
   /**
    * Configuration and TLB invalidations executed so far. A translation is
@@ -527,7 +634,6 @@ export class Smmu {
    * time after it is issued (TLBI and ATC work not counted).
    */
   #drainAt = 0;
-  readonly #cmdScratch = new Uint32Array(COMMAND_WORDS);
   readonly #processNext = () => this.#processCommand();
   readonly #cmdContinue = () => this.#nextCommand();
 
@@ -732,7 +838,7 @@ export class Smmu {
    * Answers an ATS Translation Request after the SMMU's lookup/walk time.
    * Never stalls: a translation fault answers "no access" (R = W = 0)
    * without an event; STE.EATS = 0 gives F_BAD_ATS_TREQ (recorded) and an
-   * Unsupported Request.
+   * Unsupported Request. The result object is reused after `cb` returns.
    */
   atsTranslate(req: AtsRequest, cb: (r: AtsResult) => void): void {
     this.stats.atsRequests++;
@@ -792,7 +898,7 @@ export class Smmu {
   /** STAGs of the transactions of `sid` stalled now. */
   stalledTags(sid: number): number[] {
     const out: number[] = [];
-    for (const [stag, p] of this.#stalled) if (p.sid === sid) out.push(stag);
+    for (const p of this.#stalled.list()) if (p.sid === sid) out.push(p.stag);
     return out;
   }
 
@@ -817,6 +923,34 @@ export class Smmu {
     q.advance();
     this.#drainStallBacklog();
     return { record, time };
+  }
+
+  /**
+   * {@linkcode readEvent} into `out` (a driver handling one record at a
+   * time reuses one record): returns the time the record was written, or
+   * -1 (and `out` unchanged) when the queue is empty.
+   */
+  readEventInto(out: MutableEventRecord): number {
+    const q = this.evtq;
+    if (q.isEmpty) return -1;
+    const time = q.stamps[q.readSlot]!;
+    decodeEventInto(q.words, q.readOffset, out);
+    q.advance();
+    this.#drainStallBacklog();
+    return time;
+  }
+
+  /**
+   * {@linkcode readPri} into `out`: returns the time the entry was written,
+   * or -1 (and `out` unchanged) when the queue is empty.
+   */
+  readPriInto(out: MutablePriEntry): number {
+    const q = this.priq;
+    if (q.isEmpty) return -1;
+    const time = q.stamps[q.readSlot]!;
+    decodePriEntryInto(q.words, q.readOffset, out);
+    q.advance();
+    return time;
   }
 
   /** Consumes the next PRI queue entry, or returns undefined when empty. */
@@ -868,17 +1002,44 @@ export class Smmu {
       if (done) sim.at(at, done);
       return;
     }
-    const list = cmds.slice();
+    const sub = this.#submissions.pop() ?? this.#newSubmission();
+    if (sub.words.length < n * COMMAND_WORDS) {
+      sub.words = new Uint32Array(n * COMMAND_WORDS);
+    }
     this.#queuedCmds += n;
     let work = n * this.#cProcess;
-    for (const c of list) if (c.opcode === CMD_SYNC) work += this.#cSync;
+    for (let i = 0; i < n; i++) {
+      const c = cmds[i]!;
+      if (c.opcode === CMD_SYNC) work += this.#cSync;
+      encodeCommand(c, sub.words, i * COMMAND_WORDS);
+    }
     this.#drainAt = Math.max(this.#drainAt, at) + work;
-    sim.at(at, () => {
+    sub.n = n;
+    sub.done = done;
+    sim.at(at, sub.issue);
+  }
+
+  #newSubmission(): Submission {
+    const sub: Submission = {
+      words: new Uint32Array(4 * COMMAND_WORDS),
+      n: 0,
+      done: undefined,
+      issue: noop,
+    };
+    sub.issue = () => {
+      const { words, n, done } = sub;
       for (let i = 0; i < n; i++) {
-        this.#enqueueCommand(list[i]!, i === n - 1 ? done : undefined);
+        this.#enqueueCommand(
+          words,
+          i * COMMAND_WORDS,
+          i === n - 1 ? done : undefined,
+        );
       }
+      sub.done = undefined;
+      this.#submissions.push(sub);
       this.#kickCommands();
-    });
+    };
+    return sub;
   }
 
   /**
@@ -913,22 +1074,30 @@ export class Smmu {
   submitAndWait(cmds: readonly Command[]): number {
     const n = cmds.length;
     if (n === 0) return 0;
-    const buf = this.#cmdScratch;
+    if (this.#waitWords.length < (n + 1) * COMMAND_WORDS) {
+      this.#waitWords = new Uint32Array((n + 1) * COMMAND_WORDS);
+    }
+    const words = this.#waitWords;
+    const cmd = this.#waitCmd;
     // Round-trip through the 16-byte format, as the queue does (validates
     // every command before any takes effect).
-    const list: Command[] = [];
-    for (const c of cmds) {
-      encodeCommand(c, buf, 0);
-      list.push(decodeCommand(buf, 0));
+    for (let i = 0; i < n; i++) {
+      encodeCommand(cmds[i]!, words, i * COMMAND_WORDS);
+      decodeCommandInto(words, i * COMMAND_WORDS, cmd);
     }
-    if (list[n - 1]!.opcode !== CMD_SYNC) list.push({ opcode: CMD_SYNC });
+    let total = n;
+    if (cmd.opcode !== CMD_SYNC) {
+      encodeCommand(SYNC, words, n * COMMAND_WORDS);
+      total++;
+    }
     const now = this.#sim.now;
-    const issued = Math.max(now, this.#issueFree) + list.length * this.#cIssue;
+    const issued = Math.max(now, this.#issueFree) + total * this.#cIssue;
     this.#issueFree = issued;
     // Behind the commands still queued (an estimate, see above).
     let t = this.#queuedCmds > 0 ? Math.max(issued, this.#drainAt) : issued;
     let atcDoneAt = 0;
-    for (const cmd of list) {
+    for (let i = 0; i < total; i++) {
+      decodeCommandInto(words, i * COMMAND_WORDS, cmd);
       t += this.#cProcess;
       this.stats.commands++;
       if (cmd.opcode === CMD_SYNC) {
@@ -949,15 +1118,33 @@ export class Smmu {
     return t - now;
   }
 
-  #enqueueCommand(cmd: Command, done: (() => void) | undefined): void {
+  /** Writes the command encoded at `src[off ..]` into the queue (or the backlog when full). */
+  #enqueueCommand(
+    src: Uint32Array,
+    off: number,
+    done: (() => void) | undefined,
+  ): void {
     const q = this.cmdq;
     if (q.isFull || this.#cmdBacklog.length > 0) {
-      this.#cmdBacklog.push({ cmd, done });
+      this.#cmdBacklog.push({
+        words: src.slice(off, off + COMMAND_WORDS),
+        done,
+      });
       return;
     }
-    const slot = q.writeOffset / COMMAND_WORDS;
-    encodeCommand(cmd, q.words, q.writeOffset);
-    this.#cmdDone[slot] = done;
+    this.#writeCommand(src, off, done);
+  }
+
+  #writeCommand(
+    src: Uint32Array,
+    off: number,
+    done: (() => void) | undefined,
+  ): void {
+    const q = this.cmdq;
+    const o = q.writeOffset;
+    const w = q.words;
+    for (let k = 0; k < COMMAND_WORDS; k++) w[o + k] = src[off + k]!;
+    this.#cmdDone[o / COMMAND_WORDS] = done;
     q.commit(this.#sim.now);
   }
 
@@ -978,17 +1165,15 @@ export class Smmu {
   #processCommand(): void {
     const q = this.cmdq;
     const slot = q.readSlot;
-    const cmd = decodeCommand(q.words, q.readOffset);
+    const cmd = this.#cmd;
+    decodeCommandInto(q.words, q.readOffset, cmd);
     const done = this.#cmdDone[slot];
     this.#cmdDone[slot] = undefined;
     q.advance();
     this.#queuedCmds--;
     while (this.#cmdBacklog.length > 0 && !q.isFull) {
       const b = this.#cmdBacklog.shift()!;
-      const s = q.writeOffset / COMMAND_WORDS;
-      encodeCommand(b.cmd, q.words, q.writeOffset);
-      this.#cmdDone[s] = b.done;
-      q.commit(this.#sim.now);
+      this.#writeCommand(b.words, 0, b.done);
     }
     this.stats.commands++;
     if (cmd.opcode === CMD_SYNC) {
@@ -1016,7 +1201,7 @@ export class Smmu {
   }
 
   /** Applies a command; returns extra processing time (ns). */
-  #execute(cmd: Command): number {
+  #execute(cmd: CommandFields): number {
     if (cmd.opcode >= CMD_CFGI_STE && cmd.opcode <= CMD_TLBI_NSNH_ALL) {
       this.#invalGen++;
     }
@@ -1100,7 +1285,7 @@ export class Smmu {
           : cmd.Resp === PRI_RESP_DENY
           ? PRG_RESP_INVALID
           : PRG_RESP_FAILURE;
-        ep?.prgResponse(cmd.SSV ? (cmd.SSID ?? 0) : -1, cmd.GRPID, code);
+        ep?.prgResponse(cmd.SSV ? cmd.SSID : -1, cmd.GRPID, code);
         return 0;
       }
       case CMD_RESUME: {
@@ -1108,21 +1293,17 @@ export class Smmu {
         if (!p || p.sid !== cmd.SID) return 0; // no such stall: ignored
         this.#stalled.delete(cmd.STAG);
         this.stats.resumes++;
-        if (cmd.Resp === RESUME_RETRY) {
-          this.#sim.after(this.#cResume, () => {
-            this.stats.retries++;
-            this.#run(p);
-          });
-        } else {
-          this.#sim.after(this.#cResume, () => this.#terminate(p));
-        }
+        this.#sim.after(
+          this.#cResume,
+          cmd.Resp === RESUME_RETRY ? p.retry : p.terminate,
+        );
         return 0;
       }
       case CMD_STALL_TERM: {
-        for (const [stag, p] of [...this.#stalled]) {
+        for (const p of this.#stalled.list()) {
           if (p.sid !== cmd.SID) continue;
-          this.#stalled.delete(stag);
-          this.#sim.after(this.#cResume, () => this.#terminate(p));
+          this.#stalled.delete(p.stag);
+          this.#sim.after(this.#cResume, p.terminate);
         }
         // Stall records still waiting for event queue space go too.
         for (let i = this.#stallBacklog.length - 1; i >= 0; i--) {
@@ -1130,12 +1311,14 @@ export class Smmu {
           if (p.sid !== cmd.SID) continue;
           this.#stallBacklog.splice(i, 1);
           this.#stalled.delete(p.stag);
-          this.#sim.after(this.#cResume, () => this.#terminate(p));
+          this.#sim.after(this.#cResume, p.terminate);
         }
         return 0;
       }
       case CMD_SYNC:
         return 0;
+      default:
+        return 0; // the decoder rejected unknown opcodes
     }
   }
 
@@ -1186,6 +1369,11 @@ export class Smmu {
     };
     p.fault = () => this.#onFault(p);
     p.atsDone = () => this.#onAtsDone(p);
+    p.retry = () => {
+      this.stats.retries++;
+      this.#run(p);
+    };
+    p.terminate = () => this.#terminate(p);
     return p;
   }
 
@@ -1213,7 +1401,7 @@ export class Smmu {
       this.#nextStag = (stag + 1) & 0xffff;
       p.stag = stag;
       if (p.firstStallAt < 0) p.firstStallAt = p.detectedAt;
-      this.#stalled.set(stag, p);
+      this.#stalled.add(p);
       this.stats.stalls++;
       if (this.#stallBacklog.length > 0 || !this.#writeEvent(p, true)) {
         this.#stallBacklog.push(p);
@@ -1258,37 +1446,31 @@ export class Smmu {
     }
     const cb = p.atsCb!;
     p.atsCb = undefined;
-    let r: AtsResult;
+    // The transaction's own result record, read by `cb` before the
+    // transaction can be reused (see atsTranslate).
+    const r = p.atsRes;
     if (p.status === OK && p.prot !== 0) {
-      r = {
-        ok: true,
-        pa: Math.floor(p.pa / p.pageSize) * p.pageSize,
-        pageSize: p.pageSize,
-        read: (p.prot & PROT_READ) !== 0,
-        write: (p.prot & PROT_WRITE) !== 0,
-        unsupported: false,
-        eventId: 0,
-      };
+      setAts(
+        r,
+        true,
+        Math.floor(p.pa / p.pageSize) * p.pageSize,
+        p.pageSize,
+        p.prot,
+        false,
+        0,
+      );
     } else if (p.status === SILENT_ABORT) {
-      r = atsUnsupported(0);
+      setAts(r, false, -1, 0, 0, true, 0);
     } else if (p.status === FAULT && !isTranslationFault(p.eventId)) {
       this.stats.atsNoAccess++;
       if (!this.#writeEvent(p, false)) {
         this.stats.evtqLost++;
         if (this.evtq.noteOverflow()) this.stats.evtqOverflows++;
       }
-      r = atsUnsupported(p.eventId);
+      setAts(r, false, -1, 0, 0, true, p.eventId);
     } else {
       this.stats.atsNoAccess++;
-      r = {
-        ok: false,
-        pa: -1,
-        pageSize: 0,
-        read: false,
-        write: false,
-        unsupported: false,
-        eventId: p.status === FAULT ? p.eventId : 0,
-      };
+      setAts(r, false, -1, 0, 0, false, p.status === FAULT ? p.eventId : 0);
     }
     this.#pool.push(p);
     cb(r);
@@ -1736,9 +1918,34 @@ export class Smmu {
 
 const S1_KINDS = (1 << TLB_KIND_S1) | (1 << TLB_KIND_NESTED);
 
+/** CMD_SYNC, appended by {@linkcode Smmu.submitAndWait}. */
+const SYNC: Command = { opcode: CMD_SYNC };
+
 /** The PASID a CMD_ATC_INV targets at the endpoint (-1 = every PASID). */
-function atcSsid(cmd: CmdAtcInv): number {
-  return cmd.SSV && !cmd.G ? (cmd.SSID ?? 0) : -1;
+function atcSsid(cmd: CommandFields): number {
+  return cmd.SSV && !cmd.G ? cmd.SSID : -1;
+}
+
+/** An {@linkcode AtsResult} the SMMU fills in place. */
+type MutableAtsResult = { -readonly [K in keyof AtsResult]: AtsResult[K] };
+
+/** Fills an ATS answer (`prot` gives R and W). */
+function setAts(
+  r: MutableAtsResult,
+  ok: boolean,
+  pa: number,
+  pageSize: number,
+  prot: number,
+  unsupported: boolean,
+  eventId: number,
+): void {
+  r.ok = ok;
+  r.pa = pa;
+  r.pageSize = pageSize;
+  r.read = (prot & PROT_READ) !== 0;
+  r.write = (prot & PROT_WRITE) !== 0;
+  r.unsupported = unsupported;
+  r.eventId = eventId;
 }
 
 function atsUnsupported(eventId: number): AtsResult {

@@ -288,6 +288,56 @@ export function decodeEvent(words: Uint32Array, offset = 0): EventRecord {
   };
 }
 
+/** An {@linkcode EventRecord} whose fields a decoder may overwrite (a reusable record). */
+export type MutableEventRecord = {
+  -readonly [K in keyof EventRecord]: EventRecord[K];
+};
+
+/** A fresh {@linkcode MutableEventRecord} of zeros, to decode into. */
+export function newEventRecord(): MutableEventRecord {
+  return {
+    ID: 0,
+    SSV: false,
+    SubstreamID: 0,
+    StreamID: 0,
+    STAG: 0,
+    Stall: false,
+    PnU: false,
+    InD: false,
+    RnW: false,
+    S2: false,
+    CLASS: CLASS_CD,
+    InputAddr: 0,
+    IPA: 0,
+  };
+}
+
+/**
+ * {@linkcode decodeEvent} into an existing record (a consumer that handles
+ * one record at a time decodes without allocating).
+ */
+export function decodeEventInto(
+  words: Uint32Array,
+  offset: number,
+  out: MutableEventRecord,
+): void {
+  const w0 = words[offset]!, w2 = words[offset + 2]!, w3 = words[offset + 3]!;
+  out.ID = w0 & 0xff;
+  out.SSV = (w0 & (1 << 11)) !== 0;
+  out.SubstreamID = (w0 >>> 12) & 0xfffff;
+  out.StreamID = words[offset + 1]!;
+  out.STAG = w2 & 0xffff;
+  out.Stall = (w2 & 0x80000000) !== 0;
+  out.PnU = (w3 & (1 << 1)) !== 0;
+  out.InD = (w3 & (1 << 2)) !== 0;
+  out.RnW = (w3 & (1 << 3)) !== 0;
+  out.S2 = (w3 & (1 << 7)) !== 0;
+  out.CLASS = ((w3 >>> 8) & 3) as EventClass;
+  out.InputAddr = words[offset + 5]! * TWO32 + words[offset + 4]!;
+  out.IPA = (words[offset + 7]! & 0xfffff) * TWO32 +
+    ((words[offset + 6]! & 0xfffff000) >>> 0);
+}
+
 // ---------------------------------------------------------------------------
 // Commands
 
@@ -770,6 +820,170 @@ export function decodeCommand(words: Uint32Array, offset = 0): Command {
   }
 }
 
+/**
+ * Every field of every command in one flat record: what
+ * {@linkcode decodeCommandInto} fills, so that a command processor reads
+ * one object shape whatever the opcode (only the fields of the opcode are
+ * meaningful).
+ */
+export interface CommandFields {
+  /** Opcode. */
+  opcode: number;
+  /** StreamID. */
+  SID: number;
+  /** SubstreamID. */
+  SSID: number;
+  /** SubstreamID valid. */
+  SSV: boolean;
+  /** Leaf. */
+  Leaf: boolean;
+  /** CMD_CFGI_STE_RANGE Range. */
+  Range: number;
+  /** VMID. */
+  VMID: number;
+  /** ASID. */
+  ASID: number;
+  /** Address (TLBI by address, CMD_ATC_INV). */
+  Address: number;
+  /** TLBI range NUM. */
+  NUM: number;
+  /** TLBI range SCALE. */
+  SCALE: number;
+  /** TLBI range granule. */
+  TG: number;
+  /** TLBI level hint. */
+  TTL: number;
+  /** CMD_ATC_INV Global. */
+  G: boolean;
+  /** CMD_ATC_INV Size. */
+  Size: number;
+  /** CMD_PRI_RESP PRG index. */
+  GRPID: number;
+  /** CMD_PRI_RESP / CMD_RESUME response. */
+  Resp: number;
+  /** CMD_RESUME stall tag. */
+  STAG: number;
+  /** CMD_SYNC completion signal. */
+  CS: number;
+}
+
+/** A fresh {@linkcode CommandFields} of zeros (opcode 0), to decode into. */
+export function newCommandFields(): CommandFields {
+  return {
+    opcode: 0,
+    SID: 0,
+    SSID: 0,
+    SSV: false,
+    Leaf: false,
+    Range: 0,
+    VMID: 0,
+    ASID: 0,
+    Address: 0,
+    NUM: 0,
+    SCALE: 0,
+    TG: 0,
+    TTL: 0,
+    G: false,
+    Size: 0,
+    GRPID: 0,
+    Resp: 0,
+    STAG: 0,
+    CS: 0,
+  };
+}
+
+/**
+ * {@linkcode decodeCommand} into a flat {@linkcode CommandFields}: the
+ * opcode and the fields the opcode has get the values decodeCommand gives
+ * them; the other fields keep what they held (a reader looks only at the
+ * fields of the opcode). Unknown opcodes throw the same RangeError (`out`
+ * is then unspecified).
+ */
+export function decodeCommandInto(
+  words: Uint32Array,
+  offset: number,
+  out: CommandFields,
+): void {
+  const o = offset;
+  const w0 = words[o]!, w1 = words[o + 1]!, w2 = words[o + 2]!;
+  const op = w0 & 0xff;
+  out.opcode = op;
+  switch (op) {
+    case CMD_RESUME:
+      out.SID = w1;
+      out.STAG = w2 & 0xffff;
+      out.Resp = (w0 >>> 12) & 3;
+      return;
+    case CMD_PRI_RESP:
+      out.SID = w1;
+      out.SSID = (w0 >>> 12) & 0xfffff;
+      out.SSV = (w0 & (1 << 11)) !== 0;
+      out.GRPID = w2 & 0x1ff;
+      out.Resp = (w2 >>> 12) & 3;
+      return;
+    case CMD_SYNC:
+      out.CS = (w0 >>> 12) & 3;
+      return;
+    case CMD_PREFETCH_CONFIG:
+      out.SID = w1;
+      out.SSID = (w0 >>> 12) & 0xfffff;
+      out.SSV = (w0 & (1 << 11)) !== 0;
+      return;
+    case CMD_CFGI_STE:
+      out.SID = w1;
+      out.Leaf = (w2 & 1) !== 0;
+      return;
+    case CMD_CFGI_STE_RANGE:
+      out.SID = w1;
+      out.Range = w2 & 0x1f;
+      return;
+    case CMD_CFGI_CD:
+      out.SID = w1;
+      out.SSID = (w0 >>> 12) & 0xfffff;
+      out.Leaf = (w2 & 1) !== 0;
+      return;
+    case CMD_CFGI_CD_ALL:
+    case CMD_STALL_TERM:
+      out.SID = w1;
+      return;
+    case CMD_TLBI_NH_ALL:
+    case CMD_TLBI_S12_VMALL:
+      out.VMID = w1 & 0xffff;
+      return;
+    case CMD_TLBI_NH_ASID:
+      out.VMID = w1 & 0xffff;
+      out.ASID = w1 >>> 16;
+      return;
+    case CMD_TLBI_NH_VA:
+    case CMD_TLBI_NH_VAA:
+    case CMD_TLBI_S2_IPA:
+      out.VMID = w1 & 0xffff;
+      if (op === CMD_TLBI_NH_VA) out.ASID = w1 >>> 16;
+      out.Address = words[o + 3]! * TWO32 + ((w2 & 0xfffff000) >>> 0);
+      out.NUM = (w0 >>> 12) & 0x1f;
+      out.SCALE = (w0 >>> 20) & 0x1f;
+      out.TG = (w2 >>> 10) & 3;
+      out.TTL = (w2 >>> 8) & 3;
+      out.Leaf = (w2 & 1) !== 0;
+      return;
+    case CMD_TLBI_EL2_ALL:
+    case CMD_TLBI_NSNH_ALL:
+      return;
+    case CMD_ATC_INV:
+      out.SID = w1;
+      out.SSID = (w0 >>> 12) & 0xfffff;
+      out.SSV = (w0 & (1 << 11)) !== 0;
+      out.G = (w0 & (1 << 9)) !== 0;
+      out.Address = words[o + 3]! * TWO32 + ((w2 & 0xfffff000) >>> 0);
+      out.Size = w2 & 0x3f;
+      return;
+    default:
+      throw new RangeError(
+        `Cannot decode command: unknown opcode 0x${op.toString(16)}`,
+      );
+  }
+}
+
 // ---------------------------------------------------------------------------
 // PRI queue entries
 
@@ -834,6 +1048,44 @@ export function decodePriEntry(words: Uint32Array, offset = 0): PriEntry {
     PRGIndex: w2 & 0x1ff,
     Address: words[offset + 3]! * TWO32 + ((w2 & 0xfffff000) >>> 0),
   };
+}
+
+/** A {@linkcode PriEntry} whose fields a decoder may overwrite (a reusable entry). */
+export type MutablePriEntry = { -readonly [K in keyof PriEntry]: PriEntry[K] };
+
+/** A fresh {@linkcode MutablePriEntry} of zeros, to decode into. */
+export function newPriEntry(): MutablePriEntry {
+  return {
+    StreamID: 0,
+    SubstreamID: 0,
+    PRIV: false,
+    EXEC: false,
+    READ: false,
+    WRITE: false,
+    LAST: false,
+    SSV: false,
+    PRGIndex: 0,
+    Address: 0,
+  };
+}
+
+/** {@linkcode decodePriEntry} into an existing entry. */
+export function decodePriEntryInto(
+  words: Uint32Array,
+  offset: number,
+  out: MutablePriEntry,
+): void {
+  const w1 = words[offset + 1]!, w2 = words[offset + 2]!;
+  out.StreamID = words[offset]!;
+  out.SubstreamID = w1 & 0xfffff;
+  out.PRIV = (w1 & (1 << 26)) !== 0;
+  out.EXEC = (w1 & (1 << 27)) !== 0;
+  out.READ = (w1 & (1 << 28)) !== 0;
+  out.WRITE = (w1 & (1 << 29)) !== 0;
+  out.LAST = (w1 & (1 << 30)) !== 0;
+  out.SSV = (w1 & 0x80000000) !== 0;
+  out.PRGIndex = w2 & 0x1ff;
+  out.Address = words[offset + 3]! * TWO32 + ((w2 & 0xfffff000) >>> 0);
 }
 
 // ---------------------------------------------------------------------------

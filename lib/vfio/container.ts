@@ -30,7 +30,13 @@ import { hex, IopfLabError } from "../sim/errors.ts";
 import { Resource } from "../sim/resource.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Counters, Histogram } from "../sim/stats.ts";
-import { MAX_ADDRESS, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../sim/units.ts";
+import {
+  alignDown,
+  MAX_ADDRESS,
+  PAGE_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+} from "../sim/units.ts";
 import {
   countBits,
   fillBits,
@@ -226,6 +232,27 @@ class VfioDma {
   }
 }
 
+/**
+ * One fault group in the type1 IOPF handler, from the handler call to its
+ * page response (pooled by the container; the callbacks are bound once).
+ */
+interface FaultWork {
+  group: IopfGroup | undefined;
+  done: () => void;
+  /** When the handler was called (ns). */
+  t0: number;
+  /** The response decided under the lock. */
+  code: PageResponseCode;
+  /** Resource callback: the container lock is taken. */
+  locked: () => void;
+  /** Event: the faults' work is done; the lock is dropped. */
+  unlock: () => void;
+  /** Event: the response goes out. */
+  respond: () => void;
+}
+
+function noop(): void {}
+
 interface DeviceState {
   devId: number;
   nested: IommuDomain | undefined;
@@ -284,6 +311,22 @@ export class VfioContainer {
   #pinnedPeak = 0;
   #lockedPeak = 0;
   #pfnBuf: Float64Array | undefined;
+  readonly #freeWork: FaultWork[] = [];
+  /** The device {@linkcode deviceById} found last. */
+  #lastById: IommuDevice | undefined = undefined;
+  /** Whether the last {@linkcode #handleFault} resolved its fault. */
+  #faultOk = true;
+  // Cells of the counters every fault bumps (Counters.cell), taken at their
+  // first use: no name lookup per fault.
+  #cGroups: { v: number } | undefined;
+  #cFaults: { v: number } | undefined;
+  #cMapped: { v: number } | undefined;
+  #cPremapped: { v: number } | undefined;
+  /** The options of the fault path's pins (read by the call, so reusable). */
+  readonly #faultPinOpts: { longterm: boolean; out: Float64Array } = {
+    longterm: false,
+    out: new Float64Array(0),
+  };
 
   /** Creates an empty container; call {@linkcode setIommu} next. */
   constructor(
@@ -387,7 +430,18 @@ export class VfioContainer {
 
   /** The attached device with id `devId`, if any. */
   deviceById(devId: number): IommuDevice | undefined {
-    for (const [dev, s] of this.#devices) if (s.devId === devId) return dev;
+    // Ids are unique: the device found last is checked first (one lookup
+    // per fault the VMM forwards instead of a walk over the devices).
+    const last = this.#lastById;
+    if (last !== undefined && this.#devices.get(last)?.devId === devId) {
+      return last;
+    }
+    for (const [dev, s] of this.#devices) {
+      if (s.devId === devId) {
+        this.#lastById = dev;
+        return dev;
+      }
+    }
     return undefined;
   }
 
@@ -897,17 +951,15 @@ export class VfioContainer {
     hugeVma: VmArea | null,
   ): number {
     const folio = hugeVma ? hugeVma.pageSize / PAGE_SIZE : 1;
-    const pfnAt = (i: number) =>
-      out ? out[i]! : this.mm.hvaToPfn(dma.vaddr + (off + i) * PAGE_SIZE);
     const hvaPage0 = dma.vaddr / PAGE_SIZE + off;
     let ns = 0;
     let runStart = 0;
-    let runPfn = pfnAt(0);
+    let runPfn = out ? out[0]! : this.#pfnAt(dma, off);
     let i = 0;
     for (;;) {
       const next = out ? i + 1 : i + folio - ((hvaPage0 + i) % folio);
       if (next >= n) break;
-      const pfn = pfnAt(next);
+      const pfn = out ? out[next]! : this.#pfnAt(dma, off + next);
       if (pfn !== runPfn + (next - runStart)) {
         ns += this.#mapRun(
           dma,
@@ -923,6 +975,11 @@ export class VfioContainer {
     }
     ns += this.#mapRun(dma, domain, off + runStart, n - runStart, runPfn);
     return ns;
+  }
+
+  /** PFN of page `page` of `dma` (from the mm: a hugetlb folio's pages). */
+  #pfnAt(dma: VfioDma, page: number): number {
+    return this.mm.hvaToPfn(dma.vaddr + page * PAGE_SIZE);
   }
 
   #mapRun(
@@ -1048,76 +1105,112 @@ export class VfioContainer {
    * pinned and mapped (with pre-map); the group then gets one response.
    */
   readonly #iopfHandler = (group: IopfGroup, done: () => void): void => {
-    const t0 = this.sim.now;
-    this.counters.add("vfio.faultGroups");
-    this.lock.acquire((release) => {
-      let ns = 0;
-      let code: PageResponseCode = IOMMU_PAGE_RESP_SUCCESS;
-      if (this.#released) {
-        code = IOMMU_PAGE_RESP_INVALID;
-      } else {
-        for (const f of group.faults) {
-          const r = this.#handleFault(f);
-          ns += r.ns;
-          if (!r.ok) {
-            code = IOMMU_PAGE_RESP_INVALID;
-            break;
-          }
-        }
-      }
-      this.sim.after(ns, () => {
-        release();
-        this.sim.after(this.costs["vfio.faultRespond"], () => {
-          this.handlerNs.record(this.sim.now - t0);
-          this.core.iommuPageResponse(group.dev, group, code);
-          done();
-        });
-      });
-    });
+    const w = this.#freeWork.pop() ?? this.#newWork();
+    w.group = group;
+    w.done = done;
+    w.t0 = this.sim.now;
+    (this.#cGroups ??= this.counters.cell("vfio.faultGroups")).v++;
+    this.lock.acquireSlot(w.locked);
   };
 
-  #handleFault(f: IommuFault): { ok: boolean; ns: number } {
-    const k = this.costs;
-    this.counters.add("vfio.faults");
-    let ns = k["vfio.faultLookup"];
-    const invalid = (why: string) => {
-      this.counters.add("vfio.faults.invalid");
-      this.counters.add(`vfio.faults.invalid.${why}`);
-      return { ok: false, ns };
+  #newWork(): FaultWork {
+    const w: FaultWork = {
+      group: undefined,
+      done: noop,
+      t0: 0,
+      code: IOMMU_PAGE_RESP_SUCCESS,
+      locked: noop,
+      unlock: noop,
+      respond: noop,
     };
-    if (f.type !== "page-req") return invalid("notPageRequest");
+    w.locked = () => this.#faultGroupLocked(w);
+    w.unlock = () => {
+      this.lock.releaseSlot();
+      this.sim.after(this.costs["vfio.faultRespond"], w.respond);
+    };
+    w.respond = () => {
+      this.handlerNs.record(this.sim.now - w.t0);
+      const { group, done, code } = w;
+      w.group = undefined;
+      w.done = noop;
+      this.#freeWork.push(w);
+      this.core.iommuPageResponse(group!.dev, group!, code);
+      done();
+    };
+    return w;
+  }
+
+  /** Under the container lock: handles each fault of the group, then unlocks after their time. */
+  #faultGroupLocked(w: FaultWork): void {
+    const group = w.group!;
+    let ns = 0;
+    let code: PageResponseCode = IOMMU_PAGE_RESP_SUCCESS;
+    if (this.#released) {
+      code = IOMMU_PAGE_RESP_INVALID;
+    } else {
+      const faults = group.faults;
+      for (let i = 0; i < faults.length; i++) {
+        ns += this.#handleFault(faults[i]!);
+        if (!this.#faultOk) {
+          code = IOMMU_PAGE_RESP_INVALID;
+          break;
+        }
+      }
+    }
+    w.code = code;
+    this.sim.after(ns, w.unlock);
+  }
+
+  /** Counts an invalid fault (`why`) and makes {@linkcode #handleFault} report it. */
+  #invalid(why: string, ns: number): number {
+    this.counters.add("vfio.faults.invalid");
+    this.counters.add(`vfio.faults.invalid.${why}`);
+    this.#faultOk = false;
+    return ns;
+  }
+
+  /**
+   * One fault of a group: returns the ns it took and leaves in
+   * `#faultOk` whether it was resolved.
+   */
+  #handleFault(f: IommuFault): number {
+    const k = this.costs;
+    (this.#cFaults ??= this.counters.cell("vfio.faults")).v++;
+    this.#faultOk = true;
+    let ns = k["vfio.faultLookup"];
+    if (f.type !== "page-req") return this.#invalid("notPageRequest", ns);
     const addr = f.stage === 2 && f.ipa >= 0 ? f.ipa : f.addr;
-    const iova = addr - (addr % PAGE_SIZE);
+    const iova = alignDown(addr, PAGE_SIZE);
     const dma = this.#find(iova);
-    if (!dma) return invalid("noDma");
+    if (!dma) return this.#invalid("noDma", ns);
     if (
       ((f.perm & IOMMU_FAULT_PERM_WRITE) !== 0 &&
         (dma.prot & PROT_WRITE) === 0) ||
       ((f.perm & IOMMU_FAULT_PERM_READ) !== 0 && (dma.prot & PROT_READ) === 0)
     ) {
-      return invalid("perm");
+      return this.#invalid("perm", ns);
     }
     if (!dma.bitmap) {
       // A pinned or PFNMAP range is mapped whole: nothing to fault in.
       if (this.core.iommuIovaToPhys(this.#domain!, iova) >= 0) {
         this.counters.add("vfio.faults.raced");
-        return { ok: true, ns };
+        return ns;
       }
-      return invalid("notIopf");
+      return this.#invalid("notIopf", ns);
     }
     const bits = dma.bitmap;
     const p = Math.floor((iova - dma.iova) / PAGE_SIZE);
     ns += k["vfio.bitmapCheck"];
     if (testBit(bits, p)) {
       this.counters.add("vfio.faults.raced");
-      return { ok: true, ns };
+      return ns;
     }
     const end = Math.min(dma.npages, p + this.premapPages);
     ns += k["vfio.bitmapCheck"] * (end - p - 1);
     let budget = end - p;
     if (!this.mmuNotifier) {
       budget = Math.min(budget, this.#limitPages() - this.mm.lockedVm);
-      if (budget <= 0) return invalid("memlock");
+      if (budget <= 0) return this.#invalid("memlock", ns);
     }
     let q = p;
     let mapped = 0;
@@ -1130,14 +1223,14 @@ export class VfioContainer {
       } catch (e) {
         if (!(e instanceof IopfLabError)) throw e;
         if (a !== p) break; // the faulting page is mapped; stop pre-mapping
-        if (b - a === 1) return invalid(e.code);
+        if (b - a === 1) return this.#invalid(e.code, ns);
         // Part of the pre-map window failed (say, beyond the VMA): the
         // faulting page alone, as the kernel pins what it can.
         try {
           ns += this.#faultInRun(dma, p, 1);
         } catch (e1) {
           if (!(e1 instanceof IopfLabError)) throw e1;
-          return invalid(e1.code);
+          return this.#invalid(e1.code, ns);
         }
         mapped = 1;
         break;
@@ -1146,9 +1239,11 @@ export class VfioContainer {
       if (!this.mmuNotifier) budget -= b - a;
       q = b;
     }
-    this.counters.add("vfio.faults.mappedPages", mapped);
-    this.counters.add("vfio.faults.premappedPages", mapped - 1);
-    return { ok: true, ns };
+    (this.#cMapped ??= this.counters.cell("vfio.faults.mappedPages")).v +=
+      mapped;
+    (this.#cPremapped ??= this.counters.cell("vfio.faults.premappedPages"))
+      .v += mapped - 1;
+    return ns;
   }
 
   /** Pins pages [a, a + n) of an IOPF dma, maps them, sets their bits. */
@@ -1157,10 +1252,10 @@ export class VfioContainer {
     const domain = this.#domain!;
     const hva = dma.vaddr + a * PAGE_SIZE;
     const out = this.#buf(n);
-    const r = this.mm.pinUserPages(hva, n, {
-      longterm: !this.mmuNotifier,
-      out,
-    });
+    const opts = this.#faultPinOpts;
+    opts.longterm = !this.mmuNotifier;
+    opts.out = out;
+    const r = this.mm.pinUserPages(hva, n, opts);
     let ns = r.ns;
     if (!this.mmuNotifier) {
       try {

@@ -13,6 +13,7 @@ import {
   IOMMU_PAGE_RESP_INVALID,
   IOMMU_PAGE_RESP_SUCCESS,
   type IommuDevice,
+  type PageResponseCode,
 } from "../iommu/types.ts";
 import type { Costs } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
@@ -94,9 +95,19 @@ export interface VfioDmaFaultRegionOptions {
   devId: (dev: IommuDevice) => number;
 }
 
-interface Pending {
-  group: IopfGroup;
+/**
+ * A group on its way from the handler to the VMM's eventfd (after the
+ * record writes), or a response on its way to the core. Pooled; `fire` is
+ * bound once.
+ */
+interface Msg {
+  group: IopfGroup | undefined;
+  done: () => void;
+  code: PageResponseCode;
+  fire: () => void;
 }
+
+function noop(): void {}
 
 /**
  * The ring, its eventfd and the pending groups. The kernel side is
@@ -120,10 +131,17 @@ export class VfioDmaFaultRegion {
   readonly #costs: Costs;
   readonly #core: IommuCore;
   readonly #devId: (dev: IommuDevice) => number;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new Map<number, IopfGroup>();
   #nextCookie = 1;
   #eventfd = 0;
   #listeners: (() => void)[] = [];
+  readonly #signals: Msg[] = [];
+  readonly #responses: Msg[] = [];
+  /** Event: the eventfd becomes readable for the VMM. */
+  readonly #wakeListeners = (): void => {
+    const ls = this.#listeners;
+    for (let i = 0; i < ls.length; i++) ls[i]!();
+  };
 
   /** Creates an empty ring. */
   constructor(sim: Simulator, options: VfioDmaFaultRegionOptions) {
@@ -180,11 +198,13 @@ export class VfioDmaFaultRegion {
       return;
     }
     const cookie = this.#nextCookie++;
-    this.#pending.set(cookie, { group });
+    this.#pending.set(cookie, group);
     const devId = this.#devId(group.dev);
     const slots = this.entries;
     let head = this.header[FAULT_REGION_HEAD]!;
-    for (const f of group.faults) {
+    const faults = group.faults;
+    for (let i = 0; i < n; i++) {
+      const f = faults[i]!;
       const o = head * FAULT_RECORD_WORDS;
       const r = this.records;
       r[o + W_FLAGS] = f.flags;
@@ -193,7 +213,7 @@ export class VfioDmaFaultRegion {
       r[o + W_GRPID] = f.grpid;
       r[o + W_PERM] = f.perm;
       r[o + 5] = 0;
-      r[o + W_ADDR_LO] = f.addr % 2 ** 32;
+      r[o + W_ADDR_LO] = f.addr >>> 0; // the low 32 bits, as % 2 ** 32 stores
       r[o + W_ADDR_HI] = Math.floor(f.addr / 2 ** 32);
       r[o + W_LENGTH] = PAGE_SIZE;
       r[o + W_COOKIE] = cookie;
@@ -202,18 +222,48 @@ export class VfioDmaFaultRegion {
     this.header[FAULT_REGION_HEAD] = head;
     this.counters.add("faultRegion.records", n);
     this.counters.add("faultRegion.groups");
-    this.#sim.after(this.#costs["vfio.faultRegionWrite"] * n, () => {
+    const m = this.#signals.pop() ?? this.#newSignal();
+    m.done = done;
+    this.#sim.after(this.#costs["vfio.faultRegionWrite"] * n, m.fire);
+  }
+
+  #newSignal(): Msg {
+    const m: Msg = {
+      group: undefined,
+      done: noop,
+      code: IOMMU_PAGE_RESP_SUCCESS,
+      fire: noop,
+    };
+    m.fire = () => {
+      const done = m.done;
+      m.done = noop;
+      this.#signals.push(m);
       this.#signal();
       done();
-    });
+    };
+    return m;
+  }
+
+  #newResponse(): Msg {
+    const m: Msg = {
+      group: undefined,
+      done: noop,
+      code: IOMMU_PAGE_RESP_SUCCESS,
+      fire: noop,
+    };
+    m.fire = () => {
+      const group = m.group!, code = m.code;
+      m.group = undefined;
+      this.#responses.push(m);
+      this.#core.iommuPageResponse(group.dev, group, code);
+    };
+    return m;
   }
 
   #signal(): void {
     this.counters.add("faultRegion.signals");
     if (this.#eventfd++ > 0) return; // already signalled and not read yet
-    this.#sim.after(this.#costs["vfio.eventfdSignal"], () => {
-      for (const l of this.#listeners) l();
-    });
+    this.#sim.after(this.#costs["vfio.eventfdSignal"], this.#wakeListeners);
   }
 
   /** The VMM's eventfd poll: `listener` runs when the eventfd becomes readable. */
@@ -230,14 +280,19 @@ export class VfioDmaFaultRegion {
 
   /** The VMM consumes up to `max` records at the tail (default: all). */
   readRecords(max = Infinity): VfioFaultRecord[] {
-    const out: VfioFaultRecord[] = [];
     const slots = this.entries;
     let tail = this.header[FAULT_REGION_TAIL]!;
     const head = this.header[FAULT_REGION_HEAD]!;
-    while (tail !== head && out.length < max) {
+    // Sized up front: usually one record, and push would reserve 17.
+    const n = Math.min(
+      (head - tail + slots) % slots,
+      max >= 0 ? Math.ceil(max) : 0,
+    );
+    const out: VfioFaultRecord[] = new Array(n);
+    for (let k = 0; k < n; k++) {
       const o = tail * FAULT_RECORD_WORDS;
       const r = this.records;
-      out.push({
+      out[k] = {
         flags: r[o + W_FLAGS]!,
         devId: r[o + W_DEV]!,
         pasid: r[o + W_PASID]!,
@@ -246,7 +301,7 @@ export class VfioDmaFaultRegion {
         addr: r[o + W_ADDR_HI]! * 2 ** 32 + r[o + W_ADDR_LO]!,
         length: r[o + W_LENGTH]!,
         cookie: r[o + W_COOKIE]!,
-      });
+      };
       tail = (tail + 1) % slots;
     }
     this.header[FAULT_REGION_TAIL] = tail;
@@ -272,19 +327,19 @@ export class VfioDmaFaultRegion {
         `Cannot write the response for cookie ${cookie}: code ${code} is neither SUCCESS (0) nor INVALID (1)`,
       );
     }
-    const p = this.#pending.get(cookie);
-    if (!p) {
+    const group = this.#pending.get(cookie);
+    if (!group) {
       this.counters.add("faultRegion.staleResponses");
       return false;
     }
     this.#pending.delete(cookie);
     this.counters.add("faultRegion.responses");
-    const hw = code === IOMMUFD_PAGE_RESP_SUCCESS
+    const m = this.#responses.pop() ?? this.#newResponse();
+    m.group = group;
+    m.code = code === IOMMUFD_PAGE_RESP_SUCCESS
       ? IOMMU_PAGE_RESP_SUCCESS
       : IOMMU_PAGE_RESP_INVALID;
-    this.#sim.after(this.#costs["vfio.responseWrite"], () => {
-      this.#core.iommuPageResponse(p.group.dev, p.group, hw);
-    });
+    this.#sim.after(this.#costs["vfio.responseWrite"], m.fire);
     return true;
   }
 
@@ -294,8 +349,8 @@ export class VfioDmaFaultRegion {
    */
   revokeDevice(dev: IommuDevice): number {
     let n = 0;
-    for (const [cookie, p] of this.#pending) {
-      if (p.group.dev === dev) {
+    for (const [cookie, group] of this.#pending) {
+      if (group.dev === dev) {
         this.#pending.delete(cookie);
         n++;
       }
