@@ -421,6 +421,69 @@ class DmaEngine {
 }
 
 /**
+ * What both devices share: their DMA engine and the accessors workloads and
+ * the experiment harness use (name, StreamID, bandwidth, counters, fault
+ * latency, the page access hook, `dma()`).
+ */
+export abstract class DmaMaster {
+  readonly #engine: DmaEngine;
+
+  /** Wraps `engine`; a subclass keeps its own reference to configure it. */
+  protected constructor(engine: DmaEngine) {
+    this.#engine = engine;
+  }
+
+  /** The device's name (its BDF for PCIe). */
+  get name(): string {
+    return this.#engine.name;
+  }
+
+  /** StreamID (the Requester ID for PCIe). */
+  get sid(): number {
+    return this.#engine.sid;
+  }
+
+  /** Bandwidth in bytes per second. */
+  get bandwidth(): number {
+    return this.#engine.bandwidth;
+  }
+
+  /** Counters. */
+  get stats(): DmaStats {
+    return this.#engine.stats;
+  }
+
+  /** Time from a page's fault (a stall, or an ATS "no access") to its access completing (ns). */
+  get faultLatency(): Histogram {
+    return this.#engine.faultLatency;
+  }
+
+  /** Called for every page access, when it is issued with its translation. */
+  get onAccess():
+    | ((iova: number, pa: number, write: boolean) => void)
+    | undefined {
+    return this.#engine.onAccess;
+  }
+
+  /** Sets the page access hook. */
+  set onAccess(
+    fn: ((iova: number, pa: number, write: boolean) => void) | undefined,
+  ) {
+    this.#engine.onAccess = fn;
+  }
+
+  /**
+   * Starts a transfer; `done` runs on the simulator with the bytes done or
+   * the error that stopped it.
+   *
+   * @throws {IopfLabError} EINVAL for a bad address, size or PASID
+   */
+  dma(req: DmaRequest, done: (result: DmaResult) => void): void {
+    this.#engine.dma(req, done);
+  }
+}
+
+/**
  * A platform (non-PCI) DMA master, such as an accelerator on an SoC: its
  * transactions go straight to {@linkcode Smmu.translate}, so a translation
  * fault on a stall-enabled stream holds the access until software resumes
@@ -445,14 +508,13 @@ class DmaEngine {
  * console.assert(bytes === 8192 && dev.stats.pageAccesses === 2);
  * ```
  */
-export class PlatformDevice {
+export class PlatformDevice extends DmaMaster {
   /** How the IOMMU core sees it: a stall-capable device without ATS/PRI. */
   readonly iommuDevice: IommuDevice;
-  readonly #engine: DmaEngine;
 
   /** Creates the device. */
   constructor(sim: Simulator, options: DmaDeviceOptions) {
-    this.#engine = new DmaEngine(sim, options);
+    super(new DmaEngine(sim, options));
     this.iommuDevice = Object.freeze({
       name: options.name,
       sid: options.sid,
@@ -460,55 +522,6 @@ export class PlatformDevice {
       pri: false,
       stall: true,
     });
-  }
-
-  /** The device's name. */
-  get name(): string {
-    return this.#engine.name;
-  }
-
-  /** StreamID. */
-  get sid(): number {
-    return this.#engine.sid;
-  }
-
-  /** Bandwidth in bytes per second. */
-  get bandwidth(): number {
-    return this.#engine.bandwidth;
-  }
-
-  /** Counters. */
-  get stats(): DmaStats {
-    return this.#engine.stats;
-  }
-
-  /** Time from a stall to the stalled page's access completing (ns). */
-  get faultLatency(): Histogram {
-    return this.#engine.faultLatency;
-  }
-
-  /** Called after every completed page access. */
-  get onAccess():
-    | ((iova: number, pa: number, write: boolean) => void)
-    | undefined {
-    return this.#engine.onAccess;
-  }
-
-  /** Sets the page access hook. */
-  set onAccess(
-    fn: ((iova: number, pa: number, write: boolean) => void) | undefined,
-  ) {
-    this.#engine.onAccess = fn;
-  }
-
-  /**
-   * Starts a transfer; `done` runs on the simulator with the bytes done or
-   * the error that stopped it.
-   *
-   * @throws {IopfLabError} EINVAL for a bad address, size or PASID
-   */
-  dma(req: DmaRequest, done: (result: DmaResult) => void): void {
-    this.#engine.dma(req, done);
   }
 }
 
@@ -593,7 +606,7 @@ interface RespMsg {
  * console.assert(ok && nic.stats.atcMisses === 4 && nic.stats.atsRequests === 4);
  * ```
  */
-export class PciDevice implements SmmuEndpoint {
+export class PciDevice extends DmaMaster implements SmmuEndpoint {
   /** How the IOMMU core sees it. */
   readonly iommuDevice: IommuDevice;
   /** The PRI capability registers (undefined without PRI). */
@@ -652,7 +665,9 @@ export class PciDevice implements SmmuEndpoint {
         `Cannot create PCI device ${options.name}: maxPriRetries must be a whole number >= 1, got ${maxRetries}`,
       );
     }
-    this.#engine = new DmaEngine(sim, options);
+    const engine = new DmaEngine(sim, options);
+    super(engine);
+    this.#engine = engine;
     this.#sim = sim;
     this.#smmu = options.smmu;
     const c = options.costs;
@@ -690,58 +705,9 @@ export class PciDevice implements SmmuEndpoint {
     }
   }
 
-  /** The device's name (its BDF). */
-  get name(): string {
-    return this.#engine.name;
-  }
-
-  /** Requester ID / StreamID. */
-  get sid(): number {
-    return this.#engine.sid;
-  }
-
-  /** Bandwidth in bytes per second. */
-  get bandwidth(): number {
-    return this.#engine.bandwidth;
-  }
-
-  /** Counters. */
-  get stats(): DmaStats {
-    return this.#engine.stats;
-  }
-
-  /** Time from a page's ATS "no access" (or stall) to its access completing (ns). */
-  get faultLatency(): Histogram {
-    return this.#engine.faultLatency;
-  }
-
-  /** Called after every completed page access. */
-  get onAccess():
-    | ((iova: number, pa: number, write: boolean) => void)
-    | undefined {
-    return this.#engine.onAccess;
-  }
-
-  /** Sets the page access hook. */
-  set onAccess(
-    fn: ((iova: number, pa: number, write: boolean) => void) | undefined,
-  ) {
-    this.#engine.onAccess = fn;
-  }
-
   /** Page requests outstanding now. */
   get outstandingPageRequests(): number {
     return this.pri?.outstanding ?? 0;
-  }
-
-  /**
-   * Starts a transfer; `done` runs on the simulator with the bytes done or
-   * the error that stopped it.
-   *
-   * @throws {IopfLabError} EINVAL for a bad address, size or PASID
-   */
-  dma(req: DmaRequest, done: (result: DmaResult) => void): void {
-    this.#engine.dma(req, done);
   }
 
   /**
