@@ -233,7 +233,7 @@ function noop(): void {}
  */
 class DmaEngine {
   readonly stats: DmaStats = newStats();
-  readonly faultLatency = new Histogram();
+  readonly faultLatency: Histogram = new Histogram();
   onAccess: ((iova: number, pa: number, write: boolean) => void) | undefined =
     undefined;
   readonly sim: Simulator;
