@@ -510,20 +510,7 @@ export class MmStruct implements Shrinker {
     npages: number,
     out: Float64Array | undefined,
   ): PinResult {
-    // eachChunk(pieces, checkPinOverflow), inline (it runs on every pin).
-    for (let q = 0; q < pieces.length; q++) {
-      const { v, p0, p1 } = pieces[q]!;
-      const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-      for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
-        const base = c * CHUNK_PAGES;
-        checkPinOverflow(
-          v,
-          c,
-          Math.max(p0, base) - base,
-          Math.min(p1, base + CHUNK_PAGES) - base,
-        );
-      }
-    }
+    eachChunk(pieces, checkPinOverflow);
     const k = this.#costs;
     let ns = this.#populate(pieces, "pin");
     const newlyPopulated = this.#popPages;
