@@ -12,13 +12,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseScenario, runScenario } from "./mod.ts";
  * const metrics = runScenario(parseScenario({
  *   vm: { memory: "1GiB" },
  *   dma: { mode: "iopf", premapPages: 512 },
  *   workload: { kind: "accelerator", messageSize: "1MiB", messages: 10 },
  * }));
- * console.assert(metrics.faults.total > 0 && metrics.pinnedPagesPeak < 262144);
+ * assert(metrics.faults.total > 0 && metrics.pinnedPagesPeak < 262144);
  * ```
  *
  * @module

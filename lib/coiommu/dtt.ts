@@ -41,15 +41,16 @@ export interface DmaTrackingTableOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DmaTrackingTable, DTTE_ACCESSED, DTTE_PINNED } from "./dtt.ts";
  * const dtt = new DmaTrackingTable({ frames: 1 << 20 });
  * dtt.mark(0x40000); // the guest maps the frame at GPA 0x4000_0000
- * console.assert(dtt.entry(0x40000) === (DTTE_ACCESSED | 1));
+ * assert(dtt.entry(0x40000) === (DTTE_ACCESSED | 1));
  * dtt.setPinned(0x40000); // the host pinned it
  * dtt.unmark(0x40000); // the guest unmaps it
  * dtt.clearAccessed(0x40000); // an unpin pass gives it a second chance
  * // Exactly PINNED: the next pass may unpin it.
- * console.assert(dtt.compareExchange(0x40000, DTTE_PINNED, 0) === DTTE_PINNED);
+ * assert(dtt.compareExchange(0x40000, DTTE_PINNED, 0) === DTTE_PINNED);
  * ```
  */
 export class DmaTrackingTable {

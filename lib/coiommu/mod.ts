@@ -49,6 +49,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CoiommuBackend, CoiommuFrontend, DmaTrackingTable } from "./mod.ts";
  * import { IommuCore } from "../iommu/mod.ts";
  * import { HostMemory, MmStruct } from "../mm/mod.ts";
@@ -82,14 +83,15 @@
  * // The guest maps a 16 KiB buffer (one doorbell, 4 pages pinned), then unmaps it.
  * guest.dmaMap(GPA + 0x10_0000, 0x4000, (iova) => guest.dmaUnmap(iova, 0x4000, () => {}));
  * sim.run();
- * console.assert(mm.pinnedPages === 4); // still pinned: unpinning is lazy
+ * const pinnedBefore = mm.pinnedPages;
+ * assert.equal(pinnedBefore, 4); // still pinned: unpinning is lazy
  *
  * // First pass: ACCESSED is set, second chance. Second pass: exactly PINNED, unpinned.
  * backend.start();
  * sim.run({ until: 2.5e6 });
  * backend.stop();
  * sim.run();
- * console.assert(mm.pinnedPages === 0 && backend.stats().secondChances === 4);
+ * assert(mm.pinnedPages === 0 && backend.stats().secondChances === 4);
  * ```
  *
  * @module

@@ -205,6 +205,7 @@ const DEFAULT_SCENARIO = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareModes } from "./compare.ts";
  * const r = compareModes({
  *   scenario: { host: { memory: "1GiB" }, vm: { memory: "128MiB" } },
@@ -212,8 +213,8 @@ const DEFAULT_SCENARIO = {
  *   modes: ["static-pin", "viommu-pin"],
  *   density: false,
  * });
- * console.assert(r.rows.length === 2 && r.rows[1]!.traps === 16);
- * console.assert(r.recommendations[0]!.mode === "viommu-pin");
+ * assert(r.rows.length === 2 && r.rows[1]!.traps === 16);
+ * assert(r.recommendations[0]!.mode === "viommu-pin");
  * ```
  */
 export function compareModes(options: CompareOptions = {}): CompareResult {

@@ -5,11 +5,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { metricsFromCsv, metricsToCsv } from "./csv.ts";
  * import { emptyMetrics } from "./metrics.ts";
  * const csv = metricsToCsv([{ ...emptyMetrics("a", 1), runNs: 5 }]);
- * console.assert(csv.startsWith("name,seed,setupNs,runNs"));
- * console.assert(metricsFromCsv(csv)[0]!.runNs === 5);
+ * assert(csv.startsWith("name,seed,setupNs,runNs"));
+ * assert(metricsFromCsv(csv)[0]!.runNs === 5);
  * ```
  *
  * @module

@@ -201,6 +201,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { densityExperiment } from "./density.ts";
  * const rows = densityExperiment({
  *   hostMemory: "256MiB", vmMemory: "96MiB", vms: 4,
@@ -208,7 +209,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  *   workloads: [{ kind: "accelerator", messageSize: "64KiB", messages: 4, reuseBuffers: false }],
  *   baseline: false,
  * });
- * console.assert(rows[0]!.vmsStarted === 2 && rows[1]!.vmsStarted === 4);
+ * assert(rows[0]!.vmsStarted === 2 && rows[1]!.vmsStarted === 4);
  * ```
  */
 export function densityExperiment(options: DensityOptions = {}): DensityRow[] {

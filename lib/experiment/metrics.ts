@@ -5,10 +5,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { emptyMetrics, flattenMetrics, formatSummary } from "./metrics.ts";
  * const m = { ...emptyMetrics("demo", 1), runNs: 2_500_000, dmaBytes: 2 ** 30 };
- * console.assert(flattenMetrics(m)["faults.total"] === 0);
- * console.assert(formatSummary(m).includes("2.50 ms"));
+ * assert(flattenMetrics(m)["faults.total"] === 0);
+ * assert(formatSummary(m).includes("2.50 ms"));
  * ```
  *
  * @module

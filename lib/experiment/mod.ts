@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { expandSweep, formatSummary, emptyMetrics, parseScenario } from "./mod.ts";
  * const scenario = parseScenario({
  *   name: "boot",
@@ -12,8 +13,8 @@
  *   sweep: { "dma.mode": ["static-pin", "iopf"] },
  * });
  * const points = expandSweep(scenario);
- * console.assert(points.length === 2 && points[1]!.dma.mode === "iopf");
- * console.assert(formatSummary(emptyMetrics(points[0]!.name, 1)).includes("faults.total"));
+ * assert(points.length === 2 && points[1]!.dma.mode === "iopf");
+ * assert(formatSummary(emptyMetrics(points[0]!.name, 1)).includes("faults.total"));
  * ```
  *
  * @module

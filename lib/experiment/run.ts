@@ -107,6 +107,7 @@ export function runScenario(scenario: Scenario): Metrics {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseScenario } from "./scenario.ts";
  * import { runScenarioWithSeries } from "./run.ts";
  * const { metrics } = runScenarioWithSeries(parseScenario({
@@ -114,7 +115,7 @@ export function runScenario(scenario: Scenario): Metrics {
  *   dma: { mode: "iopf" },
  *   workload: { kind: "accelerator", messageSize: "64KiB", messages: 4 },
  * }));
- * console.assert(metrics.faults.total === 32 && metrics.dmaErrors === 0);
+ * assert(metrics.faults.total === 32 && metrics.dmaErrors === 0);
  * ```
  */
 export function runScenarioWithSeries(

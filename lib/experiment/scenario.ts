@@ -11,15 +11,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { expandSweep, parseScenario } from "./scenario.ts";
  * const s = parseScenario({
  *   name: "pin-vs-iopf",
  *   vm: { memory: "4GiB" },
  *   sweep: { "dma.mode": ["static-pin", "iopf"] },
  * });
- * console.assert(s.vm.memory === 4 * 2 ** 30 && s.host.backing === "4k");
+ * assert(s.vm.memory === 4 * 2 ** 30 && s.host.backing === "4k");
  * const points = expandSweep(s);
- * console.assert(points[1]!.name === "pin-vs-iopf[dma.mode=iopf]");
+ * assert(points[1]!.name === "pin-vs-iopf[dma.mode=iopf]");
  * ```
  *
  * @module

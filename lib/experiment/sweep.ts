@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { expandSweep, parseScenario } from "./scenario.ts";
  * import { progressReporter, runSweep } from "./sweep.ts";
  * const points = expandSweep(parseScenario({
@@ -13,7 +14,7 @@
  *   sweep: { "dma.mode": ["static-pin", "iopf"] },
  * }));
  * const metrics = await runSweep(points, { onProgress: progressReporter() });
- * console.assert(metrics.length === 2);
+ * assert.equal(metrics.length, 2);
  * ```
  *
  * @module

@@ -6,9 +6,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseTrace } from "./trace.ts";
  * const rows = parseTrace("time_ns,stream,op,iova,size\n0,0,w,0x1000,4KiB\n", "t.csv");
- * console.assert(rows[0]!.write && rows[0]!.iova === 0x1000 && rows[0]!.size === 4096);
+ * assert(rows[0]!.write && rows[0]!.iova === 0x1000 && rows[0]!.size === 4096);
  * ```
  *
  * @module

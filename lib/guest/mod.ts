@@ -15,6 +15,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GuestIommu, VmmSmmuBackend, VSmmu } from "./mod.ts";
  * import { IommuCore } from "../iommu/mod.ts";
  * import { HostMemory, MmStruct } from "../mm/mod.ts";
@@ -64,9 +65,9 @@
  * let ok = false;
  * smmu.translate({ sid: 3, iova: 0x1_2345, write: true }, (r) => (ok = r.ok));
  * sim.run();
- * console.assert(ok && guest.stats().faults === 1);
- * console.assert(guest.s1.iovaToPhys(0x1_2345) === GPA + 0x20_2345);
- * console.assert(container.stats().faults === 5); // 4 table pages + the buffer page
+ * assert(ok && guest.stats().faults === 1);
+ * assert(guest.s1.iovaToPhys(0x1_2345) === GPA + 0x20_2345);
+ * assert(container.stats().faults === 5); // 4 table pages + the buffer page
  * ```
  *
  * @module

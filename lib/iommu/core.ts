@@ -148,6 +148,7 @@ function rangeWhat(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IommuCore } from "./core.ts";
  * import { loadCostProfile, Simulator } from "../sim/mod.ts";
  * import { ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
@@ -159,9 +160,10 @@ function rangeWhat(
  * const domain = core.domainAllocPaging(2);
  * core.iommuMap(domain, 0x4000_0000, 0x8000_0000, 0x20_0000, 3); // one 2 MiB block
  * core.iommuUnmapSync(domain, 0x4000_0000, 0x20_0000);
- * console.assert(core.flushQueue.size === 1); // stale until the batched flush
+ * const queued = core.flushQueue.size;
+ * assert.equal(queued, 1); // stale until the batched flush
  * sim.run();
- * console.assert(core.flushQueue.size === 0 && core.flushQueue.exposureNs.count === 1);
+ * assert(core.flushQueue.size === 0 && core.flushQueue.exposureNs.count === 1);
  * ```
  */
 export class IommuCore implements IommuFaultSink {

@@ -12,6 +12,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FAULT_REPORT_FLAT, IOMMU_PAGE_RESP_SUCCESS, IommuCore } from "./mod.ts";
  * import { loadCostProfile, Simulator } from "../sim/mod.ts";
  * import { ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
@@ -46,8 +47,8 @@
  *   if (r.ok) pa = r.pa;
  * });
  * sim.run();
- * console.assert(pa === 0x8000_0123);
- * console.assert(core.iopf.stats().responses.success === 1);
+ * assert(pa === 0x8000_0123);
+ * assert(core.iopf.stats().responses.success === 1);
  * ```
  *
  * @module

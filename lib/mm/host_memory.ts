@@ -87,13 +87,14 @@ const B_GIGA = 3; // part of an allocated 1 GiB page
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HostMemory } from "./host_memory.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  * const host = new HostMemory({ size: 512 * 2 ** 30, costs: loadCostProfile() });
  * const pfn = host.allocPage(2 ** 21);
- * console.assert(pfn % 512 === 0 && host.usedBytes === 2 ** 21);
+ * assert(pfn % 512 === 0 && host.usedBytes === 2 ** 21);
  * host.freePage(pfn, 2 ** 21);
- * console.assert(host.usedBytes === 0);
+ * assert(host.usedBytes === 0);
  * ```
  */
 export class HostMemory {

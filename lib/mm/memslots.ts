@@ -35,11 +35,12 @@ export interface Memslot {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Memslots } from "./memslots.ts";
  * const slots = new Memslots();
  * slots.add({ gpa: 0x4000_0000, size: 0x10_0000, hva: 0x7f00_0000_0000 });
- * console.assert(slots.gpaToHva(0x4000_1234) === 0x7f00_0000_1234);
- * console.assert(slots.gpaToHva(0) === -1);
+ * assert(slots.gpaToHva(0x4000_1234) === 0x7f00_0000_1234);
+ * assert(slots.gpaToHva(0) === -1);
  * ```
  */
 export class Memslots {

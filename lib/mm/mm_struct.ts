@@ -116,16 +116,17 @@ const PAGE_SIZE_OF: Readonly<Record<Backing, number>> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HostMemory, MmStruct } from "./mod.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  * const host = new HostMemory({ size: 2 ** 30, costs: loadCostProfile() });
  * const mm = new MmStruct(host, { memlockLimit: Infinity });
  * const ram = mm.mmap({ size: 64 * 2 ** 20, backing: "hugetlb-2m" });
  * const pin = mm.pinUserPages(ram.start, 1, { longterm: true });
- * console.assert(pin.newlyPopulated === 512 && mm.pinnedPages === 1);
+ * assert(pin.newlyPopulated === 512 && mm.pinnedPages === 1);
  * mm.unpinUserPages(ram.start, 1);
  * mm.munmap(ram.start, ram.size);
- * console.assert(host.usedBytes === 0);
+ * assert(host.usedBytes === 0);
  * ```
  */
 export class MmStruct implements Shrinker {

@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HostMemory, Memslots, MmStruct } from "./mod.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  *
@@ -22,7 +23,7 @@
  *
  * // The guest touches its first 4 KiB: a whole 2 MiB THP is faulted in.
  * const ns = qemu.touch(slots.gpaToHva(0x4000_0000), 4096);
- * console.assert(ns > 0 && qemu.populatedBytes === 2 ** 21);
+ * assert(ns > 0 && qemu.populatedBytes === 2 ** 21);
  *
  * // VFIO pins and charges a page for DMA, then releases it.
  * qemu.pinUserPages(ram.start, 1, { longterm: true });
@@ -32,7 +33,7 @@
  *
  * // Memory pressure: the unpinned THP goes to swap.
  * const { reclaimed } = qemu.reclaim(512);
- * console.assert(reclaimed === 512 && host.usedBytes === 0);
+ * assert(reclaimed === 512 && host.usedBytes === 0);
  * ```
  *
  * @module

@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { inspectNotebook } from "./mod.ts";
  * const r = inspectNotebook("x.ipynb", {
  *   cells: [{ cell_type: "code", source: "", outputs: [{ output_type: "display_data", data: { "image/svg+xml": "<svg/>" } }] }],
@@ -13,7 +14,7 @@
  *   nbformat: 4,
  *   nbformat_minor: 5,
  * });
- * console.assert(r.figures === 1 && r.expectedFigures === 1);
+ * assert(r.figures === 1 && r.expectedFigures === 1);
  * ```
  *
  * @module

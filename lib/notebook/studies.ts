@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseScenario } from "../experiment/scenario.ts";
  * import { latencyBreakdown } from "./studies.ts";
  * const parts = latencyBreakdown(parseScenario({
@@ -12,7 +13,7 @@
  *   dma: { mode: "iopf" },
  *   workload: { kind: "accelerator", messageSize: "16KiB", messages: 2 },
  * }));
- * console.assert(parts.some((p) => p.part === "VFIO handler" && p.latencyNs > 0));
+ * assert(parts.some((p) => p.part === "VFIO handler" && p.latencyNs > 0));
  * ```
  *
  * @module

@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { table } from "./table.ts";
  * const t = table([{ mode: "iopf", setupNs: 4e6 }, { mode: "static-pin", setupNs: 2.9e9 }]);
- * console.assert(t.html.startsWith("<table") && t.html.includes("4.00 ms"));
+ * assert(t.html.startsWith("<table") && t.html.includes("4.00 ms"));
  * ```
  *
  * @module

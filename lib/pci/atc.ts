@@ -22,12 +22,13 @@ export interface AtcOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Atc } from "./atc.ts";
  * const atc = new Atc();
  * atc.insert(-1, 0x5000, 0x1000, 0x9000_0000, 3);
- * console.assert(atc.lookup(-1, 0x5123) === 0x9000_0123);
+ * assert(atc.lookup(-1, 0x5123) === 0x9000_0123);
  * atc.invalidate(-1, 0x4000, 1); // pages 0x4000-0x5fff
- * console.assert(atc.lookup(-1, 0x5123) === -1);
+ * assert(atc.lookup(-1, 0x5123) === -1);
  * ```
  */
 export class Atc {

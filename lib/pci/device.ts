@@ -491,6 +491,7 @@ export abstract class DmaMaster {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Simulator } from "../sim/simulator.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  * import { TableMemory } from "../smmu/memory.ts";
@@ -505,7 +506,7 @@ export abstract class DmaMaster {
  * let bytes = 0;
  * dev.dma({ iova: 0x10000, size: 8192, write: true }, (r) => (bytes = r.bytes));
  * sim.run();
- * console.assert(bytes === 8192 && dev.stats.pageAccesses === 2);
+ * assert(bytes === 8192 && dev.stats.pageAccesses === 2);
  * ```
  */
 export class PlatformDevice extends DmaMaster {
@@ -589,6 +590,7 @@ interface RespMsg {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Simulator } from "../sim/simulator.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  * import { TableMemory } from "../smmu/memory.ts";
@@ -603,7 +605,7 @@ interface RespMsg {
  * let ok = false;
  * nic.dma({ iova: 0, size: 16384, write: false }, (r) => (ok = r.ok));
  * sim.run();
- * console.assert(ok && nic.stats.atcMisses === 4 && nic.stats.atsRequests === 4);
+ * assert(ok && nic.stats.atcMisses === 4 && nic.stats.atsRequests === 4);
  * ```
  */
 export class PciDevice extends DmaMaster implements SmmuEndpoint {

@@ -12,6 +12,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCostProfile, Simulator } from "../sim/mod.ts";
  * import { IoPgtable } from "../pgtable/mod.ts";
  * import { PRI_RESP_SUCC, Smmu, TableMemory } from "../smmu/mod.ts";
@@ -34,7 +35,7 @@
  * let ok = false;
  * dev.dma({ iova: 0x2000, size: 4096, write: true }, (r) => (ok = r.ok));
  * sim.run();
- * console.assert(ok && dev.stats.pageRequests === 1 && dev.stats.retries === 1);
+ * assert(ok && dev.stats.pageRequests === 1 && dev.stats.retries === 1);
  * ```
  *
  * @module

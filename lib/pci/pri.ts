@@ -44,11 +44,12 @@ export interface PriCapabilityOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { PRI_CTRL_ENABLE, PRI_STATUS_STOPPED, PriCapability } from "./pri.ts";
  * const pri = new PriCapability({ capacity: 32 });
- * console.assert(pri.setAllocation(100) === 32);
+ * assert(pri.setAllocation(100) === 32);
  * pri.writeControl(PRI_CTRL_ENABLE);
- * console.assert((pri.status & PRI_STATUS_STOPPED) === 0 && pri.canIssue);
+ * assert((pri.status & PRI_STATUS_STOPPED) === 0 && pri.canIssue);
  * ```
  */
 export class PriCapability {

@@ -290,16 +290,17 @@ function mapWhat(iova: number, size: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IoPgtable, newWalkResult } from "./io_pgtable.ts";
  * import { PROT_READ, PROT_WRITE, SZ_2M } from "../sim/units.ts";
  *
  * const pt = new IoPgtable({ stage: 2 });
  * pt.map(0x4000_0000, 0x8000_0000, SZ_2M, PROT_READ | PROT_WRITE);
  * const w = pt.walk(0x4000_1234, newWalkResult());
- * console.assert(w.ok && w.pa === 0x8000_1234 && w.pageSize === SZ_2M);
- * console.assert(w.reads === 3 && w.level === 2);
- * console.assert(pt.unmap(0x4000_0000, 0x1000) === 0x1000); // splits the block
- * console.assert(pt.iovaToPhys(0x4000_0000) === -1);
+ * assert(w.ok && w.pa === 0x8000_1234 && w.pageSize === SZ_2M);
+ * assert(w.reads === 3 && w.level === 2);
+ * assert(pt.unmap(0x4000_0000, 0x1000) === 0x1000); // splits the block
+ * assert(pt.iovaToPhys(0x4000_0000) === -1);
  * ```
  */
 export class IoPgtable {

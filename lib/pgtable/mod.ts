@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IoPgtable, newWalkResult } from "./mod.ts";
  * import { PROT_READ, SZ_1G, SZ_4K } from "../sim/units.ts";
  *
@@ -13,8 +14,8 @@
  * s1.map(0, SZ_1G, SZ_1G + SZ_4K, PROT_READ); // one 1 GiB block + one page
  * const w = newWalkResult();
  * s1.walk(SZ_1G, w);
- * console.assert(w.ok && w.pageSize === SZ_4K && w.reads === 4);
- * console.assert(s1.mappedBytes === SZ_1G + SZ_4K);
+ * assert(w.ok && w.pageSize === SZ_4K && w.reads === 4);
+ * assert(s1.mappedBytes === SZ_1G + SZ_4K);
  * ```
  *
  * @module

@@ -7,10 +7,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lineChart } from "./charts.ts";
  * const rows = [0, 1e6, 2e6].map((tNs, i) => ({ name: "iopf", tNs, faults: i * 10 }));
  * const fig = lineChart(rows, { y: "faults", title: "Faults over time" });
- * console.assert(fig.svg.includes("time (ms)"));
+ * assert(fig.svg.includes("time (ms)"));
  * ```
  *
  * @module

@@ -170,10 +170,11 @@ function newDocument(): DomDocument {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as Plot from "@observablehq/plot";
  * import { figure } from "./figure.ts";
  * const fig = figure({ marks: [Plot.lineY([1, 3, 2])], title: "A line" });
- * console.assert(fig.svg.startsWith("<svg") && fig.svg.includes("A line"));
+ * assert(fig.svg.startsWith("<svg") && fig.svg.includes("A line"));
  * ```
  */
 export function figure(options: FigureOptions): Figure {

@@ -6,15 +6,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as Plot from "@observablehq/plot";
  * import { barChart, figure } from "./mod.ts";
  * const fig = barChart(
  *   [{ mode: "static-pin", setupNs: 2.9e9 }, { mode: "iopf", setupNs: 4e6 }],
  *   { x: "mode", y: "setupNs", title: "VM start" },
  * );
- * console.assert(fig.svg.includes("setupNs (s)"));
+ * assert(fig.svg.includes("setupNs (s)"));
  * const custom = figure({ marks: [Plot.dot([[1, 2], [2, 3]])] });
- * console.assert(custom.width === 640);
+ * assert(custom.width === 640);
  * ```
  *
  * @module

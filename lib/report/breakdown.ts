@@ -22,6 +22,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCostProfile } from "../sim/costs.ts";
  * import { latencyBreakdown } from "./breakdown.ts";
  * const parts = latencyBreakdown({
@@ -35,7 +36,7 @@
  *   dmaBandwidth: 8e9,
  * });
  * const sum = parts.reduce((a, p) => a + p.ns, 0);
- * console.assert(Math.abs(sum - 10_702) < 1e-6);
+ * assert(Math.abs(sum - 10_702) < 1e-6);
  * ```
  *
  * @module

@@ -9,10 +9,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { experimentScenarios, reportSuite } from "./experiments.ts";
  * const suite = reportSuite({ quick: true });
- * console.assert(suite.length === 7);
- * console.assert(experimentScenarios(suite[0]!).every((s) => s.workload.kind === "boot"));
+ * assert.equal(suite.length, 8);
+ * assert(experimentScenarios(suite[0]!).every((s) => s.workload.kind === "boot"));
  * ```
  *
  * @module

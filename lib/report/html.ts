@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { escapeHtml, renderHtml } from "./html.ts";
  * const html = renderHtml({
  *   title: "iopf-lab report",
@@ -14,7 +15,7 @@
  *   experiments: [],
  *   costs: [],
  * });
- * console.assert(html.startsWith("<!doctype html>") && html.includes(escapeHtml("<world>")));
+ * assert(html.startsWith("<!doctype html>") && html.includes(escapeHtml("<world>")));
  * ```
  *
  * @module

@@ -8,12 +8,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { latencyBreakdown, reportSuite, rowsToCsv } from "./mod.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  *
  * // The suite: seven questions, each a set of scenarios and an analysis.
  * const suite = reportSuite({ quick: true });
- * console.assert(suite.map((e) => e.id).includes("ramp-up"));
+ * assert(suite.map((e) => e.id).includes("ramp-up"));
  *
  * // The fault latency breakdown always adds up to the measured mean.
  * const parts = latencyBreakdown({
@@ -26,10 +27,10 @@
  *   dmaBandwidth: 8e9,
  * });
  * const total = parts.reduce((a, p) => a + p.ns, 0);
- * console.assert(Math.abs(total - 12_907) < 1e-6);
+ * assert(Math.abs(total - 12_907) < 1e-6);
  *
  * // Tables are tidy rows, written as CSV through d3-dsv.
- * console.assert(rowsToCsv([{ mode: "iopf", setupNs: 5 }]) === "mode,setupNs\niopf,5");
+ * assert(rowsToCsv([{ mode: "iopf", setupNs: 5 }]) === "mode,setupNs\niopf,5");
  * ```
  *
  * Writing the whole report (minutes for the full suite; `quick` is under a

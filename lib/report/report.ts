@@ -287,8 +287,9 @@ export async function runReport(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rowsToCsv } from "./report.ts";
- * console.assert(rowsToCsv([{ a: 1, b: "x" }, { a: 2 }]) === "a,b\n1,x\n2,");
+ * assert(rowsToCsv([{ a: 1, b: "x" }, { a: 2 }]) === "a,b\n1,x\n2,");
  * ```
  */
 export function rowsToCsv(rows: readonly TableRow[]): string {

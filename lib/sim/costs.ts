@@ -44,9 +44,10 @@ export function describeCosts(): Readonly<Record<CostName, CostParameter>> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCostProfile } from "./costs.ts";
  * const costs = loadCostProfile({ "vfio.faultLookup": 800 });
- * console.assert(costs["vfio.faultLookup"] === 800);
+ * assert(costs["vfio.faultLookup"] === 800);
  * ```
  */
 export function loadCostProfile(

@@ -25,9 +25,10 @@ export type ErrorCode =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IopfLabError } from "./errors.ts";
  * const e = new IopfLabError("EEXIST", "Cannot map IOVA 0x1000: already mapped");
- * console.assert(e.message.endsWith("(EEXIST)"));
+ * assert(e.message.endsWith("(EEXIST)"));
  * ```
  */
 export class IopfLabError extends Error {

@@ -5,13 +5,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Resource, Simulator } from "./mod.ts";
  * const sim = new Simulator();
  * const workers = new Resource(sim, { name: "iopf workers", servers: 2 });
  * let finished = 0;
  * for (let i = 0; i < 4; i++) workers.request(1000, () => finished++);
  * sim.run();
- * console.assert(finished === 4 && sim.now === 2000);
+ * assert(finished === 4 && sim.now === 2000);
  * ```
  *
  * @module

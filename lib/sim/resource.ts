@@ -32,6 +32,7 @@ interface Waiter {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Simulator } from "./simulator.ts";
  * import { Resource } from "./resource.ts";
  * const sim = new Simulator();
@@ -40,7 +41,7 @@ interface Waiter {
  * lock.request(100, () => done.push(sim.now));
  * lock.request(100, () => done.push(sim.now));
  * sim.run();
- * console.assert(done.join() === "100,200");
+ * assert(done.join() === "100,200");
  * ```
  */
 export class Resource {

@@ -11,9 +11,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Rng } from "./rng.ts";
  * const a = new Rng(42), b = new Rng(42);
- * console.assert(a.nextU32() === b.nextU32());
+ * assert(a.nextU32() === b.nextU32());
  * ```
  */
 export class Rng {

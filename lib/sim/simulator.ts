@@ -40,13 +40,14 @@ const RUN_ALL: RunOptions = {};
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Simulator } from "./simulator.ts";
  * const sim = new Simulator();
  * const seen: number[] = [];
  * sim.after(20, () => seen.push(sim.now));
  * sim.after(10, () => seen.push(sim.now));
  * sim.run();
- * console.assert(seen.join() === "10,20");
+ * assert(seen.join() === "10,20");
  * ```
  */
 export class Simulator {

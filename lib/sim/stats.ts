@@ -100,11 +100,12 @@ export interface HistogramSummary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Histogram } from "./stats.ts";
  * const h = new Histogram();
  * for (let i = 1; i <= 100; i++) h.record(i * 1000);
  * const s = h.summary();
- * console.assert(Math.abs(s.p50 - 50000) / 50000 <= 0.01);
+ * assert(Math.abs(s.p50 - 50000) / 50000 <= 0.01);
  * ```
  */
 export class Histogram {
@@ -202,11 +203,12 @@ export class Histogram {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Counters } from "./stats.ts";
  * const c = new Counters();
  * c.add("faults");
  * c.add("faults", 2);
- * console.assert(c.get("faults") === 3);
+ * assert(c.get("faults") === 3);
  * ```
  */
 export class Counters {

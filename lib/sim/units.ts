@@ -119,8 +119,9 @@ function parseWith(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSize } from "./units.ts";
- * console.assert(parseSize("16GiB") === 16 * 2 ** 30);
+ * assert(parseSize("16GiB") === 16 * 2 ** 30);
  * ```
  */
 export function parseSize(value: unknown, where = "size"): number {

@@ -233,6 +233,7 @@ interface Master {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Simulator } from "../sim/simulator.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  * import { TableMemory } from "./memory.ts";
@@ -249,7 +250,7 @@ interface Master {
  * let attached = false;
  * drv.attachDev(dev, dom, () => (attached = true));
  * sim.run();
- * console.assert(attached && smmu.ste(3)?.Config === 6);
+ * assert(attached && smmu.ste(3)?.Config === 6);
  * ```
  */
 export class ArmSmmuV3Driver implements IommuDriverOps {

@@ -13,6 +13,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadCostProfile, Simulator } from "../sim/mod.ts";
  * import type { IommuDevice, IommuFault } from "../iommu/types.ts";
  * import { ArmSmmuV3Driver, Smmu, TableMemory } from "./mod.ts";
@@ -39,8 +40,8 @@
  *   });
  * });
  * sim.run();
- * console.assert(pa === 0x8000_0234 && smmu.stats.stalls === 1);
- * console.assert(drv.stats.resumes.retry === 1);
+ * assert(pa === 0x8000_0234 && smmu.stats.stalls === 1);
+ * assert(drv.stats.resumes.retry === 1);
  * ```
  *
  * @module

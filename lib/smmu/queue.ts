@@ -35,16 +35,17 @@ export const QUEUE_MAX_LOG2 = 19;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SmmuQueue } from "./queue.ts";
  * const q = new SmmuQueue({ log2Size: 1, entryWords: 4 });
  * const e = new Uint32Array([1, 2, 3, 4]);
- * console.assert(q.push(e) && q.push(e) && !q.push(e)); // 2 entries, then full
+ * assert(q.push(e) && q.push(e) && !q.push(e)); // 2 entries, then full
  * q.noteOverflow();
- * console.assert(q.overflowPending);
+ * assert(q.overflowPending);
  * const out = new Uint32Array(4);
- * console.assert(q.pop(out) && out[3] === 4 && q.length === 1);
+ * assert(q.pop(out) && out[3] === 4 && q.length === 1);
  * q.ackOverflow();
- * console.assert(!q.overflowPending);
+ * assert(!q.overflowPending);
  * ```
  */
 export class SmmuQueue {

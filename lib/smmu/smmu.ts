@@ -485,6 +485,7 @@ const TWO48 = 2 ** 48;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Simulator } from "../sim/simulator.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  * import { IoPgtable } from "../pgtable/mod.ts";
@@ -503,7 +504,7 @@ const TWO48 = 2 ** 48;
  *   if (r.ok) pa = r.pa;
  * });
  * sim.run();
- * console.assert(pa === 0x8000_0234 && smmu.stats.iotlbMisses === 1);
+ * assert(pa === 0x8000_0234 && smmu.stats.iotlbMisses === 1);
  * ```
  */
 export class Smmu {

@@ -51,12 +51,13 @@ const EMPTY_F64 = new Float64Array(0);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SetAssocTlb, TLB_KIND_S2 } from "./tlb.ts";
  * const tlb = new SetAssocTlb({ entries: 64, ways: 4 });
  * tlb.insert(1, -1, TLB_KIND_S2, 0x20_0000, 0x20_0000, 0x8000_0000, 3);
  * const i = tlb.lookup(1, -1, 0x20_1234);
- * console.assert(i >= 0 && tlb.translate(i, 0x20_1234) === 0x8000_1234);
- * console.assert(tlb.invalidate(1, -1, 0, 0, Infinity) === 1);
+ * assert(i >= 0 && tlb.translate(i, 0x20_1234) === 0x8000_1234);
+ * assert(tlb.invalidate(1, -1, 0, 0, Infinity) === 1);
  * ```
  */
 export class SetAssocTlb {

@@ -16,6 +16,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VfioContainer } from "./mod.ts";
  * import { IommuCore } from "../iommu/mod.ts";
  * import { HostMemory, MmStruct } from "../mm/mod.ts";
@@ -48,19 +49,21 @@
  *   flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
  * });
  * sim.run();
- * console.assert(mm.pinnedPages === 0); // nothing pinned up front
+ * const pinnedAtStart = mm.pinnedPages;
+ * assert.equal(pinnedAtStart, 0); // nothing pinned up front
  *
  * // The device's first DMA stalls; VFIO pins and maps 2 MiB; the SMMU retries.
  * let ok = false;
  * smmu.translate({ sid: 3, iova: 0x4000_0000, write: true }, (r) => (ok = r.ok));
  * sim.run();
- * console.assert(ok && mm.pinnedPages === 512);
- * console.assert(container.stats().faults === 1);
+ * const pinnedAfterFault = mm.pinnedPages;
+ * assert(ok && pinnedAfterFault === 512);
+ * assert(container.stats().faults === 1);
  *
  * // Teardown releases every pin and charge.
  * container.release();
  * sim.run();
- * console.assert(mm.pinnedPages === 0 && mm.lockedVm === 0);
+ * assert(mm.pinnedPages === 0 && mm.lockedVm === 0);
  * ```
  *
  * @module

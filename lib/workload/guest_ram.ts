@@ -16,10 +16,11 @@ import { PAGE_SIZE } from "../sim/units.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { GuestRamAllocator } from "./guest_ram.ts";
  * const a = new GuestRamAllocator(1 << 30, { reserved: 1 << 20 });
  * const gpa = a.alloc(8192);
- * console.assert(gpa === 1 << 20);
+ * assert(gpa === 1 << 20);
  * ```
  */
 export class GuestRamAllocator {

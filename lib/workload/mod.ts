@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runWithDepth } from "./mod.ts";
  * let n = 0;
- * runWithDepth(5, 2, (_i, next) => { n++; next(); }, () => console.assert(n === 5));
+ * runWithDepth(5, 2, (_i, next) => { n++; next(); }, () => assert(n === 5));
  * ```
  *
  * @module

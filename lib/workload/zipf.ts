@@ -15,11 +15,12 @@ import type { Rng } from "../sim/rng.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Rng } from "../sim/rng.ts";
  * import { ZipfSampler } from "./zipf.ts";
  * const z = new ZipfSampler(1000, 1.1);
  * const k = z.sample(new Rng(1));
- * console.assert(k >= 0 && k < 1000);
+ * assert(k >= 0 && k < 1000);
  * ```
  */
 export class ZipfSampler {
