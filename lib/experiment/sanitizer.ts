@@ -88,7 +88,7 @@ export class IsolationSanitizer {
         );
       }
     }
-    const expected = m.core.iommuIovaToPhys(domain, addr);
+    const expected = m.core.iovaToPhys(domain, addr);
     if (expected === pa) return this.#checkOwned(vm, iova, pa, write, gpa);
     const dd = domain.driverDomain;
     if (m.core.flushQueue.isExposed(dd, addr)) {

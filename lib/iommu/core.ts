@@ -58,7 +58,7 @@ export interface IommuCoreOptions {
   costs: Costs;
   /** The IOMMU driver (the arm-smmu-v3 model, or a test double). */
   driver: IommuDriverOps;
-  /** Invalidation mode of {@linkcode IommuCore.iommuUnmapSync}. Default `"strict"`. */
+  /** Invalidation mode of {@linkcode IommuCore.unmap}. Default `"strict"`. */
   invalidation?: InvalidationMode;
   /** Workers of the IOPF workqueue. Default 1. */
   faultWorkers?: number;
@@ -139,7 +139,7 @@ function rangeWhat(
 /**
  * The IOMMU core of one IOMMU instance. It implements
  * {@linkcode IommuFaultSink}, so the driver's event/PRI queue handlers call
- * {@linkcode reportDeviceFault} and {@linkcode discardPartial} on it.
+ * {@linkcode reportDeviceFault} and {@linkcode iopfQueueDiscardPartial} on it.
  *
  * Map and unmap change the page table at once and return their cost in ns
  * (`iommu.mapCall`/`iommu.unmapCall` plus what the driver reports); IOTLB
@@ -158,8 +158,8 @@ function rangeWhat(
  * const driver = new ArmSmmuV3Driver(sim, new Smmu(sim, { costs, memory }), { costs, memory });
  * const core = new IommuCore(sim, { costs, driver, invalidation: "lazy" });
  * const domain = core.domainAllocPaging(2);
- * core.iommuMap(domain, 0x4000_0000, 0x8000_0000, 0x20_0000, 3); // one 2 MiB block
- * core.iommuUnmapSync(domain, 0x4000_0000, 0x20_0000);
+ * core.map(domain, 0x4000_0000, 0x8000_0000, 0x20_0000, 3); // one 2 MiB block
+ * core.unmap(domain, 0x4000_0000, 0x20_0000);
  * const queued = core.flushQueue.size;
  * assert.equal(queued, 1); // stale until the batched flush
  * sim.run();
@@ -291,10 +291,10 @@ export class IommuCore implements IommuFaultSink {
    * device's faults by this domain from now on.
    *
    * @throws {IopfLabError} EBUSY when the device is attached elsewhere
-   *   (detach first, or use {@linkcode iommuReplaceDevice}); EINVAL for a
+   *   (detach first, or use {@linkcode replaceDevice}); EINVAL for a
    *   freed domain
    */
-  iommuAttachDevice(
+  attachDevice(
     domain: IommuDomain,
     dev: IommuDevice,
     done?: () => void,
@@ -313,7 +313,7 @@ export class IommuCore implements IommuFaultSink {
    * iommu_group_replace_domain(): moves `dev` to `domain` without going
    * through the blocked state (pending faults stay pending).
    */
-  iommuReplaceDevice(
+  replaceDevice(
     domain: IommuDomain,
     dev: IommuDevice,
     done?: () => void,
@@ -348,7 +348,7 @@ export class IommuCore implements IommuFaultSink {
    * still pending and drops its partial faults (iopf_queue_remove_device),
    * puts its STE back to abort and calls `done` when that completed.
    */
-  iommuDetachDevice(
+  detachDevice(
     domain: IommuDomain,
     dev: IommuDevice,
     done?: () => void,
@@ -368,12 +368,12 @@ export class IommuCore implements IommuFaultSink {
   }
 
   /** iommu_dev_enable_feature(IOMMU_DEV_FEAT_IOPF): the driver enables stall or PRI for `dev`. */
-  iommuDevEnableIopf(dev: IommuDevice): void {
+  devEnableIopf(dev: IommuDevice): void {
     this.driver.enableIopf(dev);
   }
 
   /** iommu_dev_disable_feature(IOMMU_DEV_FEAT_IOPF). */
-  iommuDevDisableIopf(dev: IommuDevice): void {
+  devDisableIopf(dev: IommuDevice): void {
     this.driver.disableIopf(dev);
   }
 
@@ -424,7 +424,7 @@ export class IommuCore implements IommuFaultSink {
    * @throws {IopfLabError} EINVAL (misaligned, empty, nested or freed
    *   domain, no permission); EEXIST when part of the range is mapped
    */
-  iommuMap(
+  map(
     domain: IommuDomain,
     iova: number,
     paddr: number,
@@ -464,9 +464,9 @@ export class IommuCore implements IommuFaultSink {
   /**
    * iommu_unmap_fast(): unmaps what is mapped in the range, adding it to
    * `gather`, without invalidating the IOTLB (stale entries stay until
-   * {@linkcode iommuIotlbSync}). Returns the bytes unmapped and the cost.
+   * {@linkcode iotlbSync}). Returns the bytes unmapped and the cost.
    */
-  iommuUnmap(
+  unmapFast(
     domain: IommuDomain,
     iova: number,
     size: number,
@@ -485,7 +485,7 @@ export class IommuCore implements IommuFaultSink {
    * CMD_SYNC through the driver), resets `gather`, and calls `done` on
    * completion. An empty gather completes on the next event.
    */
-  iommuIotlbSync(
+  iotlbSync(
     domain: IommuDomain,
     gather: IotlbGather,
     done?: () => void,
@@ -518,16 +518,16 @@ export class IommuCore implements IommuFaultSink {
    * the IOVA stays reachable through stale IOTLB entries until the batched
    * flush). Returns the bytes unmapped and the CPU cost.
    */
-  iommuUnmapSync(
+  unmap(
     domain: IommuDomain,
     iova: number,
     size: number,
     done?: () => void,
   ): { bytes: number; ns: number } {
     const gather = newIotlbGather();
-    const r = this.iommuUnmap(domain, iova, size, gather);
+    const r = this.unmapFast(domain, iova, size, gather);
     if (this.invalidation === "strict" || r.bytes === 0) {
-      this.iommuIotlbSync(domain, gather, done);
+      this.iotlbSync(domain, gather, done);
       return r;
     }
     const lazy = this.#queueLazy(domain, iova, size, r);
@@ -538,17 +538,17 @@ export class IommuCore implements IommuFaultSink {
   /**
    * The blocking iommu_iotlb_sync() of a CPU that spins on CMD_SYNC:
    * invalidates what `gather` collected through the driver's
-   * `iotlbSyncNow`, so no IOTLB or ATC entry still translates the range
+   * `iotlbSyncBlocking`, so no IOTLB or ATC entry still translates the range
    * when it returns, and resets `gather`. Returns the ns spent (also
    * recorded in {@linkcode syncLatency}); 0 for an empty gather.
    */
-  iommuIotlbSyncNow(domain: IommuDomain, gather: IotlbGather): number {
+  iotlbSyncBlocking(domain: IommuDomain, gather: IotlbGather): number {
     if (gather.entries === 0 && gather.end <= gather.start) return 0;
     const g: IotlbGather = { ...gather };
     Object.assign(gather, newIotlbGather());
     this.counters.add("iommu.syncs");
     this.counters.add("iommu.blockingSyncs");
-    const ns = this.driver.iotlbSyncNow(domain.driverDomain, g);
+    const ns = this.driver.iotlbSyncBlocking(domain.driverDomain, g);
     this.syncLatency.record(ns);
     return ns;
   }
@@ -557,23 +557,23 @@ export class IommuCore implements IommuFaultSink {
    * iommu_unmap() for a caller that must not return before the range is
    * unreachable, such as an MMU notifier's invalidate_range_start (the mm
    * frees the pages right after). Strict: unmaps and syncs synchronously
-   * ({@linkcode iommuIotlbSyncNow}); the ns include the CPU's wait for
-   * CMD_SYNC. Lazy: as {@linkcode iommuUnmapSync}, the range is queued on
+   * ({@linkcode iotlbSyncBlocking}); the ns include the CPU's wait for
+   * CMD_SYNC. Lazy: as {@linkcode unmap}, the range is queued on
    * the flush queue and stays reachable through stale IOTLB entries until
    * the batched flush (the exposure lazy mode accepts). Returns the bytes
    * unmapped and the CPU cost.
    */
-  iommuUnmapNow(
+  unmapBlocking(
     domain: IommuDomain,
     iova: number,
     size: number,
   ): { bytes: number; ns: number } {
     const gather = newIotlbGather();
-    const r = this.iommuUnmap(domain, iova, size, gather);
+    const r = this.unmapFast(domain, iova, size, gather);
     if (this.invalidation === "strict" || r.bytes === 0) {
       return {
         bytes: r.bytes,
-        ns: r.ns + this.iommuIotlbSyncNow(domain, gather),
+        ns: r.ns + this.iotlbSyncBlocking(domain, gather),
       };
     }
     return this.#queueLazy(domain, iova, size, r);
@@ -599,13 +599,13 @@ export class IommuCore implements IommuFaultSink {
   }
 
   /** iommu_flush_iotlb_all(): invalidates everything cached for `domain`. */
-  iommuFlushIotlbAll(domain: IommuDomain, done?: () => void): void {
+  flushIotlbAll(domain: IommuDomain, done?: () => void): void {
     this.counters.add("iommu.flushAll");
     this.driver.flushIotlbAll(domain.driverDomain, () => done?.());
   }
 
   /** iommu_iova_to_phys(): the domain's own translation of `iova`, or -1. */
-  iommuIovaToPhys(domain: IommuDomain, iova: number): number {
+  iovaToPhys(domain: IommuDomain, iova: number): number {
     if (domain._freed || domain.kind === "nested") return -1;
     return this.driver.iovaToPhys(domain.driverDomain, iova);
   }
@@ -638,7 +638,7 @@ export class IommuCore implements IommuFaultSink {
   }
 
   /** iommu_page_response(): the one response of `group`; see {@linkcode IopfQueue.pageResponse}. */
-  iommuPageResponse(
+  pageResponse(
     dev: IommuDevice,
     group: IopfGroup,
     code: PageResponseCode,
@@ -646,12 +646,11 @@ export class IommuCore implements IommuFaultSink {
     this.iopf.pageResponse(dev, group, code);
   }
 
-  /** {@linkcode IommuFaultSink} entry for iopf_queue_discard_partial(); returns faults dropped. */
-  discardPartial(dev?: IommuDevice): number {
-    return this.iopf.discardPartial(dev);
-  }
-
-  /** iopf_queue_discard_partial(). */
+  /**
+   * iopf_queue_discard_partial(): drops the parked partial faults (of `dev`,
+   * or all) without a response; the {@linkcode IommuFaultSink} entry the
+   * driver calls after a PRI queue overflow. Returns the faults dropped.
+   */
   iopfQueueDiscardPartial(dev?: IommuDevice): number {
     return this.iopf.discardPartial(dev);
   }

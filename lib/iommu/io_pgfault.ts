@@ -119,7 +119,7 @@ export class IopfGroup {
  * item). It runs on an IOPF worker; it must call `done()` exactly once when
  * its work item returns (that frees the worker), and answer the group with
  * exactly one {@linkcode IopfQueue.pageResponse} (through the core's
- * `iommuPageResponse`), before or after `done()`: a handler that forwards
+ * `pageResponse`), before or after `done()`: a handler that forwards
  * the fault to a guest returns at once and responds much later.
  *
  * An {@linkcode IopfLabError} thrown synchronously by the handler before it

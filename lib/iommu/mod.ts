@@ -28,14 +28,14 @@
  * // A platform device whose faults stall, on an empty stage-2 domain.
  * const dev = { name: "zip0", sid: 3, ats: false, pri: false, stall: true };
  * const domain = core.domainAllocPaging(2);
- * core.iommuAttachDevice(domain, dev);
- * core.iommuDevEnableIopf(dev);
+ * core.attachDevice(domain, dev);
+ * core.devEnableIopf(dev);
  * // The fault handler maps the faulting page, then answers the group.
  * core.registerDeviceFaultHandler(dev, (group, done) => {
  *   const page = group.last.addr - (group.last.addr % 4096);
- *   const ns = core.iommuMap(domain, page, 0x8000_0000, 4096, 3);
+ *   const ns = core.map(domain, page, 0x8000_0000, 4096, 3);
  *   sim.after(ns, () => {
- *     core.iommuPageResponse(dev, group, IOMMU_PAGE_RESP_SUCCESS);
+ *     core.pageResponse(dev, group, IOMMU_PAGE_RESP_SUCCESS);
  *     done();
  *   });
  * }, FAULT_REPORT_FLAT);

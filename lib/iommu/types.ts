@@ -144,7 +144,7 @@ export function newIotlbGather(): IotlbGather {
  * iommu_domain_ops). Map and unmap change the page table synchronously and
  * return their cost in ns; anything that goes through the hardware's command
  * queue (attach, invalidation, responses) is asynchronous on the simulator
- * and calls `done` when it completes, except `iotlbSyncNow`, which waits
+ * and calls `done` when it completes, except `iotlbSyncBlocking`, which waits
  * for its CMD_SYNC and returns the time spent.
  */
 export interface IommuDriverOps {
@@ -190,7 +190,7 @@ export interface IommuDriverOps {
    * immediate effect, so no IOTLB or ATC entry still translates the range
    * when it returns. Resets `gather`; returns the ns the CPU spent waiting.
    */
-  iotlbSyncNow(domain: DriverDomain, gather: IotlbGather): number;
+  iotlbSyncBlocking(domain: DriverDomain, gather: IotlbGather): number;
   /** Invalidates everything cached for the domain (TLBI by VMID/ASID + SYNC), then calls `done`. */
   flushIotlbAll(domain: DriverDomain, done: () => void): void;
   /**
@@ -214,5 +214,5 @@ export interface IommuFaultSink {
   /** Reports one recoverable fault of `dev`. */
   reportDeviceFault(dev: IommuDevice, fault: IommuFault): void;
   /** Discards partial groups after a PRI queue overflow. */
-  discardPartial(dev?: IommuDevice): void;
+  iopfQueueDiscardPartial(dev?: IommuDevice): void;
 }

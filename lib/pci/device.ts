@@ -791,7 +791,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
     log2Pages: number,
     done: () => void,
   ): void {
-    this.#sim.after(this.atcInvalidateNow(ssid, addr, log2Pages), done);
+    this.#sim.after(this.atcInvalidateBlocking(ssid, addr, log2Pages), done);
   }
 
   /**
@@ -800,7 +800,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
    * flight out of the ATC) and returns `pci.atcInvalidate`, the ns until
    * the Invalidation Completion.
    */
-  atcInvalidateNow(ssid: number, addr: number, log2Pages: number): number {
+  atcInvalidateBlocking(ssid: number, addr: number, log2Pages: number): number {
     this.stats.atcInvalidations++;
     this.#atcGen++;
     this.atc?.invalidate(ssid, addr, log2Pages);

@@ -207,7 +207,7 @@ interface Master {
  * registered in TableMemory space 0. Configuration changes are installed with
  * CMD_CFGI_* + CMD_SYNC; unmaps are invalidated in `iotlbSync` with TLBI
  * (range commands when the SMMU has RIL) + CMD_SYNC, then CMD_ATC_INV for ATS
- * devices + CMD_SYNC (`iotlbSyncNow`: the same commands, waited for
+ * devices + CMD_SYNC (`iotlbSyncBlocking`: the same commands, waited for
  * synchronously). A stage-2 domain that is a nesting parent also
  * invalidates the nested combined entries (CMD_TLBI_NH_ALL) and the ATCs of
  * the devices attached through its nested domains.
@@ -221,7 +221,7 @@ interface Master {
  * driver handles PRI fully:** each PRI queue entry is reported with grpid =
  * PRG index and LAST as the entry says (the core assembles the groups), Stop
  * Markers are dropped without response, and a PRI queue overflow makes the
- * core discard its partial groups (`discardPartial`). For a nested domain
+ * core discard its partial groups (`iopfQueueDiscardPartial`). For a nested domain
  * the driver finds the stage that lacks the page by walking the guest's and
  * the host's tables in software (PRI entries do not say). `pageResponse`
  * sends CMD_RESUME (SUCCESS -> Retry, otherwise Abort; no CMD_SYNC, as in
@@ -783,13 +783,13 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
 
   /**
    * The blocking iotlb_sync of a CPU that spins on CMD_SYNC: the same
-   * commands as {@linkcode iotlbSync}, through {@linkcode Smmu.submitAndWait},
+   * commands as {@linkcode iotlbSync}, through {@linkcode Smmu.submitBlocking},
    * so the IOTLB and the ATS devices' ATCs no longer hold the range when it
    * returns. Resets the gather; returns the ns spent (0 for an empty gather).
    */
-  iotlbSyncNow(domain: DriverDomain, gather: IotlbGather): number {
+  iotlbSyncBlocking(domain: DriverDomain, gather: IotlbGather): number {
     const cmds = this.#syncCmds(domain, gather);
-    return cmds === undefined ? 0 : this.#smmu.submitAndWait(cmds);
+    return cmds === undefined ? 0 : this.#smmu.submitBlocking(cmds);
   }
 
   /**
@@ -1059,7 +1059,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     if (time < 0) {
       if (this.#smmu.priqOverflowPending) {
         this.stats.priqOverflows++;
-        this.#sink?.discardPartial();
+        this.#sink?.iopfQueueDiscardPartial();
         this.#smmu.ackPriqOverflow();
       }
       this.#priqRunning = false;

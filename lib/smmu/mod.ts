@@ -29,7 +29,7 @@
  *     drv.map(dom, fault.addr - (fault.addr % 4096), 0x8000_0000, 4096, 3);
  *     drv.pageResponse(dev, fault, 0); // SUCCESS -> CMD_RESUME Retry
  *   },
- *   discardPartial() {},
+ *   iopfQueueDiscardPartial() {},
  * });
  * const dev = { name: "zip0", sid: 1, ats: false, pri: false, stall: true };
  * drv.enableIopf(dev);

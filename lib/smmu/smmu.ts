@@ -469,7 +469,7 @@ const TWO48 = 2 ** 48;
  * (`smmu.cmdIssue` per command by the driver, `smmu.cmdProcess` per command
  * by the SMMU, `smmu.cmdSync` for CMD_SYNC, which completes only after every
  * earlier command, ATC invalidations at the endpoints included);
- * {@linkcode Smmu.submitAndWait} is the CPU that spins on its CMD_SYNC: the
+ * {@linkcode Smmu.submitBlocking} is the CPU that spins on its CMD_SYNC: the
  * commands take effect at once and it returns the time spent. The event
  * and PRI queues hold 32- and 16-byte records; `onEvtqIrq` / `onPriqIrq` are
  * called when a record is written; {@linkcode Smmu.readEvent} /
@@ -614,9 +614,9 @@ export class Smmu {
   readonly #submissions: Submission[] = [];
   /** The command being processed from the queue (decoded in place). */
   readonly #cmd: CommandFields = newCommandFields();
-  /** The command {@linkcode submitAndWait} is applying. */
+  /** The command {@linkcode submitBlocking} is applying. */
   readonly #waitCmd: CommandFields = newCommandFields();
-  /** The commands of a {@linkcode submitAndWait} call, encoded. */
+  /** The commands of a {@linkcode submitBlocking} call, encoded. */
   #waitWords = new Uint32Array(16 * COMMAND_WORDS);
   #atcPending = 0;
   /**
@@ -1050,7 +1050,7 @@ export class Smmu {
    * unless the list already ends with one. The commands' effects apply at
    * once (IOTLB entries dropped, configuration caches invalidated, CMD_ATC_INV
    * delivered to the endpoint, which drops its ATC entries, see
-   * {@linkcode SmmuEndpoint.atcInvalidateNow}), so when this returns nothing
+   * {@linkcode SmmuEndpoint.atcInvalidateBlocking}), so when this returns nothing
    * cached can translate what the commands invalidated. Returns the ns the
    * CPU spent, for the caller to add to its own cost: the issue time
    * (`smmu.cmdIssue` each, after any submission still being issued), then
@@ -1072,7 +1072,7 @@ export class Smmu {
    *
    * @throws {RangeError} for an unknown opcode, as the queue's decoder (nothing applied)
    */
-  submitAndWait(cmds: readonly Command[]): number {
+  submitBlocking(cmds: readonly Command[]): number {
     const n = cmds.length;
     if (n === 0) return 0;
     if (this.#waitWords.length < (n + 1) * COMMAND_WORDS) {
@@ -1109,7 +1109,7 @@ export class Smmu {
         const ep = this.#endpoints.get(cmd.SID);
         if (ep) {
           const at = t +
-            ep.atcInvalidateNow(atcSsid(cmd), cmd.Address, cmd.Size);
+            ep.atcInvalidateBlocking(atcSsid(cmd), cmd.Address, cmd.Size);
           if (at > atcDoneAt) atcDoneAt = at;
         }
       } else {
@@ -1919,7 +1919,7 @@ export class Smmu {
 
 const S1_KINDS = (1 << TLB_KIND_S1) | (1 << TLB_KIND_NESTED);
 
-/** CMD_SYNC, appended by {@linkcode Smmu.submitAndWait}. */
+/** CMD_SYNC, appended by {@linkcode Smmu.submitBlocking}. */
 const SYNC: Command = { opcode: CMD_SYNC };
 
 /** The PASID a CMD_ATC_INV targets at the endpoint (-1 = every PASID). */

@@ -1123,8 +1123,8 @@ export interface SmmuEndpoint {
   ): void;
   /**
    * The same ATC Invalidation Request for a caller that waits for it
-   * synchronously (the SMMU's `submitAndWait`): drop the entries now
+   * synchronously (the SMMU's `submitBlocking`): drop the entries now
    * and return the ns until the Invalidation Completion would be sent.
    */
-  atcInvalidateNow(ssid: number, addr: number, log2Pages: number): number;
+  atcInvalidateBlocking(ssid: number, addr: number, log2Pages: number): number;
 }

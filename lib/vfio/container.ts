@@ -490,7 +490,7 @@ export class VfioContainer {
         `Cannot attach ${dev.name}: IOPF is enabled and the device can neither stall nor use PRI`,
       );
     }
-    this.core.iommuAttachDevice(domain, dev, done);
+    this.core.attachDevice(domain, dev, done);
     const s: DeviceState = {
       devId: this.#nextDevId++,
       nested: undefined,
@@ -519,7 +519,7 @@ export class VfioContainer {
     this.#region?.revokeDevice(dev);
     const nested = s.nested;
     if (domain) {
-      this.core.iommuDetachDevice(domain, dev, () => {
+      this.core.detachDevice(domain, dev, () => {
         if (nested) this.core.domainFree(nested);
         done?.();
       });
@@ -527,7 +527,7 @@ export class VfioContainer {
       this.sim.after(0, () => done?.());
     }
     this.core.unregisterDeviceFaultHandler(dev);
-    if (s.iopfEnabled) this.core.iommuDevDisableIopf(dev);
+    if (s.iopfEnabled) this.core.devDisableIopf(dev);
   }
 
   /**
@@ -610,7 +610,7 @@ export class VfioContainer {
     const old = s.nested;
     const nested = this.core.domainAllocNested(domain, config);
     s.nested = nested;
-    this.core.iommuReplaceDevice(nested, dev, done);
+    this.core.replaceDevice(nested, dev, done);
     if (old) this.core.domainFree(old);
   }
 
@@ -645,7 +645,7 @@ export class VfioContainer {
       g.end = range.iova + range.size;
       g.pgsize = PAGE_SIZE;
       g.entries = Math.max(1, Math.ceil(range.size / PAGE_SIZE));
-      this.core.iommuIotlbSync(d, g, () => {
+      this.core.iotlbSync(d, g, () => {
         if (--left === 0) done?.();
       });
     }
@@ -734,7 +734,7 @@ export class VfioContainer {
     let ns = this.costs["vfio.mapDmaCall"];
     if (mode === "pfnmap") {
       ns += this.costs["vfio.pfnmapBatch"] +
-        this.core.iommuMap(domain, iova, dma.pfnmap, size, prot);
+        this.core.map(domain, iova, dma.pfnmap, size, prot);
       dma.mappedPages = dma.npages;
     } else if (mode === "iopf") {
       ns += this.costs["vfio.bitmapAllocPer4kPages"] * dma.npages;
@@ -928,7 +928,7 @@ export class VfioContainer {
     } catch (e) {
       // Runs are mapped in order: [0, mappedPages) is mapped, [0, pinnedPages) pinned.
       if (dma.mappedPages > 0) {
-        this.core.iommuUnmapSync(domain, dma.iova, dma.mappedPages * PAGE_SIZE);
+        this.core.unmap(domain, dma.iova, dma.mappedPages * PAGE_SIZE);
         dma.mappedPages = 0;
       }
       if (dma.pinnedPages > 0) this.#releasePinned(dma, 0, dma.pinnedPages);
@@ -989,7 +989,7 @@ export class VfioContainer {
     n: number,
     pfn: number,
   ): number {
-    const ns = this.core.iommuMap(
+    const ns = this.core.map(
       domain,
       dma.iova + page * PAGE_SIZE,
       pfn * PAGE_SIZE,
@@ -1046,7 +1046,7 @@ export class VfioContainer {
     };
     let ns = 0;
     if (dma.mappedPages > 0) {
-      const r = this.core.iommuUnmapSync(domain, dma.iova, dma.size, () => {
+      const r = this.core.unmap(domain, dma.iova, dma.size, () => {
         release();
         done();
       });
@@ -1077,7 +1077,7 @@ export class VfioContainer {
 
   #enableDeviceIopf(dev: IommuDevice, s: DeviceState): void {
     if (!s.iopfEnabled) {
-      this.core.iommuDevEnableIopf(dev);
+      this.core.devEnableIopf(dev);
       s.iopfEnabled = true;
     }
     const flags = this.#type === "nesting"
@@ -1088,7 +1088,7 @@ export class VfioContainer {
 
   #registerL1(dev: IommuDevice, s: DeviceState): void {
     if (!s.iopfEnabled) {
-      this.core.iommuDevEnableIopf(dev);
+      this.core.devEnableIopf(dev);
       s.iopfEnabled = true;
     }
     const region = this.#region!;
@@ -1134,7 +1134,7 @@ export class VfioContainer {
       w.group = undefined;
       w.done = noop;
       this.#freeWork.push(w);
-      this.core.iommuPageResponse(group!.dev, group!, code);
+      this.core.pageResponse(group!.dev, group!, code);
       done();
     };
     return w;
@@ -1192,7 +1192,7 @@ export class VfioContainer {
     }
     if (!dma.bitmap) {
       // A pinned or PFNMAP range is mapped whole: nothing to fault in.
-      if (this.core.iommuIovaToPhys(this.#domain!, iova) >= 0) {
+      if (this.core.iovaToPhys(this.#domain!, iova) >= 0) {
         this.counters.add("vfio.faults.raced");
         return ns;
       }
@@ -1283,7 +1283,7 @@ export class VfioContainer {
    * The MMU notifier's invalidate_range_start: unmaps the IOPF-mapped pages
    * of `dma` inside [start, end) (HVAs), clears their bits and, in strict
    * mode, syncs the IOTLB and the ATS devices' ATCs before returning
-   * ({@linkcode IommuCore.iommuUnmapNow}: the CPU spins on CMD_SYNC, as the
+   * ({@linkcode IommuCore.unmapBlocking}: the CPU spins on CMD_SYNC, as the
    * kernel does), so no cached translation reaches the pages the mm frees
    * next. Returns the ns spent, the wait for CMD_SYNC included; the mm adds
    * it to the cost of the reclaim, munmap or madvise. In lazy mode the range
@@ -1307,7 +1307,7 @@ export class VfioContainer {
       b = nextClear(bits, i, p1);
       i = nextSet(bits, b, p1);
     }
-    const r = this.core.iommuUnmapNow(
+    const r = this.core.unmapBlocking(
       this.#domain!,
       dma.iova + a * PAGE_SIZE,
       (b - a) * PAGE_SIZE,

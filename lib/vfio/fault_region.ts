@@ -193,7 +193,7 @@ export class VfioDmaFaultRegion {
     const n = group.faults.length;
     if (n > this.free) {
       this.counters.add("faultRegion.overflows");
-      this.#core.iommuPageResponse(group.dev, group, IOMMU_PAGE_RESP_INVALID);
+      this.#core.pageResponse(group.dev, group, IOMMU_PAGE_RESP_INVALID);
       done();
       return;
     }
@@ -255,7 +255,7 @@ export class VfioDmaFaultRegion {
       const group = m.group!, code = m.code;
       m.group = undefined;
       this.#responses.push(m);
-      this.#core.iommuPageResponse(group.dev, group, code);
+      this.#core.pageResponse(group.dev, group, code);
     };
     return m;
   }

@@ -181,7 +181,7 @@ Deno.test("nested IOPF", async (t) => {
       ]);
       assert.ok(n.container.isMapped(gpa));
       assert.equal(
-        n.core.iommuIovaToPhys(n.container.domain!, gpa),
+        n.core.iovaToPhys(n.container.domain!, gpa),
         n.mm.hvaToPfn(n.ram.start + (gpa - GUEST_RAM_GPA)) * PAGE_SIZE,
       );
       assert.equal(n.container.stats().faults, 1);

@@ -72,7 +72,7 @@ export class FakeIommuDriver implements IommuDriverOps {
   attachNs: number;
   sink: IommuFaultSink | undefined;
   readonly responses: FakeResponse[] = [];
-  /** IOTLB syncs received; `blocking` for iotlbSyncNow. */
+  /** IOTLB syncs received; `blocking` for iotlbSyncBlocking. */
   readonly syncs: {
     domain: DriverDomain;
     gather: IotlbGather;
@@ -211,7 +211,7 @@ export class FakeIommuDriver implements IommuDriverOps {
   }
 
   /** Records the sync, resets the gather and returns `syncNs` (0 when empty). */
-  iotlbSyncNow(domain: DriverDomain, gather: IotlbGather): number {
+  iotlbSyncBlocking(domain: DriverDomain, gather: IotlbGather): number {
     if (!(gather.end > gather.start)) return 0;
     this.syncs.push({
       domain,

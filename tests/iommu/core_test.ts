@@ -27,11 +27,11 @@ function setup(overrides: Record<string, number> = {}, lazy = false) {
 
 Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
   await t.step(
-    "iommuMap maps with the largest page sizes and returns its cost",
+    "map maps with the largest page sizes and returns its cost",
     () => {
       const { core, costs } = setup();
       const d = core.domainAllocPaging(2);
-      const ns = core.iommuMap(
+      const ns = core.map(
         d,
         SZ_1G,
         2 * SZ_1G,
@@ -41,7 +41,7 @@ Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
       // One 1 GiB block and one 2 MiB block, plus a table page for the 2 MiB level.
       assert.ok(ns >= costs["iommu.mapCall"] + 2 * costs["iommu.mapPerPte"]);
       assert.equal(
-        core.iommuIovaToPhys(d, SZ_1G + SZ_1G + 0x1234),
+        core.iovaToPhys(d, SZ_1G + SZ_1G + 0x1234),
         3 * SZ_1G + 0x1234,
       );
       assert.equal(d.mappedBytes, SZ_1G + SZ_2M);
@@ -53,15 +53,15 @@ Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
     () => {
       const { core } = setup();
       const d = core.domainAllocPaging(2);
-      assert.throws(() => core.iommuMap(d, 0x1800, 0, SZ_4K, PROT_READ), {
+      assert.throws(() => core.map(d, 0x1800, 0, SZ_4K, PROT_READ), {
         code: "EINVAL",
       });
-      assert.throws(() => core.iommuMap(d, 0, 0, 0, PROT_READ), {
+      assert.throws(() => core.map(d, 0, 0, 0, PROT_READ), {
         code: "EINVAL",
       });
-      assert.throws(() => core.iommuMap(d, 0, 0, SZ_4K, 0), { code: "EINVAL" });
-      core.iommuMap(d, 0, 0, SZ_4K, PROT_READ);
-      assert.throws(() => core.iommuMap(d, 0, SZ_4K, SZ_4K, PROT_READ), {
+      assert.throws(() => core.map(d, 0, 0, SZ_4K, 0), { code: "EINVAL" });
+      core.map(d, 0, 0, SZ_4K, PROT_READ);
+      assert.throws(() => core.map(d, 0, SZ_4K, SZ_4K, PROT_READ), {
         code: "EEXIST",
       });
       assert.equal(d.mappedBytes, SZ_4K);
@@ -78,7 +78,7 @@ Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
         asid: 1,
         stall: true,
       });
-      assert.throws(() => core.iommuMap(n, 0, 0, SZ_4K, PROT_READ), {
+      assert.throws(() => core.map(n, 0, 0, SZ_4K, PROT_READ), {
         code: "EINVAL",
       });
       assert.throws(() => core.domainFree(s2), { code: "EBUSY" });
@@ -90,12 +90,12 @@ Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
   await t.step("strict unmap syncs before done", () => {
     const { core, sim, driver } = setup();
     const d = core.domainAllocPaging(2);
-    core.iommuMap(d, 0, 0, 4 * SZ_4K, PROT_READ);
+    core.map(d, 0, 0, 4 * SZ_4K, PROT_READ);
     let doneAt = -1;
-    const r = core.iommuUnmapSync(d, 0, 2 * SZ_4K, () => doneAt = sim.now);
+    const r = core.unmap(d, 0, 2 * SZ_4K, () => doneAt = sim.now);
     assert.equal(r.bytes, 2 * SZ_4K);
-    assert.equal(core.iommuIovaToPhys(d, 0), -1);
-    assert.equal(core.iommuIovaToPhys(d, 2 * SZ_4K), 2 * SZ_4K);
+    assert.equal(core.iovaToPhys(d, 0), -1);
+    assert.equal(core.iovaToPhys(d, 2 * SZ_4K), 2 * SZ_4K);
     sim.run();
     assert.equal(doneAt, driver.syncNs);
     assert.equal(driver.syncs.length, 1);
@@ -104,17 +104,17 @@ Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
   });
 
   await t.step(
-    "iommuUnmap only gathers; iommuIotlbSync resets the gather",
+    "unmapFast only gathers; iotlbSync resets the gather",
     () => {
       const { core, sim, driver } = setup();
       const d = core.domainAllocPaging(1);
-      core.iommuMap(d, 0, 0, 4 * SZ_4K, PROT_READ);
+      core.map(d, 0, 0, 4 * SZ_4K, PROT_READ);
       const g = newIotlbGather();
-      core.iommuUnmap(d, 0, SZ_4K, g);
-      core.iommuUnmap(d, 3 * SZ_4K, SZ_4K, g);
+      core.unmapFast(d, 0, SZ_4K, g);
+      core.unmapFast(d, 3 * SZ_4K, SZ_4K, g);
       assert.equal(driver.syncs.length, 0);
       assert.equal(g.entries, 2);
-      core.iommuIotlbSync(d, g);
+      core.iotlbSync(d, g);
       assert.equal(g.entries, 0);
       sim.run();
       assert.equal(driver.syncs.length, 1);
@@ -124,21 +124,21 @@ Deno.test("iommu core: map, unmap and strict invalidation", async (t) => {
   );
 });
 
-Deno.test("iommu core: blocking unmap (iommuUnmapNow) for MMU notifiers", async (t) => {
+Deno.test("iommu core: blocking unmap (unmapBlocking) for MMU notifiers", async (t) => {
   await t.step(
     "strict: unmaps and syncs before returning; the sync's ns are in the cost",
     () => {
       const { core, sim, driver, costs } = setup();
       const d = core.domainAllocPaging(2);
-      core.iommuMap(d, 0, 0, 4 * SZ_4K, PROT_READ);
-      const r = core.iommuUnmapNow(d, SZ_4K, 2 * SZ_4K);
+      core.map(d, 0, 0, 4 * SZ_4K, PROT_READ);
+      const r = core.unmapBlocking(d, SZ_4K, 2 * SZ_4K);
       assert.equal(r.bytes, 2 * SZ_4K);
       assert.equal(
         r.ns,
         costs["iommu.unmapCall"] + 2 * costs["iommu.unmapPerPte"] +
           driver.syncNs,
       );
-      assert.equal(core.iommuIovaToPhys(d, SZ_4K), -1);
+      assert.equal(core.iovaToPhys(d, SZ_4K), -1);
       assert.equal(d.mappedBytes, 2 * SZ_4K);
       assert.equal(driver.syncs.length, 1);
       const sync = driver.syncs[0]!;
@@ -159,27 +159,27 @@ Deno.test("iommu core: blocking unmap (iommuUnmapNow) for MMU notifiers", async 
   await t.step("nothing mapped: no sync, only the unmap call", () => {
     const { core, driver, costs } = setup();
     const d = core.domainAllocPaging(2);
-    const r = core.iommuUnmapNow(d, 0, SZ_4K);
+    const r = core.unmapBlocking(d, 0, SZ_4K);
     assert.deepEqual(r, { bytes: 0, ns: costs["iommu.unmapCall"] });
     assert.equal(driver.syncs.length, 0);
-    assert.equal(core.iommuIotlbSyncNow(d, newIotlbGather()), 0);
+    assert.equal(core.iotlbSyncBlocking(d, newIotlbGather()), 0);
   });
 
-  await t.step("iommuIotlbSyncNow resets the gather", () => {
+  await t.step("iotlbSyncBlocking resets the gather", () => {
     const { core, driver } = setup();
     const d = core.domainAllocPaging(1);
-    core.iommuMap(d, 0, 0, 2 * SZ_4K, PROT_READ);
+    core.map(d, 0, 0, 2 * SZ_4K, PROT_READ);
     const g = newIotlbGather();
-    core.iommuUnmap(d, 0, 2 * SZ_4K, g);
-    assert.equal(core.iommuIotlbSyncNow(d, g), driver.syncNs);
+    core.unmapFast(d, 0, 2 * SZ_4K, g);
+    assert.equal(core.iotlbSyncBlocking(d, g), driver.syncNs);
     assert.deepEqual(g, newIotlbGather());
   });
 
   await t.step("lazy: queued on the flush queue, no blocking sync", () => {
     const { core, sim, driver, costs } = setup({}, true);
     const d = core.domainAllocPaging(2);
-    core.iommuMap(d, 0, 0, 4 * SZ_4K, PROT_READ);
-    const r = core.iommuUnmapNow(d, 0, SZ_4K);
+    core.map(d, 0, 0, 4 * SZ_4K, PROT_READ);
+    const r = core.unmapBlocking(d, 0, SZ_4K);
     assert.equal(r.bytes, SZ_4K);
     assert.equal(
       r.ns,
@@ -199,17 +199,17 @@ Deno.test("iommu core: lazy invalidation through the flush queue", async (t) => 
   await t.step("unmapped ranges stay exposed until a batch fills", () => {
     const { core, sim, driver } = setup({ "iommu.flushQueueBatch": 3 }, true);
     const d = core.domainAllocPaging(2);
-    core.iommuMap(d, 0, 0, 8 * SZ_4K, PROT_READ);
+    core.map(d, 0, 0, 8 * SZ_4K, PROT_READ);
     let dones = 0;
-    core.iommuUnmapSync(d, 0, SZ_4K, () => dones++);
-    sim.after(100, () => core.iommuUnmapSync(d, SZ_4K, SZ_4K, () => dones++));
+    core.unmap(d, 0, SZ_4K, () => dones++);
+    sim.after(100, () => core.unmap(d, SZ_4K, SZ_4K, () => dones++));
     sim.run({ until: 200 });
     assert.equal(dones, 2); // the caller does not wait for the flush
     assert.equal(driver.syncs.length + driver.flushes.length, 0);
     assert.equal(core.flushQueue.size, 2);
     assert.ok(core.flushQueue.isExposed(d.driverDomain, 0));
     assert.ok(!core.flushQueue.isExposed(d.driverDomain, 2 * SZ_4K));
-    core.iommuUnmapSync(d, 2 * SZ_4K, SZ_4K);
+    core.unmap(d, 2 * SZ_4K, SZ_4K);
     assert.equal(driver.flushes.length, 1); // batch of 3 reached
     assert.equal(core.flushQueue.size, 3); // in flight until the flush completes
     sim.run();
@@ -222,12 +222,12 @@ Deno.test("iommu core: lazy invalidation through the flush queue", async (t) => 
   await t.step("a lone range is flushed by the timeout", () => {
     const { core, sim, driver, costs } = setup({}, true);
     const d = core.domainAllocPaging(2);
-    core.iommuMap(d, 0, 0, SZ_4K, PROT_READ);
+    core.map(d, 0, 0, SZ_4K, PROT_READ);
     const seen: number[] = [];
     core.flushQueue.onFlushed((r) =>
       seen.push(r.completedAt - r.entries[0]!.queuedAt)
     );
-    core.iommuUnmapSync(d, 0, SZ_4K);
+    core.unmap(d, 0, SZ_4K);
     sim.run();
     assert.deepEqual(seen, [costs["iommu.flushQueueTimeout"] + driver.syncNs]);
     assert.equal(core.flushQueue.timeoutFlushes, 1);
@@ -240,15 +240,15 @@ Deno.test("iommu core: attach and detach", async (t) => {
     const dev = fakeDevice("dev0", 1);
     const d = core.domainAllocPaging(2);
     let attached = false;
-    core.iommuAttachDevice(d, dev, () => attached = true);
+    core.attachDevice(d, dev, () => attached = true);
     assert.equal(core.getDomainForDev(dev), d);
-    assert.throws(() => core.iommuAttachDevice(d, dev), { code: "EBUSY" });
+    assert.throws(() => core.attachDevice(d, dev), { code: "EBUSY" });
     sim.run();
     assert.ok(attached);
     assert.equal(driver.attached.get(dev), d.driverDomain);
     assert.throws(() => core.domainFree(d), { code: "EBUSY" });
     let detached = false;
-    core.iommuDetachDevice(d, dev, () => detached = true);
+    core.detachDevice(d, dev, () => detached = true);
     sim.run();
     assert.ok(detached);
     assert.equal(core.getDomainForDev(dev), undefined);

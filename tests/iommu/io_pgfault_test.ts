@@ -21,7 +21,7 @@ function setup(faultWorkers = 1) {
   driver.bind(core);
   const dev = fakeDevice("0000:01:00.0", 8, true);
   const domain = core.domainAllocPaging(2);
-  core.iommuAttachDevice(domain, dev);
+  core.attachDevice(domain, dev);
   return { sim, costs, driver, core, dev, domain };
 }
 
@@ -33,7 +33,7 @@ Deno.test("iopf queue: groups", async (t) => {
       const groups: IopfGroup[] = [];
       core.registerDeviceFaultHandler(dev, (g, done) => {
         groups.push(g);
-        core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+        core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
         done();
       }, FAULT_REPORT_FLAT);
       const a = driver.inject(dev, {
@@ -90,7 +90,7 @@ Deno.test("iopf queue: groups", async (t) => {
       let saved: IopfGroup | undefined;
       core.registerDeviceFaultHandler(dev, (g, done) => {
         saved = g;
-        core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+        core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
         done();
       }, FAULT_REPORT_FLAT);
       const f = driver.inject(dev, { addr: 0x1000 });
@@ -98,7 +98,7 @@ Deno.test("iopf queue: groups", async (t) => {
       assert.ok(saved?.responded);
       assert.equal(saved.code, IOMMU_PAGE_RESP_SUCCESS);
       assert.throws(
-        () => core.iommuPageResponse(dev, saved!, IOMMU_PAGE_RESP_INVALID),
+        () => core.pageResponse(dev, saved!, IOMMU_PAGE_RESP_INVALID),
         (e: unknown) => e instanceof IopfLabError && e.code === "EINVAL",
       );
       assert.equal(driver.responsesFor(f).length, 1);
@@ -174,7 +174,7 @@ Deno.test("iopf queue: workqueue", async (t) => {
         const i = g.last.addr / 0x1000;
         sim.after(durations[i]!, () => {
           seen.push(i);
-          core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+          core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
           done();
         });
       }, FAULT_REPORT_FLAT);
@@ -198,7 +198,7 @@ Deno.test("iopf queue: workqueue", async (t) => {
       let startedAt = -1;
       core.registerDeviceFaultHandler(dev, (g, done) => {
         startedAt = sim.now;
-        core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+        core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
         done();
       }, FAULT_REPORT_FLAT);
       driver.inject(dev, { addr: 0 });
@@ -221,7 +221,7 @@ Deno.test("iopf queue: workqueue", async (t) => {
         done();
         sim.after(
           1e6,
-          () => core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS),
+          () => core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS),
         );
       }, FAULT_REPORT_FLAT);
       driver.inject(dev, { addr: 0 });
@@ -236,11 +236,11 @@ Deno.test("iopf queue: workqueue", async (t) => {
 
 Deno.test("iopf queue: discard and removal", async (t) => {
   await t.step(
-    "discardPartial drops parked partials without any response",
+    "iopfQueueDiscardPartial drops parked partials without any response",
     () => {
       const { sim, driver, core, dev } = setup();
       core.registerDeviceFaultHandler(dev, (g, done) => {
-        core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+        core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
         done();
       }, FAULT_REPORT_FLAT);
       driver.inject(dev, {
@@ -255,7 +255,7 @@ Deno.test("iopf queue: discard and removal", async (t) => {
         last: false,
         source: "pri",
       });
-      assert.equal(core.discardPartial(dev), 2);
+      assert.equal(core.iopfQueueDiscardPartial(dev), 2);
       sim.run();
       assert.equal(driver.responses.length, 0);
       assert.equal(core.iopf.stats().partialDiscards, 2);
@@ -274,7 +274,7 @@ Deno.test("iopf queue: discard and removal", async (t) => {
       core.registerDeviceFaultHandler(dev, (g, done) => {
         groups.push(g);
         sim.after(50_000, () => {
-          core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+          core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
           done();
         });
       }, FAULT_REPORT_FLAT);
@@ -308,7 +308,7 @@ Deno.test("iopf queue: discard and removal", async (t) => {
     const f = driver.inject(dev, { addr: 0 });
     sim.run();
     assert.equal(driver.responses.length, 0);
-    core.iommuDetachDevice(domain, dev);
+    core.detachDevice(domain, dev);
     assert.deepEqual(driver.responsesFor(f).map((r) => r.code), [
       IOMMU_PAGE_RESP_INVALID,
     ]);
@@ -339,7 +339,7 @@ Deno.test("iopf queue: nested routing with FAULT_REPORT flags", async (t) => {
       asid: 3,
       stall: true,
     });
-    core.iommuReplaceDevice(nested, dev);
+    core.replaceDevice(nested, dev);
     return s;
   };
 
@@ -350,7 +350,7 @@ Deno.test("iopf queue: nested routing with FAULT_REPORT flags", async (t) => {
       const l1: IopfGroup[] = [], l2: IopfGroup[] = [];
       const mk = (into: IopfGroup[]) => (g: IopfGroup, done: () => void) => {
         into.push(g);
-        core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+        core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
         done();
       };
       core.registerDeviceFaultHandler(dev, mk(l1), FAULT_REPORT_NESTED_L1);
@@ -377,7 +377,7 @@ Deno.test("iopf queue: nested routing with FAULT_REPORT flags", async (t) => {
       const both: IopfGroup[] = [];
       core.registerDeviceFaultHandler(dev, (g, done) => {
         both.push(g);
-        core.iommuPageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+        core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
         done();
       }, FAULT_REPORT_NESTED_L1 | FAULT_REPORT_NESTED_L2);
       driver.inject(dev, { addr: 0x1000, stage: 1 });

@@ -64,7 +64,7 @@ class MiniCore implements IommuFaultSink {
       this.drv.pageResponse(dev, f, code);
     });
   }
-  discardPartial(): void {
+  iopfQueueDiscardPartial(): void {
     this.discards++;
     this.#partial.clear();
   }
@@ -133,7 +133,7 @@ Deno.test("an ATS device's failed translation leads to a Page Request, a PRG res
   assert.equal(s.atsRequests, 2);
 });
 
-Deno.test("atcInvalidateNow drops the ATC entries at once and returns the completion time", () => {
+Deno.test("atcInvalidateBlocking drops the ATC entries at once and returns the completion time", () => {
   const t = pciRig();
   t.dma(0x3000);
   t.sim.run();
@@ -141,7 +141,7 @@ Deno.test("atcInvalidateNow drops the ATC entries at once and returns the comple
   assert.ok(atc.lookup(-1, 0x3000) >= 0);
   const before = t.dev.stats.atcInvalidations;
   assert.equal(
-    t.dev.atcInvalidateNow(-1, 0x3000, 0),
+    t.dev.atcInvalidateBlocking(-1, 0x3000, 0),
     t.costs["pci.atcInvalidate"],
   );
   assert.equal(atc.lookup(-1, 0x3000), -1);
@@ -150,7 +150,7 @@ Deno.test("atcInvalidateNow drops the ATC entries at once and returns the comple
   // An ATS answer in flight during the invalidation is used but not cached.
   t.dma(0x3000);
   t.sim.run({ until: t.sim.now + t.costs["pci.dmaSetup"] + 1 });
-  t.dev.atcInvalidateNow(-1, 0, 52);
+  t.dev.atcInvalidateBlocking(-1, 0, 52);
   t.sim.run();
   assert.equal(t.results[1]?.ok, true);
   assert.equal(atc.lookup(-1, 0x3000), -1);

@@ -1064,29 +1064,29 @@ Deno.test("bad arguments to the layers: a clear error and no change of state", a
       "stage must be 1 or 2, got 3",
     );
     const d = core.domainAllocPaging(2);
-    core.iommuMap(d, 0x10_0000, 0x20_0000, 0x1000, 3);
+    core.map(d, 0x10_0000, 0x20_0000, 0x1000, 3);
     assertError(
-      () => core.iommuMap(d, 0x10_0800, 0x20_0000, 0x1000, 3),
+      () => core.map(d, 0x10_0800, 0x20_0000, 0x1000, 3),
       "EINVAL",
       "IOVA and size must be positive multiples of 0x1000 below 2^52",
     );
     assertError(
-      () => core.iommuMap(d, 0x11_0000, 0x20_0800, 0x1000, 3),
+      () => core.map(d, 0x11_0000, 0x20_0800, 0x1000, 3),
       "EINVAL",
       "physical address 0x200800 is misaligned",
     );
     assertError(
-      () => core.iommuMap(d, 0x11_0000, 0x20_0000, 0x1000, 8),
+      () => core.map(d, 0x11_0000, 0x20_0000, 0x1000, 8),
       "EINVAL",
       "prot 8 must be READ and/or WRITE",
     );
     assertError(
-      () => core.iommuMap(d, 0x10_0000, 0x20_0000, 0x1000, 3),
+      () => core.map(d, 0x10_0000, 0x20_0000, 0x1000, 3),
       "EEXIST",
       "",
     );
     assert.equal(d.mappedBytes, 0x1000);
-    assert.equal(core.iommuIovaToPhys(d, 0x10_0000), 0x20_0000);
-    assert.equal(core.iommuIovaToPhys(d, 0x11_0000), -1);
+    assert.equal(core.iovaToPhys(d, 0x10_0000), 0x20_0000);
+    assert.equal(core.iovaToPhys(d, 0x11_0000), -1);
   });
 });

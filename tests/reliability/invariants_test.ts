@@ -109,9 +109,9 @@ Deno.test("a second response to an answered group breaks oneResponsePerGroup", (
   m.sim.run();
   const [g] = m.core.iopf.pendingGroups();
   assert.ok(g);
-  m.core.iommuPageResponse(g.dev, g, IOMMU_PAGE_RESP_SUCCESS);
+  m.core.pageResponse(g.dev, g, IOMMU_PAGE_RESP_SUCCESS);
   assert.throws(
-    () => m.core.iommuPageResponse(g.dev, g, IOMMU_PAGE_RESP_SUCCESS),
+    () => m.core.pageResponse(g.dev, g, IOMMU_PAGE_RESP_SUCCESS),
     { code: "EINVAL" },
   );
   assertBroken(

@@ -76,14 +76,14 @@ Deno.test("an unmap without IOTLB invalidation is an isolation violation", async
       // Unmap it behind the driver's back: the page table forgets it, but
       // no TLBI, ATC_INV or CMD_SYNC is ever sent.
       const gather = newIotlbGather();
-      const r = m.core.iommuUnmap(
+      const r = m.core.unmapFast(
         vm.container.domain!,
         iova,
         PAGE_SIZE,
         gather,
       );
       assert.equal(r.bytes, PAGE_SIZE);
-      assert.equal(m.core.iommuIovaToPhys(vm.container.domain!, iova), -1);
+      assert.equal(m.core.iovaToPhys(vm.container.domain!, iova), -1);
       startDma(vm, log, { iova, size: PAGE_SIZE, write: true });
       m.sim.run();
       // The device went through the stale entry and thinks all is well...
@@ -113,7 +113,7 @@ Deno.test("an unmap through the core with its IOTLB sync is no violation: the de
   const iova = GUEST_RAM_BASE + 0x10_0000;
   startDma(vm, log, { iova, size: PAGE_SIZE, write: false });
   m.sim.run();
-  m.core.iommuUnmapSync(vm.container.domain!, iova, PAGE_SIZE);
+  m.core.unmap(vm.container.domain!, iova, PAGE_SIZE);
   m.sim.run(); // the sync completes
   startDma(vm, log, { iova, size: PAGE_SIZE, write: true });
   m.sim.run();

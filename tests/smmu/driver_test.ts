@@ -53,7 +53,7 @@ class FakeSink implements IommuFaultSink {
     this.faults.push({ dev, fault });
     this.onFault?.(dev, fault);
   }
-  discardPartial(): void {
+  iopfQueueDiscardPartial(): void {
     this.discards++;
   }
 }
@@ -74,7 +74,7 @@ class FakeEndpoint implements SmmuEndpoint {
     this.invalidations.push([ssid, addr, log2]);
     this.r.sim.after(2000, done);
   }
-  atcInvalidateNow(ssid: number, addr: number, log2: number): number {
+  atcInvalidateBlocking(ssid: number, addr: number, log2: number): number {
     this.invalidations.push([ssid, addr, log2]);
     return 2000;
   }
@@ -320,7 +320,7 @@ Deno.test("iotlbSync on an ATS device's domain: TLBI, SYNC, then ATC_INV coverin
   assert.ok(doneAt - t0 >= 2000 + 2 * s.costs["smmu.cmdSync"]);
 });
 
-Deno.test("iotlbSyncNow: the same commands as iotlbSync, complete on return, costing what the async sync takes", async (t) => {
+Deno.test("iotlbSyncBlocking: the same commands as iotlbSync, complete on return, costing what the async sync takes", async (t) => {
   for (const dev of [zip, nic]) {
     await t.step(dev.ats ? "ATS device" : "platform device", () => {
       /** Maps 2 pages, caches one in the IOTLB (and ATC), unmaps both. */
@@ -350,13 +350,13 @@ Deno.test("iotlbSyncNow: the same commands as iotlbSync, complete on return, cos
 
       const b = prepare();
       const waited: Command[][] = [];
-      const orig = b.s.smmu.submitAndWait.bind(b.s.smmu);
-      b.s.smmu.submitAndWait = (cmds) => {
+      const orig = b.s.smmu.submitBlocking.bind(b.s.smmu);
+      b.s.smmu.submitBlocking = (cmds) => {
         waited.push([...cmds]);
         return orig(cmds);
       };
       const invBefore = b.ep.invalidations.length;
-      const ns = b.s.drv.iotlbSyncNow(b.dom, b.g);
+      const ns = b.s.drv.iotlbSyncBlocking(b.dom, b.g);
       assert.equal(b.g.end, 0, "the gather is reset");
       assert.deepEqual(waited, [asyncCmds]);
       assert.equal(b.s.smmu.stats.tlbEntriesInvalidated, 1);
@@ -371,7 +371,7 @@ Deno.test("iotlbSyncNow: the same commands as iotlbSync, complete on return, cos
       );
       assert.equal(ns, doneAt - t0);
       assert.equal(b.s.sim.pending, 0, "nothing left on the simulator");
-      assert.equal(b.s.drv.iotlbSyncNow(b.dom, newIotlbGather()), 0);
+      assert.equal(b.s.drv.iotlbSyncBlocking(b.dom, newIotlbGather()), 0);
     });
   }
 });

@@ -574,7 +574,7 @@ class FakeEndpoint implements SmmuEndpoint {
     this.invalidations.push([ssid, addr, log2]);
     this.r.sim.after(this.delay, done);
   }
-  atcInvalidateNow(ssid: number, addr: number, log2: number): number {
+  atcInvalidateBlocking(ssid: number, addr: number, log2: number): number {
     this.invalidations.push([ssid, addr, log2]);
     return this.delay;
   }
@@ -680,7 +680,7 @@ Deno.test("commands cost issue, process and sync time, in order across submissio
   assert.equal(r.smmu.stats.syncs, 2);
 });
 
-Deno.test("submitAndWait: the commands take effect before it returns, which gives the CPU's wait", async (t) => {
+Deno.test("submitBlocking: the commands take effect before it returns, which gives the CPU's wait", async (t) => {
   const setupS2 = () => {
     const r = rig();
     const s2 = hostTable(r.memory);
@@ -709,7 +709,7 @@ Deno.test("submitAndWait: the commands take effect before it returns, which give
       const r = setupS2();
       const c = r.costs;
       const t0 = r.sim.now;
-      const ns = r.smmu.submitAndWait([tlbi]);
+      const ns = r.smmu.submitBlocking([tlbi]);
       assert.equal(r.sim.now, t0, "no simulated time passed");
       assert.equal(
         r.smmu.translateCached({ sid: 1, iova: 0x20_0010, write: true }),
@@ -722,7 +722,7 @@ Deno.test("submitAndWait: the commands take effect before it returns, which give
         2 * c["smmu.cmdIssue"] + 2 * c["smmu.cmdProcess"] +
           c["smmu.tlbiPerEntry"] + c["smmu.cmdSync"],
       );
-      assert.equal(r.smmu.submitAndWait([]), 0);
+      assert.equal(r.smmu.submitBlocking([]), 0);
       const after = translateNow(r, { sid: 1, iova: 0x20_0010, write: true });
       assert.ok(after && !after.ok && after.eventId === F_TRANSLATION);
     },
@@ -736,7 +736,7 @@ Deno.test("submitAndWait: the commands take effect before it returns, which give
     a.sim.run();
     const b = setupS2();
     assert.equal(
-      b.smmu.submitAndWait([tlbi, { opcode: CMD_SYNC }]),
+      b.smmu.submitBlocking([tlbi, { opcode: CMD_SYNC }]),
       doneAt - t0,
     );
   });
@@ -749,7 +749,7 @@ Deno.test("submitAndWait: the commands take effect before it returns, which give
       ep.delay = 50_000;
       r.smmu.attachEndpoint(1, ep);
       const c = r.costs;
-      const ns = r.smmu.submitAndWait([
+      const ns = r.smmu.submitBlocking([
         {
           opcode: CMD_ATC_INV,
           SID: 1,
@@ -774,7 +774,7 @@ Deno.test("submitAndWait: the commands take effect before it returns, which give
   await t.step(
     "commands already queued add their remaining time but still run later",
     () => {
-      const idle = setupS2().smmu.submitAndWait([tlbi]);
+      const idle = setupS2().smmu.submitBlocking([tlbi]);
       const r = setupS2();
       const c = r.costs;
       let queuedDone = false;
@@ -788,7 +788,7 @@ Deno.test("submitAndWait: the commands take effect before it returns, which give
         () => (queuedDone = true),
       );
       const syncs = r.smmu.stats.syncs;
-      const ns = r.smmu.submitAndWait([tlbi]);
+      const ns = r.smmu.submitBlocking([tlbi]);
       assert.equal(
         r.smmu.stats.tlbEntriesInvalidated,
         1,
@@ -805,7 +805,7 @@ Deno.test("submitAndWait: the commands take effect before it returns, which give
       assert.equal(r.smmu.stats.syncs, syncs + 2);
       // Once drained, the queue costs nothing extra.
       assert.equal(
-        r.smmu.submitAndWait([{ opcode: CMD_SYNC }]),
+        r.smmu.submitBlocking([{ opcode: CMD_SYNC }]),
         c["smmu.cmdIssue"] + c["smmu.cmdProcess"] + c["smmu.cmdSync"],
       );
     },
@@ -816,7 +816,7 @@ Deno.test("submitAndWait: the commands take effect before it returns, which give
     () => {
       const r = setupS2();
       const bad = { opcode: 0x7f } as unknown as Command;
-      assert.throws(() => r.smmu.submitAndWait([tlbi, bad]), RangeError);
+      assert.throws(() => r.smmu.submitBlocking([tlbi, bad]), RangeError);
       assert.equal(r.smmu.stats.tlbEntriesInvalidated, 0);
       assert.ok(
         r.smmu.translateCached({ sid: 1, iova: 0x20_0010, write: true }) >= 0,

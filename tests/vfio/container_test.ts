@@ -24,7 +24,7 @@ import {
 function assertFullyMapped(s: Setup): void {
   const d = s.container.domain!;
   for (let off = 0; off < s.ram.size; off += PAGE_SIZE) {
-    const pa = s.core.iommuIovaToPhys(d, GUEST_RAM_GPA + off);
+    const pa = s.core.iovaToPhys(d, GUEST_RAM_GPA + off);
     assert.equal(
       pa,
       s.mm.hvaToPfn(s.ram.start + off) * PAGE_SIZE,
@@ -88,7 +88,7 @@ Deno.test("vfio type1: static pinning", async (t) => {
       assert.equal(s.container.dmas().length, 0);
       assert.equal(s.container.domain!.mappedBytes, 0);
       assert.equal(
-        s.core.iommuIovaToPhys(s.container.domain!, GUEST_RAM_GPA),
+        s.core.iovaToPhys(s.container.domain!, GUEST_RAM_GPA),
         -1,
       );
       // A range that fits still maps.
@@ -187,7 +187,7 @@ Deno.test("vfio type1: static pinning", async (t) => {
     assert.ok(ns >= s.costs["vfio.pfnmapBatch"]);
     assert.equal(s.mm.pinnedPages, 0);
     assert.equal(
-      s.core.iommuIovaToPhys(s.container.domain!, 0x80_0000_0000 + 5 * GiB),
+      s.core.iovaToPhys(s.container.domain!, 0x80_0000_0000 + 5 * GiB),
       bar + 5 * GiB,
     );
   });
@@ -229,7 +229,7 @@ Deno.test("vfio type1: UNMAP_DMA", async (t) => {
       );
       assert.equal(r.bytes, 8 * MiB);
       assert.equal(c.dmas().length, 0);
-      assert.equal(s.core.iommuIovaToPhys(c.domain!, GUEST_RAM_GPA), -1);
+      assert.equal(s.core.iovaToPhys(c.domain!, GUEST_RAM_GPA), -1);
       // The pins are released once the IOTLB sync completed.
       assert.equal(s.mm.pinnedPages, 8 * MiB / PAGE_SIZE);
       s.sim.run();
@@ -268,7 +268,7 @@ Deno.test("vfio type1: IOPF", async (t) => {
       assert.equal(s.mm.pinnedPages, 0);
       assert.equal(s.mm.populatedBytes, 0);
       assert.equal(
-        s.core.iommuIovaToPhys(s.container.domain!, GUEST_RAM_GPA),
+        s.core.iovaToPhys(s.container.domain!, GUEST_RAM_GPA),
         -1,
       );
       const iova = GUEST_RAM_GPA + 5 * PAGE_SIZE;
@@ -280,7 +280,7 @@ Deno.test("vfio type1: IOPF", async (t) => {
       assert.ok(s.container.isMapped(iova));
       assert.ok(!s.container.isMapped(iova + PAGE_SIZE));
       assert.equal(
-        s.core.iommuIovaToPhys(s.container.domain!, iova),
+        s.core.iovaToPhys(s.container.domain!, iova),
         s.mm.hvaToPfn(s.ram.start + 5 * PAGE_SIZE) * PAGE_SIZE,
       );
       assert.equal(s.container.stats().faults, 1);
@@ -342,7 +342,7 @@ Deno.test("vfio type1: IOPF", async (t) => {
     const d = s.container.domain!;
     for (let p = first; p < first + 512; p++) {
       assert.ok(s.container.isMapped(GUEST_RAM_GPA + p * PAGE_SIZE));
-      assert.ok(s.core.iommuIovaToPhys(d, GUEST_RAM_GPA + p * PAGE_SIZE) >= 0);
+      assert.ok(s.core.iovaToPhys(d, GUEST_RAM_GPA + p * PAGE_SIZE) >= 0);
     }
     assert.ok(!s.container.isMapped(GUEST_RAM_GPA + (first + 512) * PAGE_SIZE));
     assert.ok(!s.container.isMapped(GUEST_RAM_GPA + (first - 1) * PAGE_SIZE));
@@ -420,7 +420,7 @@ Deno.test("vfio type1: IOPF", async (t) => {
       const r = s.mm.reclaim(1);
       assert.ok(r.reclaimed >= 1);
       assert.ok(!s.container.isMapped(iova));
-      assert.equal(s.core.iommuIovaToPhys(s.container.domain!, iova), -1);
+      assert.equal(s.core.iovaToPhys(s.container.domain!, iova), -1);
       assert.equal(s.driver.syncs.length, syncs + 1);
       assert.ok(s.driver.syncs.at(-1)!.blocking, "synced before returning");
       assert.equal(s.container.stats().notifierUnmappedPages, 1);
@@ -428,7 +428,7 @@ Deno.test("vfio type1: IOPF", async (t) => {
       s.sim.run();
       assert.ok(s.container.isMapped(iova));
       assert.equal(
-        s.core.iommuIovaToPhys(s.container.domain!, iova),
+        s.core.iovaToPhys(s.container.domain!, iova),
         s.mm.hvaToPfn(s.ram.start + 3 * PAGE_SIZE) * PAGE_SIZE,
       );
       assert.equal(s.mm.pinnedPages, 0);

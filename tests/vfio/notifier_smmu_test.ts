@@ -61,8 +61,8 @@ function realStack(kind: "platform" | "pci", lazy = false) {
     dev.dma({ iova, size: PAGE_SIZE, write: true }, (r) => results.push(r));
   // Spy on the notifier's unmaps to see their cost.
   const unmapNs: number[] = [];
-  const unmapNow = core.iommuUnmapNow.bind(core);
-  core.iommuUnmapNow = (d, iova, size) => {
+  const unmapNow = core.unmapBlocking.bind(core);
+  core.unmapBlocking = (d, iova, size) => {
     const r = unmapNow(d, iova, size);
     unmapNs.push(r.ns);
     return r;

@@ -118,7 +118,7 @@ function check(
     const hva = s.ram.start + p * PAGE_SIZE;
     const dma = c.dmas().find((d) => iova >= d.iova && iova < d.iova + d.size);
     const mapped = c.isMapped(iova);
-    const pa = s.core.iommuIovaToPhys(domain, iova);
+    const pa = s.core.iovaToPhys(domain, iova);
     // The bitmap (or a pinned range) agrees with what the IOMMU maps ...
     assert.equal(
       pa >= 0,
