@@ -75,12 +75,17 @@ export class Simulator {
     return this.#executed;
   }
 
-  /** Schedules `fn` at absolute time `time` (not before now). */
+  /** Schedules `fn` at absolute time `time`: finite and not before now, else EINVAL. */
   at(time: number, fn: EventFn): EventId {
-    if (!(time >= this.#now)) {
+    if (!(time >= this.#now && time < Infinity)) {
       throw new IopfLabError(
         "EINVAL",
-        `Cannot schedule an event at ${time} ns: the clock is at ${this.#now} ns`,
+        `Cannot schedule an event at ${time} ns: ${
+          time >= this.#now
+            ? "the time must be finite"
+            : `the clock is at ${this.#now} ns`
+        }`,
+        "time",
       );
     }
     const seq = this.#seq++;
@@ -89,8 +94,15 @@ export class Simulator {
     return seq;
   }
 
-  /** Schedules `fn` after `delay` ns from now. */
+  /** Schedules `fn` after `delay` ns from now: finite and not negative, else EINVAL. */
   after(delay: number, fn: EventFn): EventId {
+    if (!(delay >= 0 && delay < Infinity)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot schedule an event after ${delay} ns: a delay must be finite and not negative`,
+        "delay",
+      );
+    }
     return this.at(this.#now + delay, fn);
   }
 

@@ -52,19 +52,25 @@ const TIME_UNITS: Record<string, number> = {
   s: 1e9,
 };
 
-const BW_UNITS: Record<string, number> = {
-  "b/s": 1,
-  "kb/s": 1e3,
-  "mb/s": 1e6,
-  "gb/s": 1e9,
-  "kib/s": 1024,
-  "mib/s": 1024 ** 2,
-  "gib/s": 1024 ** 3,
-  bps: 1 / 8,
-  kbps: 1e3 / 8,
-  mbps: 1e6 / 8,
-  gbps: 1e9 / 8,
+/** Bandwidth prefixes: decimal (k, M, G, T; any case) or binary (Ki, Mi, Gi, Ti). */
+const BW_PREFIX: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  m: 1e6,
+  g: 1e9,
+  t: 1e12,
+  ki: 1024,
+  mi: 1024 ** 2,
+  gi: 1024 ** 3,
+  ti: 1024 ** 4,
 };
+
+/**
+ * A bandwidth's unit: prefix, then bytes ("B") or bits ("b", "bit"), then
+ * "/s" or "ps". The case of b/B decides bits or bytes, as users write them:
+ * "Gb/s", "Gbps", "Gbit/s" are bits; "GB/s", "GBps" are bytes.
+ */
+const BW_UNIT = /^([kmgt]i?)?(bits?|B|b)(\/s|ps)$/i;
 
 const NUM_UNIT = /^\s*([0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)\s*([a-zµ/]*)\s*$/i;
 
@@ -109,7 +115,50 @@ function parseWith(
       where,
     );
   }
-  return Number(m[1]) * mult;
+  const n = Number(m[1]) * mult;
+  if (!Number.isFinite(n)) {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: expected ${what} like ${example}, got ${
+        JSON.stringify(value)
+      } (not a finite number)`,
+      where,
+    );
+  }
+  return n;
+}
+
+function parseBandwidthValue(value: unknown, where: string): number {
+  const what = "a bandwidth", example = '"8GB/s" or "10Gbps"';
+  if (typeof value === "string") {
+    const m = /^\s*([0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)\s*(\S+)\s*$/i.exec(
+      value,
+    );
+    const u = m ? BW_UNIT.exec(m[2]!) : null;
+    if (!m || !u) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${where}: expected ${what} like ${example}, got ${
+          JSON.stringify(value)
+        } (bits: "Gb/s", "Gbps", "Gbit/s"; bytes: "GB/s", "GBps")`,
+        where,
+      );
+    }
+    const prefix = BW_PREFIX[(u[1] ?? "").toLowerCase()]!;
+    const bits = u[2] !== "B";
+    const n = Number(m[1]) * prefix / (bits ? 8 : 1);
+    if (!Number.isFinite(n)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${where}: expected ${what} like ${example}, got ${
+          JSON.stringify(value)
+        } (not a finite number)`,
+        where,
+      );
+    }
+    return n;
+  }
+  return parseWith(value, {}, what, example, where);
 }
 
 /**
@@ -140,18 +189,29 @@ export function parseSize(value: unknown, where = "size"): number {
 
 /** Parses a time in ns: a number, or "2us", "1.5ms", "10s". */
 export function parseTime(value: unknown, where = "time"): number {
-  return parseWith(value, TIME_UNITS, "a time", '"2us"', where);
+  const n = parseWith(value, TIME_UNITS, "a time", '"2us"', where);
+  if (n > MAX_TIME) {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: a time must be at most 2^53 ns (about 104 days), got ${
+        JSON.stringify(value)
+      }`,
+      where,
+    );
+  }
+  return n;
 }
 
-/** Parses a bandwidth into bytes per second: "8GB/s", "10Gbps", or a number (B/s). */
+/** The longest time the model accepts, in ns (2^53: exact in a double). */
+export const MAX_TIME = 2 ** 53;
+
+/**
+ * Parses a bandwidth into bytes per second: "8GB/s" or "8GBps" (bytes),
+ * "10Gb/s", "10Gbps" or "10Gbit/s" (bits), "1GiB/s" (binary prefix), or a
+ * number (B/s). Only the case of b/B matters: it decides bits or bytes.
+ */
 export function parseBandwidth(value: unknown, where = "bandwidth"): number {
-  const n = parseWith(
-    value,
-    BW_UNITS,
-    "a bandwidth",
-    '"8GB/s" or "10Gbps"',
-    where,
-  );
+  const n = parseBandwidthValue(value, where);
   if (n <= 0) {
     throw new IopfLabError(
       "EINVAL",

@@ -317,7 +317,7 @@ const MISTAKES: [string, unknown, string, string?][] = [
   [
     "bad bandwidth",
     { device: { dmaBandwidth: "fast" } },
-    'device.dmaBandwidth: expected a bandwidth like "8GB/s" or "10Gbps", got "fast"',
+    'device.dmaBandwidth: expected a bandwidth like "8GB/s" or "10Gbps", got "fast" (bits: "Gb/s", "Gbps", "Gbit/s"; bytes: "GB/s", "GBps")',
   ],
   [
     "zero bandwidth",

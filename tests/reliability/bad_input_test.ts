@@ -804,7 +804,7 @@ Deno.test("bad arguments to the layers: a clear error and no change of state", a
           bandwidth: "fast",
         }),
       "EINVAL",
-      'f.bandwidth: expected a bandwidth like "8GB/s" or "10Gbps", got "fast"',
+      'f.bandwidth: expected a bandwidth like "8GB/s" or "10Gbps", got "fast" (bits: "Gb/s", "Gbps", "Gbit/s"; bytes: "GB/s", "GBps")',
     );
     const dev = new PciDevice(sim, {
       name: "f",
