@@ -17,7 +17,9 @@ import {
 } from "../lib/report/mod.ts";
 import { progressReporter } from "../lib/experiment/sweep.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
+import { join } from "node:path";
 import { writeAll } from "./_io.ts";
+import { checkOutputDir } from "./_paths.ts";
 
 /** The usage line. */
 export const USAGE =
@@ -138,6 +140,7 @@ export async function main(
       return 0;
     }
     parsed = p;
+    checkOutputDir(parsed.out, reportInputs(), "--out");
   } catch (e) {
     const msg = e instanceof IopfLabError
       ? e.message.replace(/ \(EINVAL\)$/, "")
@@ -167,6 +170,21 @@ export async function main(
     );
     return 1;
   }
+}
+
+/** The files a report run reads: the cost profiles and traces under data/. */
+export function reportInputs(): string[] {
+  const data = new URL("../data/", import.meta.url).pathname;
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of Deno.readDirSync(dir)) {
+      const p = join(dir, e.name);
+      if (e.isDirectory) walk(p);
+      else files.push(p);
+    }
+  };
+  walk(data);
+  return files;
 }
 
 if (import.meta.main) {

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { metricsToCsv } from "../lib/experiment/csv.ts";
 import { formatSummary, type Metrics } from "../lib/experiment/metrics.ts";
 import { runScenario } from "../lib/experiment/run.ts";
@@ -26,6 +26,7 @@ import { progressReporter, runSweep } from "../lib/experiment/sweep.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { parseSimArgs, type SimArgs, USAGE } from "./_args.ts";
 import { writeAll } from "./_io.ts";
+import { checkOutputFile, writeFileAtomic } from "./_paths.ts";
 
 /** Where {@linkcode main} writes its output (tests capture it). */
 export interface SimIo {
@@ -64,7 +65,7 @@ export async function main(
       return EXIT_OK;
     }
     parsed = p;
-    if (parsed.csv !== undefined) checkCsvTarget(parsed.csv);
+    if (parsed.csv !== undefined) checkOutputFile(parsed.csv, [], "--csv");
   } catch (e) {
     if (e instanceof IopfLabError) {
       io.stderr(`sim: ${bareMessage(e)}\n`);
@@ -79,6 +80,19 @@ export async function main(
     points = expandSweep(scenario).map((p) =>
       parsed.check ? { ...p, check: true } : p
     );
+    if (parsed.csv !== undefined) {
+      try {
+        checkOutputFile(
+          parsed.csv,
+          scenarioInputs(parsed.file, points),
+          "--csv",
+        );
+      } catch (e) {
+        if (!(e instanceof IopfLabError)) throw e;
+        io.stderr(`sim: ${bareMessage(e)}\n`);
+        return EXIT_USAGE;
+      }
+    }
     if (scenario.sweep.length === 0 && points.length === 1) {
       return finish(parsed, io, runScenario(points[0]!));
     }
@@ -141,46 +155,19 @@ export function renderOutput(
  * directory renamed into place, so a reader never sees a partial file.
  */
 export function writeCsvFile(path: string, rows: readonly Metrics[]): void {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  try {
-    Deno.writeTextFileSync(tmp, metricsToCsv(rows));
-    Deno.renameSync(tmp, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* never created */ }
-    throw e;
-  }
+  writeFileAtomic(path, metricsToCsv(rows));
 }
 
-/** Checks before any run that the CSV file can be created. */
-function checkCsvTarget(csv: string): void {
-  const dir = dirname(resolve(csv));
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(dir);
-  } catch {
-    throw new IopfLabError(
-      "EINVAL",
-      `--csv ${csv}: the directory ${dir} does not exist`,
-      "--csv",
-    );
+/** Every file a run of `points` (loaded from `file`) reads: the scenario and its traces. */
+export function scenarioInputs(
+  file: string,
+  points: readonly Scenario[],
+): string[] {
+  const inputs = new Set([resolve(file)]);
+  for (const p of points) {
+    if (p.workload.kind === "trace") inputs.add(p.workload.file);
   }
-  if (!info.isDirectory) {
-    throw new IopfLabError(
-      "EINVAL",
-      `--csv ${csv}: ${dir} is not a directory`,
-      "--csv",
-    );
-  }
-  try {
-    if (Deno.statSync(csv).isDirectory) {
-      throw new IopfLabError("EINVAL", `--csv ${csv}: is a directory`, "--csv");
-    }
-  } catch (e) {
-    if (e instanceof IopfLabError) throw e;
-    // Does not exist yet: fine.
-  }
+  return [...inputs];
 }
 
 /**
