@@ -52,7 +52,9 @@ export class IopfLabError extends Error {
   }
 }
 
-/** Formats an address or size as lower-case hex with a 0x prefix. */
+/** Formats an address or size as lower-case hex with a 0x prefix (any other number as it is). */
 export function hex(n: number): string {
-  return "0x" + n.toString(16);
+  // A value that is not an address (NaN, Infinity, a fraction, a negative
+  // number) is shown as it is, so a message never says "0xNaN".
+  return Number.isSafeInteger(n) && n >= 0 ? "0x" + n.toString(16) : String(n);
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseBandwidth, parseSize, parseTime } from "../../lib/sim/units.ts";
 import { Simulator } from "../../lib/sim/simulator.ts";
-import { IopfLabError } from "../../lib/sim/errors.ts";
+import { hex, IopfLabError } from "../../lib/sim/errors.ts";
 
 const einval = (fn: () => unknown, text: RegExp) =>
   assert.throws(fn, (e: unknown) => {
@@ -54,4 +54,12 @@ Deno.test("Simulator.at and Simulator.after refuse non-finite and negative times
   assert.equal(ran, 1); // the refused events were never scheduled
   assert.equal(sim.now, 10);
   einval(() => sim.at(5, () => ran++), /the clock is at 10 ns/);
+});
+
+Deno.test("hex shows an address in hex and anything else as it is (never 0xNaN)", () => {
+  assert.equal(hex(0x1000), "0x1000");
+  assert.equal(hex(NaN), "NaN");
+  assert.equal(hex(Infinity), "Infinity");
+  assert.equal(hex(-4096), "-4096");
+  assert.equal(hex(1.5), "1.5");
 });
