@@ -239,7 +239,9 @@ Deno.test("iopf queue: discard and removal", async (t) => {
     "iopfQueueDiscardPartial drops parked partials without any response",
     () => {
       const { sim, driver, core, dev } = setup();
+      const sizes: number[] = [];
       core.registerDeviceFaultHandler(dev, (g, done) => {
+        sizes.push(g.faults.length);
         core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
         done();
       }, FAULT_REPORT_FLAT);
@@ -259,10 +261,13 @@ Deno.test("iopf queue: discard and removal", async (t) => {
       sim.run();
       assert.equal(driver.responses.length, 0);
       assert.equal(core.iopf.stats().partialDiscards, 2);
-      // A later LAST of group 1 forms a group of one fault.
+      // The partials are gone: a second discard finds none, and a later
+      // LAST of group 1 forms a group of one fault.
+      assert.equal(core.iopfQueueDiscardPartial(dev), 0);
       driver.inject(dev, { addr: 0x3000, grpid: 1, source: "pri" });
       sim.run();
       assert.equal(driver.responses.length, 1);
+      assert.deepEqual(sizes, [1]);
     },
   );
 
