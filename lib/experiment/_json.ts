@@ -16,11 +16,46 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
+/** The deepest nesting of arrays and objects a scenario file may have. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Where `text` first opens an array or object deeper than `max` levels
+ * (outside strings), or -1: a linear scan without recursion, so no input
+ * can overflow the call stack before the real parse.
+ */
+function tooDeep(text: string, max: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return i;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return -1;
+}
+
 /**
  * Parses JSON text; on a syntax error throws EINVAL with
- * `<file>:<line>:<column>: invalid JSON: <reason>`.
+ * `<file>:<line>:<column>: invalid JSON: <reason>`; nesting deeper than
+ * {@linkcode MAX_JSON_DEPTH} is refused the same way before parsing.
  */
 export function parseJsonText(text: string, file: string): JsonValue {
+  const deep = tooDeep(text, MAX_JSON_DEPTH);
+  if (deep >= 0) {
+    const { line, column } = lineColumn(text, deep);
+    const where = `${file}:${line}:${column}`;
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: JSON nested deeper than ${MAX_JSON_DEPTH} levels (a scenario needs a handful)`,
+      where,
+    );
+  }
   try {
     return JSON.parse(text) as JsonValue;
   } catch (e) {
@@ -183,4 +218,75 @@ function findJsonError(text: string): JsonError | undefined {
     }
     throw e;
   }
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Reads a text file that must be UTF-8: invalid bytes are refused (EINVAL
+ * naming the file and the byte offset) rather than silently replaced, and a
+ * leading byte order mark is dropped (editors on some systems write one).
+ * A file that cannot be read throws ENOENT (missing) or EINVAL.
+ */
+export function readUtf8File(path: string, where: string = path): string {
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(path);
+  } catch (e) {
+    const missing = e instanceof Deno.errors.NotFound;
+    throw new IopfLabError(
+      missing ? "ENOENT" : "EINVAL",
+      `${where}: cannot read the file: ${
+        missing ? "no such file" : (e as Error).message
+      }`,
+      where,
+    );
+  }
+  return decodeUtf8(bytes, where);
+}
+
+/** Decodes UTF-8 `bytes` (see {@linkcode readUtf8File}). */
+export function decodeUtf8(bytes: Uint8Array, where: string): string {
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: not UTF-8 text (invalid byte at offset ${
+        firstInvalidUtf8(bytes)
+      })`,
+      where,
+    );
+  }
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** Offset of the first byte that is not valid UTF-8. */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    const n = c < 0x80
+      ? 0
+      : c >= 0xc2 && c < 0xe0
+      ? 1
+      : c >= 0xe0 && c < 0xf0
+      ? 2
+      : c >= 0xf0 && c < 0xf5
+      ? 3
+      : -1;
+    if (n < 0) return i;
+    for (let k = 1; k <= n; k++) {
+      const d = b[i + k];
+      if (d === undefined || (d & 0xc0) !== 0x80) return i;
+    }
+    try {
+      UTF8.decode(b.subarray(i, i + n + 1));
+    } catch {
+      return i; // overlong or surrogate
+    }
+    i += n + 1;
+  }
+  return b.length;
 }
