@@ -32,6 +32,30 @@ export const COST_NAMES: readonly CostName[] = Object.keys(
   defaultProfile.parameters,
 ).sort() as CostName[];
 
+/** The values a cost parameter may take (its unit decides). */
+export interface CostRange {
+  /** Smallest value. */
+  readonly min: number;
+  /** Largest value. */
+  readonly max: number;
+  /** Only whole numbers. */
+  readonly integer: boolean;
+}
+
+/**
+ * The range of a cost parameter, from its unit: a time ("ns ...") is 0 to
+ * 1 s (10^9 ns: no single kernel or hardware step of the model takes longer,
+ * and a larger value would only make runs unbounded); a count ("entries
+ * ...") a whole number from 1 to 10^6; a size ("bytes ...") a whole number
+ * from 0 to 2^40.
+ */
+export function costRange(name: CostName): CostRange {
+  const unit = defaultProfile.parameters[name].unit;
+  if (unit.startsWith("entries")) return { min: 1, max: 1e6, integer: true };
+  if (unit.startsWith("bytes")) return { min: 0, max: 2 ** 40, integer: true };
+  return { min: 0, max: 1e9, integer: false };
+}
+
 /** The default profile's parameters with units and sources (for docs and the report). */
 export function describeCosts(): Readonly<Record<CostName, CostParameter>> {
   return defaultProfile.parameters;
@@ -68,11 +92,20 @@ export function loadCostProfile(
         `${where}.${name}`,
       );
     }
-    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    const range = costRange(name as CostName);
+    if (
+      typeof value !== "number" || !Number.isFinite(value) ||
+      value < range.min || value > range.max ||
+      (range.integer && !Number.isInteger(value))
+    ) {
       throw new IopfLabError(
         "EINVAL",
-        `${where}.${name}: expected a finite number >= 0, got ${
-          JSON.stringify(value)
+        `${where}.${name}: expected ${
+          range.integer ? "a whole number" : "a number"
+        } in [${range.min}, ${range.max}] (${
+          defaultProfile.parameters[name as CostName].unit
+        }), got ${
+          typeof value === "bigint" ? String(value) : JSON.stringify(value)
         }`,
         `${where}.${name}`,
       );

@@ -389,7 +389,7 @@ const MISTAKES: [string, unknown, string, string?][] = [
   [
     "negative cost",
     { costs: { "vfio.faultLookup": -1 } },
-    "costs.vfio.faultLookup: expected a finite number >= 0, got -1",
+    "costs.vfio.faultLookup: expected a number in [0, 1000000000] (ns per fault), got -1",
   ],
   ["empty name", { name: "" }, "name: expected a non-empty string"],
   [
@@ -432,7 +432,7 @@ const MISTAKES: [string, unknown, string, string?][] = [
   [
     "bad sweep cost",
     { sweep: { "costs.mm.pinCall": [1, "x"] } },
-    "sweep.costs.mm.pinCall[1]: expected a finite number",
+    "sweep.costs.mm.pinCall[1]: expected a number in [0, 1000000000]",
   ],
   [
     "sweep of an unknown cost",

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parseBandwidth, parseSize, parseTime } from "../../lib/sim/units.ts";
 import { Simulator } from "../../lib/sim/simulator.ts";
+import { costRange, loadCostProfile } from "../../lib/sim/costs.ts";
 import { hex, IopfLabError } from "../../lib/sim/errors.ts";
 
 const einval = (fn: () => unknown, text: RegExp) =>
@@ -62,4 +63,33 @@ Deno.test("hex shows an address in hex and anything else as it is (never 0xNaN)"
   assert.equal(hex(Infinity), "Infinity");
   assert.equal(hex(-4096), "-4096");
   assert.equal(hex(1.5), "1.5");
+});
+
+Deno.test("cost overrides must be finite and within their unit's range", () => {
+  assert.equal(
+    loadCostProfile({ "vfio.faultLookup": 1e9 })["vfio.faultLookup"],
+    1e9,
+  );
+  einval(
+    () => loadCostProfile({ "vfio.faultLookup": 1e308 }),
+    /^costs\.vfio\.faultLookup: expected a number in \[0, 1000000000\] \(ns per fault\), got 1e\+308/,
+  );
+  einval(() => loadCostProfile({ "vfio.faultLookup": Infinity }), /got null/);
+  einval(
+    () => loadCostProfile({ "iommu.flushQueueBatch": 2.5 }),
+    /a whole number in \[1, 1000000\]/,
+  );
+  einval(
+    () => loadCostProfile({ "iommu.flushQueueBatch": 0 }),
+    /a whole number/,
+  );
+  einval(
+    () => loadCostProfile({ "nic.rxFifoBytes": 2 ** 41 }),
+    /\[0, 1099511627776\]/,
+  );
+  assert.deepEqual(costRange("nic.rxFifoBytes"), {
+    min: 0,
+    max: 2 ** 40,
+    integer: true,
+  });
 });
