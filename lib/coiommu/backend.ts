@@ -83,6 +83,8 @@ export interface CoiommuBackendStats {
   readonly alreadyPinned: number;
   /** Frames VFIO could not pin (out of memory, over RLIMIT_MEMLOCK, outside RAM). */
   readonly pinFailures: number;
+  /** Timer ticks that found the last pass still pending, so queued none. */
+  readonly unpinTicksSkipped: number;
   /** LRU passes of the unpin thread. */
   readonly unpinScans: number;
   /** Queue entries examined by those passes. */
@@ -312,6 +314,7 @@ export class CoiommuBackend {
       alreadyPinned: c.get("alreadyPinned"),
       pinFailures: c.get("pinFailures"),
       unpinScans: c.get("unpinScans"),
+      unpinTicksSkipped: c.get("unpinTicksSkipped"),
       scannedEntries: c.get("scannedEntries"),
       unpinnedPages: c.get("unpinnedPages"),
       secondChances: c.get("secondChances"),
@@ -323,12 +326,27 @@ export class CoiommuBackend {
     };
   }
 
+  /**
+   * The periodic timer: it wakes the unpin thread, unless the thread's last
+   * pass is still waiting or running (as queue_delayed_work() on a pending
+   * work item does nothing), so passes never pile up when one takes longer
+   * than the interval.
+   */
   readonly #tick = (): void => {
     this.#timer = this.sim.after(this.unpinInterval, this.#tick);
+    if (this.#passPending) {
+      this.#c.add("unpinTicksSkipped");
+      return;
+    }
+    this.#passPending = true;
     this.sim.after(
       this.costs["coiommu.threadWakeup"],
-      () => this.unpinPass(),
+      () => this.unpinPass(this.#passDone),
     );
+  };
+  #passPending = false;
+  readonly #passDone = (): void => {
+    this.#passPending = false;
   };
 
   /** Pins and maps one frame unless PINNED; returns the CPU time. */

@@ -181,3 +181,19 @@ Deno.test("a page VFIO cannot pin (RLIMIT_MEMLOCK) stays unpinned and is counted
   assert.equal(r.dtt.entry(GFN0 + 2) & DTTE_PINNED, 0);
   assert.equal(r.mm.lockedVm, 2);
 });
+
+Deno.test("an unpin interval shorter than a pass does not pile passes up (queue_delayed_work on pending work is a no-op)", () => {
+  // 1 ns interval: a tick every ns, but each pass (wakeup + scan) takes
+  // longer, so at most one pass is pending at a time.
+  const r = rig({ backend: { unpinPolicy: "lru", unpinInterval: 1 } });
+  r.frontend.dmaMap(GPA, 0x1000, () => {});
+  r.backend.start();
+  r.sim.run({ until: 1e5 });
+  r.backend.stop();
+  r.sim.run();
+  const s = r.backend.stats();
+  const wakeup = r.costs["coiommu.threadWakeup"];
+  assert(s.unpinScans >= 1 && s.unpinScans <= Math.ceil(1e5 / wakeup) + 1);
+  assert(s.unpinTicksSkipped > 1e5 / 2);
+  assert.equal(r.backend.lock.waits <= s.unpinScans, true);
+});
