@@ -7,7 +7,7 @@ import { IopfLabError } from "../lib/sim/errors.ts";
 
 /** The usage line. */
 export const USAGE =
-  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N]";
+  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit]";
 
 /** Parsed arguments of `deno task sim`. */
 export interface SimArgs {
@@ -21,6 +21,8 @@ export interface SimArgs {
   readonly check: boolean;
   /** Workers for a sweep (0: run on the main thread). */
   readonly workers?: number;
+  /** Run even when the estimated work is above the limit. */
+  readonly noLimit: boolean;
 }
 
 /** The result of {@linkcode parseSimArgs}: arguments, or a request for help. */
@@ -30,13 +32,15 @@ export type ParsedArgs =
 
 /**
  * Parses the arguments: one scenario path and the options `--json`,
- * `--csv FILE` (or `--csv=FILE`), `--check`, `--workers N`, `--help`; `--`
+ * `--csv FILE` (or `--csv=FILE`), `--check`, `--workers N`, `--no-limit`,
+ * `--help`; `--`
  * ends the options. Mistakes throw EINVAL with a one-line message.
  */
 export function parseSimArgs(args: readonly string[]): ParsedArgs {
   const files: string[] = [];
   let json = false;
   let check = false;
+  let noLimit = false;
   let csv: string | undefined;
   let workers: number | undefined;
   let options = true;
@@ -76,6 +80,9 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
       case "--check":
         check = flag();
         break;
+      case "--no-limit":
+        noLimit = flag();
+        break;
       case "--csv": {
         if (csv !== undefined) usage("--csv given twice");
         const v = value();
@@ -114,6 +121,7 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
     file: files[0]!,
     json,
     check,
+    noLimit,
     ...(csv === undefined ? {} : { csv }),
     ...(workers === undefined ? {} : { workers }),
   };

@@ -1,5 +1,5 @@
 /**
- * `deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N]`:
+ * `deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit]`:
  * runs one scenario, or every point of its sweep, and prints a summary
  * table (or, with `--json`, only the metrics JSON on stdout: an object, or
  * an array for a sweep). `--csv FILE` writes one row per scenario with
@@ -23,6 +23,11 @@ import {
   type Scenario,
 } from "../lib/experiment/scenario.ts";
 import { progressReporter, runSweep } from "../lib/experiment/sweep.ts";
+import {
+  estimateWork,
+  formatDuration,
+  WORK_LIMIT_SECONDS,
+} from "../lib/experiment/estimate.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { parseSimArgs, type SimArgs, USAGE } from "./_args.ts";
 import { writeAll } from "./_io.ts";
@@ -80,6 +85,13 @@ export async function main(
     points = expandSweep(scenario).map((p) =>
       parsed.check ? { ...p, check: true } : p
     );
+    if (!parsed.noLimit) {
+      const big = tooMuchWork(points);
+      if (big !== undefined) {
+        io.stderr(`${parsed.file}: ${big}\n`);
+        return EXIT_USAGE;
+      }
+    }
     if (parsed.csv !== undefined) {
       try {
         checkOutputFile(
@@ -156,6 +168,26 @@ export function renderOutput(
  */
 export function writeCsvFile(path: string, rows: readonly Metrics[]): void {
   writeFileAtomic(path, metricsToCsv(rows));
+}
+
+/**
+ * Why the run of `points` is refused as too large (the first point whose
+ * estimated CPU time is above {@linkcode WORK_LIMIT_SECONDS}), or undefined.
+ */
+export function tooMuchWork(points: readonly Scenario[]): string | undefined {
+  for (const p of points) {
+    const e = estimateWork(p);
+    if (e.cpuSeconds <= WORK_LIMIT_SECONDS) continue;
+    const t = e.terms[0]!;
+    return `${e.field}: this run would take ${
+      formatDuration(e.cpuSeconds)
+    } of CPU (${t.count.toPrecision(3)} ${t.what}${
+      points.length > 1 ? ` at sweep point ${p.name}` : ""
+    }), above the limit of ${
+      formatDuration(WORK_LIMIT_SECONDS)
+    }; make it smaller, or pass --no-limit to run it anyway`;
+  }
+  return undefined;
 }
 
 /** Every file a run of `points` (loaded from `file`) reads: the scenario and its traces. */

@@ -37,6 +37,7 @@ Deno.test("parseSimArgs reads the path and options", () => {
     file: "s.json",
     json: false,
     check: false,
+    noLimit: false,
   });
   assert.deepEqual(
     parseSimArgs([
@@ -46,12 +47,14 @@ Deno.test("parseSimArgs reads the path and options", () => {
       "o.csv",
       "--check",
       "--workers=2",
+      "--no-limit",
     ]),
     {
       help: false,
       file: "s.json",
       json: true,
       check: true,
+      noLimit: true,
       csv: "o.csv",
       workers: 2,
     },
@@ -61,9 +64,38 @@ Deno.test("parseSimArgs reads the path and options", () => {
     file: "-odd.json",
     json: false,
     check: false,
+    noLimit: false,
     csv: "o.csv",
   });
   assert.deepEqual(parseSimArgs(["-h"]), { help: true });
+});
+
+Deno.test("a run estimated above the work limit exits 2 naming the field, unless --no-limit", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const file = `${dir}/big.json`;
+    Deno.writeTextFileSync(
+      file,
+      JSON.stringify({
+        vm: { memory: "1GiB" },
+        dma: { mode: "iopf" },
+        workload: { kind: "random", workingSet: "512MiB", accesses: 1e9 },
+      }),
+    );
+    let err = "";
+    const rc = await main([file], {
+      stdout: () => {},
+      stderr: (t) => void (err += t),
+      progress: false,
+    });
+    assert.equal(rc, 2);
+    assert.match(
+      err,
+      /^.*big\.json: workload\.accesses: this run would take about [0-9.]+ min of CPU \(1\.00e\+9 pages of random accesses\), above the limit of about 10\.0 min; make it smaller, or pass --no-limit to run it anyway\n$/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("bad arguments exit 2 with one line on stderr", async (t) => {

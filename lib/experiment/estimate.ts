@@ -1,0 +1,196 @@
+/**
+ * How much work a run will be, before it starts: {@linkcode estimateWork}
+ * counts the model's unit operations a scenario implies (4 KiB pages pinned
+ * or prefaulted, pages the device touches, faults, traps), weights them by
+ * their measured CPU cost, and names the field that makes the run large.
+ * The CLI refuses a run above {@linkcode WORK_LIMIT} unless `--no-limit`
+ * is given, so no scenario runs for hours without the user asking for it.
+ *
+ * The weights are CPU time per operation on the reference machine (2 cores
+ * of a shared host, Deno 2.9.6), measured with `deno task bench` (pin,
+ * fault and translate groups): about 100 ns per 4 KiB page pinned, 200 ns
+ * per page a device accesses plus 3 us per DMA request (0.3 us per received packet), 3 us per I/O page fault on the full path,
+ * 3 us per guest map/unmap trap. They are estimates to within a small
+ * factor, enough to tell a 10 s run from a 10 min one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseScenario } from "./scenario.ts";
+ * import { estimateWork } from "./estimate.ts";
+ * const w = estimateWork(parseScenario({
+ *   host: { memory: "16TiB" },
+ *   vm: { memory: "8TiB" },
+ *   dma: { mode: "static-pin" },
+ * }));
+ * assert.equal(w.field, "vm.memory");
+ * assert(w.cpuSeconds > 60);
+ * ```
+ *
+ * @module
+ */
+import type { Scenario } from "./scenario.ts";
+
+/** CPU ns per operation (see the module doc for where they come from). */
+const NS = {
+  pinPage: 100,
+  prefaultPage: 60,
+  hugePin: 400,
+  accessPage: 200,
+  request: 3_000,
+  packet: 300,
+  fault: 3_000,
+  trap: 3_000,
+  tracePage: 300,
+} as const;
+
+/** The largest estimated CPU time a run may take without `--no-limit`: 10 minutes. */
+export const WORK_LIMIT_SECONDS = 600;
+
+/** The same limit in estimated CPU ns. */
+export const WORK_LIMIT: number = WORK_LIMIT_SECONDS * 1e9;
+
+/** One term of an estimate. */
+export interface WorkTerm {
+  /** The scenario field that scales it (`vm.memory`, `workload.accesses`...). */
+  readonly field: string;
+  /** What is counted. */
+  readonly what: string;
+  /** How many operations. */
+  readonly count: number;
+  /** Estimated CPU ns for them. */
+  readonly ns: number;
+}
+
+/** What {@linkcode estimateWork} returns. */
+export interface WorkEstimate {
+  /** Estimated CPU time of the run, in seconds. */
+  readonly cpuSeconds: number;
+  /** The field of the largest term. */
+  readonly field: string;
+  /** Every term, largest first. */
+  readonly terms: readonly WorkTerm[];
+}
+
+const PAGE = 4096;
+const pages = (bytes: number) => Math.ceil(bytes / PAGE);
+
+/** Estimates the CPU time of one run of `s` (not a sweep: one point). */
+export function estimateWork(s: Scenario): WorkEstimate {
+  const terms: WorkTerm[] = [];
+  const vms = s.vm.count;
+  const ram = pages(s.vm.memory) * vms;
+  // hugetlb pages and THP folios are pinned a folio at a time.
+  const huge = s.host.backing === "hugetlb-1g"
+    ? 262144
+    : s.host.backing === "4k"
+    ? 1
+    : 512;
+  if (s.host.prefault) {
+    terms.push({
+      field: "vm.memory",
+      what: `guest RAM prefaulted (${s.host.backing} pages)`,
+      count: ram / huge,
+      ns: (ram / huge) * NS.prefaultPage * (huge > 1 ? 4 : 1),
+    });
+  }
+  if (s.dma.mode === "static-pin") {
+    terms.push({
+      field: "vm.memory",
+      what: `guest RAM pinned at VM start (${s.host.backing} pages)`,
+      count: ram / huge,
+      ns: huge > 1 ? (ram / huge) * NS.hugePin : ram * NS.pinPage,
+    });
+  }
+  const w = s.workload;
+  // touched: pages the device accesses; distinct: at most how many
+  // different pages that is (what bounds the faults).
+  let touched = 0, distinct = 0, ops = 0, field = "workload", what = "";
+  switch (w.kind) {
+    case "boot":
+      break;
+    case "accelerator":
+      ops = w.messages;
+      touched = w.messages * pages(w.messageSize);
+      distinct = 0; // a fixed set of buffers: its first faults are noise
+      field = pages(w.messageSize) > w.messages
+        ? "workload.messageSize"
+        : "workload.messages";
+      what = "pages the accelerator reads and writes";
+      break;
+    case "random":
+      ops = w.accesses;
+      touched = w.accesses * pages(w.accessSize);
+      distinct = pages(w.workingSet);
+      field = "workload.accesses";
+      what = "pages of random accesses";
+      break;
+    case "nic-rx":
+      ops = w.packets;
+      touched = w.packets * pages(w.bufferSize);
+      distinct = w.ringEntries * pages(w.bufferSize);
+      field = "workload.packets";
+      what = "receive buffers written";
+      break;
+    case "storage": {
+      const blocks = Math.ceil(w.totalBytes / w.blockSize);
+      ops = blocks;
+      touched = blocks * pages(w.blockSize);
+      distinct = w.freshBuffers
+        ? touched
+        : 2 * w.queueDepth * pages(w.blockSize);
+      field = blocks > pages(w.blockSize)
+        ? "workload.totalBytes"
+        : "workload.blockSize";
+      what = "pages of storage blocks";
+      break;
+    }
+    case "trace": {
+      let n = 0;
+      for (const r of w.rows) n += pages(r.size);
+      ops = w.rows.length;
+      touched = n;
+      distinct = n;
+      field = "workload.file";
+      what = "pages of trace accesses";
+      break;
+    }
+  }
+  if (touched > 0) {
+    terms.push({
+      field,
+      what,
+      count: touched * vms,
+      ns: touched * vms * (w.kind === "trace" ? NS.tracePage : NS.accessPage) +
+        ops * vms * (w.kind === "nic-rx" ? NS.packet : NS.request),
+    });
+    if (s.dma.mode !== "static-pin") {
+      // At most one fault (or trap) per page touched, and never more than
+      // the guest has pages.
+      const faults = Math.min(touched, distinct, pages(s.vm.memory)) * vms;
+      const trap = s.dma.mode === "viommu-pin" || s.dma.mode === "coiommu";
+      terms.push({
+        field,
+        what: trap ? "guest map/unmap traps" : "I/O page faults",
+        count: trap ? ops * vms : faults,
+        ns: trap ? ops * vms * NS.trap : faults * NS.fault,
+      });
+    }
+  }
+  terms.sort((a, b) => b.ns - a.ns);
+  const total = terms.reduce((a, t) => a + t.ns, 0);
+  return {
+    cpuSeconds: total / 1e9,
+    field: terms[0]?.field ?? "vm.memory",
+    terms,
+  };
+}
+
+/** "about 3.2 min" style text for a CPU time in seconds. */
+export function formatDuration(seconds: number): string {
+  if (seconds < 1) return "under a second";
+  if (seconds < 120) return `about ${Math.round(seconds)} s`;
+  if (seconds < 7200) return `about ${(seconds / 60).toFixed(1)} min`;
+  if (seconds < 172800) return `about ${(seconds / 3600).toFixed(1)} h`;
+  return `about ${(seconds / 86400).toFixed(0)} days`;
+}

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import {
+  estimateWork,
+  WORK_LIMIT_SECONDS,
+} from "../../lib/experiment/estimate.ts";
+import { parseScenario } from "../../lib/experiment/scenario.ts";
+
+Deno.test("work estimate: names the field that makes a run large", () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{
+      host: { memory: "16TiB" },
+      vm: { memory: "8TiB", count: 3 },
+      dma: { mode: "static-pin" },
+    }, "vm.memory"],
+    [{
+      vm: { memory: "1GiB" },
+      dma: { mode: "iopf" },
+      workload: { kind: "random", workingSet: "512MiB", accesses: 1e9 },
+    }, "workload.accesses"],
+    [{
+      vm: { memory: "1GiB" },
+      dma: { mode: "iopf" },
+      workload: { kind: "storage", blockSize: "4KiB", totalBytes: "4096TiB" },
+    }, "workload.totalBytes"],
+    [
+      {
+        host: { memory: "8GiB" },
+        vm: { memory: "1GiB", count: 2 },
+        workload: { kind: "nic-rx", packets: 1e9 },
+      },
+      "workload.packets",
+    ],
+  ];
+  for (const [raw, field] of cases) {
+    const e = estimateWork(parseScenario(raw));
+    assert.equal(e.field, field);
+    assert(e.cpuSeconds > WORK_LIMIT_SECONDS, `${field}: ${e.cpuSeconds}`);
+  }
+});
+
+Deno.test("work estimate: small scenarios are far below the limit, and it scales linearly", () => {
+  const one = estimateWork(
+    parseScenario({ vm: { memory: "64GiB" }, host: { memory: "128GiB" } }),
+  );
+  const two = estimateWork(
+    parseScenario({ vm: { memory: "128GiB" }, host: { memory: "256GiB" } }),
+  );
+  assert(one.cpuSeconds < 10);
+  assert(Math.abs(two.cpuSeconds / one.cpuSeconds - 2) < 1e-9);
+  // hugetlb pins a folio at a time: far less work than 4 KiB pages.
+  const huge = estimateWork(parseScenario({
+    vm: { memory: "64GiB" },
+    host: { memory: "128GiB", backing: "hugetlb-1g" },
+  }));
+  assert(huge.cpuSeconds < one.cpuSeconds / 100);
+});
