@@ -121,9 +121,26 @@ export {
   type MachineDevice,
   startVms,
   stopBackground,
+  vmDesigns,
   type VmInstance,
 } from "./machine.ts";
 export { IsolationSanitizer } from "./sanitizer.ts";
+export {
+  CoiommuDmaOps,
+  type DmaTranslation,
+  type GuestDmaOps,
+  GuestIommuDmaOps,
+  IdentityDmaOps,
+  ViommuDmaOps,
+} from "./dma_ops.ts";
+export {
+  type Design,
+  type DesignSetup,
+  DMA_DESIGNS,
+  DMA_MODES,
+  STAGE_DESIGNS,
+} from "./designs/mod.ts";
+export { tablePoolSize } from "./layout.ts";
 export {
   type CoiommuDesignOptions,
   DEFAULT_DENSITY_WORKLOAD,

@@ -44,6 +44,7 @@ import {
   SZ_2M,
 } from "../sim/units.ts";
 import { type JsonValue, parseJsonText } from "./_json.ts";
+import { DMA_MODES } from "./designs/mod.ts";
 import { fileErrorReason, parseTrace, type TraceRecord } from "./trace.ts";
 
 export type { JsonValue } from "./_json.ts";
@@ -347,12 +348,7 @@ const BACKINGS: readonly Backing[] = ["4k", "thp", "hugetlb-2m", "hugetlb-1g"];
 const STAGES: readonly SmmuStage[] = ["s1", "s2", "nested"];
 const INVALIDATIONS: readonly Invalidation[] = ["strict", "lazy"];
 const FAULTS: readonly DeviceFault[] = ["stall", "pri"];
-const MODES: readonly DmaMode[] = [
-  "static-pin",
-  "iopf",
-  "viommu-pin",
-  "coiommu",
-];
+const MODES: readonly DmaMode[] = DMA_MODES;
 const STAGE1: readonly GuestStage1[] = ["premapped", "on-fault"];
 const UNPIN_POLICIES: readonly CoiommuUnpinPolicy[] = ["off", "lru"];
 const DISTRIBUTIONS: readonly Distribution[] = ["uniform", "zipf"];
