@@ -45,6 +45,8 @@ export {
   type ParseScenarioOptions,
   type RandomConfig,
   type Scenario,
+  type ScenarioField,
+  scenarioFields,
   scenarioToJson,
   type ScenarioToJsonOptions,
   type SmmuConfig,
@@ -141,6 +143,7 @@ export {
   STAGE_DESIGNS,
 } from "./designs/mod.ts";
 export { tablePoolSize } from "./layout.ts";
+export type { FieldSpec, FieldTable, FieldType } from "./fields.ts";
 export {
   type CoiommuDesignOptions,
   DEFAULT_DENSITY_WORKLOAD,

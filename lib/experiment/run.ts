@@ -8,15 +8,7 @@
 import type { Histogram } from "../sim/stats.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatTime, PAGE_SIZE } from "../sim/units.ts";
-import {
-  AcceleratorWorkload,
-  BootWorkload,
-  NicRxWorkload,
-  RandomWorkload,
-  StorageWorkload,
-  TraceWorkload,
-  type Workload,
-} from "../workload/mod.ts";
+import { createWorkload, type Workload } from "../workload/mod.ts";
 import {
   buildMachine,
   dmaContext,
@@ -66,35 +58,9 @@ export const LIVELOCK_NS = 10e9;
 const DMA_DESIGN_LIST: readonly Design[] = Object.values(DMA_DESIGNS);
 const STAGE_DESIGN_LIST = Object.values(STAGE_DESIGNS) as readonly Design[];
 
-/** Zipf exponent of the `random` workload's "zipf" distribution. */
-const ZIPF_EXPONENT = 1;
-
-/** Builds the workload of a scenario. */
+/** Builds the workload of a scenario through its kind's factory (lib/workload/registry.ts). */
 export function makeWorkload(m: Machine, w: WorkloadConfig): Workload {
-  switch (w.kind) {
-    case "boot":
-      return new BootWorkload();
-    case "accelerator":
-      return new AcceleratorWorkload(w);
-    case "random":
-      return new RandomWorkload({
-        ...w,
-        zipfExponent: ZIPF_EXPONENT,
-      });
-    case "nic-rx":
-      return new NicRxWorkload({
-        ringEntries: w.ringEntries,
-        bufferSize: w.bufferSize,
-        packets: w.packets,
-        rateBytesPerSec: w.rate,
-        fifoBytes: m.costs["nic.rxFifoBytes"],
-      });
-    case "storage":
-      return new StorageWorkload(w);
-    case "trace":
-      // Trace addresses are offsets into guest RAM (checked against vm.memory).
-      return new TraceWorkload(w.rows, { ramBase: GUEST_RAM_BASE });
-  }
+  return createWorkload(w, { costs: m.costs, ramBase: GUEST_RAM_BASE });
 }
 
 /** Runs a scenario and returns its metrics (see {@linkcode runScenarioWithSeries}). */
