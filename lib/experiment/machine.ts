@@ -13,6 +13,10 @@
  * | viommu-pin | nothing mapped | trap; VMM MAP_DMA / UNMAP_DMA of the buffer | guest IOVA |
  * | coiommu | nothing mapped | DTT marks; doorbell when unpinned; lazy unpin | GPA |
  *
+ * Each mode is a design (lib/experiment/designs): its setup runs at VM
+ * start and hands the VM its guest DMA API ({@linkcode GuestDmaOps}); the
+ * nested stage is a design on top of `iopf` or `static-pin`.
+ *
  * VMs share the host's memory and its reclaim; a VM that cannot start (its
  * RAM cannot be pinned, or prefaulted) is torn down again, as QEMU exits.
  *
