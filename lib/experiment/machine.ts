@@ -13,22 +13,16 @@
  * | viommu-pin | nothing mapped | trap; VMM MAP_DMA / UNMAP_DMA of the buffer | guest IOVA |
  * | coiommu | nothing mapped | DTT marks; doorbell when unpinned; lazy unpin | GPA |
  *
+ * Each mode is a design (lib/experiment/designs): its setup runs at VM
+ * start and hands the VM its guest DMA API ({@linkcode GuestDmaOps}); the
+ * nested stage is a design on top of `iopf` or `static-pin`.
+ *
  * VMs share the host's memory and its reclaim; a VM that cannot start (its
  * RAM cannot be pinned, or prefaulted) is torn down again, as QEMU exits.
  *
  * @module
  */
-import {
-  CachingModeViommu,
-  GuestIommu,
-  VmmSmmuBackend,
-  VSmmu,
-} from "../guest/mod.ts";
-import {
-  CoiommuBackend,
-  CoiommuFrontend,
-  DmaTrackingTable,
-} from "../coiommu/mod.ts";
+import type { CachingModeViommu, GuestIommu } from "../guest/mod.ts";
 import { IommuCore } from "../iommu/mod.ts";
 import type { IommuDevice } from "../iommu/types.ts";
 import { HostMemory, MmStruct } from "../mm/mod.ts";
@@ -37,32 +31,25 @@ import { type Costs, loadCostProfile } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Rng } from "../sim/rng.ts";
 import { Simulator } from "../sim/simulator.ts";
-import {
-  formatSize,
-  PAGE_SIZE,
-  PROT_READ,
-  PROT_WRITE,
-  SZ_2M,
-} from "../sim/units.ts";
-import {
-  type ArmSmmuDomain,
-  ArmSmmuV3Driver,
-  Smmu,
-  TableMemory,
-} from "../smmu/mod.ts";
-import {
-  VFIO_DMA_MAP_FLAG_READ,
-  VFIO_DMA_MAP_FLAG_WRITE,
-  VfioContainer,
-} from "../vfio/mod.ts";
+import { formatSize } from "../sim/units.ts";
+import { ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
+import { VfioContainer } from "../vfio/mod.ts";
 import type { DmaContext, DmaOp, DmaResult } from "../workload/types.ts";
 import { GuestRamAllocator } from "../workload/guest_ram.ts";
+import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
+import {
+  CoiommuDmaOps,
+  type CoiommuVm,
+  type GuestDmaOps,
+  GuestIommuDmaOps,
+  IdentityDmaOps,
+  ViommuDmaOps,
+} from "./dma_ops.ts";
+import { GUEST_IOVA_BASE, GUEST_RAM_BASE, tablePoolSize } from "./layout.ts";
 import type { Scenario } from "./scenario.ts";
 
-/** Guest RAM starts at this guest-physical address (the Arm `virt` machine's layout). */
-export const GUEST_RAM_BASE = 0x4000_0000;
-/** First IOVA a nested guest's DMA API hands out. */
-export const GUEST_IOVA_BASE = 0x1000_0000;
+export type { CoiommuVm } from "./dma_ops.ts";
+export { GUEST_IOVA_BASE, GUEST_RAM_BASE };
 
 /** A device as the machine drives it (platform device with stall, or PCIe with ATS/PRI). */
 export type MachineDevice = PlatformDevice | PciDevice;
@@ -81,11 +68,16 @@ export interface VmInstance {
   readonly container: VfioContainer;
   /** The assigned device. */
   readonly device: MachineDevice;
-  /** The guest's SMMU driver in nested mode. */
+  /**
+   * The guest's DMA API, chosen once at VM start by the VM's designs (the
+   * identity API until then, and for a VM that could not start).
+   */
+  dmaOps: GuestDmaOps;
+  /** The guest's SMMU driver in nested mode (read from {@linkcode dmaOps}). */
   readonly guest: GuestIommu | undefined;
-  /** The caching-mode vIOMMU (guest DMA API and VMM emulation) in viommu-pin mode. */
+  /** The caching-mode vIOMMU in viommu-pin mode (read from {@linkcode dmaOps}). */
   readonly viommu: CachingModeViommu | undefined;
-  /** The coIOMMU table, guest driver and VMM backend in coiommu mode. */
+  /** The coIOMMU table, guest driver and VMM backend in coiommu mode (read from {@linkcode dmaOps}). */
   readonly coiommu: CoiommuVm | undefined;
   /** The guest's buffer allocator (offsets from {@linkcode GUEST_RAM_BASE}). */
   readonly alloc: GuestRamAllocator;
@@ -97,16 +89,6 @@ export interface VmInstance {
   setupDoneAt: number;
   /** Simulated time at which the VM's workload completed (0 until then). */
   runDoneAt: number;
-}
-
-/** One VM's coIOMMU: the shared table, the guest's driver, the VMM's backend. */
-export interface CoiommuVm {
-  /** The DMA tracking table in guest memory. */
-  readonly dtt: DmaTrackingTable;
-  /** The guest's coIOMMU driver (its DMA API). */
-  readonly frontend: CoiommuFrontend;
-  /** The VMM's pin and unpin threads. */
-  readonly backend: CoiommuBackend;
 }
 
 /** The assembled machine. */
@@ -206,9 +188,20 @@ export function buildMachine(scenario: Scenario): Machine {
       ramSize: scenario.vm.memory,
       container,
       device,
-      guest: undefined,
-      viommu: undefined,
-      coiommu: undefined,
+      dmaOps: new IdentityDmaOps(sim),
+      get guest() {
+        return this.dmaOps instanceof GuestIommuDmaOps
+          ? this.dmaOps.guest
+          : undefined;
+      },
+      get viommu() {
+        return this.dmaOps instanceof ViommuDmaOps
+          ? this.dmaOps.viommu
+          : undefined;
+      },
+      get coiommu() {
+        return this.dmaOps instanceof CoiommuDmaOps ? this.dmaOps : undefined;
+      },
       alloc: guestAllocator(scenario.vm.memory, reserved),
       started: false,
       error: undefined,
@@ -242,11 +235,6 @@ function guestAllocator(ram: number, tablePool: number): GuestRamAllocator {
   }
 }
 
-/** Bytes at the top of guest RAM kept for a nested guest's stage-1 tables. */
-function tablePoolSize(ram: number): number {
-  return Math.max(SZ_2M, Math.ceil(ram / 512 / SZ_2M) * SZ_2M);
-}
-
 /**
  * Starts every VM on the simulator, as QEMU would: prefault guest RAM when
  * asked (-mem-prealloc), open the container, attach the device, enable IOPF
@@ -272,9 +260,19 @@ export function startVms(m: Machine, done: () => void): void {
   next();
 }
 
+/**
+ * The designs of a VM of scenario `s`, in setup order: its `dma.mode`, then
+ * its stage's (nested), if any.
+ */
+export function vmDesigns(s: Scenario): readonly Design[] {
+  const stage = STAGE_DESIGNS[s.smmu.stage];
+  const mode = DMA_DESIGNS[s.dma.mode];
+  return stage ? [mode, stage] : [mode];
+}
+
 function startVm(m: Machine, vm: VmInstance, done: () => void): void {
   const s = m.scenario;
-  const { sim, costs } = m;
+  const { sim } = m;
   let ns = 0;
   if (s.host.prefault) {
     try {
@@ -296,75 +294,12 @@ function startVm(m: Machine, vm: VmInstance, done: () => void): void {
         if (vm.device instanceof PciDevice) {
           vm.device.enablePri(s.device.priCapacity);
         }
-        const mode = s.dma.mode;
-        if (nested && mode !== "iopf" && mode !== "static-pin") {
-          throw new IopfLabError(
-            "EINVAL",
-            `dma.mode: nested translation is modelled with "iopf" stage 2 or "static-pin"; got "${mode}"`,
-            "dma.mode",
-          );
-        }
-        if (mode === "iopf") c.enableIopf();
-        const mapsRam = mode === "static-pin" || mode === "iopf";
-        if (mapsRam) {
-          setupNs += c.mapDma({
-            vaddr: vm.hva,
-            iova: GUEST_RAM_BASE,
-            size: vm.ramSize,
-            flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-          });
-        }
-        if (nested) {
-          const region = c.enableFaultRegion();
-          const vsmmu = new VSmmu(sim, { costs });
-          const vmid = (c.domain!.driverDomain as ArmSmmuDomain).vmid;
-          const pool = tablePoolSize(vm.ramSize);
-          const guest = new GuestIommu(sim, {
-            costs,
-            vsmmu,
-            tables: m.memory,
-            vmid,
-            tablePool: { gpa: GUEST_RAM_BASE + vm.ramSize - pool, size: pool },
-            stage1: s.guest.stage1,
-            stall: s.device.fault === "stall",
-          });
-          new VmmSmmuBackend(sim, { costs, container: c, region, vsmmu });
-          c.setPasidTable(dev, guest.config);
-          (vm as { guest: GuestIommu | undefined }).guest = guest;
-        }
-        if (mode === "viommu-pin") {
-          (vm as { viommu: CachingModeViommu | undefined }).viommu =
-            new CachingModeViommu(sim, {
-              costs,
-              container: c,
-              hva: vm.hva,
-              ramBase: GUEST_RAM_BASE,
-              ramSize: vm.ramSize,
-              iovaBase: GUEST_IOVA_BASE,
-            });
-        }
-        if (mode === "coiommu") {
-          const dtt = new DmaTrackingTable({
-            frames: (GUEST_RAM_BASE + vm.ramSize) / PAGE_SIZE,
-          });
-          const backend = new CoiommuBackend(sim, {
-            costs,
-            container: c,
-            dtt,
-            hva: vm.hva,
-            ramBase: GUEST_RAM_BASE,
-            ramSize: vm.ramSize,
-            unpinPolicy: s.dma.coiommuUnpinPolicy,
-            unpinInterval: s.dma.coiommuUnpinInterval,
-            generationThreshold: s.dma.coiommuGenerationThreshold,
-          });
-          const frontend = new CoiommuFrontend(sim, { costs, dtt, backend });
-          (vm as { coiommu: CoiommuVm | undefined }).coiommu = {
-            dtt,
-            frontend,
-            backend,
-          };
-          backend.start();
+        const designs = vmDesigns(s);
+        for (const d of designs) d.check?.(s);
+        for (const d of designs) {
+          const r = d.setup(m, vm);
+          setupNs += r.ns;
+          if (r.dmaOps) vm.dmaOps = r.dmaOps;
         }
       } catch (e) {
         return fail(vm, e, sim, done);
@@ -388,7 +323,7 @@ function fail(
   if (!(e instanceof IopfLabError)) throw e;
   vm.error = e;
   vm.started = false;
-  vm.coiommu?.backend.stop();
+  vm.dmaOps.stop();
   vm.container.release(() => {
     vm.mm.exitMmap();
     sim.after(0, done);
@@ -400,7 +335,7 @@ function fail(
  * simulator can run idle; the runner calls it when the workloads are done.
  */
 export function stopBackground(m: Machine): void {
-  for (const vm of m.vms) vm.coiommu?.backend.stop();
+  for (const vm of m.vms) vm.dmaOps.stop();
 }
 
 /**
@@ -415,11 +350,7 @@ export function dmaContext(
 ): DmaContext {
   const { sim } = m;
   const rng = m.rng.fork(1000 + vm.index);
-  const guest = vm.guest;
-  const viommu = vm.viommu;
-  const co = vm.coiommu?.frontend;
-  let nextIova = GUEST_IOVA_BASE;
-  const pages = (n: number) => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+  const ops = vm.dmaOps;
   const ctx: DmaContext = {
     sim,
     rng,
@@ -428,48 +359,8 @@ export function dmaContext(
     allocFresh: (size) =>
       guestBuffer(vm, size, () => vm.alloc.allocFresh(size)),
     freeBuffer: (gpa, size) => vm.alloc.free(gpa - GUEST_RAM_BASE, size),
-    dmaMap(gpa, size, write, done) {
-      if (viommu) {
-        viommu.dmaMap({
-          gpa,
-          size: pages(size),
-          prot: write ? PROT_READ | PROT_WRITE : PROT_READ,
-        }, done);
-        return;
-      }
-      if (co) {
-        co.dmaMap(gpa, pages(size), done);
-        return;
-      }
-      if (!guest) {
-        sim.after(0, () => done(gpa));
-        return;
-      }
-      const iova = nextIova;
-      nextIova += pages(size) + PAGE_SIZE; // a guard page between buffers
-      const ns = guest.dmaMap({
-        iova,
-        gpa,
-        size: pages(size),
-        prot: write ? PROT_READ | PROT_WRITE : PROT_READ,
-      });
-      sim.after(ns, () => done(iova));
-    },
-    dmaUnmap(iova, size, done) {
-      if (viommu) {
-        viommu.dmaUnmap({ iova, size: pages(size) }, done);
-        return;
-      }
-      if (co) {
-        co.dmaUnmap(iova, pages(size), done);
-        return;
-      }
-      if (!guest) {
-        sim.after(0, done);
-        return;
-      }
-      guest.dmaUnmap({ iova, size: pages(size) }, done);
-    },
+    dmaMap: (gpa, size, write, done) => ops.dmaMap(gpa, size, write, done),
+    dmaUnmap: (iova, size, done) => ops.dmaUnmap(iova, size, done),
     dma(op: DmaOp, done: (r: DmaResult) => void) {
       // A stream is one of the device's independent DMA queues, all in the
       // function's one address space (no PASID): the VM's domain.

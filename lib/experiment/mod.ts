@@ -45,6 +45,8 @@ export {
   type ParseScenarioOptions,
   type RandomConfig,
   type Scenario,
+  type ScenarioField,
+  scenarioFields,
   scenarioToJson,
   type ScenarioToJsonOptions,
   type SmmuConfig,
@@ -121,9 +123,27 @@ export {
   type MachineDevice,
   startVms,
   stopBackground,
+  vmDesigns,
   type VmInstance,
 } from "./machine.ts";
 export { IsolationSanitizer } from "./sanitizer.ts";
+export {
+  CoiommuDmaOps,
+  type DmaTranslation,
+  type GuestDmaOps,
+  GuestIommuDmaOps,
+  IdentityDmaOps,
+  ViommuDmaOps,
+} from "./dma_ops.ts";
+export {
+  type Design,
+  type DesignSetup,
+  DMA_DESIGNS,
+  DMA_MODES,
+  STAGE_DESIGNS,
+} from "./designs/mod.ts";
+export { tablePoolSize } from "./layout.ts";
+export type { FieldSpec, FieldTable, FieldType } from "./fields.ts";
 export {
   type CoiommuDesignOptions,
   DEFAULT_DENSITY_WORKLOAD,

@@ -5,19 +5,10 @@
  *
  * @module
  */
-import type { CoiommuBackendStats } from "../coiommu/mod.ts";
 import type { Histogram } from "../sim/stats.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatTime, PAGE_SIZE } from "../sim/units.ts";
-import {
-  AcceleratorWorkload,
-  BootWorkload,
-  NicRxWorkload,
-  RandomWorkload,
-  StorageWorkload,
-  TraceWorkload,
-  type Workload,
-} from "../workload/mod.ts";
+import { createWorkload, type Workload } from "../workload/mod.ts";
 import {
   buildMachine,
   dmaContext,
@@ -26,6 +17,7 @@ import {
   startVms,
   stopBackground,
 } from "./machine.ts";
+import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
 import type { Scenario, WorkloadConfig } from "./scenario.ts";
 import type { RunResult } from "./sweep.ts";
@@ -63,35 +55,12 @@ export interface RunOptions {
  */
 export const LIVELOCK_NS = 10e9;
 
-/** Zipf exponent of the `random` workload's "zipf" distribution. */
-const ZIPF_EXPONENT = 1;
+const DMA_DESIGN_LIST: readonly Design[] = Object.values(DMA_DESIGNS);
+const STAGE_DESIGN_LIST = Object.values(STAGE_DESIGNS) as readonly Design[];
 
-/** Builds the workload of a scenario. */
+/** Builds the workload of a scenario through its kind's factory (lib/workload/registry.ts). */
 export function makeWorkload(m: Machine, w: WorkloadConfig): Workload {
-  switch (w.kind) {
-    case "boot":
-      return new BootWorkload();
-    case "accelerator":
-      return new AcceleratorWorkload(w);
-    case "random":
-      return new RandomWorkload({
-        ...w,
-        zipfExponent: ZIPF_EXPONENT,
-      });
-    case "nic-rx":
-      return new NicRxWorkload({
-        ringEntries: w.ringEntries,
-        bufferSize: w.bufferSize,
-        packets: w.packets,
-        rateBytesPerSec: w.rate,
-        fifoBytes: m.costs["nic.rxFifoBytes"],
-      });
-    case "storage":
-      return new StorageWorkload(w);
-    case "trace":
-      // Trace addresses are offsets into guest RAM (checked against vm.memory).
-      return new TraceWorkload(w.rows, { ramBase: GUEST_RAM_BASE });
-  }
+  return createWorkload(w, { costs: m.costs, ramBase: GUEST_RAM_BASE });
 }
 
 /** Runs a scenario and returns its metrics (see {@linkcode runScenarioWithSeries}). */
@@ -225,35 +194,22 @@ function latency(h: Histogram) {
 }
 
 /**
- * Counters of the comparison modes (zero in the other modes, so every run
- * has the same columns): vIOMMU traps and map failures; coIOMMU doorbells,
- * pins, unpins and the tracking table's size.
+ * The extra metric columns of `designs`, each summed over the VMs (every
+ * run has every design's columns: zero for VMs of other designs).
  */
-function modeExtras(m: Machine): Record<string, number> {
-  const sum = (f: (vm: Machine["vms"][number]) => number) =>
-    m.vms.reduce((a, v) => a + f(v), 0);
-  const co = (k: keyof CoiommuBackendStats) =>
-    sum((v) => v.coiommu?.backend.stats()[k] ?? 0);
-  const fc = (k: string) =>
-    sum((v) => v.coiommu?.frontend.counters.get(k) ?? 0);
-  return {
-    viommuTraps: sum((v) => v.viommu?.counters.get("viommu.traps") ?? 0),
-    viommuMaps: sum((v) => v.viommu?.counters.get("viommu.maps") ?? 0),
-    viommuUnmaps: sum((v) => v.viommu?.counters.get("viommu.unmaps") ?? 0),
-    viommuMapFailures: sum((v) =>
-      v.viommu?.counters.get("viommu.mapFailures") ?? 0
-    ),
-    viommuEmulationWaitNs: sum((v) => v.viommu?.emulation.totalWaitNs ?? 0),
-    coiommuDmaMaps: fc("coiommu.dmaMaps"),
-    coiommuDoorbells: fc("coiommu.doorbells"),
-    coiommuPinnedTotal: co("pinnedTotal"),
-    coiommuPinFailures: co("pinFailures"),
-    coiommuUnpinScans: co("unpinScans"),
-    coiommuUnpinnedPages: co("unpinnedPages"),
-    coiommuSecondChances: co("secondChances"),
-    coiommuAgedPages: co("agedPages"),
-    coiommuDttBytes: sum((v) => v.coiommu?.dtt.bytes ?? 0),
-  };
+function designExtras(
+  m: Machine,
+  designs: readonly Design[],
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const d of designs) {
+    for (const vm of m.vms) {
+      for (const [k, v] of Object.entries(d.extras(vm))) {
+        out[k] = (out[k] ?? 0) + v;
+      }
+    }
+  }
+  return out;
 }
 
 function collectMetrics(m: Machine, c: CollectInput): Metrics {
@@ -308,13 +264,10 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
     priAutoResponses: smmu.priAutoResponses,
     lazyExposures: c.sanitizer.lazyExposures,
     lazyExposureNsMax: c.sanitizer.lazyExposureNsMax,
-    guestStage1Faults: m.vms.reduce(
-      (a, v) => a + (v.guest?.stats().faults ?? 0),
-      0,
-    ),
+    ...designExtras(m, STAGE_DESIGN_LIST),
     // Page accesses that faulted at least once: the samples of faultLatencyNs.
     faultLatencySamples: merged.count,
-    ...modeExtras(m),
+    ...designExtras(m, DMA_DESIGN_LIST),
   };
   for (const [k, v] of c.counters) extra[k] = v;
   const metrics: Metrics = {

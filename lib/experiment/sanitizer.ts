@@ -68,16 +68,17 @@ export class IsolationSanitizer {
     let gpa = iova;
     // The address the container's domain translates.
     let addr = iova;
-    if (vm.guest) {
-      const g = vm.guest.s1.iovaToPhys(iova);
+    const ops = vm.dmaOps;
+    if (ops.translation === "stage1") {
+      const g = ops.iovaToGpa(iova);
       if (g < 0) {
         // Unmapped by the guest; its TLBI may be in flight. Check ownership only.
         return this.#checkOwned(vm, iova, pa, write);
       }
       gpa = g;
       addr = g;
-    } else if (vm.viommu) {
-      gpa = vm.viommu.iovaToGpa(iova);
+    } else if (ops.translation === "shadow") {
+      gpa = ops.iovaToGpa(iova);
       if (gpa < 0) {
         return this.#violate(
           vm,

@@ -100,6 +100,12 @@ export interface DriverDomain {
   readonly pgsizeBitmap: number;
   /** For a nested domain: its stage-2 parent. */
   readonly parent?: DriverDomain;
+  /**
+   * The VMID tagging a stage-2 (or nested) domain's IPA space, for drivers
+   * that have one (arm-smmu-v3); what a VMM learns of the stage-2 domain it
+   * allocated, to key the guest's stage-1 tables by.
+   */
+  readonly vmid?: number;
 }
 
 /** Options of a nested domain: the guest's stage-1 context (from the vSMMU's CD). */

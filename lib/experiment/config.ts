@@ -1,0 +1,176 @@
+/**
+ * The resolved scenario's types: every section of a scenario file with its
+ * defaults filled in, sizes in bytes, times in ns and bandwidths in bytes
+ * per second. The workload kinds' configs live with their kinds
+ * (lib/workload); the DMA modes are the designs' names
+ * (lib/experiment/designs).
+ *
+ * @module
+ */
+import type { WorkloadConfig } from "../workload/registry.ts";
+import type { JsonValue } from "./_json.ts";
+import type { DMA_DESIGNS } from "./designs/mod.ts";
+
+export type { JsonValue } from "./_json.ts";
+export type { WorkloadConfig, WorkloadKind } from "../workload/registry.ts";
+export type { AcceleratorConfig } from "../workload/accelerator.ts";
+export type { BootConfig } from "../workload/boot.ts";
+export type { Distribution, RandomConfig } from "../workload/random.ts";
+export type { NicRxConfig } from "../workload/nic_rx.ts";
+export type { StorageConfig } from "../workload/storage.ts";
+export type { TraceConfig } from "../workload/trace.ts";
+export { MAX_COUNT } from "../workload/limits.ts";
+
+/** Host page backing of guest RAM. */
+export type Backing = "4k" | "thp" | "hugetlb-2m" | "hugetlb-1g";
+/** Which SMMU translation stages the device's stream uses. */
+export type SmmuStage = "s1" | "s2" | "nested";
+/** IOTLB invalidation policy of the IOMMU core on unmap. */
+export type Invalidation = "strict" | "lazy";
+/** How the device reports translation faults: stalled transactions or PCIe PRI. */
+export type DeviceFault = "stall" | "pri";
+/**
+ * How guest RAM is made DMA-able: pinned and mapped at start (`static-pin`),
+ * mapped on I/O page faults (`iopf`), pinned on the guest's vIOMMU map
+ * (`viommu-pin`), or pinned when a coIOMMU tracking table marks it
+ * (`coiommu`): the designs of lib/experiment/designs.
+ */
+export type DmaMode = keyof typeof DMA_DESIGNS;
+/**
+ * When the coIOMMU backend unpins pages: never (`off`, the default of
+ * crosvm's backend) or by its LRU unpin thread (`lru`).
+ */
+export type CoiommuUnpinPolicy = "off" | "lru";
+/** How the guest fills its stage-1 tables in nested mode. */
+export type GuestStage1 = "premapped" | "on-fault";
+
+/** The host machine. */
+export interface HostConfig {
+  /** Host RAM in bytes (a multiple of 4 KiB and of the hugetlb page). ["512GiB"] */
+  readonly memory: number;
+  /** Page backing of guest RAM. ["4k"] */
+  readonly backing: Backing;
+  /** Populate (fault in and zero) guest RAM when the VM starts (QEMU -mem-prealloc). [false] */
+  readonly prefault: boolean;
+  /**
+   * Threads that populate guest RAM in parallel when prefaulting (QEMU's
+   * prealloc-threads), 1..256: the work is split evenly, each thread on its
+   * own core (memory bandwidth is not modelled as a limit). [1]
+   */
+  readonly prefaultThreads: number;
+  /** RLIMIT_MEMLOCK of the VMM in bytes; `Infinity` for "unlimited". ["unlimited"] */
+  readonly memlockLimit: number;
+}
+
+/**
+ * The guest(s). The VMs together may be given more RAM than the host has
+ * (overcommit: what IOPF and the buffer-tracking modes are for; a VM whose
+ * RAM cannot be pinned then fails to start, reported in the metrics), but
+ * one VM may not be larger than the host.
+ */
+export interface VmConfig {
+  /** Guest RAM of each VM in bytes, at most host.memory. ["16GiB"] */
+  readonly memory: number;
+  /** Number of identical VMs sharing the host, 1..64. [1] */
+  readonly count: number;
+}
+
+/** The SMMU (hardware and driver settings). */
+export interface SmmuConfig {
+  /** Translation stages of the device's stream. ["s2"] */
+  readonly stage: SmmuStage;
+  /** IOTLB entries. [2048] */
+  readonly iotlbEntries: number;
+  /** IOTLB associativity (ways per set; divides iotlbEntries). [4] */
+  readonly iotlbWays: number;
+  /** Event queue entries (a power of two, 2..2^19). [256] */
+  readonly evtqEntries: number;
+  /** PRI queue entries (a power of two, 2..2^19). [256] */
+  readonly priqEntries: number;
+  /** Invalidation policy on unmap. ["strict"] */
+  readonly invalidation: Invalidation;
+}
+
+/** The assigned PCIe device. */
+export interface DeviceConfig {
+  /** Fault model. ["stall"] */
+  readonly fault: DeviceFault;
+  /** Outstanding page requests the device may have (PRI capacity). [256] */
+  readonly priCapacity: number;
+  /** Bandwidth of the device's DMA engine in bytes per second. ["8GB/s"] */
+  readonly dmaBandwidth: number;
+}
+
+/** How VFIO makes guest RAM available for DMA. */
+export interface DmaConfig {
+  /** DMA mapping mode. ["static-pin"] */
+  readonly mode: DmaMode;
+  /** 4 KiB pages mapped per fault (1..512 Ki). [1] */
+  readonly premapPages: number;
+  /** Unmap IOPF-mapped pages on MMU notifier invalidations. [false] */
+  readonly mmuNotifier: boolean;
+  /** IOPF queue worker threads (1..256). [1] */
+  readonly faultWorkers: number;
+  /** coIOMMU: when pinned pages are unpinned. ["off"] */
+  readonly coiommuUnpinPolicy: CoiommuUnpinPolicy;
+  /** coIOMMU: period of the LRU unpin thread in ns (> 0). ["60s"] */
+  readonly coiommuUnpinInterval: number;
+  /**
+   * coIOMMU: unpin intervals a page must stay busy before it moves to the
+   * older generation, scanned once every this many intervals (0: one
+   * generation only), 0..2^20. [10]
+   */
+  readonly coiommuGenerationThreshold: number;
+}
+
+/** The guest's own IOMMU use (nested mode only). */
+export interface GuestConfig {
+  /** How the guest fills its stage-1 tables. ["premapped"] */
+  readonly stage1: GuestStage1;
+}
+
+/** One swept parameter: its dotted path and the values it takes, as written. */
+export type SweepAxis = readonly [path: string, values: readonly JsonValue[]];
+
+/** A fully resolved scenario: every default filled, sizes in bytes, times in ns. */
+export interface Scenario {
+  /** Name, echoed in the metrics; sweep points append `[path=value,...]`. ["scenario"] */
+  readonly name: string;
+  /** Seed of every random choice (0..2^32-1). [1] */
+  readonly seed: number;
+  /** The host. */
+  readonly host: HostConfig;
+  /** The guest(s). */
+  readonly vm: VmConfig;
+  /** The SMMU. */
+  readonly smmu: SmmuConfig;
+  /** The device. */
+  readonly device: DeviceConfig;
+  /** VFIO's DMA mapping. */
+  readonly dma: DmaConfig;
+  /** The guest's stage 1 (used in nested mode only). */
+  readonly guest: GuestConfig;
+  /** The workload. ({"kind": "boot"}) */
+  readonly workload: WorkloadConfig;
+  /** Cost overrides by parameter name (lib/sim/costs.ts). [{}] */
+  readonly costs: Readonly<Record<string, number>>;
+  /** Run the model's invariant checks while simulating (slower). [false] */
+  readonly check: boolean;
+  /** Swept parameters, first one outermost; empty for a single run. */
+  readonly sweep: readonly SweepAxis[];
+  /** On a sweep point: the swept values, by path, in sweep order. */
+  readonly sweepPoint?: Readonly<Record<string, JsonValue>>;
+}
+
+/** Options of {@linkcode parseScenario}. */
+export interface ParseScenarioOptions {
+  /** Directory that relative paths (the trace file) resolve against. [Deno.cwd()] */
+  readonly baseDir?: string;
+  /** Name used when the scenario has none. ["scenario"] */
+  readonly defaultName?: string;
+}
+
+/** Most points a sweep may have. */
+export const MAX_SWEEP_POINTS = 10_000;
+/** Largest host memory the model accepts (64 TiB). */
+export const MAX_HOST_MEMORY = 64 * 2 ** 40;

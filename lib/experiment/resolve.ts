@@ -1,0 +1,764 @@
+/**
+ * Resolution of one scenario (without its sweep): the field tables of every
+ * section, the resolvers that read them, the inverse
+ * ({@linkcode scenarioToJson}) and the list of every field
+ * ({@linkcode scenarioFields}), derived from the same tables.
+ *
+ * @module
+ */
+import { loadCostProfile } from "../sim/costs.ts";
+import { formatSize, PAGE_SIZE, SZ_1G, SZ_2M } from "../sim/units.ts";
+import type { TraceRecord } from "./trace.ts";
+import {
+  WORKLOAD_KINDS,
+  type WorkloadConfig,
+  workloadKind,
+  WORKLOADS,
+} from "../workload/registry.ts";
+import type { JsonValue } from "./_json.ts";
+import type {
+  Backing,
+  CoiommuUnpinPolicy,
+  DeviceConfig,
+  DeviceFault,
+  DmaConfig,
+  GuestConfig,
+  GuestStage1,
+  HostConfig,
+  Invalidation,
+  Scenario,
+  SmmuConfig,
+  SmmuStage,
+  VmConfig,
+} from "./config.ts";
+import { MAX_HOST_MEMORY } from "./config.ts";
+import { DMA_MODES } from "./designs/mod.ts";
+import {
+  bandwidth,
+  bool,
+  choice,
+  describe,
+  fail,
+  type FieldSpec,
+  type FieldType,
+  integer,
+  known,
+  object,
+  positiveTime,
+  powerOfTwo,
+  size,
+} from "./fields.ts";
+
+const BACKINGS: readonly Backing[] = ["4k", "thp", "hugetlb-2m", "hugetlb-1g"];
+const STAGES: readonly SmmuStage[] = ["s1", "s2", "nested"];
+const INVALIDATIONS: readonly Invalidation[] = ["strict", "lazy"];
+const FAULTS: readonly DeviceFault[] = ["stall", "pri"];
+const STAGE1: readonly GuestStage1[] = ["premapped", "on-fault"];
+const UNPIN_POLICIES: readonly CoiommuUnpinPolicy[] = ["off", "lru"];
+
+/** The fields of `host`. */
+export const HOST_FIELDS = {
+  memory: {
+    type: "size",
+    unit: "bytes",
+    default: "512GiB",
+    max: MAX_HOST_MEMORY,
+    doc:
+      "Host RAM (a multiple of 4 KiB and of the hugetlb page of host.backing)",
+  },
+  backing: {
+    type: "choice",
+    unit: "",
+    default: "4k",
+    values: BACKINGS,
+    doc: "Page backing of guest RAM",
+  },
+  prefault: {
+    type: "boolean",
+    unit: "",
+    default: false,
+    doc:
+      "Populate (fault in and zero) guest RAM when the VM starts (QEMU -mem-prealloc)",
+  },
+  prefaultThreads: {
+    type: "integer",
+    unit: "",
+    default: 1,
+    min: 1,
+    max: 256,
+    doc:
+      "Threads that populate guest RAM in parallel when prefaulting (QEMU's prealloc-threads)",
+  },
+  memlockLimit: {
+    type: "size",
+    unit: "bytes",
+    default: "unlimited",
+    min: 0,
+    doc: 'RLIMIT_MEMLOCK of the VMM: "unlimited" or a size',
+  },
+} as const;
+
+/** The fields of `vm`. */
+export const VM_FIELDS = {
+  memory: {
+    type: "size",
+    unit: "bytes",
+    default: "16GiB",
+    max: MAX_HOST_MEMORY,
+    doc: "Guest RAM of each VM, at most host.memory",
+  },
+  count: {
+    type: "integer",
+    unit: "",
+    default: 1,
+    min: 1,
+    max: 64,
+    doc: "Number of identical VMs sharing the host",
+  },
+} as const;
+
+/** The fields of `smmu`. */
+export const SMMU_FIELDS = {
+  stage: {
+    type: "choice",
+    unit: "",
+    default: "s2",
+    values: STAGES,
+    doc: "Translation stages of the device's stream",
+  },
+  iotlbEntries: {
+    type: "integer",
+    unit: "",
+    default: 2048,
+    min: 1,
+    max: 2 ** 20,
+    doc: "IOTLB entries",
+  },
+  iotlbWays: {
+    type: "integer",
+    unit: "",
+    default: 4,
+    min: 1,
+    max: 64,
+    doc: "IOTLB associativity (ways per set; divides smmu.iotlbEntries)",
+  },
+  evtqEntries: {
+    type: "power-of-two",
+    unit: "",
+    default: 256,
+    min: 2,
+    max: 2 ** 19,
+    doc: "Event queue entries",
+  },
+  priqEntries: {
+    type: "power-of-two",
+    unit: "",
+    default: 256,
+    min: 2,
+    max: 2 ** 19,
+    doc: "PRI queue entries",
+  },
+  invalidation: {
+    type: "choice",
+    unit: "",
+    default: "strict",
+    values: INVALIDATIONS,
+    doc: "IOTLB invalidation policy on unmap",
+  },
+} as const;
+
+/** The fields of `device`. */
+export const DEVICE_FIELDS = {
+  fault: {
+    type: "choice",
+    unit: "",
+    default: "stall",
+    values: FAULTS,
+    doc: "Fault model: stalled transactions or PCIe PRI",
+  },
+  priCapacity: {
+    type: "integer",
+    unit: "",
+    default: 256,
+    min: 1,
+    max: 2 ** 20,
+    doc: "Outstanding page requests the device may have (PRI capacity)",
+  },
+  dmaBandwidth: {
+    type: "bandwidth",
+    unit: "bytes/s",
+    default: "8GB/s",
+    doc: "Bandwidth of the device's DMA engine",
+  },
+} as const;
+
+/** The fields of `dma`. */
+export const DMA_FIELDS = {
+  mode: {
+    type: "choice",
+    unit: "",
+    default: "static-pin",
+    values: DMA_MODES,
+    doc: "DMA mapping mode (a design of lib/experiment/designs)",
+  },
+  premapPages: {
+    type: "integer",
+    unit: "pages",
+    default: 1,
+    min: 1,
+    max: 512 * 1024,
+    doc: "4 KiB pages mapped per fault",
+  },
+  mmuNotifier: {
+    type: "boolean",
+    unit: "",
+    default: false,
+    doc: "Unmap IOPF-mapped pages on MMU notifier invalidations",
+  },
+  faultWorkers: {
+    type: "integer",
+    unit: "",
+    default: 1,
+    min: 1,
+    max: 256,
+    doc: "IOPF queue worker threads",
+  },
+  coiommuUnpinPolicy: {
+    type: "choice",
+    unit: "",
+    default: "off",
+    values: UNPIN_POLICIES,
+    doc: "coIOMMU: when pinned pages are unpinned",
+  },
+  coiommuUnpinInterval: {
+    type: "time",
+    unit: "ns",
+    default: "60s",
+    doc: "coIOMMU: period of the LRU unpin thread (> 0)",
+  },
+  coiommuGenerationThreshold: {
+    type: "integer",
+    unit: "",
+    default: 10,
+    min: 0,
+    max: 2 ** 20,
+    doc:
+      "coIOMMU: unpin intervals a page must stay busy before it moves to the older generation (0: one generation only)",
+  },
+} as const;
+
+/** The fields of `guest` (nested mode only). */
+export const GUEST_FIELDS = {
+  stage1: {
+    type: "choice",
+    unit: "",
+    default: "premapped",
+    values: STAGE1,
+    doc:
+      'How the guest fills its stage-1 tables (only with smmu.stage "nested")',
+  },
+} as const;
+
+/** The sections of a scenario and their fields, in the order errors list them. */
+export const SECTIONS = {
+  host: HOST_FIELDS,
+  vm: VM_FIELDS,
+  smmu: SMMU_FIELDS,
+  device: DEVICE_FIELDS,
+  dma: DMA_FIELDS,
+  guest: GUEST_FIELDS,
+} as const;
+
+/** The name of a section. */
+export type SectionName = keyof typeof SECTIONS;
+
+/** The top-level fields that are not sections. */
+export const TOP_LEVEL_FIELDS = {
+  name: {
+    type: "string",
+    unit: "",
+    default: "scenario",
+    doc:
+      "Name, echoed in the metrics (default: the file's name without .json); sweep points append [path=value,...]",
+  },
+  seed: {
+    type: "integer",
+    unit: "",
+    default: 1,
+    min: 0,
+    max: 2 ** 32 - 1,
+    doc: "Seed of every random choice",
+  },
+  workload: {
+    type: "object",
+    unit: "",
+    doc: 'What the guest and its device do (default {"kind": "boot"})',
+  },
+  costs: {
+    type: "object",
+    unit: "",
+    doc: "Cost overrides by parameter name (lib/sim/costs.ts)",
+  },
+  check: {
+    type: "boolean",
+    unit: "",
+    default: false,
+    doc: "Run the model's invariant checks while simulating (slower)",
+  },
+  sweep: {
+    type: "object",
+    unit: "",
+    doc:
+      "Swept parameters: dotted path to an array of values, first one outermost",
+  },
+} as const;
+
+const TOP_FIELDS = [
+  "name",
+  "seed",
+  ...Object.keys(SECTIONS),
+  "workload",
+  "costs",
+  "check",
+  "sweep",
+];
+
+/** Every field a `workload` of some kind may have, besides `kind`. */
+export function workloadFieldNames(): Set<string> {
+  return new Set(
+    Object.values(WORKLOADS).flatMap((w) => Object.keys(w.fields)),
+  );
+}
+
+/** Internal options of one resolution. */
+export interface ResolveContext {
+  /** Directory that relative paths resolve against. */
+  readonly baseDir: string;
+  /** Name used when the scenario has none. */
+  readonly defaultName: string;
+  /** guest.stage1 may be given: the stage is nested here or at some sweep point. */
+  readonly stage1Allowed: boolean;
+  /** Traces already read, by absolute path. */
+  readonly traces: Map<string, readonly TraceRecord[]>;
+}
+
+/** Resolves one scenario without its sweep (the sweep is `[]`). */
+export function resolve(
+  top: Readonly<Record<string, unknown>>,
+  ctx: ResolveContext,
+): Scenario {
+  known(top, "", TOP_FIELDS);
+  const name = top.name === undefined ? ctx.defaultName : top.name;
+  if (typeof name !== "string" || name.trim() === "" || name.length > 200) {
+    fail(
+      "name",
+      `expected a non-empty string of at most 200 characters, got ${
+        describe(name)
+      }`,
+    );
+  }
+  const T = TOP_LEVEL_FIELDS;
+  const seed = integer(
+    top.seed,
+    "seed",
+    T.seed.min,
+    T.seed.max,
+    T.seed.default,
+  );
+  const host = resolveHost(section(top, "host"));
+  const vm = resolveVm(section(top, "vm"), host);
+  const smmu = resolveSmmu(section(top, "smmu"));
+  const device = resolveDevice(section(top, "device"));
+  const dma = resolveDma(section(top, "dma"));
+  const guestRaw = section(top, "guest");
+  if (
+    guestRaw.stage1 !== undefined && smmu.stage !== "nested" &&
+    !ctx.stage1Allowed
+  ) {
+    fail("guest.stage1", 'only applies when smmu.stage is "nested"');
+  }
+  const G = GUEST_FIELDS;
+  const guest: GuestConfig = {
+    stage1: choice(
+      guestRaw.stage1,
+      "guest.stage1",
+      G.stage1.values,
+      G.stage1.default,
+    ),
+  };
+  const workload = resolveWorkload(top.workload, vm, ctx);
+  const costs = resolveCosts(top.costs);
+  const check = bool(top.check, "check", T.check.default);
+  return {
+    name,
+    seed,
+    host,
+    vm,
+    smmu,
+    device,
+    dma,
+    guest,
+    workload,
+    costs,
+    check,
+    sweep: [],
+  };
+}
+
+function section(
+  top: Readonly<Record<string, unknown>>,
+  name: SectionName,
+): Record<string, unknown> {
+  const raw = top[name];
+  if (raw === undefined) return {};
+  const o = object(raw, name);
+  known(o, name, Object.keys(SECTIONS[name]));
+  return o;
+}
+
+function hugePage(backing: Backing): number {
+  return backing === "hugetlb-2m"
+    ? SZ_2M
+    : backing === "hugetlb-1g"
+    ? SZ_1G
+    : PAGE_SIZE;
+}
+
+function resolveHost(o: Record<string, unknown>): HostConfig {
+  const F = HOST_FIELDS;
+  const backing = choice(
+    o.backing,
+    "host.backing",
+    F.backing.values,
+    F.backing.default,
+  );
+  const memory = size(o.memory, "host.memory", F.memory.default, {
+    max: F.memory.max,
+    align: hugePage(backing),
+    alignWhy: backing.startsWith("hugetlb")
+      ? `with host.backing "${backing}"`
+      : "(4 KiB pages)",
+  });
+  const prefault = bool(o.prefault, "host.prefault", F.prefault.default);
+  const prefaultThreads = integer(
+    o.prefaultThreads,
+    "host.prefaultThreads",
+    F.prefaultThreads.min,
+    F.prefaultThreads.max,
+    F.prefaultThreads.default,
+  );
+  const memlockLimit =
+    o.memlockLimit === undefined || o.memlockLimit === F.memlockLimit.default
+      ? Infinity
+      : size(o.memlockLimit, "host.memlockLimit", 0, {
+        min: F.memlockLimit.min,
+        example: '"unlimited" or a size like "64GiB"',
+      });
+  return { memory, backing, prefault, prefaultThreads, memlockLimit };
+}
+
+function resolveVm(o: Record<string, unknown>, host: HostConfig): VmConfig {
+  const F = VM_FIELDS;
+  const page = hugePage(host.backing);
+  const memory = size(o.memory, "vm.memory", F.memory.default, {
+    max: F.memory.max,
+    align: page,
+    alignWhy: host.backing.startsWith("hugetlb")
+      ? `with host.backing "${host.backing}"`
+      : "(4 KiB pages)",
+  });
+  const count = integer(
+    o.count,
+    "vm.count",
+    F.count.min,
+    F.count.max,
+    F.count.default,
+  );
+  // Several VMs may overcommit the host (count × memory > host.memory): the
+  // run reports the VMs that could not start. One VM larger than the host
+  // is refused: not even its own RAM could be backed.
+  if (memory > host.memory) {
+    fail(
+      "vm.memory",
+      `${formatSize(memory)} exceeds host.memory (${formatSize(host.memory)})`,
+    );
+  }
+  return { memory, count };
+}
+
+function resolveSmmu(o: Record<string, unknown>): SmmuConfig {
+  const F = SMMU_FIELDS;
+  const stage = choice(o.stage, "smmu.stage", F.stage.values, F.stage.default);
+  const iotlbEntries = integer(
+    o.iotlbEntries,
+    "smmu.iotlbEntries",
+    F.iotlbEntries.min,
+    F.iotlbEntries.max,
+    F.iotlbEntries.default,
+  );
+  const iotlbWays = integer(
+    o.iotlbWays,
+    "smmu.iotlbWays",
+    F.iotlbWays.min,
+    F.iotlbWays.max,
+    F.iotlbWays.default,
+  );
+  if (iotlbEntries % iotlbWays !== 0) {
+    fail(
+      "smmu.iotlbWays",
+      `${iotlbWays} ways must divide smmu.iotlbEntries (${iotlbEntries})`,
+    );
+  }
+  const evtqEntries = powerOfTwo(
+    o.evtqEntries,
+    "smmu.evtqEntries",
+    F.evtqEntries.min,
+    F.evtqEntries.max,
+    F.evtqEntries.default,
+  );
+  const priqEntries = powerOfTwo(
+    o.priqEntries,
+    "smmu.priqEntries",
+    F.priqEntries.min,
+    F.priqEntries.max,
+    F.priqEntries.default,
+  );
+  const invalidation = choice(
+    o.invalidation,
+    "smmu.invalidation",
+    F.invalidation.values,
+    F.invalidation.default,
+  );
+  return {
+    stage,
+    iotlbEntries,
+    iotlbWays,
+    evtqEntries,
+    priqEntries,
+    invalidation,
+  };
+}
+
+function resolveDevice(o: Record<string, unknown>): DeviceConfig {
+  const F = DEVICE_FIELDS;
+  return {
+    fault: choice(o.fault, "device.fault", F.fault.values, F.fault.default),
+    priCapacity: integer(
+      o.priCapacity,
+      "device.priCapacity",
+      F.priCapacity.min,
+      F.priCapacity.max,
+      F.priCapacity.default,
+    ),
+    dmaBandwidth: bandwidth(
+      o.dmaBandwidth,
+      "device.dmaBandwidth",
+      F.dmaBandwidth.default,
+    ),
+  };
+}
+
+function resolveDma(o: Record<string, unknown>): DmaConfig {
+  const F = DMA_FIELDS;
+  return {
+    mode: choice(o.mode, "dma.mode", F.mode.values, F.mode.default),
+    premapPages: integer(
+      o.premapPages,
+      "dma.premapPages",
+      F.premapPages.min,
+      F.premapPages.max,
+      F.premapPages.default,
+    ),
+    mmuNotifier: bool(o.mmuNotifier, "dma.mmuNotifier", F.mmuNotifier.default),
+    faultWorkers: integer(
+      o.faultWorkers,
+      "dma.faultWorkers",
+      F.faultWorkers.min,
+      F.faultWorkers.max,
+      F.faultWorkers.default,
+    ),
+    coiommuUnpinPolicy: choice(
+      o.coiommuUnpinPolicy,
+      "dma.coiommuUnpinPolicy",
+      F.coiommuUnpinPolicy.values,
+      F.coiommuUnpinPolicy.default,
+    ),
+    coiommuUnpinInterval: positiveTime(
+      o.coiommuUnpinInterval,
+      "dma.coiommuUnpinInterval",
+      F.coiommuUnpinInterval.default,
+    ),
+    coiommuGenerationThreshold: integer(
+      o.coiommuGenerationThreshold,
+      "dma.coiommuGenerationThreshold",
+      F.coiommuGenerationThreshold.min,
+      F.coiommuGenerationThreshold.max,
+      F.coiommuGenerationThreshold.default,
+    ),
+  };
+}
+
+function resolveWorkload(
+  raw: unknown,
+  vm: VmConfig,
+  ctx: ResolveContext,
+): WorkloadConfig {
+  if (raw === undefined) return { kind: "boot" };
+  const o = object(raw, "workload");
+  if (o.kind === undefined) {
+    fail(
+      "workload.kind",
+      `required: one of ${
+        WORKLOAD_KINDS.map((k) => JSON.stringify(k)).join(", ")
+      }`,
+    );
+  }
+  const kind = choice(o.kind, "workload.kind", WORKLOAD_KINDS, "boot");
+  const spec = workloadKind(kind);
+  const fields = Object.keys(spec.fields);
+  for (const key of Object.keys(o)) {
+    if (key !== "kind" && !fields.includes(key)) {
+      const list = fields.length
+        ? `known: kind, ${fields.join(", ")}`
+        : "it has no other fields";
+      fail(`workload.${key}`, `unknown field for kind "${kind}" (${list})`);
+    }
+  }
+  return spec.resolve(o, {
+    vmMemory: vm.memory,
+    baseDir: ctx.baseDir,
+    traces: ctx.traces,
+  });
+}
+
+function resolveCosts(raw: unknown): Readonly<Record<string, number>> {
+  if (raw === undefined) return Object.freeze({});
+  const o = object(raw, "costs");
+  loadCostProfile(o, "costs"); // validates names and values
+  return Object.freeze({ ...o }) as Record<string, number>;
+}
+
+/** Options of {@linkcode scenarioToJson}. */
+export interface ScenarioToJsonOptions {
+  /** Include `guest` even when the stage is not nested. [false] */
+  readonly guest?: boolean;
+}
+
+/**
+ * A resolved scenario as scenario-file JSON (sizes in bytes, times in ns,
+ * bandwidths in bytes/s, the trace file as an absolute path): parsing it
+ * again gives an equal scenario.
+ */
+export function scenarioToJson(
+  scenario: Scenario,
+  options: ScenarioToJsonOptions = {},
+): { [key: string]: JsonValue } {
+  const s = scenario;
+  const spec = workloadKind(s.workload.kind);
+  const workload: { [key: string]: JsonValue } = spec.toJson
+    ? { ...spec.toJson(s.workload) }
+    : { ...s.workload } as { [key: string]: JsonValue };
+  const out: { [key: string]: JsonValue } = {
+    name: s.name,
+    seed: s.seed,
+    host: {
+      ...s.host,
+      memlockLimit: s.host.memlockLimit === Infinity
+        ? "unlimited"
+        : s.host.memlockLimit,
+    },
+    vm: { ...s.vm },
+    smmu: { ...s.smmu },
+    device: { ...s.device },
+    dma: { ...s.dma },
+    workload,
+    costs: { ...s.costs },
+    check: s.check,
+  };
+  const nestedSwept = s.sweep.some(([p, vs]) =>
+    p === "smmu.stage" && vs.includes("nested")
+  );
+  if (options.guest || s.smmu.stage === "nested" || nestedSwept) {
+    out.guest = { ...s.guest };
+  }
+  if (s.sweep.length > 0) {
+    out.sweep = Object.fromEntries(s.sweep.map(([p, vs]) => [p, [...vs]]));
+  }
+  return out;
+}
+
+/** One field of the scenario file, as {@linkcode scenarioFields} lists it. */
+export interface ScenarioField {
+  /** Dotted path: `vm.memory`, `workload.messageSize`. */
+  readonly path: string;
+  /** For a workload field: the kind it belongs to. */
+  readonly kind?: string;
+  /** The value type. */
+  readonly type: FieldType;
+  /** The unit of a number ("bytes", "ns", "bytes/s", "pages"; "" for a plain count). */
+  readonly unit: string;
+  /** The default as a scenario file writes it (absent: required or none). */
+  readonly default?: string | number | boolean;
+  /** The allowed values of a choice. */
+  readonly values?: readonly string[];
+  /** Smallest allowed value. */
+  readonly min?: number;
+  /** Largest allowed value. */
+  readonly max?: number;
+  /** What the field means. */
+  readonly doc: string;
+}
+
+function row(path: string, spec: FieldSpec, kind?: string): ScenarioField {
+  return {
+    path,
+    ...(kind === undefined ? {} : { kind }),
+    type: spec.type,
+    unit: spec.unit,
+    ...(spec.default === undefined ? {} : { default: spec.default }),
+    ...(spec.values === undefined ? {} : { values: [...spec.values] }),
+    ...(spec.min === undefined ? {} : { min: spec.min }),
+    ...(spec.max === undefined ? {} : { max: spec.max }),
+    doc: spec.doc,
+  };
+}
+
+/**
+ * Every field of a scenario file, in the order of the file (top-level
+ * fields, each section's fields, then `workload.kind` and each kind's
+ * fields), with its unit, default and allowed values: read from the tables
+ * the parser itself uses, so documentation can be checked against it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { scenarioFields } from "./resolve.ts";
+ * const memory = scenarioFields().find((f) => f.path === "vm.memory")!;
+ * assert.equal(memory.default, "16GiB");
+ * assert.equal(memory.unit, "bytes");
+ * ```
+ */
+export function scenarioFields(): ScenarioField[] {
+  const out: ScenarioField[] = [];
+  const T = TOP_LEVEL_FIELDS;
+  out.push(row("name", T.name), row("seed", T.seed));
+  for (const [name, table] of Object.entries(SECTIONS)) {
+    for (const [field, spec] of Object.entries(table)) {
+      out.push(row(`${name}.${field}`, spec));
+    }
+  }
+  out.push(row("workload", T.workload));
+  out.push(row("workload.kind", {
+    type: "choice",
+    unit: "",
+    values: WORKLOAD_KINDS,
+    doc: "The workload kind (required when workload is given)",
+  }));
+  for (const spec of Object.values(WORKLOADS)) {
+    for (const [field, f] of Object.entries(spec.fields)) {
+      out.push(row(`workload.${field}`, f, spec.kind));
+    }
+  }
+  out.push(row("costs", T.costs), row("check", T.check), row("sweep", T.sweep));
+  return out;
+}
