@@ -18,12 +18,8 @@
  *
  * @module
  */
-import {
-  CachingModeViommu,
-  GuestIommu,
-  VmmSmmuBackend,
-  VSmmu,
-} from "../guest/mod.ts";
+import { CachingModeViommu, GuestIommu } from "../guest/mod.ts";
+import { VmmSmmuBackend, VSmmu } from "../vmm/mod.ts";
 import {
   CoiommuBackend,
   CoiommuFrontend,
