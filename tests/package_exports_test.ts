@@ -49,3 +49,25 @@ Deno.test("every exports entry exists and its module loads", async (t) => {
     });
   }
 });
+
+/** Value exports known to have one name for two meanings, being renamed elsewhere (issue 11). */
+const KNOWN_CLASHES = new Set(["latencyBreakdown"]);
+
+Deno.test("a value exported by two layers under one name is the same value", async () => {
+  const seen = new Map<string, { key: string; value: unknown }>();
+  const clashes: string[] = [];
+  for (const [key, target] of Object.entries(exportsMap)) {
+    const mod = await import(new URL(target, ROOT).href) as Record<
+      string,
+      unknown
+    >;
+    for (const [name, value] of Object.entries(mod)) {
+      const first = seen.get(name);
+      if (!first) seen.set(name, { key, value });
+      else if (first.value !== value && !KNOWN_CLASHES.has(name)) {
+        clashes.push(`${name}: "${first.key}" and "${key}" differ`);
+      }
+    }
+  }
+  assert.deepEqual(clashes, []);
+});
