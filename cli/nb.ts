@@ -12,7 +12,7 @@ import {
   installKernelspec,
   type Notebook,
   stripNotebook,
-} from "../lib/notebook/mod.ts";
+} from "./_jupyter.ts";
 
 /** Lists notebooks/*.ipynb, sorted. */
 export async function listNotebooks(

@@ -8,7 +8,8 @@
  * The entry point is {@linkcode runScenario}: it validates a scenario
  * (shared/INTERFACE.md), builds the stack, runs the workload and returns the
  * metrics. Each layer is also available as a namespace (`sim`, `mm`,
- * `pgtable`, `smmu`, `pci`, `iommu`, `vfio`, `guest`, `workload`, `plot`).
+ * `pgtable`, `smmu`, `pci`, `iommu`, `vfio`, `guest`, `vmm`, `workload`,
+ * `coiommu`, `plot`).
  *
  * @example
  * ```ts
@@ -33,6 +34,7 @@ export * as pci from "./pci/mod.ts";
 export * as iommu from "./iommu/mod.ts";
 export * as vfio from "./vfio/mod.ts";
 export * as guest from "./guest/mod.ts";
+export * as vmm from "./vmm/mod.ts";
 export * as workload from "./workload/mod.ts";
 export * as coiommu from "./coiommu/mod.ts";
 export * as plot from "./plot/mod.ts";

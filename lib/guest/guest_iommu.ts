@@ -26,7 +26,7 @@ import {
   PROT_WRITE,
 } from "../sim/units.ts";
 import type { TableMemory } from "../smmu/memory.ts";
-import type { VSmmu, VSmmuEvent } from "./vsmmu.ts";
+import type { VSmmu, VSmmuEvent } from "../vmm/vsmmu.ts";
 
 /**
  * When the guest writes its stage-1 entries: `"premapped"` at dma_map time

@@ -1,12 +1,12 @@
 /**
- * The guest side of nested IOPF: the virtual SMMU the VMM emulates
- * ({@linkcode VSmmu}), the guest's SMMU driver and DMA API with its own
- * stage-1 table at guest-physical addresses ({@linkcode GuestIommu}), and
- * the VMM's backend that carries faults from VFIO's DMA fault region to the
- * vSMMU and the guest's answers back ({@linkcode VmmSmmuBackend}). For the
- * comparison modes, a vIOMMU in caching mode whose every map and unmap traps
- * to the VMM and becomes a VFIO MAP_DMA / UNMAP_DMA of that buffer
- * ({@linkcode CachingModeViommu}).
+ * The guest kernel's side: for nested IOPF, the guest's SMMU driver and DMA
+ * API with its own stage-1 table at guest-physical addresses
+ * ({@linkcode GuestIommu}), driving the virtual SMMU its VMM emulates; for
+ * the comparison modes, the guest's DMA API over a vIOMMU in caching mode
+ * whose every map and unmap traps to the VMM and becomes a VFIO MAP_DMA /
+ * UNMAP_DMA of that buffer ({@linkcode CachingModeViommu}). The VMM's side
+ * (the vSMMU, its backend, the trap handler) is lib/vmm; its names are
+ * re-exported here too, where they used to live.
  *
  * A stage-1 fault travels: SMMU event -> arm-smmu-v3 driver -> IOMMU core
  * (NESTED_L1) -> VFIO fault region record + eventfd -> VMM -> vSMMU event +
@@ -16,7 +16,8 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { GuestIommu, VmmSmmuBackend, VSmmu } from "./mod.ts";
+ * import { GuestIommu } from "./mod.ts";
+ * import { VmmSmmuBackend, VSmmu } from "../vmm/mod.ts";
  * import { IommuCore } from "../iommu/mod.ts";
  * import { HostMemory, MmStruct } from "../mm/mod.ts";
  * import { loadCostProfile, Simulator } from "../sim/mod.ts";
@@ -72,7 +73,16 @@
  *
  * @module
  */
-export * from "./vsmmu.ts";
 export * from "./guest_iommu.ts";
-export * from "./vmm.ts";
 export * from "./viommu.ts";
+// The VMM's side, which lived here before lib/vmm (same classes).
+export {
+  VmmSmmuBackend,
+  type VmmSmmuBackendOptions,
+  VSmmu,
+  type VSmmuCommand,
+  type VSmmuCommandHandler,
+  type VSmmuEvent,
+  type VSmmuFaultKind,
+  type VSmmuOptions,
+} from "../vmm/mod.ts";

@@ -3,24 +3,22 @@
  * caching-mode=on, or virtio-iommu): the guest allocates an IOVA and writes
  * its own IOMMU page table, and every map and unmap traps to the VMM (the
  * invalidation a caching-mode IOMMU requires even for new entries, or the
- * virtio-iommu request), which replays it on the host with
- * VFIO_IOMMU_MAP_DMA / VFIO_IOMMU_UNMAP_DMA for that buffer: the buffer's
- * pages are pinned (charged to locked_vm) only while the guest has them
- * mapped, at the price of a trap per operation.
+ * virtio-iommu request), whose trap handler ({@linkcode ViommuReplay} in
+ * lib/vmm) replays it on the host with VFIO_IOMMU_MAP_DMA /
+ * VFIO_IOMMU_UNMAP_DMA for that buffer: the buffer's pages are pinned
+ * (charged to locked_vm) only while the guest has them mapped, at the price
+ * of a trap per operation.
  *
  * @module
  */
 import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
-import { Resource } from "../sim/resource.ts";
+import type { Resource } from "../sim/resource.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Counters } from "../sim/stats.ts";
 import { PAGE_SIZE, type Prot, PROT_READ, PROT_WRITE } from "../sim/units.ts";
-import {
-  VFIO_DMA_MAP_FLAG_READ,
-  VFIO_DMA_MAP_FLAG_WRITE,
-  type VfioContainer,
-} from "../vfio/container.ts";
+import type { VfioContainer } from "../vfio/container.ts";
+import { type ViommuMapRequest, ViommuReplay } from "../vmm/viommu_replay.ts";
 
 /** Options of {@linkcode CachingModeViommu}. */
 export interface CachingModeViommuOptions {
@@ -51,7 +49,9 @@ export interface ViommuMapping {
 }
 
 /**
- * The guest's view of a caching-mode vIOMMU and the VMM's emulation of it.
+ * The guest's DMA API over a caching-mode vIOMMU, with the VMM's trap
+ * handler behind it ({@linkcode CachingModeViommu.vmm}, built from the
+ * options).
  *
  * dma_map: `guest.dmaMap` of guest work (IOVA allocation, page-table
  * write), then the trap: the VMM's emulation (serialised by its lock, as
@@ -71,16 +71,12 @@ export interface ViommuMapping {
  * `viommu.mapFailures`, `viommu.mappedBytes`.
  */
 export class CachingModeViommu {
-  /** Counters (`viommu.*`). */
+  /** Counters (`viommu.*`, shared with the VMM's trap handler). */
   readonly counters: Counters = new Counters();
-  /** The VMM's emulation lock: traps are handled one at a time. */
-  readonly emulation: Resource;
-  /** The first MAP_DMA error, if any. */
-  lastMapError: IopfLabError | undefined;
+  /** The VMM's trap handler that replays maps and unmaps through VFIO. */
+  readonly vmm: ViommuReplay;
   readonly #sim: Simulator;
   readonly #costs: Costs;
-  readonly #container: VfioContainer;
-  readonly #hva: number;
   readonly #ramBase: number;
   readonly #ramSize: number;
   #nextIova: number;
@@ -90,6 +86,12 @@ export class CachingModeViommu {
   readonly #free = new Map<number, number[]>();
   /** Mappings whose unmap is under way. */
   readonly #unmapping = new Set<ViommuMapping>();
+  /** The VMM replayed a map: the entry is live (mapped in VFIO or not). */
+  readonly #replayed = (req: ViommuMapRequest, mapped: boolean): void => {
+    this.#insert({ iova: req.iova, gpa: req.gpa, size: req.size, mapped });
+  };
+  /** The VMM's UNMAP_DMA completed: the IOVA is free again. */
+  readonly #unmapped = (m: ViommuMapping): void => this.#remove(m);
 
   /** A vIOMMU with nothing mapped. */
   constructor(sim: Simulator, options: CachingModeViommuOptions) {
@@ -104,13 +106,26 @@ export class CachingModeViommu {
     }
     this.#sim = sim;
     this.#costs = options.costs;
-    this.#container = options.container;
-    this.#hva = options.hva;
     this.#ramBase = options.ramBase;
     this.#ramSize = options.ramSize;
     this.#nextIova = iovaBase;
-    this.emulation = new Resource(sim, { name: "vIOMMU emulation" });
-    this.lastMapError = undefined;
+    this.vmm = new ViommuReplay(sim, {
+      costs: options.costs,
+      container: options.container,
+      hva: options.hva,
+      ramBase: options.ramBase,
+      counters: this.counters,
+    });
+  }
+
+  /** The VMM's emulation lock: traps are handled one at a time. */
+  get emulation(): Resource {
+    return this.vmm.emulation;
+  }
+
+  /** The first MAP_DMA error, if any. */
+  get lastMapError(): IopfLabError | undefined {
+    return this.vmm.lastMapError;
   }
 
   /** Mappings live now, by IOVA. */
@@ -156,37 +171,16 @@ export class CachingModeViommu {
         `Cannot map DMA GPA ${hex(gpa)}: no permission`,
       );
     }
-    const iova = this.#allocIova(size);
+    const req: ViommuMapRequest = {
+      iova: this.#allocIova(size),
+      gpa,
+      size,
+      prot,
+    };
     this.counters.add("viommu.maps");
     this.#sim.after(
       this.#costs["guest.dmaMap"],
-      () =>
-        this.emulation.acquire((release) => {
-          this.counters.add("viommu.traps");
-          let ns = this.#costs["vmm.trap"];
-          let mapped = true;
-          try {
-            ns += this.#container.mapDma({
-              vaddr: this.#hva + off,
-              iova,
-              size,
-              flags: (prot & PROT_READ ? VFIO_DMA_MAP_FLAG_READ : 0) |
-                (prot & PROT_WRITE ? VFIO_DMA_MAP_FLAG_WRITE : 0),
-            });
-            this.counters.add("viommu.mappedBytes", size);
-          } catch (e) {
-            if (!(e instanceof IopfLabError)) throw e;
-            mapped = false;
-            this.counters.add("viommu.mapFailures");
-            this.lastMapError ??= e;
-            ns += this.#costs["vfio.mapDmaCall"];
-          }
-          this.#insert({ iova, gpa, size, mapped });
-          this.#sim.after(ns, () => {
-            release();
-            done(iova);
-          });
-        }),
+      () => this.vmm.trapMap(req, this.#replayed, done),
     );
   }
 
@@ -214,26 +208,7 @@ export class CachingModeViommu {
     this.counters.add("viommu.unmaps");
     this.#sim.after(
       this.#costs["guest.dmaMap"],
-      () =>
-        this.emulation.acquire((release) => {
-          this.counters.add("viommu.traps");
-          let left = 2;
-          const one = () => {
-            if (--left > 0) return;
-            this.#remove(m);
-            release();
-            done();
-          };
-          let ns = this.#costs["vmm.trap"];
-          if (m.mapped) {
-            ns += this.#container.unmapDma({ iova: m.iova, size: m.size }, one)
-              .ns;
-          } else {
-            ns += this.#costs["vfio.unmapDmaCall"];
-            left--;
-          }
-          this.#sim.after(ns, one);
-        }),
+      () => this.vmm.trapUnmap(m, this.#unmapped, done),
     );
   }
 

@@ -1,37 +1,20 @@
 /**
- * Notebook support: running the project's notebooks headlessly through real
- * Jupyter, checking what they show, keeping them free of saved outputs;
- * tables that Jupyter shows as HTML; and the small analyses the notebooks
- * share (sweep rows, VM density, a fault-latency breakdown by layer).
+ * Notebook support: tables that Jupyter shows as HTML, `show` for the Deno
+ * kernel, and the small analyses the notebooks share (sweep rows, VM
+ * density, a fault-latency breakdown by layer). Running the notebooks
+ * headlessly through Jupyter is tooling, not library: `deno task nb`
+ * (cli/nb.ts and cli/_jupyter.ts).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { inspectNotebook } from "./mod.ts";
- * const r = inspectNotebook("x.ipynb", {
- *   cells: [{ cell_type: "code", source: "", outputs: [{ output_type: "display_data", data: { "image/svg+xml": "<svg/>" } }] }],
- *   metadata: { iopf_lab: { expects_figures: 1 } },
- *   nbformat: 4,
- *   nbformat_minor: 5,
- * });
- * assert(r.figures === 1 && r.expectedFigures === 1);
+ * import { table } from "./mod.ts";
+ * const t = table([{ mode: "iopf", setupNs: 4e6 }, { mode: "static-pin", setupNs: 2.9e9 }]);
+ * assert(t.html.startsWith("<table") && t.html.includes("4.00 ms"));
  * ```
  *
  * @module
  */
-export {
-  executeNotebook,
-  type ExecuteNotebookOptions,
-  formatNotebook,
-  hasJupyter,
-  inspectNotebook,
-  installKernelspec,
-  type Notebook,
-  type NotebookCell,
-  type NotebookOutput,
-  type NotebookReport,
-  stripNotebook,
-} from "./jupyter.ts";
 export { show } from "./display.ts";
 export {
   formatCell,

@@ -3,8 +3,8 @@ import {
   GuestIommu,
   type GuestStage1Mode,
 } from "../../lib/guest/guest_iommu.ts";
-import { VmmSmmuBackend } from "../../lib/guest/vmm.ts";
-import { VSmmu } from "../../lib/guest/vsmmu.ts";
+import { VmmSmmuBackend } from "../../lib/vmm/vsmmu_backend.ts";
+import { VSmmu } from "../../lib/vmm/vsmmu.ts";
 import {
   IOMMU_FAULT_PERM_READ,
   IOMMU_FAULT_PERM_WRITE,

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { GuestIommu, VmmSmmuBackend, VSmmu } from "../../guest/mod.ts";
+import { GuestIommu } from "../../guest/mod.ts";
+import { VmmSmmuBackend, VSmmu } from "../../vmm/mod.ts";
 import { IopfLabError } from "../../sim/errors.ts";
 import { GuestIommuDmaOps } from "../dma_ops.ts";
 import { GUEST_RAM_BASE, tablePoolSize } from "../layout.ts";

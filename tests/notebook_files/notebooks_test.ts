@@ -13,7 +13,7 @@ import {
   installKernelspec,
   type Notebook,
   stripNotebook,
-} from "../../lib/notebook/mod.ts";
+} from "../../cli/_jupyter.ts";
 import { parseTrace } from "../../lib/experiment/mod.ts";
 import {
   formatTraceCsv,
@@ -99,7 +99,7 @@ Deno.test("notebooks in git carry no outputs and no execution counts", async (t)
   }
 });
 
-Deno.test("notebooks run on the Deno kernel and promise figures", async (t) => {
+Deno.test("notebook metadata says nbformat 4, the Deno kernel, expects_figures >= 1; the first cell is markdown", async (t) => {
   for (const path of await notebookPaths()) {
     await t.step(baseName(path), async () => {
       const [, nb] = await readNotebook(path);

@@ -5,7 +5,7 @@ import {
   inspectNotebook,
   type Notebook,
   stripNotebook,
-} from "../../lib/notebook/mod.ts";
+} from "../../cli/_jupyter.ts";
 
 const executed = (): Notebook => ({
   cells: [

@@ -2,10 +2,12 @@
  * Headless notebook runs through real Jupyter (`jupyter nbconvert --execute`)
  * with Deno's kernel installed into a temporary Jupyter data directory, never
  * the user's home, plus checks on the executed notebook and output stripping.
+ * Tooling for `deno task nb` (cli/nb.ts) and the notebook tests, not part of
+ * the library.
  *
  * @module
  */
-import { IopfLabError } from "../sim/errors.ts";
+import { IopfLabError } from "../lib/sim/errors.ts";
 
 /** A notebook cell output, as nbformat 4 stores it. */
 export interface NotebookOutput {
