@@ -1,6 +1,6 @@
 /**
  * What the arm-smmu-v3 driver's files share (its arm-smmu-v3.h): the
- * domain, and the TLB and ATC invalidation commands a domain's changes
+ * domain, the master, and the TLB and ATC invalidation commands a domain's changes
  * need. Private to lib/smmu; {@linkcode ArmSmmuDomain} is public through
  * driver.ts.
  *
@@ -77,6 +77,15 @@ export class ArmSmmuDomain implements DriverDomain {
     this.s1ContextPtr = init.s1ContextPtr ?? -1;
     this.ownsCdTable = init.ownsCdTable ?? false;
   }
+}
+
+/** A device the driver knows (struct arm_smmu_master). */
+export interface Master {
+  dev: IommuDevice;
+  domain: ArmSmmuDomain | undefined;
+  iopf: boolean;
+  /** Host PA of this master's CD table (stage-1 domains), -1 until needed. */
+  cdPtr: number;
 }
 
 /** How the driver may invalidate by range. */

@@ -1,10 +1,12 @@
 /**
  * The arm-smmu-v3 driver model (drivers/iommu/arm/arm-smmu-v3): domains and
  * their io-pgtables, STE/CD installation, TLB and ATC invalidation, the
- * event and PRI queue threaded IRQ handlers, and page responses. As in
- * Linux, the nested (vIOMMU) part lives in its own file, driver_nested.ts
- * (arm-smmu-v3-iommufd.c), and the domain with its invalidation commands
- * in _domain.ts (arm-smmu-v3.h).
+ * event and PRI queue threaded IRQ handlers, and page responses. The
+ * class is in this file; as in Linux, the nested (vIOMMU) part lives in
+ * driver_nested.ts (arm-smmu-v3-iommufd.c), the fault path (queue threads,
+ * event and PPR handlers, page responses) in driver_irq.ts, and the domain,
+ * the master and the invalidation commands they share in _domain.ts
+ * (arm-smmu-v3.h).
  *
  * @module
  */
@@ -13,23 +15,15 @@ import { hex, IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { type Prot, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
 import { IoPgtable, PGSIZE_BITMAP_4K } from "../pgtable/mod.ts";
-import {
-  type DriverDomain,
-  IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE,
-  IOMMU_FAULT_PAGE_REQUEST_PASID_VALID,
-  IOMMU_FAULT_PERM_EXEC,
-  IOMMU_FAULT_PERM_PRIV,
-  IOMMU_FAULT_PERM_READ,
-  IOMMU_FAULT_PERM_WRITE,
-  IOMMU_PAGE_RESP_INVALID,
-  IOMMU_PAGE_RESP_SUCCESS,
-  type IommuDevice,
-  type IommuDriverOps,
-  type IommuFault,
-  type IommuFaultSink,
-  type IotlbGather,
-  type NestedConfig,
-  type PageResponseCode,
+import type {
+  DriverDomain,
+  IommuDevice,
+  IommuDriverOps,
+  IommuFault,
+  IommuFaultSink,
+  IotlbGather,
+  NestedConfig,
+  PageResponseCode,
 } from "../iommu/types.ts";
 import { HOST_PA_SPACE, type TableMemory } from "./memory.ts";
 import type { Smmu } from "./smmu.ts";
@@ -37,34 +31,19 @@ import {
   ArmSmmuDomain,
   atcCmds,
   atcInvAll,
+  type Master,
   tlbiAllCmd,
   type TlbiLimits,
   tlbiRangeCmds,
 } from "./_domain.ts";
 import { ArmSmmuNested } from "./driver_nested.ts";
+import { ArmSmmuIrq } from "./driver_irq.ts";
 import {
   CMD_CFGI_CD_ALL,
   CMD_CFGI_STE,
-  CMD_PRI_RESP,
-  CMD_RESUME,
   CMD_SYNC,
-  type CmdPriResp,
-  type CmdResume,
   type Command,
-  EVENT_NAMES,
   type EventRecord,
-  isStopMarker,
-  isTranslationFault,
-  type MutableEventRecord,
-  type MutablePriEntry,
-  newEventRecord,
-  newPriEntry,
-  PRI_RESP_DENY,
-  PRI_RESP_FAIL,
-  PRI_RESP_SUCC,
-  type PriEntry,
-  RESUME_ABORT,
-  RESUME_RETRY,
   type Ste,
 } from "./types.ts";
 
@@ -127,14 +106,6 @@ export interface ArmSmmuV3DriverStats {
   resumes: { retry: number; abort: number };
   /** CMD_PRI_RESP sent, by response. */
   priResponses: { success: number; invalid: number; failure: number };
-}
-
-interface Master {
-  dev: IommuDevice;
-  domain: ArmSmmuDomain | undefined;
-  iopf: boolean;
-  /** Host PA of this master's CD table (stage-1 domains), -1 until needed. */
-  cdPtr: number;
 }
 
 /**
@@ -221,51 +192,19 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
   readonly #sim: Simulator;
   readonly #smmu: Smmu;
   readonly #memory: TableMemory;
-  #sink: IommuFaultSink | undefined;
   readonly #costs: Costs;
   readonly #tableEnd: number;
   #nextTable: number;
   readonly #freeTables: number[] = [];
   readonly #limits: TlbiLimits;
   readonly #pgsizeBitmap: number;
-  readonly #eventLogSize: number;
   readonly #masters = new Map<string, Master>();
   readonly #bySid = new Map<number, Master>();
   readonly #vmids = new Set<number>();
   readonly #asids = new Set<number>();
   #nextId = 1;
-  #evtqRunning = false;
-  #priqRunning = false;
-  /** The record the evtq thread is handling (one at a time), and when it was written. */
-  readonly #evRecord: MutableEventRecord = newEventRecord();
-  #evTime = 0;
-  /** The entry the priq thread is handling, and when it was written. */
-  readonly #priEntry: MutablePriEntry = newPriEntry();
-  #priTime = 0;
-  /** The one command of a page response (encoded by `submit` at once, so reusable). */
-  readonly #resume = { opcode: CMD_RESUME, SID: 0, STAG: 0, Resp: 0 } as {
-    -readonly [K in keyof CmdResume]: CmdResume[K];
-  };
-  readonly #priResp = {
-    opcode: CMD_PRI_RESP,
-    SID: 0,
-    SSID: 0,
-    SSV: false,
-    GRPID: 0,
-    Resp: 0,
-  } as { -readonly [K in keyof CmdPriResp]-?: CmdPriResp[K] };
-  readonly #resumeList: Command[] = [this.#resume];
-  readonly #priRespList: Command[] = [this.#priResp];
-  readonly #evtqThreadFn = () => this.#evtqThread();
-  readonly #priqThreadFn = () => this.#priqThread();
-  readonly #evtqHandleFn = () => {
-    this.#handleEvent(this.#evRecord, this.#evTime);
-    this.#evtqThread();
-  };
-  readonly #priqHandleFn = () => {
-    this.#handlePpr(this.#priEntry, this.#priTime);
-    this.#priqThread();
-  };
+  /** The fault path: event and PRI queue threads, page responses. */
+  readonly #irq: ArmSmmuIrq;
   readonly #takeId = (): number => this.#nextId++;
   /** The nested (vIOMMU) part (arm-smmu-v3-iommufd.c). */
   readonly #nested: ArmSmmuNested;
@@ -279,7 +218,6 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     this.#sim = sim;
     this.#smmu = smmu;
     this.#memory = options.memory;
-    this.#sink = options.sink;
     this.#costs = options.costs;
     const base = options.tableBase ?? 0x6000_0000_0000;
     const size = options.tableSize ?? 2 ** 40;
@@ -298,19 +236,25 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
       tlbiMaxOps: options.tlbiMaxOps ?? 512,
     };
     this.#pgsizeBitmap = options.pgsizeBitmap ?? PGSIZE_BITMAP_4K;
-    this.#eventLogSize = options.eventLogSize ?? 64;
     this.#nested = new ArmSmmuNested(smmu, {
       memory: options.memory,
       limits: this.#limits,
       nextId: this.#takeId,
     });
-    smmu.onEvtqIrq = () => this.#evtqIrq();
-    smmu.onPriqIrq = () => this.#priqIrq();
+    this.#irq = new ArmSmmuIrq(sim, smmu, {
+      costs: options.costs,
+      stats: this.stats,
+      eventLog: this.eventLog,
+      eventLogSize: options.eventLogSize ?? 64,
+      bySid: this.#bySid,
+      nested: this.#nested,
+      sink: options.sink,
+    });
   }
 
   /** Sets the IOMMU core's fault entry points. */
   setFaultSink(sink: IommuFaultSink): void {
-    this.#sink = sink;
+    this.#irq.setFaultSink(sink);
   }
 
   /** The SMMU this driver runs. */
@@ -752,180 +696,6 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     fault: IommuFault,
     code: PageResponseCode,
   ): void {
-    if (fault.source === "stall") {
-      const retry = code === IOMMU_PAGE_RESP_SUCCESS;
-      if (retry) this.stats.resumes.retry++;
-      else this.stats.resumes.abort++;
-      const c = this.#resume;
-      c.SID = dev.sid;
-      c.STAG = fault.grpid;
-      c.Resp = retry ? RESUME_RETRY : RESUME_ABORT;
-      this.#smmu.submit(this.#resumeList);
-      return;
-    }
-    const resp = code === IOMMU_PAGE_RESP_SUCCESS
-      ? PRI_RESP_SUCC
-      : code === IOMMU_PAGE_RESP_INVALID
-      ? PRI_RESP_DENY
-      : PRI_RESP_FAIL;
-    if (resp === PRI_RESP_SUCC) this.stats.priResponses.success++;
-    else if (resp === PRI_RESP_DENY) this.stats.priResponses.invalid++;
-    else this.stats.priResponses.failure++;
-    const ssv = (fault.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
-    const c = this.#priResp;
-    c.SID = dev.sid;
-    c.SSID = ssv ? fault.pasid : 0;
-    c.SSV = ssv;
-    c.GRPID = fault.grpid;
-    c.Resp = resp;
-    this.#smmu.submit(this.#priRespList);
-  }
-
-  #evtqIrq(): void {
-    if (this.#evtqRunning) return;
-    this.#evtqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], this.#evtqThreadFn);
-  }
-
-  /** arm_smmu_evtq_thread: one record per `smmu.evtqHandlerPerRecord`. */
-  #evtqThread(): void {
-    const time = this.#smmu.readEventInto(this.#evRecord);
-    if (time < 0) {
-      if (this.#smmu.evtqOverflowPending) {
-        this.stats.evtqOverflows++;
-        this.#smmu.ackEvtqOverflow();
-      }
-      this.#evtqRunning = false;
-      return;
-    }
-    this.#evTime = time;
-    this.#sim.after(
-      this.#costs["smmu.evtqHandlerPerRecord"],
-      this.#evtqHandleFn,
-    );
-  }
-
-  /** Handles the event record `r` (the thread's reused record) written at `time`. */
-  #handleEvent(r: EventRecord, time: number): void {
-    const counts = this.stats.eventsById;
-    counts[r.ID] = (counts[r.ID] ?? 0) + 1;
-    if (!(r.Stall && isTranslationFault(r.ID))) {
-      this.stats.nonRecoverable++;
-      this.eventLog.push({
-        time,
-        name: EVENT_NAMES[r.ID] ?? hex(r.ID),
-        record: { ...r },
-      });
-      if (this.eventLog.length > this.#eventLogSize) this.eventLog.shift();
-      return;
-    }
-    const m = this.#bySid.get(r.StreamID);
-    const sink = this.#sink;
-    if (!m || !m.domain || !m.iopf || !sink) {
-      this.stats.unhandledStalls++;
-      this.stats.resumes.abort++;
-      this.#smmu.submit([{
-        opcode: CMD_RESUME,
-        SID: r.StreamID,
-        STAG: r.STAG,
-        Resp: RESUME_ABORT,
-      }]);
-      return;
-    }
-    let perm = r.RnW ? IOMMU_FAULT_PERM_READ : IOMMU_FAULT_PERM_WRITE;
-    if (r.InD) perm |= IOMMU_FAULT_PERM_EXEC;
-    if (r.PnU) perm |= IOMMU_FAULT_PERM_PRIV;
-    const fault: IommuFault = {
-      type: "page-req",
-      flags: IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE |
-        (r.SSV ? IOMMU_FAULT_PAGE_REQUEST_PASID_VALID : 0),
-      pasid: r.SSV ? r.SubstreamID : 0,
-      grpid: r.STAG,
-      perm,
-      addr: r.InputAddr,
-      stage: r.S2 ? 2 : 1,
-      ipa: r.S2 && m.domain.kind === "nested" ? r.IPA : -1,
-      source: "stall",
-      detectedAt: time,
-    };
-    this.stats.stallFaults++;
-    sink.reportDeviceFault(m.dev, fault);
-  }
-
-  #priqIrq(): void {
-    if (this.#priqRunning) return;
-    this.#priqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], this.#priqThreadFn);
-  }
-
-  /** arm_smmu_priq_thread: one entry per `smmu.priqHandlerPerRecord`; overflow -> discard partial groups. */
-  #priqThread(): void {
-    const time = this.#smmu.readPriInto(this.#priEntry);
-    if (time < 0) {
-      if (this.#smmu.priqOverflowPending) {
-        this.stats.priqOverflows++;
-        this.#sink?.iopfQueueDiscardPartial();
-        this.#smmu.ackPriqOverflow();
-      }
-      this.#priqRunning = false;
-      return;
-    }
-    this.#priTime = time;
-    this.#sim.after(
-      this.#costs["smmu.priqHandlerPerRecord"],
-      this.#priqHandleFn,
-    );
-  }
-
-  /** Handles the PRI queue entry `e` (the thread's reused entry) written at `time`. */
-  #handlePpr(e: PriEntry, time: number): void {
-    if (isStopMarker(e)) {
-      this.stats.stopMarkers++;
-      return;
-    }
-    const m = this.#bySid.get(e.StreamID);
-    const sink = this.#sink;
-    if (!m || !m.domain || !m.iopf || !sink) {
-      this.stats.unhandledPageRequests++;
-      if (e.LAST) {
-        this.stats.priResponses.invalid++;
-        this.#smmu.submit([{
-          opcode: CMD_PRI_RESP,
-          SID: e.StreamID,
-          SSID: e.SubstreamID,
-          SSV: e.SSV,
-          GRPID: e.PRGIndex,
-          Resp: PRI_RESP_DENY,
-        }]);
-      }
-      return;
-    }
-    let perm = 0;
-    if (e.READ) perm |= IOMMU_FAULT_PERM_READ;
-    if (e.WRITE) perm |= IOMMU_FAULT_PERM_WRITE;
-    if (e.EXEC) perm |= IOMMU_FAULT_PERM_EXEC;
-    if (e.PRIV) perm |= IOMMU_FAULT_PERM_PRIV;
-    const d = m.domain;
-    let stage: 1 | 2 = d.kind === "paging-s2" ? 2 : 1;
-    let ipa = -1;
-    if (d.kind === "nested") {
-      ipa = this.#nested.nestedFaultIpa(d, e.Address, e.WRITE);
-      if (ipa >= 0) stage = 2;
-    }
-    const fault: IommuFault = {
-      type: "page-req",
-      flags: (e.LAST ? IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE : 0) |
-        (e.SSV ? IOMMU_FAULT_PAGE_REQUEST_PASID_VALID : 0),
-      pasid: e.SSV ? e.SubstreamID : 0,
-      grpid: e.PRGIndex,
-      perm,
-      addr: e.Address,
-      stage,
-      ipa,
-      source: "pri",
-      detectedAt: time,
-    };
-    this.stats.priFaults++;
-    sink.reportDeviceFault(m.dev, fault);
+    this.#irq.pageResponse(dev, fault, code);
   }
 }
