@@ -1,76 +1,53 @@
 /**
  * The arm-smmu-v3 driver model (drivers/iommu/arm/arm-smmu-v3): domains and
  * their io-pgtables, STE/CD installation, TLB and ATC invalidation, the
- * event and PRI queue threaded IRQ handlers, and page responses.
+ * event and PRI queue threaded IRQ handlers, and page responses. The
+ * class is in this file; as in Linux, the nested (vIOMMU) part lives in
+ * driver_nested.ts (arm-smmu-v3-iommufd.c), the fault path (queue threads,
+ * event and PPR handlers, page responses) in driver_irq.ts, and the domain,
+ * the master and the invalidation commands they share in _domain.ts
+ * (arm-smmu-v3.h).
  *
  * @module
  */
 import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
-import {
-  type Prot,
-  PROT_READ,
-  PROT_WRITE,
-  SZ_1G,
-  SZ_2M,
-  SZ_4K,
-} from "../sim/units.ts";
-import { IoPgtable, newWalkResult, PGSIZE_BITMAP_4K } from "../pgtable/mod.ts";
-import {
-  type DomainKind,
-  type DriverDomain,
-  IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE,
-  IOMMU_FAULT_PAGE_REQUEST_PASID_VALID,
-  IOMMU_FAULT_PERM_EXEC,
-  IOMMU_FAULT_PERM_PRIV,
-  IOMMU_FAULT_PERM_READ,
-  IOMMU_FAULT_PERM_WRITE,
-  IOMMU_PAGE_RESP_INVALID,
-  IOMMU_PAGE_RESP_SUCCESS,
-  type IommuDevice,
-  type IommuDriverOps,
-  type IommuFault,
-  type IommuFaultSink,
-  type IotlbGather,
-  type NestedConfig,
-  type PageResponseCode,
+import { type Prot, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
+import { IoPgtable, PGSIZE_BITMAP_4K } from "../pgtable/mod.ts";
+import type {
+  DriverDomain,
+  IommuDevice,
+  IommuDriverOps,
+  IommuFault,
+  IommuFaultSink,
+  IotlbGather,
+  NestedConfig,
+  PageResponseCode,
 } from "../iommu/types.ts";
 import { HOST_PA_SPACE, type TableMemory } from "./memory.ts";
 import type { Smmu } from "./smmu.ts";
 import {
-  ATC_INV_SIZE_ALL,
-  type Cd,
-  CMD_ATC_INV,
+  ArmSmmuDomain,
+  atcCmds,
+  atcInvAll,
+  type Master,
+  tlbiAllCmd,
+  type TlbiLimits,
+  tlbiRangeCmds,
+} from "./_domain.ts";
+import { ArmSmmuNested } from "./driver_nested.ts";
+import { ArmSmmuIrq } from "./driver_irq.ts";
+import {
   CMD_CFGI_CD_ALL,
   CMD_CFGI_STE,
-  CMD_PRI_RESP,
-  CMD_RESUME,
   CMD_SYNC,
-  CMD_TLBI_NH_ALL,
-  CMD_TLBI_NH_ASID,
-  CMD_TLBI_NH_VA,
-  CMD_TLBI_S12_VMALL,
-  CMD_TLBI_S2_IPA,
-  type CmdPriResp,
-  type CmdResume,
   type Command,
-  EVENT_NAMES,
   type EventRecord,
-  isStopMarker,
-  isTranslationFault,
-  type MutableEventRecord,
-  type MutablePriEntry,
-  newEventRecord,
-  newPriEntry,
-  PRI_RESP_DENY,
-  PRI_RESP_FAIL,
-  PRI_RESP_SUCC,
-  type PriEntry,
-  RESUME_ABORT,
-  RESUME_RETRY,
   type Ste,
 } from "./types.ts";
+
+export { ArmSmmuDomain } from "./_domain.ts";
 
 /** Options of an {@linkcode ArmSmmuV3Driver}. */
 export interface ArmSmmuV3DriverOptions {
@@ -93,59 +70,6 @@ export interface ArmSmmuV3DriverOptions {
   pgsizeBitmap?: number;
   /** Non-recoverable events kept in {@linkcode ArmSmmuV3Driver.eventLog}. Default 64. */
   eventLogSize?: number;
-}
-
-/** A domain of the arm-smmu-v3 driver (struct arm_smmu_domain). */
-export class ArmSmmuDomain implements DriverDomain {
-  /** Domain id. */
-  readonly id: number;
-  /** What the domain translates. */
-  readonly kind: DomainKind;
-  /** Page sizes its table maps. */
-  readonly pgsizeBitmap: number;
-  /** For a nested domain: the stage-2 parent. */
-  readonly parent?: ArmSmmuDomain;
-  /** VMID (stage 2 and nested; 0 for stage-1 domains). */
-  readonly vmid: number;
-  /** ASID (stage 1 and nested; -1 for stage-2 domains). */
-  readonly asid: number;
-  /** The io-pgtable of a paging domain (undefined for nested: the guest owns stage 1). */
-  readonly pgtable: IoPgtable | undefined;
-  /** The guest's stage-1 context of a nested domain. */
-  readonly nested: NestedConfig | undefined;
-  /** S1ContextPtr of a nested domain (an IPA in the guest's space). */
-  readonly s1ContextPtr: number;
-  /** Devices attached now. */
-  readonly devices: Set<IommuDevice> = new Set();
-  /** Nested domains built on this stage-2 domain. */
-  readonly children: Set<ArmSmmuDomain> = new Set();
-  /** True when the driver wrote the guest's CD table itself (no s1ContextPtr given). */
-  readonly ownsCdTable: boolean;
-
-  /** Created by the driver only. */
-  constructor(init: {
-    id: number;
-    kind: DomainKind;
-    pgsizeBitmap: number;
-    parent?: ArmSmmuDomain;
-    vmid: number;
-    asid: number;
-    pgtable?: IoPgtable;
-    nested?: NestedConfig;
-    s1ContextPtr?: number;
-    ownsCdTable?: boolean;
-  }) {
-    this.id = init.id;
-    this.kind = init.kind;
-    this.pgsizeBitmap = init.pgsizeBitmap;
-    if (init.parent) this.parent = init.parent;
-    this.vmid = init.vmid;
-    this.asid = init.asid;
-    this.pgtable = init.pgtable;
-    this.nested = init.nested;
-    this.s1ContextPtr = init.s1ContextPtr ?? -1;
-    this.ownsCdTable = init.ownsCdTable ?? false;
-  }
 }
 
 /** A non-recoverable event as the driver logged it. */
@@ -182,14 +106,6 @@ export interface ArmSmmuV3DriverStats {
   resumes: { retry: number; abort: number };
   /** CMD_PRI_RESP sent, by response. */
   priResponses: { success: number; invalid: number; failure: number };
-}
-
-interface Master {
-  dev: IommuDevice;
-  domain: ArmSmmuDomain | undefined;
-  iopf: boolean;
-  /** Host PA of this master's CD table (stage-1 domains), -1 until needed. */
-  cdPtr: number;
 }
 
 /**
@@ -276,51 +192,22 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
   readonly #sim: Simulator;
   readonly #smmu: Smmu;
   readonly #memory: TableMemory;
-  #sink: IommuFaultSink | undefined;
   readonly #costs: Costs;
   readonly #tableEnd: number;
   #nextTable: number;
   readonly #freeTables: number[] = [];
-  readonly #tlbiMaxOps: number;
+  readonly #limits: TlbiLimits;
   readonly #pgsizeBitmap: number;
-  readonly #eventLogSize: number;
   readonly #masters = new Map<string, Master>();
   readonly #bySid = new Map<number, Master>();
   readonly #vmids = new Set<number>();
   readonly #asids = new Set<number>();
   #nextId = 1;
-  #evtqRunning = false;
-  #priqRunning = false;
-  /** The record the evtq thread is handling (one at a time), and when it was written. */
-  readonly #evRecord: MutableEventRecord = newEventRecord();
-  #evTime = 0;
-  /** The entry the priq thread is handling, and when it was written. */
-  readonly #priEntry: MutablePriEntry = newPriEntry();
-  #priTime = 0;
-  /** The one command of a page response (encoded by `submit` at once, so reusable). */
-  readonly #resume = { opcode: CMD_RESUME, SID: 0, STAG: 0, Resp: 0 } as {
-    -readonly [K in keyof CmdResume]: CmdResume[K];
-  };
-  readonly #priResp = {
-    opcode: CMD_PRI_RESP,
-    SID: 0,
-    SSID: 0,
-    SSV: false,
-    GRPID: 0,
-    Resp: 0,
-  } as { -readonly [K in keyof CmdPriResp]-?: CmdPriResp[K] };
-  readonly #resumeList: Command[] = [this.#resume];
-  readonly #priRespList: Command[] = [this.#priResp];
-  readonly #evtqThreadFn = () => this.#evtqThread();
-  readonly #priqThreadFn = () => this.#priqThread();
-  readonly #evtqHandleFn = () => {
-    this.#handleEvent(this.#evRecord, this.#evTime);
-    this.#evtqThread();
-  };
-  readonly #priqHandleFn = () => {
-    this.#handlePri(this.#priEntry, this.#priTime);
-    this.#priqThread();
-  };
+  /** The fault path: event and PRI queue threads, page responses. */
+  readonly #irq: ArmSmmuIrq;
+  readonly #takeId = (): number => this.#nextId++;
+  /** The nested (vIOMMU) part (arm-smmu-v3-iommufd.c). */
+  readonly #nested: ArmSmmuNested;
   readonly #allocTable = (): number => this.#takeTable();
   readonly #freeTable = (addr: number): void => {
     this.#freeTables.push(addr);
@@ -331,7 +218,6 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     this.#sim = sim;
     this.#smmu = smmu;
     this.#memory = options.memory;
-    this.#sink = options.sink;
     this.#costs = options.costs;
     const base = options.tableBase ?? 0x6000_0000_0000;
     const size = options.tableSize ?? 2 ** 40;
@@ -345,16 +231,30 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     }
     this.#nextTable = base;
     this.#tableEnd = base + size;
-    this.#tlbiMaxOps = options.tlbiMaxOps ?? 512;
+    this.#limits = {
+      rangeInvalidation: smmu.features.rangeInvalidation,
+      tlbiMaxOps: options.tlbiMaxOps ?? 512,
+    };
     this.#pgsizeBitmap = options.pgsizeBitmap ?? PGSIZE_BITMAP_4K;
-    this.#eventLogSize = options.eventLogSize ?? 64;
-    smmu.onEvtqIrq = () => this.#evtqIrq();
-    smmu.onPriqIrq = () => this.#priqIrq();
+    this.#nested = new ArmSmmuNested(smmu, {
+      memory: options.memory,
+      limits: this.#limits,
+      nextId: this.#takeId,
+    });
+    this.#irq = new ArmSmmuIrq(sim, smmu, {
+      costs: options.costs,
+      stats: this.stats,
+      eventLog: this.eventLog,
+      eventLogSize: options.eventLogSize ?? 64,
+      bySid: this.#bySid,
+      nested: this.#nested,
+      sink: options.sink,
+    });
   }
 
   /** Sets the IOMMU core's fault entry points. */
   setFaultSink(sink: IommuFaultSink): void {
-    this.#sink = sink;
+    this.#irq.setFaultSink(sink);
   }
 
   /** The SMMU this driver runs. */
@@ -417,45 +317,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
    */
   domainAllocNested(parent: DriverDomain, config: NestedConfig): ArmSmmuDomain {
     const p = this.#own(parent, "allocate a nested domain on");
-    if (p.kind !== "paging-s2") {
-      throw new IopfLabError(
-        "EINVAL",
-        `Cannot allocate a nested domain on domain ${p.id}: the parent must be a stage-2 paging domain, not ${p.kind}`,
-      );
-    }
-    const f = this.#smmu.features;
-    if (!f.s1 || !f.s2) {
-      throw new IopfLabError(
-        "ENODEV",
-        "Cannot allocate a nested domain: the SMMU does not implement both stages",
-      );
-    }
-    if (
-      !Number.isInteger(config.asid) || config.asid < 0 || config.asid > 0xffff
-    ) {
-      throw new IopfLabError(
-        "EINVAL",
-        `Cannot allocate a nested domain: ASID ${config.asid} is not in 0..65535`,
-      );
-    }
-    const owns = config.s1ContextPtr === undefined;
-    const ptr = config.s1ContextPtr ?? config.s1Ttb;
-    const d = new ArmSmmuDomain({
-      id: this.#nextId++,
-      kind: "nested",
-      pgsizeBitmap: p.pgsizeBitmap,
-      parent: p,
-      vmid: p.vmid,
-      asid: config.asid,
-      nested: config,
-      s1ContextPtr: ptr,
-      ownsCdTable: owns,
-    });
-    if (owns) {
-      this.#smmu.writeCd(ptr, 0, this.#nestedCd(config, false), p.vmid);
-    }
-    p.children.add(d);
-    return d;
+    return this.#nested.domainAllocNested(p, config);
   }
 
   /** Frees a domain with no device attached (EBUSY otherwise, or while nested domains use it). */
@@ -623,20 +485,6 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     return m.iopf && m.dev.stall && !m.dev.ats;
   }
 
-  #nestedCd(config: NestedConfig, stall: boolean): Cd {
-    const forced = this.#smmu.features.stallModel === "forced";
-    return {
-      V: true,
-      ASID: config.asid,
-      TTB0: config.s1Ttb,
-      T0SZ: 16,
-      TG0: 0,
-      S: forced || (config.stall && stall),
-      R: true,
-      A: true,
-    };
-  }
-
   #buildSte(m: Master): Ste {
     const d = m.domain;
     const eats = m.dev.ats && this.#smmu.features.ats ? 1 : 0;
@@ -682,7 +530,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
           this.#smmu.writeCd(
             d.s1ContextPtr,
             0,
-            this.#nestedCd(d.nested!, stall),
+            this.#nested.nestedCd(d.nested!, stall),
             d.vmid,
           );
         }
@@ -807,17 +655,17 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     gather.pgsize = 0;
     gather.entries = 0;
     const cmds: Command[] = [];
-    this.#tlbiRangeCmds(d, start, end, pgsize, cmds);
+    tlbiRangeCmds(d, start, end, pgsize, this.#limits, cmds);
     cmds.push({ opcode: CMD_SYNC });
-    this.#atcCmds(d, start, end, cmds);
+    atcCmds(d, start, end, cmds);
     return cmds;
   }
 
   /** Invalidates everything cached for the domain (TLBI by ASID/VMID, ATC flush) and syncs. */
   flushIotlbAll(domain: DriverDomain, done: () => void): void {
     const d = this.#own(domain, "flush");
-    const cmds: Command[] = [this.#tlbiAll(d), { opcode: CMD_SYNC }];
-    this.#atcCmds(d, 0, Infinity, cmds);
+    const cmds: Command[] = [tlbiAllCmd(d), { opcode: CMD_SYNC }];
+    atcCmds(d, 0, Infinity, cmds);
     this.#smmu.submit(cmds, done);
   }
 
@@ -833,106 +681,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     done: () => void,
   ): void {
     const d = this.#own(domain, "invalidate");
-    const cmds: Command[] = [];
-    if (range) {
-      this.#tlbiRangeCmds(d, range.iova, range.iova + range.size, SZ_4K, cmds);
-    } else cmds.push(this.#tlbiAll(d));
-    cmds.push({ opcode: CMD_SYNC });
-    this.#atcCmds(
-      d,
-      range ? range.iova : 0,
-      range ? range.iova + range.size : Infinity,
-      cmds,
-    );
-    this.#smmu.submit(cmds, done);
-  }
-
-  #tlbiAll(d: ArmSmmuDomain): Command {
-    switch (d.kind) {
-      case "paging-s1":
-        return { opcode: CMD_TLBI_NH_ASID, VMID: 0, ASID: d.asid };
-      case "paging-s2":
-        return { opcode: CMD_TLBI_S12_VMALL, VMID: d.vmid };
-      case "nested":
-        return { opcode: CMD_TLBI_NH_ASID, VMID: d.vmid, ASID: d.asid };
-    }
-  }
-
-  #tlbiRangeCmds(
-    d: ArmSmmuDomain,
-    start: number,
-    end: number,
-    pgsize: number,
-    out: Command[],
-  ): void {
-    const s2 = d.kind === "paging-s2";
-    const vmid = d.vmid, asid = d.asid;
-    const add = (addr: number, tg: number, num: number, scale: number) => {
-      if (s2) {
-        out.push({
-          opcode: CMD_TLBI_S2_IPA,
-          VMID: vmid,
-          Address: addr,
-          TG: tg,
-          NUM: num,
-          SCALE: scale,
-          Leaf: true,
-        });
-      } else {
-        out.push({
-          opcode: CMD_TLBI_NH_VA,
-          VMID: vmid,
-          ASID: asid,
-          Address: addr,
-          TG: tg,
-          NUM: num,
-          SCALE: scale,
-          Leaf: true,
-        });
-      }
-    };
-    const first = Math.floor(start / SZ_4K) * SZ_4K;
-    if (this.#smmu.features.rangeInvalidation) {
-      // Split the page count into chunks of NUM x 2^SCALE pages: SCALE is
-      // the lowest set bit, NUM the next five bits (NUM field = NUM - 1).
-      let pages = Math.ceil((end - first) / SZ_4K);
-      let addr = first;
-      while (pages > 0) {
-        let scale = 0;
-        while ((pages / 2 ** scale) % 2 === 0) scale++;
-        const num = (pages / 2 ** scale) % 32;
-        const chunk = num * 2 ** scale;
-        add(addr, 1, num - 1, scale);
-        addr += chunk * SZ_4K;
-        pages -= chunk;
-      }
-    } else {
-      const step = pgsize;
-      const base = Math.floor(start / step) * step;
-      const n = Math.ceil((end - base) / step);
-      if (n > this.#tlbiMaxOps) {
-        out.push(this.#tlbiAll(d));
-      } else {
-        for (let k = 0; k < n; k++) add(base + k * step, 0, 0, 0);
-      }
-    }
-    if (s2 && d.children.size > 0) {
-      // Combined S1+S2 entries are not reached by TLBI_S2_IPA.
-      out.push({ opcode: CMD_TLBI_NH_ALL, VMID: vmid });
-    }
-  }
-
-  #atcCmds(d: ArmSmmuDomain, start: number, end: number, out: Command[]): void {
-    const n = out.length;
-    for (const dev of d.devices) {
-      if (dev.ats) out.push(atcInvRange(dev.sid, start, end));
-    }
-    for (const child of d.children) {
-      for (const dev of child.devices) {
-        if (dev.ats) out.push(atcInvAll(dev.sid));
-      }
-    }
-    if (out.length > n) out.push({ opcode: CMD_SYNC });
+    this.#nested.cacheInvalidateUser(d, range, done);
   }
 
   // -------------------------------------------------------------------------
@@ -947,232 +696,6 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     fault: IommuFault,
     code: PageResponseCode,
   ): void {
-    if (fault.source === "stall") {
-      const retry = code === IOMMU_PAGE_RESP_SUCCESS;
-      if (retry) this.stats.resumes.retry++;
-      else this.stats.resumes.abort++;
-      const c = this.#resume;
-      c.SID = dev.sid;
-      c.STAG = fault.grpid;
-      c.Resp = retry ? RESUME_RETRY : RESUME_ABORT;
-      this.#smmu.submit(this.#resumeList);
-      return;
-    }
-    const resp = code === IOMMU_PAGE_RESP_SUCCESS
-      ? PRI_RESP_SUCC
-      : code === IOMMU_PAGE_RESP_INVALID
-      ? PRI_RESP_DENY
-      : PRI_RESP_FAIL;
-    if (resp === PRI_RESP_SUCC) this.stats.priResponses.success++;
-    else if (resp === PRI_RESP_DENY) this.stats.priResponses.invalid++;
-    else this.stats.priResponses.failure++;
-    const ssv = (fault.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
-    const c = this.#priResp;
-    c.SID = dev.sid;
-    c.SSID = ssv ? fault.pasid : 0;
-    c.SSV = ssv;
-    c.GRPID = fault.grpid;
-    c.Resp = resp;
-    this.#smmu.submit(this.#priRespList);
+    this.#irq.pageResponse(dev, fault, code);
   }
-
-  #evtqIrq(): void {
-    if (this.#evtqRunning) return;
-    this.#evtqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], this.#evtqThreadFn);
-  }
-
-  /** arm_smmu_evtq_thread: one record per `smmu.evtqHandlerPerRecord`. */
-  #evtqThread(): void {
-    const time = this.#smmu.readEventInto(this.#evRecord);
-    if (time < 0) {
-      if (this.#smmu.evtqOverflowPending) {
-        this.stats.evtqOverflows++;
-        this.#smmu.ackEvtqOverflow();
-      }
-      this.#evtqRunning = false;
-      return;
-    }
-    this.#evTime = time;
-    this.#sim.after(
-      this.#costs["smmu.evtqHandlerPerRecord"],
-      this.#evtqHandleFn,
-    );
-  }
-
-  /** Handles the event record `r` (the thread's reused record) written at `time`. */
-  #handleEvent(r: EventRecord, time: number): void {
-    const counts = this.stats.eventsById;
-    counts[r.ID] = (counts[r.ID] ?? 0) + 1;
-    if (!(r.Stall && isTranslationFault(r.ID))) {
-      this.stats.nonRecoverable++;
-      this.eventLog.push({
-        time,
-        name: EVENT_NAMES[r.ID] ?? hex(r.ID),
-        record: { ...r },
-      });
-      if (this.eventLog.length > this.#eventLogSize) this.eventLog.shift();
-      return;
-    }
-    const m = this.#bySid.get(r.StreamID);
-    const sink = this.#sink;
-    if (!m || !m.domain || !m.iopf || !sink) {
-      this.stats.unhandledStalls++;
-      this.stats.resumes.abort++;
-      this.#smmu.submit([{
-        opcode: CMD_RESUME,
-        SID: r.StreamID,
-        STAG: r.STAG,
-        Resp: RESUME_ABORT,
-      }]);
-      return;
-    }
-    let perm = r.RnW ? IOMMU_FAULT_PERM_READ : IOMMU_FAULT_PERM_WRITE;
-    if (r.InD) perm |= IOMMU_FAULT_PERM_EXEC;
-    if (r.PnU) perm |= IOMMU_FAULT_PERM_PRIV;
-    const fault: IommuFault = {
-      type: "page-req",
-      flags: IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE |
-        (r.SSV ? IOMMU_FAULT_PAGE_REQUEST_PASID_VALID : 0),
-      pasid: r.SSV ? r.SubstreamID : 0,
-      grpid: r.STAG,
-      perm,
-      addr: r.InputAddr,
-      stage: r.S2 ? 2 : 1,
-      ipa: r.S2 && m.domain.kind === "nested" ? r.IPA : -1,
-      source: "stall",
-      detectedAt: time,
-    };
-    this.stats.stallFaults++;
-    sink.reportDeviceFault(m.dev, fault);
-  }
-
-  #priqIrq(): void {
-    if (this.#priqRunning) return;
-    this.#priqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], this.#priqThreadFn);
-  }
-
-  /** arm_smmu_priq_thread: one entry per `smmu.priqHandlerPerRecord`; overflow -> discard partial groups. */
-  #priqThread(): void {
-    const time = this.#smmu.readPriInto(this.#priEntry);
-    if (time < 0) {
-      if (this.#smmu.priqOverflowPending) {
-        this.stats.priqOverflows++;
-        this.#sink?.iopfQueueDiscardPartial();
-        this.#smmu.ackPriqOverflow();
-      }
-      this.#priqRunning = false;
-      return;
-    }
-    this.#priTime = time;
-    this.#sim.after(
-      this.#costs["smmu.priqHandlerPerRecord"],
-      this.#priqHandleFn,
-    );
-  }
-
-  /** Handles the PRI queue entry `e` (the thread's reused entry) written at `time`. */
-  #handlePri(e: PriEntry, time: number): void {
-    if (isStopMarker(e)) {
-      this.stats.stopMarkers++;
-      return;
-    }
-    const m = this.#bySid.get(e.StreamID);
-    const sink = this.#sink;
-    if (!m || !m.domain || !m.iopf || !sink) {
-      this.stats.unhandledPageRequests++;
-      if (e.LAST) {
-        this.stats.priResponses.invalid++;
-        this.#smmu.submit([{
-          opcode: CMD_PRI_RESP,
-          SID: e.StreamID,
-          SSID: e.SubstreamID,
-          SSV: e.SSV,
-          GRPID: e.PRGIndex,
-          Resp: PRI_RESP_DENY,
-        }]);
-      }
-      return;
-    }
-    let perm = 0;
-    if (e.READ) perm |= IOMMU_FAULT_PERM_READ;
-    if (e.WRITE) perm |= IOMMU_FAULT_PERM_WRITE;
-    if (e.EXEC) perm |= IOMMU_FAULT_PERM_EXEC;
-    if (e.PRIV) perm |= IOMMU_FAULT_PERM_PRIV;
-    const d = m.domain;
-    let stage: 1 | 2 = d.kind === "paging-s2" ? 2 : 1;
-    let ipa = -1;
-    if (d.kind === "nested") {
-      ipa = this.#nestedFaultIpa(d, e.Address, e.WRITE);
-      if (ipa >= 0) stage = 2;
-    }
-    const fault: IommuFault = {
-      type: "page-req",
-      flags: (e.LAST ? IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE : 0) |
-        (e.SSV ? IOMMU_FAULT_PAGE_REQUEST_PASID_VALID : 0),
-      pasid: e.SSV ? e.SubstreamID : 0,
-      grpid: e.PRGIndex,
-      perm,
-      addr: e.Address,
-      stage,
-      ipa,
-      source: "pri",
-      detectedAt: time,
-    };
-    this.stats.priFaults++;
-    sink.reportDeviceFault(m.dev, fault);
-  }
-
-  readonly #w1 = newWalkResult();
-
-  /**
-   * For a page request on a nested domain: the page-aligned IPA whose
-   * stage-2 translation is missing (a stage-1 descriptor's page or the
-   * output page), or -1 when stage 1 is the one to fix.
-   */
-  #nestedFaultIpa(d: ArmSmmuDomain, addr: number, write: boolean): number {
-    const s2 = d.parent!.pgtable!;
-    const cfg = d.nested!;
-    const s1 = this.#memory.resolve(d.vmid, cfg.s1Ttb);
-    const page = (x: number) => Math.floor(x / SZ_4K) * SZ_4K;
-    if (!s1) return s2.iovaToPhys(cfg.s1Ttb) < 0 ? page(cfg.s1Ttb) : -1;
-    const w = s1.walk(addr, this.#w1);
-    for (let k = 0; k < w.reads; k++) {
-      const a = w.descAddrs[k]!;
-      if (s2.iovaToPhys(a) < 0) return page(a);
-    }
-    if (!w.ok) return -1;
-    const need = write ? PROT_WRITE : PROT_READ;
-    if ((w.prot & need) !== need) return -1;
-    return s2.iovaToPhys(w.pa) < 0 ? page(w.pa) : -1;
-  }
-}
-
-function atcInvAll(sid: number): Command {
-  return {
-    opcode: CMD_ATC_INV,
-    SID: sid,
-    G: true,
-    Address: 0,
-    Size: ATC_INV_SIZE_ALL,
-  };
-}
-
-/** CMD_ATC_INV covering [start, end): the smallest aligned power-of-two span of pages. */
-function atcInvRange(sid: number, start: number, end: number): Command {
-  if (!Number.isFinite(end)) return atcInvAll(sid);
-  const first = Math.floor(start / SZ_4K);
-  const last = Math.floor((end - 1) / SZ_4K);
-  let log2 = 0;
-  while (Math.floor(first / 2 ** log2) !== Math.floor(last / 2 ** log2)) log2++;
-  if (log2 >= ATC_INV_SIZE_ALL) return atcInvAll(sid);
-  const base = Math.floor(first / 2 ** log2) * 2 ** log2;
-  return {
-    opcode: CMD_ATC_INV,
-    SID: sid,
-    G: true,
-    Address: base * SZ_4K,
-    Size: log2,
-  };
 }

@@ -1,0 +1,460 @@
+/**
+ * The SMMU's command-queue consumer: the driver's writes into the command
+ * queue (`submit`, the spinning `submitBlocking`), the one-at-a-time
+ * consumer, and each command's effect (configuration and TLB
+ * invalidation, range TLBI, ATC invalidation, CMD_SYNC, PRI responses,
+ * CMD_RESUME / CMD_STALL_TERM). Private to lib/smmu.
+ *
+ * @module
+ */
+import { TLB_KIND_NESTED, TLB_KIND_S1, TLB_KIND_S2 } from "./tlb.ts";
+import {
+  CMD_ATC_INV,
+  CMD_CFGI_CD,
+  CMD_CFGI_CD_ALL,
+  CMD_CFGI_STE,
+  CMD_CFGI_STE_RANGE,
+  CMD_PREFETCH_CONFIG,
+  CMD_PRI_RESP,
+  CMD_RESUME,
+  CMD_STALL_TERM,
+  CMD_SYNC,
+  CMD_TLBI_EL2_ALL,
+  CMD_TLBI_NH_ALL,
+  CMD_TLBI_NH_ASID,
+  CMD_TLBI_NH_VA,
+  CMD_TLBI_NH_VAA,
+  CMD_TLBI_NSNH_ALL,
+  CMD_TLBI_S12_VMALL,
+  CMD_TLBI_S2_IPA,
+  type Command,
+  COMMAND_WORDS,
+  type CommandFields,
+  decodeCommandInto,
+  encodeCommand,
+  newCommandFields,
+  PRG_RESP_FAILURE,
+  PRG_RESP_INVALID,
+  PRG_RESP_SUCCESS,
+  PRI_RESP_DENY,
+  PRI_RESP_SUCC,
+  RESUME_RETRY,
+  type TlbiRange,
+} from "./types.ts";
+import type { SmmuState } from "./_state.ts";
+import { fetchSte } from "./_ptw.ts";
+
+/**
+ * Commands written to the command queue after the driver's issue time: the
+ * commands are encoded at submission (16 bytes each), so the submitter's
+ * objects are not kept. Pooled; `issue` is bound once.
+ */
+interface Submission {
+  words: Uint32Array;
+  n: number;
+  done: (() => void) | undefined;
+  issue: () => void;
+}
+
+/** The input range a TLBI covers, `[start, end)` (a reused scratch record). */
+export interface TlbiSpan {
+  /** First address. */
+  start: number;
+  /** End address (exclusive). */
+  end: number;
+}
+
+const S1_KINDS = (1 << TLB_KIND_S1) | (1 << TLB_KIND_NESTED);
+
+/** CMD_SYNC, appended by {@linkcode CmdqConsumer.submitBlocking}. */
+const SYNC: Command = { opcode: CMD_SYNC };
+
+function noop(): void {}
+
+/**
+ * The command queue's producer side (the driver's issue time) and the
+ * SMMU's consumer, over the shared {@linkcode SmmuState}.
+ */
+export class CmdqConsumer {
+  readonly #s: SmmuState;
+  #issueFree = 0;
+  #cmdBusy = false;
+  readonly #cmdDone: ((() => void) | undefined)[];
+  readonly #cmdBacklog: {
+    words: Uint32Array;
+    done: (() => void) | undefined;
+  }[] = [];
+  readonly #submissions: Submission[] = [];
+  /** The command being processed from the queue (decoded in place). */
+  readonly #cmd: CommandFields = newCommandFields();
+  /** The command {@linkcode submitBlocking} is applying. */
+  readonly #waitCmd: CommandFields = newCommandFields();
+  /** The commands of a {@linkcode submitBlocking} call, encoded. */
+  #waitWords = new Uint32Array(16 * COMMAND_WORDS);
+  /** The range of the TLBI being applied. */
+  readonly #span: TlbiSpan = { start: 0, end: 0 };
+  #atcPending = 0;
+  #syncWaiter: (() => void) | undefined = undefined;
+  /** Commands submitted (issued or being issued) and not yet consumed. */
+  #queuedCmds = 0;
+  /**
+   * Estimated time the queue drains: each submission's processing and sync
+   * time after it is issued (TLBI and ATC work not counted).
+   */
+  #drainAt = 0;
+  readonly #processNext = () => this.#processCommand();
+  readonly #cmdContinue = () => this.#nextCommand();
+
+  /** A consumer of `s.cmdq`. */
+  constructor(s: SmmuState) {
+    this.#s = s;
+    this.#cmdDone = new Array(s.cmdq.entries).fill(undefined);
+  }
+
+  /** See {@linkcode Smmu.submit}. */
+  submit(cmds: readonly Command[], done?: () => void): void {
+    const s = this.#s;
+    const n = cmds.length;
+    const sim = s.sim;
+    const at = Math.max(sim.now, this.#issueFree) + n * s.cIssue;
+    this.#issueFree = at;
+    if (n === 0) {
+      if (done) sim.at(at, done);
+      return;
+    }
+    const sub = this.#submissions.pop() ?? this.#newSubmission();
+    if (sub.words.length < n * COMMAND_WORDS) {
+      sub.words = new Uint32Array(n * COMMAND_WORDS);
+    }
+    this.#queuedCmds += n;
+    let work = n * s.cProcess;
+    for (let i = 0; i < n; i++) {
+      const c = cmds[i]!;
+      if (c.opcode === CMD_SYNC) work += s.cSync;
+      encodeCommand(c, sub.words, i * COMMAND_WORDS);
+    }
+    this.#drainAt = Math.max(this.#drainAt, at) + work;
+    sub.n = n;
+    sub.done = done;
+    sim.at(at, sub.issue);
+  }
+
+  #newSubmission(): Submission {
+    const sub: Submission = {
+      words: new Uint32Array(4 * COMMAND_WORDS),
+      n: 0,
+      done: undefined,
+      issue: noop,
+    };
+    sub.issue = () => {
+      const { words, n, done } = sub;
+      for (let i = 0; i < n; i++) {
+        this.#enqueueCommand(
+          words,
+          i * COMMAND_WORDS,
+          i === n - 1 ? done : undefined,
+        );
+      }
+      sub.done = undefined;
+      this.#submissions.push(sub);
+      this.#kickCommands();
+    };
+    return sub;
+  }
+
+  /** See {@linkcode Smmu.submitBlocking}. */
+  submitBlocking(cmds: readonly Command[]): number {
+    const s = this.#s;
+    const n = cmds.length;
+    if (n === 0) return 0;
+    if (this.#waitWords.length < (n + 1) * COMMAND_WORDS) {
+      this.#waitWords = new Uint32Array((n + 1) * COMMAND_WORDS);
+    }
+    const words = this.#waitWords;
+    const cmd = this.#waitCmd;
+    // Round-trip through the 16-byte format, as the queue does (validates
+    // every command before any takes effect).
+    for (let i = 0; i < n; i++) {
+      encodeCommand(cmds[i]!, words, i * COMMAND_WORDS);
+      decodeCommandInto(words, i * COMMAND_WORDS, cmd);
+    }
+    let total = n;
+    if (cmd.opcode !== CMD_SYNC) {
+      encodeCommand(SYNC, words, n * COMMAND_WORDS);
+      total++;
+    }
+    const now = s.sim.now;
+    const issued = Math.max(now, this.#issueFree) + total * s.cIssue;
+    this.#issueFree = issued;
+    // Behind the commands still queued (an estimate, see Smmu.submitBlocking).
+    let t = this.#queuedCmds > 0 ? Math.max(issued, this.#drainAt) : issued;
+    let atcDoneAt = 0;
+    for (let i = 0; i < total; i++) {
+      decodeCommandInto(words, i * COMMAND_WORDS, cmd);
+      t += s.cProcess;
+      s.stats.commands++;
+      if (cmd.opcode === CMD_SYNC) {
+        t = Math.max(t, atcDoneAt) + s.cSync;
+        s.stats.syncs++;
+      } else if (cmd.opcode === CMD_ATC_INV) {
+        s.stats.atcInvalidations++;
+        const ep = s.endpoints.get(cmd.SID);
+        if (ep) {
+          const at = t +
+            ep.atcInvalidateBlocking(atcSsid(cmd), cmd.Address, cmd.Size);
+          if (at > atcDoneAt) atcDoneAt = at;
+        }
+      } else {
+        t += this.#execute(cmd);
+      }
+    }
+    return t - now;
+  }
+
+  /** Writes the command encoded at `src[off ..]` into the queue (or the backlog when full). */
+  #enqueueCommand(
+    src: Uint32Array,
+    off: number,
+    done: (() => void) | undefined,
+  ): void {
+    const q = this.#s.cmdq;
+    if (q.isFull || this.#cmdBacklog.length > 0) {
+      this.#cmdBacklog.push({
+        words: src.slice(off, off + COMMAND_WORDS),
+        done,
+      });
+      return;
+    }
+    this.#writeCommand(src, off, done);
+  }
+
+  #writeCommand(
+    src: Uint32Array,
+    off: number,
+    done: (() => void) | undefined,
+  ): void {
+    const q = this.#s.cmdq;
+    const o = q.writeOffset;
+    const w = q.words;
+    for (let k = 0; k < COMMAND_WORDS; k++) w[o + k] = src[off + k]!;
+    this.#cmdDone[o / COMMAND_WORDS] = done;
+    q.commit(this.#s.sim.now);
+  }
+
+  #kickCommands(): void {
+    if (this.#cmdBusy || this.#s.cmdq.isEmpty) return;
+    this.#cmdBusy = true;
+    this.#s.sim.after(this.#s.cProcess, this.#processNext);
+  }
+
+  #nextCommand(): void {
+    if (this.#s.cmdq.isEmpty) {
+      this.#cmdBusy = false;
+      return;
+    }
+    this.#s.sim.after(this.#s.cProcess, this.#processNext);
+  }
+
+  #processCommand(): void {
+    const s = this.#s;
+    const q = s.cmdq;
+    const slot = q.readSlot;
+    const cmd = this.#cmd;
+    decodeCommandInto(q.words, q.readOffset, cmd);
+    const done = this.#cmdDone[slot];
+    this.#cmdDone[slot] = undefined;
+    q.advance();
+    this.#queuedCmds--;
+    while (this.#cmdBacklog.length > 0 && !q.isFull) {
+      const b = this.#cmdBacklog.shift()!;
+      this.#writeCommand(b.words, 0, b.done);
+    }
+    s.stats.commands++;
+    if (cmd.opcode === CMD_SYNC) {
+      const finish = () => {
+        s.sim.after(s.cSync, () => {
+          s.stats.syncs++;
+          done?.();
+          this.#nextCommand();
+        });
+      };
+      if (this.#atcPending === 0) finish();
+      else this.#syncWaiter = finish;
+      return;
+    }
+    const extra = this.#execute(cmd);
+    if (extra > 0) {
+      s.sim.after(extra, () => {
+        done?.();
+        this.#nextCommand();
+      });
+      return;
+    }
+    done?.();
+    this.#cmdContinue();
+  }
+
+  /** Applies a command; returns extra processing time (ns). */
+  #execute(cmd: CommandFields): number {
+    const s = this.#s;
+    if (cmd.opcode >= CMD_CFGI_STE && cmd.opcode <= CMD_TLBI_NSNH_ALL) {
+      s.invalGen++;
+    }
+    const steCache = s.steCache;
+    const span = this.#span;
+    const ril = s.features.rangeInvalidation;
+    switch (cmd.opcode) {
+      case CMD_PREFETCH_CONFIG:
+        if (cmd.SID < steCache.length && !steCache[cmd.SID]) {
+          const r = fetchSte(s, cmd.SID);
+          if (typeof r !== "number") steCache[cmd.SID] = r;
+        }
+        return 0;
+      case CMD_CFGI_STE:
+        if (cmd.SID < steCache.length) {
+          steCache[cmd.SID] = undefined;
+        }
+        return 0;
+      case CMD_CFGI_STE_RANGE: {
+        if (cmd.Range >= 31) {
+          steCache.fill(undefined);
+          return 0;
+        }
+        const n = 2 ** (cmd.Range + 1);
+        const first = cmd.SID - (cmd.SID % n);
+        const last = Math.min(first + n, steCache.length);
+        for (let sid = first; sid < last; sid++) steCache[sid] = undefined;
+        return 0;
+      }
+      case CMD_CFGI_CD: {
+        const cfg = steCache[cmd.SID];
+        if (cfg) cfg.cds[cmd.SSID] = undefined;
+        return 0;
+      }
+      case CMD_CFGI_CD_ALL: {
+        const cfg = steCache[cmd.SID];
+        if (cfg) cfg.cds = [];
+        return 0;
+      }
+      case CMD_TLBI_NH_ALL:
+        return tlbi(s, cmd.VMID, undefined, S1_KINDS, 0, Infinity);
+      case CMD_TLBI_NH_ASID:
+        return tlbi(s, cmd.VMID, cmd.ASID, S1_KINDS, 0, Infinity);
+      case CMD_TLBI_NH_VA:
+        tlbiRange(cmd, ril, span);
+        return tlbi(s, cmd.VMID, cmd.ASID, S1_KINDS, span.start, span.end);
+      case CMD_TLBI_NH_VAA:
+        tlbiRange(cmd, ril, span);
+        return tlbi(s, cmd.VMID, undefined, S1_KINDS, span.start, span.end);
+      case CMD_TLBI_EL2_ALL:
+        s.stats.tlbInvalidations++;
+        return 0;
+      case CMD_TLBI_S12_VMALL:
+        return tlbi(s, cmd.VMID, undefined, 0, 0, Infinity);
+      case CMD_TLBI_S2_IPA:
+        tlbiRange(cmd, ril, span);
+        return tlbi(s, cmd.VMID, -1, 1 << TLB_KIND_S2, span.start, span.end);
+      case CMD_TLBI_NSNH_ALL:
+        return tlbi(s, -1, undefined, 0, 0, Infinity);
+      case CMD_ATC_INV: {
+        s.stats.atcInvalidations++;
+        const ep = s.endpoints.get(cmd.SID);
+        if (!ep) return 0;
+        this.#atcPending++;
+        ep.atcInvalidate(
+          atcSsid(cmd),
+          cmd.Address,
+          cmd.Size,
+          () => {
+            if (--this.#atcPending === 0 && this.#syncWaiter) {
+              const w = this.#syncWaiter;
+              this.#syncWaiter = undefined;
+              w();
+            }
+          },
+        );
+        return 0;
+      }
+      case CMD_PRI_RESP: {
+        s.stats.priResponses++;
+        const ep = s.endpoints.get(cmd.SID);
+        const code = cmd.Resp === PRI_RESP_SUCC
+          ? PRG_RESP_SUCCESS
+          : cmd.Resp === PRI_RESP_DENY
+          ? PRG_RESP_INVALID
+          : PRG_RESP_FAILURE;
+        ep?.prgResponse(cmd.SSV ? cmd.SSID : -1, cmd.GRPID, code);
+        return 0;
+      }
+      case CMD_RESUME: {
+        const p = s.stalled.get(cmd.STAG);
+        if (!p || p.sid !== cmd.SID) return 0; // no such stall: ignored
+        s.stalled.delete(cmd.STAG);
+        s.stats.resumes++;
+        s.sim.after(
+          s.cResume,
+          cmd.Resp === RESUME_RETRY ? p.retry : p.terminate,
+        );
+        return 0;
+      }
+      case CMD_STALL_TERM: {
+        for (const p of s.stalled.list()) {
+          if (p.sid !== cmd.SID) continue;
+          s.stalled.delete(p.stag);
+          s.sim.after(s.cResume, p.terminate);
+        }
+        // Stall records still waiting for event queue space go too.
+        const backlog = s.stallBacklog;
+        for (let i = backlog.length - 1; i >= 0; i--) {
+          const p = backlog[i]!;
+          if (p.sid !== cmd.SID) continue;
+          backlog.splice(i, 1);
+          s.stalled.delete(p.stag);
+          s.sim.after(s.cResume, p.terminate);
+        }
+        return 0;
+      }
+      case CMD_SYNC:
+        return 0;
+      default:
+        return 0; // the decoder rejected unknown opcodes
+    }
+  }
+}
+
+/**
+ * The input range of a TLBI by address into `out`: the entries covering
+ * Address, or with range invalidation (`ril`, SMMU_IDR3.RIL) and TG != 0
+ * the (NUM + 1) x 2^SCALE granules from it.
+ */
+function tlbiRange(c: TlbiRange, ril: boolean, out: TlbiSpan): void {
+  const start = Math.floor(c.Address / 4096) * 4096;
+  out.start = start;
+  const tg = c.TG ?? 0;
+  if (tg === 0 || !ril) {
+    out.end = start + 1; // entries covering Address
+    return;
+  }
+  const granule = tg === 1 ? 4096 : tg === 2 ? 16384 : 65536;
+  out.end = start + ((c.NUM ?? 0) + 1) * 2 ** (c.SCALE ?? 0) * granule;
+}
+
+/** Drops the matching IOTLB entries; returns the time it takes (ns). */
+function tlbi(
+  s: SmmuState,
+  a: number,
+  b: number | undefined,
+  kinds: number,
+  start: number,
+  end: number,
+): number {
+  s.stats.tlbInvalidations++;
+  const n = s.iotlb.invalidate(a, b, kinds, start, end);
+  s.stats.tlbEntriesInvalidated += n;
+  return n * s.cTlbiEntry;
+}
+
+/** The PASID a CMD_ATC_INV targets at the endpoint (-1 = every PASID). */
+function atcSsid(cmd: CommandFields): number {
+  return cmd.SSV && !cmd.G ? cmd.SSID : -1;
+}

@@ -1,0 +1,99 @@
+/**
+ * The SMMU's shared mutable state (QEMU's SMMUState / SMMUv3State): one
+ * record the facade ({@linkcode Smmu}) builds and hands to each of its
+ * units, the table walker (`_ptw.ts`), the stall and event unit
+ * (`_stall.ts`) and the command-queue consumer (`_cmdq.ts`). Private to
+ * lib/smmu.
+ *
+ * @module
+ */
+import type { Simulator } from "../sim/simulator.ts";
+import type { WalkResult } from "../pgtable/mod.ts";
+import type { TableMemory } from "./memory.ts";
+import type { SmmuQueue } from "./queue.ts";
+import type { SetAssocTlb } from "./tlb.ts";
+import type { MutableEventRecord, SmmuEndpoint, Ste } from "./types.ts";
+import type { Smmu, SmmuStats } from "./smmu.ts";
+import type { S2Result, StreamCfg } from "./_ptw.ts";
+import type { Pending, StallTable } from "./_stall.ts";
+
+/**
+ * Everything the SMMU's units share. Built once per {@linkcode Smmu} (one
+ * object literal, so one shape); the units read and write its fields
+ * directly.
+ */
+export interface SmmuState {
+  /** The simulator whose clock the SMMU runs on. */
+  readonly sim: Simulator;
+  /** Where table and CD-table addresses resolve. */
+  readonly memory: TableMemory;
+  /** The features the SMMU was built with. */
+  readonly features: Smmu["features"];
+  /** Counters (the facade's `stats`). */
+  readonly stats: SmmuStats;
+  /** The IOTLB. */
+  readonly iotlb: SetAssocTlb;
+  /** The event queue. */
+  readonly evtq: SmmuQueue;
+  /** The command queue. */
+  readonly cmdq: SmmuQueue;
+
+  /** `smmu.iotlbLookup` (ns). */
+  readonly cIotlb: number;
+  /** `smmu.walkRead` (ns). */
+  readonly cWalk: number;
+  /** `smmu.cfgFetch` (ns). */
+  readonly cCfg: number;
+  /** `smmu.eventWrite` (ns). */
+  readonly cEvent: number;
+  /** `smmu.cmdIssue` (ns). */
+  readonly cIssue: number;
+  /** `smmu.cmdProcess` (ns). */
+  readonly cProcess: number;
+  /** `smmu.cmdSync` (ns). */
+  readonly cSync: number;
+  /** `smmu.tlbiPerEntry` (ns). */
+  readonly cTlbiEntry: number;
+  /** `smmu.resumeRetry` (ns). */
+  readonly cResume: number;
+  /** 2^OAS: output addresses at or above fault with F_ADDR_SIZE. */
+  readonly oasLimit: number;
+
+  /** The stream table in memory, by StreamID. */
+  readonly streamTable: (Ste | undefined)[];
+  /** The configuration cache: validated STEs (with their CDs), by StreamID. */
+  readonly steCache: (StreamCfg | undefined)[];
+  /** PCIe endpoints by Requester ID (PRG responses, ATC invalidations). */
+  readonly endpoints: Map<number, SmmuEndpoint>;
+  /** Free in-flight transaction records. */
+  readonly pool: Pending[];
+  /** The stalled transactions by STAG. */
+  readonly stalled: StallTable;
+  /** Stalled transactions whose event record waits for event queue space. */
+  readonly stallBacklog: Pending[];
+  /** The next STAG to try. */
+  nextStag: number;
+  /**
+   * Configuration and TLB invalidations executed so far. A translation is
+   * looked up at once but delivered after its latency; one delivered after
+   * an invalidation that ran meanwhile is looked up again, as the real
+   * invalidation would not complete while a transaction still used what it
+   * invalidates.
+   */
+  invalGen: number;
+  /** Called whenever a record is written to the event queue. */
+  onEvtqIrq: (() => void) | undefined;
+  /** Called whenever a record is written to the PRI queue. */
+  onPriqIrq: (() => void) | undefined;
+
+  /** Walker scratch: simulated time of the translation in progress (ns). */
+  acc: number;
+  /** Walker scratch: the stage-1 walk. */
+  readonly w1: WalkResult;
+  /** Walker scratch: the stage-2 walk. */
+  readonly w2: WalkResult;
+  /** Walker scratch: the result of a stage-2 translation. */
+  readonly s2r: S2Result;
+  /** The event record the event writer encodes from (reused). */
+  readonly evScratch: MutableEventRecord;
+}

@@ -1,0 +1,321 @@
+/**
+ * The arm-smmu-v3 driver's fault path: the event and PRI queue interrupts
+ * and their threads (arm_smmu_evtq_thread, arm_smmu_priq_thread), the
+ * handlers that turn stall records and page requests into
+ * {@linkcode IommuFault} reports (arm_smmu_handle_evt, arm_smmu_handle_ppr),
+ * and the page responses (CMD_RESUME, CMD_PRI_RESP). `ArmSmmuV3Driver`
+ * delegates to it; use it through the driver.
+ *
+ * @module
+ */
+import type { Costs } from "../sim/costs.ts";
+import { hex } from "../sim/errors.ts";
+import type { Simulator } from "../sim/simulator.ts";
+import {
+  IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE,
+  IOMMU_FAULT_PAGE_REQUEST_PASID_VALID,
+  IOMMU_FAULT_PERM_EXEC,
+  IOMMU_FAULT_PERM_PRIV,
+  IOMMU_FAULT_PERM_READ,
+  IOMMU_FAULT_PERM_WRITE,
+  IOMMU_PAGE_RESP_INVALID,
+  IOMMU_PAGE_RESP_SUCCESS,
+  type IommuDevice,
+  type IommuFault,
+  type IommuFaultSink,
+  type PageResponseCode,
+} from "../iommu/types.ts";
+import type { Smmu } from "./smmu.ts";
+import {
+  CMD_PRI_RESP,
+  CMD_RESUME,
+  type CmdPriResp,
+  type CmdResume,
+  type Command,
+  EVENT_NAMES,
+  type EventRecord,
+  isStopMarker,
+  isTranslationFault,
+  type MutableEventRecord,
+  type MutablePriEntry,
+  newEventRecord,
+  newPriEntry,
+  PRI_RESP_DENY,
+  PRI_RESP_FAIL,
+  PRI_RESP_SUCC,
+  type PriEntry,
+  RESUME_ABORT,
+  RESUME_RETRY,
+} from "./types.ts";
+import type { Master } from "./_domain.ts";
+import type { ArmSmmuNested } from "./driver_nested.ts";
+import type { ArmSmmuV3DriverStats, LoggedEvent } from "./driver.ts";
+
+/** What {@linkcode ArmSmmuIrq} shares with its driver. */
+export interface ArmSmmuIrqOptions {
+  /** The cost profile (smmu.irqLatency, smmu.*HandlerPerRecord). */
+  costs: Costs;
+  /** The driver's counters. */
+  stats: ArmSmmuV3DriverStats;
+  /** The driver's log of non-recoverable events. */
+  eventLog: LoggedEvent[];
+  /** Events kept in `eventLog`. */
+  eventLogSize: number;
+  /** The driver's masters by StreamID. */
+  bySid: Map<number, Master>;
+  /** The driver's nested part (which stage a nested page request lacks). */
+  nested: ArmSmmuNested;
+  /** The IOMMU core's fault entry points, if known yet. */
+  sink: IommuFaultSink | undefined;
+}
+
+/**
+ * The fault path of an `ArmSmmuV3Driver` (one per driver): hooks the SMMU's
+ * event and PRI queue interrupts when created.
+ */
+export class ArmSmmuIrq {
+  readonly #sim: Simulator;
+  readonly #smmu: Smmu;
+  readonly #costs: Costs;
+  readonly #stats: ArmSmmuV3DriverStats;
+  readonly #eventLog: LoggedEvent[];
+  readonly #eventLogSize: number;
+  readonly #bySid: Map<number, Master>;
+  readonly #nested: ArmSmmuNested;
+  #sink: IommuFaultSink | undefined;
+  #evtqRunning = false;
+  #priqRunning = false;
+  /** The record the evtq thread is handling (one at a time), and when it was written. */
+  readonly #evRecord: MutableEventRecord = newEventRecord();
+  #evTime = 0;
+  /** The entry the priq thread is handling, and when it was written. */
+  readonly #priEntry: MutablePriEntry = newPriEntry();
+  #priTime = 0;
+  /** The one command of a page response (encoded by `submit` at once, so reusable). */
+  readonly #resume = { opcode: CMD_RESUME, SID: 0, STAG: 0, Resp: 0 } as {
+    -readonly [K in keyof CmdResume]: CmdResume[K];
+  };
+  readonly #priResp = {
+    opcode: CMD_PRI_RESP,
+    SID: 0,
+    SSID: 0,
+    SSV: false,
+    GRPID: 0,
+    Resp: 0,
+  } as { -readonly [K in keyof CmdPriResp]-?: CmdPriResp[K] };
+  readonly #resumeList: Command[] = [this.#resume];
+  readonly #priRespList: Command[] = [this.#priResp];
+  readonly #evtqThreadFn = () => this.#evtqThread();
+  readonly #priqThreadFn = () => this.#priqThread();
+  readonly #evtqHandleFn = () => {
+    this.#handleEvent(this.#evRecord, this.#evTime);
+    this.#evtqThread();
+  };
+  readonly #priqHandleFn = () => {
+    this.#handlePpr(this.#priEntry, this.#priTime);
+    this.#priqThread();
+  };
+
+  /** The fault path of the driver of `smmu`; hooks the SMMU's interrupts. */
+  constructor(sim: Simulator, smmu: Smmu, options: ArmSmmuIrqOptions) {
+    this.#sim = sim;
+    this.#smmu = smmu;
+    this.#costs = options.costs;
+    this.#stats = options.stats;
+    this.#eventLog = options.eventLog;
+    this.#eventLogSize = options.eventLogSize;
+    this.#bySid = options.bySid;
+    this.#nested = options.nested;
+    this.#sink = options.sink;
+    smmu.onEvtqIrq = () => this.#evtqIrq();
+    smmu.onPriqIrq = () => this.#priqIrq();
+  }
+
+  /** Sets the IOMMU core's fault entry points. */
+  setFaultSink(sink: IommuFaultSink): void {
+    this.#sink = sink;
+  }
+
+  /** `ArmSmmuV3Driver.pageResponse` (arm_smmu_page_response). */
+  pageResponse(
+    dev: IommuDevice,
+    fault: IommuFault,
+    code: PageResponseCode,
+  ): void {
+    if (fault.source === "stall") {
+      const retry = code === IOMMU_PAGE_RESP_SUCCESS;
+      if (retry) this.#stats.resumes.retry++;
+      else this.#stats.resumes.abort++;
+      const c = this.#resume;
+      c.SID = dev.sid;
+      c.STAG = fault.grpid;
+      c.Resp = retry ? RESUME_RETRY : RESUME_ABORT;
+      this.#smmu.submit(this.#resumeList);
+      return;
+    }
+    const resp = code === IOMMU_PAGE_RESP_SUCCESS
+      ? PRI_RESP_SUCC
+      : code === IOMMU_PAGE_RESP_INVALID
+      ? PRI_RESP_DENY
+      : PRI_RESP_FAIL;
+    if (resp === PRI_RESP_SUCC) this.#stats.priResponses.success++;
+    else if (resp === PRI_RESP_DENY) this.#stats.priResponses.invalid++;
+    else this.#stats.priResponses.failure++;
+    const ssv = (fault.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
+    const c = this.#priResp;
+    c.SID = dev.sid;
+    c.SSID = ssv ? fault.pasid : 0;
+    c.SSV = ssv;
+    c.GRPID = fault.grpid;
+    c.Resp = resp;
+    this.#smmu.submit(this.#priRespList);
+  }
+
+  #evtqIrq(): void {
+    if (this.#evtqRunning) return;
+    this.#evtqRunning = true;
+    this.#sim.after(this.#costs["smmu.irqLatency"], this.#evtqThreadFn);
+  }
+
+  /** arm_smmu_evtq_thread: one record per `smmu.evtqHandlerPerRecord`. */
+  #evtqThread(): void {
+    const time = this.#smmu.readEventInto(this.#evRecord);
+    if (time < 0) {
+      if (this.#smmu.evtqOverflowPending) {
+        this.#stats.evtqOverflows++;
+        this.#smmu.ackEvtqOverflow();
+      }
+      this.#evtqRunning = false;
+      return;
+    }
+    this.#evTime = time;
+    this.#sim.after(
+      this.#costs["smmu.evtqHandlerPerRecord"],
+      this.#evtqHandleFn,
+    );
+  }
+
+  /** Handles the event record `r` (the thread's reused record) written at `time`. */
+  #handleEvent(r: EventRecord, time: number): void {
+    const counts = this.#stats.eventsById;
+    counts[r.ID] = (counts[r.ID] ?? 0) + 1;
+    if (!(r.Stall && isTranslationFault(r.ID))) {
+      this.#stats.nonRecoverable++;
+      this.#eventLog.push({
+        time,
+        name: EVENT_NAMES[r.ID] ?? hex(r.ID),
+        record: { ...r },
+      });
+      if (this.#eventLog.length > this.#eventLogSize) this.#eventLog.shift();
+      return;
+    }
+    const m = this.#bySid.get(r.StreamID);
+    const sink = this.#sink;
+    if (!m || !m.domain || !m.iopf || !sink) {
+      this.#stats.unhandledStalls++;
+      this.#stats.resumes.abort++;
+      this.#smmu.submit([{
+        opcode: CMD_RESUME,
+        SID: r.StreamID,
+        STAG: r.STAG,
+        Resp: RESUME_ABORT,
+      }]);
+      return;
+    }
+    let perm = r.RnW ? IOMMU_FAULT_PERM_READ : IOMMU_FAULT_PERM_WRITE;
+    if (r.InD) perm |= IOMMU_FAULT_PERM_EXEC;
+    if (r.PnU) perm |= IOMMU_FAULT_PERM_PRIV;
+    const fault: IommuFault = {
+      type: "page-req",
+      flags: IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE |
+        (r.SSV ? IOMMU_FAULT_PAGE_REQUEST_PASID_VALID : 0),
+      pasid: r.SSV ? r.SubstreamID : 0,
+      grpid: r.STAG,
+      perm,
+      addr: r.InputAddr,
+      stage: r.S2 ? 2 : 1,
+      ipa: r.S2 && m.domain.kind === "nested" ? r.IPA : -1,
+      source: "stall",
+      detectedAt: time,
+    };
+    this.#stats.stallFaults++;
+    sink.reportDeviceFault(m.dev, fault);
+  }
+
+  #priqIrq(): void {
+    if (this.#priqRunning) return;
+    this.#priqRunning = true;
+    this.#sim.after(this.#costs["smmu.irqLatency"], this.#priqThreadFn);
+  }
+
+  /** arm_smmu_priq_thread: one entry per `smmu.priqHandlerPerRecord`; overflow -> discard partial groups. */
+  #priqThread(): void {
+    const time = this.#smmu.readPriInto(this.#priEntry);
+    if (time < 0) {
+      if (this.#smmu.priqOverflowPending) {
+        this.#stats.priqOverflows++;
+        this.#sink?.iopfQueueDiscardPartial();
+        this.#smmu.ackPriqOverflow();
+      }
+      this.#priqRunning = false;
+      return;
+    }
+    this.#priTime = time;
+    this.#sim.after(
+      this.#costs["smmu.priqHandlerPerRecord"],
+      this.#priqHandleFn,
+    );
+  }
+
+  /** Handles the PRI queue entry `e` (the thread's reused entry) written at `time`. */
+  #handlePpr(e: PriEntry, time: number): void {
+    if (isStopMarker(e)) {
+      this.#stats.stopMarkers++;
+      return;
+    }
+    const m = this.#bySid.get(e.StreamID);
+    const sink = this.#sink;
+    if (!m || !m.domain || !m.iopf || !sink) {
+      this.#stats.unhandledPageRequests++;
+      if (e.LAST) {
+        this.#stats.priResponses.invalid++;
+        this.#smmu.submit([{
+          opcode: CMD_PRI_RESP,
+          SID: e.StreamID,
+          SSID: e.SubstreamID,
+          SSV: e.SSV,
+          GRPID: e.PRGIndex,
+          Resp: PRI_RESP_DENY,
+        }]);
+      }
+      return;
+    }
+    let perm = 0;
+    if (e.READ) perm |= IOMMU_FAULT_PERM_READ;
+    if (e.WRITE) perm |= IOMMU_FAULT_PERM_WRITE;
+    if (e.EXEC) perm |= IOMMU_FAULT_PERM_EXEC;
+    if (e.PRIV) perm |= IOMMU_FAULT_PERM_PRIV;
+    const d = m.domain;
+    let stage: 1 | 2 = d.kind === "paging-s2" ? 2 : 1;
+    let ipa = -1;
+    if (d.kind === "nested") {
+      ipa = this.#nested.nestedFaultIpa(d, e.Address, e.WRITE);
+      if (ipa >= 0) stage = 2;
+    }
+    const fault: IommuFault = {
+      type: "page-req",
+      flags: (e.LAST ? IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE : 0) |
+        (e.SSV ? IOMMU_FAULT_PAGE_REQUEST_PASID_VALID : 0),
+      pasid: e.SSV ? e.SubstreamID : 0,
+      grpid: e.PRGIndex,
+      perm,
+      addr: e.Address,
+      stage,
+      ipa,
+      source: "pri",
+      detectedAt: time,
+    };
+    this.#stats.priFaults++;
+    sink.reportDeviceFault(m.dev, fault);
+  }
+}
