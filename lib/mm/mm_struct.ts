@@ -21,7 +21,22 @@ import type {
   Shrinker,
   ShrinkerHandle,
 } from "./host_memory.ts";
-import { CHUNK_PAGES, PIN_MAX, VmaState } from "./_vma.ts";
+import {
+  CHUNK_PAGES,
+  findVma,
+  firstUnpinnedPage,
+  freeAllPages,
+  markReferenced,
+  type Piece,
+  pinnedPages,
+  pinOverflowPage,
+  pinPages,
+  populatedPages,
+  resolvePieces,
+  unpinPages,
+  VmaState,
+  zapPages,
+} from "./_vma.ts";
 import type {
   Backing,
   MmapOptions,
@@ -45,14 +60,6 @@ export interface MmStructOptions {
 export const MMAP_BASE = 0x7f00_0000_0000;
 
 const PAGES_PER_1G = SZ_1G / SZ_4K;
-
-interface Piece {
-  v: VmaState;
-  /** First page (index from the VMA start). */
-  p0: number;
-  /** One past the last page. */
-  p1: number;
-}
 
 /** Populated pages an {@linkcode Undo} lists before it switches to a bitmap. */
 const UNDO_LIST_MAX = 32;
@@ -363,7 +370,7 @@ export class MmStruct implements Shrinker {
     let ns = 0;
     for (const v of victims) {
       ns += this.#invalidate(v.start, v.end, () => {
-        this.#freeAll(v);
+        freeAllPages(this.host, v);
         const i = this.#vmas.indexOf(v);
         if (i >= 0) this.#vmas.splice(i, 1);
         if (this.#pinPiece?.[0]?.v === v) this.#pinPiece = undefined;
@@ -407,7 +414,7 @@ export class MmStruct implements Shrinker {
       ns += this.#invalidate(
         v.start + p0 * SZ_4K,
         v.start + p1 * SZ_4K,
-        () => this.#zap(v, p0, p1),
+        () => zapPages(this.host, v, p0, p1),
       );
     }
     return ns;
@@ -511,38 +518,26 @@ export class MmStruct implements Shrinker {
     npages: number,
     out: Float64Array | undefined,
   ): PinResult {
-    eachChunk(pieces, checkPinOverflow);
+    for (let q = 0; q < pieces.length; q++) {
+      const { v, p0, p1 } = pieces[q]!;
+      const p = pinOverflowPage(v, p0, p1);
+      if (p >= 0) {
+        throw new IopfLabError(
+          "ENOMEM",
+          `Cannot pin HVA ${
+            hex(v.start + p * SZ_4K)
+          }: the pin count would overflow`,
+        );
+      }
+    }
     const k = this.#costs;
     let ns = this.#populate(pieces, "pin");
     const newlyPopulated = this.#popPages;
     ns += k["mm.pinCall"] + k["mm.pinPer4k"] * npages;
     let huge = 0;
-    let lastGiga: VmaState | undefined;
-    let lastFolio = -1;
-    // eachChunk inline: this runs on every pin (a closure would be allocated).
     for (let q = 0; q < pieces.length; q++) {
       const { v, p0, p1 } = pieces[q]!;
-      const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-      for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
-        const base = c * CHUNK_PAGES;
-        v.addPins(
-          c,
-          Math.max(p0, base) - base,
-          Math.min(p1, base + CHUNK_PAGES) - base,
-          1,
-        );
-        v.chunkRef[c] = 1;
-        if (v.chunkFrame[c] !== 0) {
-          if (v.backing === "hugetlb-1g") {
-            const f = Math.floor(c / CHUNK_PAGES);
-            if (v !== lastGiga || f !== lastFolio) huge++;
-            lastGiga = v;
-            lastFolio = f;
-          } else {
-            huge++;
-          }
-        }
-      }
+      huge += pinPages(v, p0, p1);
     }
     ns += k["mm.pinPerHuge"] * huge;
     this.#pinRefs += npages;
@@ -572,21 +567,22 @@ export class MmStruct implements Shrinker {
     checkCount(npages, "unpin");
     if (npages === 0) return 0;
     const pieces = this.#resolve(hva, npages * SZ_4K, "unpin", "EINVAL");
-    eachChunk(pieces, (v, c, a, b) => {
-      if (v.pinMin(c, a, b) === 0) {
-        let i = a;
-        while (v.pinOf(c * CHUNK_PAGES + i) > 0) i++;
+    for (let q = 0; q < pieces.length; q++) {
+      const { v, p0, p1 } = pieces[q]!;
+      const p = firstUnpinnedPage(v, p0, p1);
+      if (p >= 0) {
         throw new IopfLabError(
           "EINVAL",
           `Cannot unpin ${npages} pages at ${hex(hva)}: the page at ${
-            hex(v.start + (c * CHUNK_PAGES + i) * SZ_4K)
+            hex(v.start + p * SZ_4K)
           } is not pinned`,
         );
       }
-    });
-    eachChunk(pieces, (v, c, a, b) => {
-      v.addPins(c, a, b, -1);
-    });
+    }
+    for (let q = 0; q < pieces.length; q++) {
+      const { v, p0, p1 } = pieces[q]!;
+      unpinPages(v, p0, p1);
+    }
     this.#pinRefs -= npages;
     return this.#costs["mm.unpinPer4k"] * npages;
   }
@@ -728,16 +724,7 @@ export class MmStruct implements Shrinker {
   }
 
   #find(hva: number): VmaState | undefined {
-    const a = this.#vmas;
-    let lo = 0, hi = a.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = a[mid]!;
-      if (hva < v.start) hi = mid - 1;
-      else if (hva >= v.end) lo = mid + 1;
-      else return v;
-    }
-    return undefined;
+    return findVma(this.#vmas, hva);
   }
 
   #overlapping(start: number, end: number): VmaState | undefined {
@@ -751,38 +738,7 @@ export class MmStruct implements Shrinker {
     what: string,
     code: "EFAULT" | "EINVAL" | "ENOMEM",
   ): Piece[] {
-    const lo = Math.floor(hva / SZ_4K) * SZ_4K;
-    const hi = Math.ceil((hva + size) / SZ_4K) * SZ_4K;
-    const v0 = this.#find(lo);
-    if (v0 !== undefined && hi <= v0.end) {
-      // One VMA (the common case): a one-element array, no growth.
-      return [{
-        v: v0,
-        p0: (lo - v0.start) / SZ_4K,
-        p1: (hi - v0.start) / SZ_4K,
-      }];
-    }
-    const pieces: Piece[] = [];
-    let addr = lo;
-    while (addr < hi) {
-      const v = this.#find(addr);
-      if (!v) {
-        throw new IopfLabError(
-          code,
-          `Cannot ${what} HVA range ${hex(hva)}-${hex(hva + size)}: ${
-            hex(addr)
-          } is not mapped`,
-        );
-      }
-      const end = Math.min(hi, v.end);
-      pieces.push({
-        v,
-        p0: (addr - v.start) / SZ_4K,
-        p1: (end - v.start) / SZ_4K,
-      });
-      addr = end;
-    }
-    return pieces;
+    return resolvePieces(this.#vmas, hva, size, what, code);
   }
 
   #fault(hva: number, size: number, what: string): number {
@@ -791,9 +747,10 @@ export class MmStruct implements Shrinker {
     if (size === 0) return 0;
     const pieces = this.#resolve(hva, size, what, "EFAULT");
     const ns = this.#populate(pieces, what);
-    eachChunk(pieces, (v, c) => {
-      v.chunkRef[c] = 1;
-    });
+    for (let q = 0; q < pieces.length; q++) {
+      const { v, p0, p1 } = pieces[q]!;
+      markReferenced(v, p0, p1);
+    }
     return ns;
   }
 
@@ -881,18 +838,12 @@ export class MmStruct implements Shrinker {
 
   /** Sum of the VMAs' populated 4 KiB pages. */
   #populatedSum(): number {
-    const vmas = this.#vmas;
-    let n = 0;
-    for (let i = 0; i < vmas.length; i++) n += vmas[i]!.populated;
-    return n;
+    return populatedPages(this.#vmas);
   }
 
   /** Sum of the VMAs' pinned 4 KiB pages. */
   #pinnedSum(): number {
-    const vmas = this.#vmas;
-    let n = 0;
-    for (let i = 0; i < vmas.length; i++) n += vmas[i]!.pinned;
-    return n;
+    return pinnedPages(this.#vmas);
   }
 
   /** Populates one piece; returns -1, or the page index where memory ran out. */
@@ -1119,134 +1070,6 @@ export class MmStruct implements Shrinker {
     this.#swapOuts += got;
     this.#reclaimNs += per * got;
     return got;
-  }
-
-  /** MADV_DONTNEED of pages [p0, p1) of v (alignment checked by the caller). */
-  #zap(v: VmaState, p0: number, p1: number): void {
-    const host = this.host;
-    const c0 = Math.floor(p0 / CHUNK_PAGES);
-    const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-    if (v.backing === "hugetlb-1g") {
-      for (
-        let f = Math.floor(c0 / CHUNK_PAGES);
-        f <= Math.floor(c1 / CHUNK_PAGES);
-        f++
-      ) {
-        const cf = f * CHUNK_PAGES;
-        if (v.chunkFrame[cf] === 0) continue;
-        if (v.chunkPinned.subarray(cf, cf + CHUNK_PAGES).some((x) => x > 0)) {
-          continue;
-        }
-        host.freePage((v.chunkFrame[cf]! - 1) * CHUNK_PAGES, SZ_1G);
-        v.chunkFrame.fill(0, cf, cf + CHUNK_PAGES);
-        v.chunkPop.fill(0, cf, cf + CHUNK_PAGES);
-        v.populated -= PAGES_PER_1G;
-      }
-      return;
-    }
-    for (let c = c0; c <= c1; c++) {
-      const base = c * CHUNK_PAGES;
-      const a = Math.max(p0, base) - base;
-      const b = Math.min(p1, base + CHUNK_PAGES) - base;
-      const f = v.chunkFrame[c]!;
-      if (f !== 0) {
-        const whole = a === 0 && b === CHUNK_PAGES;
-        if (v.chunkPinned[c] === 0 && (whole || v.backing === "hugetlb-2m")) {
-          host.freePage((f - 1) * CHUNK_PAGES, SZ_2M);
-          v.chunkFrame[c] = 0;
-          v.chunkPop[c] = 0;
-          v.populated -= CHUNK_PAGES;
-          continue;
-        }
-        if (v.backing === "hugetlb-2m") continue; // pinned: stays whole
-        // THP partly covered or partly pinned: split into 4 KiB pages.
-        const pfn0 = (f - 1) * CHUNK_PAGES;
-        host.splitHugePage(pfn0);
-        const arr = new Uint32Array(CHUNK_PAGES);
-        for (let i = 0; i < CHUNK_PAGES; i++) arr[i] = pfn0 + i + 1;
-        v.setPfnArray(c, arr);
-        v.chunkFrame[c] = 0;
-      }
-      const arr = v.pfnArray(c);
-      if (arr) {
-        const anyPins = v.chunkPinned[c] !== 0;
-        for (let i = a; i < b; i++) {
-          if (arr[i] === 0 || (anyPins && v.pinOf(base + i) > 0)) continue;
-          host.freePage(arr[i]! - 1, SZ_4K);
-          arr[i] = 0;
-          v.chunkPop[c] = v.chunkPop[c]! - 1;
-          v.populated--;
-        }
-        if (v.chunkPop[c] === 0) v.deletePfnArray(c);
-      }
-      if (v.swapBits.has(c)) {
-        for (let i = a; i < b; i++) v.clearSwapped(c, i);
-      }
-    }
-  }
-
-  /** Frees every page of v and drops its swap entries (munmap). */
-  #freeAll(v: VmaState): void {
-    const host = this.host;
-    for (let c = 0; c < v.nChunks; c++) {
-      const f = v.chunkFrame[c]!;
-      if (f !== 0) {
-        if (v.backing === "hugetlb-1g") {
-          if (c % CHUNK_PAGES === 0) {
-            host.freePage((f - 1) * CHUNK_PAGES, SZ_1G);
-          }
-        } else {
-          host.freePage((f - 1) * CHUNK_PAGES, SZ_2M);
-        }
-      }
-    }
-    for (const arr of v.pagePfn.values()) {
-      for (let i = 0; i < CHUNK_PAGES; i++) {
-        if (arr[i] !== 0) host.freePage(arr[i]! - 1, SZ_4K);
-      }
-    }
-    v.chunkFrame.fill(0);
-    v.chunkPop.fill(0);
-    v.clearPfnArrays();
-    v.swapBits.clear();
-    v.populated = 0;
-    v.swapped = 0;
-  }
-}
-
-/** ENOMEM if pinning pages [a, b) of chunk c once more would overflow a pin count. */
-function checkPinOverflow(v: VmaState, c: number, a: number, b: number): void {
-  if (v.pinMax(c, a, b) >= PIN_MAX) {
-    throw new IopfLabError(
-      "ENOMEM",
-      `Cannot pin HVA ${
-        hex(v.start + (c * CHUNK_PAGES + a) * SZ_4K)
-      }: the pin count would overflow`,
-    );
-  }
-}
-
-/**
- * Calls `fn` for each chunk of the pieces with its VMA, the chunk, and the
- * page range [a, b) in it, in address order (a loop, not a generator: it
- * runs on every pin and fault).
- */
-function eachChunk(
-  pieces: Piece[],
-  fn: (v: VmaState, c: number, a: number, b: number) => void,
-): void {
-  for (let k = 0; k < pieces.length; k++) {
-    const { v, p0, p1 } = pieces[k]!;
-    const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-    for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
-      const base = c * CHUNK_PAGES;
-      fn(
-        v,
-        c,
-        Math.max(p0, base) - base,
-        Math.min(p1, base + CHUNK_PAGES) - base,
-      );
-    }
   }
 }
 
