@@ -21,12 +21,20 @@
  *
  * @module
  */
+import { hex, IopfLabError } from "../sim/errors.ts";
+import { SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
 import type { Backing, VmArea } from "./types.ts";
+
+// The public types VmaState refers to, so that this file documents (and
+// `deno doc --lint`s) on its own.
+export type { Backing, VmArea };
 
 /** Pages per chunk. */
 export const CHUNK_PAGES = 512;
 /** Highest pin count of a page. */
 export const PIN_MAX = 0xffff;
+
+const PAGES_PER_1G = SZ_1G / SZ_4K;
 
 /** The page state of one VMA. */
 export class VmaState implements VmArea {
@@ -41,10 +49,15 @@ export class VmaState implements VmArea {
   readonly nChunks: number;
   /** True when pages of this VMA may be swapped out (not hugetlb). */
   readonly swappable: boolean;
+  /** Per chunk: host 2 MiB block number + 1 when mapped by a huge folio, else 0. */
   readonly chunkFrame: Uint32Array;
+  /** Per chunk: populated 4 KiB pages. */
   readonly chunkPop: Uint16Array;
+  /** Per chunk: pages with a pin count above 0. */
   readonly chunkPinned: Uint16Array;
+  /** Per chunk: the pin count of every page while they are all equal. */
   readonly chunkPin: Uint16Array;
+  /** Per chunk: the referenced bit of the reclaim clock. */
   readonly chunkRef: Uint8Array;
   /**
    * PFN + 1 of each 4 KiB page of a chunk. Read it through
@@ -60,6 +73,7 @@ export class VmaState implements VmArea {
   #pfnArr: Uint32Array | undefined = undefined;
   #detC = -1;
   #detArr: Uint16Array | undefined = undefined;
+  /** Per chunk with pages in swap: a 512-bit bitmap of them. */
   readonly swapBits = new Map<number, Uint32Array>();
   /** Populated 4 KiB pages. */
   populated = 0;
@@ -68,6 +82,7 @@ export class VmaState implements VmArea {
   /** Pages in swap. */
   swapped = 0;
 
+  /** An empty VMA of `size` bytes at `start` (checked by the caller). */
   constructor(start: number, size: number, backing: Backing, pageSize: number) {
     this.start = start;
     this.size = size;
@@ -257,4 +272,295 @@ export class VmaState implements VmArea {
     if (bits.every((x) => x === 0)) this.swapBits.delete(c);
     return true;
   }
+}
+
+/**
+ * What {@linkcode zapPages} and {@linkcode freeAllPages} need of the
+ * `HostMemory` the pages came from.
+ */
+export interface PageFrames {
+  /** Frees the page of `pageSize` bytes at `pfn`. */
+  freePage(pfn: number, pageSize: number): void;
+  /** Splits the 2 MiB page at `pfn` into 512 pages of 4 KiB. */
+  splitHugePage(pfn: number): void;
+}
+
+// --- lookups (mm/mmap.c) -----------------------------------------------------
+
+/** Pages [p0, p1) (indices from the VMA start) of one VMA. */
+export interface Piece {
+  /** The VMA. */
+  v: VmaState;
+  /** First page (index from the VMA start). */
+  p0: number;
+  /** One past the last page. */
+  p1: number;
+}
+
+/** find_vma: the VMA of the sorted `vmas` containing `hva`, if any. */
+export function findVma(
+  vmas: readonly VmaState[],
+  hva: number,
+): VmaState | undefined {
+  let lo = 0, hi = vmas.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const v = vmas[mid]!;
+    if (hva < v.start) hi = mid - 1;
+    else if (hva >= v.end) lo = mid + 1;
+    else return v;
+  }
+  return undefined;
+}
+
+/**
+ * Splits the pages of the bytes [hva, hva + size) into per-VMA pieces in
+ * address order; throws `code` if any byte is unmapped (`what` names the
+ * operation in the message).
+ */
+export function resolvePieces(
+  vmas: readonly VmaState[],
+  hva: number,
+  size: number,
+  what: string,
+  code: "EFAULT" | "EINVAL" | "ENOMEM",
+): Piece[] {
+  const lo = Math.floor(hva / SZ_4K) * SZ_4K;
+  const hi = Math.ceil((hva + size) / SZ_4K) * SZ_4K;
+  const v0 = findVma(vmas, lo);
+  if (v0 !== undefined && hi <= v0.end) {
+    // One VMA (the common case): a one-element array, no growth.
+    return [{
+      v: v0,
+      p0: (lo - v0.start) / SZ_4K,
+      p1: (hi - v0.start) / SZ_4K,
+    }];
+  }
+  const pieces: Piece[] = [];
+  let addr = lo;
+  while (addr < hi) {
+    const v = findVma(vmas, addr);
+    if (!v) {
+      throw new IopfLabError(
+        code,
+        `Cannot ${what} HVA range ${hex(hva)}-${hex(hva + size)}: ${
+          hex(addr)
+        } is not mapped`,
+      );
+    }
+    const end = Math.min(hi, v.end);
+    pieces.push({
+      v,
+      p0: (addr - v.start) / SZ_4K,
+      p1: (end - v.start) / SZ_4K,
+    });
+    addr = end;
+  }
+  return pieces;
+}
+
+/** Sum of the VMAs' populated 4 KiB pages. */
+export function populatedPages(vmas: readonly VmaState[]): number {
+  let n = 0;
+  for (let i = 0; i < vmas.length; i++) n += vmas[i]!.populated;
+  return n;
+}
+
+/** Sum of the VMAs' pinned 4 KiB pages. */
+export function pinnedPages(vmas: readonly VmaState[]): number {
+  let n = 0;
+  for (let i = 0; i < vmas.length; i++) n += vmas[i]!.pinned;
+  return n;
+}
+
+// --- per-chunk walks ---------------------------------------------------------
+//
+// Each walks the 2 MiB chunks of pages [p0, p1) of one VMA, with the page
+// range [a, b) of each chunk: plain loops (they run on every pin and fault,
+// so no callback and no closure).
+
+/**
+ * The first page (index from the VMA start) of the first chunk of [p0, p1)
+ * in which pinning once more would overflow a pin count; -1 if none.
+ */
+export function pinOverflowPage(v: VmaState, p0: number, p1: number): number {
+  const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+  for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
+    const base = c * CHUNK_PAGES;
+    const a = Math.max(p0, base) - base;
+    if (v.pinMax(c, a, Math.min(p1, base + CHUNK_PAGES) - base) >= PIN_MAX) {
+      return base + a;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Adds one pin to each page of [p0, p1) (checked by
+ * {@linkcode pinOverflowPage}) and marks the chunks referenced. Returns the
+ * huge folios the range touches (each 2 MiB folio, each 1 GiB folio once).
+ */
+export function pinPages(v: VmaState, p0: number, p1: number): number {
+  let huge = 0;
+  let lastFolio = -1;
+  const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+  for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
+    const base = c * CHUNK_PAGES;
+    v.addPins(
+      c,
+      Math.max(p0, base) - base,
+      Math.min(p1, base + CHUNK_PAGES) - base,
+      1,
+    );
+    v.chunkRef[c] = 1;
+    if (v.chunkFrame[c] !== 0) {
+      if (v.backing === "hugetlb-1g") {
+        const f = Math.floor(c / CHUNK_PAGES);
+        if (f !== lastFolio) huge++;
+        lastFolio = f;
+      } else {
+        huge++;
+      }
+    }
+  }
+  return huge;
+}
+
+/** The first page of [p0, p1) that is not pinned; -1 if all are. */
+export function firstUnpinnedPage(
+  v: VmaState,
+  p0: number,
+  p1: number,
+): number {
+  const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+  for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
+    const base = c * CHUNK_PAGES;
+    const a = Math.max(p0, base) - base;
+    if (v.pinMin(c, a, Math.min(p1, base + CHUNK_PAGES) - base) === 0) {
+      let i = a;
+      while (v.pinOf(base + i) > 0) i++;
+      return base + i;
+    }
+  }
+  return -1;
+}
+
+/** Takes one pin off each page of [p0, p1) (checked by {@linkcode firstUnpinnedPage}). */
+export function unpinPages(v: VmaState, p0: number, p1: number): void {
+  const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+  for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
+    const base = c * CHUNK_PAGES;
+    v.addPins(
+      c,
+      Math.max(p0, base) - base,
+      Math.min(p1, base + CHUNK_PAGES) - base,
+      -1,
+    );
+  }
+}
+
+/** Sets the referenced bit of the chunks of [p0, p1) (a touch). */
+export function markReferenced(v: VmaState, p0: number, p1: number): void {
+  const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+  for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) v.chunkRef[c] = 1;
+}
+
+/**
+ * zap_page_range for MADV_DONTNEED: frees the unpinned pages of [p0, p1) of
+ * v to `host` and drops their swap entries (alignment checked by the
+ * caller). A THP partly covered or partly pinned is split into 4 KiB pages
+ * first; a hugetlb page with a pinned part stays whole.
+ */
+export function zapPages(
+  host: PageFrames,
+  v: VmaState,
+  p0: number,
+  p1: number,
+): void {
+  const c0 = Math.floor(p0 / CHUNK_PAGES);
+  const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+  if (v.backing === "hugetlb-1g") {
+    for (
+      let f = Math.floor(c0 / CHUNK_PAGES);
+      f <= Math.floor(c1 / CHUNK_PAGES);
+      f++
+    ) {
+      const cf = f * CHUNK_PAGES;
+      if (v.chunkFrame[cf] === 0) continue;
+      if (v.chunkPinned.subarray(cf, cf + CHUNK_PAGES).some((x) => x > 0)) {
+        continue;
+      }
+      host.freePage((v.chunkFrame[cf]! - 1) * CHUNK_PAGES, SZ_1G);
+      v.chunkFrame.fill(0, cf, cf + CHUNK_PAGES);
+      v.chunkPop.fill(0, cf, cf + CHUNK_PAGES);
+      v.populated -= PAGES_PER_1G;
+    }
+    return;
+  }
+  for (let c = c0; c <= c1; c++) {
+    const base = c * CHUNK_PAGES;
+    const a = Math.max(p0, base) - base;
+    const b = Math.min(p1, base + CHUNK_PAGES) - base;
+    const f = v.chunkFrame[c]!;
+    if (f !== 0) {
+      const whole = a === 0 && b === CHUNK_PAGES;
+      if (v.chunkPinned[c] === 0 && (whole || v.backing === "hugetlb-2m")) {
+        host.freePage((f - 1) * CHUNK_PAGES, SZ_2M);
+        v.chunkFrame[c] = 0;
+        v.chunkPop[c] = 0;
+        v.populated -= CHUNK_PAGES;
+        continue;
+      }
+      if (v.backing === "hugetlb-2m") continue; // pinned: stays whole
+      // THP partly covered or partly pinned: split into 4 KiB pages.
+      const pfn0 = (f - 1) * CHUNK_PAGES;
+      host.splitHugePage(pfn0);
+      const arr = new Uint32Array(CHUNK_PAGES);
+      for (let i = 0; i < CHUNK_PAGES; i++) arr[i] = pfn0 + i + 1;
+      v.setPfnArray(c, arr);
+      v.chunkFrame[c] = 0;
+    }
+    const arr = v.pfnArray(c);
+    if (arr) {
+      const anyPins = v.chunkPinned[c] !== 0;
+      for (let i = a; i < b; i++) {
+        if (arr[i] === 0 || (anyPins && v.pinOf(base + i) > 0)) continue;
+        host.freePage(arr[i]! - 1, SZ_4K);
+        arr[i] = 0;
+        v.chunkPop[c] = v.chunkPop[c]! - 1;
+        v.populated--;
+      }
+      if (v.chunkPop[c] === 0) v.deletePfnArray(c);
+    }
+    if (v.swapBits.has(c)) {
+      for (let i = a; i < b; i++) v.clearSwapped(c, i);
+    }
+  }
+}
+
+/** Frees every page of v to `host` and drops its swap entries (munmap). */
+export function freeAllPages(host: PageFrames, v: VmaState): void {
+  for (let c = 0; c < v.nChunks; c++) {
+    const f = v.chunkFrame[c]!;
+    if (f !== 0) {
+      if (v.backing === "hugetlb-1g") {
+        if (c % CHUNK_PAGES === 0) {
+          host.freePage((f - 1) * CHUNK_PAGES, SZ_1G);
+        }
+      } else {
+        host.freePage((f - 1) * CHUNK_PAGES, SZ_2M);
+      }
+    }
+  }
+  for (const arr of v.pagePfn.values()) {
+    for (let i = 0; i < CHUNK_PAGES; i++) {
+      if (arr[i] !== 0) host.freePage(arr[i]! - 1, SZ_4K);
+    }
+  }
+  v.chunkFrame.fill(0);
+  v.chunkPop.fill(0);
+  v.clearPfnArrays();
+  v.swapBits.clear();
+  v.populated = 0;
+  v.swapped = 0;
 }

@@ -3,9 +3,14 @@
  * RAM, lazy population, pin_user_pages, locked_vm accounting, reclaim/swap,
  * MADV_DONTNEED, munmap and MMU notifiers.
  *
+ * {@linkcode MmStruct} is the facade. It keeps the VMAs (mmap, munmap,
+ * madvise, exit_mmap, as mm/mmap.c and mm/madvise.c) and locked_vm here and
+ * hands the rest, with the shared state record of `_mm.ts`, to the files
+ * named after mm/'s own: `gup.ts` (pins and population), `vmscan.ts`
+ * (reclaim to swap) and `mmu_notifier.ts`.
+ *
  * @module
  */
-import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import {
   checkAddress,
@@ -21,7 +26,19 @@ import type {
   Shrinker,
   ShrinkerHandle,
 } from "./host_memory.ts";
-import { CHUNK_PAGES, PIN_MAX, VmaState } from "./_vma.ts";
+import { checkCount, MmState } from "./_mm.ts";
+import {
+  findVma,
+  freeAllPages,
+  pinnedPages,
+  populatedPages,
+  resolvePieces,
+  VmaState,
+  zapPages,
+} from "./_vma.ts";
+import { faultInRange, pinUserPages, unpinUserPages } from "./gup.ts";
+import { invalidateRange, registerMmuNotifier } from "./mmu_notifier.ts";
+import { reclaim } from "./vmscan.ts";
 import type {
   Backing,
   MmapOptions,
@@ -43,52 +60,6 @@ export interface MmStructOptions {
 
 /** First HVA `mmap` hands out when no address is given. */
 export const MMAP_BASE = 0x7f00_0000_0000;
-
-const PAGES_PER_1G = SZ_1G / SZ_4K;
-
-interface Piece {
-  v: VmaState;
-  /** First page (index from the VMA start). */
-  p0: number;
-  /** One past the last page. */
-  p1: number;
-}
-
-/** Populated pages an {@linkcode Undo} lists before it switches to a bitmap. */
-const UNDO_LIST_MAX = 32;
-
-/** Undo records kept for reuse once no populate call is in progress. */
-const UNDO_POOL_MAX = 64;
-
-/**
- * Undo record of one chunk (or 1 GiB folio) populated by a populate call in
- * progress. The records live on a stack in the address space and are
- * reused by later calls (no allocation per fault).
- */
-class Undo {
-  v: VmaState | null = null;
-  c = 0;
-  /** A huge folio at c (else 4 KiB pages of chunk c). */
-  huge = false;
-  /**
-   * Pages of chunk c populated as 4 KiB pages, in increasing order: the
-   * first `n` entries while there are at most {@linkcode UNDO_LIST_MAX}
-   * (most calls populate one page). Allocated at the record's first 4 KiB
-   * use and kept when the record is reused.
-   */
-  pages: Int32Array | null = null;
-  n = 0;
-  /** Beyond that, all of them as a bitmap (`pages` is then unused). */
-  bits: Uint32Array | null = null;
-  /** Of those, pages that were swapped in (bitmap), or null if none. */
-  swapIn: Uint32Array | null = null;
-}
-
-interface NotifierEntry {
-  start: number;
-  end: number;
-  ops: MmuNotifierOps;
-}
 
 const PAGE_SIZE_OF: Readonly<Record<Backing, number>> = {
   "4k": SZ_4K,
@@ -135,44 +106,11 @@ export class MmStruct implements Shrinker {
   /** RLIMIT_MEMLOCK in bytes (`Infinity`: unlimited). */
   readonly memlockLimit: number;
   readonly #limitPages: number;
-  readonly #costs: Costs;
-  readonly #vmas: VmaState[] = [];
-  #notifiers: NotifierEntry[] = [];
+  /** The state the parts (gup, vmscan, mmu_notifier) share. */
+  readonly #s: MmState;
   #nextHva = MMAP_BASE;
   #lockedVm = 0;
   #peakLockedVm = 0;
-  #peakPopulated = 0;
-  #peakPinned = 0;
-  #pinRefs = 0;
-  #swapOuts = 0;
-  #swapIns = 0;
-  #faults = 0;
-  /** Incremented before every direct reclaim (cached per-chunk state is then stale). */
-  #reclaimEpoch = 0;
-  #reclaimNs = 0;
-  /** ns and pages of the populate call in progress. */
-  #opNs = 0;
-  #opPages = 0;
-  /** Reclaim clock hand: VMA index and chunk. */
-  #handVma = 0;
-  #handChunk = 0;
-  /** HVA range that reclaim must not touch (the range being populated). */
-  #fenceLo = 0;
-  #fenceHi = 0;
-  #populating = 0;
-  #zapping = 0;
-  /** Undo records of the populate calls in progress: [0, #undoTop) in use. */
-  readonly #undo: Undo[] = [];
-  #undoTop = 0;
-  /** Pages populated by the last {@linkcode #populate} call. */
-  #popPages = 0;
-  /**
-   * The one-piece list pinUserPages reuses (made at the first pin; busy
-   * while a pin uses it). It keeps a reference to the VMA pinned last
-   * until munmap drops it.
-   */
-  #pinPiece: Piece[] | undefined = undefined;
-  #pinPieceBusy = false;
   #shrinker: ShrinkerHandle | undefined;
 
   /** Creates an empty address space and registers it with the host for reclaim. */
@@ -195,7 +133,7 @@ export class MmStruct implements Shrinker {
     this.#limitPages = memlockLimit === Infinity
       ? Infinity
       : Math.floor(memlockLimit / PAGE_SIZE);
-    this.#costs = host.costs;
+    this.#s = new MmState(host);
     this.#shrinker = host.registerShrinker(this);
   }
 
@@ -215,45 +153,45 @@ export class MmStruct implements Shrinker {
    * callers together must hold.
    */
   get pinRefs(): number {
-    return this.#pinRefs;
+    return this.#s.pinRefs;
   }
   /** 4 KiB pages with a pin count above 0. */
   get pinnedPages(): number {
-    return this.#pinnedSum();
+    return pinnedPages(this.#s.vmas);
   }
   /** Highest {@linkcode pinnedPages} seen. */
   get peakPinnedPages(): number {
-    return this.#peakPinned;
+    return this.#s.peakPinned;
   }
   /** Bytes of host RAM backing this address space. */
   get populatedBytes(): number {
-    return this.#populatedSum() * SZ_4K;
+    return populatedPages(this.#s.vmas) * SZ_4K;
   }
   /** Highest {@linkcode populatedBytes} seen. */
   get peakPopulatedBytes(): number {
-    return this.#peakPopulated * SZ_4K;
+    return this.#s.peakPopulated * SZ_4K;
   }
   /** 4 KiB pages written to swap by reclaim (cumulative). */
   get swapOuts(): number {
-    return this.#swapOuts;
+    return this.#s.swapOuts;
   }
   /** 4 KiB pages read back from swap by faults and pins (cumulative). */
   get swapIns(): number {
-    return this.#swapIns;
+    return this.#s.swapIns;
   }
   /** 4 KiB pages currently in swap. */
   get swappedPages(): number {
     let n = 0;
-    for (const v of this.#vmas) n += v.swapped;
+    for (const v of this.#s.vmas) n += v.swapped;
     return n;
   }
   /** Page faults served (one per populated 4 KiB, 2 MiB or 1 GiB page; cumulative). */
   get faults(): number {
-    return this.#faults;
+    return this.#s.faults;
   }
   /** The mappings, sorted by address. */
   get vmas(): readonly VmArea[] {
-    return this.#vmas.map((v) => v.view());
+    return this.#s.vmas.map((v) => v.view());
   }
 
   // --- mappings -------------------------------------------------------------
@@ -312,15 +250,16 @@ export class MmStruct implements Shrinker {
       );
     }
     const v = new VmaState(start, size, backing, pageSize);
-    const i = this.#vmas.findIndex((x) => x.start > start);
-    if (i < 0) this.#vmas.push(v);
-    else this.#vmas.splice(i, 0, v);
+    const vmas = this.#s.vmas;
+    const i = vmas.findIndex((x) => x.start > start);
+    if (i < 0) vmas.push(v);
+    else vmas.splice(i, 0, v);
     return v.view();
   }
 
   /** The mapping containing `hva`, if any. */
   findVma(hva: number): VmArea | undefined {
-    return this.#find(hva)?.view();
+    return findVma(this.#s.vmas, hva)?.view();
   }
 
   /**
@@ -341,7 +280,8 @@ export class MmStruct implements Shrinker {
       throw new IopfLabError("EINVAL", `Cannot munmap ${hex(hva)}: size is 0`);
     }
     const end = hva + size;
-    const victims = this.#vmas.filter((v) => v.start < end && hva < v.end);
+    const s = this.#s;
+    const victims = s.vmas.filter((v) => v.start < end && hva < v.end);
     for (const v of victims) {
       if (v.start < hva || v.end > end) {
         throw new IopfLabError(
@@ -362,12 +302,12 @@ export class MmStruct implements Shrinker {
     }
     let ns = 0;
     for (const v of victims) {
-      ns += this.#invalidate(v.start, v.end, () => {
-        this.#freeAll(v);
-        const i = this.#vmas.indexOf(v);
-        if (i >= 0) this.#vmas.splice(i, 1);
-        if (this.#pinPiece?.[0]?.v === v) this.#pinPiece = undefined;
-        if (this.#handVma >= this.#vmas.length) this.#handVma = 0;
+      ns += invalidateRange(s, v.start, v.end, () => {
+        freeAllPages(s.host, v);
+        const i = s.vmas.indexOf(v);
+        if (i >= 0) s.vmas.splice(i, 1);
+        if (s.pinPiece?.[0]?.v === v) s.pinPiece = undefined;
+        if (s.handVma >= s.vmas.length) s.handVma = 0;
       });
     }
     return ns;
@@ -388,7 +328,8 @@ export class MmStruct implements Shrinker {
     checkAddress(hva, "madvise address", SZ_4K);
     checkAddress(size, "madvise size", SZ_4K);
     if (size === 0) return 0;
-    const pieces = this.#resolve(hva, size, "madvise", "ENOMEM");
+    const s = this.#s;
+    const pieces = resolvePieces(s.vmas, hva, size, "madvise", "ENOMEM");
     for (const { v, p0, p1 } of pieces) {
       const per = v.pageSize / SZ_4K;
       if (
@@ -404,10 +345,11 @@ export class MmStruct implements Shrinker {
     }
     let ns = 0;
     for (const { v, p0, p1 } of pieces) {
-      ns += this.#invalidate(
+      ns += invalidateRange(
+        s,
         v.start + p0 * SZ_4K,
         v.start + p1 * SZ_4K,
-        () => this.#zap(v, p0, p1),
+        () => zapPages(s.host, v, p0, p1),
       );
     }
     return ns;
@@ -428,7 +370,7 @@ export class MmStruct implements Shrinker {
       );
     }
     let ns = 0;
-    for (const v of this.#vmas.slice()) ns += this.munmap(v.start, v.size);
+    for (const v of this.#s.vmas.slice()) ns += this.munmap(v.start, v.size);
     this.#shrinker?.unregister();
     this.#shrinker = undefined;
     return ns;
@@ -445,7 +387,7 @@ export class MmStruct implements Shrinker {
    */
   touch(hva: number, size: number, write = true): number {
     void write;
-    return this.#fault(hva, size, "touch");
+    return faultInRange(this.#s, hva, size, "touch");
   }
 
   /**
@@ -453,7 +395,7 @@ export class MmStruct implements Shrinker {
    * MADV_POPULATE_WRITE); returns the ns it took. Errors as {@linkcode touch}.
    */
   prefault(hva: number, size: number): number {
-    return this.#fault(hva, size, "prefault");
+    return faultInRange(this.#s, hva, size, "prefault");
   }
 
   /**
@@ -468,98 +410,7 @@ export class MmStruct implements Shrinker {
    * folio the range touches, plus the faults.
    */
   pinUserPages(hva: number, npages: number, options: PinOptions): PinResult {
-    checkAddress(hva, "pin address", SZ_4K);
-    checkCount(npages, "pin");
-    const out = options.out;
-    if (out && out.length < npages) {
-      throw new IopfLabError(
-        "EINVAL",
-        `Cannot pin ${npages} pages: the out array holds only ${out.length}`,
-      );
-    }
-    if (npages === 0) return { ns: 0, newlyPopulated: 0, firstPfn: -1 };
-    // One VMA (the usual pin): the reusable one-piece list, unless a pin
-    // further up the stack holds it (a shrinker calling back in).
-    if (!this.#pinPieceBusy) {
-      const v = this.#find(hva);
-      if (v !== undefined && hva + npages * SZ_4K <= v.end) {
-        const p0 = (hva - v.start) / SZ_4K;
-        let one = this.#pinPiece;
-        if (one === undefined) {
-          one = this.#pinPiece = [{ v, p0, p1: p0 + npages }];
-        } else {
-          const piece = one[0]!;
-          piece.v = v;
-          piece.p0 = p0;
-          piece.p1 = p0 + npages;
-        }
-        this.#pinPieceBusy = true;
-        try {
-          return this.#pinPieces(one, npages, out);
-        } finally {
-          this.#pinPieceBusy = false;
-        }
-      }
-    }
-    const pieces = this.#resolve(hva, npages * SZ_4K, "pin", "EFAULT");
-    return this.#pinPieces(pieces, npages, out);
-  }
-
-  /** pinUserPages of the resolved `pieces` (the checked range). */
-  #pinPieces(
-    pieces: Piece[],
-    npages: number,
-    out: Float64Array | undefined,
-  ): PinResult {
-    eachChunk(pieces, checkPinOverflow);
-    const k = this.#costs;
-    let ns = this.#populate(pieces, "pin");
-    const newlyPopulated = this.#popPages;
-    ns += k["mm.pinCall"] + k["mm.pinPer4k"] * npages;
-    let huge = 0;
-    let lastGiga: VmaState | undefined;
-    let lastFolio = -1;
-    // eachChunk inline: this runs on every pin (a closure would be allocated).
-    for (let q = 0; q < pieces.length; q++) {
-      const { v, p0, p1 } = pieces[q]!;
-      const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-      for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
-        const base = c * CHUNK_PAGES;
-        v.addPins(
-          c,
-          Math.max(p0, base) - base,
-          Math.min(p1, base + CHUNK_PAGES) - base,
-          1,
-        );
-        v.chunkRef[c] = 1;
-        if (v.chunkFrame[c] !== 0) {
-          if (v.backing === "hugetlb-1g") {
-            const f = Math.floor(c / CHUNK_PAGES);
-            if (v !== lastGiga || f !== lastFolio) huge++;
-            lastGiga = v;
-            lastFolio = f;
-          } else {
-            huge++;
-          }
-        }
-      }
-    }
-    ns += k["mm.pinPerHuge"] * huge;
-    this.#pinRefs += npages;
-    const pinned = this.#pinnedSum();
-    if (pinned > this.#peakPinned) this.#peakPinned = pinned;
-    let firstPfn: number;
-    if (out) {
-      let j = 0;
-      for (let q = 0; q < pieces.length; q++) {
-        const { v, p0, p1 } = pieces[q]!;
-        for (let p = p0; p < p1; p++) out[j++] = v.pfnOf(p);
-      }
-      firstPfn = out[0]!; // the page at hva
-    } else {
-      firstPfn = pieces[0]!.v.pfnOf(pieces[0]!.p0);
-    }
-    return { ns, newlyPopulated, firstPfn };
+    return pinUserPages(this.#s, hva, npages, options);
   }
 
   /**
@@ -568,27 +419,7 @@ export class MmStruct implements Shrinker {
    * mapped. Returns the ns (`mm.unpinPer4k` per page).
    */
   unpinUserPages(hva: number, npages: number): number {
-    checkAddress(hva, "unpin address", SZ_4K);
-    checkCount(npages, "unpin");
-    if (npages === 0) return 0;
-    const pieces = this.#resolve(hva, npages * SZ_4K, "unpin", "EINVAL");
-    eachChunk(pieces, (v, c, a, b) => {
-      if (v.pinMin(c, a, b) === 0) {
-        let i = a;
-        while (v.pinOf(c * CHUNK_PAGES + i) > 0) i++;
-        throw new IopfLabError(
-          "EINVAL",
-          `Cannot unpin ${npages} pages at ${hex(hva)}: the page at ${
-            hex(v.start + (c * CHUNK_PAGES + i) * SZ_4K)
-          } is not pinned`,
-        );
-      }
-    });
-    eachChunk(pieces, (v, c, a, b) => {
-      v.addPins(c, a, b, -1);
-    });
-    this.#pinRefs -= npages;
-    return this.#costs["mm.unpinPer4k"] * npages;
+    return unpinUserPages(this.#s, hva, npages);
   }
 
   /**
@@ -622,13 +453,13 @@ export class MmStruct implements Shrinker {
 
   /** PFN of the page containing `hva`, or -1 when not mapped or not populated. */
   hvaToPfn(hva: number): number {
-    const v = this.#find(hva);
+    const v = findVma(this.#s.vmas, hva);
     return v ? v.pfnOf(Math.floor((hva - v.start) / SZ_4K)) : -1;
   }
 
   /** Pin count of the page containing `hva` (0 when not mapped). */
   pinCount(hva: number): number {
-    const v = this.#find(hva);
+    const v = findVma(this.#s.vmas, hva);
     return v ? v.pinOf(Math.floor((hva - v.start) / SZ_4K)) : 0;
   }
 
@@ -645,23 +476,7 @@ export class MmStruct implements Shrinker {
     size: number,
     ops: MmuNotifierOps,
   ): MmuNotifier {
-    checkAddress(start, "notifier start");
-    checkAddress(size, "notifier size");
-    if (size === 0) {
-      throw new IopfLabError(
-        "EINVAL",
-        `Cannot register an MMU notifier at ${hex(start)}: size is 0`,
-      );
-    }
-    const entry: NotifierEntry = { start, end: start + size, ops };
-    this.#notifiers = [...this.#notifiers, entry];
-    return {
-      start,
-      size,
-      unregister: () => {
-        this.#notifiers = this.#notifiers.filter((e) => e !== entry);
-      },
-    };
+    return registerMmuNotifier(this.#s, start, size, ops);
   }
 
   /**
@@ -682,44 +497,14 @@ export class MmStruct implements Shrinker {
    * callback, it reclaims nothing.
    */
   reclaim(npages: number): ReclaimResult {
-    if (this.#zapping > 0 || !(npages > 0)) return { reclaimed: 0, ns: 0 };
-    let candidates = 0;
-    let chunks = 0;
-    for (const v of this.#vmas) {
-      if (!v.swappable) continue;
-      candidates += v.populated - v.pinned;
-      chunks += v.nChunks;
-    }
-    if (candidates === 0) return { reclaimed: 0, ns: 0 };
-    this.#reclaimNs = 0;
-    let reclaimed = 0;
-    let budget = 2 * (chunks + this.#vmas.length) + 2;
-    while (reclaimed < npages && budget-- > 0) {
-      if (this.#handVma >= this.#vmas.length) {
-        this.#handVma = 0;
-        this.#handChunk = 0;
-      }
-      const v = this.#vmas[this.#handVma]!;
-      const c = this.#handChunk;
-      if (v.swappable && c < v.nChunks && v.chunkPop[c]! > 0) {
-        if (v.chunkRef[c] === 1) v.chunkRef[c] = 0;
-        else reclaimed += this.#reclaimChunk(v, c, npages - reclaimed);
-      }
-      if (reclaimed >= npages) break;
-      if (!v.swappable || c + 1 >= v.nChunks) {
-        this.#handVma++;
-        this.#handChunk = 0;
-      } else {
-        this.#handChunk = c + 1;
-      }
-    }
-    return { reclaimed, ns: this.#reclaimNs };
+    return reclaim(this.#s, npages);
   }
 
   // --- internals -------------------------------------------------------------
 
   #checkNotBusy(what: string): void {
-    if (this.#populating > 0 || this.#zapping > 0) {
+    const s = this.#s;
+    if (s.populating > 0 || s.zapping > 0) {
       throw new IopfLabError(
         "EBUSY",
         `Cannot ${what} from inside a fault or an MMU notifier callback of the same address space`,
@@ -727,535 +512,8 @@ export class MmStruct implements Shrinker {
     }
   }
 
-  #find(hva: number): VmaState | undefined {
-    const a = this.#vmas;
-    let lo = 0, hi = a.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = a[mid]!;
-      if (hva < v.start) hi = mid - 1;
-      else if (hva >= v.end) lo = mid + 1;
-      else return v;
-    }
-    return undefined;
-  }
-
   #overlapping(start: number, end: number): VmaState | undefined {
-    return this.#vmas.find((v) => v.start < end && start < v.end);
-  }
-
-  /** Splits the pages of the bytes [hva, hva + size) into per-VMA pieces; `code` if any byte is unmapped. */
-  #resolve(
-    hva: number,
-    size: number,
-    what: string,
-    code: "EFAULT" | "EINVAL" | "ENOMEM",
-  ): Piece[] {
-    const lo = Math.floor(hva / SZ_4K) * SZ_4K;
-    const hi = Math.ceil((hva + size) / SZ_4K) * SZ_4K;
-    const v0 = this.#find(lo);
-    if (v0 !== undefined && hi <= v0.end) {
-      // One VMA (the common case): a one-element array, no growth.
-      return [{
-        v: v0,
-        p0: (lo - v0.start) / SZ_4K,
-        p1: (hi - v0.start) / SZ_4K,
-      }];
-    }
-    const pieces: Piece[] = [];
-    let addr = lo;
-    while (addr < hi) {
-      const v = this.#find(addr);
-      if (!v) {
-        throw new IopfLabError(
-          code,
-          `Cannot ${what} HVA range ${hex(hva)}-${hex(hva + size)}: ${
-            hex(addr)
-          } is not mapped`,
-        );
-      }
-      const end = Math.min(hi, v.end);
-      pieces.push({
-        v,
-        p0: (addr - v.start) / SZ_4K,
-        p1: (end - v.start) / SZ_4K,
-      });
-      addr = end;
-    }
-    return pieces;
-  }
-
-  #fault(hva: number, size: number, what: string): number {
-    checkAddress(hva, `${what} address`);
-    checkAddress(size, `${what} size`);
-    if (size === 0) return 0;
-    const pieces = this.#resolve(hva, size, what, "EFAULT");
-    const ns = this.#populate(pieces, what);
-    eachChunk(pieces, (v, c) => {
-      v.chunkRef[c] = 1;
-    });
-    return ns;
-  }
-
-  /** Allocates a page, with one direct-reclaim retry when the host allows it; -1 on failure. */
-  #alloc(size: number, reclaim: boolean): number {
-    const host = this.host;
-    let pfn = host.tryAllocPage(size);
-    if (pfn < 0 && reclaim && host.directReclaim) {
-      this.#reclaimEpoch++;
-      this.#opNs += host.reclaim(size / SZ_4K).ns;
-      pfn = host.tryAllocPage(size);
-    }
-    return pfn;
-  }
-
-  /**
-   * Faults in every unpopulated page of the pieces; returns the ns (and
-   * leaves the pages populated in `#popPages`). On ENOMEM everything this
-   * call populated is freed again and ENOMEM thrown.
-   */
-  #populate(pieces: Piece[], what: string): number {
-    const first = pieces[0]!;
-    const last = pieces[pieces.length - 1]!;
-    const saveLo = this.#fenceLo, saveHi = this.#fenceHi;
-    this.#fenceLo = first.v.start + first.p0 * SZ_4K;
-    this.#fenceHi = last.v.start + last.p1 * SZ_4K;
-    const saveNs = this.#opNs, savePages = this.#opPages;
-    this.#opNs = 0;
-    this.#opPages = 0;
-    this.#populating++;
-    const undoBase = this.#undoTop;
-    try {
-      for (let q = 0; q < pieces.length; q++) {
-        const piece = pieces[q]!;
-        const failedAt = this.#populatePiece(piece);
-        if (failedAt >= 0) {
-          this.#rollback(undoBase);
-          const { v } = piece;
-          throw new IopfLabError(
-            "ENOMEM",
-            `Cannot ${what} HVA ${
-              hex(v.start + failedAt * SZ_4K)
-            }: out of host memory (${
-              hex(v.pageSize)
-            }-byte ${v.backing} page, ${this.host.freeBytes} bytes free)`,
-          );
-        }
-      }
-      const populated = this.#populatedSum();
-      if (populated > this.#peakPopulated) this.#peakPopulated = populated;
-      this.#popPages = this.#opPages;
-      return this.#opNs;
-    } finally {
-      // Release this call's undo records (dropping their VMA references).
-      for (let u = undoBase; u < this.#undoTop; u++) this.#undo[u]!.v = null;
-      this.#undoTop = undoBase;
-      // A huge populate (a prefaulted guest) leaves no big pool behind.
-      if (undoBase === 0 && this.#undo.length > UNDO_POOL_MAX) {
-        this.#undo.length = UNDO_POOL_MAX;
-      }
-      this.#populating--;
-      this.#fenceLo = saveLo;
-      this.#fenceHi = saveHi;
-      this.#opNs = saveNs;
-      this.#opPages = savePages;
-    }
-  }
-
-  /** Pushes an undo record for chunk (or 1 GiB folio) c of v. */
-  #undoPush(v: VmaState, c: number, huge: boolean): Undo {
-    let u = this.#undo[this.#undoTop];
-    if (u === undefined) {
-      u = new Undo();
-      this.#undo.push(u);
-    }
-    this.#undoTop++;
-    u.v = v;
-    u.c = c;
-    u.huge = huge;
-    u.n = 0;
-    u.bits = null;
-    u.swapIn = null;
-    return u;
-  }
-
-  /** Sum of the VMAs' populated 4 KiB pages. */
-  #populatedSum(): number {
-    const vmas = this.#vmas;
-    let n = 0;
-    for (let i = 0; i < vmas.length; i++) n += vmas[i]!.populated;
-    return n;
-  }
-
-  /** Sum of the VMAs' pinned 4 KiB pages. */
-  #pinnedSum(): number {
-    const vmas = this.#vmas;
-    let n = 0;
-    for (let i = 0; i < vmas.length; i++) n += vmas[i]!.pinned;
-    return n;
-  }
-
-  /** Populates one piece; returns -1, or the page index where memory ran out. */
-  #populatePiece(piece: Piece): number {
-    const { v, p0, p1 } = piece;
-    const k = this.#costs;
-    const zero = k["mm.zeroPer4k"], fault = k["mm.faultOverhead"];
-    const c0 = Math.floor(p0 / CHUNK_PAGES);
-    const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-    if (v.backing === "hugetlb-1g") {
-      for (
-        let f = Math.floor(c0 / CHUNK_PAGES);
-        f <= Math.floor(c1 / CHUNK_PAGES);
-        f++
-      ) {
-        const cf = f * CHUNK_PAGES;
-        if (v.chunkFrame[cf] !== 0) continue;
-        const pfn = this.#alloc(SZ_1G, true);
-        if (pfn < 0) return Math.max(p0, cf * CHUNK_PAGES);
-        const block = pfn / CHUNK_PAGES;
-        for (let j = 0; j < CHUNK_PAGES; j++) {
-          v.chunkFrame[cf + j] = block + j + 1;
-          v.chunkPop[cf + j] = CHUNK_PAGES;
-        }
-        v.populated += PAGES_PER_1G;
-        this.#opPages += PAGES_PER_1G;
-        this.#faults++;
-        this.#undoPush(v, cf, true);
-        this.#opNs += fault + zero * PAGES_PER_1G;
-      }
-      return -1;
-    }
-    const swapIn = k["mm.swapInPer4k"];
-    for (let c = c0; c <= c1; c++) {
-      if (v.chunkFrame[c] !== 0) continue;
-      const base = c * CHUNK_PAGES;
-      const a = Math.max(p0, base) - base;
-      const b = Math.min(p1, base + CHUNK_PAGES) - base;
-      if (
-        v.backing === "hugetlb-2m" || (
-          v.backing === "thp" && v.chunkPop[c] === 0 &&
-          v.validPages(c) === CHUNK_PAGES &&
-          !v.swapBits.has(c)
-        )
-      ) {
-        const hugetlb = v.backing === "hugetlb-2m";
-        // A THP fault does not reclaim for a huge page: it falls back to 4 KiB.
-        const pfn = this.#alloc(SZ_2M, hugetlb);
-        if (pfn >= 0) {
-          v.chunkFrame[c] = pfn / CHUNK_PAGES + 1;
-          v.chunkPop[c] = CHUNK_PAGES;
-          v.populated += CHUNK_PAGES;
-          this.#opPages += CHUNK_PAGES;
-          this.#faults++;
-          this.#undoPush(v, c, true);
-          this.#opNs += fault + zero * CHUNK_PAGES;
-          continue;
-        }
-        if (hugetlb) return base + a;
-      }
-      // 4 KiB pages. The chunk's PFN array and swap bitmap are looked up
-      // once, and again only after a direct reclaim (which may drop or
-      // create them) or a swap-in (which may drop the bitmap).
-      let entry: Undo | undefined;
-      let epoch = this.#reclaimEpoch;
-      let arr = v.pfnArray(c);
-      // No page of the VMA in swap: no bitmap to look up.
-      let swapped = v.swapped === 0 ? undefined : v.swapBits.get(c);
-      for (let i = a; i < b; i++) {
-        if (arr && arr[i] !== 0) continue;
-        const pfn = this.#alloc(SZ_4K, true);
-        if (pfn < 0) return base + i;
-        if (epoch !== this.#reclaimEpoch) {
-          epoch = this.#reclaimEpoch;
-          arr = v.pfnArray(c); // direct reclaim may have dropped it
-          swapped = v.swapBits.get(c);
-        }
-        if (!arr) {
-          arr = new Uint32Array(CHUNK_PAGES);
-          v.setPfnArray(c, arr);
-        }
-        arr[i] = pfn + 1;
-        v.chunkPop[c] = v.chunkPop[c]! + 1;
-        v.populated++;
-        this.#opPages++;
-        this.#faults++;
-        if (!entry) {
-          entry = this.#undoPush(v, c, false);
-          entry.pages ??= new Int32Array(UNDO_LIST_MAX);
-        }
-        if (entry.bits) {
-          entry.bits[i >>> 5] = entry.bits[i >>> 5]! | (1 << (i & 31));
-        } else if (entry.n < UNDO_LIST_MAX) {
-          entry.pages![entry.n++] = i;
-        } else {
-          const bits = new Uint32Array(CHUNK_PAGES / 32);
-          for (let k = 0; k < entry.n; k++) {
-            const j = entry.pages![k]!;
-            bits[j >>> 5] = bits[j >>> 5]! | (1 << (j & 31));
-          }
-          bits[i >>> 5] = bits[i >>> 5]! | (1 << (i & 31));
-          entry.bits = bits;
-        }
-        if (swapped !== undefined && v.clearSwapped(c, i)) {
-          swapped = v.swapBits.get(c);
-          this.#swapIns++;
-          entry.swapIn ??= new Uint32Array(CHUNK_PAGES / 32);
-          entry.swapIn[i >>> 5] = entry.swapIn[i >>> 5]! | (1 << (i & 31));
-          this.#opNs += fault + swapIn;
-        } else {
-          this.#opNs += fault + zero;
-        }
-      }
-    }
-    return -1;
-  }
-
-  /** Frees what the undo records from `base` up populated, newest first. */
-  #rollback(base: number): void {
-    const host = this.host;
-    for (let u = this.#undoTop - 1; u >= base; u--) {
-      const { c, huge, pages, n: listed, bits, swapIn } = this.#undo[u]!;
-      const v = this.#undo[u]!.v!;
-      if (huge) {
-        const n = v.backing === "hugetlb-1g" ? CHUNK_PAGES : 1;
-        host.freePage(
-          (v.chunkFrame[c]! - 1) * CHUNK_PAGES,
-          n === 1 ? SZ_2M : SZ_1G,
-        );
-        v.chunkFrame.fill(0, c, c + n);
-        v.chunkPop.fill(0, c, c + n);
-        v.populated -= n * CHUNK_PAGES;
-        this.#faults--;
-        continue;
-      }
-      const arr = v.pfnArray(c)!;
-      const free = (i: number) => {
-        host.freePage(arr[i]! - 1, SZ_4K);
-        arr[i] = 0;
-        v.chunkPop[c] = v.chunkPop[c]! - 1;
-        v.populated--;
-        this.#faults--;
-        if (swapIn && (swapIn[i >>> 5]! & (1 << (i & 31))) !== 0) {
-          v.setSwapped(c, i);
-          this.#swapIns--;
-        }
-      };
-      // In increasing page order either way.
-      if (bits) {
-        for (let i = 0; i < CHUNK_PAGES; i++) {
-          if ((bits[i >>> 5]! & (1 << (i & 31))) !== 0) free(i);
-        }
-      } else {
-        for (let k = 0; k < listed; k++) free(pages![k]!);
-      }
-      if (v.chunkPop[c] === 0) v.deletePfnArray(c);
-    }
-  }
-
-  /** Calls the overlapping notifiers' start, runs `body`, then their end; returns the ns. */
-  #invalidate(start: number, end: number, body: () => void): number {
-    const call = this.#costs["mm.notifierCall"];
-    const list = this.#notifiers.filter((n) => n.start < end && start < n.end);
-    let ns = 0;
-    this.#zapping++;
-    try {
-      for (const n of list) {
-        ns += call + (n.ops.invalidateRangeStart(start, end) ?? 0);
-      }
-      body();
-      for (const n of list) {
-        ns += call + (n.ops.invalidateRangeEnd(start, end) ?? 0);
-      }
-    } finally {
-      this.#zapping--;
-    }
-    return ns;
-  }
-
-  #fenced(lo: number, hi: number): boolean {
-    return this.#fenceHi > lo && hi > this.#fenceLo;
-  }
-
-  /** Reclaims up to `need` pages of chunk c (a whole THP counts 512); returns pages freed. */
-  #reclaimChunk(v: VmaState, c: number, need: number): number {
-    const per = this.#costs["mm.reclaimPer4k"];
-    const base = v.start + c * SZ_2M;
-    let got = 0;
-    if (v.chunkFrame[c] !== 0) {
-      if (v.chunkPinned[c]! > 0 || this.#fenced(base, base + SZ_2M)) return 0;
-      this.#reclaimNs += this.#invalidate(base, base + SZ_2M, () => {
-        const f = v.chunkFrame[c]!;
-        if (f === 0 || v.chunkPinned[c]! > 0) return;
-        this.host.freePage((f - 1) * CHUNK_PAGES, SZ_2M);
-        v.chunkFrame[c] = 0;
-        v.chunkPop[c] = 0;
-        v.populated -= CHUNK_PAGES;
-        for (let i = 0; i < CHUNK_PAGES; i++) v.setSwapped(c, i);
-        got = CHUNK_PAGES;
-      });
-    } else {
-      const valid = v.validPages(c);
-      for (let i = 0; i < valid && got < need; i++) {
-        const arr = v.pfnArray(c);
-        if (!arr) break;
-        if (arr[i] === 0) continue;
-        const p = c * CHUNK_PAGES + i;
-        if (v.chunkPinned[c] !== 0 && v.pinOf(p) > 0) continue;
-        const hva = base + i * SZ_4K;
-        if (this.#fenced(hva, hva + SZ_4K)) continue;
-        this.#reclaimNs += this.#invalidate(hva, hva + SZ_4K, () => {
-          const now = v.pfnArray(c);
-          if (!now || now[i] === 0 || v.pinOf(p) > 0) return;
-          this.host.freePage(now[i]! - 1, SZ_4K);
-          now[i] = 0;
-          v.populated--;
-          v.chunkPop[c] = v.chunkPop[c]! - 1;
-          if (v.chunkPop[c] === 0) v.deletePfnArray(c);
-          v.setSwapped(c, i);
-          got++;
-        });
-      }
-    }
-    this.#swapOuts += got;
-    this.#reclaimNs += per * got;
-    return got;
-  }
-
-  /** MADV_DONTNEED of pages [p0, p1) of v (alignment checked by the caller). */
-  #zap(v: VmaState, p0: number, p1: number): void {
-    const host = this.host;
-    const c0 = Math.floor(p0 / CHUNK_PAGES);
-    const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-    if (v.backing === "hugetlb-1g") {
-      for (
-        let f = Math.floor(c0 / CHUNK_PAGES);
-        f <= Math.floor(c1 / CHUNK_PAGES);
-        f++
-      ) {
-        const cf = f * CHUNK_PAGES;
-        if (v.chunkFrame[cf] === 0) continue;
-        if (v.chunkPinned.subarray(cf, cf + CHUNK_PAGES).some((x) => x > 0)) {
-          continue;
-        }
-        host.freePage((v.chunkFrame[cf]! - 1) * CHUNK_PAGES, SZ_1G);
-        v.chunkFrame.fill(0, cf, cf + CHUNK_PAGES);
-        v.chunkPop.fill(0, cf, cf + CHUNK_PAGES);
-        v.populated -= PAGES_PER_1G;
-      }
-      return;
-    }
-    for (let c = c0; c <= c1; c++) {
-      const base = c * CHUNK_PAGES;
-      const a = Math.max(p0, base) - base;
-      const b = Math.min(p1, base + CHUNK_PAGES) - base;
-      const f = v.chunkFrame[c]!;
-      if (f !== 0) {
-        const whole = a === 0 && b === CHUNK_PAGES;
-        if (v.chunkPinned[c] === 0 && (whole || v.backing === "hugetlb-2m")) {
-          host.freePage((f - 1) * CHUNK_PAGES, SZ_2M);
-          v.chunkFrame[c] = 0;
-          v.chunkPop[c] = 0;
-          v.populated -= CHUNK_PAGES;
-          continue;
-        }
-        if (v.backing === "hugetlb-2m") continue; // pinned: stays whole
-        // THP partly covered or partly pinned: split into 4 KiB pages.
-        const pfn0 = (f - 1) * CHUNK_PAGES;
-        host.splitHugePage(pfn0);
-        const arr = new Uint32Array(CHUNK_PAGES);
-        for (let i = 0; i < CHUNK_PAGES; i++) arr[i] = pfn0 + i + 1;
-        v.setPfnArray(c, arr);
-        v.chunkFrame[c] = 0;
-      }
-      const arr = v.pfnArray(c);
-      if (arr) {
-        const anyPins = v.chunkPinned[c] !== 0;
-        for (let i = a; i < b; i++) {
-          if (arr[i] === 0 || (anyPins && v.pinOf(base + i) > 0)) continue;
-          host.freePage(arr[i]! - 1, SZ_4K);
-          arr[i] = 0;
-          v.chunkPop[c] = v.chunkPop[c]! - 1;
-          v.populated--;
-        }
-        if (v.chunkPop[c] === 0) v.deletePfnArray(c);
-      }
-      if (v.swapBits.has(c)) {
-        for (let i = a; i < b; i++) v.clearSwapped(c, i);
-      }
-    }
-  }
-
-  /** Frees every page of v and drops its swap entries (munmap). */
-  #freeAll(v: VmaState): void {
-    const host = this.host;
-    for (let c = 0; c < v.nChunks; c++) {
-      const f = v.chunkFrame[c]!;
-      if (f !== 0) {
-        if (v.backing === "hugetlb-1g") {
-          if (c % CHUNK_PAGES === 0) {
-            host.freePage((f - 1) * CHUNK_PAGES, SZ_1G);
-          }
-        } else {
-          host.freePage((f - 1) * CHUNK_PAGES, SZ_2M);
-        }
-      }
-    }
-    for (const arr of v.pagePfn.values()) {
-      for (let i = 0; i < CHUNK_PAGES; i++) {
-        if (arr[i] !== 0) host.freePage(arr[i]! - 1, SZ_4K);
-      }
-    }
-    v.chunkFrame.fill(0);
-    v.chunkPop.fill(0);
-    v.clearPfnArrays();
-    v.swapBits.clear();
-    v.populated = 0;
-    v.swapped = 0;
-  }
-}
-
-/** ENOMEM if pinning pages [a, b) of chunk c once more would overflow a pin count. */
-function checkPinOverflow(v: VmaState, c: number, a: number, b: number): void {
-  if (v.pinMax(c, a, b) >= PIN_MAX) {
-    throw new IopfLabError(
-      "ENOMEM",
-      `Cannot pin HVA ${
-        hex(v.start + (c * CHUNK_PAGES + a) * SZ_4K)
-      }: the pin count would overflow`,
-    );
-  }
-}
-
-/**
- * Calls `fn` for each chunk of the pieces with its VMA, the chunk, and the
- * page range [a, b) in it, in address order (a loop, not a generator: it
- * runs on every pin and fault).
- */
-function eachChunk(
-  pieces: Piece[],
-  fn: (v: VmaState, c: number, a: number, b: number) => void,
-): void {
-  for (let k = 0; k < pieces.length; k++) {
-    const { v, p0, p1 } = pieces[k]!;
-    const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
-    for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
-      const base = c * CHUNK_PAGES;
-      fn(
-        v,
-        c,
-        Math.max(p0, base) - base,
-        Math.min(p1, base + CHUNK_PAGES) - base,
-      );
-    }
-  }
-}
-
-function checkCount(n: number, what: string): void {
-  if (!Number.isInteger(n) || n < 0 || n > MAX_ADDRESS / SZ_4K) {
-    throw new IopfLabError(
-      "EINVAL",
-      `Cannot ${what} ${String(n)} pages: not a whole number of pages`,
-    );
+    return this.#s.vmas.find((v) => v.start < end && start < v.end);
   }
 }
 
