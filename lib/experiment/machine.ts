@@ -32,7 +32,8 @@ import {
 import { IommuCore } from "../iommu/mod.ts";
 import type { IommuDevice } from "../iommu/types.ts";
 import { HostMemory, MmStruct } from "../mm/mod.ts";
-import { PciDevice, PlatformDevice } from "../pci/mod.ts";
+import { PlatformDevice } from "../device/mod.ts";
+import { PciDevice } from "../pci/mod.ts";
 import { type Costs, loadCostProfile } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Rng } from "../sim/rng.ts";
