@@ -22,9 +22,10 @@ import {
   DmaEngine,
   type DmaError,
   DmaMaster,
+  type DmaStats,
   type Transfer,
 } from "../device/dma_engine.ts";
-import { Atc } from "./atc.ts";
+import { Atc, type AtcHit } from "./atc.ts";
 import { PRI_CTRL_ENABLE, PriCapability } from "./pri.ts";
 
 const PAGE = 4096;
@@ -121,6 +122,10 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
   /** The ATC (undefined without ATS). */
   readonly atc: Atc | undefined;
   readonly #engine: DmaEngine;
+  /** The engine's counters, without the base class's getter on the hot path. */
+  readonly #stats: DmaStats;
+  /** Scratch record of the ATC lookups. */
+  readonly #atcHit: AtcHit = { prot: 0 };
   readonly #sim: Simulator;
   readonly #smmu: Smmu;
   readonly #cAtcLookup: number;
@@ -175,6 +180,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
     const engine = new DmaEngine(sim, options);
     super(engine);
     this.#engine = engine;
+    this.#stats = engine.stats;
     this.#sim = sim;
     this.#smmu = options.smmu;
     const c = options.costs;
@@ -306,7 +312,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
    * the Invalidation Completion.
    */
   atcInvalidateBlocking(ssid: number, addr: number, log2Pages: number): number {
-    this.stats.atcInvalidations++;
+    this.#stats.atcInvalidations++;
     this.#atcGen++;
     this.atc?.invalidate(ssid, addr, log2Pages);
     return this.#cAtcInv;
@@ -318,7 +324,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
   #bind(t: Transfer): void {
     t.sendAts = () => {
       t.atsReq.iova = t.cur;
-      this.stats.atsRequests++;
+      this.#stats.atsRequests++;
       this.#smmu.atsTranslate(t.atsReq, t.onAts);
     };
     t.onAts = (r: AtsResult) => {
@@ -339,27 +345,27 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
         return;
       }
       if (r.unsupported) {
-        this.stats.faults++;
+        this.#stats.faults++;
         this.#engine.finish(t, "unsupported");
         return;
       }
-      this.stats.faults++;
+      this.#stats.faults++;
       if (t.faultAt < 0) t.faultAt = this.#sim.now;
       this.#pageRequest(t);
     };
   }
 
   #atsPage(t: Transfer): void {
-    const pa = this.atc!.lookup(t.pasid, t.cur);
+    const hit = this.#atcHit;
+    const pa = this.atc!.lookupInto(t.pasid, t.cur, hit);
     if (pa >= 0) {
-      const prot = this.atc!.lastProt;
-      if ((prot & (t.write ? PROT_WRITE : PROT_READ)) !== 0) {
-        this.stats.atcHits++;
+      if ((hit.prot & (t.write ? PROT_WRITE : PROT_READ)) !== 0) {
+        this.#stats.atcHits++;
         this.#engine.access(t, pa, this.#cAtcLookup);
         return;
       }
     }
-    this.stats.atcMisses++;
+    this.#stats.atcMisses++;
     t.atcGen = this.#atcGen;
     this.#sim.after(this.#cAtcLookup + this.#cAts, t.sendAts);
   }
@@ -385,7 +391,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
       pri.allocation,
     );
     if (pri.outstanding + k > pri.allocation || this.#groups >= PRG_INDEXES) {
-      this.stats.creditWaits++;
+      this.#stats.creditWaits++;
       this.#waiters.push(t);
       return;
     }
@@ -397,11 +403,11 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
     this.#groupPasid[idx] = t.pasid;
     this.#groups++;
     pri.outstanding += k;
-    if (pri.outstanding > this.stats.maxOutstanding) {
-      this.stats.maxOutstanding = pri.outstanding;
+    if (pri.outstanding > this.#stats.maxOutstanding) {
+      this.#stats.maxOutstanding = pri.outstanding;
     }
-    this.stats.pageRequests += k;
-    this.stats.pageRequestGroups++;
+    this.#stats.pageRequests += k;
+    this.#stats.pageRequestGroups++;
     const g = this.#groupMsgs.pop() ?? this.#newGroupMsg();
     g.pasid = t.pasid;
     g.write = t.write;
@@ -451,7 +457,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
       (pri.pasidRequired && this.#groupPasid[idx]! >= 0 &&
         ssid !== this.#groupPasid[idx])
     ) {
-      this.stats.unexpectedResponses++;
+      this.#stats.unexpectedResponses++;
       pri?.markUnexpectedIndex();
       return;
     }
@@ -459,15 +465,15 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
     this.#groups--;
     pri.outstanding -= this.#groupPages[idx]!;
     if (code === PRG_RESP_SUCCESS) {
-      this.stats.prgResponses.success++;
-      this.stats.retries++;
+      this.#stats.prgResponses.success++;
+      this.#stats.retries++;
       t.priRetries++;
       t.step();
     } else if (code === PRG_RESP_INVALID) {
-      this.stats.prgResponses.invalid++;
+      this.#stats.prgResponses.invalid++;
       this.#engine.finish(t, "invalid");
     } else {
-      this.stats.prgResponses.failure++;
+      this.#stats.prgResponses.failure++;
       pri.markResponseFailure();
       this.#engine.finish(t, "response-failure");
     }
