@@ -56,7 +56,7 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE,
   VfioContainer,
 } from "../vfio/mod.ts";
-import type { DmaContext, DmaOp, DmaResult } from "../workload/types.ts";
+import type { DmaContext, DmaOp, TransferResult } from "../workload/types.ts";
 import { GuestRamAllocator } from "../workload/guest_ram.ts";
 import type { Scenario } from "./scenario.ts";
 
@@ -471,7 +471,7 @@ export function dmaContext(
       }
       guest.dmaUnmap({ iova, size: pages(size) }, done);
     },
-    dma(op: DmaOp, done: (r: DmaResult) => void) {
+    dma(op: DmaOp, done: (r: TransferResult) => void) {
       // A stream is one of the device's independent DMA queues, all in the
       // function's one address space (no PASID): the VM's domain.
       vm.device.dma(
