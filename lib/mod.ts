@@ -8,7 +8,7 @@
  * The entry point is {@linkcode runScenario}: it validates a scenario
  * (shared/INTERFACE.md), builds the stack, runs the workload and returns the
  * metrics. Each layer is also available as a namespace (`sim`, `mm`,
- * `pgtable`, `smmu`, `pci`, `iommu`, `vfio`, `guest`, `vmm`, `workload`,
+ * `pgtable`, `smmu`, `device`, `pci`, `iommu`, `vfio`, `guest`, `vmm`, `workload`,
  * `coiommu`, `plot`).
  *
  * @example
@@ -30,6 +30,7 @@ export * as sim from "./sim/mod.ts";
 export * as mm from "./mm/mod.ts";
 export * as pgtable from "./pgtable/mod.ts";
 export * as smmu from "./smmu/mod.ts";
+export * as device from "./device/mod.ts";
 export * as pci from "./pci/mod.ts";
 export * as iommu from "./iommu/mod.ts";
 export * as vfio from "./vfio/mod.ts";

@@ -26,7 +26,8 @@ import type { CachingModeViommu, GuestIommu } from "../guest/mod.ts";
 import { IommuCore } from "../iommu/mod.ts";
 import type { IommuDevice } from "../iommu/types.ts";
 import { HostMemory, MmStruct } from "../mm/mod.ts";
-import { PciDevice, PlatformDevice } from "../pci/mod.ts";
+import { PlatformDevice } from "../device/mod.ts";
+import { PciDevice } from "../pci/mod.ts";
 import { type Costs, loadCostProfile } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Rng } from "../sim/rng.ts";
@@ -34,7 +35,7 @@ import { Simulator } from "../sim/simulator.ts";
 import { formatSize } from "../sim/units.ts";
 import { ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
 import { VfioContainer } from "../vfio/mod.ts";
-import type { DmaContext, DmaOp, DmaResult } from "../workload/types.ts";
+import type { DmaContext, DmaOp, TransferResult } from "../workload/types.ts";
 import { GuestRamAllocator } from "../workload/guest_ram.ts";
 import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
 import {
@@ -361,7 +362,7 @@ export function dmaContext(
     freeBuffer: (gpa, size) => vm.alloc.free(gpa - GUEST_RAM_BASE, size),
     dmaMap: (gpa, size, write, done) => ops.dmaMap(gpa, size, write, done),
     dmaUnmap: (iova, size, done) => ops.dmaUnmap(iova, size, done),
-    dma(op: DmaOp, done: (r: DmaResult) => void) {
+    dma(op: DmaOp, done: (r: TransferResult) => void) {
       // A stream is one of the device's independent DMA queues, all in the
       // function's one address space (no PASID): the VM's domain.
       vm.device.dma(

@@ -15,6 +15,15 @@ export interface AtcOptions {
 }
 
 /**
+ * The scratch record an ATC lookup fills on a hit (the device keeps one and
+ * passes it to every {@linkcode Atc.lookupInto}).
+ */
+export interface AtcHit {
+  /** Permissions (IOMMU_READ | IOMMU_WRITE) of the entry that hit. */
+  prot: number;
+}
+
+/**
  * An ATC: translations returned by ATS Translation Completions, tagged by
  * PASID (-1 = none), for 4 KiB, 2 MiB or 1 GiB pages, with their R/W
  * permissions. Invalidated by ATC Invalidation Requests whose size is the
@@ -34,7 +43,8 @@ export interface AtcOptions {
 export class Atc {
   /** The underlying cache (typed arrays). */
   readonly tlb: SetAssocTlb;
-  #lastProt = 0;
+  /** Filled by {@linkcode lookup}, for {@linkcode lastProt}. */
+  readonly #hit: AtcHit = { prot: 0 };
 
   /** Creates an empty ATC. */
   constructor(options: AtcOptions = {}) {
@@ -50,15 +60,24 @@ export class Atc {
    * entry's permissions are then in {@linkcode lastProt}.
    */
   lookup(pasid: number, addr: number): number {
+    return this.lookupInto(pasid, addr, this.#hit);
+  }
+
+  /**
+   * {@linkcode lookup} for a hot path: the translated address of `addr`
+   * for `pasid`, or -1 on a miss (and `hit` unchanged); on a hit the
+   * entry's permissions are in `hit.prot`.
+   */
+  lookupInto(pasid: number, addr: number, hit: AtcHit): number {
     const i = this.tlb.lookup(pasid + 1, 0, addr);
     if (i < 0) return -1;
-    this.#lastProt = this.tlb.prot[i]!;
+    hit.prot = this.tlb.prot[i]!;
     return this.tlb.translate(i, addr);
   }
 
-  /** Permissions (IOMMU_READ | IOMMU_WRITE) of the entry the last hit used. */
+  /** Permissions (IOMMU_READ | IOMMU_WRITE) of the entry the last {@linkcode lookup} hit used. */
   get lastProt(): number {
-    return this.#lastProt;
+    return this.#hit.prot;
   }
 
   /** Caches a translation of the `pageSize` page at `inBase` to `outBase`. */

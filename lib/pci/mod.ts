@@ -1,9 +1,8 @@
 /**
- * PCIe endpoints and platform DMA masters behind the SMMU: a DMA engine
- * that moves transfers page by page at a bandwidth, a PCIe function with
- * ATS, an ATC and the PRI capability ({@linkcode PciDevice}), and a
- * platform device relying on the SMMU's stall model
- * ({@linkcode PlatformDevice}).
+ * PCIe endpoints behind the SMMU: a PCIe function with ATS, an ATC and the
+ * PRI capability ({@linkcode PciDevice}), built on the DMA engine of
+ * lib/device (which also holds the platform device and the DMA request and
+ * result types).
  *
  * The example runs an ATS/PRI round trip by hand: the device's ATS request
  * finds no mapping, its Page Request lands in the PRI queue, "software" maps
@@ -40,6 +39,6 @@
  *
  * @module
  */
-export * from "./device.ts";
+export * from "./pci_device.ts";
 export * from "./atc.ts";
 export * from "./pri.ts";

@@ -23,7 +23,7 @@ export interface DmaOp {
 }
 
 /** The outcome of a transfer. */
-export interface DmaResult {
+export interface TransferResult {
   /** True when every byte was transferred. */
   readonly ok: boolean;
   /** Bytes transferred before completion or the first error. */
@@ -54,7 +54,7 @@ export interface DmaContext {
   /** The guest's dma_unmap. */
   dmaUnmap(iova: number, size: number, done: () => void): void;
   /** The device transfers `op`; `done` gets the result. */
-  dma(op: DmaOp, done: (result: DmaResult) => void): void;
+  dma(op: DmaOp, done: (result: TransferResult) => void): void;
   /** Counts a workload-level event ("droppedPackets"). */
   count(name: string, n?: number): void;
 }

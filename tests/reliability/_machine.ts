@@ -18,7 +18,7 @@ import {
   teardown,
   type VmInstance,
 } from "../../lib/experiment/mod.ts";
-import type { DmaResult } from "../../lib/pci/device.ts";
+import type { DmaResult } from "../../lib/device/dma_engine.ts";
 
 /** A scenario from JSON with small defaults (64 MiB VM on a 1 GiB host, boot). */
 export function smallScenario(

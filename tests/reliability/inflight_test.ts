@@ -16,7 +16,7 @@ import {
 } from "../../lib/experiment/mod.ts";
 import type { IopfGroup } from "../../lib/iommu/io_pgfault.ts";
 import { IOMMU_PAGE_RESP_INVALID } from "../../lib/iommu/types.ts";
-import { PciDevice } from "../../lib/pci/device.ts";
+import { PciDevice } from "../../lib/pci/pci_device.ts";
 import {
   assertNothingLeaked,
   assertQuiet,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { IoPgtable, newWalkResult } from "../../lib/pgtable/mod.ts";
-import { PlatformDevice } from "../../lib/pci/mod.ts";
-import type { DmaResult } from "../../lib/pci/mod.ts";
+import { PlatformDevice } from "../../lib/device/mod.ts";
+import type { DmaResult } from "../../lib/device/mod.ts";
 import {
   C_BAD_CD,
   C_BAD_STE,

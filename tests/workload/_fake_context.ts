@@ -1,6 +1,10 @@
 import { Rng } from "../../lib/sim/rng.ts";
 import { Simulator } from "../../lib/sim/simulator.ts";
-import type { DmaContext, DmaOp, DmaResult } from "../../lib/workload/types.ts";
+import type {
+  DmaContext,
+  DmaOp,
+  TransferResult,
+} from "../../lib/workload/types.ts";
 import { GuestRamAllocator } from "../../lib/workload/guest_ram.ts";
 
 /** A DmaContext with identity mapping and a fixed-bandwidth device, for workload tests. */
@@ -43,7 +47,7 @@ export class FakeContext implements DmaContext {
     this.unmaps.push([iova, size]);
     this.sim.after(0, done);
   }
-  dma(op: DmaOp, done: (r: DmaResult) => void): void {
+  dma(op: DmaOp, done: (r: TransferResult) => void): void {
     this.ops.push({ ...op, at: this.sim.now });
     const start = Math.max(this.sim.now, this.busyUntil);
     this.busyUntil = start + op.size * this.nsPerByte;

@@ -15,11 +15,10 @@ import {
   type SmmuOptions,
   TableMemory,
 } from "../../lib/smmu/mod.ts";
+import type { DmaResult } from "../../lib/device/mod.ts";
 import {
-  type DmaResult,
   PciDevice,
   type PciDeviceOptions,
-  PlatformDevice,
   PRI_STATUS_RF,
   PRI_STATUS_UPRGI,
 } from "../../lib/pci/mod.ts";
@@ -308,71 +307,4 @@ Deno.test("PRI needs ATS", () => {
       }),
     /EINVAL/,
   );
-});
-
-Deno.test("a platform device moves data at its bandwidth, page by page", () => {
-  const sim = new Simulator();
-  const costs = loadCostProfile();
-  const smmu = new Smmu(sim, { costs, memory: new TableMemory() });
-  smmu.writeSte(2, { V: true, Config: 4 });
-  const dev = new PlatformDevice(sim, {
-    name: "dma0",
-    sid: 2,
-    smmu,
-    costs,
-    bandwidth: "1GB/s",
-  });
-  assert.deepEqual(dev.iommuDevice, {
-    name: "dma0",
-    sid: 2,
-    ats: false,
-    pri: false,
-    stall: true,
-  });
-  let res: DmaResult | undefined;
-  const pages: number[] = [];
-  dev.onAccess = (iova) => pages.push(iova);
-  dev.dma({ iova: 0x800, size: 256 * 4096, write: false }, (r) => (res = r));
-  sim.run();
-  assert.ok(res?.ok && res.bytes === 256 * 4096);
-  assert.equal(
-    pages.length,
-    257,
-    "a transfer not page aligned touches one more page",
-  );
-  assert.equal(pages[1], 0x1000);
-  const ns = res.finishedAt - res.startedAt;
-  assert.ok(ns >= 256 * 4096 && ns <= 256 * 4096 + 2000, `took ${ns} ns`);
-  assert.throws(
-    () => dev.dma({ iova: -1, size: 1, write: false }, () => {}),
-    /EINVAL/,
-  );
-  assert.throws(
-    () => dev.dma({ iova: 0, size: 0, write: false }, () => {}),
-    /EINVAL/,
-  );
-});
-
-Deno.test("transfers share the link bandwidth", () => {
-  const sim = new Simulator();
-  const costs = loadCostProfile();
-  const smmu = new Smmu(sim, { costs, memory: new TableMemory() });
-  smmu.writeSte(2, { V: true, Config: 4 });
-  const dev = new PlatformDevice(sim, {
-    name: "dma0",
-    sid: 2,
-    smmu,
-    costs,
-    bandwidth: 4096e9 / 1000,
-  });
-  const ends: number[] = [];
-  for (let i = 0; i < 2; i++) {
-    dev.dma(
-      { iova: i * 0x10_0000, size: 10 * 4096, write: true },
-      (r) => ends.push(r.finishedAt),
-    );
-  }
-  sim.run();
-  // 20 pages at 1000 ns each on one link: the later one finishes near 20 us.
-  assert.ok(Math.max(...ends) >= 20_000);
 });
