@@ -357,9 +357,17 @@ Deno.test("the size and bandwidth rules the doc states are the parser's", () => 
   assert.equal(parseSize("8gib"), 8 * 2 ** 30);
   assert.ok(text.includes('`"8GB"` is 8 × 10^9 = 8,000,000,000 bytes'));
   assert.ok(text.includes('`"8G"` and `"8GiB"` are 8 × 2^30'));
+  // Every bandwidth example of the doc's table parses to what it says.
   assert.equal(parseBandwidth("10Gbps"), 1.25e9);
-  assert.equal(parseBandwidth("10Gb/s"), 10e9);
-  assert.ok(text.includes('`"10Gb/s"` means 10 gigabytes per second'));
+  assert.equal(parseBandwidth("10Gb/s"), 1.25e9);
+  assert.equal(parseBandwidth("10Gbit/s"), 1.25e9);
+  assert.equal(parseBandwidth("10GB/s"), 10e9);
+  assert.equal(parseBandwidth("10GBps"), 10e9);
+  assert.equal(parseBandwidth("1GiB/s"), 2 ** 30);
+  assert.equal(parseBandwidth("8Gibit/s"), 2 ** 30);
+  assert.equal(parseBandwidth("100Mbps"), 12.5e6);
+  assert.ok(text.includes("**The case of b/B decides bits or bytes**"));
+  assert.ok(text.includes('`"10Gbps"` (or `"10Gb/s"`) 1.25 × 10^9 B/s'));
 });
 
 // ---------------------------------------------------------------------------
