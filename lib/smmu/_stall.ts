@@ -136,7 +136,7 @@ export class StallTable {
   /** Adds `p` (its `stag` not in use) as the newest. */
   add(p: Pending): void {
     const byTag = this.#byTag;
-    while (byTag.length < p.stag) byTag.push(undefined);
+    while (byTag.length < p.stag) byTag.push(undefined); // STAG < 2^16
     byTag[p.stag] = p;
     p.stallPrev = this.#tail;
     p.stallNext = undefined;
@@ -360,6 +360,8 @@ function writeEvent(s: SmmuState, p: Pending, stall: boolean): boolean {
 /** Writes the stall records waiting for event queue space, as space allows. */
 export function drainStallBacklog(s: SmmuState): void {
   const b = s.stallBacklog;
+  // Bounded: each pass writes one record (the queue is not full) and drops
+  // it from the backlog, which holds fewer than STALL_MAX.
   while (b.length > 0 && !s.evtq.isFull) {
     writeEvent(s, b.shift()!, true);
   }
