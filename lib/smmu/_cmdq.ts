@@ -265,6 +265,7 @@ export class CmdqConsumer {
     this.#cmdDone[slot] = undefined;
     q.advance();
     this.#queuedCmds--;
+    // Bounded: each pass moves one command from the backlog into the queue.
     while (this.#cmdBacklog.length > 0 && !q.isFull) {
       const b = this.#cmdBacklog.shift()!;
       this.#writeCommand(b.words, 0, b.done);

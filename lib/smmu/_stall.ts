@@ -136,7 +136,7 @@ export class StallTable {
   /** Adds `p` (its `stag` not in use) as the newest. */
   add(p: Pending): void {
     const byTag = this.#byTag;
-    while (byTag.length < p.stag) byTag.push(undefined);
+    while (byTag.length < p.stag) byTag.push(undefined); // STAG < 2^16
     byTag[p.stag] = p;
     p.stallPrev = this.#tail;
     p.stallNext = undefined;
@@ -217,9 +217,26 @@ function onFault(s: SmmuState, p: Pending): void {
     return;
   }
   if (p.stall) {
-    let stag = s.nextStag;
-    while (s.stalled.has(stag)) stag = (stag + 1) & 0xffff;
-    s.nextStag = (stag + 1) & 0xffff;
+    const stag = s.stalled.size < s.features.stallMax ? takeStag(s) : -1;
+    if (stag < 0) {
+      // SMMU_IDR5.STALL_MAX transactions are stalled already (6.3.6: "The
+      // SMMU guarantees that the total number of Stall fault records ...
+      // without any having been the subject of a resume or terminate
+      // command, will not exceed this number"). 3.12 lets an SMMU treat a
+      // stalling configuration as terminating: "faulting transactions are
+      // terminated instead of stalled. The faults are reported with
+      // Stall == 0. The transaction is terminated with Abort." A terminate
+      // record, so lost when the event queue is full (3.12.1, 7.2.1).
+      s.stats.stallMaxTerminations++;
+      p.stall = false;
+      p.abort = true;
+      if (!writeEvent(s, p, false)) {
+        s.stats.evtqLost++;
+        if (s.evtq.noteOverflow()) s.stats.evtqOverflows++;
+      }
+      finishFault(s, p, false);
+      return;
+    }
     p.stag = stag;
     if (p.firstStallAt < 0) p.firstStallAt = p.detectedAt;
     s.stalled.add(p);
@@ -234,6 +251,24 @@ function onFault(s: SmmuState, p: Pending): void {
     if (s.evtq.noteOverflow()) s.stats.evtqOverflows++;
   }
   finishFault(s, p, false);
+}
+
+/**
+ * A free STAG, searched from the one after the last handed out, or -1 when
+ * all 2^16 are in use. Bounded: at most 2^16 probes, whatever the table
+ * holds (the caller keeps fewer than STALL_MAX <= 0xffff stalled, so one is
+ * always free and -1 is a guard only).
+ */
+function takeStag(s: SmmuState): number {
+  let stag = s.nextStag;
+  for (let n = 0; n <= 0xffff; n++) {
+    if (!s.stalled.has(stag)) {
+      s.nextStag = (stag + 1) & 0xffff;
+      return stag;
+    }
+    stag = (stag + 1) & 0xffff;
+  }
+  return -1;
 }
 
 function terminate(s: SmmuState, p: Pending): void {
@@ -325,6 +360,8 @@ function writeEvent(s: SmmuState, p: Pending, stall: boolean): boolean {
 /** Writes the stall records waiting for event queue space, as space allows. */
 export function drainStallBacklog(s: SmmuState): void {
   const b = s.stallBacklog;
+  // Bounded: each pass writes one record (the queue is not full) and drops
+  // it from the backlog, which holds fewer than STALL_MAX.
   while (b.length > 0 && !s.evtq.isFull) {
     writeEvent(s, b.shift()!, true);
   }

@@ -52,6 +52,14 @@ import {
 } from "./_stall.ts";
 import { CmdqConsumer } from "./_cmdq.ts";
 
+/**
+ * Default SMMU_IDR5.STALL_MAX: 64, the value a shipping MMU-600/700-class
+ * TCU advertises (Intel Agilex 5 HPS, SMMU_IDR5 reset value 0x40). The
+ * architecture leaves it IMPLEMENTATION DEFINED; real TBUs can buffer tens
+ * to hundreds of stalled transactions, far fewer than the 2^16 STAGs.
+ */
+export const DEFAULT_STALL_MAX = 64;
+
 /** SMMU_IDR0.STALL_MODEL: whether stalling faults are allowed or forced. */
 export type StallModel = "supported" | "unsupported" | "forced";
 
@@ -63,6 +71,14 @@ export interface SmmuOptions {
   memory: TableMemory;
   /** Stall support (SMMU_IDR0.STALL_MODEL). Default "supported". */
   stallModel?: StallModel;
+  /**
+   * SMMU_IDR5.STALL_MAX: the most transactions stalled at once (1..65535,
+   * the field is 16 bits). A stall-eligible fault that finds this many
+   * stalled is terminated with an abort and recorded with Stall = 0
+   * (counted in {@linkcode SmmuStats.stallMaxTerminations}). Default
+   * {@linkcode DEFAULT_STALL_MAX} (64).
+   */
+  stallMax?: number;
   /** ATS supported (SMMU_IDR0.ATS). Default true. */
   ats?: boolean;
   /** PRI supported (SMMU_IDR0.PRI). Default true. */
@@ -211,6 +227,12 @@ export interface SmmuStats {
   resumes: number;
   /** Stalled transactions terminated (CMD_RESUME Abort/Term, CMD_STALL_TERM). */
   stallsTerminated: number;
+  /**
+   * Stall-eligible faults terminated with an abort instead of stalling,
+   * because SMMU_IDR5.STALL_MAX transactions were already stalled (their
+   * records have Stall = 0; not counted in `stalls` or `stallsTerminated`).
+   */
+  stallMaxTerminations: number;
   /** Event records written. */
   eventsWritten: number;
   /** Event queue overflow conditions entered. */
@@ -256,7 +278,10 @@ export interface SmmuStats {
  * F_TRANSLATION, F_ADDR_SIZE, F_ACCESS and F_PERMISSION; other faults abort
  * and are recorded. A stalled transaction writes a record with Stall = 1 and
  * a STAG (never lost: it waits for space in a full event queue) and calls
- * back only after CMD_RESUME or CMD_STALL_TERM. IOTLB and configuration
+ * back only after CMD_RESUME or CMD_STALL_TERM. At most STALL_MAX
+ * (`stallMax`) transactions are stalled at once; a stall-eligible fault
+ * beyond that is terminated with an abort and recorded with Stall = 0
+ * (spec 3.12, 6.3.6). IOTLB and configuration
  * cache entries stay in use until invalidated by a command, as on hardware:
  * unmapping without a TLBI leaves a working stale translation.
  * {@linkcode Smmu.atsTranslate} answers ATS Translation Requests (never
@@ -312,6 +337,7 @@ export class Smmu {
   /** The features the SMMU was built with. */
   readonly features: Readonly<{
     stallModel: StallModel;
+    stallMax: number;
     ats: boolean;
     pri: boolean;
     s1: boolean;
@@ -335,6 +361,7 @@ export class Smmu {
     stalls: 0,
     resumes: 0,
     stallsTerminated: 0,
+    stallMaxTerminations: 0,
     eventsWritten: 0,
     evtqOverflows: 0,
     evtqLost: 0,
@@ -388,11 +415,13 @@ export class Smmu {
     const sidBits = options.sidBits ?? 16;
     const ssidBits = options.ssidBits ?? 20;
     const oasBits = options.oasBits ?? 48;
+    const stallMax = options.stallMax ?? DEFAULT_STALL_MAX;
     for (
       const [name, v, lo, hi] of [
         ["sidBits", sidBits, 0, 20],
         ["ssidBits", ssidBits, 0, 20],
         ["oasBits", oasBits, 32, 52],
+        ["stallMax", stallMax, 1, 0xffff],
       ] as const
     ) {
       if (!Number.isInteger(v) || v < lo || v > hi) {
@@ -404,6 +433,7 @@ export class Smmu {
     }
     this.features = Object.freeze({
       stallModel: options.stallModel ?? "supported",
+      stallMax,
       ats: options.ats ?? true,
       pri: options.pri ?? true,
       s1: options.s1 ?? true,
