@@ -24,27 +24,15 @@ import {
   type PageResponseCode,
 } from "../iommu/types.ts";
 import type { MmStruct } from "../mm/mm_struct.ts";
-import type { MmuNotifier, VmArea } from "../mm/types.ts";
+import type { VmArea } from "../mm/types.ts";
 import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Resource } from "../sim/resource.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Counters, Histogram } from "../sim/stats.ts";
-import {
-  alignDown,
-  MAX_ADDRESS,
-  PAGE_SIZE,
-  PROT_READ,
-  PROT_WRITE,
-} from "../sim/units.ts";
-import {
-  countBits,
-  fillBits,
-  newBitmap,
-  nextClear,
-  nextSet,
-  testBit,
-} from "./_bitmap.ts";
+import { alignDown, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../sim/units.ts";
+import { countBits, fillBits, nextClear, nextSet, testBit } from "./_bitmap.ts";
+import { checkMapRange, findDma, takeUnmapRange, VfioDma } from "./dma.ts";
 import { VfioDmaFaultRegion } from "./fault_region.ts";
 
 /** VFIO_DMA_MAP_FLAG_READ: the device may read the range. */
@@ -182,54 +170,6 @@ export interface VfioStats {
   notifierInvalidations: number;
   /** Pages unmapped by the MMU notifier. */
   notifierUnmappedPages: number;
-}
-
-class VfioDma {
-  readonly iova: number;
-  readonly size: number;
-  readonly vaddr: number;
-  readonly prot: number;
-  readonly npages: number;
-  readonly mode: VfioDmaMode;
-  readonly pfnmap: number;
-  readonly bitmap: Uint32Array | null;
-  mappedPages = 0;
-  pinnedPages = 0;
-  lockedPages = 0;
-  notifier: MmuNotifier | undefined;
-  removed = false;
-
-  constructor(
-    req: VfioDmaMapRequest,
-    prot: number,
-    mode: VfioDmaMode,
-  ) {
-    this.iova = req.iova;
-    this.size = req.size;
-    this.vaddr = req.vaddr;
-    this.prot = prot;
-    this.npages = req.size / PAGE_SIZE;
-    this.mode = mode;
-    this.pfnmap = req.pfnmap ?? -1;
-    this.bitmap = mode === "iopf" ? newBitmap(this.npages) : null;
-  }
-
-  get end(): number {
-    return this.iova + this.size;
-  }
-
-  info(): VfioDmaInfo {
-    return {
-      iova: this.iova,
-      size: this.size,
-      vaddr: this.vaddr,
-      prot: this.prot,
-      mode: this.mode,
-      mappedPages: this.mappedPages,
-      pinnedPages: this.pinnedPages,
-      lockedPages: this.lockedPages,
-    };
-  }
 }
 
 /**
@@ -417,7 +357,7 @@ export class VfioContainer {
    * every vfio_dma.
    */
   isMapped(iova: number): boolean {
-    const d = this.#find(iova);
+    const d = findDma(this.#dmas, iova);
     if (!d) return false;
     if (!d.bitmap) return true;
     return testBit(d.bitmap, Math.floor((iova - d.iova) / PAGE_SIZE));
@@ -673,58 +613,7 @@ export class VfioContainer {
     const domain = this.#needDomain("map DMA");
     const prot = (flags & VFIO_DMA_MAP_FLAG_READ ? PROT_READ : 0) |
       (flags & VFIO_DMA_MAP_FLAG_WRITE ? PROT_WRITE : 0);
-    if (!Number.isInteger(flags) || prot === 0 || (flags & ~3) !== 0) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: flags ${flags} must be READ and/or WRITE`,
-      );
-    }
-    for (
-      const [name, v] of [["vaddr", vaddr], ["iova", iova], [
-        "size",
-        size,
-      ]] as const
-    ) {
-      if (!Number.isInteger(v) || v < 0 || v % PAGE_SIZE !== 0) {
-        throw new IopfLabError(
-          "EINVAL",
-          `${what}: ${name} ${v} is not a 4 KiB aligned address`,
-        );
-      }
-    }
-    if (size === 0) throw new IopfLabError("EINVAL", `${what}: size is 0`);
-    if (iova + size > MAX_ADDRESS || vaddr + size > MAX_ADDRESS) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: the range overflows the 2^52 address space`,
-      );
-    }
-    if (req.pfnmap !== undefined) {
-      const p = req.pfnmap;
-      if (
-        !Number.isInteger(p) || p < 0 || p % PAGE_SIZE !== 0 ||
-        p + size > MAX_ADDRESS
-      ) {
-        throw new IopfLabError(
-          "EINVAL",
-          `${what}: PFNMAP address ${p} is not 4 KiB aligned`,
-        );
-      }
-    }
-    const i = this.#lowerBound(iova);
-    const next = this.#dmas[i];
-    const prev = this.#dmas[i - 1];
-    const hit = next && next.iova < iova + size
-      ? next
-      : prev && prev.end > iova
-      ? prev
-      : undefined;
-    if (hit) {
-      throw new IopfLabError(
-        "EEXIST",
-        `${what}: overlaps the vfio_dma at ${hex(hit.iova)}`,
-      );
-    }
+    const i = checkMapRange(this.#dmas, req, prot, what);
     const mode: VfioDmaMode = req.pfnmap !== undefined
       ? "pfnmap"
       : this.#iopf
@@ -760,43 +649,9 @@ export class VfioContainer {
    * then). Returns the bytes removed (0 when none) and the CPU cost.
    */
   unmapDma(req: VfioDmaUnmapRequest, done?: () => void): VfioUnmapResult {
-    const { iova, size } = req;
-    const what = `Cannot unmap DMA IOVA ${hex(iova)}+${hex(size)}`;
+    const what = `Cannot unmap DMA IOVA ${hex(req.iova)}+${hex(req.size)}`;
     this.#needDomain("unmap DMA");
-    if (
-      !Number.isInteger(iova) || !Number.isInteger(size) || iova < 0 ||
-      size <= 0 ||
-      iova % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 ||
-      iova + size > MAX_ADDRESS
-    ) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: IOVA and size must be 4 KiB aligned, size positive, no overflow`,
-      );
-    }
-    const end = iova + size;
-    const i = this.#lowerBound(iova);
-    const prev = this.#dmas[i - 1];
-    if (prev && prev.end > iova) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: it would split the vfio_dma at ${hex(prev.iova)}-${
-          hex(prev.end)
-        }`,
-      );
-    }
-    let j = i;
-    while (j < this.#dmas.length && this.#dmas[j]!.iova < end) j++;
-    const last = this.#dmas[j - 1];
-    if (j > i && last && last.end > end) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: it would split the vfio_dma at ${hex(last.iova)}-${
-          hex(last.end)
-        }`,
-      );
-    }
-    const victims = this.#dmas.splice(i, j - i);
+    const victims = takeUnmapRange(this.#dmas, req, what);
     let ns = this.costs["vfio.unmapDmaCall"];
     let bytes = 0;
     let left = victims.length + 1;
@@ -1181,7 +1036,7 @@ export class VfioContainer {
     if (f.type !== "page-req") return this.#invalid("notPageRequest", ns);
     const addr = f.stage === 2 && f.ipa >= 0 ? f.ipa : f.addr;
     const iova = alignDown(addr, PAGE_SIZE);
-    const dma = this.#find(iova);
+    const dma = findDma(this.#dmas, iova);
     if (!dma) return this.#invalid("noDma", ns);
     if (
       ((f.perm & IOMMU_FAULT_PERM_WRITE) !== 0 &&
@@ -1341,29 +1196,5 @@ export class VfioContainer {
       );
     }
     return this.#domain;
-  }
-
-  /** Index of the first dma with iova >= `iova`. */
-  #lowerBound(iova: number): number {
-    let lo = 0, hi = this.#dmas.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#dmas[mid]!.iova < iova) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  /** The dma covering `iova`, if any (vfio_find_dma). */
-  #find(iova: number): VfioDma | undefined {
-    let lo = 0, hi = this.#dmas.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const d = this.#dmas[mid]!;
-      if (iova < d.iova) hi = mid;
-      else if (iova >= d.end) lo = mid + 1;
-      else return d;
-    }
-    return undefined;
   }
 }
