@@ -8,44 +8,37 @@
  * @module
  */
 import type { IommuCore, IommuDomain } from "../iommu/core.ts";
-import type { IopfGroup } from "../iommu/io_pgfault.ts";
-import {
-  FAULT_REPORT_FLAT,
-  FAULT_REPORT_NESTED_L1,
-  FAULT_REPORT_NESTED_L2,
-  IOMMU_FAULT_PERM_READ,
-  IOMMU_FAULT_PERM_WRITE,
-  IOMMU_PAGE_RESP_INVALID,
-  IOMMU_PAGE_RESP_SUCCESS,
-  type IommuDevice,
-  type IommuFault,
-  type NestedConfig,
-  newIotlbGather,
-  type PageResponseCode,
-} from "../iommu/types.ts";
+import type { IommuDevice, NestedConfig } from "../iommu/types.ts";
 import type { MmStruct } from "../mm/mm_struct.ts";
-import type { MmuNotifier, VmArea } from "../mm/types.ts";
 import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
-import { Resource } from "../sim/resource.ts";
+import type { Resource } from "../sim/resource.ts";
 import type { Simulator } from "../sim/simulator.ts";
-import { Counters, Histogram } from "../sim/stats.ts";
+import type { Counters, Histogram } from "../sim/stats.ts";
+import { PAGE_SIZE, PROT_READ, PROT_WRITE } from "../sim/units.ts";
+import { testBit } from "./_bitmap.ts";
 import {
-  alignDown,
-  MAX_ADDRESS,
-  PAGE_SIZE,
-  PROT_READ,
-  PROT_WRITE,
-} from "../sim/units.ts";
+  checkLive,
+  type DeviceState,
+  needDomain,
+  VfioState,
+} from "./_state.ts";
+import { checkMapRange, findDma, takeUnmapRange, VfioDma } from "./dma.ts";
+import type { VfioDmaFaultRegion } from "./fault_region.ts";
 import {
-  countBits,
-  fillBits,
-  newBitmap,
-  nextClear,
-  nextSet,
-  testBit,
-} from "./_bitmap.ts";
-import { VfioDmaFaultRegion } from "./fault_region.ts";
+  checkIopfCapable,
+  enableDeviceIopf,
+  registerNotifier,
+} from "./iopf.ts";
+import {
+  cacheInvalidate,
+  enableFaultRegion,
+  registerL1,
+  setPasidTable,
+} from "./nested.ts";
+import { pinAndMapAll, unmapUnpin } from "./pin.ts";
+
+export { VFIO_PIN_BATCH_PAGES } from "./pin.ts";
 
 /** VFIO_DMA_MAP_FLAG_READ: the device may read the range. */
 export const VFIO_DMA_MAP_FLAG_READ = 1 << 0;
@@ -54,16 +47,6 @@ export const VFIO_DMA_MAP_FLAG_WRITE = 1 << 1;
 
 /** The RFC v3's pre-map length (IOPF_PREMAP_LEN), in 4 KiB pages. */
 export const IOPF_PREMAP_LEN = 512;
-
-/**
- * Pages per pin_user_pages call in the kernel's pinning loop (a vfio_batch
- * holds one page of struct page pointers): `mm.pinCall` is charged per
- * batch even though the model pins larger ranges per call.
- */
-export const VFIO_PIN_BATCH_PAGES = 512;
-
-/** Pages per MmStruct.pinUserPages call of static MAP_DMA (1 GiB). */
-const MM_CALL_PAGES = 1 << 18;
 
 /**
  * The IOMMU model of a container: `"type1v2"` (VFIO_TYPE1v2_IOMMU, one
@@ -184,81 +167,6 @@ export interface VfioStats {
   notifierUnmappedPages: number;
 }
 
-class VfioDma {
-  readonly iova: number;
-  readonly size: number;
-  readonly vaddr: number;
-  readonly prot: number;
-  readonly npages: number;
-  readonly mode: VfioDmaMode;
-  readonly pfnmap: number;
-  readonly bitmap: Uint32Array | null;
-  mappedPages = 0;
-  pinnedPages = 0;
-  lockedPages = 0;
-  notifier: MmuNotifier | undefined;
-  removed = false;
-
-  constructor(
-    req: VfioDmaMapRequest,
-    prot: number,
-    mode: VfioDmaMode,
-  ) {
-    this.iova = req.iova;
-    this.size = req.size;
-    this.vaddr = req.vaddr;
-    this.prot = prot;
-    this.npages = req.size / PAGE_SIZE;
-    this.mode = mode;
-    this.pfnmap = req.pfnmap ?? -1;
-    this.bitmap = mode === "iopf" ? newBitmap(this.npages) : null;
-  }
-
-  get end(): number {
-    return this.iova + this.size;
-  }
-
-  info(): VfioDmaInfo {
-    return {
-      iova: this.iova,
-      size: this.size,
-      vaddr: this.vaddr,
-      prot: this.prot,
-      mode: this.mode,
-      mappedPages: this.mappedPages,
-      pinnedPages: this.pinnedPages,
-      lockedPages: this.lockedPages,
-    };
-  }
-}
-
-/**
- * One fault group in the type1 IOPF handler, from the handler call to its
- * page response (pooled by the container; the callbacks are bound once).
- */
-interface FaultWork {
-  group: IopfGroup | undefined;
-  done: () => void;
-  /** When the handler was called (ns). */
-  t0: number;
-  /** The response decided under the lock. */
-  code: PageResponseCode;
-  /** Resource callback: the container lock is taken. */
-  locked: () => void;
-  /** Event: the faults' work is done; the lock is dropped. */
-  unlock: () => void;
-  /** Event: the response goes out. */
-  respond: () => void;
-}
-
-function noop(): void {}
-
-interface DeviceState {
-  devId: number;
-  nested: IommuDomain | undefined;
-  iopfEnabled: boolean;
-}
-
 /**
  * A VFIO type1 container over an {@linkcode IommuCore} and the VMM's
  * {@linkcode MmStruct}.
@@ -295,38 +203,11 @@ export class VfioContainer {
   /** The container lock (iommu->lock) that serialises fault handling. */
   readonly lock: Resource;
   /** Counters (`vfio.*`). */
-  readonly counters: Counters = new Counters();
+  readonly counters: Counters;
   /** Time from a fault group reaching the handler to its response (ns), lock wait included. */
-  readonly handlerNs: Histogram = new Histogram();
-  #type: VfioIommuType | undefined;
-  #domain: IommuDomain | undefined;
-  #iopf = false;
-  #region: VfioDmaFaultRegion | undefined;
-  #released = false;
-  readonly #dmas: VfioDma[] = [];
-  readonly #devices = new Map<IommuDevice, DeviceState>();
-  #nextDevId = 1;
-  #pinned = 0;
-  #locked = 0;
-  #pinnedPeak = 0;
-  #lockedPeak = 0;
-  #pfnBuf: Float64Array | undefined;
-  readonly #freeWork: FaultWork[] = [];
-  /** The device {@linkcode deviceById} found last. */
-  #lastById: IommuDevice | undefined = undefined;
-  /** Whether the last {@linkcode #handleFault} resolved its fault. */
-  #faultOk = true;
-  // Cells of the counters every fault bumps (Counters.cell), taken at their
-  // first use: no name lookup per fault.
-  #cGroups: { v: number } | undefined;
-  #cFaults: { v: number } | undefined;
-  #cMapped: { v: number } | undefined;
-  #cPremapped: { v: number } | undefined;
-  /** The options of the fault path's pins (read by the call, so reusable). */
-  readonly #faultPinOpts: { longterm: boolean; out: Float64Array } = {
-    longterm: false,
-    out: new Float64Array(0),
-  };
+  readonly handlerNs: Histogram;
+  /** The state the units (dma, pin, iopf, nested) share. */
+  readonly #s: VfioState;
 
   /** Creates an empty container; call {@linkcode setIommu} next. */
   constructor(
@@ -341,16 +222,21 @@ export class VfioContainer {
         `Cannot create a VFIO container: premapPages must be a whole number in [1, 2^18], got ${premap}`,
       );
     }
-    this.sim = core.sim;
+    const s = new VfioState(core, mm, {
+      costs: options.costs ?? core.costs,
+      premapPages: premap,
+      mmuNotifier: options.mmuNotifier ?? false,
+    });
+    this.#s = s;
+    this.sim = s.sim;
     this.core = core;
     this.mm = mm;
-    this.costs = options.costs ?? core.costs;
-    this.premapPages = premap;
-    this.mmuNotifier = options.mmuNotifier ?? false;
-    this.lock = new Resource(core.sim, {
-      name: "vfio container lock",
-      servers: 1,
-    });
+    this.costs = s.costs;
+    this.premapPages = s.premapPages;
+    this.mmuNotifier = s.mmuNotifier;
+    this.lock = s.lock;
+    this.counters = s.counters;
+    this.handlerNs = s.handlerNs;
   }
 
   // -------------------------------------------------------------------------
@@ -358,54 +244,55 @@ export class VfioContainer {
 
   /** The IOMMU type set, if any. */
   get type(): VfioIommuType | undefined {
-    return this.#type;
+    return this.#s.type;
   }
 
   /** The container's paging domain (stage 2 when nesting). */
   get domain(): IommuDomain | undefined {
-    return this.#domain;
+    return this.#s.domain;
   }
 
   /** True after {@linkcode enableIopf}. */
   get iopfEnabled(): boolean {
-    return this.#iopf;
+    return this.#s.iopf;
   }
 
   /** The nested DMA fault region, after {@linkcode enableFaultRegion}. */
   get faultRegion(): VfioDmaFaultRegion | undefined {
-    return this.#region;
+    return this.#s.region;
   }
 
   /** 4 KiB pages the container holds pinned (pins awaiting an IOTLB sync included). */
   get pinnedPages(): number {
-    return this.#pinned;
+    return this.#s.pinned;
   }
 
   /** 4 KiB pages the container charged to locked_vm. */
   get lockedPages(): number {
-    return this.#locked;
+    return this.#s.locked;
   }
 
   /** The vfio_dma ranges, by IOVA. */
   dmas(): VfioDmaInfo[] {
-    return this.#dmas.map((d) => d.info());
+    return this.#s.dmas.map((d) => d.info());
   }
 
   /** The container's statistics. */
   stats(): VfioStats {
-    const c = this.counters;
+    const s = this.#s;
+    const c = s.counters;
     return {
-      pinnedPages: this.#pinned,
-      pinnedPagesPeak: this.#pinnedPeak,
-      lockedBytes: this.#locked * PAGE_SIZE,
-      lockedBytesPeak: this.#lockedPeak * PAGE_SIZE,
+      pinnedPages: s.pinned,
+      pinnedPagesPeak: s.pinnedPeak,
+      lockedBytes: s.locked * PAGE_SIZE,
+      lockedBytesPeak: s.lockedPeak * PAGE_SIZE,
       faults: c.get("vfio.faults"),
       faultsInvalid: c.get("vfio.faults.invalid"),
       faultsRaced: c.get("vfio.faults.raced"),
       faultMappedPages: c.get("vfio.faults.mappedPages"),
       premappedPages: c.get("vfio.faults.premappedPages"),
-      lockWaits: this.lock.waits,
-      lockWaitNs: this.lock.totalWaitNs,
+      lockWaits: s.lock.waits,
+      lockWaitNs: s.lock.totalWaitNs,
       notifierInvalidations: c.get("vfio.notifier.invalidations"),
       notifierUnmappedPages: c.get("vfio.notifier.unmappedPages"),
     };
@@ -417,7 +304,7 @@ export class VfioContainer {
    * every vfio_dma.
    */
   isMapped(iova: number): boolean {
-    const d = this.#find(iova);
+    const d = findDma(this.#s.dmas, iova);
     if (!d) return false;
     if (!d.bitmap) return true;
     return testBit(d.bitmap, Math.floor((iova - d.iova) / PAGE_SIZE));
@@ -425,20 +312,21 @@ export class VfioContainer {
 
   /** The device id (IOMMUFD dev_id analogue) of an attached device, or -1. */
   devId(dev: IommuDevice): number {
-    return this.#devices.get(dev)?.devId ?? -1;
+    return this.#s.devices.get(dev)?.devId ?? -1;
   }
 
   /** The attached device with id `devId`, if any. */
   deviceById(devId: number): IommuDevice | undefined {
     // Ids are unique: the device found last is checked first (one lookup
     // per fault the VMM forwards instead of a walk over the devices).
-    const last = this.#lastById;
-    if (last !== undefined && this.#devices.get(last)?.devId === devId) {
+    const s = this.#s;
+    const last = s.lastById;
+    if (last !== undefined && s.devices.get(last)?.devId === devId) {
       return last;
     }
-    for (const [dev, s] of this.#devices) {
-      if (s.devId === devId) {
-        this.#lastById = dev;
+    for (const [dev, ds] of s.devices) {
+      if (ds.devId === devId) {
+        s.lastById = dev;
         return dev;
       }
     }
@@ -453,11 +341,12 @@ export class VfioContainer {
    * paging domain (stage 2 for `"nesting"`). EBUSY if already set.
    */
   setIommu(type: VfioIommuType, options: VfioSetIommuOptions = {}): void {
-    this.#checkLive("set the IOMMU");
-    if (this.#type) {
+    const s = this.#s;
+    checkLive(s, "set the IOMMU");
+    if (s.type) {
       throw new IopfLabError(
         "EBUSY",
-        `Cannot set the IOMMU to ${type}: it is already ${this.#type}`,
+        `Cannot set the IOMMU to ${type}: it is already ${s.type}`,
       );
     }
     if (type !== "type1v2" && type !== "nesting") {
@@ -467,8 +356,8 @@ export class VfioContainer {
       );
     }
     const stage = type === "nesting" ? 2 : options.stage ?? 2;
-    this.#domain = this.core.domainAllocPaging(stage);
-    this.#type = type;
+    s.domain = this.core.domainAllocPaging(stage);
+    s.type = type;
   }
 
   /**
@@ -477,28 +366,29 @@ export class VfioContainer {
    * recoverable faults are enabled and its handlers registered.
    */
   attachDevice(dev: IommuDevice, done?: () => void): void {
-    const domain = this.#needDomain("attach a device");
-    if (this.#devices.has(dev)) {
+    const s = this.#s;
+    const domain = needDomain(s, "attach a device");
+    if (s.devices.has(dev)) {
       throw new IopfLabError(
         "EBUSY",
         `Cannot attach ${dev.name}: already in this container`,
       );
     }
-    if ((this.#iopf || this.#region) && !dev.stall && !dev.pri) {
+    if ((s.iopf || s.region) && !dev.stall && !dev.pri) {
       throw new IopfLabError(
         "ENODEV",
         `Cannot attach ${dev.name}: IOPF is enabled and the device can neither stall nor use PRI`,
       );
     }
     this.core.attachDevice(domain, dev, done);
-    const s: DeviceState = {
-      devId: this.#nextDevId++,
+    const ds: DeviceState = {
+      devId: s.nextDevId++,
       nested: undefined,
       iopfEnabled: false,
     };
-    this.#devices.set(dev, s);
-    if (this.#iopf) this.#enableDeviceIopf(dev, s);
-    if (this.#region) this.#registerL1(dev, s);
+    s.devices.set(dev, ds);
+    if (s.iopf) enableDeviceIopf(s, dev, ds);
+    if (s.region) registerL1(s, dev, ds);
   }
 
   /**
@@ -507,17 +397,18 @@ export class VfioContainer {
    * a nested domain is freed; `done` when the STE is back to abort.
    */
   detachDevice(dev: IommuDevice, done?: () => void): void {
-    const s = this.#devices.get(dev);
-    if (!s) {
+    const s = this.#s;
+    const ds = s.devices.get(dev);
+    if (!ds) {
       throw new IopfLabError(
         "EINVAL",
         `Cannot detach ${dev.name}: not in this container`,
       );
     }
     const domain = this.core.getDomainForDev(dev);
-    this.#devices.delete(dev);
-    this.#region?.revokeDevice(dev);
-    const nested = s.nested;
+    s.devices.delete(dev);
+    s.region?.revokeDevice(dev);
+    const nested = ds.nested;
     if (domain) {
       this.core.detachDevice(domain, dev, () => {
         if (nested) this.core.domainFree(nested);
@@ -527,7 +418,7 @@ export class VfioContainer {
       this.sim.after(0, () => done?.());
     }
     this.core.unregisterDeviceFaultHandler(dev);
-    if (s.iopfEnabled) this.core.devDisableIopf(dev);
+    if (ds.iopfEnabled) this.core.devDisableIopf(dev);
   }
 
   /**
@@ -539,17 +430,18 @@ export class VfioContainer {
    * ENODEV when a device supports neither stall nor PRI.
    */
   enableIopf(): void {
-    this.#needDomain("enable IOPF");
-    if (this.#iopf) return;
-    if (this.#dmas.some((d) => d.mode === "pinned")) {
+    const s = this.#s;
+    needDomain(s, "enable IOPF");
+    if (s.iopf) return;
+    if (s.dmas.some((d) => d.mode === "pinned")) {
       throw new IopfLabError(
         "EBUSY",
         "Cannot enable IOPF: guest memory is already pinned and mapped (enable it before VFIO_IOMMU_MAP_DMA)",
       );
     }
-    this.#checkIopfCapable("enable IOPF");
-    this.#iopf = true;
-    for (const [dev, s] of this.#devices) this.#enableDeviceIopf(dev, s);
+    checkIopfCapable(s, "enable IOPF");
+    s.iopf = true;
+    for (const [dev, ds] of s.devices) enableDeviceIopf(s, dev, ds);
   }
 
   /**
@@ -559,28 +451,7 @@ export class VfioContainer {
    * the VMM.
    */
   enableFaultRegion(options: { entries?: number } = {}): VfioDmaFaultRegion {
-    this.#needDomain("enable the DMA fault region");
-    if (this.#type !== "nesting") {
-      throw new IopfLabError(
-        "EINVAL",
-        "Cannot enable the DMA fault region: the container is not a nesting container",
-      );
-    }
-    if (this.#region) return this.#region;
-    this.#checkIopfCapable("enable the DMA fault region");
-    const regionOptions = {
-      costs: this.costs,
-      core: this.core,
-      devId: (dev: IommuDevice) => this.devId(dev),
-    };
-    this.#region = new VfioDmaFaultRegion(
-      this.sim,
-      options.entries === undefined
-        ? regionOptions
-        : { ...regionOptions, entries: options.entries },
-    );
-    for (const [dev, s] of this.#devices) this.#registerL1(dev, s);
-    return this.#region;
+    return enableFaultRegion(this.#s, options);
   }
 
   /**
@@ -593,30 +464,12 @@ export class VfioContainer {
     config: NestedConfig,
     done?: () => void,
   ): void {
-    const domain = this.#needDomain("set a PASID table");
-    if (this.#type !== "nesting") {
-      throw new IopfLabError(
-        "EINVAL",
-        `Cannot set a PASID table for ${dev.name}: the container is not a nesting container`,
-      );
-    }
-    const s = this.#devices.get(dev);
-    if (!s) {
-      throw new IopfLabError(
-        "EINVAL",
-        `Cannot set a PASID table for ${dev.name}: not attached`,
-      );
-    }
-    const old = s.nested;
-    const nested = this.core.domainAllocNested(domain, config);
-    s.nested = nested;
-    this.core.replaceDevice(nested, dev, done);
-    if (old) this.core.domainFree(old);
+    setPasidTable(this.#s, dev, config, done);
   }
 
   /** The nested domain of `dev`, if bound to a guest stage 1. */
   nestedDomain(dev: IommuDevice): IommuDomain | undefined {
-    return this.#devices.get(dev)?.nested;
+    return this.#s.devices.get(dev)?.nested;
   }
 
   /**
@@ -628,27 +481,7 @@ export class VfioContainer {
     range: { iova: number; size: number; dev?: IommuDevice },
     done?: () => void,
   ): void {
-    const targets: IommuDomain[] = [];
-    for (const [dev, s] of this.#devices) {
-      if (s.nested && (range.dev === undefined || range.dev === dev)) {
-        targets.push(s.nested);
-      }
-    }
-    let left = targets.length;
-    if (left === 0) {
-      this.sim.after(0, () => done?.());
-      return;
-    }
-    for (const d of targets) {
-      const g = newIotlbGather();
-      g.start = range.iova;
-      g.end = range.iova + range.size;
-      g.pgsize = PAGE_SIZE;
-      g.entries = Math.max(1, Math.ceil(range.size / PAGE_SIZE));
-      this.core.iotlbSync(d, g, () => {
-        if (--left === 0) done?.();
-      });
-    }
+    cacheInvalidate(this.#s, range, done);
   }
 
   // -------------------------------------------------------------------------
@@ -668,88 +501,32 @@ export class VfioContainer {
    *   as in the kernel); EFAULT (vaddr not mapped)
    */
   mapDma(req: VfioDmaMapRequest): number {
-    const { vaddr, iova, size, flags } = req;
+    const s = this.#s;
+    const { iova, size, flags } = req;
     const what = `Cannot map DMA IOVA ${hex(iova)}+${hex(size)}`;
-    const domain = this.#needDomain("map DMA");
+    const domain = needDomain(s, "map DMA");
     const prot = (flags & VFIO_DMA_MAP_FLAG_READ ? PROT_READ : 0) |
       (flags & VFIO_DMA_MAP_FLAG_WRITE ? PROT_WRITE : 0);
-    if (!Number.isInteger(flags) || prot === 0 || (flags & ~3) !== 0) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: flags ${flags} must be READ and/or WRITE`,
-      );
-    }
-    for (
-      const [name, v] of [["vaddr", vaddr], ["iova", iova], [
-        "size",
-        size,
-      ]] as const
-    ) {
-      if (!Number.isInteger(v) || v < 0 || v % PAGE_SIZE !== 0) {
-        throw new IopfLabError(
-          "EINVAL",
-          `${what}: ${name} ${v} is not a 4 KiB aligned address`,
-        );
-      }
-    }
-    if (size === 0) throw new IopfLabError("EINVAL", `${what}: size is 0`);
-    if (iova + size > MAX_ADDRESS || vaddr + size > MAX_ADDRESS) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: the range overflows the 2^52 address space`,
-      );
-    }
-    if (req.pfnmap !== undefined) {
-      const p = req.pfnmap;
-      if (
-        !Number.isInteger(p) || p < 0 || p % PAGE_SIZE !== 0 ||
-        p + size > MAX_ADDRESS
-      ) {
-        throw new IopfLabError(
-          "EINVAL",
-          `${what}: PFNMAP address ${p} is not 4 KiB aligned`,
-        );
-      }
-    }
-    const i = this.#lowerBound(iova);
-    const next = this.#dmas[i];
-    const prev = this.#dmas[i - 1];
-    const hit = next && next.iova < iova + size
-      ? next
-      : prev && prev.end > iova
-      ? prev
-      : undefined;
-    if (hit) {
-      throw new IopfLabError(
-        "EEXIST",
-        `${what}: overlaps the vfio_dma at ${hex(hit.iova)}`,
-      );
-    }
+    const i = checkMapRange(s.dmas, req, prot, what);
     const mode: VfioDmaMode = req.pfnmap !== undefined
       ? "pfnmap"
-      : this.#iopf
+      : s.iopf
       ? "iopf"
       : "pinned";
     const dma = new VfioDma(req, prot, mode);
-    let ns = this.costs["vfio.mapDmaCall"];
+    let ns = s.costs["vfio.mapDmaCall"];
     if (mode === "pfnmap") {
-      ns += this.costs["vfio.pfnmapBatch"] +
+      ns += s.costs["vfio.pfnmapBatch"] +
         this.core.map(domain, iova, dma.pfnmap, size, prot);
       dma.mappedPages = dma.npages;
     } else if (mode === "iopf") {
-      ns += this.costs["vfio.bitmapAllocPer4kPages"] * dma.npages;
-      if (this.mmuNotifier) {
-        dma.notifier = this.mm.registerMmuNotifier(vaddr, size, {
-          invalidateRangeStart: (start, end) =>
-            this.#invalidate(dma, start, end),
-          invalidateRangeEnd: () => 0,
-        });
-      }
+      ns += s.costs["vfio.bitmapAllocPer4kPages"] * dma.npages;
+      if (s.mmuNotifier) registerNotifier(s, dma);
     } else {
-      ns += this.#pinAndMapAll(dma, domain);
+      ns += pinAndMapAll(s, dma, domain);
     }
-    this.#dmas.splice(i, 0, dma);
-    this.counters.add("vfio.mapDma");
+    s.dmas.splice(i, 0, dma);
+    s.counters.add("vfio.mapDma");
     return ns;
   }
 
@@ -760,44 +537,11 @@ export class VfioContainer {
    * then). Returns the bytes removed (0 when none) and the CPU cost.
    */
   unmapDma(req: VfioDmaUnmapRequest, done?: () => void): VfioUnmapResult {
-    const { iova, size } = req;
-    const what = `Cannot unmap DMA IOVA ${hex(iova)}+${hex(size)}`;
-    this.#needDomain("unmap DMA");
-    if (
-      !Number.isInteger(iova) || !Number.isInteger(size) || iova < 0 ||
-      size <= 0 ||
-      iova % PAGE_SIZE !== 0 || size % PAGE_SIZE !== 0 ||
-      iova + size > MAX_ADDRESS
-    ) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: IOVA and size must be 4 KiB aligned, size positive, no overflow`,
-      );
-    }
-    const end = iova + size;
-    const i = this.#lowerBound(iova);
-    const prev = this.#dmas[i - 1];
-    if (prev && prev.end > iova) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: it would split the vfio_dma at ${hex(prev.iova)}-${
-          hex(prev.end)
-        }`,
-      );
-    }
-    let j = i;
-    while (j < this.#dmas.length && this.#dmas[j]!.iova < end) j++;
-    const last = this.#dmas[j - 1];
-    if (j > i && last && last.end > end) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${what}: it would split the vfio_dma at ${hex(last.iova)}-${
-          hex(last.end)
-        }`,
-      );
-    }
-    const victims = this.#dmas.splice(i, j - i);
-    let ns = this.costs["vfio.unmapDmaCall"];
+    const s = this.#s;
+    const what = `Cannot unmap DMA IOVA ${hex(req.iova)}+${hex(req.size)}`;
+    needDomain(s, "unmap DMA");
+    const victims = takeUnmapRange(s.dmas, req, what);
+    let ns = s.costs["vfio.unmapDmaCall"];
     let bytes = 0;
     let left = victims.length + 1;
     const one = () => {
@@ -805,9 +549,9 @@ export class VfioContainer {
     };
     for (const d of victims) {
       bytes += d.size;
-      ns += this.#removeDma(d, one);
+      ns += unmapUnpin(s, d, one);
     }
-    this.counters.add("vfio.unmapDma");
+    s.counters.add("vfio.unmapDma");
     this.sim.after(0, one);
     return { bytes, ns };
   }
@@ -819,551 +563,30 @@ export class VfioContainer {
    * completed. The container is unusable afterwards.
    */
   release(done?: () => void): void {
-    if (this.#released) {
+    const s = this.#s;
+    if (s.released) {
       if (done) this.sim.after(0, done);
       return;
     }
-    this.#released = true;
+    s.released = true;
     let left = 1;
     const one = () => {
       if (--left > 0) return;
-      if (this.#domain) {
-        this.core.domainFree(this.#domain);
-        this.#domain = undefined;
+      if (s.domain) {
+        this.core.domainFree(s.domain);
+        s.domain = undefined;
       }
       done?.();
     };
-    const victims = this.#dmas.splice(0, this.#dmas.length);
+    const victims = s.dmas.splice(0, s.dmas.length);
     for (const d of victims) {
       left++;
-      this.#removeDma(d, one);
+      unmapUnpin(s, d, one);
     }
-    for (const dev of [...this.#devices.keys()]) {
+    for (const dev of [...s.devices.keys()]) {
       left++;
       this.detachDevice(dev, one);
     }
     this.sim.after(0, one);
-  }
-
-  // -------------------------------------------------------------------------
-  // Static pinning
-
-  #limitPages(): number {
-    const l = this.mm.memlockLimit;
-    return l === Infinity ? Infinity : Math.floor(l / PAGE_SIZE);
-  }
-
-  #buf(n: number): Float64Array {
-    if (!this.#pfnBuf || this.#pfnBuf.length < n) {
-      this.#pfnBuf = new Float64Array(Math.max(n, this.premapPages));
-    }
-    return this.#pfnBuf;
-  }
-
-  /** vfio_pin_map_dma(): pins, charges and maps the whole range, or nothing. */
-  #pinAndMapAll(dma: VfioDma, domain: IommuDomain): number {
-    let ns = 0;
-    let done = 0; // pages pinned, charged and mapped
-    try {
-      while (done < dma.npages) {
-        const hva = dma.vaddr + done * PAGE_SIZE;
-        const vma = this.mm.findVma(hva);
-        if (!vma) {
-          throw new IopfLabError(
-            "EFAULT",
-            `Cannot pin DMA vaddr ${hex(hva)} (IOVA ${
-              hex(dma.iova + done * PAGE_SIZE)
-            }): not mapped`,
-          );
-        }
-        const n = Math.min(
-          dma.npages - done,
-          (vma.end - hva) / PAGE_SIZE,
-          MM_CALL_PAGES,
-        );
-        const allow = this.#limitPages() - this.mm.lockedVm;
-        if (allow < n) {
-          // The kernel pins a batch before it finds the limit: the pages up
-          // to it get faulted in, then everything is released.
-          if (allow > 0) {
-            this.mm.pinUserPages(hva, allow, { longterm: true });
-            this.mm.unpinUserPages(hva, allow);
-          }
-          throw new IopfLabError(
-            "ENOMEM",
-            `Cannot pin IOVA ${hex(dma.iova)}+${
-              hex(dma.size)
-            }: locked_vm ${this.mm.lockedVm} + ${
-              dma.npages - done
-            } pages exceeds RLIMIT_MEMLOCK of ${this.#limitPages()} pages`,
-          );
-        }
-        const huge = vma.backing === "hugetlb-2m" ||
-          vma.backing === "hugetlb-1g";
-        const out = huge ? undefined : this.#buf(n);
-        const r = this.mm.pinUserPages(
-          hva,
-          n,
-          out ? { longterm: true, out } : { longterm: true },
-        );
-        ns += r.ns +
-          this.costs["mm.pinCall"] * (Math.ceil(n / VFIO_PIN_BATCH_PAGES) - 1);
-        try {
-          this.mm.accountLockedVm(n, true);
-        } catch (e) {
-          this.mm.unpinUserPages(hva, n);
-          throw e;
-        }
-        this.#addPinned(dma, n, n);
-        ns += this.#mapPinned(
-          dma,
-          domain,
-          done,
-          n,
-          out ?? null,
-          huge ? vma : null,
-        );
-        done += n;
-      }
-    } catch (e) {
-      // Runs are mapped in order: [0, mappedPages) is mapped, [0, pinnedPages) pinned.
-      if (dma.mappedPages > 0) {
-        this.core.unmap(domain, dma.iova, dma.mappedPages * PAGE_SIZE);
-        dma.mappedPages = 0;
-      }
-      if (dma.pinnedPages > 0) this.#releasePinned(dma, 0, dma.pinnedPages);
-      throw e;
-    }
-    return ns;
-  }
-
-  /**
-   * Maps pages [off, off + n) of `dma`, pinned just now, in physically
-   * contiguous runs. PFNs come from `out` (page by page) or, for hugetlb,
-   * from the head of each folio (a folio is contiguous).
-   */
-  #mapPinned(
-    dma: VfioDma,
-    domain: IommuDomain,
-    off: number,
-    n: number,
-    out: Float64Array | null,
-    hugeVma: VmArea | null,
-  ): number {
-    const folio = hugeVma ? hugeVma.pageSize / PAGE_SIZE : 1;
-    const hvaPage0 = dma.vaddr / PAGE_SIZE + off;
-    let ns = 0;
-    let runStart = 0;
-    let runPfn = out ? out[0]! : this.#pfnAt(dma, off);
-    let i = 0;
-    for (;;) {
-      const next = out ? i + 1 : i + folio - ((hvaPage0 + i) % folio);
-      if (next >= n) break;
-      const pfn = out ? out[next]! : this.#pfnAt(dma, off + next);
-      if (pfn !== runPfn + (next - runStart)) {
-        ns += this.#mapRun(
-          dma,
-          domain,
-          off + runStart,
-          next - runStart,
-          runPfn,
-        );
-        runStart = next;
-        runPfn = pfn;
-      }
-      i = next;
-    }
-    ns += this.#mapRun(dma, domain, off + runStart, n - runStart, runPfn);
-    return ns;
-  }
-
-  /** PFN of page `page` of `dma` (from the mm: a hugetlb folio's pages). */
-  #pfnAt(dma: VfioDma, page: number): number {
-    return this.mm.hvaToPfn(dma.vaddr + page * PAGE_SIZE);
-  }
-
-  #mapRun(
-    dma: VfioDma,
-    domain: IommuDomain,
-    page: number,
-    n: number,
-    pfn: number,
-  ): number {
-    const ns = this.core.map(
-      domain,
-      dma.iova + page * PAGE_SIZE,
-      pfn * PAGE_SIZE,
-      n * PAGE_SIZE,
-      dma.prot,
-    );
-    dma.mappedPages += n;
-    return ns;
-  }
-
-  #addPinned(dma: VfioDma, pinned: number, locked: number): void {
-    dma.pinnedPages += pinned;
-    dma.lockedPages += locked;
-    this.#pinned += pinned;
-    this.#locked += locked;
-    if (this.#pinned > this.#pinnedPeak) this.#pinnedPeak = this.#pinned;
-    if (this.#locked > this.#lockedPeak) this.#lockedPeak = this.#locked;
-  }
-
-  /** Unpins and uncharges pages [off, off + n) of a pinned dma. Returns ns. */
-  #releasePinned(dma: VfioDma, off: number, n: number): number {
-    const ns = this.mm.unpinUserPages(dma.vaddr + off * PAGE_SIZE, n);
-    this.mm.accountLockedVm(n, false);
-    dma.pinnedPages -= n;
-    dma.lockedPages -= n;
-    this.#pinned -= n;
-    this.#locked -= n;
-    return ns;
-  }
-
-  /**
-   * vfio_remove_dma(): unmaps the whole range (one unmap, one sync), then
-   * releases the pins it held when the sync completed. Returns the CPU cost.
-   */
-  #removeDma(dma: VfioDma, done: () => void): number {
-    dma.removed = true;
-    dma.notifier?.unregister();
-    dma.notifier = undefined;
-    const domain = this.#domain!;
-    const release = (): number => {
-      let ns = 0;
-      if (dma.mode === "pinned") {
-        if (dma.pinnedPages > 0) ns += this.#releasePinned(dma, 0, dma.npages);
-      } else if (dma.mode === "iopf" && dma.pinnedPages > 0) {
-        const bits = dma.bitmap!;
-        let a = nextSet(bits, 0, dma.npages);
-        while (a < dma.npages) {
-          const b = nextClear(bits, a, dma.npages);
-          ns += this.#releasePinned(dma, a, b - a);
-          a = nextSet(bits, b, dma.npages);
-        }
-      }
-      return ns;
-    };
-    let ns = 0;
-    if (dma.mappedPages > 0) {
-      const r = this.core.unmap(domain, dma.iova, dma.size, () => {
-        release();
-        done();
-      });
-      ns += r.ns;
-      // The unpin work happens when the sync completes; count its CPU time here.
-      ns += this.costs["mm.unpinPer4k"] * dma.pinnedPages;
-    } else {
-      ns += release();
-      this.sim.after(0, done);
-    }
-    dma.mappedPages = 0;
-    return ns;
-  }
-
-  // -------------------------------------------------------------------------
-  // IOPF
-
-  #checkIopfCapable(what: string): void {
-    for (const dev of this.#devices.keys()) {
-      if (!dev.stall && !dev.pri) {
-        throw new IopfLabError(
-          "ENODEV",
-          `Cannot ${what}: ${dev.name} can neither stall nor use PRI`,
-        );
-      }
-    }
-  }
-
-  #enableDeviceIopf(dev: IommuDevice, s: DeviceState): void {
-    if (!s.iopfEnabled) {
-      this.core.devEnableIopf(dev);
-      s.iopfEnabled = true;
-    }
-    const flags = this.#type === "nesting"
-      ? FAULT_REPORT_FLAT | FAULT_REPORT_NESTED_L2
-      : FAULT_REPORT_FLAT;
-    this.core.registerDeviceFaultHandler(dev, this.#iopfHandler, flags);
-  }
-
-  #registerL1(dev: IommuDevice, s: DeviceState): void {
-    if (!s.iopfEnabled) {
-      this.core.devEnableIopf(dev);
-      s.iopfEnabled = true;
-    }
-    const region = this.#region!;
-    this.core.registerDeviceFaultHandler(
-      dev,
-      (g, done) => region.handleGroup(g, done),
-      FAULT_REPORT_NESTED_L1,
-    );
-  }
-
-  /**
-   * The type1 IOPF handler (vfio_iommu_type1_dma_map_iopf, RFC v3): under
-   * the container lock, each fault of the group is looked up, checked,
-   * pinned and mapped (with pre-map); the group then gets one response.
-   */
-  readonly #iopfHandler = (group: IopfGroup, done: () => void): void => {
-    const w = this.#freeWork.pop() ?? this.#newWork();
-    w.group = group;
-    w.done = done;
-    w.t0 = this.sim.now;
-    (this.#cGroups ??= this.counters.cell("vfio.faultGroups")).v++;
-    this.lock.acquireSlot(w.locked);
-  };
-
-  #newWork(): FaultWork {
-    const w: FaultWork = {
-      group: undefined,
-      done: noop,
-      t0: 0,
-      code: IOMMU_PAGE_RESP_SUCCESS,
-      locked: noop,
-      unlock: noop,
-      respond: noop,
-    };
-    w.locked = () => this.#faultGroupLocked(w);
-    w.unlock = () => {
-      this.lock.releaseSlot();
-      this.sim.after(this.costs["vfio.faultRespond"], w.respond);
-    };
-    w.respond = () => {
-      this.handlerNs.record(this.sim.now - w.t0);
-      const { group, done, code } = w;
-      w.group = undefined;
-      w.done = noop;
-      this.#freeWork.push(w);
-      this.core.pageResponse(group!.dev, group!, code);
-      done();
-    };
-    return w;
-  }
-
-  /** Under the container lock: handles each fault of the group, then unlocks after their time. */
-  #faultGroupLocked(w: FaultWork): void {
-    const group = w.group!;
-    let ns = 0;
-    let code: PageResponseCode = IOMMU_PAGE_RESP_SUCCESS;
-    if (this.#released) {
-      code = IOMMU_PAGE_RESP_INVALID;
-    } else {
-      const faults = group.faults;
-      for (let i = 0; i < faults.length; i++) {
-        ns += this.#handleFault(faults[i]!);
-        if (!this.#faultOk) {
-          code = IOMMU_PAGE_RESP_INVALID;
-          break;
-        }
-      }
-    }
-    w.code = code;
-    this.sim.after(ns, w.unlock);
-  }
-
-  /** Counts an invalid fault (`why`) and makes {@linkcode #handleFault} report it. */
-  #invalid(why: string, ns: number): number {
-    this.counters.add("vfio.faults.invalid");
-    this.counters.add(`vfio.faults.invalid.${why}`);
-    this.#faultOk = false;
-    return ns;
-  }
-
-  /**
-   * One fault of a group: returns the ns it took and leaves in
-   * `#faultOk` whether it was resolved.
-   */
-  #handleFault(f: IommuFault): number {
-    const k = this.costs;
-    (this.#cFaults ??= this.counters.cell("vfio.faults")).v++;
-    this.#faultOk = true;
-    let ns = k["vfio.faultLookup"];
-    if (f.type !== "page-req") return this.#invalid("notPageRequest", ns);
-    const addr = f.stage === 2 && f.ipa >= 0 ? f.ipa : f.addr;
-    const iova = alignDown(addr, PAGE_SIZE);
-    const dma = this.#find(iova);
-    if (!dma) return this.#invalid("noDma", ns);
-    if (
-      ((f.perm & IOMMU_FAULT_PERM_WRITE) !== 0 &&
-        (dma.prot & PROT_WRITE) === 0) ||
-      ((f.perm & IOMMU_FAULT_PERM_READ) !== 0 && (dma.prot & PROT_READ) === 0)
-    ) {
-      return this.#invalid("perm", ns);
-    }
-    if (!dma.bitmap) {
-      // A pinned or PFNMAP range is mapped whole: nothing to fault in.
-      if (this.core.iovaToPhys(this.#domain!, iova) >= 0) {
-        this.counters.add("vfio.faults.raced");
-        return ns;
-      }
-      return this.#invalid("notIopf", ns);
-    }
-    const bits = dma.bitmap;
-    const p = Math.floor((iova - dma.iova) / PAGE_SIZE);
-    ns += k["vfio.bitmapCheck"];
-    if (testBit(bits, p)) {
-      this.counters.add("vfio.faults.raced");
-      return ns;
-    }
-    const end = Math.min(dma.npages, p + this.premapPages);
-    ns += k["vfio.bitmapCheck"] * (end - p - 1);
-    let budget = end - p;
-    if (!this.mmuNotifier) {
-      budget = Math.min(budget, this.#limitPages() - this.mm.lockedVm);
-      if (budget <= 0) return this.#invalid("memlock", ns);
-    }
-    let q = p;
-    let mapped = 0;
-    while (q < end && budget > 0) {
-      const a = nextClear(bits, q, end);
-      if (a >= end) break;
-      const b = Math.min(nextSet(bits, a, end), a + budget);
-      try {
-        ns += this.#faultInRun(dma, a, b - a);
-      } catch (e) {
-        if (!(e instanceof IopfLabError)) throw e;
-        if (a !== p) break; // the faulting page is mapped; stop pre-mapping
-        if (b - a === 1) return this.#invalid(e.code, ns);
-        // Part of the pre-map window failed (say, beyond the VMA): the
-        // faulting page alone, as the kernel pins what it can.
-        try {
-          ns += this.#faultInRun(dma, p, 1);
-        } catch (e1) {
-          if (!(e1 instanceof IopfLabError)) throw e1;
-          return this.#invalid(e1.code, ns);
-        }
-        mapped = 1;
-        break;
-      }
-      mapped += b - a;
-      if (!this.mmuNotifier) budget -= b - a;
-      q = b;
-    }
-    (this.#cMapped ??= this.counters.cell("vfio.faults.mappedPages")).v +=
-      mapped;
-    (this.#cPremapped ??= this.counters.cell("vfio.faults.premappedPages"))
-      .v += mapped - 1;
-    return ns;
-  }
-
-  /** Pins pages [a, a + n) of an IOPF dma, maps them, sets their bits. */
-  #faultInRun(dma: VfioDma, a: number, n: number): number {
-    const k = this.costs;
-    const domain = this.#domain!;
-    const hva = dma.vaddr + a * PAGE_SIZE;
-    const out = this.#buf(n);
-    const opts = this.#faultPinOpts;
-    opts.longterm = !this.mmuNotifier;
-    opts.out = out;
-    const r = this.mm.pinUserPages(hva, n, opts);
-    let ns = r.ns;
-    if (!this.mmuNotifier) {
-      try {
-        this.mm.accountLockedVm(n, true);
-      } catch (e) {
-        this.mm.unpinUserPages(hva, n);
-        throw e;
-      }
-    }
-    try {
-      ns += this.#mapPinned(dma, domain, a, n, out, null);
-    } catch (e) {
-      this.mm.unpinUserPages(hva, n);
-      if (!this.mmuNotifier) this.mm.accountLockedVm(n, false);
-      throw e;
-    }
-    fillBits(dma.bitmap!, a, a + n, true);
-    ns += k["vfio.bitmapCheck"];
-    if (this.mmuNotifier) ns += this.mm.unpinUserPages(hva, n);
-    else this.#addPinned(dma, n, n);
-    return ns;
-  }
-
-  /**
-   * The MMU notifier's invalidate_range_start: unmaps the IOPF-mapped pages
-   * of `dma` inside [start, end) (HVAs), clears their bits and, in strict
-   * mode, syncs the IOTLB and the ATS devices' ATCs before returning
-   * ({@linkcode IommuCore.unmapBlocking}: the CPU spins on CMD_SYNC, as the
-   * kernel does), so no cached translation reaches the pages the mm frees
-   * next. Returns the ns spent, the wait for CMD_SYNC included; the mm adds
-   * it to the cost of the reclaim, munmap or madvise. In lazy mode the range
-   * goes to the flush queue and stays reachable until the batched flush.
-   */
-  #invalidate(dma: VfioDma, start: number, end: number): number {
-    if (dma.removed || !dma.bitmap) return 0;
-    const s = Math.max(start, dma.vaddr);
-    const e = Math.min(end, dma.vaddr + dma.size);
-    if (s >= e) return 0;
-    const p0 = Math.floor((s - dma.vaddr) / PAGE_SIZE);
-    const p1 = Math.ceil((e - dma.vaddr) / PAGE_SIZE);
-    const bits = dma.bitmap;
-    let ns = this.costs["vfio.bitmapCheck"];
-    const n = countBits(bits, p0, p1);
-    if (n === 0) return ns;
-    // Unmap from the first to the last mapped page in one call (holes cost nothing).
-    const a = nextSet(bits, p0, p1);
-    let b = a;
-    for (let i = a; i < p1;) {
-      b = nextClear(bits, i, p1);
-      i = nextSet(bits, b, p1);
-    }
-    const r = this.core.unmapBlocking(
-      this.#domain!,
-      dma.iova + a * PAGE_SIZE,
-      (b - a) * PAGE_SIZE,
-    );
-    ns += r.ns;
-    fillBits(bits, a, b, false);
-    dma.mappedPages -= n;
-    this.counters.add("vfio.notifier.invalidations");
-    this.counters.add("vfio.notifier.unmappedPages", n);
-    return ns;
-  }
-
-  // -------------------------------------------------------------------------
-  // Helpers
-
-  #checkLive(what: string): void {
-    if (this.#released) {
-      throw new IopfLabError(
-        "ENODEV",
-        `Cannot ${what}: the container was released`,
-      );
-    }
-  }
-
-  #needDomain(what: string): IommuDomain {
-    this.#checkLive(what);
-    if (!this.#domain) {
-      throw new IopfLabError(
-        "EINVAL",
-        `Cannot ${what}: no IOMMU set (VFIO_SET_IOMMU first)`,
-      );
-    }
-    return this.#domain;
-  }
-
-  /** Index of the first dma with iova >= `iova`. */
-  #lowerBound(iova: number): number {
-    let lo = 0, hi = this.#dmas.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#dmas[mid]!.iova < iova) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  /** The dma covering `iova`, if any (vfio_find_dma). */
-  #find(iova: number): VfioDma | undefined {
-    let lo = 0, hi = this.#dmas.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const d = this.#dmas[mid]!;
-      if (iova < d.iova) hi = mid;
-      else if (iova >= d.end) lo = mid + 1;
-      else return d;
-    }
-    return undefined;
   }
 }

@@ -1,0 +1,344 @@
+/**
+ * The 2021 RFC's IOPF path of type1: enabling recoverable faults for the
+ * container's devices, the fault handler (vfio_iommu_type1_dma_map_iopf:
+ * each fault group is handled under the container lock, its faults pinned
+ * and mapped with pre-map, then answered with one page response) and the
+ * MMU notifier's invalidation that unmaps IOPF pages again. Private to
+ * lib/vfio; every function takes the container's {@linkcode VfioState}
+ * first.
+ *
+ * @module
+ */
+import type { IopfGroup } from "../iommu/io_pgfault.ts";
+import {
+  FAULT_REPORT_FLAT,
+  FAULT_REPORT_NESTED_L2,
+  IOMMU_FAULT_PERM_READ,
+  IOMMU_FAULT_PERM_WRITE,
+  IOMMU_PAGE_RESP_INVALID,
+  IOMMU_PAGE_RESP_SUCCESS,
+  type IommuDevice,
+  type IommuFault,
+  type PageResponseCode,
+} from "../iommu/types.ts";
+import { IopfLabError } from "../sim/errors.ts";
+import { alignDown, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../sim/units.ts";
+import { countBits, fillBits, nextClear, nextSet, testBit } from "./_bitmap.ts";
+import type { DeviceState, VfioState } from "./_state.ts";
+import { findDma, type VfioDma } from "./dma.ts";
+import { addPinned, limitPages, mapPinned, pfnBuf } from "./pin.ts";
+
+/**
+ * One fault group in the type1 IOPF handler, from the handler call to its
+ * page response (pooled in {@linkcode VfioState.freeWork}; the callbacks
+ * are bound once per record).
+ */
+export interface FaultWork {
+  /** The group being handled (undefined while the record is free). */
+  group: IopfGroup | undefined;
+  /** The core's completion callback of the group. */
+  done: () => void;
+  /** When the handler was called (ns). */
+  t0: number;
+  /** The response decided under the lock. */
+  code: PageResponseCode;
+  /** Resource callback: the container lock is taken. */
+  locked: () => void;
+  /** Event: the faults' work is done; the lock is dropped. */
+  unlock: () => void;
+  /** Event: the response goes out. */
+  respond: () => void;
+}
+
+/** What {@linkcode handleFault} came to (a reused scratch record). */
+export interface FaultOutcome {
+  /** Whether the fault was resolved (else the group is answered INVALID). */
+  ok: boolean;
+}
+
+function noop(): void {}
+
+/** ENODEV unless every attached device can stall or use PRI. */
+export function checkIopfCapable(s: VfioState, what: string): void {
+  for (const dev of s.devices.keys()) {
+    if (!dev.stall && !dev.pri) {
+      throw new IopfLabError(
+        "ENODEV",
+        `Cannot ${what}: ${dev.name} can neither stall nor use PRI`,
+      );
+    }
+  }
+}
+
+/**
+ * Enables the recoverable faults of `dev` (once) and registers the type1
+ * handler for its flat faults (and its stage-2 faults when nesting).
+ */
+export function enableDeviceIopf(
+  s: VfioState,
+  dev: IommuDevice,
+  ds: DeviceState,
+): void {
+  if (!ds.iopfEnabled) {
+    s.core.devEnableIopf(dev);
+    ds.iopfEnabled = true;
+  }
+  const flags = s.type === "nesting"
+    ? FAULT_REPORT_FLAT | FAULT_REPORT_NESTED_L2
+    : FAULT_REPORT_FLAT;
+  s.core.registerDeviceFaultHandler(dev, s.iopfHandler, flags);
+}
+
+/**
+ * The type1 IOPF handler (vfio_iommu_type1_dma_map_iopf, RFC v3): under
+ * the container lock, each fault of the group is looked up, checked,
+ * pinned and mapped (with pre-map); the group then gets one response.
+ * {@linkcode VfioState.iopfHandler} is this function bound to its state.
+ */
+export function iopfHandler(
+  s: VfioState,
+  group: IopfGroup,
+  done: () => void,
+): void {
+  const w = s.freeWork.pop() ?? newWork(s);
+  w.group = group;
+  w.done = done;
+  w.t0 = s.sim.now;
+  (s.cGroups ??= s.counters.cell("vfio.faultGroups")).v++;
+  s.lock.acquireSlot(w.locked);
+}
+
+function newWork(s: VfioState): FaultWork {
+  const w: FaultWork = {
+    group: undefined,
+    done: noop,
+    t0: 0,
+    code: IOMMU_PAGE_RESP_SUCCESS,
+    locked: noop,
+    unlock: noop,
+    respond: noop,
+  };
+  w.locked = () => faultGroupLocked(s, w);
+  w.unlock = () => {
+    s.lock.releaseSlot();
+    s.sim.after(s.costs["vfio.faultRespond"], w.respond);
+  };
+  w.respond = () => {
+    s.handlerNs.record(s.sim.now - w.t0);
+    const { group, done, code } = w;
+    w.group = undefined;
+    w.done = noop;
+    s.freeWork.push(w);
+    s.core.pageResponse(group!.dev, group!, code);
+    done();
+  };
+  return w;
+}
+
+/** Under the container lock: handles each fault of the group, then unlocks after their time. */
+function faultGroupLocked(s: VfioState, w: FaultWork): void {
+  const group = w.group!;
+  let ns = 0;
+  let code: PageResponseCode = IOMMU_PAGE_RESP_SUCCESS;
+  if (s.released) {
+    code = IOMMU_PAGE_RESP_INVALID;
+  } else {
+    const out = s.outcome;
+    const faults = group.faults;
+    for (let i = 0; i < faults.length; i++) {
+      ns += handleFault(s, faults[i]!, out);
+      if (!out.ok) {
+        code = IOMMU_PAGE_RESP_INVALID;
+        break;
+      }
+    }
+  }
+  w.code = code;
+  s.sim.after(ns, w.unlock);
+}
+
+/** Counts an invalid fault (`why`), marks `out` unresolved and returns `ns`. */
+function invalid(
+  s: VfioState,
+  out: FaultOutcome,
+  why: string,
+  ns: number,
+): number {
+  s.counters.add("vfio.faults.invalid");
+  s.counters.add(`vfio.faults.invalid.${why}`);
+  out.ok = false;
+  return ns;
+}
+
+/**
+ * One fault of a group: looks up its vfio_dma, checks the permission, pins
+ * and maps the faulting page and up to `premapPages - 1` following ones
+ * not mapped yet. Returns the ns it took and leaves in `out.ok` whether it
+ * was resolved.
+ */
+export function handleFault(
+  s: VfioState,
+  f: IommuFault,
+  out: FaultOutcome,
+): number {
+  const k = s.costs;
+  (s.cFaults ??= s.counters.cell("vfio.faults")).v++;
+  out.ok = true;
+  let ns = k["vfio.faultLookup"];
+  if (f.type !== "page-req") return invalid(s, out, "notPageRequest", ns);
+  const addr = f.stage === 2 && f.ipa >= 0 ? f.ipa : f.addr;
+  const iova = alignDown(addr, PAGE_SIZE);
+  const dma = findDma(s.dmas, iova);
+  if (!dma) return invalid(s, out, "noDma", ns);
+  if (
+    ((f.perm & IOMMU_FAULT_PERM_WRITE) !== 0 &&
+      (dma.prot & PROT_WRITE) === 0) ||
+    ((f.perm & IOMMU_FAULT_PERM_READ) !== 0 && (dma.prot & PROT_READ) === 0)
+  ) {
+    return invalid(s, out, "perm", ns);
+  }
+  if (!dma.bitmap) {
+    // A pinned or PFNMAP range is mapped whole: nothing to fault in.
+    if (s.core.iovaToPhys(s.domain!, iova) >= 0) {
+      s.counters.add("vfio.faults.raced");
+      return ns;
+    }
+    return invalid(s, out, "notIopf", ns);
+  }
+  const bits = dma.bitmap;
+  const p = Math.floor((iova - dma.iova) / PAGE_SIZE);
+  ns += k["vfio.bitmapCheck"];
+  if (testBit(bits, p)) {
+    s.counters.add("vfio.faults.raced");
+    return ns;
+  }
+  const end = Math.min(dma.npages, p + s.premapPages);
+  ns += k["vfio.bitmapCheck"] * (end - p - 1);
+  let budget = end - p;
+  if (!s.mmuNotifier) {
+    budget = Math.min(budget, limitPages(s) - s.mm.lockedVm);
+    if (budget <= 0) return invalid(s, out, "memlock", ns);
+  }
+  let q = p;
+  let mapped = 0;
+  while (q < end && budget > 0) {
+    const a = nextClear(bits, q, end);
+    if (a >= end) break;
+    const b = Math.min(nextSet(bits, a, end), a + budget);
+    try {
+      ns += faultInRun(s, dma, a, b - a);
+    } catch (e) {
+      if (!(e instanceof IopfLabError)) throw e;
+      if (a !== p) break; // the faulting page is mapped; stop pre-mapping
+      if (b - a === 1) return invalid(s, out, e.code, ns);
+      // Part of the pre-map window failed (say, beyond the VMA): the
+      // faulting page alone, as the kernel pins what it can.
+      try {
+        ns += faultInRun(s, dma, p, 1);
+      } catch (e1) {
+        if (!(e1 instanceof IopfLabError)) throw e1;
+        return invalid(s, out, e1.code, ns);
+      }
+      mapped = 1;
+      break;
+    }
+    mapped += b - a;
+    if (!s.mmuNotifier) budget -= b - a;
+    q = b;
+  }
+  (s.cMapped ??= s.counters.cell("vfio.faults.mappedPages")).v += mapped;
+  (s.cPremapped ??= s.counters.cell("vfio.faults.premappedPages")).v += mapped -
+    1;
+  return ns;
+}
+
+/** Pins pages [a, a + n) of an IOPF dma, maps them, sets their bits. Returns ns. */
+function faultInRun(s: VfioState, dma: VfioDma, a: number, n: number): number {
+  const k = s.costs;
+  const mm = s.mm;
+  const domain = s.domain!;
+  const hva = dma.vaddr + a * PAGE_SIZE;
+  const out = pfnBuf(s, n);
+  const opts = s.faultPinOpts;
+  opts.longterm = !s.mmuNotifier;
+  opts.out = out;
+  const r = mm.pinUserPages(hva, n, opts);
+  let ns = r.ns;
+  if (!s.mmuNotifier) {
+    try {
+      mm.accountLockedVm(n, true);
+    } catch (e) {
+      mm.unpinUserPages(hva, n);
+      throw e;
+    }
+  }
+  try {
+    ns += mapPinned(s, dma, domain, a, n, out, null);
+  } catch (e) {
+    mm.unpinUserPages(hva, n);
+    if (!s.mmuNotifier) mm.accountLockedVm(n, false);
+    throw e;
+  }
+  fillBits(dma.bitmap!, a, a + n, true);
+  ns += k["vfio.bitmapCheck"];
+  if (s.mmuNotifier) ns += mm.unpinUserPages(hva, n);
+  else addPinned(s, dma, n, n);
+  return ns;
+}
+
+/**
+ * Registers the MMU notifier of an IOPF range over its HVAs (RFC v2+): the
+ * host mm's invalidations of the range reach {@linkcode invalidate}.
+ */
+export function registerNotifier(s: VfioState, dma: VfioDma): void {
+  dma.notifier = s.mm.registerMmuNotifier(dma.vaddr, dma.size, {
+    invalidateRangeStart: (start, end) => invalidate(s, dma, start, end),
+    invalidateRangeEnd: () => 0,
+  });
+}
+
+/**
+ * The MMU notifier's invalidate_range_start: unmaps the IOPF-mapped pages
+ * of `dma` inside [start, end) (HVAs), clears their bits and, in strict
+ * mode, syncs the IOTLB and the ATS devices' ATCs before returning
+ * ({@linkcode IommuCore.unmapBlocking}: the CPU spins on CMD_SYNC, as the
+ * kernel does), so no cached translation reaches the pages the mm frees
+ * next. Returns the ns spent, the wait for CMD_SYNC included; the mm adds
+ * it to the cost of the reclaim, munmap or madvise. In lazy mode the range
+ * goes to the flush queue and stays reachable until the batched flush.
+ */
+export function invalidate(
+  s: VfioState,
+  dma: VfioDma,
+  start: number,
+  end: number,
+): number {
+  if (dma.removed || !dma.bitmap) return 0;
+  const lo = Math.max(start, dma.vaddr);
+  const hi = Math.min(end, dma.vaddr + dma.size);
+  if (lo >= hi) return 0;
+  const p0 = Math.floor((lo - dma.vaddr) / PAGE_SIZE);
+  const p1 = Math.ceil((hi - dma.vaddr) / PAGE_SIZE);
+  const bits = dma.bitmap;
+  let ns = s.costs["vfio.bitmapCheck"];
+  const n = countBits(bits, p0, p1);
+  if (n === 0) return ns;
+  // Unmap from the first to the last mapped page in one call (holes cost nothing).
+  const a = nextSet(bits, p0, p1);
+  let b = a;
+  for (let i = a; i < p1;) {
+    b = nextClear(bits, i, p1);
+    i = nextSet(bits, b, p1);
+  }
+  const r = s.core.unmapBlocking(
+    s.domain!,
+    dma.iova + a * PAGE_SIZE,
+    (b - a) * PAGE_SIZE,
+  );
+  ns += r.ns;
+  fillBits(bits, a, b, false);
+  dma.mappedPages -= n;
+  s.counters.add("vfio.notifier.invalidations");
+  s.counters.add("vfio.notifier.unmappedPages", n);
+  return ns;
+}
