@@ -130,7 +130,7 @@ const SCENARIO_CASES: readonly ScenarioCase[] = [
     "host beyond the model",
     { host: { memory: "128TiB" } },
     "host.memory",
-    "128 TiB is more than the 64 TiB the model supports",
+    "128 TiB is more than the 16 TiB the model supports",
   ],
   [
     "VM larger than the host",
@@ -420,6 +420,129 @@ const SCENARIO_CASES: readonly ScenarioCase[] = [
     { sweep: { "vm.colour": ["red"] } },
     "sweep.vm.colour",
     "not a field of the scenario",
+  ],
+  // Every limit of the model is a limit of the parser (issue 17)
+  [
+    "premapPages beyond VFIO's 2^18",
+    { dma: { premapPages: 2 ** 18 + 1 } },
+    "dma.premapPages",
+    "expected a whole number from 1 to 262144, got 262145",
+  ],
+  [
+    "host beyond the host model's 16 TiB",
+    { host: { memory: "32TiB" } },
+    "host.memory",
+    "32 TiB is more than the 16 TiB the model supports",
+  ],
+  [
+    "host not a multiple of 2 MiB",
+    { host: { memory: "1025MiB" }, vm: { memory: "1GiB" } },
+    "host.memory",
+    "must be a multiple of 2 MiB (the host memory model allocates RAM in 2 MiB blocks), got 1.00 GiB (1074790400 bytes)",
+  ],
+  [
+    "host of 1 MiB",
+    { host: { memory: "1MiB" }, vm: { memory: "1MiB" } },
+    "host.memory",
+    "must be a multiple of 2 MiB (the host memory model allocates RAM in 2 MiB blocks), got 1 MiB",
+  ],
+  [
+    "guest beyond the largest host",
+    { host: { memory: "16TiB" }, vm: { memory: "17TiB" } },
+    "vm.memory",
+    "17 TiB is more than the 16 TiB the model supports",
+  ],
+  [
+    "event queue beyond LOG2SIZE 19",
+    { smmu: { evtqEntries: 2 ** 20 } },
+    "smmu.evtqEntries",
+    "expected a power of two from 2 to 524288, got 1048576",
+  ],
+  [
+    "PRI queue of one entry",
+    { smmu: { priqEntries: 1 } },
+    "smmu.priqEntries",
+    "expected a power of two from 2 to 524288, got 1",
+  ],
+  [
+    "too many fault workers",
+    { dma: { faultWorkers: 257 } },
+    "dma.faultWorkers",
+    "expected a whole number from 1 to 256, got 257",
+  ],
+  [
+    "too many VMs",
+    { vm: { memory: "64MiB", count: 65 } },
+    "vm.count",
+    "expected a whole number from 1 to 64, got 65",
+  ],
+  [
+    "a time beyond 2^53 ns",
+    { dma: { coiommuUnpinInterval: 2 ** 53 + 2 } },
+    "dma.coiommuUnpinInterval",
+    "a time must be at most 2^53 ns",
+  ],
+  [
+    "a time of 1e400 s",
+    { dma: { coiommuUnpinInterval: "1e400s" } },
+    "dma.coiommuUnpinInterval",
+    "(not a finite number)",
+  ],
+  [
+    "a size beyond 2^52",
+    { vm: { memory: 2 ** 54 } },
+    "vm.memory",
+    "expected a whole number of bytes at most 2^52",
+  ],
+  [
+    "a bandwidth of 1e400",
+    { device: { dmaBandwidth: "1e400GB/s" } },
+    "device.dmaBandwidth",
+    "(not a finite number)",
+  ],
+  [
+    "a cost of 1e308 ns",
+    { costs: { "vfio.faultLookup": 1e308 } },
+    "costs.vfio.faultLookup",
+    "expected a number in [0, 1000000000] (ns per fault), got 1e+308",
+  ],
+  // Combinations the model does not run
+  [
+    "nested over viommu-pin",
+    { smmu: { stage: "nested" }, dma: { mode: "viommu-pin" } },
+    "dma.mode",
+    'nested translation is modelled with "iopf" stage 2 or "static-pin"; got "viommu-pin" (with smmu.stage "nested")',
+  ],
+  [
+    "nested over coiommu",
+    { smmu: { stage: "nested" }, dma: { mode: "coiommu" } },
+    "dma.mode",
+    'got "coiommu" (with smmu.stage "nested")',
+  ],
+  [
+    "a swept mode under nested",
+    { smmu: { stage: "nested" }, sweep: { "dma.mode": ["iopf", "coiommu"] } },
+    "sweep.dma.mode[1]",
+    'got "coiommu" (with smmu.stage "nested")',
+  ],
+  // Pathological parameters
+  [
+    "unpin interval of 1 ns",
+    { dma: { coiommuUnpinInterval: "1ns" } },
+    "dma.coiommuUnpinInterval",
+    "1 ns is shorter than 1.00 ms: the unpin thread is a timer-driven kthread, and Linux timers have jiffy granularity (1-10 ms at HZ 1000-100)",
+  ],
+  [
+    "unpin interval of 1e-9 ns",
+    { dma: { coiommuUnpinInterval: 1e-9 } },
+    "dma.coiommuUnpinInterval",
+    "1e-9 ns is shorter than 1.00 ms",
+  ],
+  [
+    "unpin interval just below 1 ms",
+    { dma: { coiommuUnpinInterval: "999us" } },
+    "dma.coiommuUnpinInterval",
+    "999.00 us is shorter than 1.00 ms",
   ],
   // Unknown fields
   [
