@@ -961,4 +961,5 @@ export function checkResolvedScenario(
     );
   }
   if (v.sweepPoint !== undefined) object(v.sweepPoint, `${where}.sweepPoint`);
+  checkDesigns(v as unknown as Scenario);
 }

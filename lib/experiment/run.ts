@@ -19,8 +19,14 @@ import {
 } from "./machine.ts";
 import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
-import type { Scenario, WorkloadConfig } from "./scenario.ts";
+import {
+  checkResolvedScenario,
+  checkWorkloadConfig,
+  type Scenario,
+  type WorkloadConfig,
+} from "./scenario.ts";
 import type { RunResult } from "./sweep.ts";
+import { describe } from "./fields.ts";
 import { checkInvariants, type InvariantReport } from "./invariants.ts";
 import { IsolationSanitizer } from "./sanitizer.ts";
 
@@ -91,6 +97,8 @@ export function runScenarioWithSeries(
   scenario: Scenario,
   options: RunOptions = {},
 ): RunResult {
+  checkResolvedScenario(scenario, "scenario");
+  checkRunOptions(options);
   if (scenario.sweep.length > 0 && scenario.sweepPoint === undefined) {
     throw new IopfLabError(
       "EINVAL",
@@ -168,6 +176,42 @@ export function runScenarioWithSeries(
     metrics: invariants ? { ...metrics, invariants } : metrics,
     series: sampler.rows(scenario.name),
   };
+}
+
+/** EINVAL naming the option when `options` is malformed. */
+function checkRunOptions(options: unknown): asserts options is RunOptions {
+  const bad = (where: string, what: string, v: unknown): never => {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: expected ${what}, got ${describe(v)}`,
+      where,
+    );
+  };
+  if (typeof options !== "object" || options === null) {
+    bad("options", "an object", options);
+  }
+  const o = options as Record<string, unknown>;
+  const points = o.seriesPoints;
+  if (
+    points !== undefined &&
+    !(typeof points === "number" && Number.isInteger(points) && points >= 1 &&
+      points <= 1e6)
+  ) bad("options.seriesPoints", "a whole number from 1 to 1000000", points);
+  const ll = o.livelockNs;
+  if (ll !== undefined && !(typeof ll === "number" && ll > 0)) {
+    bad("options.livelockNs", "a positive number of ns (or Infinity)", ll);
+  }
+  if (o.workloads !== undefined) {
+    if (!Array.isArray(o.workloads)) {
+      bad("options.workloads", "an array of workload configs", o.workloads);
+    }
+    (o.workloads as unknown[]).forEach((w, i) =>
+      checkWorkloadConfig(w, `options.workloads[${i}]`)
+    );
+  }
+  if (o.inspect !== undefined && typeof o.inspect !== "function") {
+    bad("options.inspect", "a function", o.inspect);
+  }
 }
 
 /** Releases every container and address space, running the simulator until idle. */
