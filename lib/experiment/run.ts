@@ -6,6 +6,12 @@
  * @module
  */
 import type { Histogram } from "../sim/stats.ts";
+import {
+  COST_NAMES,
+  type CostName,
+  type Costs,
+  describeCosts,
+} from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatTime, PAGE_SIZE } from "../sim/units.ts";
 import { createWorkload, type Workload } from "../workload/mod.ts";
@@ -55,11 +61,40 @@ export interface RunOptions {
 }
 
 /**
- * Default of {@linkcode RunOptions.livelockNs}: 10 s of simulated time in
- * which faults are reported and retried but no byte moves (say, pages
- * reclaimed again before the retried access reaches them) ends the run.
+ * Shortest default of {@linkcode RunOptions.livelockNs}: 10 s of simulated
+ * time in which faults are reported and retried but no byte moves (say,
+ * pages reclaimed again before the retried access reaches them) ends the
+ * run. With a slow cost profile the window is longer: see
+ * {@linkcode livelockWindow}.
  */
 export const LIVELOCK_NS = 10e9;
+
+/**
+ * The default livelock window of a run with `costs`: the larger of
+ * {@linkcode LIVELOCK_NS} and 1000 times the profile's largest time cost,
+ * so that a slow (overridden) fault path is not mistaken for a livelock.
+ * The default profile gives 10 s.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadCostProfile } from "../sim/costs.ts";
+ * import { LIVELOCK_NS, livelockWindow } from "./run.ts";
+ * assert.equal(livelockWindow(loadCostProfile()), LIVELOCK_NS);
+ * assert.equal(livelockWindow(loadCostProfile({ "vfio.faultLookup": 1e9 })), 1e12);
+ * ```
+ */
+export function livelockWindow(costs: Costs): number {
+  let most = 0;
+  for (const name of COST_NAMES) {
+    if (TIME_COSTS.has(name)) most = Math.max(most, costs[name]);
+  }
+  return Math.max(LIVELOCK_NS, 1000 * most);
+}
+
+const TIME_COSTS: ReadonlySet<CostName> = new Set(
+  COST_NAMES.filter((n) => describeCosts()[n].unit.startsWith("ns")),
+);
 
 const DMA_DESIGN_LIST: readonly Design[] = Object.values(DMA_DESIGNS);
 const STAGE_DESIGN_LIST = Object.values(STAGE_DESIGNS) as readonly Design[];
@@ -113,7 +148,7 @@ export function runScenarioWithSeries(
   const sampler = new Sampler(
     m,
     options.seriesPoints ?? 100,
-    options.livelockNs ?? LIVELOCK_NS,
+    options.livelockNs ?? livelockWindow(m.costs),
   );
   let setupNs = 0;
   let runStart = 0;
