@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { MAX_PHYS } from "../mm/host_memory.ts";
 import type { WorkloadConfig } from "../workload/registry.ts";
 import type { JsonValue } from "./_json.ts";
 import type { DMA_DESIGNS } from "./designs/mod.ts";
@@ -46,7 +47,7 @@ export type GuestStage1 = "premapped" | "on-fault";
 
 /** The host machine. */
 export interface HostConfig {
-  /** Host RAM in bytes (a multiple of 4 KiB and of the hugetlb page). ["512GiB"] */
+  /** Host RAM in bytes (a multiple of 2 MiB and of the hugetlb page, at most 16 TiB). ["512GiB"] */
   readonly memory: number;
   /** Page backing of guest RAM. ["4k"] */
   readonly backing: Backing;
@@ -105,7 +106,7 @@ export interface DeviceConfig {
 export interface DmaConfig {
   /** DMA mapping mode. ["static-pin"] */
   readonly mode: DmaMode;
-  /** 4 KiB pages mapped per fault (1..512 Ki). [1] */
+  /** 4 KiB pages mapped per fault (1..2^18, VFIO's limit). [1] */
   readonly premapPages: number;
   /** Unmap IOPF-mapped pages on MMU notifier invalidations. [false] */
   readonly mmuNotifier: boolean;
@@ -113,7 +114,7 @@ export interface DmaConfig {
   readonly faultWorkers: number;
   /** coIOMMU: when pinned pages are unpinned. ["off"] */
   readonly coiommuUnpinPolicy: CoiommuUnpinPolicy;
-  /** coIOMMU: period of the LRU unpin thread in ns (> 0). ["60s"] */
+  /** coIOMMU: period of the LRU unpin thread in ns (1 ms..2^53 ns: a timer of jiffy granularity). ["60s"] */
   readonly coiommuUnpinInterval: number;
   /**
    * coIOMMU: unpin intervals a page must stay busy before it moves to the
@@ -172,5 +173,21 @@ export interface ParseScenarioOptions {
 
 /** Most points a sweep may have. */
 export const MAX_SWEEP_POINTS = 10_000;
-/** Largest host memory the model accepts (64 TiB). */
-export const MAX_HOST_MEMORY = 64 * 2 ** 40;
+/**
+ * Largest host memory the model accepts: 16 TiB, the host memory model's
+ * limit (`MAX_PHYS` of lib/mm/host_memory.ts: PFNs fit in 32 bits).
+ */
+export const MAX_HOST_MEMORY: number = MAX_PHYS;
+/**
+ * Most 4 KiB pages VFIO maps per fault (`dma.premapPages`): 2^18, the
+ * limit of the VFIO container (lib/vfio/container.ts).
+ */
+export const MAX_PREMAP_PAGES = 2 ** 18;
+/**
+ * Shortest coIOMMU unpin interval (`dma.coiommuUnpinInterval`): 1 ms. The
+ * unpin thread is a timer-driven kthread, and Linux timers have jiffy
+ * granularity (1-10 ms at HZ 1000-100): a shorter period cannot be set up
+ * in the real backend, and in the model it would only schedule scans far
+ * faster than they can do any work.
+ */
+export const MIN_COIOMMU_UNPIN_INTERVAL = 1e6;

@@ -6,10 +6,11 @@
  */
 import { COST_NAMES } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
-import type { JsonValue } from "./_json.ts";
+import { type JsonValue, MAX_JSON_DEPTH } from "./_json.ts";
 import { MAX_SWEEP_POINTS, type Scenario, type SweepAxis } from "./config.ts";
 import { bareMessage, describe, fail, isObject, object } from "./fields.ts";
 import {
+  checkResolvedScenario,
   resolve,
   type ResolveContext,
   scenarioToJson,
@@ -27,7 +28,21 @@ import type { TraceRecord } from "./trace.ts";
  * itself.
  */
 export function expandSweep(scenario: Scenario): Scenario[] {
+  checkResolvedScenario(scenario, "scenario");
   if (scenario.sweep.length === 0) return [scenario];
+  scenario.sweep.forEach((axis, k) => {
+    if (
+      !Array.isArray(axis) || axis.length !== 2 ||
+      typeof axis[0] !== "string" || !Array.isArray(axis[1])
+    ) {
+      fail(
+        `scenario.sweep[${k}]`,
+        `expected a [path, values] pair, got ${describe(axis)}`,
+      );
+    }
+    checkSweepPath(axis[0], `sweep.${axis[0]}`);
+    axis[1].forEach((v, i) => checkJsonValue(v, `sweep.${axis[0]}[${i}]`));
+  });
   const traces = new Map<string, readonly TraceRecord[]>();
   if (scenario.workload.kind === "trace") {
     traces.set(scenario.workload.file, scenario.workload.rows);
@@ -67,9 +82,50 @@ export function parseSweepAxes(raw: unknown): SweepAxis[] {
     if (points > MAX_SWEEP_POINTS) {
       fail("sweep", `more than ${MAX_SWEEP_POINTS} points`);
     }
+    values.forEach((v, i) => checkJsonValue(v, `${where}[${i}]`));
     axes.push([path, values as JsonValue[]]);
   }
   return axes;
+}
+
+/**
+ * EINVAL naming `where` unless `v` is a JSON value (what a scenario file can
+ * hold): null, a boolean, a string, a finite number, or an array or plain
+ * object of such, not circular and at most {@linkcode MAX_JSON_DEPTH} deep.
+ */
+function checkJsonValue(v: unknown, where: string): void {
+  const open: unknown[] = [];
+  const walk = (x: unknown): void => {
+    if (x === null || typeof x === "boolean" || typeof x === "string") return;
+    if (typeof x === "number") {
+      if (!Number.isFinite(x)) {
+        fail(where, `expected a JSON value, got ${x} (not a finite number)`);
+      }
+      return;
+    }
+    if (typeof x !== "object") {
+      fail(where, `expected a JSON value, got ${describe(x)}`);
+    }
+    if (open.includes(x)) fail(where, "a circular value (not JSON)");
+    if (open.length >= MAX_JSON_DEPTH) {
+      fail(where, `nested deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    if (!Array.isArray(x) && Object.getPrototypeOf(x) !== Object.prototype) {
+      const proto = Object.getPrototypeOf(x);
+      if (proto !== null) {
+        fail(
+          where,
+          `expected a JSON value, got a ${
+            x!.constructor?.name ?? "non-plain"
+          } object`,
+        );
+      }
+    }
+    open.push(x);
+    for (const item of Object.values(x as object)) walk(item);
+    open.pop();
+  };
+  walk(v);
 }
 
 function checkSweepPath(path: string, where: string): void {

@@ -25,6 +25,8 @@ import {
   parseTime,
 } from "../sim/units.ts";
 
+export { decodeUtf8, readUtf8File } from "./_json.ts";
+
 /** A scenario field's value type, as the parser reads it. */
 export type FieldType =
   | "string"
@@ -74,6 +76,9 @@ export function isObject(v: unknown): v is Record<string, unknown> {
 export function describe(v: unknown): string {
   if (v === undefined) return "nothing";
   if (typeof v === "number") return String(v);
+  if (typeof v === "bigint") return `${v}n (a BigInt)`;
+  if (typeof v === "function") return "a function";
+  if (typeof v === "symbol") return String(v);
   if (Array.isArray(v)) return "an array";
   if (typeof v === "object" && v !== null) return "an object";
   if (typeof v === "string" && v.length > 60) {
@@ -230,11 +235,17 @@ export function size(
     fail(
       where,
       `must be a multiple of ${formatSize(o.align)} ${o.alignWhy}, got ${
-        formatSize(n)
+        exactSize(n)
       }`,
     );
   }
   return n;
+}
+
+/** A size as formatSize shows it, with the exact bytes when that rounds. */
+function exactSize(n: number): string {
+  const s = formatSize(n);
+  return s.includes(".") ? `${s} (${n} bytes)` : s;
 }
 
 /** A positive time in ns ("60s" or a number; `dflt` when absent). */

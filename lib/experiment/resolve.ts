@@ -7,7 +7,15 @@
  * @module
  */
 import { loadCostProfile } from "../sim/costs.ts";
-import { formatSize, PAGE_SIZE, SZ_1G, SZ_2M } from "../sim/units.ts";
+import { IopfLabError } from "../sim/errors.ts";
+import { QUEUE_MAX_LOG2 } from "../smmu/queue.ts";
+import {
+  formatSize,
+  formatTime,
+  PAGE_SIZE,
+  SZ_1G,
+  SZ_2M,
+} from "../sim/units.ts";
 import type { TraceRecord } from "./trace.ts";
 import {
   WORKLOAD_KINDS,
@@ -31,10 +39,15 @@ import type {
   SmmuStage,
   VmConfig,
 } from "./config.ts";
-import { MAX_HOST_MEMORY } from "./config.ts";
-import { DMA_MODES } from "./designs/mod.ts";
+import {
+  MAX_HOST_MEMORY,
+  MAX_PREMAP_PAGES,
+  MIN_COIOMMU_UNPIN_INTERVAL,
+} from "./config.ts";
+import { DMA_DESIGNS, DMA_MODES, STAGE_DESIGNS } from "./designs/mod.ts";
 import {
   bandwidth,
+  bareMessage,
   bool,
   choice,
   describe,
@@ -42,6 +55,7 @@ import {
   type FieldSpec,
   type FieldType,
   integer,
+  isObject,
   known,
   object,
   positiveTime,
@@ -62,9 +76,10 @@ export const HOST_FIELDS = {
     type: "size",
     unit: "bytes",
     default: "512GiB",
+    min: SZ_2M,
     max: MAX_HOST_MEMORY,
     doc:
-      "Host RAM (a multiple of 4 KiB and of the hugetlb page of host.backing)",
+      "Host RAM, at most 16 TiB (a multiple of 2 MiB, the host memory model's block, and of the hugetlb page of host.backing)",
   },
   backing: {
     type: "choice",
@@ -147,16 +162,16 @@ export const SMMU_FIELDS = {
     unit: "",
     default: 256,
     min: 2,
-    max: 2 ** 19,
-    doc: "Event queue entries",
+    max: 2 ** QUEUE_MAX_LOG2,
+    doc: "Event queue entries (LOG2SIZE at most 19)",
   },
   priqEntries: {
     type: "power-of-two",
     unit: "",
     default: 256,
     min: 2,
-    max: 2 ** 19,
-    doc: "PRI queue entries",
+    max: 2 ** QUEUE_MAX_LOG2,
+    doc: "PRI queue entries (LOG2SIZE at most 19)",
   },
   invalidation: {
     type: "choice",
@@ -206,8 +221,8 @@ export const DMA_FIELDS = {
     unit: "pages",
     default: 1,
     min: 1,
-    max: 512 * 1024,
-    doc: "4 KiB pages mapped per fault",
+    max: MAX_PREMAP_PAGES,
+    doc: "4 KiB pages mapped per fault (at most 2^18, VFIO's limit)",
   },
   mmuNotifier: {
     type: "boolean",
@@ -234,7 +249,9 @@ export const DMA_FIELDS = {
     type: "time",
     unit: "ns",
     default: "60s",
-    doc: "coIOMMU: period of the LRU unpin thread (> 0)",
+    min: MIN_COIOMMU_UNPIN_INTERVAL,
+    doc:
+      "coIOMMU: period of the LRU unpin thread, at least 1 ms (a timer-driven kthread: Linux timers have jiffy granularity)",
   },
   coiommuGenerationThreshold: {
     type: "integer",
@@ -389,7 +406,7 @@ export function resolve(
   const workload = resolveWorkload(top.workload, vm, ctx);
   const costs = resolveCosts(top.costs);
   const check = bool(top.check, "check", T.check.default);
-  return {
+  const scenario: Scenario = {
     name,
     seed,
     host,
@@ -403,6 +420,8 @@ export function resolve(
     check,
     sweep: [],
   };
+  checkDesigns(scenario);
+  return scenario;
 }
 
 function section(
@@ -432,12 +451,13 @@ function resolveHost(o: Record<string, unknown>): HostConfig {
     F.backing.values,
     F.backing.default,
   );
+  const huge = hugePage(backing);
   const memory = size(o.memory, "host.memory", F.memory.default, {
     max: F.memory.max,
-    align: hugePage(backing),
-    alignWhy: backing.startsWith("hugetlb")
+    align: Math.max(huge, SZ_2M),
+    alignWhy: huge > SZ_2M
       ? `with host.backing "${backing}"`
-      : "(4 KiB pages)",
+      : "(the host memory model allocates RAM in 2 MiB blocks)",
   });
   const prefault = bool(o.prefault, "host.prefault", F.prefault.default);
   const prefaultThreads = integer(
@@ -583,11 +603,7 @@ function resolveDma(o: Record<string, unknown>): DmaConfig {
       F.coiommuUnpinPolicy.values,
       F.coiommuUnpinPolicy.default,
     ),
-    coiommuUnpinInterval: positiveTime(
-      o.coiommuUnpinInterval,
-      "dma.coiommuUnpinInterval",
-      F.coiommuUnpinInterval.default,
-    ),
+    coiommuUnpinInterval: unpinInterval(o.coiommuUnpinInterval),
     coiommuGenerationThreshold: integer(
       o.coiommuGenerationThreshold,
       "dma.coiommuGenerationThreshold",
@@ -596,6 +612,44 @@ function resolveDma(o: Record<string, unknown>): DmaConfig {
       F.coiommuGenerationThreshold.default,
     ),
   };
+}
+
+function unpinInterval(v: unknown): number {
+  const F = DMA_FIELDS.coiommuUnpinInterval;
+  const where = "dma.coiommuUnpinInterval";
+  const n = positiveTime(v, where, F.default);
+  if (n < F.min) {
+    fail(
+      where,
+      `${n < 1 ? `${n} ns` : formatTime(n)} is shorter than ${
+        formatTime(F.min)
+      }: the unpin thread is a timer-driven kthread, and Linux timers have jiffy granularity (1-10 ms at HZ 1000-100)`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Refuses a combination of designs the model does not run (EINVAL naming
+ * the fields): each chosen design's `check` hook (lib/experiment/designs),
+ * the same the machine runs at VM start.
+ */
+function checkDesigns(s: Scenario): void {
+  DMA_DESIGNS[s.dma.mode].check?.(s);
+  const stage = STAGE_DESIGNS[s.smmu.stage];
+  if (stage?.check === undefined) return;
+  try {
+    stage.check(s);
+  } catch (e) {
+    if (!(e instanceof IopfLabError)) throw e;
+    // Name both fields: the stage design refuses the mode beneath it.
+    const where = e.where ?? "smmu.stage";
+    const msg = bareMessage(e);
+    const rest = msg.startsWith(`${where}: `)
+      ? msg.slice(where.length + 2)
+      : msg;
+    fail(where, `${rest} (with smmu.stage "${s.smmu.stage}")`);
+  }
 }
 
 function resolveWorkload(
@@ -761,4 +815,151 @@ export function scenarioFields(): ScenarioField[] {
   }
   out.push(row("costs", T.costs), row("check", T.check), row("sweep", T.sweep));
   return out;
+}
+
+const RESOLVED_HINT = "resolve the scenario's JSON with parseScenario first";
+
+/**
+ * Checks one resolved value against its field's spec: a choice among its
+ * values, a boolean, or a number in the field's range (sizes, times and
+ * bandwidths non-negative and finite; `infinite` allows Infinity).
+ */
+function checkResolvedField(
+  v: unknown,
+  where: string,
+  spec: FieldSpec,
+  infinite = false,
+): void {
+  const bad = (what: string): never =>
+    fail(where, `expected ${what}, got ${describe(v)} (${RESOLVED_HINT})`);
+  switch (spec.type) {
+    case "choice":
+      if (typeof v !== "string" || !spec.values?.includes(v)) {
+        bad(`one of ${spec.values?.map((c) => JSON.stringify(c)).join(", ")}`);
+      }
+      return;
+    case "boolean":
+      if (typeof v !== "boolean") bad("true or false");
+      return;
+    case "string":
+    case "path":
+      if (typeof v !== "string") bad("a string");
+      return;
+    case "object":
+      if (!isObject(v)) bad("an object");
+      return;
+    case "integer":
+    case "power-of-two": {
+      const min = spec.min ?? 0;
+      const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+      if (
+        typeof v !== "number" || !Number.isInteger(v) || v < min || v > max
+      ) bad(`a whole number from ${min} to ${max}`);
+      const n = v as number;
+      if (spec.type === "power-of-two" && (n & (n - 1)) !== 0) {
+        bad(`a power of two from ${min} to ${max}`);
+      }
+      return;
+    }
+    case "fraction":
+      if (typeof v !== "number" || !(v >= 0 && v <= 1)) {
+        bad("a number from 0 to 1");
+      }
+      return;
+    default: {
+      // size, time, bandwidth: a number in the unit of the field.
+      const ok = typeof v === "number" && v >= 0 &&
+        (Number.isFinite(v) || (infinite && v === Infinity));
+      if (!ok) bad(`a number of ${spec.unit || "units"} (resolved)`);
+    }
+  }
+}
+
+/**
+ * Checks a workload config as a resolver returns it (the `kind` and every
+ * field of the kind's table, in resolved form); EINVAL naming `where`.
+ */
+export function checkWorkloadConfig(
+  v: unknown,
+  where: string,
+): asserts v is WorkloadConfig {
+  const o = object(v, where);
+  if (
+    typeof o.kind !== "string" ||
+    !(WORKLOAD_KINDS as readonly string[]).includes(o.kind)
+  ) {
+    const list = WORKLOAD_KINDS.map((k) => JSON.stringify(k)).join(", ");
+    fail(`${where}.kind`, `expected one of ${list}, got ${describe(o.kind)}`);
+  }
+  const spec = workloadKind(o.kind as WorkloadConfig["kind"]);
+  for (const [field, f] of Object.entries(spec.fields)) {
+    checkResolvedField(o[field], `${where}.${field}`, f);
+  }
+}
+
+/**
+ * Checks that `v` is a resolved {@linkcode Scenario} (what
+ * {@linkcode resolve}, parseScenario and expandSweep return): an object with
+ * every section and field in resolved form (numbers in bytes and ns, not
+ * "4GiB"). The library's entry points call it on their arguments, so a
+ * malformed one is EINVAL naming the argument and field (`scenario.vm.memory:
+ * ...`), never a TypeError later.
+ */
+export function checkResolvedScenario(
+  v: unknown,
+  where = "scenario",
+): asserts v is Scenario {
+  if (typeof v === "string") {
+    fail(
+      where,
+      `expected a resolved scenario object, got a string; ${RESOLVED_HINT} (and JSON text with JSON.parse before it)`,
+    );
+  }
+  if (!isObject(v)) {
+    fail(
+      where,
+      `expected a resolved scenario object, got ${
+        describe(v)
+      }; ${RESOLVED_HINT}`,
+    );
+  }
+  const T = TOP_LEVEL_FIELDS;
+  const name = v.name;
+  if (typeof name !== "string" || name === "") {
+    fail(
+      `${where}.name`,
+      `expected a non-empty string, got ${describe(name)} (${RESOLVED_HINT})`,
+    );
+  }
+  checkResolvedField(v.seed, `${where}.seed`, T.seed);
+  for (const [section, table] of Object.entries(SECTIONS)) {
+    const o = v[section];
+    if (!isObject(o)) {
+      fail(
+        `${where}.${section}`,
+        `expected an object, got ${describe(o)} (${RESOLVED_HINT})`,
+      );
+    }
+    for (const [field, spec] of Object.entries(table)) {
+      checkResolvedField(
+        o[field],
+        `${where}.${section}.${field}`,
+        spec,
+        section === "host" && field === "memlockLimit",
+      );
+    }
+  }
+  checkWorkloadConfig(v.workload, `${where}.workload`);
+  loadCostProfile(object(v.costs, `${where}.costs`), `${where}.costs`);
+  checkResolvedField(v.check, `${where}.check`, T.check);
+  if (!Array.isArray(v.sweep)) {
+    fail(
+      `${where}.sweep`,
+      `expected an array of sweep axes, got ${
+        describe(v.sweep)
+      } (${RESOLVED_HINT})`,
+    );
+  }
+  if (v.sweepPoint !== undefined) object(v.sweepPoint, `${where}.sweepPoint`);
+  checkDesigns(v as unknown as Scenario);
 }

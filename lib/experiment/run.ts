@@ -6,6 +6,12 @@
  * @module
  */
 import type { Histogram } from "../sim/stats.ts";
+import {
+  COST_NAMES,
+  type CostName,
+  type Costs,
+  describeCosts,
+} from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatTime, PAGE_SIZE } from "../sim/units.ts";
 import { createWorkload, type Workload } from "../workload/mod.ts";
@@ -19,8 +25,14 @@ import {
 } from "./machine.ts";
 import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
-import type { Scenario, WorkloadConfig } from "./scenario.ts";
+import {
+  checkResolvedScenario,
+  checkWorkloadConfig,
+  type Scenario,
+  type WorkloadConfig,
+} from "./scenario.ts";
 import type { RunResult } from "./sweep.ts";
+import { describe } from "./fields.ts";
 import { checkInvariants, type InvariantReport } from "./invariants.ts";
 import { IsolationSanitizer } from "./sanitizer.ts";
 
@@ -49,11 +61,40 @@ export interface RunOptions {
 }
 
 /**
- * Default of {@linkcode RunOptions.livelockNs}: 10 s of simulated time in
- * which faults are reported and retried but no byte moves (say, pages
- * reclaimed again before the retried access reaches them) ends the run.
+ * Shortest default of {@linkcode RunOptions.livelockNs}: 10 s of simulated
+ * time in which faults are reported and retried but no byte moves (say,
+ * pages reclaimed again before the retried access reaches them) ends the
+ * run. With a slow cost profile the window is longer: see
+ * {@linkcode livelockWindow}.
  */
 export const LIVELOCK_NS = 10e9;
+
+/**
+ * The default livelock window of a run with `costs`: the larger of
+ * {@linkcode LIVELOCK_NS} and 1000 times the profile's largest time cost,
+ * so that a slow (overridden) fault path is not mistaken for a livelock.
+ * The default profile gives 10 s.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadCostProfile } from "../sim/costs.ts";
+ * import { LIVELOCK_NS, livelockWindow } from "./run.ts";
+ * assert.equal(livelockWindow(loadCostProfile()), LIVELOCK_NS);
+ * assert.equal(livelockWindow(loadCostProfile({ "vfio.faultLookup": 1e9 })), 1e12);
+ * ```
+ */
+export function livelockWindow(costs: Costs): number {
+  let most = 0;
+  for (const name of COST_NAMES) {
+    if (TIME_COSTS.has(name)) most = Math.max(most, costs[name]);
+  }
+  return Math.max(LIVELOCK_NS, 1000 * most);
+}
+
+const TIME_COSTS: ReadonlySet<CostName> = new Set(
+  COST_NAMES.filter((n) => describeCosts()[n].unit.startsWith("ns")),
+);
 
 const DMA_DESIGN_LIST: readonly Design[] = Object.values(DMA_DESIGNS);
 const STAGE_DESIGN_LIST = Object.values(STAGE_DESIGNS) as readonly Design[];
@@ -91,6 +132,8 @@ export function runScenarioWithSeries(
   scenario: Scenario,
   options: RunOptions = {},
 ): RunResult {
+  checkResolvedScenario(scenario, "scenario");
+  checkRunOptions(options);
   if (scenario.sweep.length > 0 && scenario.sweepPoint === undefined) {
     throw new IopfLabError(
       "EINVAL",
@@ -105,7 +148,7 @@ export function runScenarioWithSeries(
   const sampler = new Sampler(
     m,
     options.seriesPoints ?? 100,
-    options.livelockNs ?? LIVELOCK_NS,
+    options.livelockNs ?? livelockWindow(m.costs),
   );
   let setupNs = 0;
   let runStart = 0;
@@ -168,6 +211,42 @@ export function runScenarioWithSeries(
     metrics: invariants ? { ...metrics, invariants } : metrics,
     series: sampler.rows(scenario.name),
   };
+}
+
+/** EINVAL naming the option when `options` is malformed. */
+function checkRunOptions(options: unknown): asserts options is RunOptions {
+  const bad = (where: string, what: string, v: unknown): never => {
+    throw new IopfLabError(
+      "EINVAL",
+      `${where}: expected ${what}, got ${describe(v)}`,
+      where,
+    );
+  };
+  if (typeof options !== "object" || options === null) {
+    bad("options", "an object", options);
+  }
+  const o = options as Record<string, unknown>;
+  const points = o.seriesPoints;
+  if (
+    points !== undefined &&
+    !(typeof points === "number" && Number.isInteger(points) && points >= 1 &&
+      points <= 1e6)
+  ) bad("options.seriesPoints", "a whole number from 1 to 1000000", points);
+  const ll = o.livelockNs;
+  if (ll !== undefined && !(typeof ll === "number" && ll > 0)) {
+    bad("options.livelockNs", "a positive number of ns (or Infinity)", ll);
+  }
+  if (o.workloads !== undefined) {
+    if (!Array.isArray(o.workloads)) {
+      bad("options.workloads", "an array of workload configs", o.workloads);
+    }
+    (o.workloads as unknown[]).forEach((w, i) =>
+      checkWorkloadConfig(w, `options.workloads[${i}]`)
+    );
+  }
+  if (o.inspect !== undefined && typeof o.inspect !== "function") {
+    bad("options.inspect", "a function", o.inspect);
+  }
 }
 
 /** Releases every container and address space, running the simulator until idle. */

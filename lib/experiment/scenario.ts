@@ -27,10 +27,10 @@
  */
 import { basename, dirname, extname, resolve as resolvePath } from "node:path";
 import { IopfLabError } from "../sim/errors.ts";
-import { parseJsonText } from "./_json.ts";
+import { decodeUtf8, parseJsonText } from "./_json.ts";
 import type { ParseScenarioOptions, Scenario } from "./config.ts";
 import { forEachPoint, parseSweepAxes } from "./expand.ts";
-import { bareMessage, isObject, object } from "./fields.ts";
+import { bareMessage, describe, fail, isObject, object } from "./fields.ts";
 import { resolve, type ResolveContext } from "./resolve.ts";
 import { fileErrorReason } from "./trace.ts";
 
@@ -38,6 +38,8 @@ export * from "./config.ts";
 export { expandSweep } from "./expand.ts";
 export { bareMessage } from "./fields.ts";
 export {
+  checkResolvedScenario,
+  checkWorkloadConfig,
   type ScenarioField,
   scenarioFields,
   scenarioToJson,
@@ -53,6 +55,13 @@ export function parseScenario(
   json: unknown,
   options: ParseScenarioOptions = {},
 ): Scenario {
+  checkOptions(options);
+  if (typeof json === "string") {
+    fail(
+      "scenario",
+      "expected an object, got a string (parse JSON text with JSON.parse first, or read a file with loadScenario)",
+    );
+  }
   const top = object(json, "scenario");
   const sweepRaw = top.sweep;
   const sweep = sweepRaw === undefined ? [] : parseSweepAxes(sweepRaw);
@@ -71,6 +80,16 @@ export function parseScenario(
   return scenario;
 }
 
+function checkOptions(options: unknown): void {
+  const o = object(options, "options");
+  for (const key of ["baseDir", "defaultName"] as const) {
+    const v = o[key];
+    if (v !== undefined && (typeof v !== "string" || v === "")) {
+      fail(`options.${key}`, `expected a non-empty string, got ${describe(v)}`);
+    }
+  }
+}
+
 /**
  * Reads a scenario file: JSON (syntax errors give `file:line:column`),
  * then {@linkcode parseScenario} with paths relative to the file's directory
@@ -79,9 +98,12 @@ export function parseScenario(
  * `bad.json: vm.memory: expected a size like "1MiB", got "16"`.
  */
 export function loadScenario(file: string): Scenario {
-  let text: string;
+  if (typeof file !== "string" || file === "") {
+    fail("file", `expected the path of a scenario file, got ${describe(file)}`);
+  }
+  let bytes: Uint8Array;
   try {
-    text = Deno.readTextFileSync(file);
+    bytes = Deno.readFileSync(file);
   } catch (e) {
     throw new IopfLabError(
       e instanceof Deno.errors.NotFound ? "ENOENT" : "EINVAL",
@@ -89,6 +111,8 @@ export function loadScenario(file: string): Scenario {
       file,
     );
   }
+  // Invalid UTF-8 is EINVAL naming the file and offset; a BOM is dropped.
+  const text = decodeUtf8(bytes, file);
   const json = parseJsonText(text, file);
   try {
     return parseScenario(json, {

@@ -20,6 +20,7 @@
  * @module
  */
 import { type ErrorCode, IopfLabError } from "../sim/errors.ts";
+import { bareMessage } from "./fields.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
 import type { Scenario } from "./scenario.ts";
 
@@ -157,6 +158,30 @@ export function fromWorkerError(e: WorkerError, scenarioName: string): Error {
     if (e.stack !== undefined) err.stack = e.stack;
     return err;
   }
+  return otherWorkerError(e, scenarioName);
+}
+
+/**
+ * The error of a failed sweep point, saying which point: an IopfLabError's
+ * message gains the point's name (its swept values) unless it names it
+ * already; the code and field stay. Errors of single runs pass unchanged.
+ */
+function pointError(e: unknown, scenario: Scenario): unknown {
+  if (!(e instanceof IopfLabError) || scenario.sweepPoint === undefined) {
+    return e;
+  }
+  const msg = bareMessage(e);
+  if (msg.includes(scenario.name)) return e;
+  const err = new IopfLabError(
+    e.code,
+    `sweep point ${scenario.name}: ${msg}`,
+    e.where,
+  );
+  if (e.stack !== undefined) err.stack = e.stack;
+  return err;
+}
+
+function otherWorkerError(e: WorkerError, scenarioName: string): Error {
   const err = new Error(
     `Cannot run scenario ${
       JSON.stringify(scenarioName)
@@ -202,7 +227,12 @@ async function runAll<T>(
     const mod = (await import(runner)) as RunnerModule;
     for (let i = 0; i < total; i++) {
       const s = scenarios[i]!;
-      const result = series ? mod.runScenarioWithSeries(s) : mod.runScenario(s);
+      let result: Metrics | RunResult;
+      try {
+        result = series ? mod.runScenarioWithSeries(s) : mod.runScenario(s);
+      } catch (e) {
+        throw pointError(e, s);
+      }
       results[i] = withSweepPoint(result, s) as T;
       completed(i);
     }
@@ -254,7 +284,10 @@ async function runAll<T>(
         } else if (failure === undefined || msg.index < failure.index) {
           failure = {
             index: msg.index,
-            error: fromWorkerError(msg.error, scenarios[msg.index]!.name),
+            error: pointError(
+              fromWorkerError(msg.error, scenarios[msg.index]!.name),
+              scenarios[msg.index]!,
+            ) as Error,
           };
         }
         dispatch(w);

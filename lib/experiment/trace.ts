@@ -76,6 +76,12 @@ export function parseTrace(
   where: string,
   options: ParseTraceOptions = {},
 ): TraceRecord[] {
+  for (const [arg, v] of [["text", text], ["where", where]] as const) {
+    if (typeof v !== "string") {
+      const got = v === null ? "null" : typeof v;
+      fail(arg, `expected a string, got ${got} (parseTrace takes CSV text)`);
+    }
+  }
   const rows = csvParseRows(text);
   const header = rows[0];
   if (

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { describe, fail } from "../experiment/fields.ts";
+import { decodeUtf8, describe, fail } from "../experiment/fields.ts";
 import {
   fileErrorReason,
   parseTrace,
@@ -52,9 +52,9 @@ export const traceWorkload: WorkloadKindSpec<TraceConfig> = {
     const abs = isAbsolute(file) ? file : resolvePath(env.baseDir, file);
     let rows = env.traces.get(abs);
     if (rows === undefined) {
-      let text: string;
+      let bytes: Uint8Array;
       try {
-        text = Deno.readTextFileSync(abs);
+        bytes = Deno.readFileSync(abs);
       } catch (e) {
         fail(
           "workload.file",
@@ -63,7 +63,8 @@ export const traceWorkload: WorkloadKindSpec<TraceConfig> = {
           }`,
         );
       }
-      rows = parseTrace(text, file);
+      // Invalid UTF-8 is EINVAL naming the file and offset; a BOM is dropped.
+      rows = parseTrace(decodeUtf8(bytes, file), file);
       env.traces.set(abs, rows);
     }
     checkTraceFits(rows, file, env.vmMemory);

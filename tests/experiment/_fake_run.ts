@@ -18,6 +18,9 @@ export function runScenario(s: Scenario): Metrics {
     );
   }
   if (s.costs["mm.ioctl"] === 14) throw new TypeError("boom");
+  if (s.costs["mm.ioctl"] === 15) {
+    throw new IopfLabError("EINVAL", "vm.memory: too small", "vm.memory");
+  }
   // Burn a little time, more for earlier points, so completion order varies.
   const spin = (s.seed % 3) * 5;
   const until = Date.now() + spin;

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { parseScenario } from "../../lib/experiment/scenario.ts";
 import {
+  LIVELOCK_NS,
+  livelockWindow,
   runScenario,
   runScenarioWithSeries,
 } from "../../lib/experiment/run.ts";
 import { loadCostProfile } from "../../lib/sim/costs.ts";
+import { IopfLabError } from "../../lib/sim/errors.ts";
 
 const c = loadCostProfile();
 /** Time for the device to move one 4 KiB page at the default 8 GB/s. */
@@ -190,5 +193,62 @@ Deno.test("prefault threads split the population work of VM start", () => {
   assert.throws(
     () => parseScenario({ host: { prefaultThreads: 0 } }),
     /host\.prefaultThreads/,
+  );
+});
+
+Deno.test("the livelock window scales with the slowest cost of the profile", () => {
+  assert.equal(livelockWindow(loadCostProfile()), LIVELOCK_NS);
+  assert.equal(
+    livelockWindow(loadCostProfile({ "smmu.iotlbLookup": 1e9 })),
+    1000 * 1e9,
+  );
+  // Counts and sizes are not times: they do not stretch it.
+  assert.equal(livelockWindow(loadCostProfile()), 10e9);
+});
+
+Deno.test("a 1e9 ns cost completes instead of a false livelock", () => {
+  // Nested, stage 1 filled on fault: every IOTLB lookup takes 1 s, so more
+  // than 10 s pass between bytes while the faults go on.
+  const s = parseScenario({
+    vm: { memory: "64MiB" },
+    smmu: { stage: "nested" },
+    guest: { stage1: "on-fault" },
+    dma: { mode: "iopf" },
+    workload: { kind: "accelerator", messageSize: "256KiB", messages: 2 },
+    costs: { "smmu.iotlbLookup": 1e9 },
+  });
+  // The old fixed 10 s window called it a livelock.
+  assert.throws(
+    () => runScenarioWithSeries(s, { livelockNs: LIVELOCK_NS }),
+    (e: unknown) => e instanceof IopfLabError && e.code === "ETIMEDOUT",
+  );
+  const m = runScenario(s);
+  assert.equal(m.dmaBytes, 2 * 2 * 256 * 1024);
+  assert.equal(m.dmaErrors, 0);
+  assert.ok(m.runNs > 100e9, `${m.runNs}`);
+});
+
+Deno.test("a real livelock is still caught with the default window", () => {
+  // The thrashing case of tests/fuzz/regressions_test.ts, with no window given.
+  const s = parseScenario({
+    name: "thrash",
+    seed: 1541023592,
+    host: { memory: "12MiB" },
+    vm: { memory: "8MiB", count: 3 },
+    smmu: { stage: "nested", invalidation: "lazy" },
+    dma: { mode: "iopf", premapPages: 1021, mmuNotifier: true },
+    workload: { kind: "accelerator", messageSize: 52999, messages: 6 },
+  });
+  assert.throws(
+    () => runScenario(s),
+    (e: unknown) => {
+      assert.ok(e instanceof IopfLabError);
+      assert.equal(e.code, "ETIMEDOUT");
+      assert.match(
+        e.message,
+        /^Scenario thrash livelocked: no DMA progress for 10\.\d+ s/,
+      );
+      return true;
+    },
   );
 });

@@ -195,10 +195,14 @@ const MISTAKES: [string, unknown, string, string?][] = [
     "vm.memory: expected a size",
     "got true",
   ],
-  ["unaligned memory", {
-    vm: { memory: "16GiB", count: 1 },
-    host: { memory: "100000" },
-  }, "host.memory: must be a multiple of 4 KiB"],
+  [
+    "unaligned memory",
+    {
+      vm: { memory: "16GiB", count: 1 },
+      host: { memory: "100000" },
+    },
+    "host.memory: must be a multiple of 2 MiB (the host memory model allocates RAM in 2 MiB blocks), got 97.66 KiB (100000 bytes)",
+  ],
   [
     "vm memory not page aligned",
     { vm: { memory: 5000 } },
@@ -231,7 +235,7 @@ const MISTAKES: [string, unknown, string, string?][] = [
   [
     "host beyond model",
     { host: { memory: 2 ** 50 } },
-    "host.memory: 1 PiB is more than the 64 TiB",
+    "host.memory: 1 PiB is more than the 16 TiB",
   ],
   [
     "bad enum",
@@ -296,8 +300,8 @@ const MISTAKES: [string, unknown, string, string?][] = [
   ],
   [
     "premapPages too many",
-    { dma: { premapPages: 512 * 1024 + 1 } },
-    "dma.premapPages: expected a whole number from 1 to 524288",
+    { dma: { premapPages: 2 ** 18 + 1 } },
+    "dma.premapPages: expected a whole number from 1 to 262144",
   ],
   [
     "premapPages zero",

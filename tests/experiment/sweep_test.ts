@@ -98,6 +98,34 @@ Deno.test("an error inside a worker comes back as an IopfLabError with its code"
   }
 });
 
+Deno.test("the error of a failed sweep point says which point, its field kept", async () => {
+  const scenarios = points();
+  const failing = scenarios.map((s, i) =>
+    i === 2 ? { ...s, costs: { "mm.ioctl": 15 } } : s
+  );
+  for (const workers of [0, 1, 2]) {
+    await assert.rejects(
+      runSweep(failing, { workers, runner }),
+      (e: unknown) => {
+        assert.ok(e instanceof IopfLabError, String(e));
+        assert.equal(e.code, "EINVAL");
+        assert.equal(e.where, "vm.memory");
+        assert.equal(
+          e.message,
+          "sweep point sw[seed=2,vm.memory=1GiB]: vm.memory: too small (EINVAL)",
+        );
+        return true;
+      },
+    );
+  }
+  // A single run (no sweep point) keeps its message as it is.
+  const single = parseScenario({ costs: { "mm.ioctl": 15 } });
+  await assert.rejects(
+    runSweep([single], { workers: 0, runner }),
+    /^IopfLabError: vm\.memory: too small \(EINVAL\)$/,
+  );
+});
+
 Deno.test("other errors in a worker name the scenario", async () => {
   const [s] = points();
   await assert.rejects(

@@ -9,9 +9,12 @@
 import assert from "node:assert/strict";
 import { main, type SimIo } from "../../cli/sim.ts";
 import {
+  expandSweep,
+  loadScenario,
   parseScenario,
   parseTrace,
   runScenario,
+  runScenarioWithSeries,
 } from "../../lib/experiment/mod.ts";
 import { IommuCore } from "../../lib/iommu/core.ts";
 import { HostMemory } from "../../lib/mm/host_memory.ts";
@@ -130,7 +133,7 @@ const SCENARIO_CASES: readonly ScenarioCase[] = [
     "host beyond the model",
     { host: { memory: "128TiB" } },
     "host.memory",
-    "128 TiB is more than the 64 TiB the model supports",
+    "128 TiB is more than the 16 TiB the model supports",
   ],
   [
     "VM larger than the host",
@@ -421,6 +424,129 @@ const SCENARIO_CASES: readonly ScenarioCase[] = [
     "sweep.vm.colour",
     "not a field of the scenario",
   ],
+  // Every limit of the model is a limit of the parser (issue 17)
+  [
+    "premapPages beyond VFIO's 2^18",
+    { dma: { premapPages: 2 ** 18 + 1 } },
+    "dma.premapPages",
+    "expected a whole number from 1 to 262144, got 262145",
+  ],
+  [
+    "host beyond the host model's 16 TiB",
+    { host: { memory: "32TiB" } },
+    "host.memory",
+    "32 TiB is more than the 16 TiB the model supports",
+  ],
+  [
+    "host not a multiple of 2 MiB",
+    { host: { memory: "1025MiB" }, vm: { memory: "1GiB" } },
+    "host.memory",
+    "must be a multiple of 2 MiB (the host memory model allocates RAM in 2 MiB blocks), got 1.00 GiB (1074790400 bytes)",
+  ],
+  [
+    "host of 1 MiB",
+    { host: { memory: "1MiB" }, vm: { memory: "1MiB" } },
+    "host.memory",
+    "must be a multiple of 2 MiB (the host memory model allocates RAM in 2 MiB blocks), got 1 MiB",
+  ],
+  [
+    "guest beyond the largest host",
+    { host: { memory: "16TiB" }, vm: { memory: "17TiB" } },
+    "vm.memory",
+    "17 TiB is more than the 16 TiB the model supports",
+  ],
+  [
+    "event queue beyond LOG2SIZE 19",
+    { smmu: { evtqEntries: 2 ** 20 } },
+    "smmu.evtqEntries",
+    "expected a power of two from 2 to 524288, got 1048576",
+  ],
+  [
+    "PRI queue of one entry",
+    { smmu: { priqEntries: 1 } },
+    "smmu.priqEntries",
+    "expected a power of two from 2 to 524288, got 1",
+  ],
+  [
+    "too many fault workers",
+    { dma: { faultWorkers: 257 } },
+    "dma.faultWorkers",
+    "expected a whole number from 1 to 256, got 257",
+  ],
+  [
+    "too many VMs",
+    { vm: { memory: "64MiB", count: 65 } },
+    "vm.count",
+    "expected a whole number from 1 to 64, got 65",
+  ],
+  [
+    "a time beyond 2^53 ns",
+    { dma: { coiommuUnpinInterval: 2 ** 53 + 2 } },
+    "dma.coiommuUnpinInterval",
+    "a time must be at most 2^53 ns",
+  ],
+  [
+    "a time of 1e400 s",
+    { dma: { coiommuUnpinInterval: "1e400s" } },
+    "dma.coiommuUnpinInterval",
+    "(not a finite number)",
+  ],
+  [
+    "a size beyond 2^52",
+    { vm: { memory: 2 ** 54 } },
+    "vm.memory",
+    "expected a whole number of bytes at most 2^52",
+  ],
+  [
+    "a bandwidth of 1e400",
+    { device: { dmaBandwidth: "1e400GB/s" } },
+    "device.dmaBandwidth",
+    "(not a finite number)",
+  ],
+  [
+    "a cost of 1e308 ns",
+    { costs: { "vfio.faultLookup": 1e308 } },
+    "costs.vfio.faultLookup",
+    "expected a number in [0, 1000000000] (ns per fault), got 1e+308",
+  ],
+  // Combinations the model does not run
+  [
+    "nested over viommu-pin",
+    { smmu: { stage: "nested" }, dma: { mode: "viommu-pin" } },
+    "dma.mode",
+    'nested translation is modelled with "iopf" stage 2 or "static-pin"; got "viommu-pin" (with smmu.stage "nested")',
+  ],
+  [
+    "nested over coiommu",
+    { smmu: { stage: "nested" }, dma: { mode: "coiommu" } },
+    "dma.mode",
+    'got "coiommu" (with smmu.stage "nested")',
+  ],
+  [
+    "a swept mode under nested",
+    { smmu: { stage: "nested" }, sweep: { "dma.mode": ["iopf", "coiommu"] } },
+    "sweep.dma.mode[1]",
+    'got "coiommu" (with smmu.stage "nested")',
+  ],
+  // Pathological parameters
+  [
+    "unpin interval of 1 ns",
+    { dma: { coiommuUnpinInterval: "1ns" } },
+    "dma.coiommuUnpinInterval",
+    "1 ns is shorter than 1.00 ms: the unpin thread is a timer-driven kthread, and Linux timers have jiffy granularity (1-10 ms at HZ 1000-100)",
+  ],
+  [
+    "unpin interval of 1e-9 ns",
+    { dma: { coiommuUnpinInterval: 1e-9 } },
+    "dma.coiommuUnpinInterval",
+    "1e-9 ns is shorter than 1.00 ms",
+  ],
+  [
+    "unpin interval just below 1 ms",
+    { dma: { coiommuUnpinInterval: "999us" } },
+    "dma.coiommuUnpinInterval",
+    "999.00 us is shorter than 1.00 ms",
+  ],
   // Unknown fields
   [
     "unknown top-level field",
@@ -604,6 +730,18 @@ const TRACE_CASES: readonly [string, string, string, string][] = [
     "must be more than 0 bytes",
   ],
   [
+    "a time of 1e400 ns",
+    `${HEADER}\n1e400,0,w,0,4096\n`,
+    "t.csv:2: time_ns",
+    'expected a time like "2us", got "1e400" (not a finite number)',
+  ],
+  [
+    "a time beyond 2^53 ns",
+    `${HEADER}\n9007199254740994,0,w,0,4096\n`,
+    "t.csv:2: time_ns",
+    "a time must be at most 2^53 ns",
+  ],
+  [
     "missing value",
     `${HEADER}\n0,,w,0,4096\n`,
     "t.csv:2: stream",
@@ -650,6 +788,309 @@ Deno.test("bad traces: EINVAL naming the file, line and column", async (t) => {
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Encodings, and the errors found when a sweep point runs
+
+const utf8 = (t: string) => new TextEncoder().encode(t);
+
+Deno.test("a scenario file that is not UTF-8: exit 2 naming the file and offset; a BOM is dropped", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "iopf-utf8-" });
+  try {
+    const bad = `${dir}/bad.json`;
+    const head = utf8('{"name": "caf');
+    Deno.writeFileSync(bad, new Uint8Array([...head, 0xe9, ...utf8('"}')]));
+    const r = await sim([bad, "--json"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.equal(
+      r.stderr,
+      `${bad}: not UTF-8 text (invalid byte at offset ${head.length}) (EINVAL)\n`,
+    );
+    const e = assertError(
+      () => loadScenario(bad),
+      "EINVAL",
+      `invalid byte at offset ${head.length}`,
+    );
+    assert.equal(e.where, bad);
+    const bom = `${dir}/bom.json`;
+    const json = '{"vm": {"memory": "64MiB"}}';
+    Deno.writeFileSync(bom, new Uint8Array([0xef, 0xbb, 0xbf, ...utf8(json)]));
+    assert.equal(loadScenario(bom).vm.memory, 64 * 2 ** 20);
+    const ok = await sim([bom, "--json"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).name, "bom");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a trace file that is not UTF-8 is EINVAL naming it and the offset; a BOM is dropped", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "iopf-utf8-" });
+  try {
+    const head = utf8(`${HEADER}\n0,0,w,0,4096\n`);
+    Deno.writeFileSync(
+      `${dir}/bad.csv`,
+      new Uint8Array([...head, 0xc3, 0x28, ...utf8("\n")]),
+    );
+    const trace = (file: string) => ({
+      vm: { memory: "64MiB" },
+      workload: { kind: "trace", file },
+    });
+    const e = assertError(
+      () => parseScenario(trace("bad.csv"), { baseDir: dir }),
+      "EINVAL",
+      `bad.csv: not UTF-8 text (invalid byte at offset ${head.length})`,
+    );
+    assert.equal(e.where, "bad.csv");
+    Deno.writeFileSync(
+      `${dir}/bom.csv`,
+      new Uint8Array([0xef, 0xbb, 0xbf, ...utf8(`${HEADER}\n0,0,w,0,4096\n`)]),
+    );
+    const s = parseScenario(trace("bom.csv"), { baseDir: dir });
+    assert.equal(s.workload.kind === "trace" && s.workload.rows.length, 1);
+    // On the command line: exit 2, one line, for a bad byte and a time of 1e400.
+    Deno.writeTextFileSync(`${dir}/t400.csv`, `${HEADER}\n1e400,0,w,0,4096\n`);
+    for (
+      const [csv, fragment] of [
+        ["bad.csv", "not UTF-8 text"],
+        [
+          "t400.csv",
+          't400.csv:2: time_ns: expected a time like "2us", got "1e400"',
+        ],
+      ]
+    ) {
+      const file = `${dir}/${csv}.json`;
+      Deno.writeTextFileSync(file, JSON.stringify(trace(csv!)));
+      const r = await sim([file]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr.split("\n").length, 2, r.stderr);
+      assert.ok(r.stderr.startsWith(`${file}: `), r.stderr);
+      assert.ok(r.stderr.includes(fragment!), r.stderr);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a sweep point that fails when it runs says which point (exit 2, one line)", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "iopf-point-" });
+  try {
+    const file = `${dir}/sw.json`;
+    Deno.writeTextFileSync(
+      file,
+      JSON.stringify({ sweep: { "vm.memory": ["64MiB", "2MiB"] } }),
+    );
+    const r = await sim([file, "--json"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stdout, "");
+    assert.ok(
+      r.stderr.startsWith(
+        `${file}: sweep point sw[vm.memory=2MiB]: vm.memory: 2 MiB leaves no room for DMA buffers`,
+      ),
+      r.stderr,
+    );
+    assert.equal(r.stderr.split("\n").length, 2, r.stderr);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------
+// The library's entry points
+
+const circular: unknown[] = [];
+circular.push(circular);
+const resolved = parseScenario({ vm: { memory: "64MiB" } });
+
+/** A malformed argument: the call, the argument or field named, the fragment. */
+const LIBRARY_CASES: readonly [string, () => unknown, string, string][] = [
+  [
+    "runScenario(null)",
+    () => runScenario(null as never),
+    "scenario",
+    "expected a resolved scenario object, got null",
+  ],
+  [
+    "runScenario({})",
+    () => runScenario({} as never),
+    "scenario.name",
+    "expected a non-empty string, got nothing",
+  ],
+  [
+    "runScenario(JSON text)",
+    () => runScenario('{"vm": {"memory": "4GiB"}}' as never),
+    "scenario",
+    "expected a resolved scenario object, got a string",
+  ],
+  [
+    "runScenario(unresolved JSON)",
+    () =>
+      runScenario({ ...resolved, vm: { memory: "4GiB", count: 1 } } as never),
+    "scenario.vm.memory",
+    'got "4GiB" (resolve the scenario\'s JSON with parseScenario first)',
+  ],
+  [
+    "runScenario with a BigInt seed",
+    () => runScenario({ ...resolved, seed: 1n } as never),
+    "scenario.seed",
+    "expected a whole number from 0 to 4294967295, got 1n (a BigInt)",
+  ],
+  [
+    "runScenario of a workload of no kind",
+    () => runScenario({ ...resolved, workload: { kind: "ftp" } } as never),
+    "scenario.workload.kind",
+    'got "ftp"',
+  ],
+  [
+    "runScenario of an unsupported pair",
+    () =>
+      runScenario({
+        ...resolved,
+        smmu: { ...resolved.smmu, stage: "nested" },
+        dma: { ...resolved.dma, mode: "coiommu" },
+      }),
+    "dma.mode",
+    'got "coiommu" (with smmu.stage "nested")',
+  ],
+  [
+    "runScenarioWithSeries(s, null)",
+    () => runScenarioWithSeries(resolved, null as never),
+    "options",
+    "expected an object, got null",
+  ],
+  [
+    "runScenarioWithSeries livelockNs NaN",
+    () => runScenarioWithSeries(resolved, { livelockNs: NaN }),
+    "options.livelockNs",
+    "expected a positive number of ns (or Infinity), got NaN",
+  ],
+  [
+    "runScenarioWithSeries of a bad mix",
+    () =>
+      runScenarioWithSeries(
+        resolved,
+        { workloads: [{ kind: "ftp" }] } as never,
+      ),
+    "options.workloads[0].kind",
+    'got "ftp"',
+  ],
+  [
+    "parseScenario with a BigInt seed",
+    () => parseScenario({ seed: 1n }),
+    "seed",
+    "got 1n (a BigInt)",
+  ],
+  [
+    "a circular sweep value",
+    () => parseScenario({ sweep: { seed: [1, circular] } }),
+    "sweep.seed[1]",
+    "a circular value (not JSON)",
+  ],
+  [
+    "a sweep value of NaN",
+    () => parseScenario({ sweep: { seed: [NaN] } }),
+    "sweep.seed[0]",
+    "expected a JSON value, got NaN (not a finite number)",
+  ],
+  [
+    "a sweep value of a BigInt",
+    () => parseScenario({ sweep: { seed: [2n] } }),
+    "sweep.seed[0]",
+    "expected a JSON value, got 2n (a BigInt)",
+  ],
+  [
+    "parseScenario(null)",
+    () => parseScenario(null),
+    "scenario",
+    "expected an object, got null",
+  ],
+  [
+    "parseScenario(42)",
+    () => parseScenario(42),
+    "scenario",
+    "expected an object, got 42",
+  ],
+  [
+    "parseScenario([])",
+    () => parseScenario([]),
+    "scenario",
+    "expected an object, got an array",
+  ],
+  [
+    "parseScenario(undefined)",
+    () => parseScenario(undefined),
+    "scenario",
+    "expected an object, got nothing",
+  ],
+  [
+    "parseScenario(JSON text)",
+    () => parseScenario('{"seed": 1}'),
+    "scenario",
+    "expected an object, got a string (parse JSON text with JSON.parse first",
+  ],
+  [
+    "parseScenario with a bad baseDir",
+    () => parseScenario({}, { baseDir: 42 } as never),
+    "options.baseDir",
+    "expected a non-empty string, got 42",
+  ],
+  [
+    "parseTrace(42)",
+    () => parseTrace(42 as never, "t.csv"),
+    "text",
+    "expected a string, got number",
+  ],
+  [
+    "parseTrace(null)",
+    () => parseTrace(null as never, "t.csv"),
+    "text",
+    "expected a string, got null",
+  ],
+  [
+    "expandSweep(null)",
+    () => expandSweep(null as never),
+    "scenario",
+    "expected a resolved scenario object, got null",
+  ],
+  [
+    "expandSweep(scenario JSON)",
+    () => expandSweep({ name: "x", sweep: { seed: [1] } } as never),
+    "scenario.seed",
+    "got nothing",
+  ],
+  [
+    "expandSweep of a bad axis",
+    () =>
+      expandSweep({ ...resolved, sweep: [["seed", [1, circular]]] } as never),
+    "sweep.seed[1]",
+    "a circular value (not JSON)",
+  ],
+  [
+    "loadScenario(42)",
+    () => loadScenario(42 as never),
+    "file",
+    "expected the path of a scenario file, got 42",
+  ],
+];
+
+Deno.test("the library's entry points: EINVAL naming the argument, never a TypeError", async (t) => {
+  for (const [what, fn, where, fragment] of LIBRARY_CASES) {
+    await t.step(what, () => {
+      const e = assertError(fn, "EINVAL", fragment);
+      assert.equal(e.where, where, e.message);
+      assert.ok(e.message.startsWith(`${where}: `), e.message);
+    });
+  }
+  await t.step("a resolved scenario and its points still run", () => {
+    assert.equal(runScenario(resolved).extra?.vmsStarted, 1);
+    const points = expandSweep(parseScenario({
+      vm: { memory: "64MiB" },
+      sweep: { seed: [1, 2] },
+    }));
+    assert.deepEqual(points.map((p) => runScenario(p).seed), [1, 2]);
   });
 });
 
