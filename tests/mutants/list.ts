@@ -64,4 +64,64 @@ export const MUTANTS: readonly Mutant[] = [
     breaks: "a Resource serves its waiters in FIFO order",
     tests: ["tests/sim/"],
   },
+  {
+    id: "static-pin-skips-memlock-precheck",
+    file: "lib/vfio/pin.ts",
+    find:
+      "      const allow = limitPages(s) - mm.lockedVm;\n      if (allow < n) {",
+    replace:
+      "      const allow = limitPages(s) - mm.lockedVm;\n      if (allow < n && false) {",
+    breaks:
+      "static pinning checks RLIMIT_MEMLOCK before pinning a batch (faults in only up to the limit, ENOMEM naming it)",
+    tests: ["tests/vfio/container_test.ts"],
+  },
+  {
+    id: "mmu-notifier-skips-unmap",
+    file: "lib/vfio/iopf.ts",
+    find: "  const n = countBits(bits, p0, p1);\n  if (n === 0) return ns;",
+    replace: "  const n = countBits(bits, p0, p1);\n  if (n >= 0) return ns;",
+    breaks:
+      "the MMU notifier must unmap (and sync) the IOPF-mapped pages before the mm frees them",
+    tests: [
+      "tests/vfio/notifier_smmu_test.ts",
+      "tests/reliability/sanitizer_test.ts",
+    ],
+  },
+  {
+    id: "iopf-bitmap-not-set",
+    file: "lib/vfio/iopf.ts",
+    find: "  fillBits(dma.bitmap!, a, a + n, true);",
+    replace: "",
+    breaks:
+      "a page VFIO mapped on fault is marked in the vfio_dma's IOPF bitmap (so unmap and the notifier find it)",
+    tests: ["tests/vfio/"],
+  },
+  {
+    id: "sanitizer-counts-nothing",
+    file: "lib/experiment/sanitizer.ts",
+    find: "    this.violations++;",
+    replace: "",
+    breaks:
+      "the isolation sanitizer counts every access a stale or foreign translation lets through",
+    tests: ["tests/reliability/sanitizer_test.ts"],
+  },
+  {
+    id: "parser-premap-above-vfio-limit",
+    file: "lib/experiment/config.ts",
+    find: "export const MAX_PREMAP_PAGES = 2 ** 18;",
+    replace: "export const MAX_PREMAP_PAGES = 2 ** 19;",
+    breaks:
+      "dma.premapPages above VFIO's 2^18 is refused by the parser, naming the field",
+    tests: ["tests/reliability/bad_input_test.ts"],
+  },
+  {
+    id: "smmu-stall-max-ignored",
+    file: "lib/smmu/_stall.ts",
+    find:
+      "    const stag = s.stalled.size < s.features.stallMax ? takeStag(s) : -1;",
+    replace: "    const stag = takeStag(s);",
+    breaks:
+      "past SMMU_IDR5.STALL_MAX outstanding stalls a stall-eligible fault is terminated (IHI0070 3.12, 6.3.6)",
+    tests: ["tests/smmu/stall_limit_test.ts"],
+  },
 ];
