@@ -59,12 +59,12 @@ export {
   type ExperimentResult,
   experimentScenarios,
   type ReportFigure,
-  reportSuite,
   type ReportTable,
   type RunOutput,
   type ScenarioSet,
   type SuiteOptions,
-} from "./experiments.ts";
+} from "./experiment.ts";
+export { reportSuite } from "./suite.ts";
 export {
   escapeHtml,
   type HtmlCost,

@@ -22,9 +22,9 @@ import { COST_NAMES, describeCosts } from "../sim/costs.ts";
 import {
   type Experiment,
   experimentScenarios,
-  reportSuite,
   type RunOutput,
-} from "./experiments.ts";
+} from "./experiment.ts";
+import { reportSuite } from "./suite.ts";
 import {
   type HtmlExperiment,
   type HtmlFigure,

@@ -498,7 +498,9 @@ Deno.test("deno task report: bad arguments exit 2 with one message", async () =>
 });
 
 Deno.test("the alternatives section compares all five designs and recommends from the rows", async () => {
-  const { alternatives } = await import("../../lib/report/alternatives.ts");
+  const { alternatives } = await import(
+    "../../lib/report/experiments/alternatives.ts"
+  );
   const { runScenarioWithSeries } = await import("../../lib/experiment/run.ts");
   const e = alternatives(true);
   const points = experimentScenarios(e);

@@ -14,19 +14,19 @@ import {
   modeRow,
   modeSeries,
   recommendDesigns,
-} from "../experiment/compare.ts";
+} from "../../experiment/compare.ts";
 import {
   densityExperiment,
   type DensityRow,
   DESIGN_MODES,
   type DesignMode,
-} from "../experiment/density.ts";
-import { formatRate } from "../experiment/metrics.ts";
-import type { JsonValue } from "../experiment/scenario.ts";
-import { barChart } from "../plot/mod.ts";
-import { facetLines } from "./_charts.ts";
-import type { Experiment } from "./experiments.ts";
-import type { TableRow } from "./html.ts";
+} from "../../experiment/density.ts";
+import { formatRate } from "../../experiment/metrics.ts";
+import type { JsonValue } from "../../experiment/scenario.ts";
+import { barChart } from "../../plot/mod.ts";
+import { facetLines } from "../_charts.ts";
+import type { Experiment } from "../experiment.ts";
+import type { TableRow } from "../html.ts";
 
 const COIOMMU = { unpinPolicy: "lru", unpinInterval: "1ms" } as const;
 
