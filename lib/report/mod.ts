@@ -53,7 +53,7 @@ export {
   latencyBreakdown,
   REMAINDER,
   segmentTotals,
-} from "./breakdown.ts";
+} from "../analysis/breakdown.ts";
 export {
   type Experiment,
   type ExperimentResult,

@@ -14,13 +14,13 @@ import {
   modeRow,
   modeSeries,
   recommendDesigns,
-} from "../../experiment/compare.ts";
+} from "../../analysis/compare.ts";
 import {
   densityExperiment,
   type DensityRow,
   DESIGN_MODES,
   type DesignMode,
-} from "../../experiment/density.ts";
+} from "../../analysis/density.ts";
 import { formatRate } from "../../experiment/metrics.ts";
 import type { JsonValue } from "../../experiment/scenario.ts";
 import { barChart } from "../../plot/mod.ts";

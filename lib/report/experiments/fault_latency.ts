@@ -13,7 +13,7 @@ import {
   latencyBreakdown,
   REMAINDER,
   segmentTotals,
-} from "../breakdown.ts";
+} from "../../analysis/breakdown.ts";
 import type { Experiment, ScenarioSet } from "../experiment.ts";
 import type { TableRow } from "../html.ts";
 import { count, pct } from "./_util.ts";

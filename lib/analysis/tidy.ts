@@ -7,7 +7,7 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseScenario } from "../experiment/scenario.ts";
- * import { latencyBreakdown } from "./studies.ts";
+ * import { latencyBreakdown } from "./tidy.ts";
  * const parts = latencyBreakdown(parseScenario({
  *   vm: { memory: "64MiB" },
  *   dma: { mode: "iopf" },
@@ -28,7 +28,7 @@ import {
 } from "../experiment/metrics.ts";
 import type { Scenario } from "../experiment/scenario.ts";
 import { runScenario } from "../experiment/run.ts";
-import { formatCell } from "./table.ts";
+import { formatCell } from "./format.ts";
 import type { RunResult } from "../experiment/sweep.ts";
 
 /**
