@@ -45,13 +45,13 @@ export {
   breakdownInput,
   type BreakdownPart,
   type BreakdownSegment,
-  latencyBreakdown as pricedBreakdown,
+  pricedBreakdown,
   REMAINDER,
   segmentTotals,
 } from "./breakdown.ts";
 export {
+  ablationBreakdown,
   LATENCY_PARTS,
-  latencyBreakdown as ablationBreakdown,
   type LatencyBreakdownOptions,
   type LatencyPart,
   meltRows,

@@ -17,6 +17,7 @@
  * @module
  */
 export { show } from "./display.ts";
+export type { Row } from "../plot/row.ts";
 export { formatCell } from "../analysis/format.ts";
 export {
   metricsTable,
@@ -24,11 +25,10 @@ export {
   Table,
   table,
   type TableOptions,
-  type TableRow,
 } from "./table.ts";
 export {
+  ablationBreakdown,
   LATENCY_PARTS,
-  latencyBreakdown,
   type LatencyBreakdownOptions,
   type LatencyPart,
   meltRows,

@@ -15,15 +15,10 @@
  */
 import { flattenMetrics, type Metrics } from "../experiment/metrics.ts";
 import { formatCell } from "../analysis/format.ts";
+import { getPath, type Row } from "../plot/row.ts";
 
 /** The method the Deno Jupyter kernel calls to show a value (as lib/plot's figures use). */
 const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display");
-
-/**
- * A row of a table: any object (metrics, series rows, trace records, plain
- * records); columns are read by key or dotted path.
- */
-export type TableRow = object;
 
 /** Options of {@linkcode table}. */
 export interface TableOptions {
@@ -131,14 +126,14 @@ export class Table {
  * Numbers are formatted by their field's unit (see {@linkcode TableOptions}).
  */
 export function table(
-  rows: readonly TableRow[],
+  rows: readonly Row[],
   options: TableOptions = {},
 ): Table {
   const columns = options.columns ?? keysOf(rows);
   const format = options.format ?? formatCell;
   return new Table(columns, {
     headers: columns.map((c) => options.labels?.[c] ?? c),
-    cells: rows.map((row) => columns.map((c) => format(c, field(row, c)))),
+    cells: rows.map((row) => columns.map((c) => format(c, getPath(row, c)))),
     ...(options.caption === undefined ? {} : { caption: options.caption }),
   });
 }
@@ -185,19 +180,7 @@ export function metricsTable(
   });
 }
 
-/** A field of a row by key, or by dotted path into nested records. */
-function field(row: TableRow, name: string): unknown {
-  const r = row as Record<string, unknown>;
-  if (name in r) return r[name];
-  let v: unknown = r;
-  for (const part of name.split(".")) {
-    if (typeof v !== "object" || v === null) return undefined;
-    v = (v as Record<string, unknown>)[part];
-  }
-  return v;
-}
-
-function keysOf(rows: readonly TableRow[]): string[] {
+function keysOf(rows: readonly Row[]): string[] {
   const keys: string[] = [];
   for (const r of rows) {
     for (const k of Object.keys(r)) {

@@ -18,6 +18,7 @@
  */
 import * as Plot from "@observablehq/plot";
 import { IopfLabError } from "../sim/errors.ts";
+import { getPath, type Row } from "./row.ts";
 import {
   type Figure,
   figure as plotFigure,
@@ -31,12 +32,6 @@ function figure(options: Plot.PlotOptions): Figure {
 
 /** The unit of a field's values, used to pick an axis unit. */
 export type Unit = "ns" | "bytes" | "bytes/s" | "pages" | "count";
-
-/**
- * A row of data: any object (a plain record, or an interface type such as
- * `SeriesRow` or `Metrics`); fields are read by name or dotted path.
- */
-export type Row = object;
 
 /**
  * The unit of a metric from its name: `...Ns` is ns, `...BytesPerSec`
@@ -345,8 +340,8 @@ function tidy(
 ): Datum[] {
   const out: Datum[] = [];
   rows.forEach((row, i) => {
-    const rawX = get(row, o.x);
-    const rawY = get(row, o.y);
+    const rawX = getPath(row, o.x);
+    const rawY = getPath(row, o.y);
     if (rawY === undefined || rawY === null || rawY === "") return; // missing cell
     const y = Number(rawY);
     const x = Number(rawX);
@@ -362,21 +357,10 @@ function tidy(
       x,
       xText: String(rawX),
       y,
-      series: o.series === null ? "" : String(get(row, o.series)),
+      series: o.series === null ? "" : String(getPath(row, o.series)),
     });
   });
   return out;
-}
-
-/** A field of a row by name, or by dotted path into nested records (`faults.total`). */
-function get(row: Row, field: string): unknown {
-  if (field in row) return (row as Record<string, unknown>)[field];
-  let v: unknown = row;
-  for (const part of field.split(".")) {
-    if (typeof v !== "object" || v === null) return undefined;
-    v = (v as Record<string, unknown>)[part];
-  }
-  return v;
 }
 
 function maxAbs(data: readonly Datum[], key: "x" | "y"): number {

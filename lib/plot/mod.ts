@@ -36,9 +36,9 @@ export {
   displayUnit,
   lineChart,
   type LineChartOptions,
-  type Row,
   scatterChart,
   type ScatterChartOptions,
   type Unit,
   unitOf,
 } from "./charts.ts";
+export { getPath, type Row } from "./row.ts";

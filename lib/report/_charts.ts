@@ -17,7 +17,7 @@ import {
   unitOf,
 } from "../plot/mod.ts";
 import { IopfLabError } from "../sim/errors.ts";
-import type { TableRow } from "./html.ts";
+import { getPath, type Row } from "../plot/row.ts";
 import { formatSize } from "../sim/units.ts";
 
 /** An axis scale: linear, logarithmic, or symmetric log (draws zeros). */
@@ -101,7 +101,7 @@ interface Point {
 
 /** Lines over x, one color per series, optionally in facets. */
 export function facetLines(
-  rows: readonly TableRow[],
+  rows: readonly Row[],
   o: FacetLinesOptions,
 ): Figure {
   const xScale = o.xScale ?? "linear";
@@ -109,9 +109,9 @@ export function facetLines(
   let data: Point[] = rows.map((r, i) => ({
     x: num(r, o.x, i),
     y: num(r, o.y, i),
-    color: String(r[o.color]),
-    fx: o.fx === undefined ? "" : String(r[o.fx]),
-    fy: o.fy === undefined ? "" : String(r[o.fy]),
+    color: String(getPath(r, o.color)),
+    fx: o.fx === undefined ? "" : String(getPath(r, o.fx)),
+    fy: o.fy === undefined ? "" : String(getPath(r, o.fy)),
   }));
   if (xScale === "log") data = data.filter((d) => d.x > 0);
   if (yScale === "log") data = data.filter((d) => d.y > 0);
@@ -311,13 +311,13 @@ export interface StackedBarsOptions {
 
 /** Stacked bars (negative segments stack below zero), with optional marked totals. */
 export function stackedBars(
-  rows: readonly TableRow[],
+  rows: readonly Row[],
   o: StackedBarsOptions,
 ): Figure {
   const data = rows.map((r, i) => ({
-    x: String(r[o.x]),
+    x: String(getPath(r, o.x)),
     y: num(r, o.y, i),
-    fill: String(r[o.fill]),
+    fill: String(getPath(r, o.fill)),
   }));
   let max = 0;
   const pos = new Map<string, number>();
@@ -378,13 +378,13 @@ export function stackedBars(
   });
 }
 
-function num(r: TableRow, field: string, i: number): number {
-  const v = Number(r[field]);
+function num(r: Row, field: string, i: number): number {
+  const v = Number(getPath(r, field));
   if (!Number.isFinite(v)) {
     throw new IopfLabError(
       "EINVAL",
       `Cannot draw the chart: row ${i} has ${field}=${
-        JSON.stringify(r[field])
+        JSON.stringify(getPath(r, field))
       }; expected a number`,
     );
   }

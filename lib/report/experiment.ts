@@ -12,7 +12,7 @@ import {
   type Scenario,
 } from "../experiment/scenario.ts";
 import type { Figure } from "../plot/mod.ts";
-import type { TableRow } from "./html.ts";
+import type { Row } from "../plot/row.ts";
 
 /** One simulated run as the analyses see it. */
 export interface RunOutput {
@@ -41,7 +41,7 @@ export interface ReportTable {
   /** What the table holds. */
   readonly title: string;
   /** The rows (plain records of numbers and strings). */
-  readonly rows: readonly TableRow[];
+  readonly rows: readonly Row[];
 }
 
 /** What an analysis produces. */

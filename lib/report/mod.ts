@@ -9,7 +9,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { latencyBreakdown, reportSuite, rowsToCsv } from "./mod.ts";
+ * import { pricedBreakdown, reportSuite, rowsToCsv } from "./mod.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  *
  * // The suite: seven questions, each a set of scenarios and an analysis.
@@ -17,7 +17,7 @@
  * assert(suite.map((e) => e.id).includes("ramp-up"));
  *
  * // The fault latency breakdown always adds up to the measured mean.
- * const parts = latencyBreakdown({
+ * const parts = pricedBreakdown({
  *   costs: loadCostProfile(),
  *   fault: "pri",
  *   measuredMeanNs: 12_907,
@@ -50,7 +50,7 @@ export {
   breakdownInput,
   type BreakdownPart,
   type BreakdownSegment,
-  latencyBreakdown,
+  pricedBreakdown,
   REMAINDER,
   segmentTotals,
 } from "../analysis/breakdown.ts";
@@ -73,8 +73,8 @@ export {
   type HtmlReport,
   type HtmlTable,
   renderHtml,
-  type TableRow,
 } from "./html.ts";
+export type { Row } from "../plot/row.ts";
 export {
   DEFAULT_OUT_DIR,
   PNG_SCALE,

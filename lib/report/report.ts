@@ -30,8 +30,8 @@ import {
   type HtmlFigure,
   type HtmlTable,
   renderHtml,
-  type TableRow,
 } from "./html.ts";
+import type { Row } from "../plot/row.ts";
 
 /** The default output directory of the report. */
 export const DEFAULT_OUT_DIR = "out/report";
@@ -292,7 +292,7 @@ export async function runReport(
  * assert(rowsToCsv([{ a: 1, b: "x" }, { a: 2 }]) === "a,b\n1,x\n2,");
  * ```
  */
-export function rowsToCsv(rows: readonly TableRow[]): string {
+export function rowsToCsv(rows: readonly Row[]): string {
   const columns: string[] = [];
   const seen = new Set<string>();
   for (const r of rows) {

@@ -26,7 +26,6 @@ import type { JsonValue } from "../../experiment/scenario.ts";
 import { barChart } from "../../plot/mod.ts";
 import { facetLines } from "../_charts.ts";
 import type { Experiment } from "../experiment.ts";
-import type { TableRow } from "../html.ts";
 
 const COIOMMU = { unpinPolicy: "lru", unpinInterval: "1ms" } as const;
 
@@ -108,7 +107,7 @@ export function alternatives(quick: boolean): Experiment {
       const recs = recommendDesigns(rows, {
         pinnedLimitBytes: 0.25 * vmMemory,
       });
-      const pinned = facetLines(series as unknown as TableRow[], {
+      const pinned = facetLines(series, {
         x: "tNs",
         y: "pinnedBytes",
         color: "mode",
@@ -123,7 +122,7 @@ export function alternatives(quick: boolean): Experiment {
           "Static pinning holds all guest RAM; the others pin what DMA uses, when it uses it",
         width: 960,
       });
-      const thr = facetLines(series as unknown as TableRow[], {
+      const thr = facetLines(series, {
         x: "tNs",
         y: "throughputBytesPerSec",
         color: "mode",
@@ -197,18 +196,18 @@ export function alternatives(quick: boolean): Experiment {
           {
             id: "alternatives",
             title: "Five designs on three workloads",
-            rows: rows as unknown as TableRow[],
+            rows: rows,
           },
           {
             id: "alternatives-recommendation",
             title:
               "Which design for which workload (computed from the rows above)",
-            rows: recs as unknown as TableRow[],
+            rows: recs,
           },
           {
             id: "alternatives-density",
             title: "Density runs",
-            rows: densityRows as unknown as TableRow[],
+            rows: densityRows,
           },
         ],
         findings,

@@ -10,12 +10,12 @@ import { stackedBars } from "../_charts.ts";
 import {
   BREAKDOWN_SEGMENTS,
   breakdownInput,
-  latencyBreakdown,
+  pricedBreakdown,
   REMAINDER,
   segmentTotals,
 } from "../../analysis/breakdown.ts";
 import type { Experiment, ScenarioSet } from "../experiment.ts";
-import type { TableRow } from "../html.ts";
+import type { Row } from "../../plot/row.ts";
 import { count, pct } from "./_util.ts";
 
 function faultConfig(s: Scenario): string {
@@ -55,15 +55,15 @@ export function faultLatency(quick: boolean): Experiment {
     sets: [set],
     series: false,
     analyse(runs) {
-      const partRows: TableRow[] = [];
-      const segRows: TableRow[] = [];
+      const partRows: Row[] = [];
+      const segRows: Row[] = [];
       const totals: { x: string; y: number }[] = [];
       const findings: string[] = [];
       for (const { scenario: s, metrics: m } of runs) {
         const config = faultConfig(s);
         const costs = loadCostProfile(s.costs);
         const input = breakdownInput(s, m, costs);
-        const parts = latencyBreakdown(input);
+        const parts = pricedBreakdown(input);
         for (const p of parts) {
           partRows.push({
             configuration: config,

@@ -12,7 +12,7 @@ import {
 } from "../../sim/units.ts";
 import { facetLines } from "../_charts.ts";
 import type { Experiment } from "../experiment.ts";
-import type { TableRow } from "../html.ts";
+import type { Row } from "../../plot/row.ts";
 import { count } from "./_util.ts";
 
 /** The experiment "Memory over time with the MMU notifier under host memory pressure", full or quick. */
@@ -50,8 +50,8 @@ export function notifierMemory(quick: boolean): Experiment {
     analyse(runs) {
       const label = (s: Scenario) =>
         s.dma.mmuNotifier ? "IOPF + MMU notifier" : "IOPF, no notifier";
-      const rows: TableRow[] = [];
-      const long: TableRow[] = [];
+      const rows: Row[] = [];
+      const long: Row[] = [];
       for (const { scenario: s, series } of runs) {
         for (const r of series) {
           const pinnedBytes = r.pinnedPages * PAGE_SIZE;

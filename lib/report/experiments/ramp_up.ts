@@ -8,7 +8,7 @@ import type { Scenario } from "../../experiment/scenario.ts";
 import { formatSize, formatTime, parseSize } from "../../sim/units.ts";
 import { facetLines } from "../_charts.ts";
 import type { Experiment } from "../experiment.ts";
-import type { TableRow } from "../html.ts";
+import type { Row } from "../../plot/row.ts";
 import { count } from "./_util.ts";
 
 function rampConfig(s: Scenario): string {
@@ -63,7 +63,7 @@ export function rampUp(quick: boolean): Experiment {
     ],
     series: true,
     analyse(runs) {
-      const rows: TableRow[] = [];
+      const rows: Row[] = [];
       for (const { scenario: s, series } of runs) {
         const configuration = rampConfig(s);
         for (const r of series) {
