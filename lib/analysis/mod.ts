@@ -87,4 +87,11 @@ export {
   type DesignMode,
   mergeScenarioJson,
 } from "./density.ts";
-export { formatCell } from "./format.ts";
+export {
+  FIELD_UNITS,
+  type FieldUnit,
+  fieldUnit,
+  type FieldUnitRule,
+  formatCell,
+  formatValue,
+} from "./format.ts";

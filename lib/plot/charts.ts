@@ -18,6 +18,7 @@
  */
 import * as Plot from "@observablehq/plot";
 import { IopfLabError } from "../sim/errors.ts";
+import { fieldUnit } from "../sim/field_units.ts";
 import { getPath, type Row } from "./row.ts";
 import {
   type Figure,
@@ -34,16 +35,15 @@ function figure(options: Plot.PlotOptions): Figure {
 export type Unit = "ns" | "bytes" | "bytes/s" | "pages" | "count";
 
 /**
- * The unit of a metric from its name: `...Ns` is ns, `...BytesPerSec`
- * bytes/s, `...Bytes...` bytes, `...Pages...` pages, anything else a count.
+ * The axis unit of a field from its name, by the one field-unit table
+ * (lib/sim/field_units.ts, as tables and the CLI use it): `...Ns` is ns,
+ * `...BytesPerSec` bytes/s, `...Bytes...` and scenario sizes
+ * (`vm.memory`, `workload.blockSize`) bytes, `...Pages...` pages, anything
+ * else (addresses and seeds too) a count.
  */
 export function unitOf(field: string): Unit {
-  const leaf = field.slice(field.lastIndexOf(".") + 1);
-  if (/BytesPerSec$/.test(leaf)) return "bytes/s";
-  if (/Ns$/.test(leaf) || field.startsWith("faultLatencyNs.")) return "ns";
-  if (/Bytes/i.test(leaf) || /^(size|memory)$/i.test(leaf)) return "bytes";
-  if (/Pages/i.test(leaf)) return "pages";
-  return "count";
+  const unit = fieldUnit(field);
+  return unit === "address" || unit === "id" ? "count" : unit;
 }
 
 /** A display unit: divide values by `factor` and name them `suffix`. */
