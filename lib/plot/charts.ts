@@ -20,6 +20,7 @@ import * as Plot from "@observablehq/plot";
 import { IopfLabError } from "../sim/errors.ts";
 import { fieldUnit } from "../sim/field_units.ts";
 import { getPath, type Row } from "./row.ts";
+import { axisLabel, maxAbs, unique } from "./_scale.ts";
 import {
   type Figure,
   figure as plotFigure,
@@ -363,16 +364,6 @@ function tidy(
   return out;
 }
 
-function maxAbs(data: readonly Datum[], key: "x" | "y"): number {
-  let m = 0;
-  for (const d of data) m = Math.max(m, Math.abs(d[key]));
-  return m;
-}
-
-function unique(values: readonly string[]): string[] {
-  return [...new Set(values)];
-}
-
 /** Log axes label ticks as plain numbers ("0.1", "1,000"), not SI prefixes ("100m"). */
 function logAxis(
   log: boolean,
@@ -388,10 +379,6 @@ function marginFor(data: readonly Datum[], log: boolean): number {
     : Math.round(max).toLocaleString("en-US").length;
   const decimals = max < 10 ? 2 : 0;
   return Math.max(40, 14 + 6 * (digits + decimals));
-}
-
-function axisLabel(label: string, unit: DisplayUnit): string {
-  return unit.suffix ? `${label} (${unit.suffix})` : label;
 }
 
 function common(o: ChartOptions): Plot.PlotOptions {

@@ -41,4 +41,12 @@ export {
   type Unit,
   unitOf,
 } from "./charts.ts";
+export {
+  type AxisFormat,
+  facetLines,
+  type FacetLinesOptions,
+  type ScaleType,
+  stackedBars,
+  type StackedBarsOptions,
+} from "./facets.ts";
 export { getPath, type Row } from "./row.ts";

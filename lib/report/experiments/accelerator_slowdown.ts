@@ -6,7 +6,7 @@
 import type { Scenario } from "../../experiment/scenario.ts";
 import { IopfLabError } from "../../sim/errors.ts";
 import { formatSize, parseSize } from "../../sim/units.ts";
-import { facetLines } from "../_charts.ts";
+import { facetLines } from "../../plot/mod.ts";
 import type { Experiment, ScenarioSet } from "../experiment.ts";
 import { byKey, maxBy, need, times } from "./_util.ts";
 
@@ -91,14 +91,14 @@ export function acceleratorSlowdown(quick: boolean): Experiment {
         y: "slowdown",
         xUnit: "count",
         yUnit: "count",
-        color: "messageSize",
-        colorDomain: messageSizes.map((s) => formatSize(parseSize(s))),
+        series: "messageSize",
+        seriesDomain: messageSizes.map((s) => formatSize(parseSize(s))),
         fx: "buffers",
         fxDomain: ["reused buffers", "fresh buffers"],
         fy: "premap",
         fyDomain: ["pre-map 1", "pre-map 512"],
-        xScale: "log",
-        yScale: "log",
+        xType: "log",
+        yType: "log",
         xFormat: "count",
         yFormat: "count",
         xTicks: messages,

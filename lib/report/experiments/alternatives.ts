@@ -24,7 +24,7 @@ import {
 import { formatRate } from "../../experiment/metrics.ts";
 import type { JsonValue } from "../../experiment/scenario.ts";
 import { barChart } from "../../plot/mod.ts";
-import { facetLines } from "../_charts.ts";
+import { facetLines } from "../../plot/mod.ts";
 import type { Experiment } from "../experiment.ts";
 
 const COIOMMU = { unpinPolicy: "lru", unpinInterval: "1ms" } as const;
@@ -110,11 +110,11 @@ export function alternatives(quick: boolean): Experiment {
       const pinned = facetLines(series, {
         x: "tNs",
         y: "pinnedBytes",
-        color: "mode",
-        colorDomain: DESIGN_MODES,
+        series: "mode",
+        seriesDomain: DESIGN_MODES,
         fx: "workload",
         step: true,
-        yScale: "symlog",
+        yType: "symlog",
         xLabel: "time since VM start",
         yLabel: "pinned guest memory",
         title: "Pinned memory over time",
@@ -125,8 +125,8 @@ export function alternatives(quick: boolean): Experiment {
       const thr = facetLines(series, {
         x: "tNs",
         y: "throughputBytesPerSec",
-        color: "mode",
-        colorDomain: DESIGN_MODES,
+        series: "mode",
+        seriesDomain: DESIGN_MODES,
         fx: "workload",
         xLabel: "time since VM start",
         yLabel: "DMA throughput",

@@ -6,7 +6,7 @@
 import type { Scenario } from "../../experiment/scenario.ts";
 import { loadCostProfile } from "../../sim/costs.ts";
 import { formatTime } from "../../sim/units.ts";
-import { stackedBars } from "../_charts.ts";
+import { stackedBars } from "../../plot/mod.ts";
 import {
   BREAKDOWN_SEGMENTS,
   breakdownInput,

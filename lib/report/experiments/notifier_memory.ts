@@ -10,7 +10,7 @@ import {
   PAGE_SIZE,
   parseSize,
 } from "../../sim/units.ts";
-import { facetLines } from "../_charts.ts";
+import { facetLines } from "../../plot/mod.ts";
 import type { Experiment } from "../experiment.ts";
 import type { Row } from "../../plot/row.ts";
 import { count } from "./_util.ts";
@@ -93,8 +93,8 @@ export function notifierMemory(quick: boolean): Experiment {
       const fig = facetLines(long, {
         x: "tNs",
         y: "bytes",
-        color: "configuration",
-        colorDomain: ["IOPF, no notifier", "IOPF + MMU notifier"],
+        series: "configuration",
+        seriesDomain: ["IOPF, no notifier", "IOPF + MMU notifier"],
         fy: "quantity",
         fyDomain: ["host RAM populated", "pinned"],
         xLabel: "time since VM start",

@@ -4,7 +4,7 @@
  * @module
  */
 import { formatRate } from "../../experiment/metrics.ts";
-import { facetLines } from "../_charts.ts";
+import { facetLines } from "../../plot/mod.ts";
 import type { Experiment } from "../experiment.ts";
 import { count, maxBy, pct } from "./_util.ts";
 
@@ -59,10 +59,10 @@ export function priQueue(quick: boolean): Experiment {
         y: "priAutoResponses",
         xUnit: "count",
         yUnit: "count",
-        color: "capacity",
-        colorDomain: capsLabels,
-        xScale: "log",
-        yScale: "symlog",
+        series: "capacity",
+        seriesDomain: capsLabels,
+        xType: "log",
+        yType: "symlog",
         xFormat: "count",
         yFormat: "count",
         xTicks: priq,
@@ -76,9 +76,9 @@ export function priQueue(quick: boolean): Experiment {
       const thr = facetLines(rows, {
         x: "priqEntries",
         y: "throughputBytesPerSec",
-        color: "capacity",
-        colorDomain: capsLabels,
-        xScale: "log",
+        series: "capacity",
+        seriesDomain: capsLabels,
+        xType: "log",
         xFormat: "count",
         xTicks: priq,
         xLabel: "PRI queue entries",

@@ -6,7 +6,7 @@
 import { formatRate } from "../../experiment/metrics.ts";
 import type { Scenario } from "../../experiment/scenario.ts";
 import { formatSize, formatTime, parseSize } from "../../sim/units.ts";
-import { facetLines } from "../_charts.ts";
+import { facetLines } from "../../plot/mod.ts";
 import type { Experiment } from "../experiment.ts";
 import type { Row } from "../../plot/row.ts";
 import { count } from "./_util.ts";
@@ -82,8 +82,8 @@ export function rampUp(quick: boolean): Experiment {
       const thr = facetLines(rows, {
         x: "tNs",
         y: "throughputBytesPerSec",
-        color: "configuration",
-        colorDomain: configs,
+        series: "configuration",
+        seriesDomain: configs,
         xLabel: "time since VM start",
         yLabel: "DMA throughput",
         step: true,
@@ -95,8 +95,8 @@ export function rampUp(quick: boolean): Experiment {
       const bytes = facetLines(rows, {
         x: "tNs",
         y: "dmaBytes",
-        color: "configuration",
-        colorDomain: configs,
+        series: "configuration",
+        seriesDomain: configs,
         xLabel: "time since VM start",
         yLabel: "bytes transferred",
         title: "Work done since VM start",

@@ -5,7 +5,7 @@
  */
 import type { Scenario } from "../../experiment/scenario.ts";
 import { formatSize, formatTime } from "../../sim/units.ts";
-import { facetLines } from "../_charts.ts";
+import { facetLines } from "../../plot/mod.ts";
 import type { Experiment, ScenarioSet } from "../experiment.ts";
 import { BACKING_LABEL, byKey, GiB, need, times } from "./_util.ts";
 
@@ -79,13 +79,13 @@ export function startTime(quick: boolean): Experiment {
       const startFig = facetLines(rows, {
         x: "guestMemoryBytes",
         y: "setupNs",
-        color: "configuration",
-        colorDomain: START_CONFIGS,
+        series: "configuration",
+        seriesDomain: START_CONFIGS,
         fx: "backing",
         fxDomain: backings,
         dashed: ["static pin + prefault", "IOPF + prefault"],
-        xScale: "log",
-        yScale: "log",
+        xType: "log",
+        yType: "log",
         xFormat: "size",
         xTicks: ticks,
         xLabel: "guest RAM",
@@ -109,15 +109,15 @@ export function startTime(quick: boolean): Experiment {
       const memFig = facetLines(memRows, {
         x: "guestMemoryBytes",
         y: "bytes",
-        color: "configuration",
-        colorDomain: START_CONFIGS,
+        series: "configuration",
+        seriesDomain: START_CONFIGS,
         fx: "backing",
         fxDomain: backings,
         fy: "quantity",
         fyDomain: ["locked", "populated"],
         dashed: ["static pin + prefault", "IOPF + prefault"],
-        xScale: "log",
-        yScale: "symlog",
+        xType: "log",
+        yType: "symlog",
         xFormat: "size",
         yFormat: "size",
         xTicks: ticks,
