@@ -38,4 +38,5 @@ export * as guest from "./guest/mod.ts";
 export * as vmm from "./vmm/mod.ts";
 export * as workload from "./workload/mod.ts";
 export * as coiommu from "./coiommu/mod.ts";
+export * as analysis from "./analysis/mod.ts";
 export * as plot from "./plot/mod.ts";

@@ -14,6 +14,8 @@
  *
  * @module
  */
+import { hex } from "../sim/errors.ts";
+import { fieldUnit } from "../sim/field_units.ts";
 import { formatSize, formatTime, PAGE_SIZE } from "../sim/units.ts";
 import type { JsonValue } from "./_json.ts";
 
@@ -374,19 +376,32 @@ export function formatSummary(
   return lines.map((l) => l.trimEnd()).join("\n") + "\n";
 }
 
-/** Formats one flattened metric for people, choosing the unit from its key. */
+/**
+ * Formats one field's value for people, in the unit its name implies (the
+ * one table of lib/sim/field_units.ts): times in ns/us/ms/s, sizes in
+ * KiB/MiB/GiB (`dmaBytes`, `vm.memory`, `workload.blockSize`, swept or
+ * not), rates in MB/s/GB/s, pages with their size, addresses in hex, seeds
+ * as digits, other numbers with thousands separators.
+ */
 export function formatValue(key: string, value: number | string): string {
   if (typeof value === "string") return value;
   if (!Number.isFinite(value)) return String(value);
-  const leaf = key.slice(key.lastIndexOf(".") + 1);
-  if (key.startsWith("sweepPoint.") || key === "seed") return String(value);
-  if (/BytesPerSec$/.test(leaf)) return formatRate(value);
-  if (/Ns$/.test(leaf) || key.startsWith("faultLatencyNs.")) {
-    return formatTime(value);
-  }
-  if (/Bytes/.test(leaf)) return formatSize(value);
-  if (/^pinnedPages/.test(leaf)) {
-    return `${groupDigits(value)} (${formatSize(value * PAGE_SIZE)})`;
+  switch (fieldUnit(key)) {
+    case "id":
+      return String(value);
+    case "bytes/s":
+      return formatRate(value);
+    case "ns":
+      return formatTime(value);
+    case "bytes":
+      return formatSize(value);
+    case "pages":
+      return `${groupDigits(value)} (${formatSize(value * PAGE_SIZE)})`;
+    case "address":
+      if (Number.isSafeInteger(value) && value >= 0) return hex(value);
+      break;
+    case "count":
+      break;
   }
   return Number.isInteger(value) ? groupDigits(value) : value.toPrecision(4);
 }

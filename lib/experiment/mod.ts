@@ -145,31 +145,6 @@ export {
 export { tablePoolSize } from "./layout.ts";
 export type { FieldSpec, FieldTable, FieldType } from "./fields.ts";
 export {
-  type CoiommuDesignOptions,
-  DEFAULT_DENSITY_WORKLOAD,
-  densityExperiment,
-  type DensityOptions,
-  type DensityRow,
-  DESIGN_MODES,
-  designDma,
-  type DesignMode,
-  mergeScenarioJson,
-} from "./density.ts";
-export {
-  compareModes,
-  type CompareOptions,
-  type CompareResult,
-  compareScenarioJson,
-  DEFAULT_COMPARE_WORKLOADS,
-  type ModeRow,
-  modeRow,
-  modeSeries,
-  type ModeSeriesRow,
-  type Recommendation,
-  recommendDesigns,
-  type RecommendOptions,
-} from "./compare.ts";
-export {
   checkInvariants,
   type InvariantReport,
   INVARIANTS,

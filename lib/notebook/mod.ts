@@ -1,7 +1,8 @@
 /**
  * Notebook support: tables that Jupyter shows as HTML, `show` for the Deno
- * kernel, and the small analyses the notebooks share (sweep rows, VM
- * density, a fault-latency breakdown by layer). Running the notebooks
+ * kernel, and, re-exported from lib/analysis, the small analyses the
+ * notebooks share (sweep rows, VM density, a fault-latency breakdown by
+ * layer). Running the notebooks
  * headlessly through Jupyter is tooling, not library: `deno task nb`
  * (cli/nb.ts and cli/_jupyter.ts).
  *
@@ -16,18 +17,18 @@
  * @module
  */
 export { show } from "./display.ts";
+export type { Row } from "../plot/row.ts";
+export { formatCell } from "../analysis/format.ts";
 export {
-  formatCell,
   metricsTable,
   type MetricsTableOptions,
   Table,
   table,
   type TableOptions,
-  type TableRow,
 } from "./table.ts";
 export {
+  ablationBreakdown,
   LATENCY_PARTS,
-  latencyBreakdown,
   type LatencyBreakdownOptions,
   type LatencyPart,
   meltRows,
@@ -37,4 +38,4 @@ export {
   sweepRows,
   vmDensity,
   vmFootprintBytes,
-} from "./studies.ts";
+} from "../analysis/tidy.ts";

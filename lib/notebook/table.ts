@@ -13,22 +13,12 @@
  *
  * @module
  */
-import { hex } from "../sim/errors.ts";
-import { formatSize } from "../sim/units.ts";
-import {
-  flattenMetrics,
-  formatValue,
-  type Metrics,
-} from "../experiment/metrics.ts";
+import { flattenMetrics, type Metrics } from "../experiment/metrics.ts";
+import { formatCell } from "../analysis/format.ts";
+import { getPath, type Row } from "../plot/row.ts";
 
 /** The method the Deno Jupyter kernel calls to show a value (as lib/plot's figures use). */
 const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display");
-
-/**
- * A row of a table: any object (metrics, series rows, trace records, plain
- * records); columns are read by key or dotted path.
- */
-export type TableRow = object;
 
 /** Options of {@linkcode table}. */
 export interface TableOptions {
@@ -136,14 +126,14 @@ export class Table {
  * Numbers are formatted by their field's unit (see {@linkcode TableOptions}).
  */
 export function table(
-  rows: readonly TableRow[],
+  rows: readonly Row[],
   options: TableOptions = {},
 ): Table {
   const columns = options.columns ?? keysOf(rows);
   const format = options.format ?? formatCell;
   return new Table(columns, {
     headers: columns.map((c) => options.labels?.[c] ?? c),
-    cells: rows.map((row) => columns.map((c) => format(c, field(row, c)))),
+    cells: rows.map((row) => columns.map((c) => format(c, getPath(row, c)))),
     ...(options.caption === undefined ? {} : { caption: options.caption }),
   });
 }
@@ -190,47 +180,7 @@ export function metricsTable(
   });
 }
 
-/**
- * Formats a cell by its field's name: the default of
- * {@linkcode TableOptions.format}. Metrics go through lib/experiment's
- * formatValue (`...Ns` a time, `...Bytes` a size, `...BytesPerSec` a rate);
- * scenario sizes (`vm.memory`, `workload.messageSize`, a trace's `size`)
- * as sizes; addresses (`iova`, `gpa`) in hex; missing values as "-".
- */
-export function formatCell(fieldName: string, value: unknown): string {
-  if (value === undefined || value === null || value === "") return "-";
-  if (typeof value === "number") {
-    const leaf = fieldName.slice(fieldName.lastIndexOf(".") + 1);
-    if (Number.isSafeInteger(value) && value >= 0) {
-      if (ADDRESS_FIELDS.test(leaf)) return hex(value);
-      if (SIZE_FIELDS.test(leaf)) return formatSize(value);
-    }
-    return formatValue(fieldName, value);
-  }
-  if (typeof value === "string") return value;
-  if (typeof value === "boolean") return String(value);
-  return JSON.stringify(value);
-}
-
-/** Scenario and trace fields holding sizes in bytes. */
-const SIZE_FIELDS =
-  /^(memory|memlockLimit|messageSize|workingSet|accessSize|bufferSize|blockSize|totalBytes|size)$/;
-/** Fields holding addresses. */
-const ADDRESS_FIELDS = /^(iova|gpa|hva|addr|address)$/;
-
-/** A field of a row by key, or by dotted path into nested records. */
-function field(row: TableRow, name: string): unknown {
-  const r = row as Record<string, unknown>;
-  if (name in r) return r[name];
-  let v: unknown = r;
-  for (const part of name.split(".")) {
-    if (typeof v !== "object" || v === null) return undefined;
-    v = (v as Record<string, unknown>)[part];
-  }
-  return v;
-}
-
-function keysOf(rows: readonly TableRow[]): string[] {
+function keysOf(rows: readonly Row[]): string[] {
   const keys: string[] = [];
   for (const r of rows) {
     for (const k of Object.keys(r)) {

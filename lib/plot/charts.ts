@@ -18,6 +18,9 @@
  */
 import * as Plot from "@observablehq/plot";
 import { IopfLabError } from "../sim/errors.ts";
+import { fieldUnit } from "../sim/field_units.ts";
+import { getPath, type Row } from "./row.ts";
+import { axisLabel, maxAbs, unique } from "./_scale.ts";
 import {
   type Figure,
   figure as plotFigure,
@@ -33,22 +36,15 @@ function figure(options: Plot.PlotOptions): Figure {
 export type Unit = "ns" | "bytes" | "bytes/s" | "pages" | "count";
 
 /**
- * A row of data: any object (a plain record, or an interface type such as
- * `SeriesRow` or `Metrics`); fields are read by name or dotted path.
- */
-export type Row = object;
-
-/**
- * The unit of a metric from its name: `...Ns` is ns, `...BytesPerSec`
- * bytes/s, `...Bytes...` bytes, `...Pages...` pages, anything else a count.
+ * The axis unit of a field from its name, by the one field-unit table
+ * (lib/sim/field_units.ts, as tables and the CLI use it): `...Ns` is ns,
+ * `...BytesPerSec` bytes/s, `...Bytes...` and scenario sizes
+ * (`vm.memory`, `workload.blockSize`) bytes, `...Pages...` pages, anything
+ * else (addresses and seeds too) a count.
  */
 export function unitOf(field: string): Unit {
-  const leaf = field.slice(field.lastIndexOf(".") + 1);
-  if (/BytesPerSec$/.test(leaf)) return "bytes/s";
-  if (/Ns$/.test(leaf) || field.startsWith("faultLatencyNs.")) return "ns";
-  if (/Bytes/i.test(leaf) || /^(size|memory)$/i.test(leaf)) return "bytes";
-  if (/Pages/i.test(leaf)) return "pages";
-  return "count";
+  const unit = fieldUnit(field);
+  return unit === "address" || unit === "id" ? "count" : unit;
 }
 
 /** A display unit: divide values by `factor` and name them `suffix`. */
@@ -345,8 +341,8 @@ function tidy(
 ): Datum[] {
   const out: Datum[] = [];
   rows.forEach((row, i) => {
-    const rawX = get(row, o.x);
-    const rawY = get(row, o.y);
+    const rawX = getPath(row, o.x);
+    const rawY = getPath(row, o.y);
     if (rawY === undefined || rawY === null || rawY === "") return; // missing cell
     const y = Number(rawY);
     const x = Number(rawX);
@@ -362,31 +358,10 @@ function tidy(
       x,
       xText: String(rawX),
       y,
-      series: o.series === null ? "" : String(get(row, o.series)),
+      series: o.series === null ? "" : String(getPath(row, o.series)),
     });
   });
   return out;
-}
-
-/** A field of a row by name, or by dotted path into nested records (`faults.total`). */
-function get(row: Row, field: string): unknown {
-  if (field in row) return (row as Record<string, unknown>)[field];
-  let v: unknown = row;
-  for (const part of field.split(".")) {
-    if (typeof v !== "object" || v === null) return undefined;
-    v = (v as Record<string, unknown>)[part];
-  }
-  return v;
-}
-
-function maxAbs(data: readonly Datum[], key: "x" | "y"): number {
-  let m = 0;
-  for (const d of data) m = Math.max(m, Math.abs(d[key]));
-  return m;
-}
-
-function unique(values: readonly string[]): string[] {
-  return [...new Set(values)];
 }
 
 /** Log axes label ticks as plain numbers ("0.1", "1,000"), not SI prefixes ("100m"). */
@@ -404,10 +379,6 @@ function marginFor(data: readonly Datum[], log: boolean): number {
     : Math.round(max).toLocaleString("en-US").length;
   const decimals = max < 10 ? 2 : 0;
   return Math.max(40, 14 + 6 * (digits + decimals));
-}
-
-function axisLabel(label: string, unit: DisplayUnit): string {
-  return unit.suffix ? `${label} (${unit.suffix})` : label;
 }
 
 function common(o: ChartOptions): Plot.PlotOptions {

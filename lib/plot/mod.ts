@@ -36,9 +36,17 @@ export {
   displayUnit,
   lineChart,
   type LineChartOptions,
-  type Row,
   scatterChart,
   type ScatterChartOptions,
   type Unit,
   unitOf,
 } from "./charts.ts";
+export {
+  type AxisFormat,
+  facetLines,
+  type FacetLinesOptions,
+  type ScaleType,
+  stackedBars,
+  type StackedBarsOptions,
+} from "./facets.ts";
+export { getPath, type Row } from "./row.ts";

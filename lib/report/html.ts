@@ -21,9 +21,7 @@
  * @module
  */
 import { formatValue } from "../experiment/metrics.ts";
-
-/** A row of a table: a plain record of numbers, strings and booleans, read by field name. */
-export type TableRow = Readonly<Record<string, unknown>>;
+import { getPath, type Row } from "../plot/row.ts";
 
 /** A figure as the page shows it. */
 export interface HtmlFigure {
@@ -48,7 +46,7 @@ export interface HtmlTable {
   /** Relative path of the .csv file. */
   readonly csvFile: string;
   /** The rows (the preview shows the first few). */
-  readonly rows: readonly TableRow[];
+  readonly rows: readonly Row[];
   /** Rows shown in the preview. [12] */
   readonly previewRows?: number;
 }
@@ -241,7 +239,7 @@ function tableHtml(t: HtmlTable): string {
   for (const r of shown) {
     out.push("<tr>");
     for (const c of columns) {
-      const v = r[c];
+      const v = getPath(r, c);
       if (typeof v === "number") {
         out.push(`<td>${escapeHtml(formatValue(c, v))}</td>`);
       } else {

@@ -9,7 +9,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { latencyBreakdown, reportSuite, rowsToCsv } from "./mod.ts";
+ * import { pricedBreakdown, reportSuite, rowsToCsv } from "./mod.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  *
  * // The suite: seven questions, each a set of scenarios and an analysis.
@@ -17,7 +17,7 @@
  * assert(suite.map((e) => e.id).includes("ramp-up"));
  *
  * // The fault latency breakdown always adds up to the measured mean.
- * const parts = latencyBreakdown({
+ * const parts = pricedBreakdown({
  *   costs: loadCostProfile(),
  *   fault: "pri",
  *   measuredMeanNs: 12_907,
@@ -50,21 +50,21 @@ export {
   breakdownInput,
   type BreakdownPart,
   type BreakdownSegment,
-  latencyBreakdown,
+  pricedBreakdown,
   REMAINDER,
   segmentTotals,
-} from "./breakdown.ts";
+} from "../analysis/breakdown.ts";
 export {
   type Experiment,
   type ExperimentResult,
   experimentScenarios,
   type ReportFigure,
-  reportSuite,
   type ReportTable,
   type RunOutput,
   type ScenarioSet,
   type SuiteOptions,
-} from "./experiments.ts";
+} from "./experiment.ts";
+export { reportSuite } from "./suite.ts";
 export {
   escapeHtml,
   type HtmlCost,
@@ -73,8 +73,8 @@ export {
   type HtmlReport,
   type HtmlTable,
   renderHtml,
-  type TableRow,
 } from "./html.ts";
+export type { Row } from "../plot/row.ts";
 export {
   DEFAULT_OUT_DIR,
   PNG_SCALE,

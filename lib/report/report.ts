@@ -22,16 +22,16 @@ import { COST_NAMES, describeCosts } from "../sim/costs.ts";
 import {
   type Experiment,
   experimentScenarios,
-  reportSuite,
   type RunOutput,
-} from "./experiments.ts";
+} from "./experiment.ts";
+import { reportSuite } from "./suite.ts";
 import {
   type HtmlExperiment,
   type HtmlFigure,
   type HtmlTable,
   renderHtml,
-  type TableRow,
 } from "./html.ts";
+import type { Row } from "../plot/row.ts";
 
 /** The default output directory of the report. */
 export const DEFAULT_OUT_DIR = "out/report";
@@ -292,7 +292,7 @@ export async function runReport(
  * assert(rowsToCsv([{ a: 1, b: "x" }, { a: 2 }]) === "a,b\n1,x\n2,");
  * ```
  */
-export function rowsToCsv(rows: readonly TableRow[]): string {
+export function rowsToCsv(rows: readonly Row[]): string {
   const columns: string[] = [];
   const seen = new Set<string>();
   for (const r of rows) {

@@ -11,9 +11,9 @@ import {
   breakdownInput,
   escapeHtml,
   experimentScenarios,
-  latencyBreakdown,
   PNG_SCALE,
   pngSize,
+  pricedBreakdown,
   REMAINDER,
   renderHtml,
   reportSuite,
@@ -175,7 +175,7 @@ function unique(xs: readonly string[]): string[] {
 
 const costs = loadCostProfile();
 
-Deno.test("latencyBreakdown: the parts add up to the measured mean", () => {
+Deno.test("pricedBreakdown: the parts add up to the measured mean", () => {
   fc.assert(
     fc.property(
       fc.constantFrom("stall" as const, "pri" as const),
@@ -185,7 +185,7 @@ Deno.test("latencyBreakdown: the parts add up to the measured mean", () => {
       fc.double({ min: 0, max: 24, noNaN: true }),
       fc.double({ min: 1e6, max: 1e11, noNaN: true }),
       (fault, measured, s1, s2, walk, bw) => {
-        const parts = latencyBreakdown({
+        const parts = pricedBreakdown({
           costs,
           fault,
           measuredMeanNs: measured,
@@ -216,8 +216,8 @@ Deno.test("latencyBreakdown: the parts add up to the measured mean", () => {
   );
 });
 
-Deno.test("latencyBreakdown prices the single-stage stall path from the profile", () => {
-  const parts = latencyBreakdown({
+Deno.test("pricedBreakdown prices the single-stage stall path from the profile", () => {
+  const parts = pricedBreakdown({
     costs,
     fault: "stall",
     measuredMeanNs: 100_000,
@@ -249,8 +249,8 @@ Deno.test("latencyBreakdown prices the single-stage stall path from the profile"
   assert.match(retry.costs, /4 × smmu\.walkRead/);
 });
 
-Deno.test("latencyBreakdown forwards stage-1 faults to the guest only in nested runs", () => {
-  const nested = latencyBreakdown({
+Deno.test("pricedBreakdown forwards stage-1 faults to the guest only in nested runs", () => {
+  const nested = pricedBreakdown({
     costs,
     fault: "pri",
     measuredMeanNs: 40_000,
@@ -263,7 +263,7 @@ Deno.test("latencyBreakdown forwards stage-1 faults to the guest only in nested 
   assert.ok(guest.some((p) => p.costs.includes("vmm.trap")));
   const delivery = nested.find((p) => p.costs === "pci.pageRequestLatency")!;
   assert.equal(delivery.perAccess, 2); // one page request per fault
-  const none = latencyBreakdown({
+  const none = pricedBreakdown({
     costs,
     fault: "pri",
     measuredMeanNs: 0,
@@ -276,10 +276,10 @@ Deno.test("latencyBreakdown forwards stage-1 faults to the guest only in nested 
   assert.equal(none[1]!.ns, -512);
 });
 
-Deno.test("latencyBreakdown refuses impossible measurements", () => {
+Deno.test("pricedBreakdown refuses impossible measurements", () => {
   assert.throws(
     () =>
-      latencyBreakdown({
+      pricedBreakdown({
         costs,
         fault: "stall",
         measuredMeanNs: Number.NaN,
@@ -498,7 +498,9 @@ Deno.test("deno task report: bad arguments exit 2 with one message", async () =>
 });
 
 Deno.test("the alternatives section compares all five designs and recommends from the rows", async () => {
-  const { alternatives } = await import("../../lib/report/alternatives.ts");
+  const { alternatives } = await import(
+    "../../lib/report/experiments/alternatives.ts"
+  );
   const { runScenarioWithSeries } = await import("../../lib/experiment/run.ts");
   const e = alternatives(true);
   const points = experimentScenarios(e);

@@ -14,19 +14,18 @@ import {
   modeRow,
   modeSeries,
   recommendDesigns,
-} from "../experiment/compare.ts";
+} from "../../analysis/compare.ts";
 import {
   densityExperiment,
   type DensityRow,
   DESIGN_MODES,
   type DesignMode,
-} from "../experiment/density.ts";
-import { formatRate } from "../experiment/metrics.ts";
-import type { JsonValue } from "../experiment/scenario.ts";
-import { barChart } from "../plot/mod.ts";
-import { facetLines } from "./_charts.ts";
-import type { Experiment } from "./experiments.ts";
-import type { TableRow } from "./html.ts";
+} from "../../analysis/density.ts";
+import { formatRate } from "../../experiment/metrics.ts";
+import type { JsonValue } from "../../experiment/scenario.ts";
+import { barChart } from "../../plot/mod.ts";
+import { facetLines } from "../../plot/mod.ts";
+import type { Experiment } from "../experiment.ts";
 
 const COIOMMU = { unpinPolicy: "lru", unpinInterval: "1ms" } as const;
 
@@ -108,14 +107,14 @@ export function alternatives(quick: boolean): Experiment {
       const recs = recommendDesigns(rows, {
         pinnedLimitBytes: 0.25 * vmMemory,
       });
-      const pinned = facetLines(series as unknown as TableRow[], {
+      const pinned = facetLines(series, {
         x: "tNs",
         y: "pinnedBytes",
-        color: "mode",
-        colorDomain: DESIGN_MODES,
+        series: "mode",
+        seriesDomain: DESIGN_MODES,
         fx: "workload",
         step: true,
-        yScale: "symlog",
+        yType: "symlog",
         xLabel: "time since VM start",
         yLabel: "pinned guest memory",
         title: "Pinned memory over time",
@@ -123,11 +122,11 @@ export function alternatives(quick: boolean): Experiment {
           "Static pinning holds all guest RAM; the others pin what DMA uses, when it uses it",
         width: 960,
       });
-      const thr = facetLines(series as unknown as TableRow[], {
+      const thr = facetLines(series, {
         x: "tNs",
         y: "throughputBytesPerSec",
-        color: "mode",
-        colorDomain: DESIGN_MODES,
+        series: "mode",
+        seriesDomain: DESIGN_MODES,
         fx: "workload",
         xLabel: "time since VM start",
         yLabel: "DMA throughput",
@@ -197,18 +196,18 @@ export function alternatives(quick: boolean): Experiment {
           {
             id: "alternatives",
             title: "Five designs on three workloads",
-            rows: rows as unknown as TableRow[],
+            rows: rows,
           },
           {
             id: "alternatives-recommendation",
             title:
               "Which design for which workload (computed from the rows above)",
-            rows: recs as unknown as TableRow[],
+            rows: recs,
           },
           {
             id: "alternatives-density",
             title: "Density runs",
-            rows: densityRows as unknown as TableRow[],
+            rows: densityRows,
           },
         ],
         findings,

@@ -7,8 +7,8 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseScenario } from "../experiment/scenario.ts";
- * import { latencyBreakdown } from "./studies.ts";
- * const parts = latencyBreakdown(parseScenario({
+ * import { ablationBreakdown } from "./tidy.ts";
+ * const parts = ablationBreakdown(parseScenario({
  *   vm: { memory: "64MiB" },
  *   dma: { mode: "iopf" },
  *   workload: { kind: "accelerator", messageSize: "16KiB", messages: 2 },
@@ -28,7 +28,8 @@ import {
 } from "../experiment/metrics.ts";
 import type { Scenario } from "../experiment/scenario.ts";
 import { runScenario } from "../experiment/run.ts";
-import { formatCell } from "./table.ts";
+import { formatCell } from "./format.ts";
+import { getPath, type Row } from "../plot/row.ts";
 import type { RunResult } from "../experiment/sweep.ts";
 
 /**
@@ -92,7 +93,7 @@ export interface MeltRowsOptions {
  * "faults.stage2", value: 5}`. Fields are read by key or dotted path.
  */
 export function meltRows(
-  rows: readonly object[],
+  rows: readonly Row[],
   options: MeltRowsOptions,
 ): Record<string, unknown>[] {
   const key = options.key ?? "field";
@@ -103,24 +104,12 @@ export function meltRows(
   return rows.flatMap((row) =>
     fields.map(([f, label]) => {
       const out: Record<string, unknown> = {};
-      for (const k of options.keep ?? []) out[k] = read(row, k);
+      for (const k of options.keep ?? []) out[k] = getPath(row, k);
       out[key] = label;
-      out[value] = read(row, f);
+      out[value] = getPath(row, f);
       return out;
     })
   );
-}
-
-/** A field of a row by key, or by dotted path into nested records. */
-function read(row: object, name: string): unknown {
-  const r = row as Record<string, unknown>;
-  if (name in r) return r[name];
-  let v: unknown = r;
-  for (const part of name.split(".")) {
-    if (typeof v !== "object" || v === null) return undefined;
-    v = (v as Record<string, unknown>)[part];
-  }
-  return v;
 }
 
 /**
@@ -167,7 +156,7 @@ export function vmDensity(run: Metrics, hostMemory: number): number {
   return footprint === 0 ? Infinity : Math.floor(hostMemory / footprint);
 }
 
-/** One part of a {@linkcode latencyBreakdown}. */
+/** One part of a {@linkcode ablationBreakdown}. */
 export interface LatencyPart {
   /** What the part stands for ("VFIO handler"), or "the rest". */
   readonly part: string;
@@ -179,7 +168,7 @@ export interface LatencyPart {
   readonly share: number;
 }
 
-/** Options of {@linkcode latencyBreakdown}. */
+/** Options of {@linkcode ablationBreakdown}. */
 export interface LatencyBreakdownOptions {
   /**
    * Parts by label, each a list of cost-name prefixes (`"vfio."`) or names.
@@ -217,7 +206,7 @@ export const LATENCY_PARTS: Readonly<Record<string, readonly string[]>> = {
  * negative when making one part free also shortens queues elsewhere).
  * Runs `1 + parts` simulations of the scenario; keep it small.
  */
-export function latencyBreakdown(
+export function ablationBreakdown(
   scenario: Scenario,
   options: LatencyBreakdownOptions = {},
 ): LatencyPart[] {

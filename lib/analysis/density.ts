@@ -10,10 +10,10 @@
  */
 import { IopfLabError } from "../sim/errors.ts";
 import { parseSize } from "../sim/units.ts";
-import type { Machine } from "./machine.ts";
-import type { Metrics } from "./metrics.ts";
-import { runScenario, runScenarioWithSeries } from "./run.ts";
-import { parseScenario, type WorkloadConfig } from "./scenario.ts";
+import type { Machine } from "../experiment/machine.ts";
+import type { Metrics } from "../experiment/metrics.ts";
+import { runScenario, runScenarioWithSeries } from "../experiment/run.ts";
+import { parseScenario, type WorkloadConfig } from "../experiment/scenario.ts";
 
 /**
  * The five DMA designs compared: static pinning, IOPF (the RFC, pins kept),

@@ -13,7 +13,7 @@ import {
   formatValue,
   type Metrics,
   type SeriesRow,
-} from "./metrics.ts";
+} from "../experiment/metrics.ts";
 import { formatSize, PAGE_SIZE } from "../sim/units.ts";
 import {
   type CoiommuDesignOptions,
@@ -25,8 +25,8 @@ import {
   type DesignMode,
   mergeScenarioJson,
 } from "./density.ts";
-import { runScenarioWithSeries } from "./run.ts";
-import { parseScenario } from "./scenario.ts";
+import { runScenarioWithSeries } from "../experiment/run.ts";
+import { parseScenario } from "../experiment/scenario.ts";
 
 /**
  * The workloads of {@linkcode compareModes} when none are given, one per

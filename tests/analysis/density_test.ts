@@ -3,7 +3,7 @@ import {
   densityExperiment,
   type DensityRow,
   designDma,
-} from "../../lib/experiment/density.ts";
+} from "../../lib/analysis/density.ts";
 import { runScenarioWithSeries } from "../../lib/experiment/run.ts";
 import { parseScenario } from "../../lib/experiment/scenario.ts";
 import { HostMemory, MmStruct } from "../../lib/mm/mod.ts";

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import {
-  latencyBreakdown,
+  ablationBreakdown,
   meltRows,
   pointLabel,
   seriesRows,
   sweepRows,
   vmDensity,
   vmFootprintBytes,
-} from "../../lib/notebook/mod.ts";
+} from "../../lib/analysis/mod.ts";
 import {
   emptyMetrics,
   expandSweep,
@@ -96,14 +96,14 @@ Deno.test("vmDensity: host RAM over what one VM needed", () => {
   assert.throws(() => vmDensity(m, 0), /EINVAL/);
 });
 
-Deno.test("latencyBreakdown: parts plus the rest add up to the measured latency", () => {
+Deno.test("ablationBreakdown: parts plus the rest add up to the measured latency", () => {
   const s = parseScenario({
     vm: { memory: "64MiB" },
     device: { fault: "pri" },
     dma: { mode: "iopf" },
     workload: { kind: "accelerator", messageSize: "16KiB", messages: 2 },
   });
-  const parts = latencyBreakdown(s, { keepZero: true });
+  const parts = ablationBreakdown(s, { keepZero: true });
   const total = parts.reduce((a, p) => a + p.latencyNs, 0);
   const shares = parts.reduce((a, p) => a + p.share, 0);
   assert.ok(Math.abs(shares - 1) < 1e-9, `shares sum to ${shares}`);
@@ -114,19 +114,19 @@ Deno.test("latencyBreakdown: parts plus the rest add up to the measured latency"
   assert.equal(parts.at(-1)!.part, "the rest");
   // Without keepZero the parts that changed nothing are left out.
   assert.ok(
-    !latencyBreakdown(s).some((p) => p.part === "VMM + guest"),
+    !ablationBreakdown(s).some((p) => p.part === "VMM + guest"),
   );
 });
 
-Deno.test("latencyBreakdown: refuses a sweep and a part naming no cost", () => {
+Deno.test("ablationBreakdown: refuses a sweep and a part naming no cost", () => {
   const sweep = parseScenario({
     vm: { memory: "64MiB" },
     sweep: { "dma.mode": ["iopf"] },
   });
-  assert.throws(() => latencyBreakdown(sweep), /sweep/);
+  assert.throws(() => ablationBreakdown(sweep), /sweep/);
   const one = expandSweep(sweep)[0]!;
   assert.throws(
-    () => latencyBreakdown(one, { parts: { nothing: ["nope."] } }),
+    () => ablationBreakdown(one, { parts: { nothing: ["nope."] } }),
     /names no time cost/,
   );
 });

@@ -1,27 +1,33 @@
 /**
- * The report's chart shapes beyond lib/plot's common charts: faceted lines
- * (log, symlog or linear axes, one color per series, optional reference
- * rules) and stacked bars with a marked total. Values are scaled to a
- * readable unit with lib/plot's {@linkcode displayUnit}.
+ * Faceted charts beyond the common ones (the report's figures): lines in
+ * `fx`/`fy` facets (log, symlog or linear scale types, one color per
+ * `series`, optional reference rules) and stacked bars with a marked total.
+ * Values are scaled to a readable unit with {@linkcode displayUnit}, as
+ * lineChart and barChart do.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { facetLines } from "./facets.ts";
+ * const fig = facetLines([
+ *   { vm: 1, ns: 1e6, mode: "iopf" },
+ *   { vm: 2, ns: 2e6, mode: "iopf" },
+ * ], { x: "vm", y: "ns", series: "mode", xLabel: "VMs", yLabel: "setup", yUnit: "ns", title: "t" });
+ * assert(fig.svg.includes("setup (ms)"));
+ * ```
  *
  * @module
  */
 import * as Plot from "@observablehq/plot";
-import {
-  type DisplayUnit,
-  displayUnit,
-  type Figure,
-  figure,
-  type FigureOptions,
-  type Unit,
-  unitOf,
-} from "../plot/mod.ts";
 import { IopfLabError } from "../sim/errors.ts";
-import type { TableRow } from "./html.ts";
 import { formatSize } from "../sim/units.ts";
+import { axisLabel, maxAbs, unique } from "./_scale.ts";
+import { displayUnit, type Unit, unitOf } from "./charts.ts";
+import { type Figure, figure, type FigureOptions } from "./figure.ts";
+import { getPath, type Row } from "./row.ts";
 
 /** An axis scale: linear, logarithmic, or symmetric log (draws zeros). */
-export type AxisScale = "linear" | "log" | "symlog";
+export type ScaleType = "linear" | "log" | "symlog";
 
 /**
  * How an axis labels its ticks: "unit" scales the values into a readable
@@ -37,10 +43,10 @@ export interface FacetLinesOptions {
   readonly x: string;
   /** Field of the y values. */
   readonly y: string;
-  /** Field naming the series (one color each). */
-  readonly color: string;
+  /** Field naming the series (one line and color each). */
+  readonly series: string;
   /** Order of the series in the legend. [first seen] */
-  readonly colorDomain?: readonly string[];
+  readonly seriesDomain?: readonly string[];
   /** Series drawn dashed, over the solid ones (so that coinciding lines stay visible). [none] */
   readonly dashed?: readonly string[];
   /** Field of the horizontal facet (panels side by side). */
@@ -51,10 +57,10 @@ export interface FacetLinesOptions {
   readonly fxDomain?: readonly string[];
   /** Order of the fy panels. [first seen] */
   readonly fyDomain?: readonly string[];
-  /** x axis scale. ["linear"] */
-  readonly xScale?: AxisScale;
-  /** y axis scale. ["linear"] */
-  readonly yScale?: AxisScale;
+  /** Type of the x scale (Plot's `x.type`). ["linear"] */
+  readonly xType?: ScaleType;
+  /** Type of the y scale (Plot's `y.type`). ["linear"] */
+  readonly yType?: ScaleType;
   /** x tick labels. ["unit"] */
   readonly xFormat?: AxisFormat;
   /** y tick labels. ["unit"] */
@@ -101,17 +107,17 @@ interface Point {
 
 /** Lines over x, one color per series, optionally in facets. */
 export function facetLines(
-  rows: readonly TableRow[],
+  rows: readonly Row[],
   o: FacetLinesOptions,
 ): Figure {
-  const xScale = o.xScale ?? "linear";
-  const yScale = o.yScale ?? "linear";
+  const xScale = o.xType ?? "linear";
+  const yScale = o.yType ?? "linear";
   let data: Point[] = rows.map((r, i) => ({
     x: num(r, o.x, i),
     y: num(r, o.y, i),
-    color: String(r[o.color]),
-    fx: o.fx === undefined ? "" : String(r[o.fx]),
-    fy: o.fy === undefined ? "" : String(r[o.fy]),
+    color: String(getPath(r, o.series)),
+    fx: o.fx === undefined ? "" : String(getPath(r, o.fx)),
+    fy: o.fy === undefined ? "" : String(getPath(r, o.fy)),
   }));
   if (xScale === "log") data = data.filter((d) => d.x > 0);
   if (yScale === "log") data = data.filter((d) => d.y > 0);
@@ -122,8 +128,8 @@ export function facetLines(
     x: d.x / xAxis.factor,
     y: d.y / yAxis.factor,
   }));
-  const colors = o.colorDomain
-    ? o.colorDomain.filter((c) => scaled.some((d) => d.color === c))
+  const colors = o.seriesDomain
+    ? o.seriesDomain.filter((c) => scaled.some((d) => d.color === c))
     : unique(scaled.map((d) => d.color));
   const facet = {
     ...(o.fx === undefined ? {} : { fx: "fx" }),
@@ -235,7 +241,7 @@ function axis(
 }
 
 function scaleOptions(
-  scale: AxisScale,
+  scale: ScaleType,
   a: Axis,
   ticks: readonly number[] | undefined,
   constant: number | undefined,
@@ -311,13 +317,13 @@ export interface StackedBarsOptions {
 
 /** Stacked bars (negative segments stack below zero), with optional marked totals. */
 export function stackedBars(
-  rows: readonly TableRow[],
+  rows: readonly Row[],
   o: StackedBarsOptions,
 ): Figure {
   const data = rows.map((r, i) => ({
-    x: String(r[o.x]),
+    x: String(getPath(r, o.x)),
     y: num(r, o.y, i),
-    fill: String(r[o.fill]),
+    fill: String(getPath(r, o.fill)),
   }));
   let max = 0;
   const pos = new Map<string, number>();
@@ -378,31 +384,17 @@ export function stackedBars(
   });
 }
 
-function num(r: TableRow, field: string, i: number): number {
-  const v = Number(r[field]);
+function num(r: Row, field: string, i: number): number {
+  const v = Number(getPath(r, field));
   if (!Number.isFinite(v)) {
     throw new IopfLabError(
       "EINVAL",
       `Cannot draw the chart: row ${i} has ${field}=${
-        JSON.stringify(r[field])
+        JSON.stringify(getPath(r, field))
       }; expected a number`,
     );
   }
   return v;
-}
-
-function maxAbs(data: readonly Point[], key: "x" | "y"): number {
-  let m = 0;
-  for (const d of data) m = Math.max(m, Math.abs(d[key]));
-  return m;
-}
-
-function unique(values: readonly string[]): string[] {
-  return [...new Set(values)];
-}
-
-function axisLabel(label: string, unit: DisplayUnit): string {
-  return unit.suffix ? `${label} (${unit.suffix})` : label;
 }
 
 function fmt(v: number): string {

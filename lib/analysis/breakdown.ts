@@ -24,8 +24,8 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { loadCostProfile } from "../sim/costs.ts";
- * import { latencyBreakdown } from "./breakdown.ts";
- * const parts = latencyBreakdown({
+ * import { pricedBreakdown } from "./breakdown.ts";
+ * const parts = pricedBreakdown({
  *   costs: loadCostProfile(),
  *   fault: "stall",
  *   measuredMeanNs: 10_702,
@@ -82,7 +82,7 @@ export interface BreakdownPart {
   readonly ns: number;
 }
 
-/** What {@linkcode latencyBreakdown} needs: the profile, the path, and the run's measurements. */
+/** What {@linkcode pricedBreakdown} needs: the profile, the path, and the run's measurements. */
 export interface BreakdownInput {
   /** The resolved cost profile of the run (`loadCostProfile(scenario.costs)`). */
   readonly costs: Costs;
@@ -220,7 +220,7 @@ const RETRY_FIXED: Readonly<Record<"stall" | "pri", readonly CostName[]>> = {
  *
  * @throws {IopfLabError} EINVAL for a negative or non-finite measurement
  */
-export function latencyBreakdown(input: BreakdownInput): BreakdownPart[] {
+export function pricedBreakdown(input: BreakdownInput): BreakdownPart[] {
   const {
     costs,
     fault,

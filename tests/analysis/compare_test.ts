@@ -5,7 +5,7 @@ import {
   compareModes,
   type ModeRow,
   recommendDesigns,
-} from "../../lib/experiment/compare.ts";
+} from "../../lib/analysis/compare.ts";
 import { loadCostProfile } from "../../lib/sim/costs.ts";
 import { IopfLabError } from "../../lib/sim/errors.ts";
 
