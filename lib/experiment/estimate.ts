@@ -146,11 +146,10 @@ export function estimateWork(s: Scenario): WorkEstimate {
       break;
     }
     case "trace": {
-      let n = 0;
-      for (const r of w.rows) n += pages(r.size);
-      ops = w.rows.length;
-      touched = n;
-      distinct = n;
+      // The streaming summary: sum of ceil(size / 4 KiB) over the rows.
+      ops = w.summary.rows;
+      touched = w.summary.pages;
+      distinct = w.summary.pages;
       field = "workload.file";
       what = "pages of trace accesses";
       break;

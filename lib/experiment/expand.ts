@@ -17,7 +17,7 @@ import {
   SECTIONS,
   workloadFieldNames,
 } from "./resolve.ts";
-import type { TraceRecord } from "./trace.ts";
+import type { TraceSummary } from "./trace.ts";
 
 /**
  * The points of a scenario's sweep: the cartesian product of its axes in
@@ -28,9 +28,9 @@ import type { TraceRecord } from "./trace.ts";
  */
 export function expandSweep(scenario: Scenario): Scenario[] {
   if (scenario.sweep.length === 0) return [scenario];
-  const traces = new Map<string, readonly TraceRecord[]>();
+  const traces = new Map<string, TraceSummary>();
   if (scenario.workload.kind === "trace") {
-    traces.set(scenario.workload.file, scenario.workload.rows);
+    traces.set(scenario.workload.file, scenario.workload.summary);
   }
   const ctx: ResolveContext = {
     baseDir: Deno.cwd(),

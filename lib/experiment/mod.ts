@@ -61,10 +61,16 @@ export {
 export {
   loadTrace,
   MAX_STREAM,
+  type MutableTraceRecord,
   parseTrace,
   type ParseTraceOptions,
+  scanTrace,
+  summarizeRows,
+  summarizeTrace,
   TRACE_COLUMNS,
+  TraceReader,
   type TraceRecord,
+  type TraceSummary,
 } from "./trace.ts";
 export {
   emptyMetrics,
