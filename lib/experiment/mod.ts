@@ -101,6 +101,7 @@ export {
 } from "./csv.ts";
 export {
   DEFAULT_RUNNER,
+  formatWallTime,
   progressReporter,
   type ProgressReporterOptions,
   type RunnerModule,
@@ -114,6 +115,7 @@ export {
   LIVELOCK_NS,
   makeWorkload,
   type RunOptions,
+  type RunProgress,
   runScenario,
   runScenarioWithSeries,
   teardown,
