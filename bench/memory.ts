@@ -84,9 +84,11 @@ const CASES: readonly MemoryCase[] = [
     },
   },
   {
-    // Measured at the commit that made traces stream: 135 MiB peak RSS
-    // (/usr/bin/time, the whole `deno task sim` process, 67 s wall); the
-    // trace was parsed into objects and kept in the Scenario before (4 GiB).
+    // Measured when traces began to stream (/usr/bin/time, the whole
+    // process): 135 MiB peak RSS running it on the main thread, 222 MiB
+    // through `deno task sim` (the run goes to a worker so Ctrl-C is heard);
+    // the trace was parsed into objects and kept in the Scenario before
+    // (4 GiB; 272 -> 116 MiB measured on a 3*10^5-row trace).
     name: "trace of 10^7 rows, streamed",
     target: 500 * MiB,
     run() {
