@@ -6,7 +6,7 @@
  * experiment and one per completed run (a bar on a terminal).
  *
  * Exit status: 0 on success; 2 on bad arguments (one message on stderr);
- * 1 on an internal error.
+ * 1 on an internal error; 130 when Ctrl-C stops it (one line on stderr).
  *
  * @module
  */
@@ -118,6 +118,12 @@ export interface ReportIo {
   readonly progress?: boolean;
   /** Stderr is a terminal: draw a progress bar instead of a line per run. [false] */
   readonly terminal?: boolean;
+  /**
+   * Ctrl-C (SIGINT) ends the command with one line on stderr and exit
+   * status 130 (the figures and tables written so far stay; each file is
+   * written whole or not at all). [false]
+   */
+  readonly signals?: boolean;
 }
 
 /** The process's standard output and error. */
@@ -125,6 +131,7 @@ export const STDIO: ReportIo = {
   stdout: (text) => writeAll(Deno.stdout, text),
   stderr: (text) => writeAll(Deno.stderr, text),
   terminal: Deno.stderr.isTerminal(),
+  signals: true,
 };
 
 /** Runs the command with `args`; returns the exit status. */
@@ -160,6 +167,15 @@ export async function main(
       })
       : false,
   };
+  const onInterrupt = (): void => {
+    io.stderr(
+      `${
+        io.terminal ? "\r\x1b[K" : ""
+      }report: interrupted (Ctrl-C); the report in ${parsed.out} is incomplete\n`,
+    );
+    Deno.exit(130);
+  };
+  if (io.signals) Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     const summary = await runReport(options);
     io.stdout(`${summary.index}\n`);
@@ -169,6 +185,8 @@ export async function main(
       `report: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
     );
     return 1;
+  } finally {
+    if (io.signals) Deno.removeSignalListener("SIGINT", onInterrupt);
   }
 }
 

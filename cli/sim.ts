@@ -8,27 +8,44 @@
  * Exit status: 0 on success; 2 on a bad scenario file or bad arguments,
  * with one message on stderr naming the field and what is wrong, and no
  * file written; 1 on an internal error, or (one line on stderr) when the
- * scenario livelocks (ETIMEDOUT: no DMA progress while faults keep coming).
+ * scenario livelocks (ETIMEDOUT: no DMA progress while faults keep coming);
+ * 130 when Ctrl-C (SIGINT) stops it: one line on stderr, and with `--csv`
+ * a sweep's finished points are written (it says how many of how many).
+ *
+ * Progress goes to stderr, never stdout: a sweep reports each finished
+ * point with an ETA; a single run that lasts more than 2 s of wall time
+ * shows what it has done (pages pinned, bytes moved, trace rows replayed)
+ * and an ETA, redrawn in place on a terminal, otherwise a line at most
+ * every 5 s.
  *
  * @module
  */
 import { resolve } from "node:path";
 import { metricsToCsv } from "../lib/experiment/csv.ts";
 import { formatSummary, type Metrics } from "../lib/experiment/metrics.ts";
-import { runScenario } from "../lib/experiment/run.ts";
+import {
+  type RunProgress,
+  runScenario,
+  runScenarioWithSeries,
+} from "../lib/experiment/run.ts";
 import {
   bareMessage,
   expandSweep,
   loadScenario,
   type Scenario,
 } from "../lib/experiment/scenario.ts";
-import { progressReporter, runSweep } from "../lib/experiment/sweep.ts";
+import {
+  formatWallTime,
+  progressReporter,
+  runSweep,
+} from "../lib/experiment/sweep.ts";
 import {
   estimateWork,
   formatDuration,
   WORK_LIMIT_SECONDS,
 } from "../lib/experiment/estimate.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
+import { formatSize } from "../lib/sim/units.ts";
 import { parseSimArgs, type SimArgs, USAGE } from "./_args.ts";
 import { writeAll } from "./_io.ts";
 import { checkOutputFile, writeFileAtomic } from "./_paths.ts";
@@ -41,6 +58,15 @@ export interface SimIo {
   stderr(text: string): void;
   /** Reports sweep progress (by default a bar or lines on stderr). */
   progress?: boolean;
+  /** Stderr is a terminal: progress is redrawn in place. [false] */
+  terminal?: boolean;
+  /**
+   * Ctrl-C (SIGINT) stops the run cleanly (exit 130); runs then go to a
+   * worker so the signal is heard while the simulator runs. [false]
+   */
+  signals?: boolean;
+  /** Wall ms a single run runs before its progress shows. [2000] */
+  progressDelayMs?: number;
 }
 
 /** The process's standard output and error. */
@@ -48,7 +74,12 @@ export const STDIO: SimIo = {
   stdout: (text) => writeAll(Deno.stdout, text),
   stderr: (text) => writeAll(Deno.stderr, text),
   progress: true,
+  terminal: Deno.stderr.isTerminal(),
+  signals: true,
 };
+
+/** Exit status: stopped by Ctrl-C (SIGINT), as a shell reports it (128 + 2). */
+export const EXIT_INTERRUPTED = 130;
 
 /** Exit status: success. */
 export const EXIT_OK = 0;
@@ -61,6 +92,51 @@ export const EXIT_USAGE = 2;
 export async function main(
   args: readonly string[],
   io: SimIo = STDIO,
+): Promise<number> {
+  const interrupt = io.signals ? new Interrupt() : undefined;
+  try {
+    return await command(args, io, interrupt);
+  } finally {
+    interrupt?.dispose();
+  }
+}
+
+/** The reason an interrupted run rejects with. */
+class Interrupted extends Error {
+  constructor() {
+    super("interrupted (SIGINT)");
+    this.name = "Interrupted";
+  }
+}
+
+/**
+ * Turns SIGINT into an aborted signal; a second Ctrl-C ends the process at
+ * once.
+ */
+class Interrupt {
+  readonly controller = new AbortController();
+  readonly #listener = (): void => {
+    if (this.controller.signal.aborted) Deno.exit(EXIT_INTERRUPTED);
+    this.controller.abort(new Interrupted());
+  };
+
+  constructor() {
+    Deno.addSignalListener("SIGINT", this.#listener);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  dispose(): void {
+    Deno.removeSignalListener("SIGINT", this.#listener);
+  }
+}
+
+async function command(
+  args: readonly string[],
+  io: SimIo,
+  interrupt: Interrupt | undefined,
 ): Promise<number> {
   let parsed: SimArgs;
   try {
@@ -106,20 +182,155 @@ export async function main(
       }
     }
     if (scenario.sweep.length === 0 && points.length === 1) {
-      return finish(parsed, io, runScenario(points[0]!));
+      const point = points[0]!;
+      const line = io.progress ? runProgressLine(io) : undefined;
+      let metrics: Metrics;
+      if (interrupt) {
+        // In a worker, so that Ctrl-C is heard while the simulator runs.
+        metrics = (await runSweep([point], {
+          workers: 1,
+          signal: interrupt.signal,
+          ...(line ? { onRunProgress: (_i, p) => line.report(p) } : {}),
+        }))[0]!;
+      } else {
+        metrics = line
+          ? runScenarioWithSeries(point, { onProgress: line.report }).metrics
+          : runScenario(point);
+      }
+      line?.end();
+      return finish(parsed, io, metrics);
     }
   } catch (e) {
+    if (e instanceof Interrupted) {
+      io.stderr(`${clearLine(io)}sim: interrupted (Ctrl-C); nothing written\n`);
+      return EXIT_INTERRUPTED;
+    }
     return failed(io, parsed.file, e);
   }
+  const finished = new Map<number, Metrics>();
   try {
     const metrics = await runSweep(points, {
       ...(parsed.workers === undefined ? {} : { workers: parsed.workers }),
-      ...(io.progress ? { onProgress: progressReporter() } : {}),
+      ...(io.progress
+        ? {
+          onProgress: progressReporter({
+            write: io.stderr,
+            terminal: io.terminal ?? false,
+          }),
+        }
+        : {}),
+      ...(interrupt
+        ? {
+          signal: interrupt.signal,
+          onResult: (i: number, r: unknown) =>
+            void finished.set(i, r as Metrics),
+        }
+        : {}),
     });
     return finish(parsed, io, metrics);
   } catch (e) {
+    if (e instanceof Interrupted) {
+      return interrupted(parsed, io, finished, points.length);
+    }
     return failed(io, parsed.file, e);
   }
+}
+
+/**
+ * After Ctrl-C in a sweep: writes the finished points (in sweep order) to
+ * the CSV if one was asked for, and says so in one line.
+ */
+function interrupted(
+  args: SimArgs,
+  io: SimIo,
+  finished: ReadonlyMap<number, Metrics>,
+  total: number,
+): number {
+  const rows = [...finished.entries()].sort((a, b) => a[0] - b[0]).map((
+    [, m],
+  ) => m);
+  let what = `${rows.length} of ${total} points had finished`;
+  if (args.csv !== undefined && rows.length > 0) {
+    try {
+      writeCsvFile(args.csv, rows);
+      what =
+        `wrote the ${rows.length} of ${total} points that had finished to ${args.csv}`;
+    } catch (e) {
+      what += `; cannot write ${args.csv}: ${
+        e instanceof Error ? e.message : e
+      }`;
+    }
+  } else if (args.csv !== undefined) what += `; ${args.csv} not written`;
+  io.stderr(`${clearLine(io)}sim: interrupted (Ctrl-C): ${what}\n`);
+  return EXIT_INTERRUPTED;
+}
+
+/** What ends a progress line drawn in place on a terminal. */
+function clearLine(io: SimIo): string {
+  return io.terminal ? "\r\x1b[K" : "";
+}
+
+/** The progress line of a single run. */
+interface RunProgressLine {
+  /** Takes a report of the run. */
+  report(p: RunProgress): void;
+  /** The run ended: finish the line (on a terminal). */
+  end(): void;
+}
+
+/**
+ * Progress of a single run on stderr: nothing for its first 2 s of wall
+ * time, then what the run has done and an ETA for its phase, redrawn at
+ * most 5 times a second on a terminal, otherwise a line at most every 5 s.
+ */
+export function runProgressLine(io: SimIo): RunProgressLine {
+  const t0 = performance.now();
+  const delay = io.progressDelayMs ?? 2000;
+  const terminal = io.terminal ?? false;
+  const every = terminal ? 200 : 5000;
+  let last = -Infinity, drawn = false;
+  let phase = "", phaseStart = t0;
+  return {
+    report(p) {
+      const now = performance.now();
+      if (p.phase !== phase) {
+        phase = p.phase;
+        phaseStart = now;
+      }
+      if (now - t0 < delay || now - last < every) return;
+      last = now;
+      const text = `sim: ${formatRunProgress(p, now - phaseStart)}, ${
+        formatWallTime(now - t0)
+      } elapsed`;
+      if (terminal) io.stderr(`\r${text}\x1b[K`);
+      else io.stderr(`${text}\n`);
+      drawn = true;
+    },
+    end() {
+      if (terminal && drawn) io.stderr("\r\x1b[K");
+    },
+  };
+}
+
+/**
+ * One report of a run as text: "running: 42% (4.20 GiB of 10.00 GiB moved),
+ * ETA 12.0 s"; `phaseMs` is how long the phase has run (for the ETA).
+ */
+export function formatRunProgress(p: RunProgress, phaseMs: number): string {
+  const what = p.phase === "setup" ? "starting the VMs" : "running";
+  const n = (x: number) =>
+    p.unit === "bytes moved"
+      ? formatSize(Math.round(x))
+      : x < 1e6
+      ? String(Math.round(x))
+      : x.toExponential(2);
+  const unit = p.unit === "bytes moved" ? "moved" : p.unit;
+  if (!(p.total > 0)) return `${what}: ${n(p.done)} ${unit}`;
+  const f = p.fraction;
+  const eta = f > 0 ? `, ETA ${formatWallTime((phaseMs * (1 - f)) / f)}` : "";
+  return `${what}: ${(100 * f).toFixed(0)}% (${n(p.done)} of ${
+    n(p.total)
+  } ${unit})${eta}`;
 }
 
 /** Writes the CSV (through a temporary file) and the output. */

@@ -262,8 +262,8 @@ export function decodeUtf8(bytes: Uint8Array, where: string): string {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
-/** Offset of the first byte that is not valid UTF-8. */
-function firstInvalidUtf8(b: Uint8Array): number {
+/** Offset of the first byte of `b` that is not valid UTF-8 (its length if none). */
+export function firstInvalidUtf8(b: Uint8Array): number {
   let i = 0;
   while (i < b.length) {
     const c = b[i]!;

@@ -6,7 +6,7 @@
  * @module
  */
 import type { RunnerModule, WorkerRequest, WorkerResponse } from "./sweep.ts";
-import { toWorkerError } from "./sweep.ts";
+import { runWithProgress, toWorkerError } from "./sweep.ts";
 
 /** The worker's global scope, as far as this module uses it. */
 interface WorkerScope {
@@ -18,7 +18,7 @@ const scope = self as unknown as WorkerScope;
 const runners = new Map<string, Promise<RunnerModule>>();
 
 scope.onmessage = async (ev) => {
-  const { runner, index, scenario, series } = ev.data;
+  const { runner, index, scenario, series, progress } = ev.data;
   let response: WorkerResponse;
   try {
     let mod = runners.get(runner);
@@ -27,7 +27,14 @@ scope.onmessage = async (ev) => {
       runners.set(runner, mod);
     }
     const m = await mod;
-    const result = series
+    const result = progress
+      ? runWithProgress(
+        m,
+        scenario,
+        series,
+        (p) => scope.postMessage({ index, ok: "progress", progress: p }),
+      )
+      : series
       ? m.runScenarioWithSeries(scenario)
       : m.runScenario(scenario);
     response = { index, ok: true, result };

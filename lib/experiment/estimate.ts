@@ -29,7 +29,7 @@
  *
  * @module
  */
-import type { Scenario } from "./scenario.ts";
+import type { Scenario, WorkloadConfig } from "./scenario.ts";
 
 /** CPU ns per operation (see the module doc for where they come from). */
 const NS = {
@@ -146,11 +146,10 @@ export function estimateWork(s: Scenario): WorkEstimate {
       break;
     }
     case "trace": {
-      let n = 0;
-      for (const r of w.rows) n += pages(r.size);
-      ops = w.rows.length;
-      touched = n;
-      distinct = n;
+      // The streaming summary: sum of ceil(size / 4 KiB) over the rows.
+      ops = w.summary.rows;
+      touched = w.summary.pages;
+      distinct = w.summary.pages;
       field = "workload.file";
       what = "pages of trace accesses";
       break;
@@ -184,6 +183,28 @@ export function estimateWork(s: Scenario): WorkEstimate {
     field: terms[0]?.field ?? "vm.memory",
     terms,
   };
+}
+
+/**
+ * Bytes one VM's workload `w` moves when every DMA succeeds (what a run's
+ * progress counts against), or 0 when it does not say (boot). A trace
+ * counts its rows instead (see RunProgress).
+ */
+export function workloadBytes(w: WorkloadConfig): number {
+  switch (w.kind) {
+    case "accelerator":
+      return 2 * w.messages * w.messageSize; // read each message, write its result
+    case "random":
+      return w.accesses * w.accessSize;
+    case "nic-rx":
+      return w.packets * w.bufferSize;
+    case "storage":
+      return w.totalBytes;
+    case "trace":
+      return w.summary.bytes;
+    default:
+      return 0;
+  }
 }
 
 /** "about 3.2 min" style text for a CPU time in seconds. */

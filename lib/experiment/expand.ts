@@ -18,7 +18,7 @@ import {
   SECTIONS,
   workloadFieldNames,
 } from "./resolve.ts";
-import type { TraceRecord } from "./trace.ts";
+import type { TraceSummary } from "./trace.ts";
 
 /**
  * The points of a scenario's sweep: the cartesian product of its axes in
@@ -43,9 +43,9 @@ export function expandSweep(scenario: Scenario): Scenario[] {
     checkSweepPath(axis[0], `sweep.${axis[0]}`);
     axis[1].forEach((v, i) => checkJsonValue(v, `sweep.${axis[0]}[${i}]`));
   });
-  const traces = new Map<string, readonly TraceRecord[]>();
+  const traces = new Map<string, TraceSummary>();
   if (scenario.workload.kind === "trace") {
-    traces.set(scenario.workload.file, scenario.workload.rows);
+    traces.set(scenario.workload.file, scenario.workload.summary);
   }
   const ctx: ResolveContext = {
     baseDir: Deno.cwd(),

@@ -61,10 +61,16 @@ export {
 export {
   loadTrace,
   MAX_STREAM,
+  type MutableTraceRecord,
   parseTrace,
   type ParseTraceOptions,
+  scanTrace,
+  summarizeRows,
+  summarizeTrace,
   TRACE_COLUMNS,
+  TraceReader,
   type TraceRecord,
+  type TraceSummary,
 } from "./trace.ts";
 export {
   emptyMetrics,
@@ -95,6 +101,7 @@ export {
 } from "./csv.ts";
 export {
   DEFAULT_RUNNER,
+  formatWallTime,
   progressReporter,
   type ProgressReporterOptions,
   type RunnerModule,
@@ -108,6 +115,7 @@ export {
   LIVELOCK_NS,
   makeWorkload,
   type RunOptions,
+  type RunProgress,
   runScenario,
   runScenarioWithSeries,
   teardown,

@@ -16,7 +16,7 @@ import {
   SZ_1G,
   SZ_2M,
 } from "../sim/units.ts";
-import type { TraceRecord } from "./trace.ts";
+import type { TraceSummary } from "./trace.ts";
 import {
   WORKLOAD_KINDS,
   type WorkloadConfig,
@@ -356,7 +356,7 @@ export interface ResolveContext {
   /** guest.stage1 may be given: the stage is nested here or at some sweep point. */
   readonly stage1Allowed: boolean;
   /** Traces already read, by absolute path. */
-  readonly traces: Map<string, readonly TraceRecord[]>;
+  readonly traces: Map<string, TraceSummary>;
 }
 
 /** Resolves one scenario without its sweep (the sweep is `[]`). */

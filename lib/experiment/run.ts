@@ -14,7 +14,12 @@ import {
 } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatTime, PAGE_SIZE } from "../sim/units.ts";
-import { createWorkload, type Workload } from "../workload/mod.ts";
+import {
+  createWorkload,
+  TraceWorkload,
+  type Workload,
+} from "../workload/mod.ts";
+import { workloadBytes } from "./estimate.ts";
 import {
   buildMachine,
   dmaContext,
@@ -58,6 +63,30 @@ export interface RunOptions {
    * Default {@linkcode LIVELOCK_NS}; `Infinity` never gives up.
    */
   readonly livelockNs?: number;
+  /**
+   * Called at every time-series sample (100 to 200 times a run, in
+   * simulated time) with how far the run is, from the model's own state:
+   * while the VMs start, 4 KiB pages pinned of those a static pin will pin;
+   * then bytes the devices moved of the workloads' total (rows replayed of
+   * a trace's rows). For a progress line with an ETA; it must not throw.
+   */
+  readonly onProgress?: (progress: RunProgress) => void;
+}
+
+/** How far a run is (see {@linkcode RunOptions.onProgress}). */
+export interface RunProgress {
+  /** Starting the VMs (VFIO setup, pinning), or running the workloads. */
+  readonly phase: "setup" | "run";
+  /** Units done so far in this phase. */
+  readonly done: number;
+  /** Units the phase will do; 0 when the model cannot say (setup without a static pin, a boot workload). */
+  readonly total: number;
+  /** What is counted. */
+  readonly unit: "pages pinned" | "bytes moved" | "rows replayed";
+  /** done / total, at most 1; NaN when total is 0. */
+  readonly fraction: number;
+  /** Simulated time now, in ns. */
+  readonly simNs: number;
 }
 
 /**
@@ -150,6 +179,14 @@ export function runScenarioWithSeries(
     options.seriesPoints ?? 100,
     options.livelockNs ?? livelockWindow(m.costs),
   );
+  if (options.onProgress) {
+    sampler.reportTo(
+      options.onProgress,
+      scenario.dma.mode === "static-pin"
+        ? Math.ceil(scenario.vm.memory / PAGE_SIZE) * scenario.vm.count
+        : 0,
+    );
+  }
   let setupNs = 0;
   let runStart = 0;
   let runEnd = 0;
@@ -170,16 +207,22 @@ export function runScenarioWithSeries(
       return;
     }
     const mix = options.workloads;
+    const made: Workload[] = [];
+    let totalBytes = 0;
     for (const vm of live) {
       const config = mix && mix.length > 0
         ? mix[vm.index % mix.length]!
         : scenario.workload;
       const w = makeWorkload(m, config);
+      made.push(w);
+      const bytes = workloadBytes(config);
+      totalBytes = bytes > 0 && totalBytes >= 0 ? totalBytes + bytes : -1;
       w.start(dmaContext(m, vm, counters), () => {
         vm.runDoneAt = sim.now;
         if (--pending === 0) allDone();
       });
     }
+    sampler.running(made, Math.max(0, totalBytes));
   });
   sampler.start();
   sim.run();
@@ -420,6 +463,13 @@ class Sampler {
   #lastBytes = 0;
   #lastFaults = 0;
   #faultsAtProgress = 0;
+  #report: ((p: RunProgress) => void) | undefined;
+  #setupPages = 0;
+  #phase: "setup" | "run" = "setup";
+  #traces: TraceWorkload[] = [];
+  #traceRows = 0;
+  #totalBytes = 0;
+  #bytesAtRun = 0;
 
   constructor(m: Machine, target: number, livelockNs: number) {
     this.#m = m;
@@ -429,6 +479,56 @@ class Sampler {
 
   start(): void {
     this.#sample();
+  }
+
+  /** Reports progress to `report`; the setup will pin `setupPages` pages (0: unknown). */
+  reportTo(report: (p: RunProgress) => void, setupPages: number): void {
+    this.#report = report;
+    this.#setupPages = setupPages;
+  }
+
+  /**
+   * The VMs started and run `workloads`, moving `totalBytes` (0: unknown);
+   * when all are traces, their rows count instead.
+   */
+  running(workloads: readonly Workload[], totalBytes: number): void {
+    this.#phase = "run";
+    this.#totalBytes = totalBytes;
+    let bytes = 0;
+    for (const vm of this.#m.vms) bytes += vm.device.stats.bytes;
+    this.#bytesAtRun = bytes;
+    const traces = workloads.filter((w) => w instanceof TraceWorkload);
+    if (traces.length > 0 && traces.length === workloads.length) {
+      this.#traces = traces;
+      this.#traceRows = traces.reduce((a, w) => a + w.rows, 0);
+    }
+  }
+
+  #progress(bytes: number, pinned: number): void {
+    const report = this.#report!;
+    let done: number, total: number, unit: RunProgress["unit"];
+    if (this.#phase === "setup") {
+      done = pinned;
+      total = this.#setupPages;
+      unit = "pages pinned";
+    } else if (this.#traces.length > 0) {
+      done = 0;
+      for (const w of this.#traces) done += w.replayed;
+      total = this.#traceRows;
+      unit = "rows replayed";
+    } else {
+      done = bytes - this.#bytesAtRun;
+      total = this.#totalBytes;
+      unit = "bytes moved";
+    }
+    report({
+      phase: this.#phase,
+      done,
+      total,
+      unit,
+      fraction: total > 0 ? Math.min(1, done / total) : NaN,
+      simNs: this.#m.sim.now,
+    });
   }
 
   stop(): void {
@@ -465,6 +565,7 @@ class Sampler {
     this.#locked.push(locked);
     if (this.#t.length >= 2 * this.#target) this.#decimate();
     this.#watch(bytes, m.core.counters.get("iopf.faults"));
+    if (this.#report) this.#progress(bytes, pinned);
     // Sample only while something else is going on: a stuck run then goes
     // idle (and fails as such) instead of sampling forever.
     this.#event = !this.#stopped && m.sim.pending > 0

@@ -22,6 +22,7 @@
 import { type ErrorCode, IopfLabError } from "../sim/errors.ts";
 import { bareMessage } from "./fields.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
+import type { RunOptions, RunProgress } from "./run.ts";
 import type { Scenario } from "./scenario.ts";
 
 /** A run's metrics and its time series. */
@@ -37,7 +38,7 @@ export interface RunnerModule {
   /** Runs one scenario to completion. */
   runScenario(scenario: Scenario): Metrics;
   /** Runs one scenario and records its time series. */
-  runScenarioWithSeries(scenario: Scenario): RunResult;
+  runScenarioWithSeries(scenario: Scenario, options?: RunOptions): RunResult;
 }
 
 /** Progress of a sweep, reported after each point completes. */
@@ -52,6 +53,11 @@ export interface SweepProgress {
   readonly name: string;
   /** Wall-clock milliseconds since the sweep started. */
   readonly elapsedMs: number;
+  /**
+   * Estimated wall-clock milliseconds until the last point completes, at
+   * the rate the points have completed so far (0 when done).
+   */
+  readonly etaMs: number;
 }
 
 /** Options of {@linkcode runSweep}. */
@@ -63,6 +69,22 @@ export interface RunSweepOptions {
   readonly workers?: number;
   /** Called after each point completes (in completion order). */
   readonly onProgress?: (progress: SweepProgress) => void;
+  /**
+   * Called with each point's result as it completes (in completion order),
+   * so a caller interrupted with `signal` still has the finished points.
+   */
+  readonly onResult?: (index: number, result: Metrics | RunResult) => void;
+  /**
+   * Called as each running point goes (its {@linkcode RunOptions.onProgress}
+   * reports, passed from the worker), with the point's index.
+   */
+  readonly onRunProgress?: (index: number, progress: RunProgress) => void;
+  /**
+   * Aborting it stops the sweep: running points are terminated, no more
+   * start, and the promise rejects with the signal's reason. Without
+   * workers a point already running finishes first (it runs on this thread).
+   */
+  readonly signal?: AbortSignal;
   /** Module exporting the {@linkcode RunnerModule} functions. [./run.ts] */
   readonly runner?: string | URL;
 }
@@ -101,6 +123,8 @@ export interface WorkerRequest {
   readonly scenario: Scenario;
   /** Record the time series too. */
   readonly series: boolean;
+  /** Post {@linkcode RunProgress} messages while the point runs. */
+  readonly progress?: boolean;
 }
 
 /** An error as it crosses from a worker. */
@@ -124,7 +148,12 @@ export type WorkerResponse =
     readonly ok: true;
     readonly result: Metrics | RunResult;
   }
-  | { readonly index: number; readonly ok: false; readonly error: WorkerError };
+  | { readonly index: number; readonly ok: false; readonly error: WorkerError }
+  | {
+    readonly index: number;
+    readonly ok: "progress";
+    readonly progress: RunProgress;
+  };
 
 /** Turns a thrown value into its transferable form. */
 export function toWorkerError(e: unknown): WorkerError {
@@ -214,22 +243,36 @@ async function runAll<T>(
   let done = 0;
   const completed = (index: number): void => {
     done++;
+    options.onResult?.(index, results[index] as Metrics | RunResult);
+    const elapsedMs = performance.now() - t0;
     options.onProgress?.({
       done,
       total,
       index,
       name: scenarios[index]!.name,
-      elapsedMs: performance.now() - t0,
+      elapsedMs,
+      etaMs: (elapsedMs / done) * (total - done),
     });
   };
+  const signal = options.signal;
+  const onRunProgress = options.onRunProgress;
 
   if (workers === 0) {
     const mod = (await import(runner)) as RunnerModule;
     for (let i = 0; i < total; i++) {
+      if (signal !== undefined) {
+        // Let a signal handler run between points.
+        await new Promise((r) => setTimeout(r, 0));
+        signal.throwIfAborted();
+      }
       const s = scenarios[i]!;
       let result: Metrics | RunResult;
       try {
-        result = series ? mod.runScenarioWithSeries(s) : mod.runScenario(s);
+        result = onRunProgress
+          ? runWithProgress(mod, s, series, (p) => onRunProgress(i, p))
+          : series
+          ? mod.runScenarioWithSeries(s)
+          : mod.runScenario(s);
       } catch (e) {
         throw pointError(e, s);
       }
@@ -245,14 +288,21 @@ async function runAll<T>(
     let inFlight = 0;
     let settled = false;
     let failure: { index: number; error: Error } | undefined;
-    const settle = (error?: Error): void => {
+    const settle = (error?: unknown): void => {
       if (settled) return;
       settled = true;
+      signal?.removeEventListener("abort", onAbort);
       for (const w of pool) w.terminate();
-      if (error) reject(error);
+      if (error !== undefined) reject(error);
       else if (failure) reject(failure.error);
       else resolve(results);
     };
+    const onAbort = (): void => settle(signal!.reason);
+    if (signal?.aborted) {
+      settle(signal.reason);
+      return;
+    }
+    signal?.addEventListener("abort", onAbort);
     const dispatch = (w: Worker): void => {
       if (failure !== undefined || next >= total) {
         if (inFlight === 0) settle();
@@ -265,6 +315,7 @@ async function runAll<T>(
         index,
         scenario: scenarios[index]!,
         series,
+        ...(onRunProgress ? { progress: true } : {}),
       };
       w.postMessage(request);
     };
@@ -274,6 +325,10 @@ async function runAll<T>(
       });
       w.onmessage = (ev: MessageEvent<WorkerResponse>) => {
         const msg = ev.data;
+        if (msg.ok === "progress") {
+          if (!settled) onRunProgress?.(msg.index, msg.progress);
+          return;
+        }
         inFlight--;
         if (msg.ok) {
           results[msg.index] = withSweepPoint(
@@ -311,6 +366,20 @@ async function runAll<T>(
   });
 }
 
+/**
+ * Runs `s` with progress reports (through runScenarioWithSeries, whose
+ * metrics are runScenario's).
+ */
+export function runWithProgress(
+  mod: RunnerModule,
+  s: Scenario,
+  series: boolean,
+  onProgress: (p: RunProgress) => void,
+): Metrics | RunResult {
+  const r = mod.runScenarioWithSeries(s, { onProgress });
+  return series ? r : r.metrics;
+}
+
 /** Adds the scenario's sweep point to its metrics if the runner left it out. */
 function withSweepPoint(
   result: Metrics | RunResult,
@@ -336,7 +405,7 @@ export interface ProgressReporterOptions {
 /**
  * A progress callback for {@linkcode runSweep} that writes to stderr: a
  * progress bar when stderr is a terminal, otherwise one plain line per
- * completed point (`[3/8] name (1.2 s)`).
+ * completed point (`[3/8] name (1.2 s, ETA 2.0 s)`; no ETA on the last).
  */
 export function progressReporter(
   options: ProgressReporterOptions = {},
@@ -345,8 +414,11 @@ export function progressReporter(
   const write = options.write ?? writeStderr;
   return (p) => {
     const secs = `${(p.elapsedMs / 1000).toFixed(1)} s`;
+    const eta = p.done < p.total ? `ETA ${formatWallTime(p.etaMs)}` : "";
     if (!terminal) {
-      write(`[${p.done}/${p.total}] ${p.name} (${secs})\n`);
+      write(
+        `[${p.done}/${p.total}] ${p.name} (${secs}${eta ? `, ${eta}` : ""})\n`,
+      );
       return;
     }
     const width = 24;
@@ -355,10 +427,19 @@ export function progressReporter(
     write(
       `\r[${"#".repeat(filled)}${
         "-".repeat(width - filled)
-      }] ${p.done}/${p.total} ${secs} ${name}\x1b[K`,
+      }] ${p.done}/${p.total} ${secs}${eta ? ` ${eta}` : ""} ${name}\x1b[K`,
     );
     if (p.done === p.total) write("\n");
   };
+}
+
+/** Wall-clock milliseconds as "4.2 s", "3.5 min" or "1.2 h" (for progress lines). */
+export function formatWallTime(ms: number): string {
+  if (!Number.isFinite(ms)) return "unknown";
+  const s = Math.max(0, ms) / 1000;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  if (s < 7200) return `${(s / 60).toFixed(1)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
 }
 
 const encoder = new TextEncoder();

@@ -8,7 +8,7 @@
  */
 import type { FieldTable } from "../experiment/fields.ts";
 import { fail } from "../experiment/fields.ts";
-import type { TraceRecord } from "../experiment/trace.ts";
+import type { TraceSummary } from "../experiment/trace.ts";
 import type { Costs } from "../sim/costs.ts";
 import { formatSize } from "../sim/units.ts";
 import type { Workload } from "./types.ts";
@@ -20,7 +20,7 @@ export interface WorkloadResolveEnv {
   /** Directory that relative paths (the trace file) resolve against. */
   readonly baseDir: string;
   /** Traces already read, by absolute path (shared by the points of a sweep). */
-  readonly traces: Map<string, readonly TraceRecord[]>;
+  readonly traces: Map<string, TraceSummary>;
 }
 
 /** What a factory may read of the machine. */

@@ -12,8 +12,12 @@ export { type RandomOptions, RandomWorkload } from "./random.ts";
 export { type NicRxOptions, NicRxWorkload } from "./nic_rx.ts";
 export { type StorageOptions, StorageWorkload } from "./storage.ts";
 export {
+  type TraceCursor,
+  traceFileSource,
   type TraceRow,
+  type TraceSource,
   TraceWorkload,
   type TraceWorkloadOptions,
 } from "./trace.ts";
+export type { MutableTraceRecord, TraceSummary } from "../experiment/trace.ts";
 export { BootWorkload } from "./boot.ts";

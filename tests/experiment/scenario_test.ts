@@ -620,17 +620,22 @@ Deno.test("trace workloads read their file relative to baseDir", async (t) => {
       `${dir}/t.csv`,
       "time_ns,stream,op,iova,size\n0,0,w,0x1000,4096\n100,1,read,8192,4KiB\n",
     );
-    await t.step("rows are parsed", () => {
+    await t.step("rows are validated and summarised, not kept", () => {
       const s = parseScenario({ workload: { kind: "trace", file: "t.csv" } }, {
         baseDir: dir,
       });
       assert.equal(s.workload.kind, "trace");
       if (s.workload.kind !== "trace") return;
       assert.equal(s.workload.file, `${dir}/t.csv`);
-      assert.deepEqual(s.workload.rows, [
-        { timeNs: 0, stream: 0, write: true, iova: 0x1000, size: 4096 },
-        { timeNs: 100, stream: 1, write: false, iova: 8192, size: 4096 },
-      ]);
+      const { rows, streams, lo, hi, pages } = s.workload.summary;
+      assert.deepEqual({ rows, streams, lo, hi, pages }, {
+        rows: 2,
+        streams: 2,
+        lo: 0x1000,
+        hi: 0x3000,
+        pages: 2,
+      });
+      assert.ok(!("rows" in s.workload));
     });
     await t.step("errors name the file and line", () => {
       Deno.writeTextFileSync(
@@ -675,8 +680,8 @@ Deno.test("trace workloads read their file relative to baseDir", async (t) => {
       const points = expandSweep(s);
       assert.equal(points.length, 2);
       assert.equal(
-        points[1]!.workload.kind === "trace" && points[1]!.workload.rows,
-        s.workload.kind === "trace" && s.workload.rows,
+        points[1]!.workload.kind === "trace" && points[1]!.workload.summary,
+        s.workload.kind === "trace" && s.workload.summary,
       );
     });
   } finally {

@@ -168,17 +168,27 @@ Deno.test("worker errors round-trip", () => {
   );
 });
 
-Deno.test("progressReporter writes lines, or a bar on a terminal", () => {
+Deno.test("progressReporter writes lines, or a bar on a terminal, with an ETA", () => {
   let out = "";
   const write = (t: string) => void (out += t);
   const lines = progressReporter({ write, terminal: false });
-  lines({ done: 1, total: 2, index: 0, name: "a", elapsedMs: 1500 });
-  lines({ done: 2, total: 2, index: 1, name: "b", elapsedMs: 2500 });
-  assert.equal(out, "[1/2] a (1.5 s)\n[2/2] b (2.5 s)\n");
+  lines({
+    done: 1,
+    total: 2,
+    index: 0,
+    name: "a",
+    elapsedMs: 1500,
+    etaMs: 1500,
+  });
+  lines({ done: 2, total: 2, index: 1, name: "b", elapsedMs: 2500, etaMs: 0 });
+  assert.equal(out, "[1/2] a (1.5 s, ETA 1.5 s)\n[2/2] b (2.5 s)\n");
   out = "";
   const bar = progressReporter({ write, terminal: true });
-  bar({ done: 1, total: 2, index: 0, name: "a", elapsedMs: 0 });
-  assert.equal(out, "\r[############------------] 1/2 0.0 s a\x1b[K");
-  bar({ done: 2, total: 2, index: 1, name: "b", elapsedMs: 0 });
+  bar({ done: 1, total: 2, index: 0, name: "a", elapsedMs: 0, etaMs: 200e3 });
+  assert.equal(
+    out,
+    "\r[############------------] 1/2 0.0 s ETA 3.3 min a\x1b[K",
+  );
+  bar({ done: 2, total: 2, index: 1, name: "b", elapsedMs: 0, etaMs: 0 });
   assert.ok(out.endsWith("\r[########################] 2/2 0.0 s b\x1b[K\n"));
 });

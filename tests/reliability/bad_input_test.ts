@@ -850,7 +850,7 @@ Deno.test("a trace file that is not UTF-8 is EINVAL naming it and the offset; a 
       new Uint8Array([0xef, 0xbb, 0xbf, ...utf8(`${HEADER}\n0,0,w,0,4096\n`)]),
     );
     const s = parseScenario(trace("bom.csv"), { baseDir: dir });
-    assert.equal(s.workload.kind === "trace" && s.workload.rows.length, 1);
+    assert.equal(s.workload.kind === "trace" && s.workload.summary.rows, 1);
     // On the command line: exit 2, one line, for a bad byte and a time of 1e400.
     Deno.writeTextFileSync(`${dir}/t400.csv`, `${HEADER}\n1e400,0,w,0,4096\n`);
     for (
