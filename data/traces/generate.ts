@@ -10,7 +10,7 @@
  * @module
  */
 import { Rng } from "../../lib/sim/rng.ts";
-import type { TraceRecord } from "../../lib/experiment/trace.ts";
+import type { TraceRecord } from "../../lib/workload/trace_file.ts";
 
 /** Options of {@linkcode generateTrace}; every field has the sample's value as default. */
 export interface GenerateTraceOptions {

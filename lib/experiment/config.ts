@@ -9,10 +9,10 @@
  */
 import { MAX_PHYS } from "../mm/host_memory.ts";
 import type { WorkloadConfig } from "../workload/registry.ts";
-import type { JsonValue } from "./_json.ts";
+import type { JsonValue } from "../sim/json.ts";
 import type { DMA_DESIGNS } from "./designs/mod.ts";
 
-export type { JsonValue } from "./_json.ts";
+export type { JsonValue } from "../sim/json.ts";
 export type { WorkloadConfig, WorkloadKind } from "../workload/registry.ts";
 export type { AcceleratorConfig } from "../workload/accelerator.ts";
 export type { BootConfig } from "../workload/boot.ts";

@@ -6,9 +6,15 @@
  */
 import { COST_NAMES } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
-import { type JsonValue, MAX_JSON_DEPTH } from "./_json.ts";
+import { type JsonValue, MAX_JSON_DEPTH } from "../sim/json.ts";
 import { MAX_SWEEP_POINTS, type Scenario, type SweepAxis } from "./config.ts";
-import { bareMessage, describe, fail, isObject, object } from "./fields.ts";
+import {
+  bareMessage,
+  describe,
+  fail,
+  isObject,
+  object,
+} from "../sim/fields.ts";
 import {
   checkResolvedScenario,
   resolve,
@@ -18,7 +24,7 @@ import {
   SECTIONS,
   workloadFieldNames,
 } from "./resolve.ts";
-import type { TraceSummary } from "./trace.ts";
+import type { TraceSummary } from "../workload/trace_file.ts";
 
 /**
  * The points of a scenario's sweep: the cartesian product of its axes in

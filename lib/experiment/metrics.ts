@@ -17,7 +17,7 @@
 import { hex } from "../sim/errors.ts";
 import { fieldUnit } from "../sim/field_units.ts";
 import { formatSize, formatTime, PAGE_SIZE } from "../sim/units.ts";
-import type { JsonValue } from "./_json.ts";
+import type { JsonValue } from "../sim/json.ts";
 
 /** Fault counts of a run. */
 export interface FaultCounts {

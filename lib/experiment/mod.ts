@@ -71,7 +71,7 @@ export {
   TraceReader,
   type TraceRecord,
   type TraceSummary,
-} from "./trace.ts";
+} from "../workload/trace_file.ts";
 export {
   emptyMetrics,
   type FaultCounts,
@@ -151,7 +151,7 @@ export {
   STAGE_DESIGNS,
 } from "./designs/mod.ts";
 export { tablePoolSize } from "./layout.ts";
-export type { FieldSpec, FieldTable, FieldType } from "./fields.ts";
+export type { FieldSpec, FieldTable, FieldType } from "../sim/fields.ts";
 export {
   checkInvariants,
   type InvariantReport,

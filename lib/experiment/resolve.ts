@@ -16,14 +16,14 @@ import {
   SZ_1G,
   SZ_2M,
 } from "../sim/units.ts";
-import type { TraceSummary } from "./trace.ts";
+import type { TraceSummary } from "../workload/trace_file.ts";
 import {
   WORKLOAD_KINDS,
   type WorkloadConfig,
   workloadKind,
   WORKLOADS,
 } from "../workload/registry.ts";
-import type { JsonValue } from "./_json.ts";
+import type { JsonValue } from "../sim/json.ts";
 import type {
   Backing,
   CoiommuUnpinPolicy,
@@ -61,7 +61,7 @@ import {
   positiveTime,
   powerOfTwo,
   size,
-} from "./fields.ts";
+} from "../sim/fields.ts";
 
 const BACKINGS: readonly Backing[] = ["4k", "thp", "hugetlb-2m", "hugetlb-1g"];
 const STAGES: readonly SmmuStage[] = ["s1", "s2", "nested"];

@@ -37,7 +37,7 @@ import {
   type WorkloadConfig,
 } from "./scenario.ts";
 import type { RunResult } from "./sweep.ts";
-import { describe } from "./fields.ts";
+import { describe } from "../sim/fields.ts";
 import { checkInvariants, type InvariantReport } from "./invariants.ts";
 import { IsolationSanitizer } from "./sanitizer.ts";
 

@@ -27,16 +27,22 @@
  */
 import { basename, dirname, extname, resolve as resolvePath } from "node:path";
 import { IopfLabError } from "../sim/errors.ts";
-import { decodeUtf8, parseJsonText } from "./_json.ts";
+import { decodeUtf8, parseJsonText } from "../sim/json.ts";
 import type { ParseScenarioOptions, Scenario } from "./config.ts";
 import { forEachPoint, parseSweepAxes } from "./expand.ts";
-import { bareMessage, describe, fail, isObject, object } from "./fields.ts";
+import {
+  bareMessage,
+  describe,
+  fail,
+  isObject,
+  object,
+} from "../sim/fields.ts";
 import { resolve, type ResolveContext } from "./resolve.ts";
-import { fileErrorReason } from "./trace.ts";
+import { fileErrorReason } from "../workload/trace_file.ts";
 
 export * from "./config.ts";
 export { expandSweep } from "./expand.ts";
-export { bareMessage } from "./fields.ts";
+export { bareMessage } from "../sim/fields.ts";
 export {
   checkResolvedScenario,
   checkWorkloadConfig,

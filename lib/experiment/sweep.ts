@@ -20,7 +20,7 @@
  * @module
  */
 import { type ErrorCode, IopfLabError } from "../sim/errors.ts";
-import { bareMessage } from "./fields.ts";
+import { bareMessage } from "../sim/fields.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
 import type { RunOptions, RunProgress } from "./run.ts";
 import type { Scenario } from "./scenario.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bool, integer, size } from "../experiment/fields.ts";
+import { bool, integer, size } from "../sim/fields.ts";
 import { fitVm, type WorkloadKindSpec } from "./kind.ts";
 import { MAX_COUNT } from "./limits.ts";
 import { type DmaContext, runWithDepth, type Workload } from "./types.ts";

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { FieldTable } from "../experiment/fields.ts";
-import { fail } from "../experiment/fields.ts";
-import type { TraceSummary } from "../experiment/trace.ts";
+import type { FieldTable } from "../sim/fields.ts";
+import { fail } from "../sim/fields.ts";
+import type { TraceSummary } from "./trace_file.ts";
 import type { Costs } from "../sim/costs.ts";
 import { formatSize } from "../sim/units.ts";
 import type { Workload } from "./types.ts";

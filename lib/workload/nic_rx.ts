@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { bandwidth, integer, size } from "../experiment/fields.ts";
+import { bandwidth, integer, size } from "../sim/fields.ts";
 import { fitVm, type WorkloadKindSpec } from "./kind.ts";
 import { MAX_COUNT } from "./limits.ts";
 import type { DmaContext, Workload } from "./types.ts";

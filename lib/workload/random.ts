@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { choice, fail, fraction, integer, size } from "../experiment/fields.ts";
+import { choice, fail, fraction, integer, size } from "../sim/fields.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatSize } from "../sim/units.ts";
 import { fitVm, type WorkloadKindSpec } from "./kind.ts";

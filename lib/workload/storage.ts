@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { bool, fail, integer, size } from "../experiment/fields.ts";
+import { bool, fail, integer, size } from "../sim/fields.ts";
 import { formatSize } from "../sim/units.ts";
 import { fitVm, type WorkloadKindSpec } from "./kind.ts";
 import { type DmaContext, runWithDepth, type Workload } from "./types.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { describe, fail } from "../experiment/fields.ts";
+import { describe, fail } from "../sim/fields.ts";
 import {
   fileErrorReason,
   type MutableTraceRecord,
@@ -12,7 +12,7 @@ import {
   summarizeTrace,
   TraceReader,
   type TraceSummary,
-} from "../experiment/trace.ts";
+} from "./trace_file.ts";
 import { isAbsolute, resolve as resolvePath } from "node:path";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatSize, PAGE_SIZE } from "../sim/units.ts";

@@ -19,5 +19,5 @@ export {
   TraceWorkload,
   type TraceWorkloadOptions,
 } from "./trace.ts";
-export type { MutableTraceRecord, TraceSummary } from "../experiment/trace.ts";
+export type { MutableTraceRecord, TraceSummary } from "./trace_file.ts";
 export { BootWorkload } from "./boot.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { scanTrace } from "../../lib/experiment/trace.ts";
+import { scanTrace } from "../../lib/workload/trace_file.ts";
 import {
   traceFileSource,
   type TraceRow,

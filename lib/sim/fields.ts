@@ -17,15 +17,10 @@
  *
  * @module
  */
-import { IopfLabError } from "../sim/errors.ts";
-import {
-  formatSize,
-  parseBandwidth,
-  parseSize,
-  parseTime,
-} from "../sim/units.ts";
+import { IopfLabError } from "./errors.ts";
+import { formatSize, parseBandwidth, parseSize, parseTime } from "./units.ts";
 
-export { decodeUtf8, readUtf8File } from "./_json.ts";
+export { decodeUtf8, readUtf8File } from "./json.ts";
 
 /** A scenario field's value type, as the parser reads it. */
 export type FieldType =

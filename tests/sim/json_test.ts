@@ -3,7 +3,7 @@ import {
   decodeUtf8,
   MAX_JSON_DEPTH,
   parseJsonText,
-} from "../../lib/experiment/_json.ts";
+} from "../../lib/sim/json.ts";
 import { IopfLabError } from "../../lib/sim/errors.ts";
 
 const einval = (fn: () => unknown, text: RegExp) =>

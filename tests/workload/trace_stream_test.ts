@@ -5,7 +5,7 @@ import {
   parseTrace,
   scanTrace,
   summarizeRows,
-} from "../../lib/experiment/trace.ts";
+} from "../../lib/workload/trace_file.ts";
 import { parseTrace as parseTraceD3 } from "./_trace_d3.ts";
 
 const HEADER = "time_ns,stream,op,iova,size";

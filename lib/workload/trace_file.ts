@@ -7,7 +7,7 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseTrace } from "./trace.ts";
+ * import { parseTrace } from "./trace_file.ts";
  * const rows = parseTrace("time_ns,stream,op,iova,size\n0,0,w,0x1000,4KiB\n", "t.csv");
  * assert(rows[0]!.write && rows[0]!.iova === 0x1000 && rows[0]!.size === 4096);
  * ```
@@ -15,7 +15,7 @@
  * @module
  */
 import { hex, IopfLabError } from "../sim/errors.ts";
-import { firstInvalidUtf8 } from "./_json.ts";
+import { firstInvalidUtf8 } from "../sim/json.ts";
 import { formatSize, MAX_ADDRESS, parseSize, parseTime } from "../sim/units.ts";
 
 /** One device access of a trace (the shape lib/workload's trace replay takes). */
@@ -112,7 +112,7 @@ const END = -1;
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { TraceReader } from "./trace.ts";
+ * import { TraceReader } from "./trace_file.ts";
  * const r = TraceReader.fromText("time_ns,stream,op,iova,size\n0,1,r,0x1000,64\n", "t.csv");
  * const rec = { timeNs: 0, stream: 0, write: false, iova: 0, size: 0 };
  * assert(r.next(rec) && rec.stream === 1 && rec.size === 64);
@@ -544,7 +544,7 @@ function openTrace(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { scanTrace } from "./trace.ts";
+ * import { scanTrace } from "./trace_file.ts";
  * const dir = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${dir}/t.csv`, "time_ns,stream,op,iova,size\n0,0,w,0x1000,8KiB\n5,1,r,0,64\n");
  * const s = scanTrace(`${dir}/t.csv`, "t.csv");

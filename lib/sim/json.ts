@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { IopfLabError } from "../sim/errors.ts";
+import { IopfLabError } from "./errors.ts";
 
 /** A JSON value as `JSON.parse` returns it. */
 export type JsonValue =

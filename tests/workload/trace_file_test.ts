@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loadTrace, parseTrace } from "../../lib/experiment/trace.ts";
+import { loadTrace, parseTrace } from "../../lib/workload/trace_file.ts";
 import { IopfLabError } from "../../lib/sim/errors.ts";
 
 const HEADER = "time_ns,stream,op,iova,size";
