@@ -43,7 +43,7 @@ import {
   type Ste,
 } from "./types.ts";
 import type { SmmuState } from "./_state.ts";
-import { steReadable, xlate } from "./_ptw.ts";
+import { steReadable, type StreamCfg, xlate } from "./_ptw.ts";
 import {
   drainStallBacklog,
   runTxn,
@@ -403,6 +403,8 @@ export class Smmu {
 
   /** The state the units share. */
   readonly #s: SmmuState;
+  /** The state's STE cache (the same array), one indirection fewer on the hit path. */
+  readonly #steCache: (StreamCfg | undefined)[];
   /** The command-queue consumer. */
   readonly #cq: CmdqConsumer;
 
@@ -499,6 +501,7 @@ export class Smmu {
       evScratch: newEventRecord(),
     };
     this.#cq = new CmdqConsumer(this.#s);
+    this.#steCache = this.#s.steCache;
   }
 
   // -------------------------------------------------------------------------
@@ -594,9 +597,8 @@ export class Smmu {
    */
   translateCached(txn: Txn): number {
     const sid = txn.sid;
-    const cfg = sid >= 0 && sid < this.#s.steCache.length
-      ? this.#s.steCache[sid]
-      : undefined;
+    const steCache = this.#steCache;
+    const cfg = sid >= 0 && sid < steCache.length ? steCache[sid] : undefined;
     if (cfg === undefined || (!cfg.s1 && !cfg.s2)) return -1;
     const ssid = txn.ssid ?? -1;
     let b = -1;
