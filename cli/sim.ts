@@ -42,6 +42,7 @@ import {
 import {
   estimateWork,
   formatDuration,
+  memoryLimit,
   WORK_LIMIT_SECONDS,
 } from "../lib/experiment/estimate.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
@@ -386,8 +387,18 @@ export function writeCsvFile(path: string, rows: readonly Metrics[]): void {
  * estimated CPU time is above {@linkcode WORK_LIMIT_SECONDS}), or undefined.
  */
 export function tooMuchWork(points: readonly Scenario[]): string | undefined {
+  const memory = memoryLimit();
   for (const p of points) {
     const e = estimateWork(p);
+    if (e.memoryBytes > memory) {
+      return `vm.memory: this run would need about ${
+        formatSize(Math.round(e.memoryBytes / 2 ** 20) * 2 ** 20)
+      } of memory for the model's state (${e.memoryWhat}${
+        points.length > 1 ? ` at sweep point ${p.name}` : ""
+      }), more than the ${
+        formatSize(Math.round(memory / 2 ** 20) * 2 ** 20)
+      } this machine allows (3/4 of its RAM); make it smaller, or pass --no-limit to run it anyway`;
+    }
     if (e.cpuSeconds <= WORK_LIMIT_SECONDS) continue;
     const t = e.terms[0]!;
     return `${e.field}: this run would take ${

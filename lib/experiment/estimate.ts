@@ -70,6 +70,36 @@ export interface WorkEstimate {
   readonly field: string;
   /** Every term, largest first. */
   readonly terms: readonly WorkTerm[];
+  /** Estimated peak bytes of model state (what the run needs in RAM). */
+  readonly memoryBytes: number;
+  /** What dominates {@linkcode memoryBytes}. */
+  readonly memoryWhat: string;
+}
+
+/**
+ * Bytes of model state per 4 KiB page pinned at 4 KiB granularity (the
+ * PFN, pin and page-table state: measured 365 MiB peak RSS for a 64 GiB
+ * 4 KiB static pin with `deno task bench:memory`, about 20 B a page).
+ */
+const PINNED_PAGE_BYTES = 20;
+/** Bytes of state per 2 MiB chunk a fault first touches (typed arrays, tables). */
+const TOUCHED_CHUNK_BYTES = 10 * 1024;
+/** Bytes the process needs besides the model (Deno, the compiled code). */
+const BASE_BYTES = 100 * 2 ** 20;
+
+/**
+ * The most model state a run may need without `--no-limit`: three quarters
+ * of this machine's RAM (MemTotal of /proc/meminfo), or 16 GiB where that
+ * cannot be read.
+ */
+export function memoryLimit(): number {
+  try {
+    const m = /MemTotal:\s+(\d+) kB/.exec(
+      Deno.readTextFileSync("/proc/meminfo"),
+    );
+    if (m) return Math.floor(Number(m[1]) * 1024 * 0.75);
+  } catch { /* not Linux, or no read permission */ }
+  return 16 * 2 ** 30;
 }
 
 const PAGE = 4096;
@@ -178,10 +208,22 @@ export function estimateWork(s: Scenario): WorkEstimate {
   }
   terms.sort((a, b) => b.ns - a.ns);
   const total = terms.reduce((a, t) => a + t.ns, 0);
+  // Memory: 4 KiB pins keep per-page state; faults keep state per 2 MiB
+  // chunk they touch (at most the guest's RAM).
+  const pinned4k = s.dma.mode === "static-pin" && huge === 1 ? ram : 0;
+  const chunks = s.dma.mode === "static-pin"
+    ? 0
+    : Math.min(touched * vms, ram) / 512;
+  const pinBytes = pinned4k * PINNED_PAGE_BYTES;
+  const chunkBytes = chunks * TOUCHED_CHUNK_BYTES;
   return {
     cpuSeconds: total / 1e9,
     field: terms[0]?.field ?? "vm.memory",
     terms,
+    memoryBytes: BASE_BYTES + pinBytes + chunkBytes,
+    memoryWhat: pinBytes >= chunkBytes
+      ? `${pinned4k.toPrecision(3)} guest pages pinned at 4 KiB`
+      : `${chunks.toPrecision(3)} 2 MiB chunks touched by faults`,
   };
 }
 

@@ -98,6 +98,35 @@ Deno.test("a run estimated above the work limit exits 2 naming the field, unless
   }
 });
 
+Deno.test("a run whose model state would not fit in RAM exits 2 naming vm.memory", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const file = `${dir}/p16.json`;
+    Deno.writeTextFileSync(
+      file,
+      JSON.stringify({
+        host: { memory: "16TiB" },
+        vm: { memory: "16TiB" },
+        dma: { mode: "static-pin" },
+      }),
+    );
+    let err = "";
+    const rc = await main([file], {
+      stdout: () => {},
+      stderr: (t) => void (err += t),
+      progress: false,
+    });
+    assert.equal(rc, 2);
+    assert.match(
+      err,
+      /p16\.json: vm\.memory: this run would need about [0-9.]+ GiB of memory for the model's state \(4\.29e\+9 guest pages pinned at 4 KiB\)/,
+    );
+    assert.equal(err.trimEnd().split("\n").length, 1);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("bad arguments exit 2 with one line on stderr", async (t) => {
   const cases: [string, string[], RegExp][] = [
     [

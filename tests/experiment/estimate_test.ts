@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   estimateWork,
+  memoryLimit,
   WORK_LIMIT_SECONDS,
 } from "../../lib/experiment/estimate.ts";
 import { parseScenario } from "../../lib/experiment/scenario.ts";
@@ -53,4 +54,17 @@ Deno.test("work estimate: small scenarios are far below the limit, and it scales
     host: { memory: "128GiB", backing: "hugetlb-1g" },
   }));
   assert(huge.cpuSeconds < one.cpuSeconds / 100);
+});
+
+Deno.test("work estimate: model memory of a 16 TiB 4 KiB static pin is far above any 24 GiB machine", () => {
+  const e = estimateWork(parseScenario({
+    host: { memory: "16TiB" },
+    vm: { memory: "16TiB" },
+    dma: { mode: "static-pin" },
+  }));
+  assert(e.memoryBytes > 64 * 2 ** 30);
+  assert.match(e.memoryWhat, /pinned at 4 KiB/);
+  const small = estimateWork(parseScenario({ vm: { memory: "4GiB" } }));
+  assert(small.memoryBytes < 2 ** 30);
+  assert(memoryLimit() > 2 ** 30);
 });
