@@ -48,6 +48,15 @@ Deno.test("deno task report --quick writes a complete report", async (t) => {
     const html = await Deno.readTextFile(join(dir, "index.html"));
     const suite = reportSuite({ quick: true });
 
+    await t.step(
+      "every file was written whole: no temporary file is left",
+      () => {
+        const names = [...Deno.readDirSync(dir)].map((e) => e.name);
+        assert(names.length > 20);
+        assert.deepEqual(names.filter((n) => n.includes(".tmp-")), []);
+      },
+    );
+
     await t.step("progress: a line per experiment and per run", () => {
       for (const e of suite) {
         assert.match(r.stderr, new RegExp(`\\] ${e.id}: done in `));
