@@ -71,3 +71,56 @@ Deno.test("a value exported by two layers under one name is the same value", asy
   }
   assert.deepEqual(clashes, []);
 });
+
+Deno.test("a name exported by two layers (types included) is one declaration", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const mods = [...Deno.readDirSync(`${root}lib`)]
+    .filter((e) => e.isDirectory)
+    .map((e) => `${root}lib/${e.name}/mod.ts`)
+    .filter((p) => {
+      try {
+        return Deno.statSync(p).isFile;
+      } catch {
+        return false;
+      }
+    });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["doc", "--json", ...mods],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.ok(out.success, "deno doc failed");
+  const doc = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    nodes: Record<
+      string,
+      {
+        symbols?: {
+          name: string;
+          declarations: {
+            location: { filename: string; line: number };
+            kind: string;
+            def?: { target?: { filename: string; line: number } };
+          }[];
+        }[];
+      }
+    >;
+  };
+  const where = new Map<string, Set<string>>();
+  for (const node of Object.values(doc.nodes)) {
+    for (const s of node.symbols ?? []) {
+      const set = where.get(s.name) ?? new Set<string>();
+      for (const d of s.declarations) {
+        // A re-export is a reference to the declaration it names.
+        const at = d.kind === "reference" && d.def?.target
+          ? d.def.target
+          : d.location;
+        set.add(`${at.filename.replace(`file://${root}`, "")}:${at.line}`);
+      }
+      where.set(s.name, set);
+    }
+  }
+  const clashes = [...where].filter(([, s]) => s.size > 1)
+    .map(([n, s]) => `${n}: ${[...s].join(", ")}`);
+  assert.deepEqual(clashes, []);
+});

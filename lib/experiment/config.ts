@@ -22,8 +22,9 @@ export type { StorageConfig } from "../workload/storage.ts";
 export type { TraceConfig } from "../workload/trace.ts";
 export { MAX_COUNT } from "../workload/limits.ts";
 
-/** Host page backing of guest RAM. */
-export type Backing = "4k" | "thp" | "hugetlb-2m" | "hugetlb-1g";
+/** Host page backing of guest RAM (the mm's VMA backing). */
+export type { Backing } from "../mm/types.ts";
+import type { Backing } from "../mm/types.ts";
 /** Which SMMU translation stages the device's stream uses. */
 export type SmmuStage = "s1" | "s2" | "nested";
 /** IOTLB invalidation policy of the IOMMU core on unmap. */

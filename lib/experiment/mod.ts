@@ -114,9 +114,9 @@ export {
 export {
   LIVELOCK_NS,
   makeWorkload,
-  type RunOptions,
   type RunProgress,
   runScenario,
+  type RunScenarioOptions,
   runScenarioWithSeries,
   teardown,
 } from "./run.ts";

@@ -42,7 +42,7 @@ import { checkInvariants, type InvariantReport } from "./invariants.ts";
 import { IsolationSanitizer } from "./sanitizer.ts";
 
 /** Options of {@linkcode runScenarioWithSeries}. */
-export interface RunOptions {
+export interface RunScenarioOptions {
   /** Target number of time-series samples (between this and twice as many). Default 100. */
   readonly seriesPoints?: number;
   /**
@@ -73,7 +73,7 @@ export interface RunOptions {
   readonly onProgress?: (progress: RunProgress) => void;
 }
 
-/** How far a run is (see {@linkcode RunOptions.onProgress}). */
+/** How far a run is (see {@linkcode RunScenarioOptions.onProgress}). */
 export interface RunProgress {
   /** Starting the VMs (VFIO setup, pinning), or running the workloads. */
   readonly phase: "setup" | "run";
@@ -90,7 +90,7 @@ export interface RunProgress {
 }
 
 /**
- * Shortest default of {@linkcode RunOptions.livelockNs}: 10 s of simulated
+ * Shortest default of {@linkcode RunScenarioOptions.livelockNs}: 10 s of simulated
  * time in which faults are reported and retried but no byte moves (say,
  * pages reclaimed again before the retried access reaches them) ends the
  * run. With a slow cost profile the window is longer: see
@@ -159,7 +159,7 @@ export function runScenario(scenario: Scenario): Metrics {
  */
 export function runScenarioWithSeries(
   scenario: Scenario,
-  options: RunOptions = {},
+  options: RunScenarioOptions = {},
 ): RunResult {
   checkResolvedScenario(scenario, "scenario");
   checkRunOptions(options);
@@ -257,7 +257,9 @@ export function runScenarioWithSeries(
 }
 
 /** EINVAL naming the option when `options` is malformed. */
-function checkRunOptions(options: unknown): asserts options is RunOptions {
+function checkRunOptions(
+  options: unknown,
+): asserts options is RunScenarioOptions {
   const bad = (where: string, what: string, v: unknown): never => {
     throw new IopfLabError(
       "EINVAL",

@@ -22,7 +22,7 @@
 import { type ErrorCode, IopfLabError } from "../sim/errors.ts";
 import { bareMessage } from "../sim/fields.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
-import type { RunOptions, RunProgress } from "./run.ts";
+import type { RunProgress, RunScenarioOptions } from "./run.ts";
 import type { Scenario } from "./scenario.ts";
 
 /** A run's metrics and its time series. */
@@ -38,7 +38,10 @@ export interface RunnerModule {
   /** Runs one scenario to completion. */
   runScenario(scenario: Scenario): Metrics;
   /** Runs one scenario and records its time series. */
-  runScenarioWithSeries(scenario: Scenario, options?: RunOptions): RunResult;
+  runScenarioWithSeries(
+    scenario: Scenario,
+    options?: RunScenarioOptions,
+  ): RunResult;
 }
 
 /** Progress of a sweep, reported after each point completes. */
@@ -75,7 +78,7 @@ export interface RunSweepOptions {
    */
   readonly onResult?: (index: number, result: Metrics | RunResult) => void;
   /**
-   * Called as each running point goes (its {@linkcode RunOptions.onProgress}
+   * Called as each running point goes (its {@linkcode RunScenarioOptions.onProgress}
    * reports, passed from the worker), with the point's index.
    */
   readonly onRunProgress?: (index: number, progress: RunProgress) => void;

@@ -21,7 +21,7 @@
  * import { IommuCore } from "../iommu/mod.ts";
  * import { HostMemory, MmStruct } from "../mm/mod.ts";
  * import { loadCostProfile, Simulator } from "../sim/mod.ts";
- * import { type ArmSmmuDomain, ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
+ * import { ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
  * import { VfioContainer } from "../vfio/mod.ts";
  *
  * const sim = new Simulator();
@@ -47,7 +47,7 @@
  *
  * // Guest: a vSMMU, the guest's driver with tables in its last 2 MiB, the VMM glue.
  * const vsmmu = new VSmmu(sim, { costs });
- * const vmid = (container.domain!.driverDomain as ArmSmmuDomain).vmid;
+ * const vmid = container.domain!.driverDomain.vmid!;
  * const guest = new GuestIommu(sim, {
  *   costs,
  *   vsmmu,
