@@ -74,6 +74,38 @@ const BW_UNIT = /^([kmgt]i?)?(bits?|B|b)(\/s|ps)$/i;
 
 const NUM_UNIT = /^\s*([0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)\s*([a-zµ/]*)\s*$/i;
 
+/** EINVAL for `value` at `where`: "expected <what> like <example>, got ...". */
+function badValue(
+  where: string,
+  what: string,
+  example: string,
+  value: unknown,
+  why = "",
+): never {
+  const got = typeof value === "number" || typeof value === "bigint"
+    ? String(value)
+    : JSON.stringify(value);
+  throw new IopfLabError(
+    "EINVAL",
+    `${where}: expected ${what} like ${example}, got ${got}${why}`,
+    where,
+  );
+}
+
+/** `n`, or EINVAL when it is not finite ("1e400" parses to Infinity). */
+function finite(
+  n: number,
+  where: string,
+  what: string,
+  example: string,
+  value: unknown,
+): number {
+  if (!Number.isFinite(n)) {
+    badValue(where, what, example, value, " (not a finite number)");
+  }
+  return n;
+}
+
 function parseWith(
   value: unknown,
   table: Record<string, number>,
@@ -84,81 +116,47 @@ function parseWith(
 ): number {
   if (typeof value === "number") {
     if (!Number.isFinite(value) || value < 0) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${where}: expected ${what} like ${example}, got ${value}`,
-        where,
-      );
+      badValue(where, what, example, value);
     }
     return value;
   }
-  if (typeof value !== "string") {
-    throw new IopfLabError(
-      "EINVAL",
-      `${where}: expected ${what} like ${example}, got ${
-        JSON.stringify(value)
-      }`,
-      where,
-    );
-  }
+  if (typeof value !== "string") badValue(where, what, example, value);
   const m = NUM_UNIT.exec(value);
   const unit = m?.[2] ?? "";
   const mult = m
     ? table[caseSensitiveUnit ? unit : unit.toLowerCase()]
     : undefined;
-  if (!m || mult === undefined) {
-    throw new IopfLabError(
-      "EINVAL",
-      `${where}: expected ${what} like ${example}, got ${
-        JSON.stringify(value)
-      }`,
-      where,
-    );
-  }
-  const n = Number(m[1]) * mult;
-  if (!Number.isFinite(n)) {
-    throw new IopfLabError(
-      "EINVAL",
-      `${where}: expected ${what} like ${example}, got ${
-        JSON.stringify(value)
-      } (not a finite number)`,
-      where,
-    );
-  }
-  return n;
+  if (!m || mult === undefined) badValue(where, what, example, value);
+  return finite(Number(m[1]) * mult, where, what, example, value);
 }
 
 function parseBandwidthValue(value: unknown, where: string): number {
   const what = "a bandwidth", example = '"8GB/s" or "10Gbps"';
-  if (typeof value === "string") {
-    const m = /^\s*([0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)\s*(\S+)\s*$/i.exec(
-      value,
-    );
-    const u = m ? BW_UNIT.exec(m[2]!) : null;
-    if (!m || !u) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${where}: expected ${what} like ${example}, got ${
-          JSON.stringify(value)
-        } (bits: "Gb/s", "Gbps", "Gbit/s"; bytes: "GB/s", "GBps")`,
-        where,
-      );
-    }
-    const prefix = BW_PREFIX[(u[1] ?? "").toLowerCase()]!;
-    const bits = u[2] !== "B";
-    const n = Number(m[1]) * prefix / (bits ? 8 : 1);
-    if (!Number.isFinite(n)) {
-      throw new IopfLabError(
-        "EINVAL",
-        `${where}: expected ${what} like ${example}, got ${
-          JSON.stringify(value)
-        } (not a finite number)`,
-        where,
-      );
-    }
-    return n;
+  if (typeof value !== "string") {
+    return parseWith(value, {}, what, example, where);
   }
-  return parseWith(value, {}, what, example, where);
+  const m = /^\s*([0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?)\s*(\S+)\s*$/i.exec(
+    value,
+  );
+  const u = m ? BW_UNIT.exec(m[2]!) : null;
+  if (!m || !u) {
+    badValue(
+      where,
+      what,
+      example,
+      value,
+      ' (bits: "Gb/s", "Gbps", "Gbit/s"; bytes: "GB/s", "GBps")',
+    );
+  }
+  const prefix = BW_PREFIX[(u[1] ?? "").toLowerCase()]!;
+  const bits = u[2] !== "B";
+  return finite(
+    Number(m[1]) * prefix / (bits ? 8 : 1),
+    where,
+    what,
+    example,
+    value,
+  );
 }
 
 /**
