@@ -51,8 +51,8 @@ export {
 } from "./breakdown.ts";
 export {
   ablationBreakdown,
+  type AblationBreakdownOptions,
   LATENCY_PARTS,
-  type LatencyBreakdownOptions,
   type LatencyPart,
   meltRows,
   type MeltRowsOptions,

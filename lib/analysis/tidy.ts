@@ -169,7 +169,7 @@ export interface LatencyPart {
 }
 
 /** Options of {@linkcode ablationBreakdown}. */
-export interface LatencyBreakdownOptions {
+export interface AblationBreakdownOptions {
   /**
    * Parts by label, each a list of cost-name prefixes (`"vfio."`) or names.
    * Only time costs (units in ns) are made free. [{@linkcode LATENCY_PARTS}]
@@ -208,7 +208,7 @@ export const LATENCY_PARTS: Readonly<Record<string, readonly string[]>> = {
  */
 export function ablationBreakdown(
   scenario: Scenario,
-  options: LatencyBreakdownOptions = {},
+  options: AblationBreakdownOptions = {},
 ): LatencyPart[] {
   if (scenario.sweep.length > 0 && scenario.sweepPoint === undefined) {
     throw new IopfLabError(

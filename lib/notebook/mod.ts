@@ -1,8 +1,7 @@
 /**
- * Notebook support: tables that Jupyter shows as HTML, `show` for the Deno
- * kernel, and, re-exported from lib/analysis, the small analyses the
- * notebooks share (sweep rows, VM density, a fault-latency breakdown by
- * layer). Running the notebooks
+ * Notebook support: tables that Jupyter shows as HTML and `show` for the
+ * Deno kernel. The analyses the notebooks use (sweep rows, VM density, the
+ * fault-latency breakdowns) are lib/analysis's. Running the notebooks
  * headlessly through Jupyter is tooling, not library: `deno task nb`
  * (cli/nb.ts and cli/_jupyter.ts).
  *
@@ -18,7 +17,6 @@
  */
 export { show } from "./display.ts";
 export type { Row } from "../plot/row.ts";
-export { formatCell } from "../analysis/format.ts";
 export {
   metricsTable,
   type MetricsTableOptions,
@@ -26,16 +24,3 @@ export {
   table,
   type TableOptions,
 } from "./table.ts";
-export {
-  ablationBreakdown,
-  LATENCY_PARTS,
-  type LatencyBreakdownOptions,
-  type LatencyPart,
-  meltRows,
-  type MeltRowsOptions,
-  pointLabel,
-  seriesRows,
-  sweepRows,
-  vmDensity,
-  vmFootprintBytes,
-} from "../analysis/tidy.ts";

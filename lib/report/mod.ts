@@ -2,17 +2,19 @@
  * The report: the built-in experiment suite of `deno task report` (VM start
  * time and locked memory, the fault latency breakdown, accelerator
  * slowdown, throughput ramp-up, PRI queue sizing, the MMU notifier under
- * memory pressure, lazy versus strict invalidation), run through the real
+ * memory pressure, lazy versus strict invalidation, the five DMA designs
+ * side by side), run through the real
  * model on Web Workers and written as one HTML page with inline SVG figures,
  * .svg/.png files and tidy .csv tables.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { pricedBreakdown, reportSuite, rowsToCsv } from "./mod.ts";
+ * import { reportSuite, rowsToCsv } from "./mod.ts";
+ * import { pricedBreakdown } from "../analysis/mod.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
  *
- * // The suite: seven questions, each a set of scenarios and an analysis.
+ * // The suite: eight questions, each a set of scenarios and an analysis.
  * const suite = reportSuite({ quick: true });
  * assert(suite.map((e) => e.id).includes("ramp-up"));
  *
@@ -44,16 +46,6 @@
  *
  * @module
  */
-export {
-  BREAKDOWN_SEGMENTS,
-  type BreakdownInput,
-  breakdownInput,
-  type BreakdownPart,
-  type BreakdownSegment,
-  pricedBreakdown,
-  REMAINDER,
-  segmentTotals,
-} from "../analysis/breakdown.ts";
 export {
   type Experiment,
   type ExperimentResult,

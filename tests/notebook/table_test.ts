@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { formatCell, metricsTable, table } from "../../lib/notebook/mod.ts";
+import { formatCell } from "../../lib/analysis/mod.ts";
+import { metricsTable, table } from "../../lib/notebook/mod.ts";
 import { emptyMetrics, type Metrics } from "../../lib/experiment/mod.ts";
 
 const DISPLAY = Symbol.for("Jupyter.display");

@@ -9,16 +9,18 @@ import { parseScenario } from "../../lib/experiment/scenario.ts";
 import {
   BREAKDOWN_SEGMENTS,
   breakdownInput,
+  pricedBreakdown,
+  REMAINDER,
+  segmentTotals,
+} from "../../lib/analysis/mod.ts";
+import {
   escapeHtml,
   experimentScenarios,
   PNG_SCALE,
   pngSize,
-  pricedBreakdown,
-  REMAINDER,
   renderHtml,
   reportSuite,
   rowsToCsv,
-  segmentTotals,
 } from "../../lib/report/mod.ts";
 import { loadCostProfile } from "../../lib/sim/costs.ts";
 
