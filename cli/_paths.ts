@@ -1,12 +1,13 @@
 /**
  * Outputs never overwrite inputs: {@linkcode checkOutputFile} refuses an
  * output path that is (through any spelling, symlink or hard link) a file
- * the run reads, and {@linkcode writeFileAtomic} writes through a temporary
- * file renamed into place, so an interrupted run leaves no half file.
+ * the run reads; outputs are then written with `writeFileAtomic`
+ * (lib/sim/files.ts, re-exported here), so an interrupted run leaves no half
+ * file.
  *
  * @module
  */
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { IopfLabError } from "../lib/sim/errors.ts";
 
 /** The identity of a file: its real path and, where the OS gives them, device and inode. */
@@ -111,21 +112,4 @@ export function checkOutputDir(
   }
 }
 
-/**
- * Writes `data` to `path` through a temporary file in the same directory
- * renamed into place: a reader never sees a partial file, and an
- * interrupted write leaves none.
- */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${Deno.pid}`);
-  try {
-    if (typeof data === "string") Deno.writeTextFileSync(tmp, data);
-    else Deno.writeFileSync(tmp, data);
-    Deno.renameSync(tmp, path);
-  } catch (e) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* never created */ }
-    throw e;
-  }
-}
+export { writeFileAtomic } from "../lib/sim/files.ts";

@@ -9,7 +9,8 @@
  * @module
  */
 import { csvFormat } from "d3-dsv";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
+import { writeFileAtomic } from "../sim/files.ts";
 import { metricsToCsv } from "../experiment/csv.ts";
 import type { Metrics } from "../experiment/metrics.ts";
 import {
@@ -164,9 +165,9 @@ export async function runReport(
       claim(usedIds, `figure ${f.id}`);
       const svgFile = `${f.id}.svg`;
       const pngFile = `${f.id}.png`;
-      await writeAtomic(join(dir, svgFile), f.figure.svg + "\n");
+      writeFileAtomic(join(dir, svgFile), f.figure.svg + "\n");
       const png = await f.figure.toPng({ scale: PNG_SCALE });
-      await writeAtomic(join(dir, pngFile), png);
+      writeFileAtomic(join(dir, pngFile), png);
       const size = pngSize(png);
       figures.push({
         id: f.id,
@@ -189,14 +190,14 @@ export async function runReport(
     for (const t of result.tables) {
       claim(usedIds, `table ${t.id}`);
       const csvFile = `${t.id}.csv`;
-      await writeAtomic(join(dir, csvFile), rowsToCsv(t.rows));
+      writeFileAtomic(join(dir, csvFile), rowsToCsv(t.rows));
       tables.push(join(dir, csvFile));
       htmlTables.push({ id: t.id, title: t.title, csvFile, rows: t.rows });
     }
     const metricsId = `${e.id}-metrics`;
     claim(usedIds, `table ${metricsId}`);
     const metrics: Metrics[] = outputs.map((o) => o.metrics);
-    await writeAtomic(
+    writeFileAtomic(
       join(dir, `${metricsId}.csv`),
       metricsToCsv(metrics),
     );
@@ -246,7 +247,7 @@ export async function runReport(
     unit: costs[name].unit,
     source: costs[name].source,
   }));
-  await writeAtomic(join(dir, "cost-profile.csv"), rowsToCsv(costRows));
+  writeFileAtomic(join(dir, "cost-profile.csv"), rowsToCsv(costRows));
   tables.push(join(dir, "cost-profile.csv"));
   const wallMs = performance.now() - t0;
   const html = renderHtml({
@@ -264,7 +265,7 @@ export async function runReport(
     } s of wall-clock time.`,
   });
   const index = join(dir, "index.html");
-  await writeAtomic(index, html);
+  writeFileAtomic(index, html);
   log(
     `[report] wrote ${index}: ${sections.length} experiments, ${figures.length} figures, ${tables.length} CSV files, ${runs} runs in ${
       (wallMs / 1000).toFixed(1)
@@ -343,23 +344,4 @@ function writeStderr(text: string): void {
   const bytes = encoder.encode(text);
   let off = 0;
   while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
-}
-
-/**
- * Writes `data` to `path` through a temporary file in the same directory
- * renamed into place, so an interrupted report leaves no half-written file.
- */
-async function writeAtomic(
-  path: string,
-  data: string | Uint8Array,
-): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${Deno.pid}`);
-  try {
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
