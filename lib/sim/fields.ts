@@ -20,8 +20,6 @@
 import { IopfLabError } from "./errors.ts";
 import { formatSize, parseBandwidth, parseSize, parseTime } from "./units.ts";
 
-export { decodeUtf8, readUtf8File } from "./json.ts";
-
 /** A scenario field's value type, as the parser reads it. */
 export type FieldType =
   | "string"

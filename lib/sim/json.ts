@@ -223,29 +223,11 @@ function findJsonError(text: string): JsonError | undefined {
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
- * Reads a text file that must be UTF-8: invalid bytes are refused (EINVAL
- * naming the file and the byte offset) rather than silently replaced, and a
- * leading byte order mark is dropped (editors on some systems write one).
- * A file that cannot be read throws ENOENT (missing) or EINVAL.
+ * Decodes UTF-8 `bytes` of a scenario file: invalid bytes are refused
+ * (EINVAL naming `where` and the byte offset) rather than silently
+ * replaced, and a leading byte order mark is dropped (editors on some
+ * systems write one). Trace files are decoded the same way by their reader.
  */
-export function readUtf8File(path: string, where: string = path): string {
-  let bytes: Uint8Array;
-  try {
-    bytes = Deno.readFileSync(path);
-  } catch (e) {
-    const missing = e instanceof Deno.errors.NotFound;
-    throw new IopfLabError(
-      missing ? "ENOENT" : "EINVAL",
-      `${where}: cannot read the file: ${
-        missing ? "no such file" : (e as Error).message
-      }`,
-      where,
-    );
-  }
-  return decodeUtf8(bytes, where);
-}
-
-/** Decodes UTF-8 `bytes` (see {@linkcode readUtf8File}). */
 export function decodeUtf8(bytes: Uint8Array, where: string): string {
   let text: string;
   try {
