@@ -8,9 +8,9 @@
 import type { Histogram } from "../sim/stats.ts";
 import {
   COST_NAMES,
+  costKind,
   type CostName,
   type Costs,
-  describeCosts,
 } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatTime, PAGE_SIZE } from "../sim/units.ts";
@@ -115,14 +115,12 @@ export const LIVELOCK_NS = 10e9;
  */
 export function livelockWindow(costs: Costs): number {
   let most = 0;
-  for (const name of COST_NAMES) {
-    if (TIME_COSTS.has(name)) most = Math.max(most, costs[name]);
-  }
+  for (const name of TIME_COSTS) most = Math.max(most, costs[name]);
   return Math.max(LIVELOCK_NS, 1000 * most);
 }
 
-const TIME_COSTS: ReadonlySet<CostName> = new Set(
-  COST_NAMES.filter((n) => describeCosts()[n].unit.startsWith("ns")),
+const TIME_COSTS: readonly CostName[] = COST_NAMES.filter((n) =>
+  costKind(n) === "time"
 );
 
 const DMA_DESIGN_LIST: readonly Design[] = Object.values(DMA_DESIGNS);

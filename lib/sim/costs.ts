@@ -42,18 +42,32 @@ export interface CostRange {
   readonly integer: boolean;
 }
 
+/** What a cost parameter measures, read from its unit. */
+export type CostKind = "time" | "count" | "size";
+
+/** The kind of `name`: a count ("entries ..."), a size ("bytes ...") or else a time ("ns ..."). */
+export function costKind(name: CostName): CostKind {
+  const unit = defaultProfile.parameters[name].unit;
+  if (unit.startsWith("entries")) return "count";
+  if (unit.startsWith("bytes")) return "size";
+  return "time";
+}
+
 /**
- * The range of a cost parameter, from its unit: a time ("ns ...") is 0 to
- * 1 s (10^9 ns: no single kernel or hardware step of the model takes longer,
- * and a larger value would only make runs unbounded); a count ("entries
- * ...") a whole number from 1 to 10^6; a size ("bytes ...") a whole number
- * from 0 to 2^40.
+ * The range of a cost parameter, from its kind: a time is 0 to 1 s (10^9
+ * ns: no single kernel or hardware step of the model takes longer, and a
+ * larger value would only make runs unbounded); a count a whole number from
+ * 1 to 10^6; a size a whole number from 0 to 2^40.
  */
 export function costRange(name: CostName): CostRange {
-  const unit = defaultProfile.parameters[name].unit;
-  if (unit.startsWith("entries")) return { min: 1, max: 1e6, integer: true };
-  if (unit.startsWith("bytes")) return { min: 0, max: 2 ** 40, integer: true };
-  return { min: 0, max: 1e9, integer: false };
+  switch (costKind(name)) {
+    case "count":
+      return { min: 1, max: 1e6, integer: true };
+    case "size":
+      return { min: 0, max: 2 ** 40, integer: true };
+    case "time":
+      return { min: 0, max: 1e9, integer: false };
+  }
 }
 
 /** The default profile's parameters with units and sources (for docs and the report). */
