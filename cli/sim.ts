@@ -68,6 +68,21 @@ export interface SimIo {
   signals?: boolean;
   /** Wall ms a single run runs before its progress shows. [2000] */
   progressDelayMs?: number;
+  /** The limits a run is refused above without `--no-limit`. [WORK_LIMITS] */
+  limits?: WorkLimits;
+}
+
+/** The estimated CPU time and model memory above which a run needs `--no-limit`. */
+export interface WorkLimits {
+  /** Seconds of CPU. */
+  readonly cpuSeconds: number;
+  /** Bytes of model state. */
+  readonly memoryBytes: number;
+}
+
+/** The default limits: 10 minutes of CPU, 3/4 of this machine's RAM. */
+export function defaultLimits(): WorkLimits {
+  return { cpuSeconds: WORK_LIMIT_SECONDS, memoryBytes: memoryLimit() };
 }
 
 /** The process's standard output and error. */
@@ -163,7 +178,7 @@ async function command(
       parsed.check ? { ...p, check: true } : p
     );
     if (!parsed.noLimit) {
-      const big = tooMuchWork(points);
+      const big = tooMuchWork(points, io.limits ?? defaultLimits());
       if (big !== undefined) {
         io.stderr(`${parsed.file}: ${big}\n`);
         return EXIT_USAGE;
@@ -384,29 +399,29 @@ export function writeCsvFile(path: string, rows: readonly Metrics[]): void {
 
 /**
  * Why the run of `points` is refused as too large (the first point whose
- * estimated CPU time is above {@linkcode WORK_LIMIT_SECONDS}), or undefined.
+ * estimated model memory or CPU time is above `limits`), or undefined.
  */
-export function tooMuchWork(points: readonly Scenario[]): string | undefined {
-  const memory = memoryLimit();
+export function tooMuchWork(
+  points: readonly Scenario[],
+  limits: WorkLimits,
+): string | undefined {
+  const mib = (b: number) => formatSize(Math.round(b / 2 ** 20) * 2 ** 20);
   for (const p of points) {
     const e = estimateWork(p);
-    if (e.memoryBytes > memory) {
+    const at = points.length > 1 ? ` at sweep point ${p.name}` : "";
+    if (e.memoryBytes > limits.memoryBytes) {
       return `vm.memory: this run would need about ${
-        formatSize(Math.round(e.memoryBytes / 2 ** 20) * 2 ** 20)
-      } of memory for the model's state (${e.memoryWhat}${
-        points.length > 1 ? ` at sweep point ${p.name}` : ""
-      }), more than the ${
-        formatSize(Math.round(memory / 2 ** 20) * 2 ** 20)
-      } this machine allows (3/4 of its RAM); make it smaller, or pass --no-limit to run it anyway`;
+        mib(e.memoryBytes)
+      } of memory for the model's state (${e.memoryWhat}${at}), more than the ${
+        mib(limits.memoryBytes)
+      } allowed (3/4 of this machine's RAM); make it smaller, or pass --no-limit to run it anyway`;
     }
-    if (e.cpuSeconds <= WORK_LIMIT_SECONDS) continue;
+    if (e.cpuSeconds <= limits.cpuSeconds) continue;
     const t = e.terms[0]!;
     return `${e.field}: this run would take ${
       formatDuration(e.cpuSeconds)
-    } of CPU (${t.count.toPrecision(3)} ${t.what}${
-      points.length > 1 ? ` at sweep point ${p.name}` : ""
-    }), above the limit of ${
-      formatDuration(WORK_LIMIT_SECONDS)
+    } of CPU (${t.count.toPrecision(3)} ${t.what}${at}), above the limit of ${
+      formatDuration(limits.cpuSeconds)
     }; make it smaller, or pass --no-limit to run it anyway`;
   }
   return undefined;

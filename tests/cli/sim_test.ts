@@ -70,58 +70,69 @@ Deno.test("parseSimArgs reads the path and options", () => {
   assert.deepEqual(parseSimArgs(["-h"]), { help: true });
 });
 
-Deno.test("a run estimated above the work limit exits 2 naming the field, unless --no-limit", async () => {
+Deno.test("a run estimated above the work or memory limit exits 2 naming the field; --no-limit runs it", async (t) => {
   const dir = Deno.makeTempDirSync();
-  try {
-    const file = `${dir}/big.json`;
-    Deno.writeTextFileSync(
-      file,
-      JSON.stringify({
+  const run = async (
+    scenario: unknown,
+    args: string[] = [],
+    limits?: { cpuSeconds: number; memoryBytes: number },
+  ) => {
+    const file = `${dir}/s.json`;
+    Deno.writeTextFileSync(file, JSON.stringify(scenario));
+    let err = "", out = "";
+    const code = await main([file, ...args], {
+      stdout: (x) => void (out += x),
+      stderr: (x) => void (err += x),
+      progress: false,
+      ...(limits ? { limits } : {}),
+    });
+    return { code, err, out };
+  };
+  const cases: [string, unknown, RegExp][] = [
+    [
+      "CPU time",
+      {
         vm: { memory: "1GiB" },
         dma: { mode: "iopf" },
         workload: { kind: "random", workingSet: "512MiB", accesses: 1e9 },
-      }),
-    );
-    let err = "";
-    const rc = await main([file], {
-      stdout: () => {},
-      stderr: (t) => void (err += t),
-      progress: false,
-    });
-    assert.equal(rc, 2);
-    assert.match(
-      err,
-      /^.*big\.json: workload\.accesses: this run would take about [0-9.]+ min of CPU \(1\.00e\+9 pages of random accesses\), above the limit of about 10\.0 min; make it smaller, or pass --no-limit to run it anyway\n$/,
-    );
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
-
-Deno.test("a run whose model state would not fit in RAM exits 2 naming vm.memory", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
-    const file = `${dir}/p16.json`;
-    Deno.writeTextFileSync(
-      file,
-      JSON.stringify({
+      },
+      /^.*s\.json: workload\.accesses: this run would take about [0-9.]+ min of CPU \(1\.00e\+9 pages of random accesses\), above the limit of about 10\.0 min; make it smaller, or pass --no-limit to run it anyway\n$/,
+    ],
+    [
+      "model memory",
+      {
         host: { memory: "16TiB" },
         vm: { memory: "16TiB" },
         dma: { mode: "static-pin" },
-      }),
+      },
+      /^.*s\.json: vm\.memory: this run would need about [0-9.]+ GiB of memory for the model's state \(4\.29e\+9 guest pages pinned at 4 KiB\), more than the [0-9.]+ GiB allowed/,
+    ],
+  ];
+  try {
+    for (const [what, scenario, pattern] of cases) {
+      await t.step(what, async () => {
+        const r = await run(scenario);
+        assert.equal(r.code, 2);
+        assert.match(r.err, pattern);
+        assert.equal(r.err.trimEnd().split("\n").length, 1);
+      });
+    }
+    await t.step(
+      "--no-limit runs a scenario that is over the limits",
+      async () => {
+        const small = {
+          vm: { memory: "256MiB" },
+          workload: { kind: "accelerator", messageSize: "64KiB", messages: 2 },
+        };
+        const tiny = { cpuSeconds: 1e-9, memoryBytes: 1 };
+        const refused = await run(small, ["--json"], tiny);
+        assert.equal(refused.code, 2);
+        assert.match(refused.err, /vm\.memory: this run would need/);
+        const ran = await run(small, ["--json", "--no-limit"], tiny);
+        assert.equal(ran.code, 0, ran.err);
+        assert.equal(JSON.parse(ran.out).dmaBytes, 2 * 2 * 64 * 1024);
+      },
     );
-    let err = "";
-    const rc = await main([file], {
-      stdout: () => {},
-      stderr: (t) => void (err += t),
-      progress: false,
-    });
-    assert.equal(rc, 2);
-    assert.match(
-      err,
-      /p16\.json: vm\.memory: this run would need about [0-9.]+ GiB of memory for the model's state \(4\.29e\+9 guest pages pinned at 4 KiB\)/,
-    );
-    assert.equal(err.trimEnd().split("\n").length, 1);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
