@@ -13,15 +13,26 @@ import {
 /** Guest RAM backing of a start case. */
 export type StartBacking = "4k" | "hugetlb-1g";
 
+/** Guest RAM of a start case, and the host memory it runs on. */
+const HOST_MEMORY = {
+  "16GiB": "20GiB",
+  "64GiB": "80GiB",
+  "1TiB": "1280GiB",
+  "16TiB": "16TiB",
+} as const;
+
+/** Guest RAM size of a start case. */
+export type StartRam = keyof typeof HOST_MEMORY;
+
 /** The machine of one VM start with `ram` of guest RAM (built, not started). */
 export function startMachine(
-  ram: "64GiB" | "1TiB",
+  ram: StartRam,
   backing: StartBacking,
   mode: "static-pin" | "iopf",
 ): Machine {
   return buildMachine(parseScenario({
     name: `vm-start-${ram}-${backing}-${mode}`,
-    host: { memory: ram === "1TiB" ? "1280GiB" : "80GiB", backing },
+    host: { memory: HOST_MEMORY[ram], backing },
     vm: { memory: ram },
     dma: { mode },
     workload: { kind: "boot" },

@@ -9,6 +9,13 @@
 /** Translations per iteration in the `translate` group. */
 export const TRANSLATE_BATCH = 1000;
 
+/** Warm page accesses per iteration in the `access` group. */
+export const ACCESS_BATCH = 256;
+/** The `access` group's benches. */
+export const ACCESS_NAME_OFF = "warm page access, no sanitizer";
+/** The `access` group's bench with the isolation sanitizer on. */
+export const ACCESS_NAME_ON = "warm page access, sanitizer on";
+
 /** Operations per iteration, by bench name (1 when absent). */
 export const OPS_PER_ITERATION: Readonly<Record<string, number>> = {
   "limit: typed-array lookup": TRANSLATE_BATCH,
@@ -18,13 +25,23 @@ export const OPS_PER_ITERATION: Readonly<Record<string, number>> = {
   "walk a 4 KiB page (x1000)": 1000,
   "walk a 2 MiB block (x1000)": 1000,
   "map + unmap a 4 KiB page (x1000)": 1000,
+  // VM starts: one operation is one GiB of guest RAM, so sizes compare.
+  "static pin 16GiB 4k": 16,
+  "static pin 64GiB 4k": 64,
+  "static pin 1TiB hugetlb-1g": 1024,
+  "static pin 16TiB hugetlb-1g": 16384,
+  [ACCESS_NAME_ON]: ACCESS_BATCH,
+  [ACCESS_NAME_OFF]: ACCESS_BATCH,
 };
 
 /** What one operation is, by group (for table headers). */
 export const OP_UNIT: Readonly<Record<string, string>> = {
   translate: "translation",
   fault: "fault",
-  pin: "VM start",
+  pin: "GiB started",
+  access: "page access",
+  sweep: "sweep",
+  report: "report",
   scenario: "run set",
   pgtable: "operation",
 };

@@ -1,20 +1,21 @@
 /**
- * Compares bench results (`deno bench --json` output, as bench/run.ts
- * writes it to out/bench.json) with the committed reference
- * bench/baseline.json: one row per bench with its time per iteration and
- * per operation, its ratio to its group's baseline bench, and its ratio to
- * the reference. `--update` replaces the reference with these results.
+ * Compares bench results (the aggregated runs bench/run.ts writes to
+ * out/bench-summary.json, or one `deno bench --json` document) with the
+ * committed reference bench/baseline.json: one row per bench with its time
+ * per operation and spread over runs, its ratio to its group's baseline
+ * bench, its change against the reference with a noise-aware verdict, and
+ * its target. `--update` replaces the reference with these results.
  *
- *     deno run --allow-read --allow-write bench/compare.ts [out/bench.json] [--update] [--stat p75|avg|min]
+ *     deno run --allow-read --allow-write bench/compare.ts [out/bench-summary.json] [--update] [--stat p75|avg|min]
  *
  * The statistic compared is p75 by default: on shared machines the mean is
  * pulled by a few long iterations (a GC, another process), the 75th
- * percentile much less. Nothing here asserts a target; the ratios are for
- * reading.
+ * percentile much less. Targets are read, never asserted in a test.
  *
  * @module
  */
 import { OP_UNIT, OPS_PER_ITERATION } from "./_ops.ts";
+import { checkTarget, TARGETS } from "./_targets.ts";
 
 /** The statistics a bench result carries (ns per iteration). */
 export type Stat = "avg" | "p75" | "min";
@@ -39,6 +40,32 @@ export interface BenchRow {
   readonly max: number;
   /** Why the bench failed, if it did (no numbers then). */
   readonly error?: string;
+  /**
+   * Spread over repeated runs of the bench file ({@linkcode aggregateReps}):
+   * the p75 per operation of each run, and, in a group with an in-run
+   * baseline, each run's ratio to it. Absent for a single run.
+   */
+  readonly reps?: RepSpread;
+}
+
+/** Order statistics of a bench's per-run values (nearest rank). */
+export interface Spread {
+  /** Runs. */
+  readonly n: number;
+  /** Smallest. */
+  readonly min: number;
+  /** Median. */
+  readonly p50: number;
+  /** 99th percentile (the largest for fewer than 100 runs). */
+  readonly p99: number;
+}
+
+/** A bench's spread over repeated runs. */
+export interface RepSpread {
+  /** p75 ns per operation of each run. */
+  readonly perOp: Spread;
+  /** Each run's per-operation ratio to its group's in-run baseline. */
+  readonly ratio?: Spread;
 }
 
 /** A set of results: where they ran and the benches. */
@@ -103,6 +130,7 @@ export function parseBenchJson(json: unknown): BenchSet {
         min: raw.min ?? NaN,
         max: raw.max ?? NaN,
         ...(raw.error === undefined ? {} : { error: raw.error }),
+        ...(raw.reps === undefined ? {} : { reps: raw.reps }),
       };
     }
     const ok = raw.results[0]?.ok;
@@ -166,7 +194,142 @@ export function toReference(set: BenchSet, date = new Date()): BenchSet {
       p75: r(b.p75),
       min: r(b.min),
       max: r(b.max),
+      ...(b.reps === undefined ? {} : {
+        reps: {
+          perOp: roundSpread(b.reps.perOp, r),
+          ...(b.reps.ratio === undefined
+            ? {}
+            : { ratio: roundSpread(b.reps.ratio, (x) => +x.toPrecision(4)) }),
+        },
+      }),
     })),
+  };
+}
+
+function roundSpread(s: Spread, r: (x: number) => number): Spread {
+  return { n: s.n, min: r(s.min), p50: r(s.p50), p99: r(s.p99) };
+}
+
+/** Nearest-rank order statistics of `values` (at least one). */
+export function spread(values: readonly number[]): Spread {
+  const v = [...values].sort((a, b) => a - b);
+  const rank = (q: number) => v[Math.max(0, Math.ceil(q * v.length) - 1)]!;
+  return { n: v.length, min: v[0]!, p50: rank(0.5), p99: rank(0.99) };
+}
+
+/**
+ * One set from repeated runs of the same bench files: per bench, the first
+ * run's figures (n, avg, p75, min, max: the median run's, by p75) and the
+ * spread over runs of its p75 per operation and of its ratio to the
+ * group's in-run baseline (measured in the same run, so machine-wide noise
+ * that slows both cancels). A bench that failed in any run is failed.
+ */
+export function aggregateReps(runs: readonly BenchSet[]): BenchSet {
+  if (runs.length === 0) throw new Error("aggregateReps: no runs");
+  const key = (b: BenchRow) => `${b.group}\0${b.name}`;
+  const order: BenchRow[] = [];
+  const byKey = new Map<string, BenchRow[]>();
+  for (const run of runs) {
+    for (const b of run.benches) {
+      const k = key(b);
+      let list = byKey.get(k);
+      if (!list) {
+        byKey.set(k, list = []);
+        order.push(b);
+      }
+      list.push(b);
+    }
+  }
+  const perOp = (b: BenchRow) => b.p75 / opsPerIteration(b.name);
+  /** Each run's baseline bench per group. */
+  const bases = runs.map((run) => {
+    const m = new Map<string, BenchRow>();
+    for (const b of run.benches) {
+      if (b.baseline && b.error === undefined) m.set(b.group, b);
+    }
+    return m;
+  });
+  const benches = order.map((first): BenchRow => {
+    const list = byKey.get(key(first))!;
+    const failed = list.find((b) => b.error !== undefined);
+    if (failed) return failed;
+    const sorted = [...list].sort((a, b) => a.p75 - b.p75);
+    const median = sorted[Math.ceil(sorted.length / 2) - 1]!;
+    const ratios: number[] = [];
+    if (!first.baseline) {
+      for (const [i, run] of runs.entries()) {
+        const b = run.benches.find((x) => key(x) === key(first));
+        const base = bases[i]!.get(first.group);
+        if (b && base && b.error === undefined) {
+          ratios.push(perOp(b) / perOp(base));
+        }
+      }
+    }
+    return {
+      ...median,
+      reps: {
+        perOp: spread(list.map(perOp)),
+        ...(ratios.length > 0 ? { ratio: spread(ratios) } : {}),
+      },
+    };
+  });
+  const last = runs[runs.length - 1]!;
+  return {
+    runtime: last.runtime,
+    cpu: last.cpu,
+    ...(last.date === undefined ? {} : { date: last.date }),
+    benches,
+  };
+}
+
+/** What a bench did against the reference. */
+export type Verdict = "regressed" | "same" | "improved" | "new" | "failed";
+
+/** The smallest band a verdict tolerates, whatever the spread says. */
+export const MIN_NOISE_BAND = 0.05;
+
+/** Relative width of a spread: (p99 - min) / p50. */
+function width(s: Spread): number {
+  return s.p50 > 0 ? (s.p99 - s.min) / s.p50 : Infinity;
+}
+
+/**
+ * A noise-aware verdict for `cur` against `ref` (same bench). It compares
+ * the ratio to the group's in-run baseline when both have one (so a slower
+ * machine or a busy neighbour, which slows the baseline too, is not a
+ * regression), else the p75 per operation. The noise band is the wider of
+ * the two runs' relative spreads and {@linkcode MIN_NOISE_BAND}; the bench
+ * regressed when its median is above the reference's median by more than
+ * the band, improved when below by more than the band, else it is the same.
+ */
+export function verdict(
+  cur: BenchRow,
+  ref: BenchRow | undefined,
+): { verdict: Verdict; change: number; band: number } {
+  if (cur.error !== undefined) {
+    return { verdict: "failed", change: NaN, band: NaN };
+  }
+  if (!ref || ref.error !== undefined) {
+    return { verdict: "new", change: NaN, band: NaN };
+  }
+  const single = (b: BenchRow): Spread => {
+    const v = b.p75 / opsPerIteration(b.name);
+    return { n: 1, min: v, p50: v, p99: v };
+  };
+  const useRatio = cur.reps?.ratio !== undefined &&
+    ref.reps?.ratio !== undefined;
+  const c = useRatio ? cur.reps!.ratio! : cur.reps?.perOp ?? single(cur);
+  const r = useRatio ? ref.reps!.ratio! : ref.reps?.perOp ?? single(ref);
+  const band = Math.max(MIN_NOISE_BAND, width(c), width(r));
+  const change = c.p50 / r.p50 - 1;
+  return {
+    verdict: change > band
+      ? "regressed"
+      : change < -band / (1 + band)
+      ? "improved"
+      : "same",
+    change,
+    band,
   };
 }
 
@@ -198,10 +361,12 @@ export interface FormatTableOptions {
 }
 
 /**
- * A readable table of `set`: per bench the mean and p75 per iteration, the
- * time per operation (the statistic divided by the operations an
- * iteration stands for), the ratio to the group's baseline and the ratio to
- * `reference` (same bench, same statistic).
+ * A readable table of `set`: per bench its time per operation (the
+ * statistic divided by the operations an iteration stands for; with
+ * repeated runs, the median run's p75 and the spread min-p99 over runs),
+ * the ratio to the group's baseline, the change against `reference` with a
+ * noise-aware {@linkcode verdict}, and the bench's target
+ * (bench/_targets.ts), met or missed.
  */
 export function formatTable(
   set: BenchSet,
@@ -214,15 +379,18 @@ export function formatTable(
   const ref = new Map(
     (reference?.benches ?? []).map((b) => [`${b.group}\0${b.name}`, b]),
   );
+  const targets = new Map(
+    TARGETS.map((t) => [`${t.group}\0${t.bench}`, t]),
+  );
   const header = [
     "group",
     "bench",
-    "avg/iter",
-    "p75/iter",
     `${stat}/op`,
+    "spread over runs",
     "op",
     "x group baseline",
-    "x reference",
+    "vs reference",
+    "target",
   ];
   const rows: string[][] = [];
   for (const g of groups) {
@@ -234,21 +402,38 @@ export function formatTable(
         continue;
       }
       const ops = opsPerIteration(b.name);
-      const perOp = b[stat] / ops;
-      const vsBase = base && base.error === undefined
-        ? perOp / (base[stat] / opsPerIteration(base.name))
-        : NaN;
+      const perOp = stat === "p75" && b.reps ? b.reps.perOp.p50 : b[stat] / ops;
+      const vsBase = b.reps?.ratio?.p50 ??
+        (base && base.error === undefined
+          ? perOp / (base[stat] / opsPerIteration(base.name))
+          : NaN);
       const r = ref.get(`${g}\0${b.name}`);
-      const vsRef = r ? b[stat] / r[stat] : NaN;
+      const v = verdict(b, r);
+      const t = targets.get(`${g}\0${b.name}`);
+      const tc = t && checkTarget(t, set);
       rows.push([
         g,
         b.name + (b.baseline ? " (baseline)" : ""),
-        formatNs(b.avg),
-        formatNs(b.p75),
         formatNs(perOp),
+        b.reps && b.reps.perOp.n > 1
+          ? `${formatNs(b.reps.perOp.min)} - ${
+            formatNs(b.reps.perOp.p99)
+          } (${b.reps.perOp.n} runs)`
+          : "1 run",
         ops === 1 ? OP_UNIT[g] ?? "iteration" : `1/${ops} iteration`,
         b.baseline ? "1" : formatRatio(vsBase),
-        r ? formatRatio(vsRef) : "new",
+        v.verdict === "new"
+          ? "new"
+          : `${v.change >= 0 ? "+" : ""}${(v.change * 100).toFixed(0)}% ${
+            v.verdict === "same"
+              ? `same (band ${(v.band * 100).toFixed(0)}%)`
+              : v.verdict
+          }`,
+        t
+          ? `${t.text}: ${
+            tc ? `${tc.value} ${tc.met ? "met" : "MISSED"}` : "-"
+          }`
+          : "",
       ]);
     }
   }
@@ -262,6 +447,19 @@ export function formatTable(
     line(widths.map((w) => "-".repeat(w))),
     ...rows.map(line),
   ].join("\n");
+}
+
+/** The benches of `set` that regressed against `reference`. */
+export function regressions(
+  set: BenchSet,
+  reference: BenchSet | undefined,
+): BenchRow[] {
+  const ref = new Map(
+    (reference?.benches ?? []).map((b) => [`${b.group}\0${b.name}`, b]),
+  );
+  return set.benches.filter((b) =>
+    verdict(b, ref.get(`${b.group}\0${b.name}`)).verdict === "regressed"
+  );
 }
 
 /**
@@ -294,7 +492,7 @@ function parseArgs(args: string[]): {
   update: boolean;
   stat: Stat;
 } {
-  let file = "out/bench.json";
+  let file = "out/bench-summary.json";
   let update = false;
   let stat: Stat = "p75";
   for (let i = 0; i < args.length; i++) {

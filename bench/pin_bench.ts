@@ -10,8 +10,15 @@
  *   range and allocates its bitmap (1 bit per 4 KiB page, 32 MiB for 1 TiB).
  * - `static pin 1TiB hugetlb-1g`: every 1 GiB page faulted in (allocated
  *   and zeroed), pinned, charged and mapped (1 GiB IOMMU blocks).
- * - `static pin 64GiB 4k`: 16 M pages of 4 KiB, each faulted in, pinned and
- *   mapped with 4 KiB PTEs (frames are scattered, so there are no runs).
+ * - `static pin 16TiB hugetlb-1g`: the same at 16 times the size (the host
+ *   is all guest RAM): per GiB it must cost what the 1 TiB start costs
+ *   (bench/_targets.ts: time linear in size, no quadratic term in host
+ *   memory allocation).
+ * - `static pin 16GiB 4k` / `static pin 64GiB 4k`: 4 M and 16 M pages of
+ *   4 KiB, each faulted in, pinned and mapped with 4 KiB PTEs (frames are
+ *   scattered, so there are no runs); the same per-GiB rule.
+ *
+ * The time per operation these rows print is per GiB of guest RAM.
  *
  *     deno bench --allow-read bench/pin_bench.ts
  *
@@ -30,6 +37,20 @@ const CASES = [
     backing: "hugetlb-1g",
     mode: "static-pin",
     n: 4,
+  },
+  {
+    name: "static pin 16TiB hugetlb-1g",
+    ram: "16TiB",
+    backing: "hugetlb-1g",
+    mode: "static-pin",
+    n: 2,
+  },
+  {
+    name: "static pin 16GiB 4k",
+    ram: "16GiB",
+    backing: "4k",
+    mode: "static-pin",
+    n: 3,
   },
   {
     name: "static pin 64GiB 4k",

@@ -6,9 +6,19 @@
  * to the committed reference bench/baseline.json), and writes all results
  * as one `deno bench --json` document to out/bench.json.
  *
- *     deno task bench                 # everything (a few minutes)
+ *     deno task bench                 # everything, 3 runs of each file
  *     deno task bench translate fault # only files whose name contains a word
+ *     deno task bench --reps 5        # 5 runs of each file (a wider spread sample)
+ *     deno task bench --gate          # exit 1 if a bench regressed beyond the noise band
  *     deno task bench --update        # ... and make the results the reference
+ *
+ * Each file runs `--reps` times (default 3), each time in a fresh process;
+ * per bench the table shows the median run's p75 per operation, the spread
+ * over runs (min - p99), the ratio to the group's in-run baseline, the
+ * change against the reference with a noise-aware verdict (regressed /
+ * same / improved; compare.ts's `verdict`) and the bench's target
+ * (bench/_targets.ts). `bench/report_bench.ts` (the full report, minutes)
+ * runs only when named: `deno task bench report`.
  *
  * Set IOPF_BENCH_DETAIL=1 to also time each experiment of the report's
  * quick suite on its own (bench/scenario_bench.ts).
@@ -16,17 +26,22 @@
  * @module
  */
 import {
+  aggregateReps,
   type BenchSet,
   formatTable,
   mergeSets,
   parseBenchJson,
   readBenchFile,
   REFERENCE,
+  regressions,
+  toReference,
   writeReference,
 } from "./compare.ts";
 
 const BENCH_DIR = new URL("./", import.meta.url);
 const OUT = "out/bench.json";
+/** The aggregated runs (spread per bench), in the reference's format. */
+const SUMMARY = "out/bench-summary.json";
 /** Files in this order first (the issue's groups), then any other, by name. */
 const ORDER = [
   "translate_bench.ts",
@@ -34,6 +49,8 @@ const ORDER = [
   "pin_bench.ts",
   "scenario_bench.ts",
 ];
+/** Runs only when a filter names it (minutes per run). */
+const ON_REQUEST = "report_bench.ts";
 const PERMISSIONS = [
   "--allow-read",
   "--allow-write",
@@ -47,6 +64,10 @@ function benchFiles(filters: readonly string[]): string[] {
   const all: string[] = [];
   for (const e of Deno.readDirSync(BENCH_DIR)) {
     if (e.isFile && e.name.endsWith("_bench.ts")) all.push(e.name);
+  }
+  if (filters.length === 0) {
+    const i = all.indexOf(ON_REQUEST);
+    if (i >= 0) all.splice(i, 1);
   }
   const rank = (f: string) => {
     const i = ORDER.indexOf(f);
@@ -80,9 +101,41 @@ async function runFile(
   return { json, ok: out.success };
 }
 
+/** The options of `deno task bench`; throws on a bad one. */
+export function parseRunArgs(args: readonly string[]): {
+  update: boolean;
+  gate: boolean;
+  reps: number;
+  filters: string[];
+} {
+  let update = false, gate = false, reps = 3;
+  const filters: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--update") update = true;
+    else if (a === "--gate") gate = true;
+    else if (a === "--reps" || a.startsWith("--reps=")) {
+      const v = a === "--reps" ? args[++i] : a.slice("--reps=".length);
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 100) {
+        throw new Error(`--reps: expected an integer from 1 to 100, got ${v}`);
+      }
+      reps = n;
+    } else if (a.startsWith("-")) throw new Error(`unknown option ${a}`);
+    else filters.push(a);
+  }
+  return { update, gate, reps, filters };
+}
+
 async function main(args: string[]): Promise<number> {
-  const update = args.includes("--update");
-  const filters = args.filter((a) => !a.startsWith("--"));
+  let opts;
+  try {
+    opts = parseRunArgs(args);
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}`);
+    return 2;
+  }
+  const { update, gate, reps, filters } = opts;
   const files = benchFiles(filters);
   if (files.length === 0) {
     console.error(`bench: no bench file matches ${filters.join(" ")}`);
@@ -97,27 +150,43 @@ async function main(args: string[]): Promise<number> {
   };
   let failed = 0;
   const t0 = performance.now();
+  const sets: BenchSet[] = [];
   for (const [i, file] of files.entries()) {
     console.log(`\n[bench ${i + 1}/${files.length}] ${file}`);
     const tf = performance.now();
-    const { json, ok } = await runFile(file);
-    if (!ok) failed++;
-    if (!json) continue;
-    merged.version = json.version ?? 1;
-    merged.runtime = json.runtime ?? merged.runtime;
-    merged.cpu = json.cpu ?? merged.cpu;
-    const benches = Array.isArray(json.benches) ? json.benches : [];
-    merged.benches.push(...benches);
-    const set: BenchSet = parseBenchJson({ ...json, benches });
+    const runs: BenchSet[] = [];
+    for (let r = 0; r < reps; r++) {
+      const { json, ok } = await runFile(file);
+      if (!ok) failed++;
+      if (!json) continue;
+      merged.version = json.version ?? 1;
+      merged.runtime = json.runtime ?? merged.runtime;
+      merged.cpu = json.cpu ?? merged.cpu;
+      const benches = Array.isArray(json.benches) ? json.benches : [];
+      merged.benches.push(...benches);
+      runs.push(parseBenchJson({ ...json, benches }));
+    }
+    if (runs.length === 0) continue;
+    const set = aggregateReps(runs);
+    sets.push(set);
     console.log(formatTable(set, reference));
     console.log(
-      `(${((performance.now() - tf) / 1000).toFixed(0)} s${
-        ok ? "" : ", deno bench FAILED"
-      })`,
+      `(${reps} run${reps === 1 ? "" : "s"}, ${
+        ((performance.now() - tf) / 1000).toFixed(0)
+      } s${failed > 0 ? ", deno bench FAILED" : ""})`,
     );
   }
+  const all: BenchSet = {
+    runtime: merged.runtime as string,
+    cpu: merged.cpu as string,
+    benches: sets.flatMap((s) => s.benches),
+  };
   Deno.mkdirSync("out", { recursive: true });
   Deno.writeTextFileSync(OUT, JSON.stringify(merged, null, 2) + "\n");
+  Deno.writeTextFileSync(
+    SUMMARY,
+    JSON.stringify(toReference(all), null, 2) + "\n",
+  );
   console.log(
     `\nwrote ${OUT} (${merged.benches.length} benches, ${
       ((performance.now() - t0) / 1000).toFixed(0)
@@ -132,9 +201,17 @@ async function main(args: string[]): Promise<number> {
       console.error("bench: not updating the reference: a bench file failed");
     } else {
       // Benches not run this time keep their reference figures.
-      writeReference(mergeSets(reference, parseBenchJson(merged)));
+      writeReference(mergeSets(reference, all));
       console.log(`updated ${REFERENCE.pathname}`);
     }
+  }
+  if (gate) {
+    const worse = regressions(all, reference);
+    for (const b of worse) {
+      console.error(`bench: REGRESSED: ${b.group} / ${b.name}`);
+    }
+    if (worse.length > 0) return 1;
+    console.log("bench: --gate: no bench regressed beyond its noise band");
   }
   return failed > 0 ? 1 : 0;
 }

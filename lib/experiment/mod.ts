@@ -134,7 +134,10 @@ export {
   vmDesigns,
   type VmInstance,
 } from "./machine.ts";
-export { IsolationSanitizer } from "./sanitizer.ts";
+export {
+  IsolationSanitizer,
+  type IsolationSanitizerOptions,
+} from "./sanitizer.ts";
 export {
   CoiommuDmaOps,
   type DmaTranslation,

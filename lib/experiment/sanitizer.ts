@@ -23,19 +23,81 @@
  * buffer's host pages, and the GPA comes from the vIOMMU's records of what
  * the guest mapped (kept until the VMM's UNMAP_DMA completed).
  *
+ * A page that passed the full check is remembered (per VM, a direct-mapped
+ * cache of IOVA page -> host page) and a later access to the same page with
+ * the same host page passes without the walk and the VMA lookup, as long as
+ * nothing that could change the answer has happened since: the VM's domain
+ * is the same object, no I/O page table of the process unmapped anything
+ * (`IoPgtable.unmapGeneration`: the domains' stage 2 and the guests' stage
+ * 1 alike; map never replaces a translation) and the VM's mm invalidated
+ * nothing (`MmStruct.unmapGeneration`). Any of those moving empties the
+ * cache, so the check stays exact. Only the plain success path is
+ * remembered (not an access allowed by a pending sync, nor one whose guest
+ * mapping is gone, nor the vIOMMU's shadow mode, whose records the VMM
+ * keeps outside any page table).
+ *
  * @module
  */
+import type { IommuDomain } from "../iommu/mod.ts";
+import { IoPgtable } from "../pgtable/mod.ts";
 import { hex } from "../sim/errors.ts";
 import { PAGE_SHIFT } from "../sim/units.ts";
 import { GUEST_RAM_BASE, type Machine, type VmInstance } from "./machine.ts";
 
 /** How many violations are described in detail. */
 const EXAMPLES = 5;
+/** Entries of each VM's cache of checked pages (a power of two). */
+const CACHE_ENTRIES = 4096;
+
+/** Options of {@linkcode IsolationSanitizer}. */
+export interface IsolationSanitizerOptions {
+  /**
+   * Remember checked pages until a generation moves (see the module
+   * documentation). Off, every access takes the full check: the same
+   * verdicts, slower. [true]
+   */
+  readonly cache?: boolean;
+}
+
+/**
+ * One VM's cache of pages that passed the full check. An entry is valid
+ * while its epoch is the cache's; a new epoch (when a generation moved)
+ * empties the cache in O(1).
+ */
+class CheckedPages {
+  /** IOVA page number of each entry. */
+  readonly tag = new Float64Array(CACHE_ENTRIES);
+  /** Host address of the page's start, per entry. */
+  readonly page = new Float64Array(CACHE_ENTRIES);
+  /** The epoch each entry was filled in (0: never). */
+  readonly filled = new Uint32Array(CACHE_ENTRIES);
+  epoch = 1;
+  domain: IommuDomain | undefined = undefined;
+  pgtableGen = -1;
+  mmGen = -1;
+
+  /** Starts a new epoch unless the generations are those of the current one. */
+  revalidate(domain: IommuDomain, vm: VmInstance): void {
+    const pg = IoPgtable.unmapGeneration, mg = vm.mm.unmapGeneration;
+    if (domain === this.domain && pg === this.pgtableGen && mg === this.mmGen) {
+      return;
+    }
+    if (++this.epoch === 2 ** 32) {
+      this.filled.fill(0);
+      this.epoch = 1;
+    }
+    this.domain = domain;
+    this.pgtableGen = pg;
+    this.mmGen = mg;
+  }
+}
 
 /** Observes every device's page accesses and counts isolation violations. */
 export class IsolationSanitizer {
   /** Accesses checked. */
   checked = 0;
+  /** Of the accesses checked, those answered from the cache of checked pages. */
+  cached = 0;
   /** Accesses that reached a page not mapped for that device at that moment. */
   violations = 0;
   /** Of the violations, those through entries waiting on the lazy flush queue. */
@@ -45,12 +107,48 @@ export class IsolationSanitizer {
   readonly #m: Machine;
 
   /** Hooks into every VM's device of `m`. */
-  constructor(m: Machine) {
+  constructor(m: Machine, options: IsolationSanitizerOptions = {}) {
     this.#m = m;
+    const cache = options.cache ?? true;
     for (const vm of m.vms) {
-      vm.device.onAccess = (iova, pa, write) =>
-        this.#check(vm, iova, pa, write);
+      const pages = cache && vm.dmaOps.translation !== "shadow"
+        ? new CheckedPages()
+        : undefined;
+      vm.device.onAccess = pages
+        ? (iova, pa, write) => this.#cached(vm, pages, iova, pa, write)
+        : (iova, pa, write) => this.#check(vm, iova, pa, write);
     }
+  }
+
+  #cached(
+    vm: VmInstance,
+    pages: CheckedPages,
+    iova: number,
+    pa: number,
+    write: boolean,
+  ): void {
+    const domain = vm.container.domain;
+    if (domain) {
+      pages.revalidate(domain, vm);
+      const off = iova % 4096;
+      const pn = (iova - off) / 4096;
+      const k = pn & (CACHE_ENTRIES - 1);
+      if (
+        pages.filled[k] === pages.epoch && pages.tag[k] === pn &&
+        pages.page[k] === pa - off
+      ) {
+        this.checked++;
+        this.cached++;
+        return;
+      }
+      if (this.#check(vm, iova, pa, write)) {
+        pages.tag[k] = pn;
+        pages.page[k] = pa - off;
+        pages.filled[k] = pages.epoch;
+      }
+      return;
+    }
+    this.#check(vm, iova, pa, write);
   }
 
   /** Longest time an unmapped range stayed reachable before its lazy flush (ns). */
@@ -58,12 +156,18 @@ export class IsolationSanitizer {
     return this.#m.core.flushQueue.exposureNs.max;
   }
 
-  #check(vm: VmInstance, iova: number, pa: number, write: boolean): void {
+  /**
+   * The full check of one access; true when it passed on the plain path
+   * (the domain maps the page there now and it backs the guest's GPA), the
+   * only verdict the cache may remember.
+   */
+  #check(vm: VmInstance, iova: number, pa: number, write: boolean): boolean {
     this.checked++;
     const m = this.#m;
     const domain = vm.container.domain;
     if (!domain) {
-      return this.#violate(vm, iova, pa, write, "the device has no domain");
+      this.#violate(vm, iova, pa, write, "the device has no domain");
+      return false;
     }
     let gpa = iova;
     // The address the container's domain translates.
@@ -73,20 +177,22 @@ export class IsolationSanitizer {
       const g = ops.iovaToGpa(iova);
       if (g < 0) {
         // Unmapped by the guest; its TLBI may be in flight. Check ownership only.
-        return this.#checkOwned(vm, iova, pa, write);
+        this.#checkOwned(vm, iova, pa, write);
+        return false;
       }
       gpa = g;
       addr = g;
     } else if (ops.translation === "shadow") {
       gpa = ops.iovaToGpa(iova);
       if (gpa < 0) {
-        return this.#violate(
+        this.#violate(
           vm,
           iova,
           pa,
           write,
           "the guest has no buffer mapped at this IOVA",
         );
+        return false;
       }
     }
     const expected = m.core.iovaToPhys(domain, addr);
@@ -94,17 +200,19 @@ export class IsolationSanitizer {
     const dd = domain.driverDomain;
     if (m.core.flushQueue.isExposed(dd, addr)) {
       this.lazyExposures++;
-      return this.#violate(
+      this.#violate(
         vm,
         iova,
         pa,
         write,
         "reached through a stale IOTLB entry awaiting the lazy flush",
       );
+      return false;
     }
     for (const p of m.core.pendingSyncs) {
       if (p.domain === domain && addr >= p.start && addr < p.end) {
-        return this.#checkOwned(vm, iova, pa, write, gpa);
+        this.#checkOwned(vm, iova, pa, write, gpa);
+        return false;
       }
     }
     this.#violate(
@@ -116,41 +224,48 @@ export class IsolationSanitizer {
         ? "the domain maps nothing at this address"
         : `the domain maps it to ${hex(expected)}`,
     );
+    return false;
   }
 
-  /** The page must back this VM's guest RAM (at `gpa` when known). */
+  /**
+   * The page must back this VM's guest RAM (at `gpa` when known); true when
+   * it was known and does.
+   */
   #checkOwned(
     vm: VmInstance,
     iova: number,
     pa: number,
     write: boolean,
     gpa = -1,
-  ): void {
+  ): boolean {
     const pfn = Math.floor(pa / 2 ** PAGE_SHIFT);
     if (gpa >= 0) {
       const off = gpa - GUEST_RAM_BASE;
       if (off < 0 || off >= vm.ramSize) {
-        return this.#violate(
+        this.#violate(
           vm,
           iova,
           pa,
           write,
           `GPA ${hex(gpa)} is outside guest RAM`,
         );
+        return false;
       }
       if (vm.mm.hvaToPfn(vm.hva + off) !== pfn) {
-        return this.#violate(
+        this.#violate(
           vm,
           iova,
           pa,
           write,
           `the page no longer backs GPA ${hex(gpa)} (freed or reused)`,
         );
+        return false;
       }
-      return;
+      return true;
     }
     // No GPA: the guest unmapped its IOVA and its TLBI is in flight. Which
     // guest page the stale entry points to is the guest's concern (see above).
+    return false;
   }
 
   #violate(

@@ -118,6 +118,12 @@ export class MmState {
   // --- mmu_notifier.ts --------------------------------------------------------
   /** Invalidations in progress (notifier callbacks may call back in). */
   zapping = 0;
+  /**
+   * Moves whenever a page of the address space may stop backing its
+   * address (every invalidateRange, every rollback of a failed fault-in):
+   * a cache of hvaToPfn answers is valid while it stands still.
+   */
+  unmapGen = 0;
 
   /** An empty address space on `host`. */
   constructor(host: HostMemory) {

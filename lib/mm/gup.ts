@@ -395,6 +395,7 @@ function populatePiece(s: MmState, piece: Piece): number {
 /** Frees what the undo records from `base` up populated, newest first. */
 function rollback(s: MmState, base: number): void {
   const host = s.host;
+  s.unmapGen++;
   for (let u = s.undoTop - 1; u >= base; u--) {
     const { c, huge, pages, n: listed, bits, swapIn } = s.undo[u]!;
     const v = s.undo[u]!.v!;

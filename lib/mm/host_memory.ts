@@ -136,6 +136,17 @@ export class HostMemory {
   #peakUsedPages = 0;
   readonly #shrinkers: Shrinker[] = [];
   #shrinkerCursor = 0;
+  /**
+   * Lower bounds on the first region that is partly used (#hintPartial),
+   * has any free block (#hintFree) and is a whole free 1 GiB (#hintWhole):
+   * every change of a region's free count lowers them to it, every search
+   * starts at them and raises them to what it found, so searches return the
+   * same lowest region a scan from 0 would, without rescanning the regions
+   * before it (which made filling a large host quadratic).
+   */
+  #hintPartial = 0;
+  #hintFree = 0;
+  #hintWhole = 0;
 
   /** Creates the host's RAM, all free. */
   constructor(options: HostMemoryOptions) {
@@ -272,6 +283,7 @@ export class HostMemory {
       this.#giga[g] = 0;
       this.#bstate.fill(B_FREE, g * BLOCKS_PER_1G, (g + 1) * BLOCKS_PER_1G);
       this.#free2m[g] = BLOCKS_PER_1G;
+      this.#regionChanged(g);
     }
     this.#usedPages -= pageSize / SZ_4K;
   }
@@ -382,21 +394,25 @@ export class HostMemory {
     let g = this.#curRegion;
     if (g < 0 || this.#free2m[g] === 0 || this.#giga[g] === 1) {
       g = -1;
-      // Prefer a partly used region; fall back to a whole free one.
-      for (let i = 0; i < this.#nGiB; i++) {
+      // Prefer the first partly used region; fall back to the first with a
+      // free block (a whole free one then).
+      let i = this.#hintPartial;
+      for (; i < this.#nGiB; i++) {
         const f = this.#free2m[i]!;
         if (f > 0 && f < this.#regionCap(i)) {
           g = i;
           break;
         }
       }
+      this.#hintPartial = i;
       if (g < 0) {
-        for (let i = 0; i < this.#nGiB; i++) {
+        for (i = this.#hintFree; i < this.#nGiB; i++) {
           if (this.#free2m[i]! > 0) {
             g = i;
             break;
           }
         }
+        this.#hintFree = i;
       }
       if (g < 0) return -1;
       this.#curRegion = g;
@@ -408,6 +424,7 @@ export class HostMemory {
       if (this.#bstate[first + c] === B_FREE) {
         this.#cursor[g] = c + 1 === cap ? 0 : c + 1;
         this.#free2m[g] = this.#free2m[g]! - 1;
+        this.#regionChanged(g);
         return first + c;
       }
     }
@@ -417,6 +434,14 @@ export class HostMemory {
   #freeBlock(b: number): void {
     const g = b >>> 9;
     this.#free2m[g] = this.#free2m[g]! + 1;
+    this.#regionChanged(g);
+  }
+
+  /** Region g's free count changed: it may now be what a search looks for. */
+  #regionChanged(g: number): void {
+    if (g < this.#hintPartial) this.#hintPartial = g;
+    if (g < this.#hintFree) this.#hintFree = g;
+    if (g < this.#hintWhole) this.#hintWhole = g;
   }
 
   #alloc2m(): number {
@@ -428,12 +453,14 @@ export class HostMemory {
 
   #alloc1g(): number {
     let g = -1;
-    for (let i = 0; i < this.#nGiB; i++) {
+    let i = this.#hintWhole;
+    for (; i < this.#nGiB; i++) {
       if (this.#free2m[i] === BLOCKS_PER_1G) {
         g = i;
         break;
       }
     }
+    this.#hintWhole = i;
     if (g < 0) return -1;
     this.#giga[g] = 1;
     this.#free2m[g] = 0;

@@ -451,6 +451,17 @@ export class MmStruct implements Shrinker {
     }
   }
 
+  /**
+   * A counter that moves whenever a populated page may stop backing its
+   * address: every MMU-notifier invalidation (munmap, MADV_DONTNEED,
+   * reclaim, exit) and the rollback of a failed fault-in. While it stands
+   * still, every {@linkcode hvaToPfn} answer given stays true (populating
+   * new pages does not move it).
+   */
+  get unmapGeneration(): number {
+    return this.#s.unmapGen;
+  }
+
   /** PFN of the page containing `hva`, or -1 when not mapped or not populated. */
   hvaToPfn(hva: number): number {
     const v = findVma(this.#s.vmas, hva);

@@ -55,6 +55,7 @@ export function invalidateRange(
   const call = s.costs["mm.notifierCall"];
   const list = s.notifiers.filter((n) => n.start < end && start < n.end);
   let ns = 0;
+  s.unmapGen++;
   s.zapping++;
   try {
     for (const n of list) {

@@ -376,6 +376,18 @@ export class IoPgtable {
     this.#installSlot(root, 0);
   }
 
+  static #unmapGen = 0;
+
+  /**
+   * A counter over every table of the process that moves on each unmap
+   * (the only operation that changes or removes a translation: map refuses
+   * to replace one). While it stands still, every {@linkcode iovaToPhys}
+   * answer any table gave stays true.
+   */
+  static get unmapGeneration(): number {
+    return IoPgtable.#unmapGen;
+  }
+
   /** The translation stage (1 or 2). */
   get stage(): PgtableStage {
     return this.#stage;
@@ -819,6 +831,7 @@ export class IoPgtable {
    */
   unmap(iova: number, size: number): number {
     this.#checkRange("unmap", iova, size);
+    IoPgtable.#unmapGen++;
     const end = iova + size;
     // Reserve the tables the splits need, so a failing allocTable changes
     // nothing: at most one split chain at each end of the range.

@@ -121,3 +121,24 @@ Deno.test("HostMemory", async (t) => {
     throwsCode(() => host.tryAllocPage(8192), "EINVAL");
   });
 });
+
+Deno.test("HostMemory: searches find the lowest fitting region after frees below the last find", () => {
+  const GiB = 2 ** 30;
+  const host = new HostMemory({ size: 8 * GiB, costs: TEST_COSTS });
+  const giga = Array.from({ length: 8 }, () => host.allocPage(GiB));
+  assert.deepEqual(giga.map((p) => p / 2 ** 18), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.equal(host.tryAllocPage(GiB), -1);
+  host.freePage(giga[5]!, GiB);
+  host.freePage(giga[2]!, GiB);
+  // The lowest whole region, though the last 1 GiB search ended at 8.
+  assert.equal(host.allocPage(GiB) / 2 ** 18, 2);
+  // 2 MiB pages: region 5 is the only free one; once it is partly used it
+  // is preferred, and a block freed in region 5 again comes back first.
+  const a = host.allocPage(2 ** 21);
+  assert.equal(Math.floor(a / 2 ** 18), 5);
+  host.freePage(giga[1]!, GiB);
+  const b = host.allocPage(2 ** 21);
+  assert.equal(Math.floor(b / 2 ** 18), 5, "a partly used region before a whole one");
+  host.freePage(giga[0]!, GiB);
+  assert.equal(host.allocPage(GiB) / 2 ** 18, 0, "the lowest whole region");
+});

@@ -9,6 +9,7 @@ import {
   checkInvariants,
   dmaContext,
   IsolationSanitizer,
+  type IsolationSanitizerOptions,
   type Machine,
   makeWorkload,
   parseScenario,
@@ -46,9 +47,12 @@ export interface Started {
 }
 
 /** Builds the machine of `s`, attaches the sanitizer, and runs the VM start to completion. */
-export function startMachine(s: Scenario): Started {
+export function startMachine(
+  s: Scenario,
+  sanitizerOptions: IsolationSanitizerOptions = {},
+): Started {
   const m = buildMachine(s);
-  const sanitizer = new IsolationSanitizer(m);
+  const sanitizer = new IsolationSanitizer(m, sanitizerOptions);
   let started = false;
   startVms(m, () => (started = true));
   m.sim.run();
@@ -112,6 +116,8 @@ export interface ReclaimOptions {
   readonly pages: number;
   /** Most reclaim passes (the pressure then stops). Default 5000. */
   readonly maxPasses?: number;
+  /** Options of the run's sanitizer. */
+  readonly sanitizer?: IsolationSanitizerOptions;
 }
 
 /** What {@linkcode runWithReclaim} observed. */
@@ -129,7 +135,7 @@ export interface ReclaimRun extends Started {
  * and that nothing leaked or stayed pending.
  */
 export function runWithReclaim(s: Scenario, o: ReclaimOptions): ReclaimRun {
-  const started = startMachine(s);
+  const started = startMachine(s, o.sanitizer);
   const { m } = started;
   let pending = m.vms.length;
   let reclaimed = 0;
