@@ -66,7 +66,12 @@ for (const e of detail ? reportSuite({ quick: true }) : []) {
       const runs: RunOutput[] = experimentScenarios(e).map((scenario) => {
         if (e.series) {
           const r = runScenarioWithSeries(scenario);
-          return { scenario, metrics: r.metrics, series: r.series };
+          return {
+            scenario,
+            metrics: r.metrics,
+            series: r.series,
+            ...(r.vms ? { vms: r.vms } : {}),
+          };
         }
         return { scenario, metrics: runScenario(scenario), series: [] };
       });

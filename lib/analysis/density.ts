@@ -10,9 +10,13 @@
  */
 import { IopfLabError } from "../sim/errors.ts";
 import { parseSize } from "../sim/units.ts";
-import type { Machine } from "../experiment/machine.ts";
 import type { Metrics } from "../experiment/metrics.ts";
-import { runScenario, runScenarioWithSeries } from "../experiment/run.ts";
+import {
+  runScenario,
+  runScenarioWithSeries,
+  type VmOutcome,
+} from "../experiment/run.ts";
+import type { RunResult } from "../experiment/sweep.ts";
 import { parseScenario, type WorkloadConfig } from "../experiment/scenario.ts";
 
 /**
@@ -194,6 +198,100 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** What {@linkcode densityScenarioJson} resolves from {@linkcode DensityOptions}. */
+interface DensityShape {
+  readonly host: number;
+  readonly vmMem: number;
+  readonly vms: number;
+}
+
+function densityShape(options: DensityOptions): DensityShape {
+  const host = parseSize(options.hostMemory ?? "8GiB", "hostMemory");
+  const vmMem = parseSize(options.vmMemory ?? "3GiB", "vmMemory");
+  const over = options.overcommit ?? 1.5;
+  if (options.vms === undefined && !(over > 0 && Number.isFinite(over))) {
+    throw new IopfLabError(
+      "EINVAL",
+      `overcommit: expected a positive number, got ${over}`,
+      "overcommit",
+    );
+  }
+  const vms = options.vms ??
+    Math.max(1, Math.min(64, Math.floor((over * host) / vmMem)));
+  return { host, vmMem, vms };
+}
+
+function densityMix(
+  options: DensityOptions,
+): readonly Readonly<Record<string, unknown>>[] {
+  const mixJson = options.workloads ?? [DEFAULT_DENSITY_WORKLOAD];
+  if (mixJson.length === 0) {
+    throw new IopfLabError(
+      "EINVAL",
+      "workloads: expected at least one workload",
+      "workloads",
+    );
+  }
+  return mixJson;
+}
+
+/**
+ * The scenario JSON of design `mode`'s density run (every VM runs the
+ * mix's first workload; {@linkcode densityExperiment} gives VM i the mix's
+ * workload i), or with `alone` of its one-VM baseline. A sweep runner (the
+ * report's workers) can run it; {@linkcode densityRowOf} reads the result.
+ */
+export function densityScenarioJson(
+  options: DensityOptions,
+  mode: DesignMode,
+  alone = false,
+): Record<string, unknown> {
+  const { host, vmMem, vms } = densityShape(options);
+  const json = mergeScenarioJson(options.scenario ?? {}, {
+    name: `density[${mode}]`,
+    host: { memory: host },
+    vm: { memory: vmMem, count: vms },
+    dma: designDma(mode, options.coiommu),
+    workload: densityMix(options)[0]!,
+    check: options.check ?? true,
+  });
+  return alone
+    ? mergeScenarioJson(json, {
+      name: `density[${mode}] alone`,
+      vm: { memory: vmMem, count: 1 },
+    })
+    : json;
+}
+
+/**
+ * Design `mode`'s row from its density run (`run`: metrics and per-VM
+ * outcomes, as runScenarioWithSeries or a sweep returns them) and, when
+ * known, VM 0's throughput alone on the host (`alone`, NaN otherwise).
+ */
+export function densityRowOf(
+  options: DensityOptions,
+  mode: DesignMode,
+  run: Pick<RunResult, "metrics" | "vms">,
+  alone = NaN,
+): DensityRow {
+  const { host, vmMem, vms } = densityShape(options);
+  if (!run.vms) {
+    throw new IopfLabError(
+      "EINVAL",
+      `density[${mode}]: the run has no per-VM outcomes`,
+      "vms",
+    );
+  }
+  const mix = densityMix(options);
+  return densityRow(mode, run.metrics, run.vms, {
+    host,
+    vmMem,
+    vms,
+    alone,
+    workload: mix.map((w) => String(w.kind)).join("+"),
+  });
+}
+
 /**
  * Runs the density experiment: for each design, `vms` VMs of `vmMemory` on
  * a host of `hostMemory`, the workload mix spread over them, and (with
@@ -213,90 +311,37 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * ```
  */
 export function densityExperiment(options: DensityOptions = {}): DensityRow[] {
-  const host = parseSize(options.hostMemory ?? "8GiB", "hostMemory");
-  const vmMem = parseSize(options.vmMemory ?? "3GiB", "vmMemory");
-  const over = options.overcommit ?? 1.5;
-  if (options.vms === undefined && !(over > 0 && Number.isFinite(over))) {
-    throw new IopfLabError(
-      "EINVAL",
-      `overcommit: expected a positive number, got ${over}`,
-      "overcommit",
-    );
-  }
-  const vms = options.vms ??
-    Math.max(1, Math.min(64, Math.floor((over * host) / vmMem)));
+  densityShape(options);
+  const mixJson = densityMix(options);
   const modes = options.modes ?? DESIGN_MODES;
-  const mixJson = options.workloads ?? [DEFAULT_DENSITY_WORKLOAD];
-  if (mixJson.length === 0) {
-    throw new IopfLabError(
-      "EINVAL",
-      "workloads: expected at least one workload",
-      "workloads",
-    );
-  }
   const rows: DensityRow[] = [];
   for (const mode of modes) {
-    const json = mergeScenarioJson(options.scenario ?? {}, {
-      name: `density[${mode}]`,
-      host: { memory: host },
-      vm: { memory: vmMem, count: vms },
-      dma: designDma(mode, options.coiommu),
-      workload: mixJson[0]!,
-      check: options.check ?? true,
-    });
+    const json = densityScenarioJson(options, mode);
     const scenario = parseScenario(json);
     const mix: WorkloadConfig[] = mixJson.map((w, i) =>
       parseScenario({ ...json, workload: w }, {
         defaultName: `workload ${i}`,
       }).workload
     );
-    let perVm: { started: boolean; errors: number; tput: number }[] = [];
-    const { metrics } = runScenarioWithSeries(scenario, {
+    const run = runScenarioWithSeries(scenario, {
       seriesPoints: 4,
       workloads: mix,
-      inspect: (m) => (perVm = vmOutcomes(m)),
     });
     let alone = NaN;
     if (options.baseline ?? true) {
       alone = runScenario(
-        parseScenario(
-          mergeScenarioJson(json, {
-            name: `density[${mode}] alone`,
-            vm: { memory: vmMem, count: 1 },
-          }),
-        ),
+        parseScenario(densityScenarioJson(options, mode, true)),
       ).throughputBytesPerSec;
     }
-    rows.push(densityRow(mode, metrics, perVm, {
-      host,
-      vmMem,
-      vms,
-      alone,
-      workload: mix.map((w) => w.kind).join("+"),
-    }));
+    rows.push(densityRowOf(options, mode, run, alone));
   }
   return rows;
-}
-
-function vmOutcomes(
-  m: Machine,
-): { started: boolean; errors: number; tput: number }[] {
-  const start = Math.max(0, ...m.vms.map((v) => v.setupDoneAt));
-  return m.vms.map((vm) => {
-    const t = vm.runDoneAt - start;
-    const bytes = vm.device.stats.bytes;
-    return {
-      started: vm.started,
-      errors: vm.device.stats.dmaErrors,
-      tput: vm.started && t > 0 ? (bytes / t) * 1e9 : 0,
-    };
-  });
 }
 
 function densityRow(
   mode: DesignMode,
   m: Metrics,
-  perVm: readonly { started: boolean; errors: number; tput: number }[],
+  perVm: readonly VmOutcome[],
   o: {
     host: number;
     vmMem: number;
@@ -317,16 +362,17 @@ function densityRow(
     overcommit: (o.vms * o.vmMem) / o.host,
     vmsStarted: started.length,
     vmsFailed: perVm.length - started.length,
-    vmsHealthy: started.filter((v) => v.errors === 0).length,
+    vmsHealthy: started.filter((v) => v.dmaErrors === 0).length,
     setupNs: m.setupNs,
     runNs: m.runNs,
     throughputBytesPerSec: m.throughputBytesPerSec,
     throughputPerVmBytesPerSec: started.length > 0
-      ? started.reduce((a, v) => a + v.tput, 0) / started.length
+      ? started.reduce((a, v) => a + v.throughputBytesPerSec, 0) /
+        started.length
       : 0,
     aloneThroughputBytesPerSec: o.alone,
     throughputCost: vm0 && vm0.started && o.alone > 0
-      ? 1 - vm0.tput / o.alone
+      ? 1 - vm0.throughputBytesPerSec / o.alone
       : NaN,
     pinnedPagesPeak: m.pinnedPagesPeak,
     pinnedPagesEnd: m.pinnedPagesEnd,

@@ -119,6 +119,8 @@ export {
   type RunScenarioOptions,
   runScenarioWithSeries,
   teardown,
+  type VmOutcome,
+  vmOutcomes,
 } from "./run.ts";
 export {
   buildMachine,

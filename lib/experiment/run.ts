@@ -73,6 +73,34 @@ export interface RunScenarioOptions {
   readonly onProgress?: (progress: RunProgress) => void;
 }
 
+/** How one VM of a run fared (what the density experiment reads per VM). */
+export interface VmOutcome {
+  /** Whether the VM started (its RAM could be set up). */
+  readonly started: boolean;
+  /** Its device's failed accesses. */
+  readonly dmaErrors: number;
+  /**
+   * Its device's bytes over its own run time (from the moment the last VM
+   * finished starting until its workload completed), per second; 0 when it
+   * did not start or ran for no time.
+   */
+  readonly throughputBytesPerSec: number;
+}
+
+/** The outcome of every VM of `m` after its workloads ran. */
+export function vmOutcomes(m: Machine): VmOutcome[] {
+  const start = Math.max(0, ...m.vms.map((v) => v.setupDoneAt));
+  return m.vms.map((vm) => {
+    const t = vm.runDoneAt - start;
+    const bytes = vm.device.stats.bytes;
+    return {
+      started: vm.started,
+      dmaErrors: vm.device.stats.dmaErrors,
+      throughputBytesPerSec: vm.started && t > 0 ? (bytes / t) * 1e9 : 0,
+    };
+  });
+}
+
 /** How far a run is (see {@linkcode RunScenarioOptions.onProgress}). */
 export interface RunProgress {
   /** Starting the VMs (VFIO setup, pinning), or running the workloads. */
@@ -237,6 +265,7 @@ export function runScenarioWithSeries(
     sanitizer,
   });
   options.inspect?.(m);
+  const vms = vmOutcomes(m);
   // Teardown: VFIO releases what it pinned and charged; the VMMs exit.
   let invariants: InvariantReport | undefined;
   if (scenario.check) invariants = checkInvariants(m, "after the workload");
@@ -251,6 +280,7 @@ export function runScenarioWithSeries(
   return {
     metrics: invariants ? { ...metrics, invariants } : metrics,
     series: sampler.rows(scenario.name),
+    vms,
   };
 }
 

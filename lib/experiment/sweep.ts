@@ -22,7 +22,7 @@
 import { type ErrorCode, IopfLabError } from "../sim/errors.ts";
 import { bareMessage } from "../sim/fields.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
-import type { RunProgress, RunScenarioOptions } from "./run.ts";
+import type { RunProgress, RunScenarioOptions, VmOutcome } from "./run.ts";
 import type { Scenario } from "./scenario.ts";
 
 /** A run's metrics and its time series. */
@@ -31,6 +31,8 @@ export interface RunResult {
   readonly metrics: Metrics;
   /** Samples over simulated time. */
   readonly series: SeriesRow[];
+  /** Each VM's outcome, in VM order (runScenarioWithSeries always sets it). */
+  readonly vms?: readonly VmOutcome[];
 }
 
 /** What a runner module (./run.ts, or a test double) exports. */

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Metrics, SeriesRow } from "../experiment/metrics.ts";
+import type { VmOutcome } from "../experiment/run.ts";
 import {
   expandSweep,
   type JsonValue,
@@ -22,6 +23,8 @@ export interface RunOutput {
   readonly metrics: Metrics;
   /** Its time series (empty unless the experiment records series). */
   readonly series: readonly SeriesRow[];
+  /** Each VM's outcome (recorded with the series). */
+  readonly vms?: readonly VmOutcome[];
 }
 
 /** A figure of the report. */

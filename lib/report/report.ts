@@ -147,6 +147,7 @@ export async function runReport(
         scenario: scenarios[k]!,
         metrics: r.metrics,
         series: r.series,
+        ...(r.vms ? { vms: r.vms } : {}),
       }));
     } else {
       const results = await runSweep(scenarios, sweepOptions);

@@ -138,7 +138,11 @@ Deno.test("HostMemory: searches find the lowest fitting region after frees below
   assert.equal(Math.floor(a / 2 ** 18), 5);
   host.freePage(giga[1]!, GiB);
   const b = host.allocPage(2 ** 21);
-  assert.equal(Math.floor(b / 2 ** 18), 5, "a partly used region before a whole one");
+  assert.equal(
+    Math.floor(b / 2 ** 18),
+    5,
+    "a partly used region before a whole one",
+  );
   host.freePage(giga[0]!, GiB);
   assert.equal(host.allocPage(GiB) / 2 ** 18, 0, "the lowest whole region");
 });

@@ -515,7 +515,21 @@ Deno.test("the alternatives section compares all five designs and recommends fro
   const { runScenarioWithSeries } = await import("../../lib/experiment/run.ts");
   const e = alternatives(true);
   const points = experimentScenarios(e);
-  assert.equal(points.length, 15, "3 workloads x 5 designs");
+  assert.equal(
+    points.length,
+    30,
+    "3 workloads x 5 designs, then their density runs (to the same workers)",
+  );
+  assert.deepEqual(
+    points.slice(15, 20).map((p) => p.name),
+    [
+      "nic-rx density[static-pin]",
+      "nic-rx density[iopf]",
+      "nic-rx density[iopf+notifier]",
+      "nic-rx density[viommu-pin]",
+      "nic-rx density[coiommu]",
+    ],
+  );
   const runs = points.map((scenario) => ({
     scenario,
     ...runScenarioWithSeries(scenario, { seriesPoints: 20 }),
