@@ -1230,18 +1230,6 @@ Deno.test("bad arguments to the layers: a clear error and no change of state", a
           sid: 1,
           smmu,
           costs,
-          maxPriRetries: 0.5,
-        }),
-      "EINVAL",
-      "maxPriRetries",
-    );
-    assertError(
-      () =>
-        new PciDevice(sim, {
-          name: "f",
-          sid: 1,
-          smmu,
-          costs,
           bandwidth: "fast",
         }),
       "EINVAL",

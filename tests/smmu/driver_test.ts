@@ -30,9 +30,9 @@ import {
   PRG_RESP_FAILURE,
   PRG_RESP_INVALID,
   PRG_RESP_SUCCESS,
-  PRI_RESP_DENY,
-  PRI_RESP_FAIL,
-  PRI_RESP_SUCC,
+  PRI_RESP_FAILURE,
+  PRI_RESP_INVALID,
+  PRI_RESP_SUCCESS,
   type PriEntry,
   RESUME_ABORT,
   RESUME_RETRY,
@@ -518,9 +518,9 @@ Deno.test("PRI entries become faults with grpid = PRG index and LAST per entry; 
   assert.equal(faults[1]!.source, "pri");
   assert.equal(faults[1]!.stage, 2);
   const cases = [
-    [IOMMU_PAGE_RESP_SUCCESS, PRI_RESP_SUCC, PRG_RESP_SUCCESS],
-    [IOMMU_PAGE_RESP_INVALID, PRI_RESP_DENY, PRG_RESP_INVALID],
-    [IOMMU_PAGE_RESP_FAILURE, PRI_RESP_FAIL, PRG_RESP_FAILURE],
+    [IOMMU_PAGE_RESP_SUCCESS, PRI_RESP_SUCCESS, PRG_RESP_SUCCESS],
+    [IOMMU_PAGE_RESP_INVALID, PRI_RESP_INVALID, PRG_RESP_INVALID],
+    [IOMMU_PAGE_RESP_FAILURE, PRI_RESP_FAILURE, PRG_RESP_FAILURE],
   ] as const;
   for (const [code, resp, pcie] of cases) {
     s.drv.pageResponse(nic, faults[1]!, code);
@@ -542,7 +542,7 @@ Deno.test("PRI entries become faults with grpid = PRG index and LAST per entry; 
   });
 });
 
-Deno.test("stop markers are dropped; page requests nobody handles are denied", () => {
+Deno.test("stop markers are dropped; a page request nobody handles gets mainline's PRI_RESP_DENY, Resp 0b00 = ResponseFailure (IHI0070 4.5.2)", () => {
   const s = setup();
   const ep = new FakeEndpoint(s.r);
   s.smmu.attachEndpoint(nic.sid, ep);
@@ -554,7 +554,8 @@ Deno.test("stop markers are dropped; page requests nobody handles are denied", (
   s.sim.run();
   assert.equal(s.drv.stats.stopMarkers, 1);
   assert.equal(s.sink.faults.length, 0);
-  assert.deepEqual(ep.responses, [[-1, 5, PRG_RESP_INVALID]]);
+  assert.deepEqual(ep.responses, [[-1, 5, PRG_RESP_FAILURE]]);
+  assert.equal(s.drv.stats.priResponses.failure, 1);
 });
 
 Deno.test("a PRI queue overflow makes the core discard partial groups, then is acknowledged", () => {
