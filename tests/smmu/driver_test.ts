@@ -618,6 +618,57 @@ Deno.test("nested: stage-1 faults report stage 1; stage-2 faults report stage 2 
   assert.throws(() => s.drv.domainFree(parent), /EBUSY/);
 });
 
+Deno.test("nested page requests: the stage comes from an ATOS translation (IHI0070 9.1.4, SMMU_GATOS_PAR.REASON / FADDR), never from the driver walking guest memory", async (t) => {
+  for (const atos of [true, false]) {
+    await t.step(atos ? "with SMMU_IDR0.ATOS" : "without ATOS", () => {
+      const s = setup({ atos });
+      const parent = s.drv.domainAllocPaging(2);
+      s.drv.map(parent, 0, 0x1_0000_0000, 0x100_0000, RW); // guest RAM
+      let next = 0x80_0000;
+      const guest = new IoPgtable({
+        stage: 1,
+        allocTable: () => {
+          const a = next;
+          next += 4096;
+          return a;
+        },
+      });
+      s.memory.register(parent.vmid, guest);
+      const nested = s.drv.domainAllocNested(parent, {
+        s1Ttb: guest.root,
+        asid: 12,
+        stall: false,
+      });
+      s.drv.enableIopf(nic);
+      attach(s, nic, nested);
+      guest.map(0x4000_0000, 0x2_0000_0000, 0x1000, RW); // IPA outside RAM
+      s.smmu.pageRequest(
+        pri({ PRGIndex: 1, Address: 0x1234_5000, LAST: true }),
+      );
+      s.smmu.pageRequest(
+        pri({ PRGIndex: 2, Address: 0x4000_0000, LAST: true }),
+      );
+      s.sim.run();
+      const got = s.sink.faults.map((x) => [x.fault.stage, x.fault.ipa]);
+      if (atos) {
+        // PAR.REASON 0b00 (stage 1) and 0b11 (stage 2 of the output, FADDR).
+        assert.deepEqual(got, [[1, -1], [2, 0x2_0000_0000]]);
+        assert.equal(s.smmu.stats.atosRequests, 2);
+        assert.equal(s.drv.stats.atosLookups, 2);
+      } else {
+        // Nothing tells the host which stage lacks the page: the request
+        // goes to the guest (stage 1), as iommufd delivers nested faults.
+        assert.deepEqual(got, [[1, -1], [1, -1]]);
+        assert.equal(s.smmu.stats.atosRequests, 0);
+      }
+      const r = s.smmu.features.atos
+        ? s.smmu.atos({ sid: nic.sid, iova: 0x4000_0000 })
+        : undefined;
+      if (r) assert.ok(r.fault && r.reason === 3 && r.ns > 0);
+    });
+  }
+});
+
 Deno.test("nested parent: unmapping stage 2 also flushes combined entries (TLBI_NH_ALL)", () => {
   const s = setup();
   const parent = s.drv.domainAllocPaging(2);
