@@ -405,6 +405,16 @@ export function resolve(
   const vm = resolveVm(section(top, "vm"), host);
   const smmu = resolveSmmu(section(top, "smmu"));
   const device = resolveDevice(section(top, "device"));
+  const group = Math.min(device.prgPages, device.priCapacity);
+  if (device.fault === "pri" && group > smmu.priqEntries) {
+    // No group could ever be written whole: the SMMU would drop its LAST
+    // and answer Success each time, and the device would ask again
+    // forever (IHI0070 8.1).
+    fail(
+      "device.prgPages",
+      `groups of ${group} pages cannot fit in smmu.priqEntries (${smmu.priqEntries}): each would be cut by the PRI queue overflow and auto-answered Success, and the device would ask again forever`,
+    );
+  }
   const dma = resolveDma(section(top, "dma"));
   const guestRaw = section(top, "guest");
   if (

@@ -336,8 +336,15 @@ export interface AtosResult {
  * modelled (the stage-2 translations of nested descriptor fetches are cached
  * in the IOTLB as stage-2 entries); the walker is not a contended resource;
  * STAGs are unique per SMMU; an automatic PRG response during PRI overflow
- * carries the PASID when the request had one and the STE is valid (PPS = 1
- * behaviour), Failure when the STE cannot be read.
+ * follows IHI0070 8.1 with SMMU_IDR3.PPS = 0 and STE.PPAR = 1: Success
+ * without a PASID for a request without one, Success with the PASID when
+ * the STE is valid, Failure (no PASID) when it cannot be read; without PRI
+ * (SMMU_IDR0.PRI = 0) every Page Request is answered Response Failure
+ * (8.2). SMMU_IDR0.TERM_MODEL = 0: CMD_RESUME's Abort parameter chooses
+ * abort or RAZ/WI. No external aborts on queue or command fetches and no
+ * ATS Invalidation Completion timeouts are modelled (so CERROR_ABT and
+ * CERROR_ATC_INV_SYNC never arise); io-pgtable always sets the access
+ * flag and HTTU is not modelled, so F_ACCESS never arises either.
  *
  * @example
  * ```ts
@@ -711,8 +718,10 @@ export class Smmu {
    * the PRI queue and no overflow condition it is written (16 bytes) and
    * `onPriqIrq` is called. Otherwise it is discarded and the overflow
    * condition entered (spec 8.1): a request with LAST = 1 is answered at
-   * once with Success (Failure when the STE cannot be read), LAST = 0 is
-   * dropped silently, and a Stop Marker is dropped without response.
+   * once with Success (Failure when it has a PASID and the STE cannot be
+   * read), LAST = 0 is dropped silently, and a Stop Marker is dropped
+   * without response. Without PRI every request is answered Response
+   * Failure (spec 8.2).
    */
   pageRequest(entry: PriEntry): void {
     this.stats.priRequests++;

@@ -341,6 +341,15 @@ const SCENARIO_CASES: readonly ScenarioCase[] = [
     "got 0",
   ],
   [
+    "page request groups larger than the PRI queue",
+    {
+      smmu: { priqEntries: 4 },
+      device: { fault: "pri", prgPages: 16 },
+    },
+    "device.prgPages",
+    "groups of 16 pages cannot fit in smmu.priqEntries (4)",
+  ],
+  [
     "fractional page request groups",
     {
       device: { prgPages: 1.5 },
