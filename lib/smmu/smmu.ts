@@ -947,8 +947,10 @@ export class Smmu {
    * of `req.iova` for the stream and substream, type stage 1 and stage 2
    * (the STE's own configuration): the walk the hardware does for a
    * transaction, through the same caches, with the result SMMU_GATOS_PAR
-   * gives. It never stalls and records no event. Software reads which
-   * stage lacks a page here instead of walking tables itself.
+   * gives. It never stalls and records no event; its lookups and walk
+   * count in `stats` like a transaction's (IOTLB hits and misses, walk
+   * reads). Software reads which stage lacks a page here instead of
+   * walking tables itself.
    *
    * @throws {IopfLabError} ENODEV when SMMU_IDR0.ATOS = 0
    */
