@@ -206,7 +206,7 @@ export function priQueue(quick: boolean): Experiment {
             worst.partialPageRequestsDiscarded > 0
               ? `at ${worst.priqEntries} PRI queue entries ${
                 count(worst.partialPageRequestsDiscarded)
-              } page requests of cut groups were discarded after the SMMU had answered their groups Success (the answer cannot be recalled), and the device sent ${
+              } page request(s) of cut groups were discarded after the SMMU had answered their groups Success (the answer cannot be recalled), and the device sent ${
                 worst.pageRequestsPerHandledRequest.toFixed(2)
               } page requests per request the host handled`
               : `no group was cut (${
