@@ -45,8 +45,6 @@ export type DmaError =
   | "response-failure"
   /** PRI is disabled, stopped by Response Failure, reset, or has no allocation. */
   | "pri-disabled"
-  /** The page still had no access after `maxPriRetries` successful page requests. */
-  | "retries-exhausted"
   /** The SMMU answered an ATS request with Unsupported Request. */
   | "unsupported";
 

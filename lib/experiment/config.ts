@@ -91,6 +91,8 @@ export interface SmmuConfig {
   readonly priqEntries: number;
   /** Invalidation policy on unmap. ["strict"] */
   readonly invalidation: Invalidation;
+  /** SMMU_IDR5.STALL_MAX: most transactions stalled at once (1..65535). [64] */
+  readonly stallMax: number;
 }
 
 /** The assigned PCIe device. */
@@ -99,6 +101,8 @@ export interface DeviceConfig {
   readonly fault: DeviceFault;
   /** Outstanding page requests the device may have (PRI capacity). [256] */
   readonly priCapacity: number;
+  /** Pages per Page Request Group (the faulting page and the next ones of its burst; 1..2^20). [1] */
+  readonly prgPages: number;
   /** Bandwidth of the device's DMA engine in bytes per second. ["8GB/s"] */
   readonly dmaBandwidth: number;
 }

@@ -138,6 +138,7 @@ export function buildMachine(scenario: Scenario): Machine {
     iotlbWays: scenario.smmu.iotlbWays,
     evtqLog2: Math.log2(scenario.smmu.evtqEntries),
     priqLog2: Math.log2(scenario.smmu.priqEntries),
+    stallMax: scenario.smmu.stallMax,
   });
   const driver = new ArmSmmuV3Driver(sim, smmu, { costs, memory });
   const core = new IommuCore(sim, {
@@ -168,6 +169,7 @@ export function buildMachine(scenario: Scenario): Machine {
         ats: true,
         pri: true,
         priCapacity: scenario.device.priCapacity,
+        prgPages: scenario.device.prgPages,
       })
       : new PlatformDevice(sim, {
         name,

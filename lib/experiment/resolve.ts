@@ -9,6 +9,7 @@
 import { loadCostProfile } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { QUEUE_MAX_LOG2 } from "../smmu/queue.ts";
+import { DEFAULT_STALL_MAX } from "../smmu/smmu.ts";
 import {
   formatSize,
   formatTime,
@@ -180,6 +181,15 @@ export const SMMU_FIELDS = {
     values: INVALIDATIONS,
     doc: "IOTLB invalidation policy on unmap",
   },
+  stallMax: {
+    type: "integer",
+    unit: "",
+    default: DEFAULT_STALL_MAX,
+    min: 1,
+    max: 0xffff,
+    doc:
+      "SMMU_IDR5.STALL_MAX: most transactions stalled at once; past it a stall-eligible fault is terminated with an abort and recorded with Stall = 0",
+  },
 } as const;
 
 /** The fields of `device`. */
@@ -198,6 +208,15 @@ export const DEVICE_FIELDS = {
     min: 1,
     max: 2 ** 20,
     doc: "Outstanding page requests the device may have (PRI capacity)",
+  },
+  prgPages: {
+    type: "integer",
+    unit: "pages",
+    default: 1,
+    min: 1,
+    max: 2 ** 20,
+    doc:
+      "Pages per Page Request Group: the faulting page and the next pages of the same burst (at most the PRI allocation)",
   },
   dmaBandwidth: {
     type: "bandwidth",
@@ -386,6 +405,16 @@ export function resolve(
   const vm = resolveVm(section(top, "vm"), host);
   const smmu = resolveSmmu(section(top, "smmu"));
   const device = resolveDevice(section(top, "device"));
+  const group = Math.min(device.prgPages, device.priCapacity);
+  if (device.fault === "pri" && group > smmu.priqEntries) {
+    // No group could ever be written whole: the SMMU would drop its LAST
+    // and answer Success each time, and the device would ask again
+    // forever (IHI0070 8.1).
+    fail(
+      "device.prgPages",
+      `groups of ${group} pages cannot fit in smmu.priqEntries (${smmu.priqEntries}): each would be cut by the PRI queue overflow and auto-answered Success, and the device would ask again forever`,
+    );
+  }
   const dma = resolveDma(section(top, "dma"));
   const guestRaw = section(top, "guest");
   if (
@@ -549,6 +578,13 @@ function resolveSmmu(o: Record<string, unknown>): SmmuConfig {
     F.invalidation.values,
     F.invalidation.default,
   );
+  const stallMax = integer(
+    o.stallMax,
+    "smmu.stallMax",
+    F.stallMax.min,
+    F.stallMax.max,
+    F.stallMax.default,
+  );
   return {
     stage,
     iotlbEntries,
@@ -556,6 +592,7 @@ function resolveSmmu(o: Record<string, unknown>): SmmuConfig {
     evtqEntries,
     priqEntries,
     invalidation,
+    stallMax,
   };
 }
 
@@ -569,6 +606,13 @@ function resolveDevice(o: Record<string, unknown>): DeviceConfig {
       F.priCapacity.min,
       F.priCapacity.max,
       F.priCapacity.default,
+    ),
+    prgPages: integer(
+      o.prgPages,
+      "device.prgPages",
+      F.prgPages.min,
+      F.prgPages.max,
+      F.prgPages.default,
     ),
     dmaBandwidth: bandwidth(
       o.dmaBandwidth,

@@ -414,6 +414,8 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
     walkReads: smmu.walkReads,
     stalls: smmu.stalls,
     priAutoResponses: smmu.priAutoResponses,
+    pageRequests: m.vms.reduce((a, v) => a + v.device.stats.pageRequests, 0),
+    partialPageRequestsDiscarded: m.core.iopf.stats().partialDiscards,
     lazyExposures: c.sanitizer.lazyExposures,
     lazyExposureNsMax: c.sanitizer.lazyExposureNsMax,
     ...designExtras(m, STAGE_DESIGN_LIST),

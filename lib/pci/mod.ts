@@ -14,7 +14,7 @@
  * import assert from "node:assert/strict";
  * import { loadCostProfile, Simulator } from "../sim/mod.ts";
  * import { IoPgtable } from "../pgtable/mod.ts";
- * import { PRI_RESP_SUCC, Smmu, TableMemory } from "../smmu/mod.ts";
+ * import { PRI_RESP_SUCCESS, Smmu, TableMemory } from "../smmu/mod.ts";
  * import { PciDevice } from "./mod.ts";
  *
  * const sim = new Simulator();
@@ -29,7 +29,7 @@
  * smmu.onPriqIrq = () => {
  *   const e = smmu.readPri()!.entry;
  *   s2.map(e.Address, 0x4000_0000, 4096, 3);
- *   smmu.submit([{ opcode: 0x41, SID: 8, GRPID: e.PRGIndex, Resp: PRI_RESP_SUCC }]);
+ *   smmu.submit([{ opcode: 0x41, SID: 8, GRPID: e.PRGIndex, Resp: PRI_RESP_SUCCESS }]);
  * };
  * let ok = false;
  * dev.dma({ iova: 0x2000, size: 4096, write: true }, (r) => (ok = r.ok));

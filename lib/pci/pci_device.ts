@@ -45,11 +45,9 @@ export interface PciDeviceOptions extends DmaDeviceOptions {
   /**
    * Pages asked for in one Page Request Group when a page has no access:
    * the faulting page and up to `prgPages - 1` following pages of the same
-   * transfer. Default 1.
+   * transfer (one burst), at most the PRI Allocation. Default 1.
    */
   prgPages?: number;
-  /** Successful page requests for one page before the transfer fails. Default 16. */
-  maxPriRetries?: number;
   /** ATC entries. Default 64. */
   atcEntries?: number;
   /** ATC ways per set. Default 4. */
@@ -83,7 +81,11 @@ interface RespMsg {
  * answer (or missing write permission) leads, with PRI, to a Page Request
  * Group (`pci.pageRequestLatency` to reach the PRI queue) that waits for its
  * PRG Response (`pci.prgResponseLatency` back): Success retries the
- * translation, Invalid Request fails the transfer, Response Failure sets
+ * translation (PCIe 10.4.2: after a Success the function re-issues its
+ * Translation Request, and a page still without access is asked for again,
+ * with no retry limit; so an automatic Success the SMMU sent for a group
+ * it dropped on PRI queue overflow, IHI0070 8.1, makes the function ask
+ * again), Invalid Request fails the transfer, Response Failure sets
  * Status.RF and stops PRI at the function. At most Allocation page requests
  * are outstanding (a transfer waits for credits), PRG indexes are 9 bits,
  * and a response for an unknown index sets UPRGI. ATC Invalidation Requests
@@ -99,14 +101,22 @@ interface RespMsg {
  * import assert from "node:assert/strict";
  * import { Simulator } from "../sim/simulator.ts";
  * import { loadCostProfile } from "../sim/costs.ts";
+ * import { IoPgtable } from "../pgtable/mod.ts";
  * import { TableMemory } from "../smmu/memory.ts";
  * import { Smmu } from "../smmu/smmu.ts";
  * import { PciDevice } from "./pci_device.ts";
  *
  * const sim = new Simulator();
  * const costs = loadCostProfile();
- * const smmu = new Smmu(sim, { costs, memory: new TableMemory() });
- * smmu.writeSte(0x100, { V: true, Config: 4, EATS: 1 }); // bypass, ATS allowed
+ * const memory = new TableMemory();
+ * const s2 = new IoPgtable({ stage: 2 });
+ * memory.register(0, s2);
+ * s2.map(0, 0x8000_0000, 16384, 3);
+ * const smmu = new Smmu(sim, { costs, memory });
+ * // Stage 2, ATS allowed (EATS is IGNORED on a bypass STE)
+ * smmu.writeSte(0x100, {
+ *   V: true, Config: 6, EATS: 1, S2VMID: 1, S2TTB: s2.root, S2S: false, S2R: true,
+ * });
  * const nic = new PciDevice(sim, { name: "0000:01:00.0", sid: 0x100, smmu, costs });
  * let ok = false;
  * nic.dma({ iova: 0, size: 16384, write: false }, (r) => (ok = r.ok));
@@ -134,7 +144,6 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
   readonly #cPrgResp: number;
   readonly #cAtcInv: number;
   readonly #prgPages: number;
-  readonly #maxRetries: number;
   #atcGen = 0;
   readonly #groupT: (Transfer | undefined)[] = new Array(PRG_INDEXES).fill(
     undefined,
@@ -164,17 +173,10 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
       );
     }
     const prgPages = options.prgPages ?? 1;
-    const maxRetries = options.maxPriRetries ?? 16;
     if (!Number.isInteger(prgPages) || prgPages < 1) {
       throw new IopfLabError(
         "EINVAL",
         `Cannot create PCI device ${options.name}: prgPages must be a whole number >= 1, got ${prgPages}`,
-      );
-    }
-    if (!Number.isInteger(maxRetries) || maxRetries < 1) {
-      throw new IopfLabError(
-        "EINVAL",
-        `Cannot create PCI device ${options.name}: maxPriRetries must be a whole number >= 1, got ${maxRetries}`,
       );
     }
     const engine = new DmaEngine(sim, options);
@@ -190,7 +192,6 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
     this.#cPrgResp = c["pci.prgResponseLatency"];
     this.#cAtcInv = c["pci.atcInvalidate"];
     this.#prgPages = prgPages;
-    this.#maxRetries = maxRetries;
     this.iommuDevice = Object.freeze({
       name: options.name,
       sid: options.sid,
@@ -377,10 +378,6 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
         t,
         pri?.responseFailure ? "response-failure" : "pri-disabled",
       );
-      return;
-    }
-    if (t.priRetries >= this.#maxRetries) {
-      this.#engine.finish(t, "retries-exhausted");
       return;
     }
     const firstPage = Math.floor(t.cur / PAGE);

@@ -3,12 +3,18 @@
  * queue (`submit`, the spinning `submitBlocking`), the one-at-a-time
  * consumer, and each command's effect (configuration and TLB
  * invalidation, range TLBI, ATC invalidation, CMD_SYNC, PRI responses,
- * CMD_RESUME / CMD_STALL_TERM). Private to lib/smmu.
+ * CMD_RESUME / CMD_STALL_TERM), and command queue errors (IHI0070 7.1:
+ * consumption stops at an illegal command, SMMU_CMDQ_CONS.ERR and
+ * GERROR.CMDQ_ERR are set, and consumption restarts when the driver
+ * acknowledges in GERRORN). Private to lib/smmu.
  *
  * @module
  */
+import { IopfLabError } from "../sim/errors.ts";
 import { TLB_KIND_NESTED, TLB_KIND_S1, TLB_KIND_S2 } from "./tlb.ts";
 import {
+  CERROR_ILL,
+  CERROR_NONE,
   CMD_ATC_INV,
   CMD_CFGI_CD,
   CMD_CFGI_CD_ALL,
@@ -28,17 +34,18 @@ import {
   CMD_TLBI_S12_VMALL,
   CMD_TLBI_S2_IPA,
   type Command,
+  COMMAND_NAMES,
   COMMAND_WORDS,
   type CommandFields,
   decodeCommandInto,
   encodeCommand,
+  GERROR_CMDQ_ERR,
   newCommandFields,
   PRG_RESP_FAILURE,
   PRG_RESP_INVALID,
   PRG_RESP_SUCCESS,
-  PRI_RESP_DENY,
-  PRI_RESP_SUCC,
-  RESUME_RETRY,
+  PRI_RESP_INVALID,
+  PRI_RESP_SUCCESS,
   type TlbiRange,
 } from "./types.ts";
 import type { SmmuState } from "./_state.ts";
@@ -176,6 +183,15 @@ export class CmdqConsumer {
     // every command before any takes effect).
     for (let i = 0; i < n; i++) {
       encodeCommand(cmds[i]!, words, i * COMMAND_WORDS);
+      if (commandError(s, words, i * COMMAND_WORDS) !== CERROR_NONE) {
+        throw new IopfLabError(
+          "EINVAL",
+          `Cannot issue command ${i} (opcode 0x${
+            (words[i * COMMAND_WORDS]! & 0xff).toString(16)
+          }) and wait for it: the SMMU would stop its command queue with CERROR_ILL`,
+          `cmds[${i}]`,
+        );
+      }
       decodeCommandInto(words, i * COMMAND_WORDS, cmd);
     }
     let total = n;
@@ -241,14 +257,56 @@ export class CmdqConsumer {
     q.commit(this.#s.sim.now);
   }
 
+  /** GERROR.CMDQ_ERR is active: commands are not consumed (IHI0070 7.5). */
+  get errorActive(): boolean {
+    const s = this.#s;
+    return ((s.gerror ^ s.gerrorn) & GERROR_CMDQ_ERR) !== 0;
+  }
+
+  /**
+   * The driver writes SMMU_GERRORN; acknowledging CMDQ_ERR restarts command
+   * consumption at SMMU_CMDQ_CONS.RD (the command there is fetched again).
+   */
+  writeGerrorn(value: number): void {
+    this.#s.gerrorn = value >>> 0;
+    if (!this.errorActive) this.#kickCommands();
+  }
+
+  /**
+   * The driver rewrites the command at SMMU_CMDQ_CONS.RD in queue memory
+   * (arm_smmu_cmdq_skip_err's queue_write at Q_ENT(q, cons)); only while
+   * CMDQ_ERR is active, when that slot holds the erroneous command.
+   */
+  replaceAtCons(cmd: Command): void {
+    const q = this.#s.cmdq;
+    if (!this.errorActive || q.isEmpty) {
+      throw new IopfLabError(
+        "EBUSY",
+        "Cannot rewrite the command at SMMU_CMDQ_CONS: no command queue error is active",
+      );
+    }
+    encodeCommand(cmd, q.words, q.readOffset);
+  }
+
+  /** Stops consumption at the command at CONS with error `code` (IHI0070 7.1). */
+  #raiseError(code: number): void {
+    const s = this.#s;
+    s.cmdqErr = code;
+    s.stats.cmdqErrors++;
+    this.#cmdBusy = false;
+    if (this.errorActive) return; // already active: not logged again (7.5)
+    s.gerror ^= GERROR_CMDQ_ERR;
+    s.onGerrorIrq?.();
+  }
+
   #kickCommands(): void {
-    if (this.#cmdBusy || this.#s.cmdq.isEmpty) return;
+    if (this.#cmdBusy || this.#s.cmdq.isEmpty || this.errorActive) return;
     this.#cmdBusy = true;
     this.#s.sim.after(this.#s.cProcess, this.#processNext);
   }
 
   #nextCommand(): void {
-    if (this.#s.cmdq.isEmpty) {
+    if (this.#s.cmdq.isEmpty || this.errorActive) {
       this.#cmdBusy = false;
       return;
     }
@@ -260,6 +318,13 @@ export class CmdqConsumer {
     const q = s.cmdq;
     const slot = q.readSlot;
     const cmd = this.#cmd;
+    const err = commandError(s, q.words, q.readOffset);
+    if (err !== CERROR_NONE) {
+      // CONS.RD stays at the erroneous command; it and everything after it
+      // wait until the driver acknowledges CMDQ_ERR (IHI0070 7.1).
+      this.#raiseError(err);
+      return;
+    }
     decodeCommandInto(q.words, q.readOffset, cmd);
     const done = this.#cmdDone[slot];
     this.#cmdDone[slot] = undefined;
@@ -379,9 +444,11 @@ export class CmdqConsumer {
       case CMD_PRI_RESP: {
         s.stats.priResponses++;
         const ep = s.endpoints.get(cmd.SID);
-        const code = cmd.Resp === PRI_RESP_SUCC
+        // IHI0070 4.5.2: 0b00 ResponseFailure, 0b01 InvalidRequest,
+        // 0b10 Success (0b11 never gets here: CERROR_ILL).
+        const code = cmd.Resp === PRI_RESP_SUCCESS
           ? PRG_RESP_SUCCESS
-          : cmd.Resp === PRI_RESP_DENY
+          : cmd.Resp === PRI_RESP_INVALID
           ? PRG_RESP_INVALID
           : PRG_RESP_FAILURE;
         ep?.prgResponse(cmd.SSV ? cmd.SSID : -1, cmd.GRPID, code);
@@ -392,16 +459,22 @@ export class CmdqConsumer {
         if (!p || p.sid !== cmd.SID) return 0; // no such stall: ignored
         s.stalled.delete(cmd.STAG);
         s.stats.resumes++;
-        s.sim.after(
-          s.cResume,
-          cmd.Resp === RESUME_RETRY ? p.retry : p.terminate,
-        );
+        // IHI0070 4.7.1: Action 1 retries (Abort IGNORED); Action 0
+        // terminates as the Abort parameter says (1: abort, 0: RAZ/WI;
+        // SMMU_IDR0.TERM_MODEL = 0), whatever CD.A said at the fault.
+        if ((cmd.Resp & 1) !== 0) {
+          s.sim.after(s.cResume, p.retry);
+        } else {
+          p.abort = (cmd.Resp & 2) !== 0;
+          s.sim.after(s.cResume, p.terminate);
+        }
         return 0;
       }
       case CMD_STALL_TERM: {
         for (const p of s.stalled.list()) {
           if (p.sid !== cmd.SID) continue;
           s.stalled.delete(p.stag);
+          p.abort = true; // "guaranteed to terminate with an abort" (4.7.2)
           s.sim.after(s.cResume, p.terminate);
         }
         // Stall records still waiting for event queue space go too.
@@ -411,6 +484,7 @@ export class CmdqConsumer {
           if (p.sid !== cmd.SID) continue;
           backlog.splice(i, 1);
           s.stalled.delete(p.stag);
+          p.abort = true;
           s.sim.after(s.cResume, p.terminate);
         }
         return 0;
@@ -418,8 +492,52 @@ export class CmdqConsumer {
       case CMD_SYNC:
         return 0;
       default:
-        return 0; // the decoder rejected unknown opcodes
+        return 0; // commandError rejected unknown opcodes
     }
+  }
+}
+
+/**
+ * The SMMU_CMDQ_CONS.ERR code the command encoded at `words[off ..]` raises
+ * on this SMMU, or {@linkcode CERROR_NONE}. CERROR_ILL (IHI0070 7.1) for an
+ * unknown opcode, a command irrelevant to the implementation (stage-1 TLBI
+ * without stage 1, CMD_TLBI_S2_IPA without stage 2, CMD_ATC_INV without ATS,
+ * CMD_PRI_RESP without PRI (4.5.2), CMD_RESUME / CMD_STALL_TERM with
+ * STALL_MODEL = 0b01 (4.7.1, 4.7.2)) or a Reserved value (CMD_SYNC CS = 0b11,
+ * 4.7.3; CMD_PRI_RESP Resp = 0b11, 4.5.2). The model has no external aborts
+ * on command fetch (CERROR_ABT) and no ATS Invalidation Completion timeouts
+ * (CERROR_ATC_INV_SYNC).
+ */
+export function commandError(
+  s: SmmuState,
+  words: Uint32Array,
+  off: number,
+): number {
+  const w0 = words[off]!;
+  const op = w0 & 0xff;
+  const f = s.features;
+  if (COMMAND_NAMES[op] === undefined) return CERROR_ILL;
+  switch (op) {
+    case CMD_TLBI_NH_ALL:
+    case CMD_TLBI_NH_ASID:
+    case CMD_TLBI_NH_VA:
+    case CMD_TLBI_NH_VAA:
+      return f.s1 ? CERROR_NONE : CERROR_ILL;
+    case CMD_TLBI_S2_IPA:
+      return f.s2 ? CERROR_NONE : CERROR_ILL;
+    case CMD_ATC_INV:
+      return f.ats ? CERROR_NONE : CERROR_ILL;
+    case CMD_PRI_RESP:
+      return f.pri && ((words[off + 2]! >>> 12) & 3) !== 3
+        ? CERROR_NONE
+        : CERROR_ILL;
+    case CMD_RESUME:
+    case CMD_STALL_TERM:
+      return f.stallModel === "unsupported" ? CERROR_ILL : CERROR_NONE;
+    case CMD_SYNC:
+      return ((w0 >>> 12) & 3) === 3 ? CERROR_ILL : CERROR_NONE;
+    default:
+      return CERROR_NONE;
   }
 }
 

@@ -24,9 +24,12 @@ import {
   F_BAD_ATS_TREQ,
   F_CD_FETCH,
   F_PERMISSION,
+  F_STREAM_DISABLED,
   F_TRANSLATION,
   F_WALK_EABT,
   isTranslationFault,
+  S1DSS_SSID0,
+  S1DSS_TERMINATE,
   type Ste,
   STE_CONFIG_ABORT,
   STE_CONFIG_BYPASS,
@@ -72,6 +75,8 @@ export interface StreamCfg {
   readonly cdMax: number;
   /** S1STALLD. */
   readonly stalld: boolean;
+  /** S1DSS (meaningful when `cdMax` != 0). */
+  readonly s1dss: number;
   /** The cached CDs by SubstreamID. */
   cds: (CdCfg | undefined)[];
 }
@@ -119,45 +124,55 @@ export function fetchSte(s: SmmuState, sid: number): StreamCfg | number {
   const ste = s.streamTable[sid];
   if (!ste || !ste.V) return C_BAD_STE;
   const f = s.features;
-  const config = ste.Config;
-  const eats = ste.EATS ?? 0;
+  let config: number = ste.Config;
+  // STE.EATS is IGNORED, effectively 0, unless a stage translates
+  // (IHI0070 5.2 STE.EATS; SteIllegal checks it only then): ATS on an abort
+  // or bypass STE is an F_BAD_ATS_TREQ, never a C_BAD_STE.
+  const translates = config >= STE_CONFIG_S1 && config <= STE_CONFIG_NESTED;
+  const eats = translates ? ste.EATS ?? 0 : 0;
   if (eats !== 0 && !f.ats) return C_BAD_STE;
   if (eats === 2 && config !== STE_CONFIG_NESTED) return C_BAD_STE;
   let s1 = false, s2 = false;
   let vmid = 0, s2Ttb = 0, s2Stall = false, s2Record = false;
-  let cdPtr = 0, cdMax = 0, stalld = false;
-  switch (ste.Config) {
-    case STE_CONFIG_ABORT:
-    case STE_CONFIG_BYPASS:
-      break;
-    case STE_CONFIG_S1:
-      s1 = true;
-      vmid = ste.S2VMID ?? 0;
-      cdPtr = ste.S1ContextPtr;
-      cdMax = ste.S1CDMax;
-      stalld = ste.S1STALLD;
-      break;
-    case STE_CONFIG_S2:
-      s2 = true;
-      vmid = ste.S2VMID;
-      s2Ttb = ste.S2TTB;
-      s2Stall = ste.S2S;
-      s2Record = ste.S2R;
-      break;
-    case STE_CONFIG_NESTED:
-      s1 = true;
-      s2 = true;
-      vmid = ste.S2VMID;
-      s2Ttb = ste.S2TTB;
-      s2Stall = ste.S2S;
-      s2Record = ste.S2R;
-      cdPtr = ste.S1ContextPtr;
-      cdMax = ste.S1CDMax;
-      stalld = ste.S1STALLD;
-      break;
-    default:
-      return C_BAD_STE;
-  }
+  let cdPtr = 0, cdMax = 0, stalld = false, s1dss: number = S1DSS_SSID0;
+  // Reserved Config values 0b001..0b011 behave as 0b000: abort, without
+  // an event (IHI0070 5.2 STE.Config).
+  const reserved = config >= 1 && config <= 3;
+  if (reserved) config = STE_CONFIG_ABORT;
+  else {switch (ste.Config) {
+      case STE_CONFIG_ABORT:
+      case STE_CONFIG_BYPASS:
+        break;
+      case STE_CONFIG_S1:
+        s1 = true;
+        vmid = ste.S2VMID ?? 0;
+        cdPtr = ste.S1ContextPtr;
+        cdMax = ste.S1CDMax;
+        stalld = ste.S1STALLD;
+        s1dss = ste.S1DSS ?? S1DSS_SSID0;
+        break;
+      case STE_CONFIG_S2:
+        s2 = true;
+        vmid = ste.S2VMID;
+        s2Ttb = ste.S2TTB;
+        s2Stall = ste.S2S;
+        s2Record = ste.S2R;
+        break;
+      case STE_CONFIG_NESTED:
+        s1 = true;
+        s2 = true;
+        vmid = ste.S2VMID;
+        s2Ttb = ste.S2TTB;
+        s2Stall = ste.S2S;
+        s2Record = ste.S2R;
+        cdPtr = ste.S1ContextPtr;
+        cdMax = ste.S1CDMax;
+        stalld = ste.S1STALLD;
+        s1dss = ste.S1DSS ?? S1DSS_SSID0;
+        break;
+      default:
+        return C_BAD_STE;
+    }}
   if ((s1 && !f.s1) || (s2 && !f.s2)) return C_BAD_STE;
   if (s2) {
     if (s2Stall && f.stallModel === "unsupported") return C_BAD_STE;
@@ -168,7 +183,9 @@ export function fetchSte(s: SmmuState, sid: number): StreamCfg | number {
     }
   }
   if (s1) {
-    if (stalld && f.stallModel === "forced") return C_BAD_STE;
+    // SteIllegal: S1STALLD = 1 where stalls are forced or unsupported.
+    if (stalld && f.stallModel !== "supported") return C_BAD_STE;
+    if (cdMax !== 0 && !(s1dss >= 0 && s1dss <= 2)) return C_BAD_STE;
     if (!Number.isInteger(cdMax) || cdMax < 0 || cdMax > f.ssidBits) {
       return C_BAD_STE;
     }
@@ -188,6 +205,7 @@ export function fetchSte(s: SmmuState, sid: number): StreamCfg | number {
     cdPtr,
     cdMax,
     stalld,
+    s1dss,
     cds: [],
   };
 }
@@ -282,8 +300,20 @@ export function xlate(s: SmmuState, p: Pending): number {
     return s.acc;
   }
   let cd: CdCfg | undefined;
-  if (cfg.s1) {
-    if (p.ssid >= 0 && (cfg.cdMax === 0 || p.ssid >= 2 ** cfg.cdMax)) {
+  let s1 = cfg.s1;
+  if (s1 && p.ssid < 0 && cfg.cdMax !== 0 && cfg.s1dss !== S1DSS_SSID0) {
+    // STE.S1DSS (IHI0070 5.2): a transaction without a SubstreamID.
+    if (cfg.s1dss === S1DSS_TERMINATE) {
+      fault(p, F_STREAM_DISABLED, false, CLASS_IN, 0, cfg, undefined);
+      return s.acc;
+    }
+    s1 = false; // S1DSS_BYPASS (0b01): stage 1 bypassed
+  }
+  if (s1) {
+    if (
+      p.ssid >= 0 && (cfg.cdMax === 0 || p.ssid >= 2 ** cfg.cdMax ||
+        (p.ssid === 0 && cfg.s1dss === S1DSS_SSID0))
+    ) {
       fault(p, C_BAD_SUBSTREAMID, false, CLASS_IN, 0, cfg, undefined);
       return s.acc;
     }
@@ -296,6 +326,12 @@ export function xlate(s: SmmuState, p: Pending): number {
     }
   } else if (p.ssid >= 0) {
     fault(p, C_BAD_SUBSTREAMID, false, CLASS_IN, 0, cfg, undefined);
+    return s.acc;
+  }
+  if (!s1 && !cfg.s2) {
+    p.pa = iova; // stage 1 bypassed (S1DSS), no stage 2
+    p.prot = PROT_READ | PROT_WRITE;
+    p.pageSize = 4096;
     return s.acc;
   }
   const need = p.ats ? 0 : p.write ? PROT_WRITE : PROT_READ;
@@ -312,7 +348,7 @@ export function xlate(s: SmmuState, p: Pending): number {
   }
   s.stats.iotlbMisses++;
   if (!cfg.s2) walkS1(s, p, cfg, cd!, need);
-  else if (!cfg.s1) walkS2Only(s, p, cfg, need);
+  else if (!s1) walkS2Only(s, p, cfg, need);
   else walkNested(s, p, cfg, cd!, need);
   return s.acc;
 }
@@ -398,6 +434,13 @@ function walkS1(
     fault(p, F_TRANSLATION, false, CLASS_IN, 0, cfg, cd);
     return;
   }
+  // Priority (IHI0070 event order, as the Arm ARM's walk): an output
+  // address beyond OAS (F_ADDR_SIZE) before permission; such a
+  // translation is not cached.
+  if (w.pa >= s.oasLimit) {
+    fault(p, F_ADDR_SIZE, false, CLASS_IN, 0, cfg, cd);
+    return;
+  }
   s.iotlb.insert(
     cfg.vmid,
     cd.asid,
@@ -409,10 +452,6 @@ function walkS1(
   );
   if ((w.prot & need) !== need) {
     fault(p, F_PERMISSION, false, CLASS_IN, 0, cfg, cd);
-    return;
-  }
-  if (w.pa >= s.oasLimit) {
-    fault(p, F_ADDR_SIZE, false, CLASS_IN, 0, cfg, cd);
     return;
   }
   p.pa = w.pa;
@@ -478,12 +517,12 @@ function s2(
   if (!w.ok) {
     return fault(p, F_TRANSLATION, true, cls, ipa, cfg, undefined);
   }
+  if (w.pa >= s.oasLimit) {
+    return fault(p, F_ADDR_SIZE, true, cls, ipa, cfg, undefined);
+  }
   tlb.insert(cfg.vmid, -1, TLB_KIND_S2, w.pageSize, ipa, w.pa, w.prot);
   if ((w.prot & need) !== need) {
     return fault(p, F_PERMISSION, true, cls, ipa, cfg, undefined);
-  }
-  if (w.pa >= s.oasLimit) {
-    return fault(p, F_ADDR_SIZE, true, cls, ipa, cfg, undefined);
   }
   out.pa = w.pa;
   out.prot = w.prot;

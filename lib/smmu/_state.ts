@@ -81,6 +81,14 @@ export interface SmmuState {
    * invalidates.
    */
   invalGen: number;
+  /** SMMU_GERROR: error flags the SMMU toggles (IHI0070 7.5). */
+  gerror: number;
+  /** SMMU_GERRORN: the driver's acknowledgements; an error is active while a bit differs from GERROR. */
+  gerrorn: number;
+  /** SMMU_CMDQ_CONS.ERR: the code of the last command queue error (CERROR_*). */
+  cmdqErr: number;
+  /** Called when a global error is activated (the GERROR interrupt). */
+  onGerrorIrq: (() => void) | undefined;
   /** Called whenever a record is written to the event queue. */
   onEvtqIrq: (() => void) | undefined;
   /** Called whenever a record is written to the PRI queue. */

@@ -102,6 +102,10 @@ export interface ArmSmmuV3DriverStats {
   evtqOverflows: number;
   /** PRI queue overflows seen by the handler (partial groups discarded). */
   priqOverflows: number;
+  /** Command queue errors handled (arm_smmu_cmdq_skip_err), by SMMU_CMDQ_CONS.ERR. */
+  cmdqErrors: { ill: number; abt: number; atcInvSync: number };
+  /** ATOS translations run to classify nested page requests. */
+  atosLookups: number;
   /** CMD_RESUME sent, by response. */
   resumes: { retry: number; abort: number };
   /** CMD_PRI_RESP sent, by response. */
@@ -138,11 +142,21 @@ export interface ArmSmmuV3DriverStats {
  * PRG index and LAST as the entry says (the core assembles the groups), Stop
  * Markers are dropped without response, and a PRI queue overflow makes the
  * core discard its partial groups (`iopfQueueDiscardPartial`). For a nested domain
- * the driver finds the stage that lacks the page by walking the guest's and
- * the host's tables in software (PRI entries do not say). `pageResponse`
- * sends CMD_RESUME (SUCCESS -> Retry, otherwise Abort; no CMD_SYNC, as in
- * Linux) or CMD_PRI_RESP (SUCCESS -> Success, INVALID -> Invalid Request,
- * FAILURE -> Response Failure; fire and forget).
+ * the driver never reads guest memory: a stall record says the stage itself
+ * (its S2 bit and IPA), and for a page request (whose entry does not say) it
+ * asks the SMMU with an ATOS translation (`Smmu.atos`, IHI0070 chapter 9),
+ * whose SMMU_GATOS_PAR gives REASON (stage 2 or not) and FADDR (the IPA
+ * page). `pageResponse` sends CMD_RESUME (SUCCESS -> Retry, otherwise Abort;
+ * no CMD_SYNC, as in Linux) or CMD_PRI_RESP with the architecture's Resp
+ * encoding (IHI0070 4.5.2: SUCCESS -> 0b10 Success, INVALID -> 0b01
+ * InvalidRequest, FAILURE -> 0b00 ResponseFailure; fire and forget). A
+ * page request nobody can handle is answered as mainline's
+ * arm_smmu_handle_ppr does, with PRI_RESP_DENY, whose value 0 the
+ * architecture defines as ResponseFailure. A command queue error
+ * (GERROR.CMDQ_ERR) is handled as arm_smmu_gerror_handler and
+ * arm_smmu_cmdq_skip_err do: CERROR_ILL replaces the command at
+ * SMMU_CMDQ_CONS with a CMD_SYNC, then GERRORN acknowledges, which resumes
+ * the queue.
  *
  * The driver knows nothing of VFIO: it talks to the core through
  * {@linkcode IommuFaultSink} and to the hardware through the SMMU's queues.
@@ -183,6 +197,8 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     stopMarkers: 0,
     evtqOverflows: 0,
     priqOverflows: 0,
+    cmdqErrors: { ill: 0, abt: 0, atcInvSync: 0 },
+    atosLookups: 0,
     resumes: { retry: 0, abort: 0 },
     priResponses: { success: 0, invalid: 0, failure: 0 },
   };
@@ -237,7 +253,6 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     };
     this.#pgsizeBitmap = options.pgsizeBitmap ?? PGSIZE_BITMAP_4K;
     this.#nested = new ArmSmmuNested(smmu, {
-      memory: options.memory,
       limits: this.#limits,
       nextId: this.#takeId,
     });
@@ -247,7 +262,6 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
       eventLog: this.eventLog,
       eventLogSize: options.eventLogSize ?? 64,
       bySid: this.#bySid,
-      nested: this.#nested,
       sink: options.sink,
     });
   }

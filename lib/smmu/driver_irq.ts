@@ -3,7 +3,8 @@
  * and their threads (arm_smmu_evtq_thread, arm_smmu_priq_thread), the
  * handlers that turn stall records and page requests into
  * {@linkcode IommuFault} reports (arm_smmu_handle_evt, arm_smmu_handle_ppr),
- * and the page responses (CMD_RESUME, CMD_PRI_RESP). `ArmSmmuV3Driver`
+ * the page responses (CMD_RESUME, CMD_PRI_RESP) and the global error
+ * interrupt (arm_smmu_gerror_handler, arm_smmu_cmdq_skip_err). `ArmSmmuV3Driver`
  * delegates to it; use it through the driver.
  *
  * @module
@@ -18,7 +19,7 @@ import {
   IOMMU_FAULT_PERM_PRIV,
   IOMMU_FAULT_PERM_READ,
   IOMMU_FAULT_PERM_WRITE,
-  IOMMU_PAGE_RESP_INVALID,
+  IOMMU_PAGE_RESP_FAILURE,
   IOMMU_PAGE_RESP_SUCCESS,
   type IommuDevice,
   type IommuFault,
@@ -27,28 +28,32 @@ import {
 } from "../iommu/types.ts";
 import type { Smmu } from "./smmu.ts";
 import {
+  CERROR_ABT,
+  CERROR_ATC_INV_SYNC,
+  CERROR_ILL,
   CMD_PRI_RESP,
   CMD_RESUME,
+  CMD_SYNC,
   type CmdPriResp,
   type CmdResume,
   type Command,
   EVENT_NAMES,
   type EventRecord,
+  GERROR_CMDQ_ERR,
   isStopMarker,
   isTranslationFault,
   type MutableEventRecord,
   type MutablePriEntry,
   newEventRecord,
   newPriEntry,
-  PRI_RESP_DENY,
-  PRI_RESP_FAIL,
-  PRI_RESP_SUCC,
+  PRI_RESP_FAILURE,
+  PRI_RESP_INVALID,
+  PRI_RESP_SUCCESS,
   type PriEntry,
   RESUME_ABORT,
   RESUME_RETRY,
 } from "./types.ts";
 import type { Master } from "./_domain.ts";
-import type { ArmSmmuNested } from "./driver_nested.ts";
 import type { ArmSmmuV3DriverStats, LoggedEvent } from "./driver.ts";
 
 /** What {@linkcode ArmSmmuIrq} shares with its driver. */
@@ -63,8 +68,6 @@ export interface ArmSmmuIrqOptions {
   eventLogSize: number;
   /** The driver's masters by StreamID. */
   bySid: Map<number, Master>;
-  /** The driver's nested part (which stage a nested page request lacks). */
-  nested: ArmSmmuNested;
   /** The IOMMU core's fault entry points, if known yet. */
   sink: IommuFaultSink | undefined;
 }
@@ -81,7 +84,6 @@ export class ArmSmmuIrq {
   readonly #eventLog: LoggedEvent[];
   readonly #eventLogSize: number;
   readonly #bySid: Map<number, Master>;
-  readonly #nested: ArmSmmuNested;
   #sink: IommuFaultSink | undefined;
   #evtqRunning = false;
   #priqRunning = false;
@@ -112,9 +114,22 @@ export class ArmSmmuIrq {
     this.#evtqThread();
   };
   readonly #priqHandleFn = () => {
-    this.#handlePpr(this.#priEntry, this.#priTime);
+    const ns = this.#handlePpr(this.#priEntry, this.#priTime);
+    if (ns > 0) this.#sim.after(ns, this.#afterAtosFn);
+    else this.#priqThread();
+  };
+  /** The page request whose ATOS translation the priq thread spins on. */
+  #atosDev: IommuDevice | undefined = undefined;
+  #atosFault: IommuFault | undefined = undefined;
+  readonly #afterAtosFn = () => {
+    const dev = this.#atosDev!, fault = this.#atosFault!;
+    this.#atosDev = undefined;
+    this.#atosFault = undefined;
+    this.#stats.priFaults++;
+    this.#sink?.reportDeviceFault(dev, fault);
     this.#priqThread();
   };
+  readonly #gerrorFn = () => this.#gerrorHandler();
 
   /** The fault path of the driver of `smmu`; hooks the SMMU's interrupts. */
   constructor(sim: Simulator, smmu: Smmu, options: ArmSmmuIrqOptions) {
@@ -125,10 +140,45 @@ export class ArmSmmuIrq {
     this.#eventLog = options.eventLog;
     this.#eventLogSize = options.eventLogSize;
     this.#bySid = options.bySid;
-    this.#nested = options.nested;
     this.#sink = options.sink;
     smmu.onEvtqIrq = () => this.#evtqIrq();
     smmu.onPriqIrq = () => this.#priqIrq();
+    smmu.onGerrorIrq = () =>
+      this.#sim.after(this.#costs["smmu.irqLatency"], this.#gerrorFn);
+  }
+
+  /**
+   * arm_smmu_gerror_handler: the active errors are GERROR ^ GERRORN; a
+   * command queue error goes to arm_smmu_cmdq_skip_err, then writing GERROR
+   * to GERRORN acknowledges everything (which restarts the command queue).
+   */
+  #gerrorHandler(): void {
+    const smmu = this.#smmu;
+    const gerror = smmu.gerror;
+    const active = gerror ^ smmu.gerrorn;
+    if ((active & GERROR_CMDQ_ERR) !== 0) this.#cmdqSkipErr();
+    smmu.writeGerrorn(gerror);
+  }
+
+  /**
+   * arm_smmu_cmdq_skip_err: CERROR_ABT retries the fetch and
+   * CERROR_ATC_INV_SYNC repeats the CMD_SYNC (both just resume);
+   * CERROR_ILL (and any unknown code) has the command at CONS rewritten as
+   * a CMD_SYNC, so the queue moves past it.
+   */
+  #cmdqSkipErr(): void {
+    const err = this.#smmu.cmdqConsErr;
+    const c = this.#stats.cmdqErrors;
+    if (err === CERROR_ABT) {
+      c.abt++;
+      return;
+    }
+    if (err === CERROR_ATC_INV_SYNC) {
+      c.atcInvSync++;
+      return;
+    }
+    if (err === CERROR_ILL) c.ill++;
+    this.#smmu.replaceCommandAtCons({ opcode: CMD_SYNC });
   }
 
   /** Sets the IOMMU core's fault entry points. */
@@ -153,13 +203,17 @@ export class ArmSmmuIrq {
       this.#smmu.submit(this.#resumeList);
       return;
     }
+    // The architecture's Resp encoding (IHI0070 4.5.2). Mapping by
+    // mainline's enum names (INVALID -> PRI_RESP_DENY = 0, FAILURE ->
+    // PRI_RESP_FAIL = 1) would be read by the SMMU as ResponseFailure and
+    // InvalidRequest: swapped.
     const resp = code === IOMMU_PAGE_RESP_SUCCESS
-      ? PRI_RESP_SUCC
-      : code === IOMMU_PAGE_RESP_INVALID
-      ? PRI_RESP_DENY
-      : PRI_RESP_FAIL;
-    if (resp === PRI_RESP_SUCC) this.#stats.priResponses.success++;
-    else if (resp === PRI_RESP_DENY) this.#stats.priResponses.invalid++;
+      ? PRI_RESP_SUCCESS
+      : code === IOMMU_PAGE_RESP_FAILURE
+      ? PRI_RESP_FAILURE
+      : PRI_RESP_INVALID;
+    if (resp === PRI_RESP_SUCCESS) this.#stats.priResponses.success++;
+    else if (resp === PRI_RESP_INVALID) this.#stats.priResponses.invalid++;
     else this.#stats.priResponses.failure++;
     const ssv = (fault.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
     const c = this.#priResp;
@@ -267,28 +321,34 @@ export class ArmSmmuIrq {
     );
   }
 
-  /** Handles the PRI queue entry `e` (the thread's reused entry) written at `time`. */
-  #handlePpr(e: PriEntry, time: number): void {
+  /**
+   * Handles the PRI queue entry `e` (the thread's reused entry) written at
+   * `time`; returns the ns the thread spent beyond its per-record cost (an
+   * ATOS translation it spun on).
+   */
+  #handlePpr(e: PriEntry, time: number): number {
     if (isStopMarker(e)) {
       this.#stats.stopMarkers++;
-      return;
+      return 0;
     }
     const m = this.#bySid.get(e.StreamID);
     const sink = this.#sink;
     if (!m || !m.domain || !m.iopf || !sink) {
       this.#stats.unhandledPageRequests++;
       if (e.LAST) {
-        this.#stats.priResponses.invalid++;
+        // As mainline's arm_smmu_handle_ppr: "unexpected PRI request",
+        // answered with PRI_RESP_DENY, value 0b00 = ResponseFailure.
+        this.#stats.priResponses.failure++;
         this.#smmu.submit([{
           opcode: CMD_PRI_RESP,
           SID: e.StreamID,
           SSID: e.SubstreamID,
           SSV: e.SSV,
           GRPID: e.PRGIndex,
-          Resp: PRI_RESP_DENY,
+          Resp: PRI_RESP_FAILURE,
         }]);
       }
-      return;
+      return 0;
     }
     let perm = 0;
     if (e.READ) perm |= IOMMU_FAULT_PERM_READ;
@@ -298,9 +358,23 @@ export class ArmSmmuIrq {
     const d = m.domain;
     let stage: 1 | 2 = d.kind === "paging-s2" ? 2 : 1;
     let ipa = -1;
-    if (d.kind === "nested") {
-      ipa = this.#nested.nestedFaultIpa(d, e.Address, e.WRITE);
-      if (ipa >= 0) stage = 2;
+    let ns = 0;
+    if (d.kind === "nested" && this.#smmu.features.atos) {
+      // The hardware says which stage lacks the page: an ATOS translation
+      // of the request (SMMU_GATOS_PAR.REASON != 0b00: stage 2, FADDR the
+      // IPA). The driver never reads the guest's tables.
+      this.#stats.atosLookups++;
+      const r = this.#smmu.atos({
+        sid: e.StreamID,
+        ssid: e.SSV ? e.SubstreamID : -1,
+        iova: e.Address,
+        write: e.WRITE,
+      });
+      ns = r.ns;
+      if (r.fault && r.reason !== 0) {
+        stage = 2;
+        ipa = r.faddr;
+      }
     }
     const fault: IommuFault = {
       type: "page-req",
@@ -315,7 +389,14 @@ export class ArmSmmuIrq {
       source: "pri",
       detectedAt: time,
     };
+    if (ns > 0) {
+      // Reported once GATOS_CTRL.RUN clears (see #afterAtosFn).
+      this.#atosDev = m.dev;
+      this.#atosFault = fault;
+      return ns;
+    }
     this.#stats.priFaults++;
     sink.reportDeviceFault(m.dev, fault);
+    return 0;
   }
 }

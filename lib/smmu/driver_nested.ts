@@ -2,17 +2,16 @@
  * The nested (vIOMMU) part of the arm-smmu-v3 driver, which Linux keeps in
  * arm-smmu-v3-iommufd.c: nested domains (a guest's stage 1 on a stage-2
  * parent), the guest CD the driver writes for them, the host side of a
- * guest TLBI (cache_invalidate_user), and, for a page request on a nested
- * domain, which stage lacks the page. `ArmSmmuV3Driver` delegates
+ * guest TLBI (cache_invalidate_user). It never reads the guest's tables:
+ * which stage a nested fault lacks comes from the hardware (the driver's
+ * fault path, lib/smmu/driver_irq.ts). `ArmSmmuV3Driver` delegates
  * its nested methods here; use them through the driver.
  *
  * @module
  */
 import { IopfLabError } from "../sim/errors.ts";
-import { PROT_READ, PROT_WRITE, SZ_4K } from "../sim/units.ts";
-import { newWalkResult } from "../pgtable/mod.ts";
+import { SZ_4K } from "../sim/units.ts";
 import type { NestedConfig } from "../iommu/types.ts";
-import type { TableMemory } from "./memory.ts";
 import type { Smmu } from "./smmu.ts";
 import { type Cd, CMD_SYNC, type Command } from "./types.ts";
 import {
@@ -25,8 +24,6 @@ import {
 
 /** What {@linkcode ArmSmmuNested} uses of its driver. */
 export interface ArmSmmuNestedOptions {
-  /** The SMMU's table memory (the guest's tables and CD tables, by VMID). */
-  memory: TableMemory;
   /** The driver's range-invalidation limits. */
   limits: TlbiLimits;
   /** Hands out the driver's next domain id. */
@@ -39,15 +36,12 @@ export interface ArmSmmuNestedOptions {
  */
 export class ArmSmmuNested {
   readonly #smmu: Smmu;
-  readonly #memory: TableMemory;
   readonly #limits: TlbiLimits;
   readonly #nextId: () => number;
-  readonly #w1 = newWalkResult();
 
   /** The nested code of the driver of `smmu`. */
   constructor(smmu: Smmu, options: ArmSmmuNestedOptions) {
     this.#smmu = smmu;
-    this.#memory = options.memory;
     this.#limits = options.limits;
     this.#nextId = options.nextId;
   }
@@ -139,27 +133,5 @@ export class ArmSmmuNested {
       R: true,
       A: true,
     };
-  }
-
-  /**
-   * For a page request on a nested domain: the page-aligned IPA whose
-   * stage-2 translation is missing (a stage-1 descriptor's page or the
-   * output page), or -1 when stage 1 is the one to fix.
-   */
-  nestedFaultIpa(d: ArmSmmuDomain, addr: number, write: boolean): number {
-    const s2 = d.parent!.pgtable!;
-    const cfg = d.nested!;
-    const s1 = this.#memory.resolve(d.vmid, cfg.s1Ttb);
-    const page = (x: number) => Math.floor(x / SZ_4K) * SZ_4K;
-    if (!s1) return s2.iovaToPhys(cfg.s1Ttb) < 0 ? page(cfg.s1Ttb) : -1;
-    const w = s1.walk(addr, this.#w1);
-    for (let k = 0; k < w.reads; k++) {
-      const a = w.descAddrs[k]!;
-      if (s2.iovaToPhys(a) < 0) return page(a);
-    }
-    if (!w.ok) return -1;
-    const need = write ? PROT_WRITE : PROT_READ;
-    if ((w.prot & need) !== need) return -1;
-    return s2.iovaToPhys(w.pa) < 0 ? page(w.pa) : -1;
   }
 }

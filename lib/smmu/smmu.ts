@@ -39,6 +39,7 @@ import {
   PRG_RESP_SUCCESS,
   PRI_WORDS,
   type PriEntry,
+  S1DSS_SSID0,
   type SmmuEndpoint,
   type Ste,
 } from "./types.ts";
@@ -83,6 +84,8 @@ export interface SmmuOptions {
   ats?: boolean;
   /** PRI supported (SMMU_IDR0.PRI). Default true. */
   pri?: boolean;
+  /** Address translation operations (SMMU_IDR0.ATOS, IHI0070 chapter 9): {@linkcode Smmu.atos}. Default true. */
+  atos?: boolean;
   /** Stage 1 implemented. Default true. */
   s1?: boolean;
   /** Stage 2 implemented. Default true. */
@@ -263,6 +266,33 @@ export interface SmmuStats {
   atcInvalidations: number;
   /** CMD_PRI_RESP sent to endpoints. */
   priResponses: number;
+  /** Command queue errors raised (SMMU_CMDQ_CONS.ERR set, consumption stopped). */
+  cmdqErrors: number;
+  /** ATOS translations run ({@linkcode Smmu.atos}). */
+  atosRequests: number;
+}
+
+/**
+ * The result of an ATOS translation, as SMMU_GATOS_PAR reports it
+ * (IHI0070 6.3, 9.1.4).
+ */
+export interface AtosResult {
+  /** FAULT: the translation failed. */
+  readonly fault: boolean;
+  /** Output address of the input (when `fault` is false), else -1. */
+  readonly pa: number;
+  /** FAULTCODE: the event ID of the fault (0 without a fault). */
+  readonly faultCode: number;
+  /**
+   * REASON: 0b00 stage 1 (or not attributable to a stage), 0b01 stage 2
+   * during the CD fetch, 0b10 stage 2 during the stage-1 table walk, 0b11
+   * stage 2 of the input address (the stage-1 output).
+   */
+  readonly reason: 0 | 1 | 2 | 3;
+  /** FADDR: the page of the IPA that faulted at stage 2 (REASON != 0), else -1. */
+  readonly faddr: number;
+  /** Simulated time the walk took (ns): the driver spins on GATOS_CTRL.RUN meanwhile. */
+  readonly ns: number;
 }
 
 /**
@@ -306,8 +336,15 @@ export interface SmmuStats {
  * modelled (the stage-2 translations of nested descriptor fetches are cached
  * in the IOTLB as stage-2 entries); the walker is not a contended resource;
  * STAGs are unique per SMMU; an automatic PRG response during PRI overflow
- * carries the PASID when the request had one and the STE is valid (PPS = 1
- * behaviour), Failure when the STE cannot be read.
+ * follows IHI0070 8.1 with SMMU_IDR3.PPS = 0 and STE.PPAR = 1: Success
+ * without a PASID for a request without one, Success with the PASID when
+ * the STE is valid, Failure (no PASID) when it cannot be read; without PRI
+ * (SMMU_IDR0.PRI = 0) every Page Request is answered Response Failure
+ * (8.2). SMMU_IDR0.TERM_MODEL = 0: CMD_RESUME's Abort parameter chooses
+ * abort or RAZ/WI. No external aborts on queue or command fetches and no
+ * ATS Invalidation Completion timeouts are modelled (so CERROR_ABT and
+ * CERROR_ATC_INV_SYNC never arise); io-pgtable always sets the access
+ * flag and HTTU is not modelled, so F_ACCESS never arises either.
  *
  * @example
  * ```ts
@@ -340,6 +377,7 @@ export class Smmu {
     stallMax: number;
     ats: boolean;
     pri: boolean;
+    atos: boolean;
     s1: boolean;
     s2: boolean;
     rangeInvalidation: boolean;
@@ -377,6 +415,8 @@ export class Smmu {
     tlbEntriesInvalidated: 0,
     atcInvalidations: 0,
     priResponses: 0,
+    cmdqErrors: 0,
+    atosRequests: 0,
   };
   /** The IOTLB (read-only use: inspection in tests and metrics). */
   readonly iotlb: SetAssocTlb;
@@ -392,6 +432,13 @@ export class Smmu {
   }
   set onEvtqIrq(fn: (() => void) | undefined) {
     this.#s.onEvtqIrq = fn;
+  }
+  /** Called when a global error is activated (the GERROR interrupt, IHI0070 7.5.1). */
+  get onGerrorIrq(): (() => void) | undefined {
+    return this.#s.onGerrorIrq;
+  }
+  set onGerrorIrq(fn: (() => void) | undefined) {
+    this.#s.onGerrorIrq = fn;
   }
   /** Called whenever a record is written to the PRI queue. */
   get onPriqIrq(): (() => void) | undefined {
@@ -438,6 +485,7 @@ export class Smmu {
       stallMax,
       ats: options.ats ?? true,
       pri: options.pri ?? true,
+      atos: options.atos ?? true,
       s1: options.s1 ?? true,
       s2: options.s2 ?? true,
       rangeInvalidation: options.rangeInvalidation ?? true,
@@ -492,6 +540,10 @@ export class Smmu {
       stallBacklog: [],
       nextStag: 0,
       invalGen: 0,
+      gerror: 0,
+      gerrorn: 0,
+      cmdqErr: 0,
+      onGerrorIrq: undefined,
       onEvtqIrq: undefined,
       onPriqIrq: undefined,
       acc: 0,
@@ -604,6 +656,12 @@ export class Smmu {
     let b = -1;
     if (cfg.s1) {
       if (ssid >= 0 && (cfg.cdMax === 0 || ssid >= 2 ** cfg.cdMax)) return -1;
+      // S1DSS other than "substream 0", or SubstreamID 0 under it: slow path.
+      if (
+        cfg.cdMax !== 0 &&
+        (ssid < 0 ? cfg.s1dss !== S1DSS_SSID0 : ssid === 0 &&
+          cfg.s1dss === S1DSS_SSID0)
+      ) return -1;
       const cd = cfg.cds[ssid >= 0 ? ssid : 0];
       if (cd === undefined) return -1;
       b = cd.asid;
@@ -660,23 +718,35 @@ export class Smmu {
    * the PRI queue and no overflow condition it is written (16 bytes) and
    * `onPriqIrq` is called. Otherwise it is discarded and the overflow
    * condition entered (spec 8.1): a request with LAST = 1 is answered at
-   * once with Success (Failure when the STE cannot be read), LAST = 0 is
-   * dropped silently, and a Stop Marker is dropped without response.
+   * once with Success (Failure when it has a PASID and the STE cannot be
+   * read), LAST = 0 is dropped silently, and a Stop Marker is dropped
+   * without response. Without PRI every request is answered Response
+   * Failure (spec 8.2).
    */
   pageRequest(entry: PriEntry): void {
     this.stats.priRequests++;
     const q = this.priq;
+    const ep = this.#s.endpoints.get(entry.StreamID);
     if (!this.features.pri) {
+      // No PRI queue (SMMU_IDR0.PRI = 0, so PRIQEN is effectively 0):
+      // "All incoming PPRs cause an automatic PRG Response having
+      // ResponseCode == 0b1111 ('Response Failure')", without a PASID; no
+      // response to Stop Markers (IHI0070 8.2).
       this.stats.priqDropped++;
+      if (isStopMarker(entry)) return;
+      this.stats.priAutoResponses++;
+      ep?.prgResponse(-1, entry.PRGIndex, PRG_RESP_FAILURE);
       return;
     }
     if (q.overflowPending || q.isFull) {
       if (q.noteOverflow()) this.stats.priqOverflows++;
       this.stats.priqDropped++;
       if (isStopMarker(entry) || !entry.LAST) return;
-      const ep = this.#s.endpoints.get(entry.StreamID);
       this.stats.priAutoResponses++;
-      const readable = steReadable(this.#s, entry.StreamID);
+      // IHI0070 8.1 (SMMU_IDR3.PPS = 0, STE.PPAR = 1): without a PASID the
+      // response is Success, no PASID, whatever the STE; with a PASID,
+      // Success with it when the STE is valid, else Failure without it.
+      const readable = !entry.SSV || steReadable(this.#s, entry.StreamID);
       ep?.prgResponse(
         readable && entry.SSV ? entry.SubstreamID : -1,
         entry.PRGIndex,
@@ -818,10 +888,109 @@ export class Smmu {
    * commands delays later submissions (issue is serialised, as in
    * {@linkcode submit}); their processing does not delay the queue.
    *
-   * @throws {RangeError} for an unknown opcode, as the queue's decoder (nothing applied)
+   * @throws {IopfLabError} EINVAL for a command the queue would stop at
+   * with CERROR_ILL (nothing applied): a CPU spinning on CMD_SYNC behind
+   * it would wait for the GERROR handler, which this twin does not model
    */
   submitBlocking(cmds: readonly Command[]): number {
     return this.#cq.submitBlocking(cmds);
+  }
+
+  // -------------------------------------------------------------------------
+  // Global errors (driver side)
+
+  /** SMMU_GERROR (IHI0070 7.5): a bit toggles when its error activates. */
+  get gerror(): number {
+    return this.#s.gerror;
+  }
+
+  /** SMMU_GERRORN: the driver's acknowledgements. */
+  get gerrorn(): number {
+    return this.#s.gerrorn;
+  }
+
+  /**
+   * Writes SMMU_GERRORN. Making CMDQ_ERR inactive (GERRORN.CMDQ_ERR ==
+   * GERROR.CMDQ_ERR) restarts command consumption at SMMU_CMDQ_CONS.RD,
+   * which fetches the command there again (IHI0070 7.1).
+   */
+  writeGerrorn(value: number): void {
+    this.#cq.writeGerrorn(value);
+  }
+
+  /** SMMU_CMDQ_CONS.ERR: the CERROR_* code of the last command queue error. */
+  get cmdqConsErr(): number {
+    return this.#s.cmdqErr;
+  }
+
+  /** True while GERROR.CMDQ_ERR is active (no command is consumed). */
+  get cmdqErrorActive(): boolean {
+    return this.#cq.errorActive;
+  }
+
+  /**
+   * Rewrites the command at SMMU_CMDQ_CONS.RD in queue memory while
+   * CMDQ_ERR is active (the driver replacing the erroneous command, as
+   * arm_smmu_cmdq_skip_err does with a CMD_SYNC).
+   *
+   * @throws {IopfLabError} EBUSY when no command queue error is active
+   */
+  replaceCommandAtCons(cmd: Command): void {
+    this.#cq.replaceAtCons(cmd);
+  }
+
+  // -------------------------------------------------------------------------
+  // Address translation operations (driver side)
+
+  /**
+   * An ATOS translation (SMMU_GATOS_SID / ADDR / CTRL, IHI0070 chapter 9)
+   * of `req.iova` for the stream and substream, type stage 1 and stage 2
+   * (the STE's own configuration): the walk the hardware does for a
+   * transaction, through the same caches, with the result SMMU_GATOS_PAR
+   * gives. It never stalls and records no event; its lookups and walk
+   * count in `stats` like a transaction's (IOTLB hits and misses, walk
+   * reads). Software reads which stage lacks a page here instead of
+   * walking tables itself.
+   *
+   * @throws {IopfLabError} ENODEV when SMMU_IDR0.ATOS = 0
+   */
+  atos(req: AtsRequest): AtosResult {
+    if (!this.features.atos) {
+      throw new IopfLabError(
+        "ENODEV",
+        "Cannot run an ATOS translation: the SMMU has no ATOS (SMMU_IDR0.ATOS = 0)",
+      );
+    }
+    this.stats.atosRequests++;
+    const s = this.#s;
+    const p = takePending(s);
+    p.sid = req.sid;
+    p.ssid = req.ssid ?? -1;
+    p.iova = req.iova;
+    p.write = req.write ?? false;
+    p.exec = false;
+    p.priv = false;
+    p.ats = false;
+    p.gen = s.invalGen;
+    const ns = xlate(s, p);
+    const fault = p.status !== 0;
+    const reason: 0 | 1 | 2 | 3 = !fault || !p.s2
+      ? 0
+      : p.cls === 0
+      ? 1
+      : p.cls === 1
+      ? 2
+      : 3;
+    const r: AtosResult = {
+      fault,
+      pa: fault ? -1 : p.pa,
+      faultCode: fault ? p.eventId : 0,
+      reason,
+      faddr: reason !== 0 ? p.ipa : -1,
+      ns,
+    };
+    s.pool.push(p);
+    return r;
   }
 }
 

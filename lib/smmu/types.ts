@@ -61,7 +61,25 @@ export interface SteS1Fields {
   readonly S1CDMax: number;
   /** Stage-1 stall disable: CD.S must then be 0. */
   readonly S1STALLD: boolean;
+  /**
+   * Default substream, for transactions without a SubstreamID when
+   * S1CDMax != 0 (IHI0070 5.2, STE.S1DSS): {@linkcode S1DSS_TERMINATE}
+   * (F_STREAM_DISABLED), {@linkcode S1DSS_BYPASS} (stage 1 bypassed) or
+   * {@linkcode S1DSS_SSID0} (CD 0 is used, and SubstreamID 0 itself is
+   * C_BAD_SUBSTREAMID). Default 0b10, which Linux writes for a CD table
+   * (STRTAB_STE_1_S1DSS_SSID0). IGNORED when S1CDMax == 0.
+   */
+  readonly S1DSS?: S1dss;
 }
+
+/** STE.S1DSS 0b00: non-substream transactions are terminated with F_STREAM_DISABLED. */
+export const S1DSS_TERMINATE = 0;
+/** STE.S1DSS 0b01: non-substream transactions bypass stage 1. */
+export const S1DSS_BYPASS = 1;
+/** STE.S1DSS 0b10: non-substream transactions use CD 0; SubstreamID 0 is C_BAD_SUBSTREAMID. */
+export const S1DSS_SSID0 = 2;
+/** A value of STE.S1DSS (0b11 is reserved: C_BAD_STE). */
+export type S1dss = 0 | 1 | 2;
 
 /** The stage-2 fields of an STE. */
 export interface SteS2Fields {
@@ -380,18 +398,40 @@ export const CMD_STALL_TERM = 0x45;
 /** CMD_SYNC opcode. */
 export const CMD_SYNC = 0x46;
 
-/** CMD_PRI_RESP Resp: Invalid Request (deny). */
-export const PRI_RESP_DENY = 0;
-/** CMD_PRI_RESP Resp: Response Failure. */
-export const PRI_RESP_FAIL = 1;
-/** CMD_PRI_RESP Resp: Success. */
-export const PRI_RESP_SUCC = 2;
-/** CMD_RESUME Resp: terminate the transaction. */
+/**
+ * CMD_PRI_RESP Resp 0b00: ResponseFailure, "Permanent non-paging error"
+ * (IHI0070 4.5.2); the endpoint receives PRG Response Failure (1111b).
+ * Mainline's `enum pri_resp` calls this value PRI_RESP_DENY.
+ */
+export const PRI_RESP_FAILURE = 0;
+/**
+ * CMD_PRI_RESP Resp 0b01: InvalidRequest, "Page-in unsuccessful for one or
+ * more pages in the group" (IHI0070 4.5.2); the endpoint receives Invalid
+ * Request (0001b). Mainline calls this value PRI_RESP_FAIL.
+ */
+export const PRI_RESP_INVALID = 1;
+/** CMD_PRI_RESP Resp 0b10: Success (IHI0070 4.5.2); mainline's PRI_RESP_SUCC. */
+export const PRI_RESP_SUCCESS = 2;
+/**
+ * CMD_RESUME Resp (Action bit 12, Abort bit 13, IHI0070 4.7.1) with Ac = 0,
+ * Ab = 0: terminate with RAZ/WI semantics (Linux CMDQ_RESUME_0_RESP_TERM).
+ */
 export const RESUME_TERM = 0;
-/** CMD_RESUME Resp: retry the translation. */
+/** CMD_RESUME Resp with Ac = 1: retry the translation (Ab IGNORED; Linux CMDQ_RESUME_0_RESP_RETRY). */
 export const RESUME_RETRY = 1;
-/** CMD_RESUME Resp: abort the transaction. */
+/** CMD_RESUME Resp with Ac = 0, Ab = 1: terminate with an abort (Linux CMDQ_RESUME_0_RESP_ABORT). */
 export const RESUME_ABORT = 2;
+
+/** SMMU_CMDQ_CONS.ERR: no error (IHI0070 7.1). */
+export const CERROR_NONE = 0x00;
+/** SMMU_CMDQ_CONS.ERR: command illegal (unknown opcode, Reserved value, or irrelevant to the implementation; IHI0070 7.1). */
+export const CERROR_ILL = 0x01;
+/** SMMU_CMDQ_CONS.ERR: abort on command fetch (IHI0070 7.1). */
+export const CERROR_ABT = 0x02;
+/** SMMU_CMDQ_CONS.ERR: a CMD_SYNC failed to complete earlier CMD_ATC_INVs (ATS Invalidation Completion timeout; IHI0070 7.1). */
+export const CERROR_ATC_INV_SYNC = 0x03;
+/** SMMU_GERROR / GERRORN bit 0: CMDQ_ERR (IHI0070 7.5). */
+export const GERROR_CMDQ_ERR = 0x1;
 
 /** CMD_ATC_INV Size that invalidates the whole address space. */
 export const ATC_INV_SIZE_ALL = 52;
@@ -567,7 +607,7 @@ export interface CmdPriResp {
   readonly SSV?: boolean;
   /** PRG index (9 bits). */
   readonly GRPID: number;
-  /** {@linkcode PRI_RESP_DENY}, FAIL or SUCC; bits [77:76] (dword 1 [13:12]). */
+  /** {@linkcode PRI_RESP_FAILURE} (0b00), INVALID (0b01) or SUCCESS (0b10); 0b11 is ILLEGAL. Bits [77:76] (dword 1 [13:12]). */
   readonly Resp: number;
 }
 
@@ -579,7 +619,7 @@ export interface CmdResume {
   readonly SID: number;
   /** Stall tag from the event record. */
   readonly STAG: number;
-  /** {@linkcode RESUME_TERM}, RETRY or ABORT. */
+  /** Action (bit 0 here, command bit 12) and Abort (bit 1, command bit 13): {@linkcode RESUME_TERM}, RETRY or ABORT. */
   readonly Resp: number;
 }
 

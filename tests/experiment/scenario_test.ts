@@ -56,8 +56,14 @@ Deno.test("parseScenario fills every default", () => {
       evtqEntries: 256,
       priqEntries: 256,
       invalidation: "strict",
+      stallMax: 64,
     },
-    device: { fault: "stall", priCapacity: 256, dmaBandwidth: 8e9 },
+    device: {
+      fault: "stall",
+      priCapacity: 256,
+      prgPages: 1,
+      dmaBandwidth: 8e9,
+    },
     dma: {
       mode: "static-pin",
       premapPages: 1,

@@ -124,4 +124,22 @@ export const MUTANTS: readonly Mutant[] = [
       "past SMMU_IDR5.STALL_MAX outstanding stalls a stall-eligible fault is terminated (IHI0070 3.12, 6.3.6)",
     tests: ["tests/smmu/stall_limit_test.ts"],
   },
+  {
+    id: "smmu-pri-resp-mainline-enum",
+    file: "lib/smmu/_cmdq.ts",
+    find: "          : cmd.Resp === PRI_RESP_INVALID",
+    replace: "          : cmd.Resp === 0",
+    breaks:
+      "CMD_PRI_RESP Resp 0b01 is InvalidRequest and 0b00 ResponseFailure (IHI0070 4.5.2), not mainline's enum names",
+    tests: ["tests/smmu/cmdq_test.ts", "tests/pci/prg_test.ts"],
+  },
+  {
+    id: "smmu-cmdq-error-ignored",
+    file: "lib/smmu/_cmdq.ts",
+    find: "    if (err !== CERROR_NONE) {\n      // CONS.RD stays",
+    replace: "    if (err === -1) {\n      // CONS.RD stays",
+    breaks:
+      "an illegal command stops the command queue with CERROR_ILL and GERROR.CMDQ_ERR (IHI0070 7.1)",
+    tests: ["tests/smmu/cmdq_test.ts"],
+  },
 ];

@@ -3,7 +3,8 @@
  * Two VMs share one SMMU; each VM's stall-model device keeps `queueDepth`
  * random accesses in flight over a fresh working set, so up to twice that
  * many transactions stall at once. Prints the run's metrics and the SMMU's
- * counters as JSON. `deno run -A tests/reliability/_deep_stall_queue.ts 512`
+ * counters as JSON. `deno run -A tests/reliability/_deep_stall_queue.ts 512 [stallMax]`
+ * (the optional second argument sets the scenario's `smmu.stallMax`).
  */
 import {
   parseScenario,
@@ -11,8 +12,12 @@ import {
 } from "../../lib/experiment/mod.ts";
 
 const queueDepth = Number(Deno.args[0] ?? "512");
+const stallMax = Deno.args[1] === undefined ? {} : {
+  smmu: { stallMax: Number(Deno.args[1]) },
+};
 const scenario = parseScenario({
   name: "deep-stall-queue",
+  ...stallMax,
   host: { memory: "2GiB" },
   vm: { count: 2, memory: "256MiB" },
   device: { fault: "stall" },

@@ -14,10 +14,15 @@ interface DeepRun {
   stats: Record<string, number>;
 }
 
-async function deepRun(queueDepth: number): Promise<DeepRun | "hung"> {
+async function deepRun(
+  queueDepth: number,
+  stallMax?: number,
+): Promise<DeepRun | "hung"> {
   const script = new URL("./_deep_stall_queue.ts", import.meta.url).pathname;
+  const args = ["run", "-A", script, String(queueDepth)];
+  if (stallMax !== undefined) args.push(String(stallMax));
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, String(queueDepth)],
+    args,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -54,4 +59,14 @@ Deno.test("two VMs with 2 x 32 accesses in flight stay within STALL_MAX: nothing
   assert.equal(r.stats.stallMaxTerminations, 0);
   assert.equal(r.dmaErrors, 0);
   assert.ok(r.stats.stalls! > 0);
+});
+
+Deno.test("scenario field smmu.stallMax sets SMMU_IDR5.STALL_MAX: 2 x 32 accesses in flight past STALL_MAX = 8 are terminated with an abort (IHI0070 3.12: recorded with Stall = 0), and the run completes", async () => {
+  const r = await deepRun(32, 8);
+  assert.notEqual(r, "hung");
+  if (r === "hung") return;
+  assert.ok(r.stats.stallMaxTerminations! > 0);
+  assert.equal(r.dmaErrors, r.stats.stallMaxTerminations);
+  assert.equal(r.stalledAfter, 0);
+  assert.equal(r.stats.stalls, r.stats.resumes);
 });

@@ -30,9 +30,9 @@ import {
   PRG_RESP_FAILURE,
   PRG_RESP_INVALID,
   PRG_RESP_SUCCESS,
-  PRI_RESP_DENY,
-  PRI_RESP_FAIL,
-  PRI_RESP_SUCC,
+  PRI_RESP_FAILURE,
+  PRI_RESP_INVALID,
+  PRI_RESP_SUCCESS,
   type PriEntry,
   RESUME_ABORT,
   RESUME_RETRY,
@@ -518,9 +518,9 @@ Deno.test("PRI entries become faults with grpid = PRG index and LAST per entry; 
   assert.equal(faults[1]!.source, "pri");
   assert.equal(faults[1]!.stage, 2);
   const cases = [
-    [IOMMU_PAGE_RESP_SUCCESS, PRI_RESP_SUCC, PRG_RESP_SUCCESS],
-    [IOMMU_PAGE_RESP_INVALID, PRI_RESP_DENY, PRG_RESP_INVALID],
-    [IOMMU_PAGE_RESP_FAILURE, PRI_RESP_FAIL, PRG_RESP_FAILURE],
+    [IOMMU_PAGE_RESP_SUCCESS, PRI_RESP_SUCCESS, PRG_RESP_SUCCESS],
+    [IOMMU_PAGE_RESP_INVALID, PRI_RESP_INVALID, PRG_RESP_INVALID],
+    [IOMMU_PAGE_RESP_FAILURE, PRI_RESP_FAILURE, PRG_RESP_FAILURE],
   ] as const;
   for (const [code, resp, pcie] of cases) {
     s.drv.pageResponse(nic, faults[1]!, code);
@@ -542,7 +542,7 @@ Deno.test("PRI entries become faults with grpid = PRG index and LAST per entry; 
   });
 });
 
-Deno.test("stop markers are dropped; page requests nobody handles are denied", () => {
+Deno.test("stop markers are dropped; a page request nobody handles gets mainline's PRI_RESP_DENY, Resp 0b00 = ResponseFailure (IHI0070 4.5.2)", () => {
   const s = setup();
   const ep = new FakeEndpoint(s.r);
   s.smmu.attachEndpoint(nic.sid, ep);
@@ -554,7 +554,8 @@ Deno.test("stop markers are dropped; page requests nobody handles are denied", (
   s.sim.run();
   assert.equal(s.drv.stats.stopMarkers, 1);
   assert.equal(s.sink.faults.length, 0);
-  assert.deepEqual(ep.responses, [[-1, 5, PRG_RESP_INVALID]]);
+  assert.deepEqual(ep.responses, [[-1, 5, PRG_RESP_FAILURE]]);
+  assert.equal(s.drv.stats.priResponses.failure, 1);
 });
 
 Deno.test("a PRI queue overflow makes the core discard partial groups, then is acknowledged", () => {
@@ -615,6 +616,57 @@ Deno.test("nested: stage-1 faults report stage 1; stage-2 faults report stage 2 
     "the driver consumed the records",
   );
   assert.throws(() => s.drv.domainFree(parent), /EBUSY/);
+});
+
+Deno.test("nested page requests: the stage comes from an ATOS translation (IHI0070 9.1.4, SMMU_GATOS_PAR.REASON / FADDR), never from the driver walking guest memory", async (t) => {
+  for (const atos of [true, false]) {
+    await t.step(atos ? "with SMMU_IDR0.ATOS" : "without ATOS", () => {
+      const s = setup({ atos });
+      const parent = s.drv.domainAllocPaging(2);
+      s.drv.map(parent, 0, 0x1_0000_0000, 0x100_0000, RW); // guest RAM
+      let next = 0x80_0000;
+      const guest = new IoPgtable({
+        stage: 1,
+        allocTable: () => {
+          const a = next;
+          next += 4096;
+          return a;
+        },
+      });
+      s.memory.register(parent.vmid, guest);
+      const nested = s.drv.domainAllocNested(parent, {
+        s1Ttb: guest.root,
+        asid: 12,
+        stall: false,
+      });
+      s.drv.enableIopf(nic);
+      attach(s, nic, nested);
+      guest.map(0x4000_0000, 0x2_0000_0000, 0x1000, RW); // IPA outside RAM
+      s.smmu.pageRequest(
+        pri({ PRGIndex: 1, Address: 0x1234_5000, LAST: true }),
+      );
+      s.smmu.pageRequest(
+        pri({ PRGIndex: 2, Address: 0x4000_0000, LAST: true }),
+      );
+      s.sim.run();
+      const got = s.sink.faults.map((x) => [x.fault.stage, x.fault.ipa]);
+      if (atos) {
+        // PAR.REASON 0b00 (stage 1) and 0b11 (stage 2 of the output, FADDR).
+        assert.deepEqual(got, [[1, -1], [2, 0x2_0000_0000]]);
+        assert.equal(s.smmu.stats.atosRequests, 2);
+        assert.equal(s.drv.stats.atosLookups, 2);
+      } else {
+        // Nothing tells the host which stage lacks the page: the request
+        // goes to the guest (stage 1), as iommufd delivers nested faults.
+        assert.deepEqual(got, [[1, -1], [1, -1]]);
+        assert.equal(s.smmu.stats.atosRequests, 0);
+      }
+      const r = s.smmu.features.atos
+        ? s.smmu.atos({ sid: nic.sid, iova: 0x4000_0000 })
+        : undefined;
+      if (r) assert.ok(r.fault && r.reason === 3 && r.ns > 0);
+    });
+  }
 });
 
 Deno.test("nested parent: unmapping stage 2 also flushes combined entries (TLBI_NH_ALL)", () => {

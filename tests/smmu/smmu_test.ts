@@ -1,3 +1,4 @@
+import { IopfLabError } from "../../lib/sim/errors.ts";
 import assert from "node:assert/strict";
 import { IoPgtable, newWalkResult } from "../../lib/pgtable/mod.ts";
 import { PlatformDevice } from "../../lib/device/mod.ts";
@@ -812,11 +813,16 @@ Deno.test("submitBlocking: the commands take effect before it returns, which giv
   );
 
   await t.step(
-    "an unknown opcode throws before any command takes effect",
+    "an unknown opcode (CERROR_ILL on the queue) is EINVAL before any command takes effect",
     () => {
       const r = setupS2();
       const bad = { opcode: 0x7f } as unknown as Command;
-      assert.throws(() => r.smmu.submitBlocking([tlbi, bad]), RangeError);
+      assert.throws(
+        () => r.smmu.submitBlocking([tlbi, bad]),
+        (e: unknown) =>
+          e instanceof IopfLabError && e.code === "EINVAL" &&
+          e.where === "cmds[1]" && /CERROR_ILL/.test(e.message),
+      );
       assert.equal(r.smmu.stats.tlbEntriesInvalidated, 0);
       assert.ok(
         r.smmu.translateCached({ sid: 1, iova: 0x20_0010, write: true }) >= 0,

@@ -1,0 +1,218 @@
+/**
+ * The command queue consumer (lib/smmu/_cmdq.ts) against IHI0070: the
+ * CMD_PRI_RESP Resp encoding (4.5.2), CMD_RESUME's Action/Abort and
+ * CMD_STALL_TERM (4.7.1, 4.7.2), and command queue errors (7.1, 7.5) with
+ * the driver's recovery (arm_smmu_gerror_handler, arm_smmu_cmdq_skip_err).
+ */
+import assert from "node:assert/strict";
+import {
+  ArmSmmuV3Driver,
+  CERROR_ILL,
+  CERROR_NONE,
+  CMD_PRI_RESP,
+  CMD_RESUME,
+  CMD_STALL_TERM,
+  CMD_SYNC,
+  CMD_TLBI_NH_ASID,
+  CMD_TLBI_S12_VMALL,
+  type Command,
+  GERROR_CMDQ_ERR,
+  PRG_RESP_FAILURE,
+  PRG_RESP_INVALID,
+  PRG_RESP_SUCCESS,
+  RESUME_ABORT,
+  RESUME_RETRY,
+  RESUME_TERM,
+  type SmmuEndpoint,
+  type SmmuOptions,
+  type TxnResult,
+} from "../../lib/smmu/mod.ts";
+import { drainEvents, hostTable, type Rig, rig, steS2 } from "./_helpers.ts";
+
+class Ep implements SmmuEndpoint {
+  responses: [number, number, number][] = [];
+  prgResponse(ssid: number, idx: number, code: number): void {
+    this.responses.push([ssid, idx, code]);
+  }
+  atcInvalidate(_s: number, _a: number, _l: number, done: () => void): void {
+    done();
+  }
+  atcInvalidateBlocking(): number {
+    return 0;
+  }
+}
+
+function priResp(resp: number, grp = 1): Command {
+  return {
+    opcode: CMD_PRI_RESP,
+    SID: 0x100,
+    SSID: 0,
+    SSV: false,
+    GRPID: grp,
+    Resp: resp,
+  } as Command;
+}
+
+Deno.test("IHI0070 4.5.2 CMD_PRI_RESP Resp: 0b00 ResponseFailure, 0b01 InvalidRequest, 0b10 Success reach the endpoint as PCIe 1111b, 0001b, 0000b", () => {
+  const r = rig();
+  const ep = new Ep();
+  r.smmu.attachEndpoint(0x100, ep);
+  r.smmu.submit([priResp(0, 1), priResp(1, 2), priResp(2, 3)]);
+  r.sim.run();
+  assert.deepEqual(ep.responses, [
+    [-1, 1, PRG_RESP_FAILURE],
+    [-1, 2, PRG_RESP_INVALID],
+    [-1, 3, PRG_RESP_SUCCESS],
+  ]);
+});
+
+/** A stalling stage-2 stream at SID 1 with nothing mapped, and `n` stalled reads. */
+function stalled(n: number, options: Partial<SmmuOptions> = {}) {
+  const r = rig(options);
+  const t = hostTable(r.memory);
+  r.smmu.writeSte(1, steS2(t, { S2S: true }));
+  const results: TxnResult[] = [];
+  for (let i = 0; i < n; i++) {
+    r.smmu.translate(
+      { sid: 1, iova: 0x1000 * (i + 1), write: false },
+      (res) => results.push({ ...res }),
+    );
+  }
+  r.sim.run();
+  const stags = drainEvents(r.smmu).filter((e) => e.Stall).map((e) => e.STAG);
+  assert.equal(stags.length, n);
+  return { r, t, results, stags };
+}
+
+Deno.test("IHI0070 4.7.1 CMD_RESUME: Action 0 terminates as the Abort parameter says (Ab=1 abort, Ab=0 RAZ/WI), Action 1 retries", () => {
+  const { r, t, results, stags } = stalled(3);
+  t.map(0x1000, 0x8000_1000, 0x3000, 3); // a retry now translates
+  r.smmu.submit([
+    { opcode: CMD_RESUME, SID: 1, STAG: stags[0]!, Resp: RESUME_ABORT },
+    { opcode: CMD_RESUME, SID: 1, STAG: stags[1]!, Resp: RESUME_TERM },
+    { opcode: CMD_RESUME, SID: 1, STAG: stags[2]!, Resp: RESUME_RETRY },
+  ]);
+  r.sim.run();
+  assert.equal(results.length, 3);
+  assert.deepEqual(
+    results.map((x) => x.ok ? "ok" : x.abort ? "abort" : "raz/wi"),
+    ["abort", "raz/wi", "ok"],
+  );
+  assert.equal(r.smmu.stalledCount, 0);
+});
+
+Deno.test("IHI0070 4.7.2 CMD_STALL_TERM terminates every stalled transaction of the stream with an abort, whatever CD.A or S2 config said", () => {
+  const { r, results } = stalled(2);
+  r.smmu.submit([{ opcode: CMD_STALL_TERM, SID: 1 }]);
+  r.sim.run();
+  assert.equal(results.length, 2);
+  for (const x of results) {
+    assert.ok(!x.ok && x.abort && x.terminated);
+  }
+});
+
+/** A rig with a driver (whose GERROR handler recovers the queue). */
+function withDriver(options: Partial<SmmuOptions> = {}): Rig & {
+  drv: ArmSmmuV3Driver;
+} {
+  const r = rig(options);
+  const drv = new ArmSmmuV3Driver(r.sim, r.smmu, {
+    costs: r.costs,
+    memory: r.memory,
+  });
+  return { ...r, drv };
+}
+
+Deno.test("IHI0070 7.1: an unknown opcode stops consumption at CONS with CMDQ_CONS.ERR = CERROR_ILL and GERROR.CMDQ_ERR; newer commands wait; nothing throws", () => {
+  const r = rig(); // no driver: nobody acknowledges
+  const done: string[] = [];
+  r.smmu.submit([{ opcode: CMD_SYNC }], () => done.push("sync 1"));
+  r.smmu.submit(
+    [{ opcode: 0x7f } as unknown as Command],
+    () => done.push("bad"),
+  );
+  r.smmu.submit([{ opcode: CMD_SYNC }], () => done.push("sync 2"));
+  let irqs = 0;
+  r.smmu.onGerrorIrq = () => irqs++;
+  r.sim.run(); // returns: the queue is stopped, not spinning
+  assert.deepEqual(done, ["sync 1"]);
+  assert.equal(r.smmu.cmdqConsErr, CERROR_ILL);
+  assert.equal(r.smmu.gerror & GERROR_CMDQ_ERR, GERROR_CMDQ_ERR);
+  assert.ok(r.smmu.cmdqErrorActive);
+  assert.equal(irqs, 1);
+  assert.equal(r.smmu.stats.cmdqErrors, 1);
+  assert.equal(r.smmu.cmdq.isEmpty, false);
+  // 7.5: "Commands are not consumed from the Command queue while CMDQ_ERR
+  // is active"; acknowledging without fixing the command fetches it again.
+  r.smmu.writeGerrorn(r.smmu.gerror);
+  r.sim.run();
+  assert.deepEqual(done, ["sync 1"]);
+  assert.equal(r.smmu.stats.cmdqErrors, 2);
+  assert.equal(irqs, 2);
+});
+
+Deno.test("arm_smmu_cmdq_skip_err: the driver's GERROR handler replaces the illegal command at CONS with CMD_SYNC and acknowledges in GERRORN; the queue resumes", () => {
+  const r = withDriver();
+  const done: string[] = [];
+  r.smmu.submit(
+    [{ opcode: 0x7f } as unknown as Command],
+    () => done.push("bad (now a CMD_SYNC)"),
+  );
+  r.smmu.submit([{ opcode: CMD_SYNC }], () => done.push("sync"));
+  r.sim.run();
+  assert.deepEqual(done, ["bad (now a CMD_SYNC)", "sync"]);
+  assert.equal(r.drv.stats.cmdqErrors.ill, 1);
+  assert.ok(!r.smmu.cmdqErrorActive);
+  assert.equal(r.smmu.gerror, r.smmu.gerrorn);
+  assert.ok(r.smmu.cmdq.isEmpty);
+});
+
+Deno.test("IHI0070 7.1 CERROR_ILL for illegal uses: stage-1 TLBI without stage 1, CMD_SYNC CS=0b11 (4.7.3), PRI_RESP Resp=0b11 (4.5.2), CMD_RESUME without stalls (4.7.1)", async (t) => {
+  const cases: [string, Partial<SmmuOptions>, Command][] = [
+    ["CMD_TLBI_NH_ASID, stage-2-only SMMU", { s1: false }, {
+      opcode: CMD_TLBI_NH_ASID,
+      VMID: 0,
+      ASID: 1,
+    }],
+    ["CMD_SYNC CS=0b11", {}, { opcode: CMD_SYNC, CS: 3 }],
+    ["CMD_PRI_RESP Resp=0b11", {}, priResp(3)],
+    ["CMD_PRI_RESP without PRI", { pri: false }, priResp(2)],
+    ["CMD_RESUME, STALL_MODEL 0b01", { stallModel: "unsupported" }, {
+      opcode: CMD_RESUME,
+      SID: 1,
+      STAG: 0,
+      Resp: RESUME_RETRY,
+    }],
+    ["CMD_STALL_TERM, STALL_MODEL 0b01", { stallModel: "unsupported" }, {
+      opcode: CMD_STALL_TERM,
+      SID: 1,
+    }],
+  ];
+  for (const [name, options, cmd] of cases) {
+    await t.step(name, () => {
+      const r = withDriver(options);
+      const ep = new Ep();
+      r.smmu.attachEndpoint(0x100, ep);
+      let after = false;
+      r.smmu.submit([cmd]);
+      r.smmu.submit([{ opcode: CMD_SYNC }], () => (after = true));
+      r.sim.run();
+      assert.equal(r.smmu.stats.cmdqErrors, 1);
+      assert.equal(r.drv.stats.cmdqErrors.ill, 1);
+      assert.equal(ep.responses.length, 0); // the command had no effect
+      assert.ok(after, "the queue resumed after the skipped command");
+    });
+  }
+  await t.step("legal on a full-featured SMMU: no error", () => {
+    const r = withDriver();
+    r.smmu.submit([
+      { opcode: CMD_TLBI_NH_ASID, VMID: 0, ASID: 1 },
+      { opcode: CMD_TLBI_S12_VMALL, VMID: 1 },
+      { opcode: CMD_SYNC, CS: 1 },
+      priResp(2),
+    ]);
+    r.sim.run();
+    assert.equal(r.smmu.stats.cmdqErrors, 0);
+    assert.equal(r.smmu.cmdqConsErr, CERROR_NONE);
+  });
+});
