@@ -180,6 +180,36 @@ export const SMMU_FIELDS = {
     values: INVALIDATIONS,
     doc: "IOTLB invalidation policy on unmap",
   },
+  configCacheEntries: {
+    type: "integer",
+    unit: "",
+    default: 64,
+    min: 0,
+    max: 2 ** 20,
+    doc: "Configuration cache entries (STEs and CDs; gem5 cfg_entries)",
+  },
+  walkCache: {
+    type: "boolean",
+    unit: "",
+    default: true,
+    doc: "Per-level table walk caches of gem5's sizes (false: none)",
+  },
+  xlateSlots: {
+    type: "integer",
+    unit: "",
+    default: 64,
+    min: 1,
+    max: 4096,
+    doc: "TCU translation slots (gem5 xlate_slots)",
+  },
+  ptwSlots: {
+    type: "integer",
+    unit: "",
+    default: 16,
+    min: 1,
+    max: 4096,
+    doc: "TCU table walkers (gem5 ptw_slots)",
+  },
 } as const;
 
 /** The fields of `device`. */
@@ -204,6 +234,14 @@ export const DEVICE_FIELDS = {
     unit: "bytes/s",
     default: "8GB/s",
     doc: "Bandwidth of the device's DMA engine",
+  },
+  dmaSlots: {
+    type: "integer",
+    unit: "",
+    default: 16,
+    min: 1,
+    max: 65536,
+    doc: "Transfers the device's DMA engine works on at once",
   },
 } as const;
 
@@ -556,6 +594,28 @@ function resolveSmmu(o: Record<string, unknown>): SmmuConfig {
     evtqEntries,
     priqEntries,
     invalidation,
+    configCacheEntries: integer(
+      o.configCacheEntries,
+      "smmu.configCacheEntries",
+      F.configCacheEntries.min,
+      F.configCacheEntries.max,
+      F.configCacheEntries.default,
+    ),
+    walkCache: bool(o.walkCache, "smmu.walkCache", F.walkCache.default),
+    xlateSlots: integer(
+      o.xlateSlots,
+      "smmu.xlateSlots",
+      F.xlateSlots.min,
+      F.xlateSlots.max,
+      F.xlateSlots.default,
+    ),
+    ptwSlots: integer(
+      o.ptwSlots,
+      "smmu.ptwSlots",
+      F.ptwSlots.min,
+      F.ptwSlots.max,
+      F.ptwSlots.default,
+    ),
   };
 }
 
@@ -574,6 +634,13 @@ function resolveDevice(o: Record<string, unknown>): DeviceConfig {
       o.dmaBandwidth,
       "device.dmaBandwidth",
       F.dmaBandwidth.default,
+    ),
+    dmaSlots: integer(
+      o.dmaSlots,
+      "device.dmaSlots",
+      F.dmaSlots.min,
+      F.dmaSlots.max,
+      F.dmaSlots.default,
     ),
   };
 }

@@ -56,8 +56,17 @@ Deno.test("parseScenario fills every default", () => {
       evtqEntries: 256,
       priqEntries: 256,
       invalidation: "strict",
+      configCacheEntries: 64,
+      walkCache: true,
+      xlateSlots: 64,
+      ptwSlots: 16,
     },
-    device: { fault: "stall", priCapacity: 256, dmaBandwidth: 8e9 },
+    device: {
+      fault: "stall",
+      priCapacity: 256,
+      dmaBandwidth: 8e9,
+      dmaSlots: 16,
+    },
     dma: {
       mode: "static-pin",
       premapPages: 1,
