@@ -201,8 +201,45 @@ export class WalkCache {
   /**
    * Levels a walk of `va` can skip: looks up levels `deepest` down to 0
    * (deepest = the last table-descriptor level of this walk, at most 2) and
-   * returns L + 1 for the first level L that hits, 0 when none does; then
-   * fills the levels the walk reads (L + 1 .. deepest).
+   * returns L + 1 for the first level L that hits, 0 when none does.
+   */
+  skip(
+    stage: 1 | 2,
+    a: number,
+    b: number,
+    va: number,
+    deepest: number,
+  ): number {
+    const lv = stage === 1 ? this.s1 : this.s2;
+    for (let l = deepest > 2 ? 2 : deepest; l >= 0; l--) {
+      const key = Math.floor(va * LEVEL_INV[l]!);
+      if (lv[l]!.lookup(a, b, key) >= 0) return l + 1;
+    }
+    return 0;
+  }
+
+  /** Caches the table descriptors of levels `from`..`to` (at most 2) the walk of `va` read. */
+  fill(
+    stage: 1 | 2,
+    a: number,
+    b: number,
+    va: number,
+    from: number,
+    to: number,
+  ): void {
+    const lv = stage === 1 ? this.s1 : this.s2;
+    for (let l = from; l <= to && l <= 2; l++) {
+      const t = lv[l]!;
+      const key = Math.floor(va * LEVEL_INV[l]!);
+      const i = t.victim(a, b, key, undefined);
+      if (i >= 0) t.set(i, a, b, key);
+    }
+  }
+
+  /**
+   * {@linkcode WalkCache.skip}, then {@linkcode WalkCache.fill} of the
+   * levels the walk then reads (skip .. deepest), for a walk whose reads
+   * all happen: returns the levels skipped.
    */
   skipAndFill(
     stage: 1 | 2,
@@ -211,22 +248,8 @@ export class WalkCache {
     va: number,
     deepest: number,
   ): number {
-    const lv = stage === 1 ? this.s1 : this.s2;
-    const top = deepest > 2 ? 2 : deepest;
-    let skip = 0;
-    for (let l = top; l >= 0; l--) {
-      const key = Math.floor(va * LEVEL_INV[l]!);
-      if (lv[l]!.lookup(a, b, key) >= 0) {
-        skip = l + 1;
-        break;
-      }
-    }
-    for (let l = skip; l <= top; l++) {
-      const t = lv[l]!;
-      const key = Math.floor(va * LEVEL_INV[l]!);
-      const i = t.victim(a, b, key, undefined);
-      if (i >= 0) t.set(i, a, b, key);
-    }
+    const skip = this.skip(stage, a, b, va, deepest);
+    this.fill(stage, a, b, va, skip, deepest);
     return skip;
   }
 

@@ -588,13 +588,19 @@ function walkNested(
   const reads = w.reads;
   // Stage-1 levels found in the walk cache need neither their read nor
   // the stage-2 translation of their descriptor address.
-  const skip = s.walkCache.skipAndFill(1, cfg.vmid, cd.asid, iova, reads - 2);
+  const wc = s.walkCache;
+  const skip = wc.skip(1, cfg.vmid, cd.asid, iova, reads - 2);
   for (let k = skip; k < reads; k++) {
     // Each descriptor address is an IPA: stage 2 first, then the read.
-    if (!s2(s, p, cfg, w.descAddrs[k]!, PROT_READ, CLASS_TT, true, r)) return;
+    if (!s2(s, p, cfg, w.descAddrs[k]!, PROT_READ, CLASS_TT, true, r)) {
+      // Only the table descriptors read before the stage-2 fault are cached.
+      wc.fill(1, cfg.vmid, cd.asid, iova, skip, k - 1);
+      return;
+    }
     s.acc += s.cWalk;
     s.stats.walkReads++;
   }
+  wc.fill(1, cfg.vmid, cd.asid, iova, skip, reads - 2);
   if (!w.ok) {
     fault(p, F_TRANSLATION, false, CLASS_IN, 0, cfg, cd);
     return;
