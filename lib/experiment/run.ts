@@ -642,6 +642,7 @@ function smmuCacheExtras(smmu: Smmu): Record<string, number> {
     configCacheHits: st.cfgHits + st.cdHits,
     configCacheMisses: st.cfgMisses + st.cdMisses,
     configCacheEvictions: st.cfgEvictions,
+    iotlbHitWaits: st.iotlbHitWaits,
     xlateSlotWaits: t.xlateSlotWaits,
     xlateSlotWaitNs: t.xlateSlotWaitNs,
     ptwSlotWaits: t.ptwSlotWaits,

@@ -312,14 +312,24 @@ export function xlate(s: SmmuState, p: Pending): number {
     p.pa = tlb.translate(i, iova);
     p.prot = tlb.prot[i]!;
     if (p.ats) p.pageSize = 2 ** tlb.shift[i]!;
+    // Hit under miss: the entry's own walk may still be in progress.
+    const ready = tlb.readyAt[i]! - s.sim.now;
+    if (ready > s.acc) {
+      s.stats.iotlbHitWaits++;
+      s.acc = ready;
+    }
     return s.acc;
   }
   s.stats.iotlbMisses++;
   const pre = s.acc;
+  const inserts = tlb.inserts;
   if (!cfg.s2) walkS1(s, p, cfg, cd!, need);
   else if (!cfg.s1) walkS2Only(s, p, cfg, need);
   else walkNested(s, p, cfg, cd!, need);
-  return tcuTime(s, pre, s.acc - pre);
+  const t = tcuTime(s, pre, s.acc - pre);
+  // The entry this walk filled answers only once the walk is done.
+  if (tlb.inserts !== inserts) tlb.readyAt[tlb.lastInsert] = s.sim.now + t;
+  return t;
 }
 
 /**

@@ -250,6 +250,8 @@ export interface SmmuStats {
   iotlbHits: number;
   /** IOTLB misses (the transaction's own lookup). */
   iotlbMisses: number;
+  /** IOTLB hits on an entry whose walk was still in progress: they waited for it (hit under miss). */
+  iotlbHitWaits: number;
   /** IOTLB hits for stage-2 translations of nested descriptor fetches. */
   s2WalkCacheHits: number;
   /** Descriptor reads by the table walker. */
@@ -387,9 +389,11 @@ export interface SmmuTimingStats {
  * one of `ptwSlots` walkers (16): misses contend, first come, first served
  * ({@linkcode Smmu.timingStats}). The stage-2 translations of nested
  * descriptor fetches are also cached in the IOTLB as stage-2 entries.
- * Approximations: a translation's state changes (IOTLB fill) happen when it
- * is looked up, its answer arrives after its queueing and walk time; IOTLB
- * hits do not queue; STAGs are unique per SMMU; an automatic PRG response during PRI overflow
+ * An IOTLB entry answers only from the end of the walk that filled it: a hit
+ * on it before then waits for that walk (hit under miss). Approximations: a
+ * translation's state changes (IOTLB fill) happen when it is looked up, its
+ * answer arrives after its queueing and walk time; IOTLB hits do not queue
+ * for slots; STAGs are unique per SMMU; an automatic PRG response during PRI overflow
  * carries the PASID when the request had one and the STE is valid (PPS = 1
  * behaviour), Failure when the STE cannot be read.
  *
@@ -437,6 +441,7 @@ export class Smmu {
     retries: 0,
     iotlbHits: 0,
     iotlbMisses: 0,
+    iotlbHitWaits: 0,
     s2WalkCacheHits: 0,
     walkReads: 0,
     cfgHits: 0,
@@ -725,6 +730,8 @@ export class Smmu {
     if (i < 0) return -1;
     const need = txn.write ? PROT_WRITE : PROT_READ;
     if ((tlb.prot[i]! & need) !== need) return -1;
+    // The walk that filled the entry is still in progress: translate() waits.
+    if (tlb.readyAt[i]! > this.#s.sim.now + this.#s.cIotlb) return -1;
     const st = this.stats;
     st.translations++;
     st.cfgHits++;

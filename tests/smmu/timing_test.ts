@@ -276,3 +276,31 @@ Deno.test("IOTLB hits do not wait for busy walkers", () => {
   r.sim.run();
   assert.equal(hitAt, r.costs["smmu.iotlbLookup"]);
 });
+
+Deno.test("a hit on an entry whose walk is still in progress waits for that walk", () => {
+  // gem5's SMMUv3 checks such hazards too; on hardware the second access
+  // cannot use a translation the walker has not returned yet.
+  const r = s2Rig([0, 2 * MiB, 4 * MiB], { ptwSlots: 1 });
+  assert.ok(translateNow(r, { sid: 1, iova: 0, write: false })?.ok);
+  const t0 = r.sim.now;
+  const at: number[] = [];
+  r.smmu.translate(
+    { sid: 1, iova: 2 * MiB, write: false },
+    () => at.push(r.sim.now - t0),
+  );
+  r.smmu.translate(
+    { sid: 1, iova: 4 * MiB, write: false },
+    () => at.push(r.sim.now - t0),
+  );
+  // The same page as the second walk, which waits for the walker.
+  r.smmu.translate(
+    { sid: 1, iova: 4 * MiB + 0x10, write: false },
+    () => at.push(r.sim.now - t0),
+  );
+  r.sim.run();
+  assert.equal(at[1], at[2], "the hit is delivered with its walk");
+  assert.equal(r.smmu.stats.iotlbHitWaits, 1);
+  assert.ok(
+    at[2]! > r.costs["smmu.iotlbLookup"] + 2 * r.costs["smmu.walkRead"],
+  );
+});
