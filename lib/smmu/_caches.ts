@@ -173,10 +173,11 @@ export const WALK_S2 = 2;
  * They shape timing only: the walk's result is always read from the tables
  * in memory, as on hardware once the driver has invalidated what it
  * changed (Linux invalidates with a non-leaf TLBI before freeing a table).
- * Every TLBI invalidates the walk-cache entries it covers (IHI0070 4.4:
- * TLB invalidation "also applies to ... intermediate walk cache entries"
- * unless Leaf = 1; invalidating more than asked is allowed, so Leaf is not
- * consulted).
+ * Every TLBI invalidates the walk-cache entries it covers (IHI0070 4.4,
+ * paraphrased: a TLBI with Leaf = 0 also invalidates the cached
+ * intermediate, walk-cache, entries of the range, with Leaf = 1 only the
+ * last level needs to go; invalidating more than asked is allowed, so
+ * Leaf is not consulted).
  */
 export class WalkCache {
   /** Stage-1 levels 0-2. */

@@ -88,8 +88,8 @@ Deno.test("stage-1 walk caches are tagged by ASID", () => {
   assert.equal(reads(1, 0x2000), 1, "ASID 3's L2 entry");
   assert.equal(reads(2, 0x2000), 4, "ASID 4 shares the table, not the entries");
   assert.equal(r.smmu.timingStats.walkS1[2].hits, 1);
-  // IHI0070 4.4.1: CMD_TLBI_NH_ASID invalidates "all stage 1 TLB entries"
-  // for the ASID, walk-cache entries included (Leaf is not an option of it).
+  // IHI0070 4.4 (paraphrased): CMD_TLBI_NH_ASID invalidates every stage-1
+  // entry of the ASID, walk-cache entries included (it has no Leaf option).
   r.smmu.submit([{ opcode: CMD_TLBI_NH_ASID, VMID: 0, ASID: 3 }, {
     opcode: CMD_SYNC,
   }]);
@@ -101,8 +101,8 @@ Deno.test("stage-1 walk caches are tagged by ASID", () => {
 Deno.test("a TLBI drops the walk-cache entries it covers", () => {
   const r = s2Rig([0x1000, 0x2000, 0x3000]);
   assert.ok(translateNow(r, { sid: 1, iova: 0x1000, write: false })?.ok);
-  // IHI0070 4.4.3 CMD_TLBI_S2_IPA: invalidates stage-2 entries for the IPA
-  // (with Leaf = 0, the walk-cache entries of the walk too).
+  // IHI0070 4.4 (paraphrased): CMD_TLBI_S2_IPA invalidates the stage-2
+  // entries of the IPA, with Leaf = 0 the walk-cache entries of its walk too.
   r.smmu.submit([{ opcode: CMD_TLBI_S2_IPA, VMID: 1, Address: 0x2000 }, {
     opcode: CMD_SYNC,
   }]);
@@ -169,9 +169,10 @@ Deno.test("the configuration cache holds 64 entries (gem5 cfg_entries) and evict
 });
 
 Deno.test("CMD_CFGI_STE and CMD_CFGI_CD invalidate configuration cache entries (IHI0070 4.3)", () => {
-  // IHI0070 4.3.1 CMD_CFGI_STE: "Invalidate the STE indicated by StreamID";
-  // 4.3.3 CMD_CFGI_CD: invalidate the CD at SubstreamID of the STE at
-  // StreamID. Until then the SMMU may go on using the cached copy.
+  // IHI0070 4.3 (configuration structure invalidation, paraphrased):
+  // CMD_CFGI_STE invalidates the cached STE of StreamID (and what is cached
+  // under it), CMD_CFGI_CD the cached CD of StreamID and SubstreamID; until
+  // then the SMMU may go on using its cached copies.
   const r = rig();
   const s1 = hostTable(r.memory, 1);
   s1.map(0, 0x9000_0000, 4096, 3);
