@@ -98,6 +98,8 @@ export interface DmaStats {
   creditWaits: number;
   /** Most page requests outstanding at once. */
   maxOutstanding: number;
+  /** Transfers that waited for a free DMA engine slot. */
+  slotWaits: number;
 }
 
 /** Options common to the devices. */
@@ -112,7 +114,23 @@ export interface DmaDeviceOptions {
   costs: Costs;
   /** DMA bandwidth: bytes/s or a string ("8GB/s"). Default "8GB/s". */
   bandwidth?: number | string;
+  /**
+   * Transfers the engine works on at once (its slots, 1..65536): each
+   * does its own setup, translations (ATS requests included) and page
+   * requests while the others' data moves on the shared link; further
+   * `dma()` calls wait in order for a free slot. Default
+   * {@linkcode DEFAULT_DMA_SLOTS}.
+   */
+  slots?: number;
 }
+
+/**
+ * Default DMA engine slots: 16, as many as gem5's SMMUv3 device interface
+ * has translation slots (`SMMUv3DeviceInterface.xlate_slots` 16), so the
+ * engine can keep every translation slot of the SMMU's front end busy
+ * (estimate: device DMA engines do not publish their depth).
+ */
+export const DEFAULT_DMA_SLOTS = 16;
 
 const PAGE = 4096;
 
@@ -134,6 +152,7 @@ function newStats(): DmaStats {
     unexpectedResponses: 0,
     creditWaits: 0,
     maxOutstanding: 0,
+    slotWaits: 0,
   };
 }
 
@@ -236,6 +255,9 @@ function noop(): void {}
  * page, or the part of it inside the transfer), each access translated and
  * then timed on the device's link (`bytes / bandwidth`, shared by all
  * transfers in progress), calling `onAccess` when every access is issued.
+ * It works on up to `slots` transfers at once, so one transfer's setup
+ * (`pci.dmaSetup`, the descriptor fetch), translations, ATS requests and
+ * page requests overlap the others' data on the link.
  *
  * A device configures it once, at construction: `translatePage` (default:
  * untranslated transactions to {@linkcode Smmu.translate}) and `bindExtra`
@@ -261,11 +283,18 @@ export class DmaEngine {
   readonly sid: number;
   /** Bytes per second. */
   readonly bandwidth: number;
+  /** Transfers in progress at most (the engine's slots). */
+  readonly slots: number;
   readonly #nsPerByte: number;
   readonly #cSetup: number;
   #linkFree = 0;
   /** Finished transfers, for reuse. */
   readonly #free: Transfer[] = [];
+  /** Transfers in progress (holding a slot). */
+  #active = 0;
+  /** Transfers waiting for a slot, oldest at `#waitHead`. */
+  readonly #waiting: Transfer[] = [];
+  #waitHead = 0;
   /** Translates the page at `t.cur`, then calls `access` or `finish`. */
   translatePage: (t: Transfer) => void;
   /** Binds extra per-transfer callbacks. */
@@ -282,14 +311,24 @@ export class DmaEngine {
       options.bandwidth ?? "8GB/s",
       `${options.name}.bandwidth`,
     );
+    const slots = options.slots ?? DEFAULT_DMA_SLOTS;
+    if (!Number.isInteger(slots) || slots < 1 || slots > 65536) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create the DMA engine of ${options.name}: slots must be a whole number in 1..65536, got ${slots}`,
+        `${options.name}.slots`,
+      );
+    }
+    this.slots = slots;
     this.#nsPerByte = 1e9 / this.bandwidth;
     this.#cSetup = this.costs["pci.dmaSetup"];
     this.translatePage = (t) => this.translateUntranslated(t);
   }
 
   /**
-   * Validates `req` and starts it after `pci.dmaSetup` with a pooled
-   * {@linkcode Transfer}.
+   * Validates `req` and starts it with a pooled {@linkcode Transfer}:
+   * after `pci.dmaSetup` when a slot is free, else when one frees (in the
+   * order of the calls).
    *
    * @throws {IopfLabError} EINVAL for a bad address, size or PASID
    */
@@ -329,6 +368,33 @@ export class DmaEngine {
     }
     t.reset(req, this.sim.now, done);
     this.stats.transfers++;
+    if (this.#active < this.slots) {
+      this.#active++;
+      this.sim.after(this.#cSetup, t.step);
+    } else {
+      this.#waiting.push(t);
+    }
+  }
+
+  /** Transfers waiting for a free slot now. */
+  get waitingTransfers(): number {
+    return this.#waiting.length - this.#waitHead;
+  }
+
+  /** Gives the slot `t` held to the oldest waiting transfer, if any. */
+  #nextWaiting(): void {
+    const w = this.#waiting;
+    if (this.#waitHead === w.length) {
+      this.#active--;
+      return;
+    }
+    const t = w[this.#waitHead++]!;
+    if (this.#waitHead >= 1024 && this.#waitHead * 2 >= w.length) {
+      w.copyWithin(0, this.#waitHead);
+      w.length -= this.#waitHead;
+      this.#waitHead = 0;
+    }
+    this.stats.slotWaits++;
     this.sim.after(this.#cSetup, t.step);
   }
 
@@ -446,6 +512,7 @@ export class DmaEngine {
     const done = t.done;
     t.done = noop;
     this.#free.push(t);
+    this.#nextWaiting();
     done(result);
   }
 }

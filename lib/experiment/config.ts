@@ -93,6 +93,14 @@ export interface SmmuConfig {
   readonly invalidation: Invalidation;
   /** SMMU_IDR5.STALL_MAX: most transactions stalled at once (1..65535). [64] */
   readonly stallMax: number;
+  /** Configuration cache entries (STEs and CDs). [64] */
+  readonly configCacheEntries: number;
+  /** Per-level table walk caches of gem5's sizes. [true] */
+  readonly walkCache: boolean;
+  /** TCU translation slots (1..4096). [64] */
+  readonly xlateSlots: number;
+  /** TCU table walkers (1..4096). [16] */
+  readonly ptwSlots: number;
 }
 
 /** The assigned PCIe device. */
@@ -105,6 +113,8 @@ export interface DeviceConfig {
   readonly prgPages: number;
   /** Bandwidth of the device's DMA engine in bytes per second. ["8GB/s"] */
   readonly dmaBandwidth: number;
+  /** Transfers the device's DMA engine works on at once (1..65536). [16] */
+  readonly dmaSlots: number;
 }
 
 /** How VFIO makes guest RAM available for DMA. */

@@ -136,6 +136,12 @@ export function buildMachine(scenario: Scenario): Machine {
     memory,
     iotlbEntries: scenario.smmu.iotlbEntries,
     iotlbWays: scenario.smmu.iotlbWays,
+    configCacheEntries: scenario.smmu.configCacheEntries,
+    ...(scenario.smmu.walkCache
+      ? {}
+      : { walkCacheS1: [0, 0, 0], walkCacheS2: [0, 0, 0] } as const),
+    xlateSlots: scenario.smmu.xlateSlots,
+    ptwSlots: scenario.smmu.ptwSlots,
     evtqLog2: Math.log2(scenario.smmu.evtqEntries),
     priqLog2: Math.log2(scenario.smmu.priqEntries),
     stallMax: scenario.smmu.stallMax,
@@ -166,6 +172,7 @@ export function buildMachine(scenario: Scenario): Machine {
         smmu,
         costs,
         bandwidth: scenario.device.dmaBandwidth,
+        slots: scenario.device.dmaSlots,
         ats: true,
         pri: true,
         priCapacity: scenario.device.priCapacity,
@@ -177,6 +184,7 @@ export function buildMachine(scenario: Scenario): Machine {
         smmu,
         costs,
         bandwidth: scenario.device.dmaBandwidth,
+        slots: scenario.device.dmaSlots,
       });
     const container = new VfioContainer(core, mm, {
       premapPages: scenario.dma.premapPages,

@@ -190,6 +190,36 @@ export const SMMU_FIELDS = {
     doc:
       "SMMU_IDR5.STALL_MAX: most transactions stalled at once; past it a stall-eligible fault is terminated with an abort and recorded with Stall = 0",
   },
+  configCacheEntries: {
+    type: "integer",
+    unit: "",
+    default: 64,
+    min: 0,
+    max: 2 ** 20,
+    doc: "Configuration cache entries (STEs and CDs; gem5 cfg_entries)",
+  },
+  walkCache: {
+    type: "boolean",
+    unit: "",
+    default: true,
+    doc: "Per-level table walk caches of gem5's sizes (false: none)",
+  },
+  xlateSlots: {
+    type: "integer",
+    unit: "",
+    default: 64,
+    min: 1,
+    max: 4096,
+    doc: "TCU translation slots (gem5 xlate_slots)",
+  },
+  ptwSlots: {
+    type: "integer",
+    unit: "",
+    default: 16,
+    min: 1,
+    max: 4096,
+    doc: "TCU table walkers (gem5 ptw_slots)",
+  },
 } as const;
 
 /** The fields of `device`. */
@@ -223,6 +253,14 @@ export const DEVICE_FIELDS = {
     unit: "bytes/s",
     default: "8GB/s",
     doc: "Bandwidth of the device's DMA engine",
+  },
+  dmaSlots: {
+    type: "integer",
+    unit: "",
+    default: 16,
+    min: 1,
+    max: 65536,
+    doc: "Transfers the device's DMA engine works on at once",
   },
 } as const;
 
@@ -593,6 +631,28 @@ function resolveSmmu(o: Record<string, unknown>): SmmuConfig {
     priqEntries,
     invalidation,
     stallMax,
+    configCacheEntries: integer(
+      o.configCacheEntries,
+      "smmu.configCacheEntries",
+      F.configCacheEntries.min,
+      F.configCacheEntries.max,
+      F.configCacheEntries.default,
+    ),
+    walkCache: bool(o.walkCache, "smmu.walkCache", F.walkCache.default),
+    xlateSlots: integer(
+      o.xlateSlots,
+      "smmu.xlateSlots",
+      F.xlateSlots.min,
+      F.xlateSlots.max,
+      F.xlateSlots.default,
+    ),
+    ptwSlots: integer(
+      o.ptwSlots,
+      "smmu.ptwSlots",
+      F.ptwSlots.min,
+      F.ptwSlots.max,
+      F.ptwSlots.default,
+    ),
   };
 }
 
@@ -618,6 +678,13 @@ function resolveDevice(o: Record<string, unknown>): DeviceConfig {
       o.dmaBandwidth,
       "device.dmaBandwidth",
       F.dmaBandwidth.default,
+    ),
+    dmaSlots: integer(
+      o.dmaSlots,
+      "device.dmaSlots",
+      F.dmaSlots.min,
+      F.dmaSlots.max,
+      F.dmaSlots.default,
     ),
   };
 }

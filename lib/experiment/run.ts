@@ -14,6 +14,7 @@ import {
 } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { formatTime, PAGE_SIZE } from "../sim/units.ts";
+import type { Smmu } from "../smmu/smmu.ts";
 import {
   createWorkload,
   TraceWorkload,
@@ -412,6 +413,7 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
     swapOuts: m.vms.reduce((a, v) => a + v.mm.swapOuts, 0),
     swapIns: m.vms.reduce((a, v) => a + v.mm.swapIns, 0),
     walkReads: smmu.walkReads,
+    ...smmuCacheExtras(m.smmu),
     stalls: smmu.stalls,
     priAutoResponses: smmu.priAutoResponses,
     pageRequests: m.vms.reduce((a, v) => a + v.device.stats.pageRequests, 0),
@@ -658,4 +660,31 @@ class Sampler {
     }
     return out;
   }
+}
+
+/**
+ * The SMMU's caches and TCU resources as `extra` keys: configuration cache
+ * (STE and CD) and per-level walk cache hits and misses, and the waits for
+ * translation slots and walkers.
+ */
+function smmuCacheExtras(smmu: Smmu): Record<string, number> {
+  const st = smmu.stats;
+  const t = smmu.timingStats;
+  const out: Record<string, number> = {
+    configCacheHits: st.cfgHits + st.cdHits,
+    configCacheMisses: st.cfgMisses + st.cdMisses,
+    configCacheEvictions: st.cfgEvictions,
+    iotlbHitWaits: st.iotlbHitWaits,
+    xlateSlotWaits: t.xlateSlotWaits,
+    xlateSlotWaitNs: t.xlateSlotWaitNs,
+    ptwSlotWaits: t.ptwSlotWaits,
+    ptwSlotWaitNs: t.ptwSlotWaitNs,
+  };
+  for (let l = 0; l < 3; l++) {
+    out[`walkCacheS1L${l}Hits`] = t.walkS1[l]!.hits;
+    out[`walkCacheS1L${l}Misses`] = t.walkS1[l]!.misses;
+    out[`walkCacheS2L${l}Hits`] = t.walkS2[l]!.hits;
+    out[`walkCacheS2L${l}Misses`] = t.walkS2[l]!.misses;
+  }
+  return out;
 }

@@ -49,7 +49,7 @@ import {
   type TlbiRange,
 } from "./types.ts";
 import type { SmmuState } from "./_state.ts";
-import { fetchSte } from "./_ptw.ts";
+import { cacheSte, fetchSte } from "./_ptw.ts";
 
 /**
  * Commands written to the command queue after the driver's issue time: the
@@ -373,7 +373,7 @@ export class CmdqConsumer {
       case CMD_PREFETCH_CONFIG:
         if (cmd.SID < steCache.length && !steCache[cmd.SID]) {
           const r = fetchSte(s, cmd.SID);
-          if (typeof r !== "number") steCache[cmd.SID] = r;
+          if (typeof r !== "number") cacheSte(s, cmd.SID, r);
         }
         return 0;
       case CMD_CFGI_STE:
@@ -568,6 +568,7 @@ function tlbi(
   end: number,
 ): number {
   s.stats.tlbInvalidations++;
+  s.walkCache.invalidate(kinds, a, b, start, end);
   const n = s.iotlb.invalidate(a, b, kinds, start, end);
   s.stats.tlbEntriesInvalidated += n;
   return n * s.cTlbiEntry;

@@ -268,6 +268,7 @@ export function xlate(s: SmmuState, p: Pending): number {
   const sid = p.sid;
   let cfg = sid >= 0 && sid < s.steCache.length ? s.steCache[sid] : undefined;
   if (cfg === undefined) {
+    s.stats.cfgMisses++;
     s.acc += s.cCfg;
     const r = fetchSte(s, sid);
     if (typeof r === "number") {
@@ -275,7 +276,7 @@ export function xlate(s: SmmuState, p: Pending): number {
       return s.acc;
     }
     cfg = r;
-    s.steCache[sid] = r;
+    cacheSte(s, sid, r);
   } else {
     s.stats.cfgHits++;
   }
@@ -320,9 +321,12 @@ export function xlate(s: SmmuState, p: Pending): number {
     const idx = p.ssid >= 0 ? p.ssid : 0;
     cd = cfg.cds[idx];
     if (cd === undefined) {
+      s.stats.cdMisses++;
       const r = fetchCd(s, p, cfg, idx);
       if (r === undefined) return s.acc;
       cd = r;
+    } else {
+      s.stats.cdHits++;
     }
   } else if (p.ssid >= 0) {
     fault(p, C_BAD_SUBSTREAMID, false, CLASS_IN, 0, cfg, undefined);
@@ -344,13 +348,94 @@ export function xlate(s: SmmuState, p: Pending): number {
     p.pa = tlb.translate(i, iova);
     p.prot = tlb.prot[i]!;
     if (p.ats) p.pageSize = 2 ** tlb.shift[i]!;
+    // Hit under miss: the entry's own walk may still be in progress.
+    const ready = tlb.readyAt[i]! - s.sim.now;
+    if (ready > s.acc) {
+      s.stats.iotlbHitWaits++;
+      s.acc = ready;
+    }
     return s.acc;
   }
   s.stats.iotlbMisses++;
+  const pre = s.acc;
+  const inserts = tlb.inserts;
   if (!cfg.s2) walkS1(s, p, cfg, cd!, need);
   else if (!s1) walkS2Only(s, p, cfg, need);
   else walkNested(s, p, cfg, cd!, need);
-  return s.acc;
+  const t = tcuTime(s, pre, s.acc - pre);
+  // The entry this walk filled answers only once the walk is done.
+  if (tlb.inserts !== inserts) tlb.readyAt[tlb.lastInsert] = s.sim.now + t;
+  return t;
+}
+
+/**
+ * The time of a translation that missed the IOTLB, `pre` ns of lookups
+ * then `walk` ns of table walk, on the TCU's bounded resources: it holds
+ * one of `xlateSlots` translation slots from its arrival until its walk
+ * ends, and the walk itself holds one of `ptwSlots` table walkers (gem5's
+ * SMMUv3 `xlate_slots` and `ptw_slots`), each taken first come, first
+ * served. Returns the ns from now until the translation is done.
+ */
+function tcuTime(s: SmmuState, pre: number, walk: number): number {
+  const now = s.sim.now;
+  const ts = s.xlateSlots.start(now);
+  const tw = s.ptwSlots.start(ts + pre);
+  const end = tw + walk;
+  s.ptwSlots.hold(end);
+  s.xlateSlots.hold(end);
+  return end - now;
+}
+
+/**
+ * Puts the STE of `sid` into the configuration cache (`s.steCache`), whose
+ * tag store `s.cfgTags` bounds it: a full set evicts its round-robin
+ * victim, an STE (with the CDs cached under it) or a CD. Entries that
+ * CMD_CFGI_* dropped from `s.steCache` count as free ways.
+ */
+export function cacheSte(s: SmmuState, sid: number, cfg: StreamCfg): void {
+  const i = cfgWay(s, sid, -1);
+  if (i >= 0) s.steCache[sid] = cfg;
+}
+
+/** Puts CD `idx` of `cfg` (the STE of `sid`) into the configuration cache. */
+function cacheCd(
+  s: SmmuState,
+  sid: number,
+  cfg: StreamCfg,
+  idx: number,
+  cd: CdCfg,
+): void {
+  const i = cfgWay(s, sid, idx);
+  if (i >= 0) cfg.cds[idx] = cd;
+}
+
+/** The configuration cache way for (sid, ssid), its old entry evicted; -1 when the cache has no entries. */
+function cfgWay(s: SmmuState, sid: number, ssid: number): number {
+  const t = s.cfgTags;
+  const key = sid + ssid + 1;
+  const i = t.victim(sid, ssid, key, s.cfgLive);
+  if (i < 0) return -1;
+  if (
+    t.valid[i] === 1 && !(t.tagA[i] === sid && t.tagB[i] === ssid) &&
+    s.cfgLive(i)
+  ) {
+    s.stats.cfgEvictions++;
+    const vs = t.tagA[i]!, vb = t.tagB[i]!;
+    if (vb < 0) s.steCache[vs] = undefined;
+    else s.steCache[vs]!.cds[vb] = undefined;
+  }
+  t.set(i, sid, ssid, key);
+  return i;
+}
+
+/** True while configuration cache way `i` holds an entry CMD_CFGI_* has not dropped. */
+export function cfgLive(s: SmmuState, i: number): boolean {
+  const t = s.cfgTags;
+  if (t.valid[i] === 0) return false;
+  const cfg = s.steCache[t.tagA[i]!];
+  if (cfg === undefined) return false;
+  const b = t.tagB[i]!;
+  return b < 0 || cfg.cds[b] !== undefined;
 }
 
 function fetchCd(
@@ -410,7 +495,7 @@ function fetchCd(
     record: cd.R,
     abort: cd.A,
   };
-  cfg.cds[idx] = r;
+  cacheCd(s, p.sid, cfg, idx, r);
   return r;
 }
 
@@ -428,8 +513,10 @@ function walkS1(
     return;
   }
   const w = cd.s1Table.walk(iova, s.w1);
-  s.acc += w.reads * s.cWalk;
-  s.stats.walkReads += w.reads;
+  const reads = w.reads -
+    s.walkCache.skipAndFill(1, cfg.vmid, cd.asid, iova, w.reads - 2);
+  s.acc += reads * s.cWalk;
+  s.stats.walkReads += reads;
   if (!w.ok) {
     fault(p, F_TRANSLATION, false, CLASS_IN, 0, cfg, cd);
     return;
@@ -512,8 +599,10 @@ function s2(
     cfg.s2Table = table;
   }
   const w = table.walk(ipa, s.w2);
-  s.acc += w.reads * s.cWalk;
-  s.stats.walkReads += w.reads;
+  const reads = w.reads -
+    s.walkCache.skipAndFill(2, cfg.vmid, -1, ipa, w.reads - 2);
+  s.acc += reads * s.cWalk;
+  s.stats.walkReads += reads;
   if (!w.ok) {
     return fault(p, F_TRANSLATION, true, cls, ipa, cfg, undefined);
   }
@@ -546,12 +635,21 @@ function walkNested(
   const r = s.s2r;
   const w = cd.s1Table.walk(iova, s.w1);
   const reads = w.reads;
-  for (let k = 0; k < reads; k++) {
+  // Stage-1 levels found in the walk cache need neither their read nor
+  // the stage-2 translation of their descriptor address.
+  const wc = s.walkCache;
+  const skip = wc.skip(1, cfg.vmid, cd.asid, iova, reads - 2);
+  for (let k = skip; k < reads; k++) {
     // Each descriptor address is an IPA: stage 2 first, then the read.
-    if (!s2(s, p, cfg, w.descAddrs[k]!, PROT_READ, CLASS_TT, true, r)) return;
+    if (!s2(s, p, cfg, w.descAddrs[k]!, PROT_READ, CLASS_TT, true, r)) {
+      // Only the table descriptors read before the stage-2 fault are cached.
+      wc.fill(1, cfg.vmid, cd.asid, iova, skip, k - 1);
+      return;
+    }
     s.acc += s.cWalk;
     s.stats.walkReads++;
   }
+  wc.fill(1, cfg.vmid, cd.asid, iova, skip, reads - 2);
   if (!w.ok) {
     fault(p, F_TRANSLATION, false, CLASS_IN, 0, cfg, cd);
     return;

@@ -16,6 +16,7 @@ import type { MutableEventRecord, SmmuEndpoint, Ste } from "./types.ts";
 import type { Smmu, SmmuStats } from "./smmu.ts";
 import type { S2Result, StreamCfg } from "./_ptw.ts";
 import type { Pending, StallTable } from "./_stall.ts";
+import type { SlotPool, TagStore, WalkCache } from "./_caches.ts";
 
 /**
  * Everything the SMMU's units share. Built once per {@linkcode Smmu} (one
@@ -63,6 +64,20 @@ export interface SmmuState {
   readonly streamTable: (Ste | undefined)[];
   /** The configuration cache: validated STEs (with their CDs), by StreamID. */
   readonly steCache: (StreamCfg | undefined)[];
+  /**
+   * The configuration cache's tag store: which (StreamID, SubstreamID)
+   * entries `steCache` may hold (SubstreamID -1 for the STE), so the cache
+   * is bounded (`SmmuOptions.configCacheEntries`).
+   */
+  readonly cfgTags: TagStore;
+  /** `cfgLive` bound to this state (a way whose entry CMD_CFGI_* dropped is free). */
+  readonly cfgLive: (i: number) => boolean;
+  /** The table walk caches, per stage and level. */
+  readonly walkCache: WalkCache;
+  /** The TCU's translation slots (translations past an IOTLB miss). */
+  readonly xlateSlots: SlotPool;
+  /** The TCU's table walkers. */
+  readonly ptwSlots: SlotPool;
   /** PCIe endpoints by Requester ID (PRG responses, ATC invalidations). */
   readonly endpoints: Map<number, SmmuEndpoint>;
   /** Free in-flight transaction records. */

@@ -52,6 +52,23 @@ import {
   takePending,
 } from "./_stall.ts";
 import { CmdqConsumer } from "./_cmdq.ts";
+import {
+  GEM5_CACHE_WAYS,
+  GEM5_CONFIG_ENTRIES,
+  GEM5_WALK_CACHE,
+  SlotPool,
+  TagStore,
+  WalkCache,
+  type WalkLevelSizes,
+} from "./_caches.ts";
+import { cfgLive } from "./_ptw.ts";
+
+export {
+  GEM5_CACHE_WAYS,
+  GEM5_CONFIG_ENTRIES,
+  GEM5_WALK_CACHE,
+  type WalkLevelSizes,
+};
 
 /**
  * Default SMMU_IDR5.STALL_MAX: 64, the value a shipping MMU-600/700-class
@@ -96,6 +113,28 @@ export interface SmmuOptions {
   iotlbEntries?: number;
   /** IOTLB ways per set. Default 4. */
   iotlbWays?: number;
+  /**
+   * Configuration cache entries (STEs and CDs, each one entry), 4-way set
+   * associative with round-robin replacement; 0 caches nothing. Default 64,
+   * gem5's SMMUv3 `cfg_entries` (with `cfg_assoc` 4, `cfg_policy` "rr").
+   */
+  configCacheEntries?: number;
+  /**
+   * Walk-cache entries per level (L0, L1, L2) for stage 1, 4-way with
+   * round-robin replacement; 0 disables a level. Default [4, 28, 348],
+   * gem5's `walk_S1L0`, `walk_S1L1`, `walk_S1L2`.
+   */
+  walkCacheS1?: WalkLevelSizes;
+  /** Walk-cache entries per level for stage 2. Default [4, 28, 92], gem5's `walk_S2L0`..`walk_S2L2`. */
+  walkCacheS2?: WalkLevelSizes;
+  /**
+   * Translations the TCU works on at once past an IOTLB miss (its
+   * translation slots, 1..4096); more wait. Default 64, gem5's SMMUv3
+   * `xlate_slots`.
+   */
+  xlateSlots?: number;
+  /** Table walks in progress at once (the walkers, 1..4096). Default 16, gem5's `ptw_slots`. */
+  ptwSlots?: number;
   /** log2 of the event queue entries (0..19). Default 8. */
   evtqLog2?: number;
   /** log2 of the PRI queue entries (0..19). Default 8. */
@@ -214,12 +253,22 @@ export interface SmmuStats {
   iotlbHits: number;
   /** IOTLB misses (the transaction's own lookup). */
   iotlbMisses: number;
+  /** IOTLB hits on an entry whose walk was still in progress: they waited for it (hit under miss). */
+  iotlbHitWaits: number;
   /** IOTLB hits for stage-2 translations of nested descriptor fetches. */
   s2WalkCacheHits: number;
   /** Descriptor reads by the table walker. */
   walkReads: number;
   /** Configuration cache hits (STE). */
   cfgHits: number;
+  /** Configuration cache misses (STE): the STE was fetched. */
+  cfgMisses: number;
+  /** Configuration cache hits (CD). */
+  cdHits: number;
+  /** Configuration cache misses (CD): the CD was fetched. */
+  cdMisses: number;
+  /** Configuration cache entries (STE or CD) evicted to make room. */
+  cfgEvictions: number;
   /** STE and CD fetches from memory. */
   cfgFetches: number;
   /** Transactions that faulted (every fault, recorded or not). */
@@ -295,6 +344,34 @@ export interface AtosResult {
   readonly ns: number;
 }
 
+/** Hits and misses of one cache. */
+export interface CacheCounts {
+  /** Lookups that hit. */
+  readonly hits: number;
+  /** Lookups that missed. */
+  readonly misses: number;
+}
+
+/**
+ * The SMMU's timing structures at a glance ({@linkcode Smmu.timingStats}):
+ * each walk cache's lookups, and the waits for the TCU's translation slots
+ * and table walkers.
+ */
+export interface SmmuTimingStats {
+  /** Stage-1 walk caches, levels 0, 1, 2. */
+  readonly walkS1: readonly [CacheCounts, CacheCounts, CacheCounts];
+  /** Stage-2 walk caches, levels 0, 1, 2. */
+  readonly walkS2: readonly [CacheCounts, CacheCounts, CacheCounts];
+  /** Translations that waited for a translation slot. */
+  readonly xlateSlotWaits: number;
+  /** Total ns they waited. */
+  readonly xlateSlotWaitNs: number;
+  /** Table walks that waited for a walker. */
+  readonly ptwSlotWaits: number;
+  /** Total ns they waited. */
+  readonly ptwSlotWaitNs: number;
+}
+
 /**
  * An Arm SMMUv3 on the simulator's clock.
  *
@@ -331,11 +408,23 @@ export interface AtosResult {
  * called when a record is written; {@linkcode Smmu.readEvent} /
  * {@linkcode Smmu.readPri} consume them.
  *
- * Model choices: the configuration cache is unbounded and caches only valid
- * configurations; table walk caches other than the IOTLB itself are not
- * modelled (the stage-2 translations of nested descriptor fetches are cached
- * in the IOTLB as stage-2 entries); the walker is not a contended resource;
- * STAGs are unique per SMMU; an automatic PRG response during PRI overflow
+ * **Timing structure** (defaults from gem5's SMMUv3 model): the
+ * configuration cache holds `configCacheEntries` STEs and CDs (64, 4-way,
+ * round robin) and caches only valid configurations; CMD_CFGI_* drop
+ * entries (IHI0070 4.3). Per-level walk caches for stage 1 and stage 2
+ * (`walkCacheS1`, `walkCacheS2`) let a walk start below the levels they
+ * hold; they change the walk's time only, never its result, and every TLBI
+ * drops the entries it covers. A translation that misses the IOTLB holds one
+ * of `xlateSlots` translation slots (64) until its walk ends, and the walk
+ * one of `ptwSlots` walkers (16): misses contend, first come, first served
+ * ({@linkcode Smmu.timingStats}). The stage-2 translations of nested
+ * descriptor fetches are also cached in the IOTLB as stage-2 entries.
+ * An IOTLB entry answers only from the end of the walk that filled it: a hit
+ * on it before then waits for that walk (hit under miss). Approximations: a
+ * translation's state changes (IOTLB fill) happen when it is looked up, its
+ * answer arrives after its queueing and walk time; IOTLB hits do not queue
+ * for slots.
+ * Model choices: STAGs are unique per SMMU; an automatic PRG response during PRI overflow
  * follows IHI0070 8.1 with SMMU_IDR3.PPS = 0 and STE.PPAR = 1: Success
  * without a PASID for a request without one, Success with the PASID when
  * the STE is valid, Failure (no PASID) when it cannot be read; without PRI
@@ -391,9 +480,14 @@ export class Smmu {
     retries: 0,
     iotlbHits: 0,
     iotlbMisses: 0,
+    iotlbHitWaits: 0,
     s2WalkCacheHits: 0,
     walkReads: 0,
     cfgHits: 0,
+    cfgMisses: 0,
+    cdHits: 0,
+    cdMisses: 0,
+    cfgEvictions: 0,
     cfgFetches: 0,
     faults: 0,
     stalls: 0,
@@ -465,12 +559,26 @@ export class Smmu {
     const ssidBits = options.ssidBits ?? 20;
     const oasBits = options.oasBits ?? 48;
     const stallMax = options.stallMax ?? DEFAULT_STALL_MAX;
+    const cfgEntries = options.configCacheEntries ?? GEM5_CONFIG_ENTRIES;
+    const xlateSlots = options.xlateSlots ?? 64;
+    const ptwSlots = options.ptwSlots ?? 16;
+    const wc1 = options.walkCacheS1 ?? GEM5_WALK_CACHE.s1;
+    const wc2 = options.walkCacheS2 ?? GEM5_WALK_CACHE.s2;
     for (
       const [name, v, lo, hi] of [
         ["sidBits", sidBits, 0, 20],
         ["ssidBits", ssidBits, 0, 20],
         ["oasBits", oasBits, 32, 52],
         ["stallMax", stallMax, 1, 0xffff],
+        ["configCacheEntries", cfgEntries, 0, 2 ** 20],
+        ["xlateSlots", xlateSlots, 1, 4096],
+        ["ptwSlots", ptwSlots, 1, 4096],
+        ["walkCacheS1[0]", wc1[0], 0, 2 ** 20],
+        ["walkCacheS1[1]", wc1[1], 0, 2 ** 20],
+        ["walkCacheS1[2]", wc1[2], 0, 2 ** 20],
+        ["walkCacheS2[0]", wc2[0], 0, 2 ** 20],
+        ["walkCacheS2[1]", wc2[1], 0, 2 ** 20],
+        ["walkCacheS2[2]", wc2[2], 0, 2 ** 20],
       ] as const
     ) {
       if (!Number.isInteger(v) || v < lo || v > hi) {
@@ -514,7 +622,7 @@ export class Smmu {
       name: "command queue",
     });
     const c = options.costs;
-    this.#s = {
+    const state: SmmuState = {
       sim,
       memory: options.memory,
       features: this.features,
@@ -534,6 +642,11 @@ export class Smmu {
       oasLimit: 2 ** oasBits,
       streamTable: new Array(2 ** sidBits).fill(undefined),
       steCache: new Array(2 ** sidBits).fill(undefined),
+      cfgTags: new TagStore(cfgEntries, GEM5_CACHE_WAYS),
+      cfgLive: (i: number) => cfgLive(state, i),
+      walkCache: new WalkCache(wc1, wc2, GEM5_CACHE_WAYS),
+      xlateSlots: new SlotPool(xlateSlots),
+      ptwSlots: new SlotPool(ptwSlots),
       endpoints: new Map(),
       pool: [],
       stalled: new StallTable(),
@@ -552,6 +665,7 @@ export class Smmu {
       s2r: { pa: 0, prot: 0, size: 0 },
       evScratch: newEventRecord(),
     };
+    this.#s = state;
     this.#cq = new CmdqConsumer(this.#s);
     this.#steCache = this.#s.steCache;
   }
@@ -653,7 +767,7 @@ export class Smmu {
     const cfg = sid >= 0 && sid < steCache.length ? steCache[sid] : undefined;
     if (cfg === undefined || (!cfg.s1 && !cfg.s2)) return -1;
     const ssid = txn.ssid ?? -1;
-    let b = -1;
+    let b = -1, cdHit = 0;
     if (cfg.s1) {
       if (ssid >= 0 && (cfg.cdMax === 0 || ssid >= 2 ** cfg.cdMax)) return -1;
       // S1DSS other than "substream 0", or SubstreamID 0 under it: slow path.
@@ -665,6 +779,7 @@ export class Smmu {
       const cd = cfg.cds[ssid >= 0 ? ssid : 0];
       if (cd === undefined) return -1;
       b = cd.asid;
+      cdHit = 1;
     } else if (ssid >= 0) {
       return -1;
     }
@@ -674,11 +789,32 @@ export class Smmu {
     if (i < 0) return -1;
     const need = txn.write ? PROT_WRITE : PROT_READ;
     if ((tlb.prot[i]! & need) !== need) return -1;
+    // The walk that filled the entry is still in progress: translate() waits.
+    if (tlb.readyAt[i]! > this.#s.sim.now + this.#s.cIotlb) return -1;
     const st = this.stats;
     st.translations++;
     st.cfgHits++;
+    st.cdHits += cdHit;
     st.iotlbHits++;
     return tlb.translate(i, iova);
+  }
+
+  /** The walk caches' hits and misses and the waits for translation slots and walkers (a new record). */
+  get timingStats(): SmmuTimingStats {
+    const s = this.#s;
+    const c = (t: TagStore): CacheCounts => ({
+      hits: t.hits,
+      misses: t.misses,
+    });
+    const w = s.walkCache;
+    return {
+      walkS1: [c(w.s1[0]), c(w.s1[1]), c(w.s1[2])],
+      walkS2: [c(w.s2[0]), c(w.s2[1]), c(w.s2[2])],
+      xlateSlotWaits: s.xlateSlots.waits,
+      xlateSlotWaitNs: s.xlateSlots.waitNs,
+      ptwSlotWaits: s.ptwSlots.waits,
+      ptwSlotWaitNs: s.ptwSlots.waitNs,
+    };
   }
 
   /** Simulated time of an IOTLB lookup (`smmu.iotlbLookup`, ns): the latency of a hit. */

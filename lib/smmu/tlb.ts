@@ -81,6 +81,16 @@ export class SetAssocTlb {
   readonly out: Float64Array = EMPTY_F64;
   /** Permissions (IOMMU_READ | IOMMU_WRITE). */
   readonly prot: Uint8Array = EMPTY_U8;
+  /**
+   * Simulated time (ns) from which the entry may answer: the end of the
+   * walk that filled it (0: at once). The SMMU sets it after an insert; the
+   * TLB itself does not read it.
+   */
+  readonly readyAt: Float64Array = EMPTY_F64;
+  /** Index of the entry the last {@linkcode SetAssocTlb.insert} wrote. */
+  lastInsert: number = -1;
+  /** Inserts so far. */
+  inserts: number = 0;
   readonly #stamp: Float64Array = EMPTY_F64;
   readonly #validBySize = new Int32Array(3);
   /** sets - 1 when `sets` is a power of two (the set index is then a mask), else -1. */
@@ -114,6 +124,7 @@ export class SetAssocTlb {
     this.out = new Float64Array(entries);
     this.prot = new Uint8Array(entries);
     this.#stamp = new Float64Array(entries);
+    this.readyAt = new Float64Array(entries);
   }
 
   #setBase(page: number): number {
@@ -226,6 +237,9 @@ export class SetAssocTlb {
     this.va[i] = va;
     this.out[i] = Math.floor(outBase / size) * size;
     this.prot[i] = prot;
+    this.readyAt[i] = 0;
+    this.lastInsert = i;
+    this.inserts++;
     this.#stamp[i] = ++this.#clock;
     this.#validBySize[s]!++;
     this.valid++;

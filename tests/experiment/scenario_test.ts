@@ -57,12 +57,17 @@ Deno.test("parseScenario fills every default", () => {
       priqEntries: 256,
       invalidation: "strict",
       stallMax: 64,
+      configCacheEntries: 64,
+      walkCache: true,
+      xlateSlots: 64,
+      ptwSlots: 16,
     },
     device: {
       fault: "stall",
       priCapacity: 256,
       prgPages: 1,
       dmaBandwidth: 8e9,
+      dmaSlots: 16,
     },
     dma: {
       mode: "static-pin",

@@ -20,7 +20,9 @@ const scenario = parseScenario({
   ...stallMax,
   host: { memory: "2GiB" },
   vm: { count: 2, memory: "256MiB" },
-  device: { fault: "stall" },
+  // As many DMA engine slots as accesses in flight: the device really has
+  // `queueDepth` transactions outstanding at the SMMU.
+  device: { fault: "stall", dmaSlots: Math.min(queueDepth, 65536) },
   dma: { mode: "iopf" },
   workload: {
     kind: "random",

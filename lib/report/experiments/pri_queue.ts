@@ -39,7 +39,9 @@ export function priQueue(quick: boolean): Experiment {
         name: "pri-queue",
         host: { memory: "8GiB" },
         vm: { memory: "4GiB" },
-        device: { fault: "pri" },
+        // As many DMA engine slots as accesses in flight, so the depth is
+        // what the device really has outstanding.
+        device: { fault: "pri", dmaSlots: depth },
         dma: { mode: "iopf" },
         workload,
         sweep: { "device.priCapacity": caps, "smmu.priqEntries": priq },
