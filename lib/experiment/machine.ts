@@ -145,6 +145,7 @@ export function buildMachine(scenario: Scenario): Machine {
     driver,
     invalidation: scenario.smmu.invalidation,
     faultWorkers: scenario.dma.faultWorkers,
+    faultPath: scenario.iommu.faultPath,
   });
   driver.setFaultSink(core);
   const vms: VmInstance[] = [];

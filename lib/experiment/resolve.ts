@@ -9,6 +9,7 @@
 import { loadCostProfile } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { QUEUE_MAX_LOG2 } from "../smmu/queue.ts";
+import { FAULT_PATHS } from "../iommu/types.ts";
 import {
   formatSize,
   formatTime,
@@ -34,6 +35,7 @@ import type {
   GuestStage1,
   HostConfig,
   Invalidation,
+  IommuConfig,
   Scenario,
   SmmuConfig,
   SmmuStage,
@@ -182,6 +184,18 @@ export const SMMU_FIELDS = {
   },
 } as const;
 
+/** The fields of `iommu`. */
+export const IOMMU_FIELDS = {
+  faultPath: {
+    type: "choice",
+    unit: "",
+    default: "evtq-thread",
+    values: FAULT_PATHS,
+    doc:
+      'Where fault handlers run: "evtq-thread" (RFC v3: iommu_report_device_fault calls VFIO\'s handler in the SMMU event/PRI queue thread, which waits for it) or "workqueue" (the IOPF workqueue, as only host SVA uses it: a what-if for VFIO; dma.faultWorkers applies to this path only)',
+  },
+} as const;
+
 /** The fields of `device`. */
 export const DEVICE_FIELDS = {
   fault: {
@@ -281,6 +295,7 @@ export const SECTIONS = {
   host: HOST_FIELDS,
   vm: VM_FIELDS,
   smmu: SMMU_FIELDS,
+  iommu: IOMMU_FIELDS,
   device: DEVICE_FIELDS,
   dma: DMA_FIELDS,
   guest: GUEST_FIELDS,
@@ -385,6 +400,7 @@ export function resolve(
   const host = resolveHost(section(top, "host"));
   const vm = resolveVm(section(top, "vm"), host);
   const smmu = resolveSmmu(section(top, "smmu"));
+  const iommu = resolveIommu(section(top, "iommu"));
   const device = resolveDevice(section(top, "device"));
   const dma = resolveDma(section(top, "dma"));
   const guestRaw = section(top, "guest");
@@ -412,6 +428,7 @@ export function resolve(
     host,
     vm,
     smmu,
+    iommu,
     device,
     dma,
     guest,
@@ -556,6 +573,18 @@ function resolveSmmu(o: Record<string, unknown>): SmmuConfig {
     evtqEntries,
     priqEntries,
     invalidation,
+  };
+}
+
+function resolveIommu(o: Record<string, unknown>): IommuConfig {
+  const F = IOMMU_FIELDS;
+  return {
+    faultPath: choice(
+      o.faultPath,
+      "iommu.faultPath",
+      F.faultPath.values,
+      F.faultPath.default,
+    ),
   };
 }
 
@@ -723,6 +752,7 @@ export function scenarioToJson(
     },
     vm: { ...s.vm },
     smmu: { ...s.smmu },
+    iommu: { ...s.iommu },
     device: { ...s.device },
     dma: { ...s.dma },
     workload,

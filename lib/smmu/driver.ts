@@ -102,6 +102,10 @@ export interface ArmSmmuV3DriverStats {
   evtqOverflows: number;
   /** PRI queue overflows seen by the handler (partial groups discarded). */
   priqOverflows: number;
+  /** Time (ns) the event-queue thread spent waiting inside fault handlers (fault path "evtq-thread"). */
+  evtqThreadHeldNs: number;
+  /** Time (ns) the PRI-queue thread spent waiting inside fault handlers (fault path "evtq-thread"). */
+  priqThreadHeldNs: number;
   /** CMD_RESUME sent, by response. */
   resumes: { retry: number; abort: number };
   /** CMD_PRI_RESP sent, by response. */
@@ -183,6 +187,8 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     stopMarkers: 0,
     evtqOverflows: 0,
     priqOverflows: 0,
+    evtqThreadHeldNs: 0,
+    priqThreadHeldNs: 0,
     resumes: { retry: 0, abort: 0 },
     priResponses: { success: 0, invalid: 0, failure: 0 },
   };

@@ -107,12 +107,22 @@ export class ArmSmmuIrq {
   readonly #priRespList: Command[] = [this.#priResp];
   readonly #evtqThreadFn = () => this.#evtqThread();
   readonly #priqThreadFn = () => this.#priqThread();
+  /** When the evtq (priq) thread entered the fault handler it now waits for. */
+  #evtqHeldAt = 0;
+  #priqHeldAt = 0;
   readonly #evtqHandleFn = () => {
-    this.#handleEvent(this.#evRecord, this.#evTime);
-    this.#evtqThread();
+    if (!this.#handleEvent(this.#evRecord, this.#evTime)) this.#evtqThread();
   };
   readonly #priqHandleFn = () => {
-    this.#handlePpr(this.#priEntry, this.#priTime);
+    if (!this.#handlePpr(this.#priEntry, this.#priTime)) this.#priqThread();
+  };
+  /** The core's handler returned: the evtq thread reads its next record. */
+  readonly #evtqResumeFn = () => {
+    this.#stats.evtqThreadHeldNs += this.#sim.now - this.#evtqHeldAt;
+    this.#evtqThread();
+  };
+  readonly #priqResumeFn = () => {
+    this.#stats.priqThreadHeldNs += this.#sim.now - this.#priqHeldAt;
     this.#priqThread();
   };
 
@@ -195,8 +205,12 @@ export class ArmSmmuIrq {
     );
   }
 
-  /** Handles the event record `r` (the thread's reused record) written at `time`. */
-  #handleEvent(r: EventRecord, time: number): void {
+  /**
+   * Handles the event record `r` (the thread's reused record) written at
+   * `time`. Returns true when the core holds the thread in the fault's
+   * handler (it calls `#evtqResumeFn` when done), false to go on at once.
+   */
+  #handleEvent(r: EventRecord, time: number): boolean {
     const counts = this.#stats.eventsById;
     counts[r.ID] = (counts[r.ID] ?? 0) + 1;
     if (!(r.Stall && isTranslationFault(r.ID))) {
@@ -207,7 +221,7 @@ export class ArmSmmuIrq {
         record: { ...r },
       });
       if (this.#eventLog.length > this.#eventLogSize) this.#eventLog.shift();
-      return;
+      return false;
     }
     const m = this.#bySid.get(r.StreamID);
     const sink = this.#sink;
@@ -220,7 +234,7 @@ export class ArmSmmuIrq {
         STAG: r.STAG,
         Resp: RESUME_ABORT,
       }]);
-      return;
+      return false;
     }
     let perm = r.RnW ? IOMMU_FAULT_PERM_READ : IOMMU_FAULT_PERM_WRITE;
     if (r.InD) perm |= IOMMU_FAULT_PERM_EXEC;
@@ -239,7 +253,8 @@ export class ArmSmmuIrq {
       detectedAt: time,
     };
     this.#stats.stallFaults++;
-    sink.reportDeviceFault(m.dev, fault);
+    this.#evtqHeldAt = this.#sim.now;
+    return sink.reportDeviceFault(m.dev, fault, this.#evtqResumeFn) === true;
   }
 
   #priqIrq(): void {
@@ -267,11 +282,14 @@ export class ArmSmmuIrq {
     );
   }
 
-  /** Handles the PRI queue entry `e` (the thread's reused entry) written at `time`. */
-  #handlePpr(e: PriEntry, time: number): void {
+  /**
+   * Handles the PRI queue entry `e` (the thread's reused entry) written at
+   * `time`; returns as {@linkcode #handleEvent} does.
+   */
+  #handlePpr(e: PriEntry, time: number): boolean {
     if (isStopMarker(e)) {
       this.#stats.stopMarkers++;
-      return;
+      return false;
     }
     const m = this.#bySid.get(e.StreamID);
     const sink = this.#sink;
@@ -288,7 +306,7 @@ export class ArmSmmuIrq {
           Resp: PRI_RESP_DENY,
         }]);
       }
-      return;
+      return false;
     }
     let perm = 0;
     if (e.READ) perm |= IOMMU_FAULT_PERM_READ;
@@ -316,6 +334,7 @@ export class ArmSmmuIrq {
       detectedAt: time,
     };
     this.#stats.priFaults++;
-    sink.reportDeviceFault(m.dev, fault);
+    this.#priqHeldAt = this.#sim.now;
+    return sink.reportDeviceFault(m.dev, fault, this.#priqResumeFn) === true;
   }
 }

@@ -57,6 +57,7 @@ Deno.test("parseScenario fills every default", () => {
       priqEntries: 256,
       invalidation: "strict",
     },
+    iommu: { faultPath: "evtq-thread" },
     device: { fault: "stall", priCapacity: 256, dmaBandwidth: 8e9 },
     dma: {
       mode: "static-pin",
