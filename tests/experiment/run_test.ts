@@ -35,10 +35,15 @@ Deno.test("metrics of a small scenario, computed by hand", async (t) => {
       // 4 descriptor reads (4 KiB-backed guest RAM is not physically
       // contiguous, so VFIO mapped it with 4 KiB pages), one page of data.
       // Output write: the same without the STE fetch.
-      const expected = c["pci.dmaSetup"] + c["smmu.cfgFetch"] +
+      // Around them the user-space driver's CPU costs (first use, submit,
+      // doorbell, completion) and the engine's processing of one 4 KiB page.
+      const expected = c["accel.firstMessage"] + c["accel.submit"] +
+        c["accel.doorbell"] +
+        c["pci.dmaSetup"] + c["smmu.cfgFetch"] +
         c["smmu.iotlbLookup"] + 4 * c["smmu.walkRead"] + PAGE_NS +
+        c["accel.enginePer4k"] +
         c["pci.dmaSetup"] + c["smmu.iotlbLookup"] +
-        4 * c["smmu.walkRead"] + PAGE_NS;
+        4 * c["smmu.walkRead"] + PAGE_NS + c["accel.completion"];
       assert.equal(m.runNs, expected);
       assert.equal(m.dmaBytes, 8192);
       assert.equal(m.throughputBytesPerSec, (8192 / expected) * 1e9);
