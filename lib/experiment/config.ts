@@ -170,6 +170,8 @@ export interface Scenario {
   readonly workload: WorkloadConfig;
   /** Cost overrides by parameter name (lib/sim/costs.ts). [{}] */
   readonly costs: Readonly<Record<string, number>>;
+  /** Draw the profile's spread costs from their seeded distributions (lib/sim/spread.ts); false: every cost exactly its value. [true] */
+  readonly costSpread: boolean;
   /** Run the model's invariant checks while simulating (slower). [false] */
   readonly check: boolean;
   /** Swept parameters, first one outermost; empty for a single run. */

@@ -331,6 +331,13 @@ export const TOP_LEVEL_FIELDS = {
     unit: "",
     doc: "Cost overrides by parameter name (lib/sim/costs.ts)",
   },
+  costSpread: {
+    type: "boolean",
+    unit: "",
+    default: true,
+    doc:
+      "Draw the costs the profile's spread section lists (interrupt and wakeup latencies) from their seeded distributions, mean unchanged; false: every cost exactly its value",
+  },
   check: {
     type: "boolean",
     unit: "",
@@ -351,6 +358,7 @@ const TOP_FIELDS = [
   ...Object.keys(SECTIONS),
   "workload",
   "costs",
+  "costSpread",
   "check",
   "sweep",
 ];
@@ -421,6 +429,11 @@ export function resolve(
   };
   const workload = resolveWorkload(top.workload, vm, ctx);
   const costs = resolveCosts(top.costs);
+  const costSpread = bool(
+    top.costSpread,
+    "costSpread",
+    T.costSpread.default,
+  );
   const check = bool(top.check, "check", T.check.default);
   const scenario: Scenario = {
     name,
@@ -434,6 +447,7 @@ export function resolve(
     guest,
     workload,
     costs,
+    costSpread,
     check,
     sweep: [],
   };
@@ -757,6 +771,7 @@ export function scenarioToJson(
     dma: { ...s.dma },
     workload,
     costs: { ...s.costs },
+    costSpread: s.costSpread,
     check: s.check,
   };
   const nestedSwept = s.sweep.some(([p, vs]) =>
@@ -843,7 +858,12 @@ export function scenarioFields(): ScenarioField[] {
       out.push(row(`workload.${field}`, f, spec.kind));
     }
   }
-  out.push(row("costs", T.costs), row("check", T.check), row("sweep", T.sweep));
+  out.push(
+    row("costs", T.costs),
+    row("costSpread", T.costSpread),
+    row("check", T.check),
+    row("sweep", T.sweep),
+  );
   return out;
 }
 
@@ -981,6 +1001,7 @@ export function checkResolvedScenario(
   }
   checkWorkloadConfig(v.workload, `${where}.workload`);
   loadCostProfile(object(v.costs, `${where}.costs`), `${where}.costs`);
+  checkResolvedField(v.costSpread, `${where}.costSpread`, T.costSpread);
   checkResolvedField(v.check, `${where}.check`, T.check);
   if (!Array.isArray(v.sweep)) {
     fail(

@@ -10,6 +10,7 @@
  * @module
  */
 import type { Costs } from "../sim/costs.ts";
+import { costSampler } from "../sim/spread.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { Resource } from "../sim/resource.ts";
 import type { Simulator } from "../sim/simulator.ts";
@@ -271,6 +272,8 @@ export class IopfQueue {
   readonly responseLatency: Histogram = new Histogram();
   readonly #sim: Simulator;
   readonly #costs: Costs;
+  /** iopf.workqueueWakeup, drawn per wakeup (lib/sim/spread.ts). */
+  readonly #wakeup: () => number;
   readonly #driver: Pick<IommuDriverOps, "pageResponse">;
   readonly #route: (dev: IommuDevice, fault: IommuFault) => number;
   /** Handlers run in the reporting thread (fault path "evtq-thread"). */
@@ -300,6 +303,7 @@ export class IopfQueue {
   constructor(sim: Simulator, options: IopfQueueOptions) {
     this.#sim = sim;
     this.#costs = options.costs;
+    this.#wakeup = costSampler(options.costs, "iopf.workqueueWakeup");
     this.#driver = options.driver;
     this.counters = options.counters ?? new Counters();
     this.#route = options.route ?? (() => FAULT_REPORT_FLAT);
@@ -540,7 +544,7 @@ export class IopfQueue {
       return;
     }
     const idle = this.#sim.now === w.queuedAt;
-    const delay = (idle ? this.#costs["iopf.workqueueWakeup"] : 0) +
+    const delay = (idle ? this.#wakeup() : 0) +
       this.#costs["iopf.groupOverhead"];
     this.#sim.after(delay, w.run);
   }

@@ -9,6 +9,7 @@
  * @module
  */
 import type { Costs } from "../sim/costs.ts";
+import { costSampler } from "../sim/spread.ts";
 import { hex } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import {
@@ -77,6 +78,8 @@ export class ArmSmmuIrq {
   readonly #sim: Simulator;
   readonly #smmu: Smmu;
   readonly #costs: Costs;
+  /** smmu.irqLatency, drawn per interrupt (lib/sim/spread.ts). */
+  readonly #irqLatency: () => number;
   readonly #stats: ArmSmmuV3DriverStats;
   readonly #eventLog: LoggedEvent[];
   readonly #eventLogSize: number;
@@ -131,6 +134,7 @@ export class ArmSmmuIrq {
     this.#sim = sim;
     this.#smmu = smmu;
     this.#costs = options.costs;
+    this.#irqLatency = costSampler(options.costs, "smmu.irqLatency");
     this.#stats = options.stats;
     this.#eventLog = options.eventLog;
     this.#eventLogSize = options.eventLogSize;
@@ -184,7 +188,7 @@ export class ArmSmmuIrq {
   #evtqIrq(): void {
     if (this.#evtqRunning) return;
     this.#evtqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], this.#evtqThreadFn);
+    this.#sim.after(this.#irqLatency(), this.#evtqThreadFn);
   }
 
   /** arm_smmu_evtq_thread: one record per `smmu.evtqHandlerPerRecord`. */
@@ -260,7 +264,7 @@ export class ArmSmmuIrq {
   #priqIrq(): void {
     if (this.#priqRunning) return;
     this.#priqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], this.#priqThreadFn);
+    this.#sim.after(this.#irqLatency(), this.#priqThreadFn);
   }
 
   /** arm_smmu_priq_thread: one entry per `smmu.priqHandlerPerRecord`; overflow -> discard partial groups. */

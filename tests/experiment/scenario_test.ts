@@ -71,6 +71,7 @@ Deno.test("parseScenario fills every default", () => {
     guest: { stage1: "premapped" },
     workload: { kind: "boot" },
     costs: {},
+    costSpread: true,
     check: false,
     sweep: [],
   });
@@ -83,6 +84,7 @@ Deno.test("parseScenario fills workload defaults per kind", () => {
     messageSize: 2 ** 20,
     messages: 100,
     reuseBuffers: true,
+    chunkSize: 65536,
   });
   assert.deepEqual(w("random"), {
     kind: "random",
