@@ -41,6 +41,7 @@
  *
  * @module
  */
+import type { FaultPath } from "../iommu/types.ts";
 import type { Metrics } from "../experiment/metrics.ts";
 import type { Scenario } from "../experiment/scenario.ts";
 import type { CostName, Costs } from "../sim/costs.ts";
@@ -98,6 +99,8 @@ export interface BreakdownInput {
   readonly walkReadsPerTranslation: number;
   /** Bytes the device moves once the faulting access goes through. [4096] */
   readonly accessBytes?: number;
+  /** Where the fault handler ran (`iommu.faultPath`): the workqueue path adds a kworker wakeup. ["evtq-thread"] */
+  readonly faultPath?: FaultPath;
   /** The device's DMA bandwidth in bytes per second. */
   readonly dmaBandwidth: number;
 }
@@ -135,10 +138,17 @@ const DELIVERY: Readonly<Record<"stall" | "pri", readonly Hop[]>> = {
   ],
 };
 
-const CORE: Hop = {
-  segment: BREAKDOWN_SEGMENTS[1],
-  hop: "iommu_report_device_fault + IOPF workqueue",
-  names: ["iopf.reportFault", "iopf.workqueueWakeup", "iopf.groupOverhead"],
+const CORE: Readonly<Record<FaultPath, Hop>> = {
+  "evtq-thread": {
+    segment: BREAKDOWN_SEGMENTS[1],
+    hop: "iommu_report_device_fault, handler called in the queue thread",
+    names: ["iopf.reportFault", "iopf.groupOverhead"],
+  },
+  workqueue: {
+    segment: BREAKDOWN_SEGMENTS[1],
+    hop: "iommu_report_device_fault + IOPF workqueue",
+    names: ["iopf.reportFault", "iopf.workqueueWakeup", "iopf.groupOverhead"],
+  },
 };
 
 const STAGE2_HANDLER: readonly Hop[] = [
@@ -266,7 +276,7 @@ export function pricedBreakdown(input: BreakdownInput): BreakdownPart[] {
   };
   const faults = s1 + s2;
   for (const h of DELIVERY[fault]) add(h, faults);
-  add(CORE, faults);
+  add(CORE[input.faultPath ?? "evtq-thread"], faults);
   for (const h of STAGE1_FORWARD) add(h, s1);
   for (const h of STAGE2_HANDLER) add(h, s2);
   add(RESPONSE[fault], faults);
@@ -343,6 +353,7 @@ export function breakdownInput(
     walkReadsPerTranslation: misses > 0 ? walkReads / misses : 0,
     accessBytes: PAGE_SIZE,
     dmaBandwidth: scenario.device.dmaBandwidth,
+    faultPath: scenario.iommu.faultPath,
   };
 }
 

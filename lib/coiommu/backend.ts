@@ -10,6 +10,7 @@
  * @module
  */
 import type { Costs } from "../sim/costs.ts";
+import { costSampler } from "../sim/spread.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Resource } from "../sim/resource.ts";
 import type { EventId, Simulator } from "../sim/simulator.ts";
@@ -130,6 +131,8 @@ export class CoiommuBackend {
   readonly sim: Simulator;
   /** The cost profile. */
   readonly costs: Costs;
+  /** coiommu.threadWakeup, drawn per wakeup (lib/sim/spread.ts). */
+  readonly #threadWakeup: () => number;
   /** The VFIO container pages are mapped through. */
   readonly container: VfioContainer;
   /** The shared tracking table. */
@@ -190,6 +193,7 @@ export class CoiommuBackend {
     }
     this.sim = sim;
     this.costs = costs;
+    this.#threadWakeup = costSampler(costs, "coiommu.threadWakeup");
     this.container = container;
     this.dtt = dtt;
     this.unpinPolicy = unpinPolicy;
@@ -220,7 +224,7 @@ export class CoiommuBackend {
     this.#c.add("pinRequests");
     this.#c.add("requestedPages", gfns.length);
     this.sim.after(
-      this.costs["coiommu.threadWakeup"],
+      this.#threadWakeup(),
       () =>
         this.lock.acquire((release) => {
           let ns = 0;
@@ -275,7 +279,7 @@ export class CoiommuBackend {
     const first = Math.floor(gpa / PAGE_SIZE);
     const n = Math.ceil((gpa + size) / PAGE_SIZE) - first;
     this.sim.after(
-      this.costs["coiommu.threadWakeup"],
+      this.#threadWakeup(),
       () =>
         this.lock.acquire((release) => {
           let ns = 0, unpinned = 0, refused = -1;
@@ -340,7 +344,7 @@ export class CoiommuBackend {
     }
     this.#passPending = true;
     this.sim.after(
-      this.costs["coiommu.threadWakeup"],
+      this.#threadWakeup(),
       () => this.unpinPass(this.#passDone),
     );
   };

@@ -11,8 +11,10 @@ import { MAX_PHYS } from "../mm/host_memory.ts";
 import type { WorkloadConfig } from "../workload/registry.ts";
 import type { JsonValue } from "../sim/json.ts";
 import type { DMA_DESIGNS } from "./designs/mod.ts";
+import type { FaultPath } from "../iommu/types.ts";
 
 export type { JsonValue } from "../sim/json.ts";
+export type { FaultPath } from "../iommu/types.ts";
 export type { WorkloadConfig, WorkloadKind } from "../workload/registry.ts";
 export type { AcceleratorConfig } from "../workload/accelerator.ts";
 export type { BootConfig } from "../workload/boot.ts";
@@ -103,6 +105,16 @@ export interface SmmuConfig {
   readonly ptwSlots: number;
 }
 
+/** The IOMMU core's settings. */
+export interface IommuConfig {
+  /**
+   * Where fault handlers run: in the SMMU driver's event/PRI queue thread
+   * (RFC v3) or on the IOPF workqueue (host SVA's path; a what-if for
+   * VFIO). ["evtq-thread"]
+   */
+  readonly faultPath: FaultPath;
+}
+
 /** The assigned PCIe device. */
 export interface DeviceConfig {
   /** Fault model. ["stall"] */
@@ -160,6 +172,8 @@ export interface Scenario {
   readonly vm: VmConfig;
   /** The SMMU. */
   readonly smmu: SmmuConfig;
+  /** The IOMMU core. */
+  readonly iommu: IommuConfig;
   /** The device. */
   readonly device: DeviceConfig;
   /** VFIO's DMA mapping. */
@@ -170,6 +184,8 @@ export interface Scenario {
   readonly workload: WorkloadConfig;
   /** Cost overrides by parameter name (lib/sim/costs.ts). [{}] */
   readonly costs: Readonly<Record<string, number>>;
+  /** Draw the profile's spread costs from their seeded distributions (lib/sim/spread.ts); false: every cost exactly its value. [true] */
+  readonly costSpread: boolean;
   /** Run the model's invariant checks while simulating (slower). [false] */
   readonly check: boolean;
   /** Swept parameters, first one outermost; empty for a single run. */

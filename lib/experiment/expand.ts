@@ -140,7 +140,7 @@ function checkSweepPath(path: string, where: string): void {
   if (head === "name" || head === "sweep") {
     fail(where, `${head} cannot be swept`);
   }
-  if (head === "seed" || head === "check") {
+  if (head === "seed" || head === "check" || head === "costSpread") {
     if (parts.length === 1) return;
   } else if (head === "costs") {
     const param = parts.slice(1).join(".");

@@ -29,6 +29,7 @@ import { HostMemory, MmStruct } from "../mm/mod.ts";
 import { PlatformDevice } from "../device/mod.ts";
 import { PciDevice } from "../pci/mod.ts";
 import { type Costs, loadCostProfile } from "../sim/costs.ts";
+import { withSpread } from "../sim/spread.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Rng } from "../sim/rng.ts";
 import { Simulator } from "../sim/simulator.ts";
@@ -121,7 +122,11 @@ export interface Machine {
  * performs the VM start (prefault, VFIO setup) on the simulator.
  */
 export function buildMachine(scenario: Scenario): Machine {
-  const costs = loadCostProfile(scenario.costs);
+  // The scenario's seed also seeds the spread costs' draws (their own stream).
+  const profile = loadCostProfile(scenario.costs);
+  const costs = scenario.costSpread
+    ? withSpread(profile, scenario.seed)
+    : profile;
   const sim = new Simulator();
   const rng = new Rng(scenario.seed);
   const host = new HostMemory({
@@ -152,6 +157,7 @@ export function buildMachine(scenario: Scenario): Machine {
     driver,
     invalidation: scenario.smmu.invalidation,
     faultWorkers: scenario.dma.faultWorkers,
+    faultPath: scenario.iommu.faultPath,
   });
   driver.setFaultSink(core);
   const vms: VmInstance[] = [];

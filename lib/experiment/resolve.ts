@@ -10,6 +10,7 @@ import { loadCostProfile } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { QUEUE_MAX_LOG2 } from "../smmu/queue.ts";
 import { DEFAULT_STALL_MAX } from "../smmu/smmu.ts";
+import { FAULT_PATHS } from "../iommu/types.ts";
 import {
   formatSize,
   formatTime,
@@ -35,6 +36,7 @@ import type {
   GuestStage1,
   HostConfig,
   Invalidation,
+  IommuConfig,
   Scenario,
   SmmuConfig,
   SmmuStage,
@@ -222,6 +224,18 @@ export const SMMU_FIELDS = {
   },
 } as const;
 
+/** The fields of `iommu`. */
+export const IOMMU_FIELDS = {
+  faultPath: {
+    type: "choice",
+    unit: "",
+    default: "evtq-thread",
+    values: FAULT_PATHS,
+    doc:
+      'Where fault handlers run: "evtq-thread" (RFC v3: iommu_report_device_fault calls VFIO\'s handler in the SMMU event/PRI queue thread, which waits for it) or "workqueue" (the IOPF workqueue, as only host SVA uses it: a what-if for VFIO; dma.faultWorkers applies to this path only)',
+  },
+} as const;
+
 /** The fields of `device`. */
 export const DEVICE_FIELDS = {
   fault: {
@@ -338,6 +352,7 @@ export const SECTIONS = {
   host: HOST_FIELDS,
   vm: VM_FIELDS,
   smmu: SMMU_FIELDS,
+  iommu: IOMMU_FIELDS,
   device: DEVICE_FIELDS,
   dma: DMA_FIELDS,
   guest: GUEST_FIELDS,
@@ -373,6 +388,13 @@ export const TOP_LEVEL_FIELDS = {
     unit: "",
     doc: "Cost overrides by parameter name (lib/sim/costs.ts)",
   },
+  costSpread: {
+    type: "boolean",
+    unit: "",
+    default: true,
+    doc:
+      "Draw the costs the profile's spread section lists (interrupt and wakeup latencies) from their seeded distributions, mean unchanged; false: every cost exactly its value",
+  },
   check: {
     type: "boolean",
     unit: "",
@@ -393,6 +415,7 @@ const TOP_FIELDS = [
   ...Object.keys(SECTIONS),
   "workload",
   "costs",
+  "costSpread",
   "check",
   "sweep",
 ];
@@ -442,6 +465,7 @@ export function resolve(
   const host = resolveHost(section(top, "host"));
   const vm = resolveVm(section(top, "vm"), host);
   const smmu = resolveSmmu(section(top, "smmu"));
+  const iommu = resolveIommu(section(top, "iommu"));
   const device = resolveDevice(section(top, "device"));
   const group = Math.min(device.prgPages, device.priCapacity);
   if (device.fault === "pri" && group > smmu.priqEntries) {
@@ -472,6 +496,11 @@ export function resolve(
   };
   const workload = resolveWorkload(top.workload, vm, ctx);
   const costs = resolveCosts(top.costs);
+  const costSpread = bool(
+    top.costSpread,
+    "costSpread",
+    T.costSpread.default,
+  );
   const check = bool(top.check, "check", T.check.default);
   const scenario: Scenario = {
     name,
@@ -479,11 +508,13 @@ export function resolve(
     host,
     vm,
     smmu,
+    iommu,
     device,
     dma,
     guest,
     workload,
     costs,
+    costSpread,
     check,
     sweep: [],
   };
@@ -652,6 +683,18 @@ function resolveSmmu(o: Record<string, unknown>): SmmuConfig {
       F.ptwSlots.min,
       F.ptwSlots.max,
       F.ptwSlots.default,
+    ),
+  };
+}
+
+function resolveIommu(o: Record<string, unknown>): IommuConfig {
+  const F = IOMMU_FIELDS;
+  return {
+    faultPath: choice(
+      o.faultPath,
+      "iommu.faultPath",
+      F.faultPath.values,
+      F.faultPath.default,
     ),
   };
 }
@@ -834,10 +877,12 @@ export function scenarioToJson(
     },
     vm: { ...s.vm },
     smmu: { ...s.smmu },
+    iommu: { ...s.iommu },
     device: { ...s.device },
     dma: { ...s.dma },
     workload,
     costs: { ...s.costs },
+    costSpread: s.costSpread,
     check: s.check,
   };
   const nestedSwept = s.sweep.some(([p, vs]) =>
@@ -924,7 +969,12 @@ export function scenarioFields(): ScenarioField[] {
       out.push(row(`workload.${field}`, f, spec.kind));
     }
   }
-  out.push(row("costs", T.costs), row("check", T.check), row("sweep", T.sweep));
+  out.push(
+    row("costs", T.costs),
+    row("costSpread", T.costSpread),
+    row("check", T.check),
+    row("sweep", T.sweep),
+  );
   return out;
 }
 
@@ -1062,6 +1112,7 @@ export function checkResolvedScenario(
   }
   checkWorkloadConfig(v.workload, `${where}.workload`);
   loadCostProfile(object(v.costs, `${where}.costs`), `${where}.costs`);
+  checkResolvedField(v.costSpread, `${where}.costSpread`, T.costSpread);
   checkResolvedField(v.check, `${where}.check`, T.check);
   if (!Array.isArray(v.sweep)) {
     fail(

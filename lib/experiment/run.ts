@@ -398,6 +398,13 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
       0,
     ),
     iopfWorkqueueWaits: m.core.iopf.workers.waits,
+    // iommu.faultPath "evtq-thread": groups handled in the driver's queue
+    // threads and how long those threads were held inside the handlers;
+    // event records the SMMU lost to a full event queue meanwhile.
+    iopfThreadHandled: m.core.counters.get("iopf.threadHandled"),
+    evtqThreadHeldNs: m.driver.stats.evtqThreadHeldNs,
+    priqThreadHeldNs: m.driver.stats.priqThreadHeldNs,
+    evtqRecordsLost: smmu.evtqLost,
     premappedPages: m.vms.reduce(
       (a, v) => a + v.container.counters.get("vfio.faults.premappedPages"),
       0,

@@ -13,6 +13,7 @@ import {
 } from "../iommu/types.ts";
 import { IoPgtable } from "../pgtable/mod.ts";
 import type { Costs } from "../sim/costs.ts";
+import { costSampler } from "../sim/spread.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Counters } from "../sim/stats.ts";
@@ -102,6 +103,8 @@ export class GuestIommu {
   readonly counters: Counters = new Counters();
   readonly #sim: Simulator;
   readonly #costs: Costs;
+  /** guest.irqToHandler, drawn per interrupt (lib/sim/spread.ts). */
+  readonly #irqToHandler: () => number;
   readonly #vsmmu: VSmmu;
   readonly #bufs: GuestDmaBuffer[] = [];
   readonly #failed = new Set<number>();
@@ -134,6 +137,7 @@ export class GuestIommu {
     }
     this.#sim = sim;
     this.#costs = options.costs;
+    this.#irqToHandler = costSampler(options.costs, "guest.irqToHandler");
     this.#vsmmu = options.vsmmu;
     this.#nextTable = gpa;
     this.#tableEnd = gpa + size;
@@ -276,7 +280,7 @@ export class GuestIommu {
     if (this.#irqPending || this.#running) return;
     this.#irqPending = true;
     this.counters.add("guest.irqs");
-    this.#sim.after(this.#costs["guest.irqToHandler"], this.#thread);
+    this.#sim.after(this.#irqToHandler(), this.#thread);
   }
 
   /** Event: the threaded handler starts. */

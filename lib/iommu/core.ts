@@ -20,9 +20,11 @@ import {
 import {
   type DomainKind,
   type DriverDomain,
+  FAULT_PATHS,
   FAULT_REPORT_FLAT,
   FAULT_REPORT_NESTED_L1,
   FAULT_REPORT_NESTED_L2,
+  type FaultPath,
   type IommuDevice,
   type IommuDriverOps,
   type IommuFault,
@@ -60,8 +62,10 @@ export interface IommuCoreOptions {
   driver: IommuDriverOps;
   /** Invalidation mode of {@linkcode IommuCore.unmap}. Default `"strict"`. */
   invalidation?: InvalidationMode;
-  /** Workers of the IOPF workqueue. Default 1. */
+  /** Workers of the IOPF workqueue (fault path `"workqueue"` only). Default 1. */
   faultWorkers?: number;
+  /** Where fault handlers run (see {@linkcode FaultPath}). Default `"workqueue"`. */
+  faultPath?: FaultPath;
 }
 
 /**
@@ -206,6 +210,15 @@ export class IommuCore implements IommuFaultSink {
         }`,
       );
     }
+    const faultPath = options.faultPath ?? "workqueue";
+    if (!FAULT_PATHS.includes(faultPath)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create the IOMMU core: faultPath must be one of ${
+          FAULT_PATHS.map((p) => JSON.stringify(p)).join(", ")
+        }, got ${String(faultPath)}`,
+      );
+    }
     this.sim = sim;
     this.costs = options.costs;
     this.driver = options.driver;
@@ -214,6 +227,7 @@ export class IommuCore implements IommuFaultSink {
       costs: options.costs,
       driver: options.driver,
       workers: options.faultWorkers ?? 1,
+      path: faultPath,
       counters: this.counters,
       route: (dev, fault) => this.#route(dev, fault),
     });
@@ -633,8 +647,12 @@ export class IommuCore implements IommuFaultSink {
   }
 
   /** iommu_report_device_fault(): see {@linkcode IopfQueue.reportDeviceFault}. */
-  reportDeviceFault(dev: IommuDevice, fault: IommuFault): void {
-    this.iopf.reportDeviceFault(dev, fault);
+  reportDeviceFault(
+    dev: IommuDevice,
+    fault: IommuFault,
+    resume?: () => void,
+  ): boolean {
+    return this.iopf.reportDeviceFault(dev, fault, resume);
   }
 
   /** iommu_page_response(): the one response of `group`; see {@linkcode IopfQueue.pageResponse}. */

@@ -2,12 +2,15 @@
  * The IOPF queue (drivers/iommu/io-pgfault.c): recoverable faults reported by
  * a driver are parked per device until the group's LAST_PAGE fault arrives,
  * gathered into an {@linkcode IopfGroup}, and handed to the fault handler
- * registered for the device on a workqueue with N workers. Exactly one page
- * response goes back to the hardware per group.
+ * registered for the device: on a workqueue with N workers (fault path
+ * `"workqueue"`), or at once in the reporting driver thread, which waits for
+ * the handler (`"evtq-thread"`, as RFC v3 calls VFIO's handler). Exactly one
+ * page response goes back to the hardware per group.
  *
  * @module
  */
 import type { Costs } from "../sim/costs.ts";
+import { costSampler } from "../sim/spread.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { Resource } from "../sim/resource.ts";
 import type { Simulator } from "../sim/simulator.ts";
@@ -16,6 +19,7 @@ import {
   FAULT_REPORT_FLAT,
   FAULT_REPORT_NESTED_L1,
   FAULT_REPORT_NESTED_L2,
+  type FaultPath,
   IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE,
   IOMMU_FAULT_PAGE_REQUEST_PASID_VALID,
   IOMMU_PAGE_RESP_FAILURE,
@@ -115,15 +119,17 @@ export class IopfGroup {
 }
 
 /**
- * A fault handler (the RFC's iommu_dev_fault_handler_t run as an iopf work
- * item). It runs on an IOPF worker; it must call `done()` exactly once when
- * its work item returns (that frees the worker), and answer the group with
+ * A fault handler (the RFC's iommu_dev_fault_handler_t). It runs on an IOPF
+ * worker, or in the reporting driver thread on the `"evtq-thread"` path; it
+ * must call `done()` exactly once when it returns (that frees the worker,
+ * or lets the driver thread read its next record), and answer the group with
  * exactly one {@linkcode IopfQueue.pageResponse} (through the core's
  * `pageResponse`), before or after `done()`: a handler that forwards
  * the fault to a guest returns at once and responds much later.
  *
  * An {@linkcode IopfLabError} thrown synchronously by the handler before it
- * responded is answered INVALID (the work item failed) and frees the worker.
+ * responded is answered INVALID (the work item failed) and frees the worker
+ * (or the thread).
  */
 export type IommuFaultHandler = (group: IopfGroup, done: () => void) => void;
 
@@ -133,8 +139,10 @@ export interface IopfQueueOptions {
   costs: Costs;
   /** The driver that sends page responses to the hardware. */
   driver: Pick<IommuDriverOps, "pageResponse">;
-  /** Workers of the IOPF workqueue (an unbound workqueue's concurrency). Default 1. */
+  /** Workers of the IOPF workqueue (an unbound workqueue's concurrency; fault path `"workqueue"` only). Default 1. */
   workers?: number;
+  /** Where handlers run ({@linkcode FaultPath}). Default `"workqueue"`. */
+  path?: FaultPath;
   /** Counters to add to (shared with the core). Default: a fresh set. */
   counters?: Counters;
   /**
@@ -205,6 +213,8 @@ class IopfWork {
   group: IopfGroup | undefined = undefined;
   handler: IommuFaultHandler | undefined = undefined;
   queuedAt = 0;
+  /** Fault path "evtq-thread": the reporting thread, resumed when the handler returns. */
+  resume: (() => void) | undefined = undefined;
   /** Event: the group reaches the workqueue. */
   queue: () => void = noop;
   /** Resource callback: a worker took the group. */
@@ -235,6 +245,8 @@ export interface IopfStats {
   workqueueWaits: number;
   /** Groups with no response yet. */
   pendingGroups: number;
+  /** Groups whose handler ran in the reporting thread (fault path "evtq-thread"). */
+  threadHandled: number;
 }
 
 /**
@@ -242,10 +254,14 @@ export interface IopfStats {
  * dispatch to handlers on a workqueue, the response bookkeeping.
  *
  * Timing: a reported fault costs `iopf.reportFault` before the group (if
- * LAST_PAGE) is queued; a worker that was idle first pays
- * `iopf.workqueueWakeup`; every group pays `iopf.groupOverhead` before its
- * handler runs. Workers finish in any order (the unbound workqueue is
- * unordered). Faults never time out.
+ * LAST_PAGE) is queued; on the workqueue path a worker that was idle first
+ * pays `iopf.workqueueWakeup`; every group pays `iopf.groupOverhead` before
+ * its handler runs. Workers finish in any order (the unbound workqueue is
+ * unordered). On the `"evtq-thread"` path there is no worker and no wakeup:
+ * the reporting thread itself spends `iopf.reportFault` and
+ * `iopf.groupOverhead`, runs the handler and waits until it returns, so one
+ * slow handler holds up every record behind it in the hardware queue.
+ * Faults never time out.
  */
 export class IopfQueue {
   /** The IOPF workqueue's workers (a {@linkcode Resource}; its `waits` are workqueue waits). */
@@ -256,8 +272,12 @@ export class IopfQueue {
   readonly responseLatency: Histogram = new Histogram();
   readonly #sim: Simulator;
   readonly #costs: Costs;
+  /** iopf.workqueueWakeup, drawn per wakeup (lib/sim/spread.ts). */
+  readonly #wakeup: () => number;
   readonly #driver: Pick<IommuDriverOps, "pageResponse">;
   readonly #route: (dev: IommuDevice, fault: IommuFault) => number;
+  /** Handlers run in the reporting thread (fault path "evtq-thread"). */
+  readonly #inThread: boolean;
   readonly #devs = new Map<IommuDevice, DeviceParam>();
   /** The device last looked up and its state (entries are never removed). */
   #lastDev: IommuDevice | undefined = undefined;
@@ -283,9 +303,11 @@ export class IopfQueue {
   constructor(sim: Simulator, options: IopfQueueOptions) {
     this.#sim = sim;
     this.#costs = options.costs;
+    this.#wakeup = costSampler(options.costs, "iopf.workqueueWakeup");
     this.#driver = options.driver;
     this.counters = options.counters ?? new Counters();
     this.#route = options.route ?? (() => FAULT_REPORT_FLAT);
+    this.#inThread = (options.path ?? "workqueue") === "evtq-thread";
     this.workers = new Resource(sim, {
       name: "iopf workqueue",
       servers: options.workers ?? 1,
@@ -309,6 +331,7 @@ export class IopfQueue {
       noHandler: c.get("iopf.noHandler"),
       workqueueWaits: this.workers.waits,
       pendingGroups: this.#pending,
+      threadHandled: c.get("iopf.threadHandled"),
     };
   }
 
@@ -398,12 +421,27 @@ export class IopfQueue {
     return undefined;
   }
 
+  /** Where handlers run. */
+  get path(): FaultPath {
+    return this.#inThread ? "evtq-thread" : "workqueue";
+  }
+
   /**
    * iommu_report_device_fault(): parks a partial fault, or with LAST_PAGE
    * gathers the device's partials of the same group id and PASID into a
    * group and queues it for its handler (INVALID at once without one).
+   *
+   * On the `"evtq-thread"` path, given `resume`, a LAST_PAGE fault's group
+   * is handled in the caller's thread: the call returns true and `resume`
+   * runs when the handler has returned (its `done()`), or when the group
+   * was answered without a handler. Otherwise it returns false: the caller
+   * goes on at once.
    */
-  reportDeviceFault(dev: IommuDevice, fault: IommuFault): void {
+  reportDeviceFault(
+    dev: IommuDevice,
+    fault: IommuFault,
+    resume?: () => void,
+  ): boolean {
     if (fault.type !== "page-req") {
       throw new IopfLabError(
         "EINVAL",
@@ -423,7 +461,7 @@ export class IopfQueue {
     if ((fault.flags & IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE) === 0) {
       p.partial.push(fault);
       this.counters.add("iopf.partials");
-      return;
+      return false;
     }
     let faults: IommuFault[];
     if (p.partial.length > 0) {
@@ -448,7 +486,10 @@ export class IopfQueue {
     this.#pending++;
     const w = this.#freeWork.pop() ?? this.#newWork();
     w.group = group;
+    const inThread = this.#inThread && resume !== undefined;
+    w.resume = inThread ? resume : undefined;
     this.#sim.after(this.#costs["iopf.reportFault"], w.queue);
+    return inThread;
   }
 
   #newWork(): IopfWork {
@@ -463,13 +504,15 @@ export class IopfQueue {
   #putWork(w: IopfWork): void {
     w.group = undefined;
     w.handler = undefined;
+    w.resume = undefined;
     this.#freeWork.push(w);
   }
 
   #queue(w: IopfWork): void {
-    const group = w.group!;
+    const group = w.group!, resume = w.resume;
     if (group.responded) { // revoked before it was queued
       this.#putWork(w);
+      resume?.();
       return;
     }
     const handler = this.handlerFor(group.dev, group.route);
@@ -477,10 +520,17 @@ export class IopfQueue {
       this.#putWork(w);
       this.counters.add("iopf.noHandler");
       this.pageResponse(group.dev, group, IOMMU_PAGE_RESP_INVALID);
+      resume?.();
       return;
     }
     w.handler = handler;
     w.queuedAt = this.#sim.now;
+    if (resume !== undefined) {
+      // In the reporting thread: no worker to wait for or wake.
+      this.counters.add("iopf.threadHandled");
+      this.#sim.after(this.#costs["iopf.groupOverhead"], w.run);
+      return;
+    }
     if (this.workers.busy >= this.workers.servers) {
       this.counters.add("iopf.workqueueWaits");
     }
@@ -494,16 +544,17 @@ export class IopfQueue {
       return;
     }
     const idle = this.#sim.now === w.queuedAt;
-    const delay = (idle ? this.#costs["iopf.workqueueWakeup"] : 0) +
+    const delay = (idle ? this.#wakeup() : 0) +
       this.#costs["iopf.groupOverhead"];
     this.#sim.after(delay, w.run);
   }
 
   #run(w: IopfWork): void {
-    const group = w.group!, handler = w.handler!;
+    const group = w.group!, handler = w.handler!, resume = w.resume;
     this.#putWork(w);
     if (group.responded) {
-      this.workers.releaseSlot();
+      if (resume) resume();
+      else this.workers.releaseSlot();
       return;
     }
     let finished = false;
@@ -515,7 +566,8 @@ export class IopfQueue {
         );
       }
       finished = true;
-      this.workers.releaseSlot();
+      if (resume) resume();
+      else this.workers.releaseSlot();
     };
     try {
       handler(group, done);

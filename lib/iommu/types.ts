@@ -212,13 +212,41 @@ export interface IommuDriverOps {
 }
 
 /**
+ * Where the IOMMU core runs a fault group's handler:
+ * - `"evtq-thread"`: synchronously, in the thread that reported the fault
+ *   (the SMMU driver's event-queue or PRI-queue thread), which waits for
+ *   the handler to return. RFC v3 (Apr 2021): iommu_report_device_fault()
+ *   calls the handler VFIO registered with
+ *   iommu_register_device_fault_handler() directly; mainline since Linux
+ *   6.7 likewise calls the domain's iopf_handler from the reporting thread.
+ * - `"workqueue"`: as a work item on the IOPF workqueue (io-pgfault.c's
+ *   iopf_queue), the reporting thread going on at once: the path only host
+ *   SVA takes (iommu_sva_iopf_handler queues the group); for VFIO a what-if.
+ */
+export type FaultPath = "evtq-thread" | "workqueue";
+
+/** Every {@linkcode FaultPath}. */
+export const FAULT_PATHS: readonly FaultPath[] = ["evtq-thread", "workqueue"];
+
+/**
  * What a driver needs from the IOMMU core: the fault entry point
  * (iommu_report_device_fault) and the notice that the hardware PRI queue
  * overflowed (iopf_queue_discard_partial).
  */
 export interface IommuFaultSink {
-  /** Reports one recoverable fault of `dev`. */
-  reportDeviceFault(dev: IommuDevice, fault: IommuFault): void;
+  /**
+   * Reports one recoverable fault of `dev` from the driver's queue thread.
+   * Returns true when the core runs the fault's handler in that thread
+   * (fault path `"evtq-thread"`): the thread is then held until the
+   * handler returns, and `resume` is called at that moment. Any other
+   * return (false, or nothing from a sink that never holds the thread)
+   * means the caller goes on at once and `resume` is never called.
+   */
+  reportDeviceFault(
+    dev: IommuDevice,
+    fault: IommuFault,
+    resume?: () => void,
+  ): boolean | void;
   /** Discards partial groups after a PRI queue overflow. */
   iopfQueueDiscardPartial(dev?: IommuDevice): void;
 }

@@ -22,5 +22,6 @@ export * from "./resource.ts";
 export * from "./rng.ts";
 export * from "./stats.ts";
 export * from "./costs.ts";
+export * from "./spread.ts";
 export * from "./units.ts";
 export * from "./errors.ts";

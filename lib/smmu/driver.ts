@@ -106,6 +106,10 @@ export interface ArmSmmuV3DriverStats {
   cmdqErrors: { ill: number; abt: number; atcInvSync: number };
   /** ATOS translations run to classify nested page requests. */
   atosLookups: number;
+  /** Time (ns) the event-queue thread spent waiting inside fault handlers (fault path "evtq-thread"). */
+  evtqThreadHeldNs: number;
+  /** Time (ns) the PRI-queue thread spent waiting inside fault handlers (fault path "evtq-thread"). */
+  priqThreadHeldNs: number;
   /** CMD_RESUME sent, by response. */
   resumes: { retry: number; abort: number };
   /** CMD_PRI_RESP sent, by response. */
@@ -199,6 +203,8 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     priqOverflows: 0,
     cmdqErrors: { ill: 0, abt: 0, atcInvSync: 0 },
     atosLookups: 0,
+    evtqThreadHeldNs: 0,
+    priqThreadHeldNs: 0,
     resumes: { retry: 0, abort: 0 },
     priResponses: { success: 0, invalid: 0, failure: 0 },
   };

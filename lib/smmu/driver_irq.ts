@@ -10,6 +10,7 @@
  * @module
  */
 import type { Costs } from "../sim/costs.ts";
+import { costSampler } from "../sim/spread.ts";
 import { hex } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import {
@@ -80,6 +81,8 @@ export class ArmSmmuIrq {
   readonly #sim: Simulator;
   readonly #smmu: Smmu;
   readonly #costs: Costs;
+  /** smmu.irqLatency, drawn per interrupt (lib/sim/spread.ts). */
+  readonly #irqLatency: () => number;
   readonly #stats: ArmSmmuV3DriverStats;
   readonly #eventLog: LoggedEvent[];
   readonly #eventLogSize: number;
@@ -109,14 +112,17 @@ export class ArmSmmuIrq {
   readonly #priRespList: Command[] = [this.#priResp];
   readonly #evtqThreadFn = () => this.#evtqThread();
   readonly #priqThreadFn = () => this.#priqThread();
+  /** When the evtq (priq) thread entered the fault handler it now waits for. */
+  #evtqHeldAt = 0;
+  #priqHeldAt = 0;
   readonly #evtqHandleFn = () => {
-    this.#handleEvent(this.#evRecord, this.#evTime);
-    this.#evtqThread();
+    if (!this.#handleEvent(this.#evRecord, this.#evTime)) this.#evtqThread();
   };
   readonly #priqHandleFn = () => {
     const ns = this.#handlePpr(this.#priEntry, this.#priTime);
     if (ns > 0) this.#sim.after(ns, this.#afterAtosFn);
-    else this.#priqThread();
+    else if (ns === 0) this.#priqThread();
+    // ns < 0: the fault handler holds the thread until #priqResumeFn.
   };
   /** The page request whose ATOS translation the priq thread spins on. */
   #atosDev: IommuDevice | undefined = undefined;
@@ -126,7 +132,20 @@ export class ArmSmmuIrq {
     this.#atosDev = undefined;
     this.#atosFault = undefined;
     this.#stats.priFaults++;
-    this.#sink?.reportDeviceFault(dev, fault);
+    this.#priqHeldAt = this.#sim.now;
+    if (
+      this.#sink?.reportDeviceFault(dev, fault, this.#priqResumeFn) !== true
+    ) {
+      this.#priqThread();
+    }
+  };
+  /** The core's handler returned: the evtq thread reads its next record. */
+  readonly #evtqResumeFn = () => {
+    this.#stats.evtqThreadHeldNs += this.#sim.now - this.#evtqHeldAt;
+    this.#evtqThread();
+  };
+  readonly #priqResumeFn = () => {
+    this.#stats.priqThreadHeldNs += this.#sim.now - this.#priqHeldAt;
     this.#priqThread();
   };
   readonly #gerrorFn = () => this.#gerrorHandler();
@@ -136,6 +155,7 @@ export class ArmSmmuIrq {
     this.#sim = sim;
     this.#smmu = smmu;
     this.#costs = options.costs;
+    this.#irqLatency = costSampler(options.costs, "smmu.irqLatency");
     this.#stats = options.stats;
     this.#eventLog = options.eventLog;
     this.#eventLogSize = options.eventLogSize;
@@ -228,7 +248,7 @@ export class ArmSmmuIrq {
   #evtqIrq(): void {
     if (this.#evtqRunning) return;
     this.#evtqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], this.#evtqThreadFn);
+    this.#sim.after(this.#irqLatency(), this.#evtqThreadFn);
   }
 
   /** arm_smmu_evtq_thread: one record per `smmu.evtqHandlerPerRecord`. */
@@ -249,8 +269,12 @@ export class ArmSmmuIrq {
     );
   }
 
-  /** Handles the event record `r` (the thread's reused record) written at `time`. */
-  #handleEvent(r: EventRecord, time: number): void {
+  /**
+   * Handles the event record `r` (the thread's reused record) written at
+   * `time`. Returns true when the core holds the thread in the fault's
+   * handler (it calls `#evtqResumeFn` when done), false to go on at once.
+   */
+  #handleEvent(r: EventRecord, time: number): boolean {
     const counts = this.#stats.eventsById;
     counts[r.ID] = (counts[r.ID] ?? 0) + 1;
     if (!(r.Stall && isTranslationFault(r.ID))) {
@@ -261,7 +285,7 @@ export class ArmSmmuIrq {
         record: { ...r },
       });
       if (this.#eventLog.length > this.#eventLogSize) this.#eventLog.shift();
-      return;
+      return false;
     }
     const m = this.#bySid.get(r.StreamID);
     const sink = this.#sink;
@@ -274,7 +298,7 @@ export class ArmSmmuIrq {
         STAG: r.STAG,
         Resp: RESUME_ABORT,
       }]);
-      return;
+      return false;
     }
     let perm = r.RnW ? IOMMU_FAULT_PERM_READ : IOMMU_FAULT_PERM_WRITE;
     if (r.InD) perm |= IOMMU_FAULT_PERM_EXEC;
@@ -293,13 +317,14 @@ export class ArmSmmuIrq {
       detectedAt: time,
     };
     this.#stats.stallFaults++;
-    sink.reportDeviceFault(m.dev, fault);
+    this.#evtqHeldAt = this.#sim.now;
+    return sink.reportDeviceFault(m.dev, fault, this.#evtqResumeFn) === true;
   }
 
   #priqIrq(): void {
     if (this.#priqRunning) return;
     this.#priqRunning = true;
-    this.#sim.after(this.#costs["smmu.irqLatency"], this.#priqThreadFn);
+    this.#sim.after(this.#irqLatency(), this.#priqThreadFn);
   }
 
   /** arm_smmu_priq_thread: one entry per `smmu.priqHandlerPerRecord`; overflow -> discard partial groups. */
@@ -324,7 +349,8 @@ export class ArmSmmuIrq {
   /**
    * Handles the PRI queue entry `e` (the thread's reused entry) written at
    * `time`; returns the ns the thread spent beyond its per-record cost (an
-   * ATOS translation it spun on).
+   * ATOS translation it spun on; the fault is reported after it), -1 when
+   * the fault handler now holds the thread (fault path "evtq-thread"), else 0.
    */
   #handlePpr(e: PriEntry, time: number): number {
     if (isStopMarker(e)) {
@@ -396,7 +422,9 @@ export class ArmSmmuIrq {
       return ns;
     }
     this.#stats.priFaults++;
-    sink.reportDeviceFault(m.dev, fault);
-    return 0;
+    this.#priqHeldAt = this.#sim.now;
+    return sink.reportDeviceFault(m.dev, fault, this.#priqResumeFn) === true
+      ? -1
+      : 0;
   }
 }

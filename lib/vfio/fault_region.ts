@@ -16,6 +16,7 @@ import {
   type PageResponseCode,
 } from "../iommu/types.ts";
 import type { Costs } from "../sim/costs.ts";
+import { costSampler } from "../sim/spread.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Counters } from "../sim/stats.ts";
@@ -129,6 +130,8 @@ export class VfioDmaFaultRegion {
   readonly counters: Counters = new Counters();
   readonly #sim: Simulator;
   readonly #costs: Costs;
+  /** vfio.eventfdSignal, drawn per signal (lib/sim/spread.ts). */
+  readonly #eventfdSignal: () => number;
   readonly #core: IommuCore;
   readonly #devId: (dev: IommuDevice) => number;
   readonly #pending = new Map<number, IopfGroup>();
@@ -154,6 +157,7 @@ export class VfioDmaFaultRegion {
     }
     this.#sim = sim;
     this.#costs = options.costs;
+    this.#eventfdSignal = costSampler(options.costs, "vfio.eventfdSignal");
     this.#core = options.core;
     this.#devId = options.devId;
     this.header = new Uint32Array(4);
@@ -263,7 +267,7 @@ export class VfioDmaFaultRegion {
   #signal(): void {
     this.counters.add("faultRegion.signals");
     if (this.#eventfd++ > 0) return; // already signalled and not read yet
-    this.#sim.after(this.#costs["vfio.eventfdSignal"], this.#wakeListeners);
+    this.#sim.after(this.#eventfdSignal(), this.#wakeListeners);
   }
 
   /** The VMM's eventfd poll: `listener` runs when the eventfd becomes readable. */

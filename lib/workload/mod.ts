@@ -25,6 +25,8 @@ export { MAX_COUNT } from "./limits.ts";
 export {
   ACCELERATOR_FIELDS,
   type AcceleratorConfig,
+  type AcceleratorEngine,
+  acceleratorEngine,
   acceleratorWorkload,
 } from "./accelerator.ts";
 export { type BootConfig, bootWorkload } from "./boot.ts";

@@ -23,6 +23,12 @@ const HW_ZERO = [
   "smmu.cmdProcess",
   "smmu.cmdSync",
   "smmu.tlbiPerEntry",
+  // The accelerator's own CPU and engine time (not the DMA API's).
+  "accel.firstMessage",
+  "accel.submit",
+  "accel.doorbell",
+  "accel.completion",
+  "accel.enginePer4k",
 ];
 const c = loadCostProfile(Object.fromEntries(HW_ZERO.map((k) => [k, 0])));
 const MiB = 2 ** 20;
@@ -44,6 +50,7 @@ function accelerator(
     device,
     dma: { mode, ...extra },
     costs: Object.fromEntries(HW_ZERO.map((k) => [k, 0])),
+    costSpread: false,
     workload: {
       kind: "accelerator",
       messageSize: "64KiB",

@@ -69,6 +69,7 @@ Deno.test("parseScenario fills every default", () => {
       dmaBandwidth: 8e9,
       dmaSlots: 16,
     },
+    iommu: { faultPath: "evtq-thread" },
     dma: {
       mode: "static-pin",
       premapPages: 1,
@@ -81,6 +82,7 @@ Deno.test("parseScenario fills every default", () => {
     guest: { stage1: "premapped" },
     workload: { kind: "boot" },
     costs: {},
+    costSpread: true,
     check: false,
     sweep: [],
   });
@@ -93,6 +95,7 @@ Deno.test("parseScenario fills workload defaults per kind", () => {
     messageSize: 2 ** 20,
     messages: 100,
     reuseBuffers: true,
+    chunkSize: 65536,
   });
   assert.deepEqual(w("random"), {
     kind: "random",

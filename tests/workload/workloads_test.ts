@@ -60,6 +60,107 @@ Deno.test("workloads", async (t) => {
   );
 
   await t.step(
+    "accelerator engine: a message takes the CPU costs plus size / throughput",
+    () => {
+      const engine = {
+        firstMessageNs: 50_000,
+        submitNs: 600,
+        doorbellNs: 150,
+        completionNs: 800,
+        enginePer4kNs: 400,
+      };
+      // Instant DMA: only the CPU and the engine take time.
+      const ctx = new FakeContext(1 << 30, 0);
+      const end = run(
+        new AcceleratorWorkload({
+          messageSize: 65536,
+          messages: 3,
+          reuseBuffers: true,
+          chunkSize: 16384,
+          engine,
+        }),
+        ctx,
+      );
+      const cpu = 600 + 150 + 800;
+      const engineNs = (65536 / 4096) * 400; // 64 KiB at 4 KiB per 400 ns
+      assert.equal(end, 50_000 + 3 * (cpu + engineNs));
+      // 4 chunks of 16 KiB read and written per message, reads first.
+      assert.equal(ctx.ops.length, 3 * 8);
+      assert.deepEqual(
+        ctx.ops.slice(0, 8).map((o) => [o.write, o.size]),
+        [
+          [false, 16384],
+          [false, 16384],
+          [true, 16384],
+          [false, 16384],
+          [true, 16384],
+          [false, 16384],
+          [true, 16384],
+          [true, 16384],
+        ],
+      );
+    },
+  );
+
+  await t.step(
+    "accelerator engine: DMA hides under processing but for the first read and the last write",
+    () => {
+      const engine = {
+        firstMessageNs: 0,
+        submitNs: 600,
+        doorbellNs: 150,
+        completionNs: 800,
+        enginePer4kNs: 400,
+      };
+      // 0.01 ns per byte: a 16 KiB chunk moves in 163.84 ns, processes in
+      // 1600 ns, so the link (reads and writes together) keeps up.
+      const ctx = new FakeContext(1 << 30, 0.01);
+      const end = run(
+        new AcceleratorWorkload({
+          messageSize: 65536,
+          messages: 1,
+          reuseBuffers: true,
+          chunkSize: 16384,
+          engine,
+        }),
+        ctx,
+      );
+      const chunkDma = 16384 * 0.01;
+      assert.ok(
+        Math.abs(end - (600 + 150 + chunkDma + 4 * 1600 + chunkDma + 800)) <
+          1e-6,
+        `${end}`,
+      );
+    },
+  );
+
+  await t.step(
+    "accelerator engine: a slow input stalls the pipeline (DMA-bound)",
+    () => {
+      // 1 ns per byte: a chunk's read (16.4 us) outlasts its processing.
+      const ctx = new FakeContext(1 << 30, 1);
+      const end = run(
+        new AcceleratorWorkload({
+          messageSize: 65536,
+          messages: 1,
+          reuseBuffers: true,
+          chunkSize: 16384,
+          engine: {
+            firstMessageNs: 0,
+            submitNs: 0,
+            doorbellNs: 0,
+            completionNs: 0,
+            enginePer4kNs: 400,
+          },
+        }),
+        ctx,
+      );
+      // The shared link carries 4 reads and 4 writes back to back.
+      assert.ok(end >= 8 * 16384, `${end}`);
+    },
+  );
+
+  await t.step(
     "accelerator without reuse maps, unmaps and frees fresh buffers per message",
     () => {
       const ctx = new FakeContext();
