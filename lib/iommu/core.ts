@@ -627,6 +627,16 @@ export class IommuCore implements IommuFaultSink {
     this.iopf.registerHandler(dev, handler, flags);
   }
 
+  /** iommu_update_device_fault_handler() (RFC v3 1/8): see {@linkcode IopfQueue.updateHandler}. */
+  updateDeviceFaultHandler(
+    dev: IommuDevice,
+    handler: IommuFaultHandler,
+    mask: number,
+    set: number,
+  ): void {
+    this.iopf.updateHandler(dev, handler, mask, set);
+  }
+
   /** iommu_unregister_device_fault_handler() for `flags` (default all). */
   unregisterDeviceFaultHandler(dev: IommuDevice, flags?: number): void {
     this.iopf.unregisterHandler(dev, flags);

@@ -72,7 +72,10 @@ export function checkIopfCapable(s: VfioState, what: string): void {
 
 /**
  * Enables the recoverable faults of `dev` (once) and registers the type1
- * handler for its flat faults (and its stage-2 faults when nesting).
+ * handler: FAULT_REPORT_FLAT, or NESTED_L2 (its stage-2 faults) for a
+ * device already bound to a guest stage 1. Never both in one registration:
+ * RFC v3 1/8 refuses FLAT with NESTED_* (EINVAL); binding switches the
+ * flags ({@linkcode switchToNestedL2}).
  */
 export function enableDeviceIopf(
   s: VfioState,
@@ -83,10 +86,24 @@ export function enableDeviceIopf(
     s.core.devEnableIopf(dev);
     ds.iopfEnabled = true;
   }
-  const flags = s.type === "nesting"
-    ? FAULT_REPORT_FLAT | FAULT_REPORT_NESTED_L2
-    : FAULT_REPORT_FLAT;
+  const flags = ds.nested ? FAULT_REPORT_NESTED_L2 : FAULT_REPORT_FLAT;
   s.core.registerDeviceFaultHandler(dev, s.iopfHandler, flags);
+}
+
+/**
+ * When `dev` is bound to a guest stage 1 for the first time: the type1
+ * handler's registration moves from FLAT to NESTED_L2
+ * (iommu_update_device_fault_handler, RFC v3 1/8), so it keeps handling the
+ * device's stage-2 faults.
+ */
+export function switchToNestedL2(s: VfioState, dev: IommuDevice): void {
+  if (!s.iopf) return;
+  s.core.updateDeviceFaultHandler(
+    dev,
+    s.iopfHandler,
+    ~FAULT_REPORT_FLAT,
+    FAULT_REPORT_NESTED_L2,
+  );
 }
 
 /**
