@@ -51,6 +51,8 @@ export class VfioState {
   readonly premapPages: number;
   /** Whether IOPF mappings are kept without pins under an MMU notifier. */
   readonly mmuNotifier: boolean;
+  /** Whether pre-map skips mapped pages (a what-if) instead of stopping at the first (RFC v3). */
+  readonly premapSkipMapped: boolean;
   /** The container lock (iommu->lock) that serialises fault handling. */
   readonly lock: Resource;
   /** Counters (`vfio.*`). */
@@ -116,7 +118,12 @@ export class VfioState {
   constructor(
     core: IommuCore,
     mm: MmStruct,
-    options: { costs: Costs; premapPages: number; mmuNotifier: boolean },
+    options: {
+      costs: Costs;
+      premapPages: number;
+      mmuNotifier: boolean;
+      premapSkipMapped: boolean;
+    },
   ) {
     this.sim = core.sim;
     this.core = core;
@@ -124,6 +131,7 @@ export class VfioState {
     this.costs = options.costs;
     this.premapPages = options.premapPages;
     this.mmuNotifier = options.mmuNotifier;
+    this.premapSkipMapped = options.premapSkipMapped;
     this.lock = new Resource(core.sim, {
       name: "vfio container lock",
       servers: 1,

@@ -26,7 +26,7 @@ import { alignDown, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../sim/units.ts";
 import { countBits, fillBits, nextClear, nextSet, testBit } from "./_bitmap.ts";
 import type { DeviceState, VfioState } from "./_state.ts";
 import { findDma, type VfioDma } from "./dma.ts";
-import { addPinned, limitPages, mapPinned, pfnBuf } from "./pin.ts";
+import { addPinned, limitPages, mapPages4k, mapPinned, pfnBuf } from "./pin.ts";
 
 /**
  * One fault group in the type1 IOPF handler, from the handler call to its
@@ -189,9 +189,10 @@ function invalid(
 
 /**
  * One fault of a group: looks up its vfio_dma, checks the permission, pins
- * and maps the faulting page and up to `premapPages - 1` following ones
- * not mapped yet. Returns the ns it took and leaves in `out.ok` whether it
- * was resolved.
+ * and maps the faulting page and up to `premapPages - 1` following ones,
+ * stopping at the first page already mapped (RFC v3 4/8) or, with
+ * `premapSkipMapped`, skipping over mapped pages (a what-if). Returns the
+ * ns it took and leaves in `out.ok` whether it was resolved.
  */
 export function handleFault(
   s: VfioState,
@@ -229,8 +230,17 @@ export function handleFault(
     s.counters.add("vfio.faults.raced");
     return ns;
   }
-  const end = Math.min(dma.npages, p + s.premapPages);
-  ns += k["vfio.bitmapCheck"] * (end - p - 1);
+  let end = Math.min(dma.npages, p + s.premapPages);
+  if (s.premapSkipMapped) {
+    ns += k["vfio.bitmapCheck"] * (end - p - 1);
+  } else {
+    // RFC v3 4/8: "for (i = bit_offset + 1; i < npages; i++) { if (map_len
+    // >= premap_len || IOPF_MAPPED_BITMAP_GET(dma, i)) break; ...}": the
+    // window ends at the first page already mapped (its bit tested too).
+    const m = nextSet(bits, p + 1, end);
+    ns += k["vfio.bitmapCheck"] * (Math.min(m + 1, end) - p - 1);
+    end = m;
+  }
   let budget = end - p;
   if (!s.mmuNotifier) {
     budget = Math.min(budget, limitPages(s) - s.mm.lockedVm);
@@ -290,7 +300,12 @@ function faultInRun(s: VfioState, dma: VfioDma, a: number, n: number): number {
     }
   }
   try {
-    ns += mapPinned(s, dma, domain, a, n, out, null);
+    // With the notifier, map page by page: the IOMMU API does not promise
+    // that part of a larger mapping can be unmapped (Alex Williamson on RFC
+    // v3 4/8), and Arm io-pgtable refuses it since v6.13.
+    ns += s.mmuNotifier
+      ? mapPages4k(s, dma, domain, a, n, out)
+      : mapPinned(s, dma, domain, a, n, out, null);
   } catch (e) {
     mm.unpinUserPages(hva, n);
     if (!s.mmuNotifier) mm.accountLockedVm(n, false);
