@@ -108,6 +108,20 @@ export class VfioState {
   cMapped: { v: number } | undefined = undefined;
   /** Cell of `vfio.faults.premappedPages`. */
   cPremapped: { v: number } | undefined = undefined;
+  /** When the fault group holding the container lock releases it (ns). */
+  lockFreeAt = 0;
+  /** Until when an ioctl or a notifier invalidation holds the container lock (ns). */
+  syncHeldUntil = 0;
+  /** True while a fault group's work runs under the lock (same thread: no self-wait). */
+  inFault = false;
+  /** Times an ioctl or invalidation waited for a fault group's lock hold. */
+  syncLockWaits = 0;
+  /** Their total wait (ns). */
+  syncLockWaitNs = 0;
+  /** Times a fault group waited for an ioctl's or invalidation's hold. */
+  faultWaitsBehindSync = 0;
+  /** Their total wait (ns). */
+  faultWaitBehindSyncNs = 0;
   /** The options of the fault path's pins (read by the call, so reusable). */
   readonly faultPinOpts: { longterm: boolean; out: Float64Array } = {
     longterm: false,

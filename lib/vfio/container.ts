@@ -28,6 +28,7 @@ import type { VfioDmaFaultRegion } from "./fault_region.ts";
 import {
   checkIopfCapable,
   enableDeviceIopf,
+  lockForSyncCaller,
   registerNotifier,
 } from "./iopf.ts";
 import {
@@ -177,10 +178,22 @@ export interface VfioStats {
   faultMappedPages: number;
   /** Of those, pages pre-mapped beyond the faulting page. */
   premappedPages: number;
-  /** Fault groups that waited for the container lock. */
+  /**
+   * Waits for the container lock: fault groups behind fault groups, fault
+   * groups behind an ioctl or notifier invalidation, and ioctls or
+   * invalidations behind a fault group.
+   */
   lockWaits: number;
-  /** Total time spent waiting for the container lock (ns). */
+  /** Total time spent waiting for the container lock (ns), all of them. */
   lockWaitNs: number;
+  /** Of {@linkcode lockWaits}: MAP_DMA, UNMAP_DMA or notifier invalidations that waited for a fault group. */
+  lockWaitsSync: number;
+  /** Their wait (ns). */
+  lockWaitSyncNs: number;
+  /** Of {@linkcode lockWaits}: fault groups that waited for an ioctl or invalidation. */
+  lockWaitsBehindSync: number;
+  /** Their wait (ns). */
+  lockWaitBehindSyncNs: number;
   /** MMU notifier invalidations that unmapped something. */
   notifierInvalidations: number;
   /** Pages unmapped by the MMU notifier. */
@@ -322,8 +335,13 @@ export class VfioContainer {
       faultsRaced: c.get("vfio.faults.raced"),
       faultMappedPages: c.get("vfio.faults.mappedPages"),
       premappedPages: c.get("vfio.faults.premappedPages"),
-      lockWaits: s.lock.waits,
-      lockWaitNs: s.lock.totalWaitNs,
+      lockWaits: s.lock.waits + s.syncLockWaits + s.faultWaitsBehindSync,
+      lockWaitNs: s.lock.totalWaitNs + s.syncLockWaitNs +
+        s.faultWaitBehindSyncNs,
+      lockWaitsSync: s.syncLockWaits,
+      lockWaitSyncNs: s.syncLockWaitNs,
+      lockWaitsBehindSync: s.faultWaitsBehindSync,
+      lockWaitBehindSyncNs: s.faultWaitBehindSyncNs,
       notifierInvalidations: c.get("vfio.notifier.invalidations"),
       notifierUnmappedPages: c.get("vfio.notifier.unmappedPages"),
     };
@@ -566,7 +584,7 @@ export class VfioContainer {
     }
     s.dmas.splice(i, 0, dma);
     s.counters.add("vfio.mapDma");
-    return ns;
+    return ns + lockForSyncCaller(s, ns);
   }
 
   /**
@@ -592,7 +610,7 @@ export class VfioContainer {
     }
     s.counters.add("vfio.unmapDma");
     this.sim.after(0, one);
-    return { bytes, ns };
+    return { bytes, ns: ns + lockForSyncCaller(s, ns) };
   }
 
   /**

@@ -152,8 +152,42 @@ function newWork(s: VfioState): FaultWork {
   return w;
 }
 
+/**
+ * The container lock (iommu->lock) for a synchronous caller that holds it
+ * for `workNs`: VFIO_IOMMU_MAP_DMA, UNMAP_DMA and the MMU notifier's
+ * invalidation take the same mutex as the RFC's fault handler
+ * (vfio_iommu_type1_dma_map_iopf, RFC v3 2/8; the notifier, RFC v3 3/8).
+ * Returns the ns it waits for a fault group holding the lock; fault groups
+ * that take the lock while it is held wait in turn ({@linkcode
+ * faultGroupLocked}). Approximation, as the blocking invalidation twin: the
+ * caller's state changes at the call and it goes ahead of fault groups
+ * already queued; synchronous callers do not wait for each other (one VMM
+ * thread), nor for the fault group whose work called them (reclaim from the
+ * handler's own pin).
+ */
+export function lockForSyncCaller(s: VfioState, workNs: number): number {
+  const now = s.sim.now;
+  let start = now;
+  if (!s.inFault && s.lock.busy > 0 && s.lockFreeAt > now) {
+    start = s.lockFreeAt;
+    s.syncLockWaits++;
+    s.syncLockWaitNs += start - now;
+  }
+  const until = start + workNs;
+  if (until > s.syncHeldUntil) s.syncHeldUntil = until;
+  return start - now;
+}
+
 /** Under the container lock: handles each fault of the group, then unlocks after their time. */
 function faultGroupLocked(s: VfioState, w: FaultWork): void {
+  const now = s.sim.now;
+  if (s.syncHeldUntil > now) {
+    // An ioctl or a notifier invalidation holds the lock: wait for it.
+    s.faultWaitsBehindSync++;
+    s.faultWaitBehindSyncNs += s.syncHeldUntil - now;
+    s.sim.at(s.syncHeldUntil, w.locked);
+    return;
+  }
   const group = w.group!;
   let ns = 0;
   let code: PageResponseCode = IOMMU_PAGE_RESP_SUCCESS;
@@ -162,15 +196,21 @@ function faultGroupLocked(s: VfioState, w: FaultWork): void {
   } else {
     const out = s.outcome;
     const faults = group.faults;
-    for (let i = 0; i < faults.length; i++) {
-      ns += handleFault(s, faults[i]!, out);
-      if (!out.ok) {
-        code = IOMMU_PAGE_RESP_INVALID;
-        break;
+    s.inFault = true;
+    try {
+      for (let i = 0; i < faults.length; i++) {
+        ns += handleFault(s, faults[i]!, out);
+        if (!out.ok) {
+          code = IOMMU_PAGE_RESP_INVALID;
+          break;
+        }
       }
+    } finally {
+      s.inFault = false;
     }
   }
   w.code = code;
+  s.lockFreeAt = now + ns;
   s.sim.after(ns, w.unlock);
 }
 
@@ -331,13 +371,13 @@ export function registerNotifier(s: VfioState, dma: VfioDma): void {
 
 /**
  * The MMU notifier's invalidate_range_start: unmaps the IOPF-mapped pages
- * of `dma` inside [start, end) (HVAs), clears their bits and, in strict
- * mode, syncs the IOTLB and the ATS devices' ATCs before returning
+ * of `dma` inside [start, end) (HVAs), clears their bits and syncs the
+ * IOTLB and the ATS devices' ATCs before returning
  * ({@linkcode IommuCore.unmapBlocking}: the CPU spins on CMD_SYNC, as the
  * kernel does), so no cached translation reaches the pages the mm frees
- * next. Returns the ns spent, the wait for CMD_SYNC included; the mm adds
- * it to the cost of the reclaim, munmap or madvise. In lazy mode the range
- * goes to the flush queue and stays reachable until the batched flush.
+ * next. Strict in every invalidation mode (the core's lazy mode is for
+ * DMA-API style unmaps only). Returns the ns spent, the wait for CMD_SYNC
+ * included; the mm adds it to the cost of the reclaim, munmap or madvise.
  */
 export function invalidate(
   s: VfioState,
@@ -372,5 +412,5 @@ export function invalidate(
   dma.mappedPages -= n;
   s.counters.add("vfio.notifier.invalidations");
   s.counters.add("vfio.notifier.unmappedPages", n);
-  return ns;
+  return ns + lockForSyncCaller(s, ns);
 }
