@@ -384,6 +384,18 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
       (a, v) => a + v.container.counters.get("vfio.notifier.unmappedPages"),
       0,
     ),
+    faultRetries: m.vms.reduce(
+      (a, v) => a + v.container.counters.get("vfio.faults.retries"),
+      0,
+    ),
+    faultRetryNs: m.vms.reduce(
+      (a, v) => a + v.container.counters.get("vfio.faults.retryNs"),
+      0,
+    ),
+    discardedPinnedPages: m.vms.reduce(
+      (a, v) => a + v.mm.discardedPinnedPages,
+      0,
+    ),
     swapOuts: m.vms.reduce((a, v) => a + v.mm.swapOuts, 0),
     swapIns: m.vms.reduce((a, v) => a + v.mm.swapIns, 0),
     walkReads: smmu.walkReads,

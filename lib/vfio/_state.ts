@@ -22,7 +22,12 @@ import { Counters, Histogram } from "../sim/stats.ts";
 import type { VfioIommuType } from "./container.ts";
 import type { VfioDma } from "./dma.ts";
 import type { VfioDmaFaultRegion } from "./fault_region.ts";
-import { type FaultOutcome, type FaultWork, iopfHandler } from "./iopf.ts";
+import {
+  type FaultOutcome,
+  type FaultWork,
+  iopfHandler,
+  type PendingRun,
+} from "./iopf.ts";
 
 /** What the container keeps per attached device. */
 export interface DeviceState {
@@ -108,6 +113,8 @@ export class VfioState {
   cMapped: { v: number } | undefined = undefined;
   /** Cell of `vfio.faults.premappedPages`. */
   cPremapped: { v: number } | undefined = undefined;
+  /** Runs pinned by the fault group under the lock, not mapped yet (MMU notifier). */
+  readonly pendingRuns: PendingRun[] = [];
   /** When the fault group holding the container lock releases it (ns). */
   lockFreeAt = 0;
   /** Until when an ioctl or a notifier invalidation holds the container lock (ns). */

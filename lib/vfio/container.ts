@@ -194,6 +194,13 @@ export interface VfioStats {
   lockWaitsBehindSync: number;
   /** Their wait (ns). */
   lockWaitBehindSyncNs: number;
+  /**
+   * Fault runs pinned again because an invalidation overlapped their
+   * vfio_dma between the pin and the map (mmu_interval_read_retry).
+   */
+  faultRetries: number;
+  /** CPU time of those retries: the unpin and the new pin (ns). */
+  faultRetryNs: number;
   /** MMU notifier invalidations that unmapped something. */
   notifierInvalidations: number;
   /** Pages unmapped by the MMU notifier. */
@@ -342,6 +349,8 @@ export class VfioContainer {
       lockWaitSyncNs: s.syncLockWaitNs,
       lockWaitsBehindSync: s.faultWaitsBehindSync,
       lockWaitBehindSyncNs: s.faultWaitBehindSyncNs,
+      faultRetries: c.get("vfio.faults.retries"),
+      faultRetryNs: c.get("vfio.faults.retryNs"),
       notifierInvalidations: c.get("vfio.notifier.invalidations"),
       notifierUnmappedPages: c.get("vfio.notifier.unmappedPages"),
     };

@@ -48,6 +48,30 @@ export interface FaultWork {
   unlock: () => void;
   /** Event: the response goes out. */
   respond: () => void;
+  /** Event (MMU notifier): the pinned runs are checked and mapped. */
+  commit: () => void;
+  /** Runs pinned and waiting for {@linkcode commitRuns} (MMU notifier). */
+  pending: PendingRun[];
+}
+
+/**
+ * A run a fault pinned under the MMU notifier, waiting to be mapped: the
+ * interval-notifier protocol (mm/mmu_notifier.c, as hmm and the GPU
+ * drivers use it) takes the interval's sequence count before GUP
+ * (mmu_interval_read_begin) and checks it under the driver's lock before
+ * mapping (mmu_interval_read_retry).
+ */
+export interface PendingRun {
+  /** The vfio_dma. */
+  dma: VfioDma;
+  /** First page of the run in the dma. */
+  a: number;
+  /** Pages. */
+  n: number;
+  /** Their PFNs, as the pin returned them. */
+  pfns: Float64Array;
+  /** The sequence count read before the pin. */
+  seq: number;
 }
 
 /** What {@linkcode handleFault} came to (a reused scratch record). */
@@ -134,8 +158,11 @@ function newWork(s: VfioState): FaultWork {
     locked: noop,
     unlock: noop,
     respond: noop,
+    commit: noop,
+    pending: [],
   };
   w.locked = () => faultGroupLocked(s, w);
+  w.commit = () => commitRuns(s, w);
   w.unlock = () => {
     s.lock.releaseSlot();
     s.sim.after(s.costs["vfio.faultRespond"], w.respond);
@@ -211,7 +238,71 @@ function faultGroupLocked(s: VfioState, w: FaultWork): void {
   }
   w.code = code;
   s.lockFreeAt = now + ns;
+  if (s.pendingRuns.length > 0) {
+    // The pins take `ns`; the runs are mapped after them, if no
+    // invalidation came in between.
+    w.pending = s.pendingRuns.splice(0);
+    s.sim.after(ns, w.commit);
+    return;
+  }
   s.sim.after(ns, w.unlock);
+}
+
+/**
+ * After the pins of a fault group under the MMU notifier (still under the
+ * container lock): each run whose interval saw an invalidation since its
+ * pin (mmu_interval_read_retry) is unpinned and pinned again, and checked
+ * again after that pin's time; the others are mapped 4 KiB page by page and
+ * unpinned. Then the lock is dropped.
+ */
+function commitRuns(s: VfioState, w: FaultWork): void {
+  const now = s.sim.now;
+  const mm = s.mm;
+  let ns = 0;
+  const again: PendingRun[] = [];
+  for (const p of w.pending) {
+    const hva = p.dma.vaddr + p.a * PAGE_SIZE;
+    if (p.dma.removed || s.released || !p.dma.notifier) {
+      ns += mm.unpinUserPages(hva, p.n);
+      continue;
+    }
+    if (p.dma.notifier.readRetry(p.seq)) {
+      // An invalidation overlapped the interval since the pin: the pages may
+      // be stale. Drop them and look them up again.
+      s.counters.add("vfio.faults.retries");
+      const ns0 = ns;
+      ns += mm.unpinUserPages(hva, p.n);
+      const seq = p.dma.notifier.readBegin();
+      const out = pfnBuf(s, p.n);
+      const opts = s.faultPinOpts;
+      opts.longterm = false;
+      opts.out = out;
+      try {
+        ns += mm.pinUserPages(hva, p.n, opts).ns;
+      } catch (e) {
+        if (!(e instanceof IopfLabError)) throw e;
+        fillBits(p.dma.bitmap!, p.a, p.a + p.n, false);
+        w.code = IOMMU_PAGE_RESP_INVALID;
+        continue;
+      } finally {
+        s.counters.add("vfio.faults.retryNs", ns - ns0);
+      }
+      fillBits(p.dma.bitmap!, p.a, p.a + p.n, true);
+      again.push({ dma: p.dma, a: p.a, n: p.n, pfns: out.slice(0, p.n), seq });
+      continue;
+    }
+    try {
+      ns += mapPages4k(s, p.dma, s.domain!, p.a, p.n, p.pfns);
+    } catch (e) {
+      if (!(e instanceof IopfLabError)) throw e;
+      fillBits(p.dma.bitmap!, p.a, p.a + p.n, false);
+      w.code = IOMMU_PAGE_RESP_INVALID;
+    }
+    ns += mm.unpinUserPages(hva, p.n);
+  }
+  w.pending = again;
+  s.lockFreeAt = now + ns;
+  s.sim.after(ns, again.length > 0 ? w.commit : w.unlock);
 }
 
 /** Counts an invalid fault (`why`), marks `out` unresolved and returns `ns`. */
@@ -319,7 +410,13 @@ export function handleFault(
   return ns;
 }
 
-/** Pins pages [a, a + n) of an IOPF dma, maps them, sets their bits. Returns ns. */
+/**
+ * Pins pages [a, a + n) of an IOPF dma, maps them, sets their bits. With
+ * the MMU notifier the pinned run is queued for {@linkcode commitRuns}
+ * instead, which maps it one 4 KiB page per call (the IOMMU API does not
+ * promise that part of a larger mapping can be unmapped: Alex Williamson
+ * on RFC v3 4/8; Arm io-pgtable refuses it since v6.13). Returns ns.
+ */
 function faultInRun(s: VfioState, dma: VfioDma, a: number, n: number): number {
   const k = s.costs;
   const mm = s.mm;
@@ -329,32 +426,33 @@ function faultInRun(s: VfioState, dma: VfioDma, a: number, n: number): number {
   const opts = s.faultPinOpts;
   opts.longterm = !s.mmuNotifier;
   opts.out = out;
+  // mmu_interval_read_begin() before the pin (MMU notifier only).
+  const seq = s.mmuNotifier ? dma.notifier!.readBegin() : 0;
   const r = mm.pinUserPages(hva, n, opts);
   let ns = r.ns;
-  if (!s.mmuNotifier) {
-    try {
-      mm.accountLockedVm(n, true);
-    } catch (e) {
-      mm.unpinUserPages(hva, n);
-      throw e;
-    }
+  if (s.mmuNotifier) {
+    // The bits are taken now (a second fault on these pages is a race);
+    // the map waits for the pin's time and the retry check (commitRuns).
+    fillBits(dma.bitmap!, a, a + n, true);
+    s.pendingRuns.push({ dma, a, n, pfns: out.slice(0, n), seq });
+    return ns + k["vfio.bitmapCheck"];
   }
   try {
-    // With the notifier, map page by page: the IOMMU API does not promise
-    // that part of a larger mapping can be unmapped (Alex Williamson on RFC
-    // v3 4/8), and Arm io-pgtable refuses it since v6.13.
-    ns += s.mmuNotifier
-      ? mapPages4k(s, dma, domain, a, n, out)
-      : mapPinned(s, dma, domain, a, n, out, null);
+    mm.accountLockedVm(n, true);
   } catch (e) {
     mm.unpinUserPages(hva, n);
-    if (!s.mmuNotifier) mm.accountLockedVm(n, false);
+    throw e;
+  }
+  try {
+    ns += mapPinned(s, dma, domain, a, n, out, null);
+  } catch (e) {
+    mm.unpinUserPages(hva, n);
+    mm.accountLockedVm(n, false);
     throw e;
   }
   fillBits(dma.bitmap!, a, a + n, true);
   ns += k["vfio.bitmapCheck"];
-  if (s.mmuNotifier) ns += mm.unpinUserPages(hva, n);
-  else addPinned(s, dma, n, n);
+  addPinned(s, dma, n, n);
   return ns;
 }
 
@@ -409,8 +507,11 @@ export function invalidate(
   );
   ns += r.ns;
   fillBits(bits, a, b, false);
-  dma.mappedPages -= n;
+  // Pages pinned by a fault and not mapped yet have their bit but no
+  // mapping: the fault's read_retry sees this invalidation and redoes them.
+  const unmapped = r.bytes / PAGE_SIZE;
+  dma.mappedPages -= unmapped;
   s.counters.add("vfio.notifier.invalidations");
-  s.counters.add("vfio.notifier.unmappedPages", n);
+  s.counters.add("vfio.notifier.unmappedPages", unmapped);
   return ns + lockForSyncCaller(s, ns);
 }

@@ -231,6 +231,36 @@ Deno.test("vfio type1: static pinning", async (t) => {
     },
   );
 
+  await t.step(
+    "MADV_DONTNEED on statically pinned RAM: the device keeps the old page, the CPU gets a new one",
+    () => {
+      // mm/madvise.c zaps the PTE of a pinned page too; type1's pin keeps the
+      // page and its IOMMU mapping, so the CPU's next touch and the device
+      // see different memory (QEMU: ram_block_discard_disable() while VFIO
+      // pins, hw/vfio/common.c).
+      const s = setup({ guestSize: 4 * MiB });
+      mapGuest(s);
+      s.sim.run();
+      const hva = s.ram.start + 3 * PAGE_SIZE;
+      const iova = GUEST_RAM_GPA + 3 * PAGE_SIZE;
+      const d = s.container.domain!;
+      const devView = s.core.iovaToPhys(d, iova);
+      assert.equal(devView, s.mm.hvaToPfn(hva) * PAGE_SIZE);
+      s.mm.madviseDontneed(hva, PAGE_SIZE);
+      assert.equal(s.mm.discardedPinnedPages, 1);
+      assert.equal(s.mm.hvaToPfn(hva), -1);
+      s.mm.touch(hva, PAGE_SIZE);
+      assert.equal(s.core.iovaToPhys(d, iova), devView); // the device's view
+      assert.notEqual(s.mm.hvaToPfn(hva) * PAGE_SIZE, devView); // the CPU's
+      // UNMAP_DMA releases the old frame with the last pin.
+      const used = s.host.usedBytes;
+      s.container.unmapDma({ iova: GUEST_RAM_GPA, size: s.ram.size });
+      s.sim.run();
+      assert.equal(s.host.usedBytes, used - PAGE_SIZE);
+      assert.equal(s.mm.pinnedPages, 0);
+    },
+  );
+
   await t.step("a PFNMAP range (a BAR) is mapped without pinning", () => {
     const s = setup();
     const bar = 0x10_0000_0000;
@@ -587,6 +617,69 @@ Deno.test("vfio type1: IOPF", async (t) => {
       assert.equal(s.container.stats().lockWaitsSync, before + 1);
       assert.ok(ns > s.container.stats().lockWaitSyncNs - st.lockWaitSyncNs);
       s.sim.run();
+    },
+  );
+
+  await t.step(
+    "MMU notifier: an invalidation between the pin and the map makes the fault pin again (mmu_interval_read_retry), and it costs time",
+    () => {
+      // mm/mmu_notifier.c: a driver that looks pages up without its lock
+      // takes mmu_interval_read_begin() first and, under its lock, maps them
+      // only if !mmu_interval_read_retry(); else it drops them and looks up
+      // again. The interval is the whole vfio_dma, so an invalidation of
+      // any of its pages during the pin forces the retry.
+      const run = (race: boolean) => {
+        const s = setup({ iopf: true, mmuNotifier: true, premapPages: 4 });
+        mapGuest(s);
+        s.sim.run({ until: s.sim.now + 1e6 });
+        s.driver.inject(s.dev, { addr: GUEST_RAM_GPA + 8 * PAGE_SIZE });
+        untilLocked(s);
+        // The group has pinned [8, 12) and waits for the pin's time before
+        // mapping; the mm drops another page of the same vfio_dma.
+        if (race) {
+          s.mm.madviseDontneed(s.ram.start + 100 * PAGE_SIZE, PAGE_SIZE);
+        }
+        s.sim.run();
+        return s;
+      };
+      const calm = run(false);
+      const raced = run(true);
+      assert.deepEqual(codes(raced), [IOMMU_PAGE_RESP_SUCCESS]);
+      const st = raced.container.stats();
+      assert.equal(calm.container.stats().faultRetries, 0);
+      assert.equal(st.faultRetries, 1);
+      assert.ok(st.faultRetryNs > 0);
+      // The retry's unpin and second pin are in the handler's time.
+      assert.ok(
+        raced.container.handlerNs.max >=
+          calm.container.handlerNs.max + st.faultRetryNs,
+      );
+      // The pages end mapped to what the mm has now, with no pin left.
+      const d = raced.container.domain!;
+      for (let p = 8; p < 12; p++) {
+        assert.equal(
+          raced.core.iovaToPhys(d, GUEST_RAM_GPA + p * PAGE_SIZE),
+          raced.mm.hvaToPfn(raced.ram.start + p * PAGE_SIZE) * PAGE_SIZE,
+        );
+      }
+      assert.equal(raced.mm.pinnedPages, 0);
+      assert.equal(raced.container.dmas()[0]!.mappedPages, 4);
+    },
+  );
+
+  await t.step(
+    "MMU notifier: UNMAP_DMA between the pin and the map drops the pins, maps nothing",
+    () => {
+      const s = setup({ iopf: true, mmuNotifier: true, premapPages: 4 });
+      mapGuest(s);
+      s.sim.run({ until: s.sim.now + 1e6 });
+      s.driver.inject(s.dev, { addr: GUEST_RAM_GPA });
+      untilLocked(s);
+      s.container.unmapDma({ iova: GUEST_RAM_GPA, size: s.ram.size });
+      s.sim.run();
+      assert.equal(s.mm.pinnedPages, 0);
+      assert.equal(s.core.iovaToPhys(s.container.domain!, GUEST_RAM_GPA), -1);
+      assert.equal(codes(s).length, 1);
     },
   );
 
