@@ -249,6 +249,16 @@ function faultGroupLocked(s: VfioState, w: FaultWork): void {
 }
 
 /**
+ * Counts `n` pages pinned (negative: unpinned) between a fault's pin and
+ * its map under the MMU notifier: in the container's pinned pages (and
+ * peak), not in a vfio_dma's, since nothing is charged or kept.
+ */
+function transientPins(s: VfioState, n: number): void {
+  s.pinned += n;
+  if (s.pinned > s.pinnedPeak) s.pinnedPeak = s.pinned;
+}
+
+/**
  * After the pins of a fault group under the MMU notifier (still under the
  * container lock): each run whose interval saw an invalidation since its
  * pin (mmu_interval_read_retry) is unpinned and pinned again, and checked
@@ -264,6 +274,7 @@ function commitRuns(s: VfioState, w: FaultWork): void {
     const hva = p.dma.vaddr + p.a * PAGE_SIZE;
     if (p.dma.removed || s.released || !p.dma.notifier) {
       ns += mm.unpinUserPages(hva, p.n);
+      transientPins(s, -p.n);
       continue;
     }
     if (p.dma.notifier.readRetry(p.seq)) {
@@ -272,6 +283,7 @@ function commitRuns(s: VfioState, w: FaultWork): void {
       s.counters.add("vfio.faults.retries");
       const ns0 = ns;
       ns += mm.unpinUserPages(hva, p.n);
+      transientPins(s, -p.n);
       const seq = p.dma.notifier.readBegin();
       const out = pfnBuf(s, p.n);
       const opts = s.faultPinOpts;
@@ -288,6 +300,7 @@ function commitRuns(s: VfioState, w: FaultWork): void {
         s.counters.add("vfio.faults.retryNs", ns - ns0);
       }
       fillBits(p.dma.bitmap!, p.a, p.a + p.n, true);
+      transientPins(s, p.n);
       again.push({ dma: p.dma, a: p.a, n: p.n, pfns: out.slice(0, p.n), seq });
       continue;
     }
@@ -299,6 +312,7 @@ function commitRuns(s: VfioState, w: FaultWork): void {
       w.code = IOMMU_PAGE_RESP_INVALID;
     }
     ns += mm.unpinUserPages(hva, p.n);
+    transientPins(s, -p.n);
   }
   w.pending = again;
   s.lockFreeAt = now + ns;
@@ -433,8 +447,10 @@ function faultInRun(s: VfioState, dma: VfioDma, a: number, n: number): number {
   if (s.mmuNotifier) {
     // The bits are taken now (a second fault on these pages is a race);
     // the map waits for the pin's time and the retry check (commitRuns).
-    fillBits(dma.bitmap!, a, a + n, true);
+    const bits = dma.bitmap!;
+    fillBits(bits, a, a + n, true);
     s.pendingRuns.push({ dma, a, n, pfns: out.slice(0, n), seq });
+    transientPins(s, n);
     return ns + k["vfio.bitmapCheck"];
   }
   try {
