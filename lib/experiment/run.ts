@@ -392,9 +392,14 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
   const extra: Record<string, number> = {
     vmsStarted: m.vms.filter((v) => v.started).length,
     vmsFailed: m.vms.filter((v) => v.error !== undefined).length,
-    containerLockWaits: m.vms.reduce((a, v) => a + v.container.lock.waits, 0),
+    // Every wait for iommu->lock: fault groups, and MAP_DMA, UNMAP_DMA and
+    // notifier invalidations (VfioStats.lockWaits).
+    containerLockWaits: m.vms.reduce(
+      (a, v) => a + v.container.stats().lockWaits,
+      0,
+    ),
     containerLockWaitNs: m.vms.reduce(
-      (a, v) => a + v.container.lock.totalWaitNs,
+      (a, v) => a + v.container.stats().lockWaitNs,
       0,
     ),
     iopfWorkqueueWaits: m.core.iopf.workers.waits,
@@ -415,6 +420,18 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
     ),
     notifierUnmappedPages: m.vms.reduce(
       (a, v) => a + v.container.counters.get("vfio.notifier.unmappedPages"),
+      0,
+    ),
+    faultRetries: m.vms.reduce(
+      (a, v) => a + v.container.counters.get("vfio.faults.retries"),
+      0,
+    ),
+    faultRetryNs: m.vms.reduce(
+      (a, v) => a + v.container.counters.get("vfio.faults.retryNs"),
+      0,
+    ),
+    discardedPinnedPages: m.vms.reduce(
+      (a, v) => a + v.mm.discardedPinnedPages,
       0,
     ),
     swapOuts: m.vms.reduce((a, v) => a + v.mm.swapOuts, 0),

@@ -570,12 +570,13 @@ export class IommuCore implements IommuFaultSink {
   /**
    * iommu_unmap() for a caller that must not return before the range is
    * unreachable, such as an MMU notifier's invalidate_range_start (the mm
-   * frees the pages right after). Strict: unmaps and syncs synchronously
+   * frees the pages right after): unmaps and syncs synchronously
    * ({@linkcode iotlbSyncBlocking}); the ns include the CPU's wait for
-   * CMD_SYNC. Lazy: as {@linkcode unmap}, the range is queued on
-   * the flush queue and stays reachable through stale IOTLB entries until
-   * the batched flush (the exposure lazy mode accepts). Returns the bytes
-   * unmapped and the CPU cost.
+   * CMD_SYNC. Strict in every invalidation mode: Linux defers invalidation
+   * only for DMA-API domains (iommu_dma_unmap's flush queue, iommu.strict=0);
+   * an invalidation that returned before the device is cut off would let the
+   * device use pages the mm frees next. Returns the bytes unmapped and the
+   * CPU cost.
    */
   unmapBlocking(
     domain: IommuDomain,
@@ -584,13 +585,10 @@ export class IommuCore implements IommuFaultSink {
   ): { bytes: number; ns: number } {
     const gather = newIotlbGather();
     const r = this.unmapFast(domain, iova, size, gather);
-    if (this.invalidation === "strict" || r.bytes === 0) {
-      return {
-        bytes: r.bytes,
-        ns: r.ns + this.iotlbSyncBlocking(domain, gather),
-      };
-    }
-    return this.#queueLazy(domain, iova, size, r);
+    return {
+      bytes: r.bytes,
+      ns: r.ns + this.iotlbSyncBlocking(domain, gather),
+    };
   }
 
   #queueLazy(
@@ -639,6 +637,16 @@ export class IommuCore implements IommuFaultSink {
     flags: number,
   ): void {
     this.iopf.registerHandler(dev, handler, flags);
+  }
+
+  /** iommu_update_device_fault_handler() (RFC v3 1/8): see {@linkcode IopfQueue.updateHandler}. */
+  updateDeviceFaultHandler(
+    dev: IommuDevice,
+    handler: IommuFaultHandler,
+    mask: number,
+    set: number,
+  ): void {
+    this.iopf.updateHandler(dev, handler, mask, set);
   }
 
   /** iommu_unregister_device_fault_handler() for `flags` (default all). */

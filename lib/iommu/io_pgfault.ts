@@ -21,7 +21,6 @@ import {
   FAULT_REPORT_NESTED_L2,
   type FaultPath,
   IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE,
-  IOMMU_FAULT_PAGE_REQUEST_PASID_VALID,
   IOMMU_PAGE_RESP_FAILURE,
   IOMMU_PAGE_RESP_INVALID,
   IOMMU_PAGE_RESP_SUCCESS,
@@ -355,11 +354,13 @@ export class IopfQueue {
 
   /**
    * Registers `handler` for the faults of `dev` in the classes `flags`
-   * (FAULT_REPORT_FLAT / NESTED_L1 / NESTED_L2, several at once allowed).
-   * A device may have several handlers with disjoint flags.
+   * (FAULT_REPORT_FLAT / NESTED_L1 / NESTED_L2). A device may have several
+   * handlers with disjoint flags.
    *
-   * @throws {IopfLabError} EINVAL for empty or unknown flags; EBUSY when a
-   *   flag already has a handler for this device
+   * @throws {IopfLabError} EINVAL for empty or unknown flags, or FLAT
+   *   together with a NESTED_* flag (RFC v3 1/8,
+   *   iommu_register_device_fault_handler: "Only under one configuration");
+   *   EBUSY when a flag already has a handler for this device
    */
   registerHandler(
     dev: IommuDevice,
@@ -376,6 +377,7 @@ export class IopfQueue {
         `${what}: flags ${flags} must be a non-empty set of FAULT_REPORT_FLAT|NESTED_L1|NESTED_L2`,
       );
     }
+    checkOneConfiguration(flags, what);
     const p = this.#param(dev);
     for (const r of p.handlers) {
       if ((r.flags & flags) !== 0) {
@@ -410,6 +412,46 @@ export class IopfQueue {
       .filter((r) => r.flags !== 0);
   }
 
+  /**
+   * iommu_update_device_fault_handler() (RFC v3 1/8): the flags of the
+   * registration of `handler` on `dev` become `(flags & mask) | set`, as
+   * VFIO switches a device from FLAT to NESTED_L2 when it binds a guest
+   * stage 1. Groups already dispatched keep their handler.
+   *
+   * @throws {IopfLabError} EINVAL when `handler` is not registered for
+   *   `dev` or the new flags are empty or mix FLAT with NESTED_*; EBUSY when
+   *   another registration has one of the new flags
+   */
+  updateHandler(
+    dev: IommuDevice,
+    handler: IommuFaultHandler,
+    mask: number,
+    set: number,
+  ): void {
+    const what = `Cannot update the fault handler of ${dev.name}`;
+    const p = this.#devs.get(dev);
+    const i = p ? p.handlers.findIndex((r) => r.handler === handler) : -1;
+    if (!p || i < 0) {
+      throw new IopfLabError("EINVAL", `${what}: no such handler registered`);
+    }
+    const flags = ((p.handlers[i]!.flags & mask) | set) & FAULT_REPORT_ALL;
+    if (flags === 0) {
+      throw new IopfLabError("EINVAL", `${what}: no flags left`);
+    }
+    checkOneConfiguration(flags, what);
+    for (let j = 0; j < p.handlers.length; j++) {
+      if (j !== i && (p.handlers[j]!.flags & flags) !== 0) {
+        throw new IopfLabError(
+          "EBUSY",
+          `${what}: flags ${
+            p.handlers[j]!.flags & flags
+          } already have another handler`,
+        );
+      }
+    }
+    p.handlers[i] = { handler, flags };
+  }
+
   /** The handler registered for `dev` in class `route`, if any. */
   handlerFor(dev: IommuDevice, route: number): IommuFaultHandler | undefined {
     const p = this.#find(dev);
@@ -428,7 +470,8 @@ export class IopfQueue {
 
   /**
    * iommu_report_device_fault(): parks a partial fault, or with LAST_PAGE
-   * gathers the device's partials of the same group id and PASID into a
+   * gathers the device's partials of the same group id (PASID not compared,
+   * as io-pgfault.c) into a
    * group and queues it for its handler (INVALID at once without one).
    *
    * On the `"evtq-thread"` path, given `resume`, a LAST_PAGE fault's group
@@ -701,11 +744,26 @@ export class IopfQueue {
   }
 }
 
+/**
+ * Whether partial `a` belongs to the group `b` ends: by group id only, as
+ * io-pgfault.c (iopf_group_alloc(), and iommu_queue_iopf() before it)
+ * compares `prm.grpid` and not the PASID.
+ */
 function sameGroup(a: IommuFault, b: IommuFault): boolean {
-  if (a.grpid !== b.grpid) return false;
-  const pa = (a.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
-  const pb = (b.flags & IOMMU_FAULT_PAGE_REQUEST_PASID_VALID) !== 0;
-  return pa === pb && (!pa || a.pasid === b.pasid);
+  return a.grpid === b.grpid;
+}
+
+/** EINVAL when `flags` names FLAT and a NESTED_* class together. */
+function checkOneConfiguration(flags: number, what: string): void {
+  if (
+    (flags & FAULT_REPORT_FLAT) !== 0 &&
+    (flags & (FAULT_REPORT_NESTED_L1 | FAULT_REPORT_NESTED_L2)) !== 0
+  ) {
+    throw new IopfLabError(
+      "EINVAL",
+      `${what}: FAULT_REPORT_FLAT cannot be combined with NESTED_L1/NESTED_L2 (one configuration per registration)`,
+    );
+  }
 }
 
 /** The start of pageResponse's error messages (formatted only when one is thrown). */

@@ -23,6 +23,8 @@ export interface NotifierEntry {
   end: number;
   /** The callbacks. */
   ops: MmuNotifierOps;
+  /** Invalidation sequence count (mmu_interval_notifier.invalidate_seq): bumped by every overlapping invalidation. */
+  seq: number;
 }
 
 /**
@@ -110,6 +112,8 @@ export class MmState {
   reclaimNs = 0;
   /** 4 KiB pages written to swap. */
   swapOuts = 0;
+  /** Pinned 4 KiB pages MADV_DONTNEED took out of the CPU's view (cumulative). */
+  discardedPinned = 0;
   /** Reclaim clock hand: VMA index. */
   handVma = 0;
   /** Reclaim clock hand: chunk. */

@@ -69,6 +69,12 @@ export class VmaState implements VmArea {
   readonly pagePfn = new Map<number, Uint32Array>();
   /** Per-page pin counts of a chunk; changed only in this class (also cached). */
   readonly pinDetail = new Map<number, Uint16Array>();
+  /**
+   * Pages MADV_DONTNEED took out of the CPU's view while pinned: page index
+   * -> the PFNs their pins still hold (the device's view); freed when the
+   * page's last pin goes.
+   */
+  readonly detached = new Map<number, number[]>();
   #pfnC = -1;
   #pfnArr: Uint32Array | undefined = undefined;
   #detC = -1;
@@ -275,7 +281,8 @@ export class VmaState implements VmArea {
 }
 
 /**
- * What {@linkcode zapPages} and {@linkcode freeAllPages} need of the
+ * What {@linkcode zapPages} (which returns the pinned pages it took out of
+ * the CPU's view, see {@linkcode VmaState.detached}) and {@linkcode freeAllPages} need of the
  * `HostMemory` the pages came from.
  */
 export interface PageFrames {
@@ -476,7 +483,8 @@ export function zapPages(
   v: VmaState,
   p0: number,
   p1: number,
-): void {
+): number {
+  let detached = 0;
   const c0 = Math.floor(p0 / CHUNK_PAGES);
   const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
   if (v.backing === "hugetlb-1g") {
@@ -495,7 +503,7 @@ export function zapPages(
       v.chunkPop.fill(0, cf, cf + CHUNK_PAGES);
       v.populated -= PAGES_PER_1G;
     }
-    return;
+    return 0;
   }
   for (let c = c0; c <= c1; c++) {
     const base = c * CHUNK_PAGES;
@@ -524,7 +532,20 @@ export function zapPages(
     if (arr) {
       const anyPins = v.chunkPinned[c] !== 0;
       for (let i = a; i < b; i++) {
-        if (arr[i] === 0 || (anyPins && v.pinOf(base + i) > 0)) continue;
+        if (arr[i] === 0) continue;
+        if (anyPins && v.pinOf(base + i) > 0) {
+          // zap_pte_range() drops the CPU's PTE; the pin keeps the page, so
+          // the device still reaches it while the CPU's next touch gets a
+          // new zeroed page (why QEMU disables RAM discard with VFIO).
+          const held = v.detached.get(base + i);
+          if (held) held.push(arr[i]! - 1);
+          else v.detached.set(base + i, [arr[i]! - 1]);
+          arr[i] = 0;
+          v.chunkPop[c] = v.chunkPop[c]! - 1;
+          v.populated--;
+          detached++;
+          continue;
+        }
         host.freePage(arr[i]! - 1, SZ_4K);
         arr[i] = 0;
         v.chunkPop[c] = v.chunkPop[c]! - 1;
@@ -536,6 +557,7 @@ export function zapPages(
       for (let i = a; i < b; i++) v.clearSwapped(c, i);
     }
   }
+  return detached;
 }
 
 /** Frees every page of v to `host` and drops its swap entries (munmap). */

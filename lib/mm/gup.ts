@@ -162,6 +162,15 @@ export function unpinUserPages(
   for (let q = 0; q < pieces.length; q++) {
     const { v, p0, p1 } = pieces[q]!;
     unpinPages(v, p0, p1);
+    if (v.detached.size > 0) {
+      // Frames MADV_DONTNEED took from the CPU while pinned go with their
+      // page's last pin.
+      for (const [p, pfns] of v.detached) {
+        if (p < p0 || p >= p1 || v.pinOf(p) > 0) continue;
+        for (const pfn of pfns) s.host.freePage(pfn, SZ_4K);
+        v.detached.delete(p);
+      }
+    }
   }
   s.pinRefs -= npages;
   return s.costs["mm.unpinPer4k"] * npages;

@@ -171,6 +171,14 @@ export class MmStruct implements Shrinker {
   get peakPopulatedBytes(): number {
     return this.#s.peakPopulated * SZ_4K;
   }
+  /**
+   * Pinned 4 KiB pages MADV_DONTNEED took out of the CPU's view (cumulative):
+   * the device keeps the old page through its pin while the CPU's next touch
+   * gets a new one, so the two views of guest RAM diverge.
+   */
+  get discardedPinnedPages(): number {
+    return this.#s.discardedPinned;
+  }
   /** 4 KiB pages written to swap by reclaim (cumulative). */
   get swapOuts(): number {
     return this.#s.swapOuts;
@@ -316,8 +324,12 @@ export class MmStruct implements Shrinker {
   /**
    * MADV_DONTNEED (what a balloon driver's host side does): MMU notifiers
    * first, then the unpinned pages of [hva, hva + size) are freed and their
-   * swap entries dropped; the next touch gets a fresh zeroed page. Pinned
-   * pages stay populated (the pin keeps them alive). A THP only partly
+   * swap entries dropped; the next touch gets a fresh zeroed page. A pinned
+   * 4 KiB page leaves the CPU's view too (zap_pte_range), but its frame stays
+   * allocated for the pin holder (a device through VFIO) until its last
+   * unpin: the CPU and the device then see different pages
+   * ({@linkcode discardedPinnedPages}). A pinned hugetlb page stays whole and
+   * mapped (not modelled). A THP only partly
    * covered, or with pinned pages, is split into 4 KiB pages first. For
    * hugetlb the range must be aligned to the huge page size (EINVAL), and a
    * huge page with any pinned part stays whole. ENOMEM if part of the range
@@ -349,7 +361,9 @@ export class MmStruct implements Shrinker {
         s,
         v.start + p0 * SZ_4K,
         v.start + p1 * SZ_4K,
-        () => zapPages(s.host, v, p0, p1),
+        () => {
+          s.discardedPinned += zapPages(s.host, v, p0, p1);
+        },
       );
     }
     return ns;

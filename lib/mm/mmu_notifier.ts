@@ -1,7 +1,8 @@
 /**
  * MMU notifiers of an address space (mm/mmu_notifier.c): interval notifier
- * registration and the invalidate_range_start/end calls around every
- * unmap, zap and reclaim. Private to lib/mm; the public entry point is
+ * registration, the interval's sequence count (mmu_interval_read_begin /
+ * mmu_interval_read_retry) and the invalidate_range_start/end calls around
+ * every unmap, zap and reclaim. Private to lib/mm; the public entry point is
  * {@linkcode MmStruct.registerMmuNotifier}.
  *
  * @module
@@ -29,11 +30,13 @@ export function registerMmuNotifier(
       `Cannot register an MMU notifier at ${hex(start)}: size is 0`,
     );
   }
-  const entry: NotifierEntry = { start, end: start + size, ops };
+  const entry: NotifierEntry = { start, end: start + size, ops, seq: 0 };
   s.notifiers = [...s.notifiers, entry];
   return {
     start,
     size,
+    readBegin: () => entry.seq,
+    readRetry: (seq: number) => entry.seq !== seq,
     unregister: () => {
       s.notifiers = s.notifiers.filter((e) => e !== entry);
     },
@@ -57,6 +60,9 @@ export function invalidateRange(
   let ns = 0;
   s.unmapGen++;
   s.zapping++;
+  // mn_itree_inv_start_range(): each overlapping interval's sequence count
+  // moves on before its callback runs (the callback's mmu_interval_set_seq).
+  for (const n of list) n.seq++;
   try {
     for (const n of list) {
       ns += call + (n.ops.invalidateRangeStart(start, end) ?? 0);

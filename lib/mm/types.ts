@@ -88,6 +88,17 @@ export interface MmuNotifier {
   readonly start: number;
   /** Length of the watched interval in bytes. */
   readonly size: number;
+  /**
+   * mmu_interval_read_begin(): the interval's invalidation sequence count
+   * now, to take before looking pages up without the driver's lock.
+   */
+  readBegin(): number;
+  /**
+   * mmu_interval_read_retry(): true when an invalidation overlapping the
+   * interval started since {@linkcode readBegin} returned `seq`, so pages
+   * looked up since may be stale and the lookup must be redone.
+   */
+  readRetry(seq: number): boolean;
   /** Removes the notifier (idempotent). */
   unregister(): void;
 }

@@ -80,6 +80,15 @@ export interface IoPgtableOptions {
    * came from there, otherwise drop it.
    */
   freeTable?: (addr: number) => void;
+  /**
+   * Whether `unmap` splits a block it only partly covers
+   * (arm_lpae_split_blk_unmap(), removed upstream in v6.13 by
+   * "iommu/io-pgtable-arm: Remove split on unmap behavior", 33729a5fc0ca).
+   * Default false, as mainline since v6.13: unmapping part of a block fails
+   * (EINVAL here; mainline WARNs "Unmap of a partial large IOPTE is not
+   * allowed" and unmaps nothing). True is the pre-6.13 behaviour, a what-if.
+   */
+  splitOnUnmap?: boolean;
 }
 
 /**
@@ -284,9 +293,10 @@ function mapWhat(iova: number, size: number): string {
  * output addresses, stage 1 or stage 2.
  *
  * `map` picks the largest allowed page size for each chunk (like
- * iommu_pgsize()) and is all-or-nothing; `unmap` splits blocks it only
- * partly covers (like arm_lpae_split_blk_unmap()) and frees table pages that
- * become empty; `walk` reports what an SMMU table walker would read.
+ * iommu_pgsize()) and is all-or-nothing; `unmap` refuses a range that covers
+ * only part of a block (mainline since v6.13; with `splitOnUnmap` it splits
+ * the block as arm_lpae_split_blk_unmap() did before) and frees table pages
+ * that become empty; `walk` reports what an SMMU table walker would read.
  *
  * @example
  * ```ts
@@ -299,7 +309,9 @@ function mapWhat(iova: number, size: number): string {
  * const w = pt.walk(0x4000_1234, newWalkResult());
  * assert(w.ok && w.pa === 0x8000_1234 && w.pageSize === SZ_2M);
  * assert(w.reads === 3 && w.level === 2);
- * assert(pt.unmap(0x4000_0000, 0x1000) === 0x1000); // splits the block
+ * // Part of a block cannot be unmapped (v6.13+); the whole block can.
+ * assert.throws(() => pt.unmap(0x4000_0000, 0x1000), { code: "EINVAL" });
+ * assert(pt.unmap(0x4000_0000, SZ_2M) === SZ_2M);
  * assert(pt.iovaToPhys(0x4000_0000) === -1);
  * ```
  */
@@ -308,6 +320,7 @@ export class IoPgtable {
   readonly #bitmap: number;
   readonly #alloc: () => number;
   readonly #free: ((addr: number) => void) | undefined;
+  readonly #splitOnUnmap: boolean;
   /** Tables of levels 0-2; slot 0 is the root (level 0). */
   readonly #dir = new TablePool(true);
   /** Tables of level 3. */
@@ -364,6 +377,7 @@ export class IoPgtable {
     }
     this.#stage = stage;
     this.#bitmap = pgsizeBitmap;
+    this.#splitOnUnmap = options.splitOnUnmap ?? false;
     if (options.allocTable) {
       this.#alloc = options.allocTable;
       this.#free = options.freeTable;
@@ -821,18 +835,20 @@ export class IoPgtable {
 
   /**
    * Unmaps what is mapped in [iova, iova + size) and returns the bytes
-   * unmapped (holes count 0). A block only partly inside the range is split
-   * into next-level entries so that the rest stays mapped
-   * (arm_lpae_split_blk_unmap()); table pages that become empty are freed.
+   * unmapped (holes count 0); table pages that become empty are freed. A
+   * block only partly inside the range: EINVAL and nothing unmapped
+   * (__arm_lpae_unmap() since v6.13), or, with `splitOnUnmap`, split into
+   * next-level entries so that the rest stays mapped.
    *
    * @throws {IopfLabError} EINVAL for a misaligned, empty or out-of-range
-   *   request; whatever `allocTable` throws when a split needs a table (the
-   *   table is then unchanged)
+   *   request, or one covering part of a block; whatever `allocTable` throws
+   *   when a split needs a table (the table is then unchanged)
    */
   unmap(iova: number, size: number): number {
     this.#checkRange("unmap", iova, size);
     IoPgtable.#unmapGen++;
     const end = iova + size;
+    if (!this.#splitOnUnmap) this.#checkNoPartialBlock(iova, end);
     // Reserve the tables the splits need, so a failing allocTable changes
     // nothing: at most one split chain at each end of the range.
     const need = this.#splitsNeeded(iova, end);
@@ -840,6 +856,25 @@ export class IoPgtable {
     const bytes = this.#unmapRange(0, 0, 0, iova, end);
     this.#mappedBytes -= bytes;
     return bytes;
+  }
+
+  /** EINVAL when `start` or `end` falls inside a block (a partial unmap). */
+  #checkNoPartialBlock(start: number, end: number): void {
+    const w = this.#scratch;
+    for (const b of [start, end]) {
+      if (b >= MAX_IOVA) continue;
+      this.walk(b, w);
+      if (!w.ok || w.level === 3 || b % w.pageSize === 0) continue;
+      const blk = b - (b % w.pageSize);
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot unmap IOVA ${hex(start)}-${
+          hex(end)
+        }: it covers only part of the ${hex(w.pageSize)}-byte block at ${
+          hex(blk)
+        } (io-pgtable-arm does not split blocks on unmap since v6.13)`,
+      );
+    }
   }
 
   /** Number of table pages that unmapping [start, end) must allocate. */

@@ -22,7 +22,12 @@ import { Counters, Histogram } from "../sim/stats.ts";
 import type { VfioIommuType } from "./container.ts";
 import type { VfioDma } from "./dma.ts";
 import type { VfioDmaFaultRegion } from "./fault_region.ts";
-import { type FaultOutcome, type FaultWork, iopfHandler } from "./iopf.ts";
+import {
+  type FaultOutcome,
+  type FaultWork,
+  iopfHandler,
+  type PendingRun,
+} from "./iopf.ts";
 
 /** What the container keeps per attached device. */
 export interface DeviceState {
@@ -51,6 +56,8 @@ export class VfioState {
   readonly premapPages: number;
   /** Whether IOPF mappings are kept without pins under an MMU notifier. */
   readonly mmuNotifier: boolean;
+  /** Whether pre-map skips mapped pages (a what-if) instead of stopping at the first (RFC v3). */
+  readonly premapSkipMapped: boolean;
   /** The container lock (iommu->lock) that serialises fault handling. */
   readonly lock: Resource;
   /** Counters (`vfio.*`). */
@@ -106,6 +113,22 @@ export class VfioState {
   cMapped: { v: number } | undefined = undefined;
   /** Cell of `vfio.faults.premappedPages`. */
   cPremapped: { v: number } | undefined = undefined;
+  /** Runs pinned by the fault group under the lock, not mapped yet (MMU notifier). */
+  readonly pendingRuns: PendingRun[] = [];
+  /** When the fault group holding the container lock releases it (ns). */
+  lockFreeAt = 0;
+  /** Until when an ioctl or a notifier invalidation holds the container lock (ns). */
+  syncHeldUntil = 0;
+  /** True while a fault group's work runs under the lock (same thread: no self-wait). */
+  inFault = false;
+  /** Times an ioctl or invalidation waited for a fault group's lock hold. */
+  syncLockWaits = 0;
+  /** Their total wait (ns). */
+  syncLockWaitNs = 0;
+  /** Times a fault group waited for an ioctl's or invalidation's hold. */
+  faultWaitsBehindSync = 0;
+  /** Their total wait (ns). */
+  faultWaitBehindSyncNs = 0;
   /** The options of the fault path's pins (read by the call, so reusable). */
   readonly faultPinOpts: { longterm: boolean; out: Float64Array } = {
     longterm: false,
@@ -116,7 +139,12 @@ export class VfioState {
   constructor(
     core: IommuCore,
     mm: MmStruct,
-    options: { costs: Costs; premapPages: number; mmuNotifier: boolean },
+    options: {
+      costs: Costs;
+      premapPages: number;
+      mmuNotifier: boolean;
+      premapSkipMapped: boolean;
+    },
   ) {
     this.sim = core.sim;
     this.core = core;
@@ -124,6 +152,7 @@ export class VfioState {
     this.costs = options.costs;
     this.premapPages = options.premapPages;
     this.mmuNotifier = options.mmuNotifier;
+    this.premapSkipMapped = options.premapSkipMapped;
     this.lock = new Resource(core.sim, {
       name: "vfio container lock",
       servers: 1,

@@ -28,6 +28,7 @@ import type { VfioDmaFaultRegion } from "./fault_region.ts";
 import {
   checkIopfCapable,
   enableDeviceIopf,
+  lockForSyncCaller,
   registerNotifier,
 } from "./iopf.ts";
 import {
@@ -44,6 +45,12 @@ export { VFIO_PIN_BATCH_PAGES } from "./pin.ts";
 export const VFIO_DMA_MAP_FLAG_READ = 1 << 0;
 /** VFIO_DMA_MAP_FLAG_WRITE: the device may write the range. */
 export const VFIO_DMA_MAP_FLAG_WRITE = 1 << 1;
+
+/**
+ * type1's default `dma_entry_limit` module parameter (U16_MAX): the most
+ * vfio_dma ranges one container may hold; MAP_DMA beyond it is ENOSPC.
+ */
+export const VFIO_DMA_ENTRY_LIMIT = 65535;
 
 /** The RFC v3's pre-map length (IOPF_PREMAP_LEN), in 4 KiB pages. */
 export const IOPF_PREMAP_LEN = 512;
@@ -64,16 +71,30 @@ export interface VfioContainerOptions {
   costs?: Costs;
   /**
    * Pages mapped per I/O page fault, starting at the faulting page, within
-   * its vfio_dma, skipping pages already mapped. 1 = no pre-map; the RFC v3
-   * uses {@linkcode IOPF_PREMAP_LEN}. Default 1.
+   * its vfio_dma, up to the first page already mapped (RFC v3 4/8). 1 = no
+   * pre-map; the RFC v3 uses {@linkcode IOPF_PREMAP_LEN}. Default 1.
    */
   premapPages?: number;
   /**
+   * A what-if: pre-map skips over pages already mapped and goes on until
+   * `premapPages` are mapped or the vfio_dma ends, instead of stopping at
+   * the first mapped page as the RFC's loop does. Default false.
+   */
+  premapSkipMapped?: boolean;
+  /**
    * Use the MMU notifier (RFC v2+): IOPF pages are unpinned (and not
    * charged) right after mapping, and unmapped when the host mm invalidates
-   * them. Default false: IOPF pages stay pinned until UNMAP_DMA.
+   * them. Fault-time mappings are then made one 4 KiB page at a time (never
+   * blocks), so a 4 KiB invalidation can unmap exactly its page. Default
+   * false: IOPF pages stay pinned until UNMAP_DMA.
    */
   mmuNotifier?: boolean;
+  /**
+   * The most vfio_dma ranges the container may hold (type1's
+   * `dma_entry_limit` module parameter, iommu->dma_avail); MAP_DMA past it
+   * fails with ENOSPC. Default {@linkcode VFIO_DMA_ENTRY_LIMIT}.
+   */
+  dmaEntryLimit?: number;
 }
 
 /** Options of {@linkcode VfioContainer.setIommu}. */
@@ -157,10 +178,29 @@ export interface VfioStats {
   faultMappedPages: number;
   /** Of those, pages pre-mapped beyond the faulting page. */
   premappedPages: number;
-  /** Fault groups that waited for the container lock. */
+  /**
+   * Waits for the container lock: fault groups behind fault groups, fault
+   * groups behind an ioctl or notifier invalidation, and ioctls or
+   * invalidations behind a fault group.
+   */
   lockWaits: number;
-  /** Total time spent waiting for the container lock (ns). */
+  /** Total time spent waiting for the container lock (ns), all of them. */
   lockWaitNs: number;
+  /** Of {@linkcode lockWaits}: MAP_DMA, UNMAP_DMA or notifier invalidations that waited for a fault group. */
+  lockWaitsSync: number;
+  /** Their wait (ns). */
+  lockWaitSyncNs: number;
+  /** Of {@linkcode lockWaits}: fault groups that waited for an ioctl or invalidation. */
+  lockWaitsBehindSync: number;
+  /** Their wait (ns). */
+  lockWaitBehindSyncNs: number;
+  /**
+   * Fault runs pinned again because an invalidation overlapped their
+   * vfio_dma between the pin and the map (mmu_interval_read_retry).
+   */
+  faultRetries: number;
+  /** CPU time of those retries: the unpin and the new pin (ns). */
+  faultRetryNs: number;
   /** MMU notifier invalidations that unmapped something. */
   notifierInvalidations: number;
   /** Pages unmapped by the MMU notifier. */
@@ -208,6 +248,8 @@ export class VfioContainer {
   readonly handlerNs: Histogram;
   /** The state the units (dma, pin, iopf, nested) share. */
   readonly #s: VfioState;
+  /** The dma_entry_limit of this container. */
+  readonly #dmaEntryLimit: number;
 
   /** Creates an empty container; call {@linkcode setIommu} next. */
   constructor(
@@ -222,11 +264,20 @@ export class VfioContainer {
         `Cannot create a VFIO container: premapPages must be a whole number in [1, 2^18], got ${premap}`,
       );
     }
+    const limit = options.dmaEntryLimit ?? VFIO_DMA_ENTRY_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 2 ** 32 - 1) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create a VFIO container: dmaEntryLimit must be a whole number in [1, 2^32 - 1], got ${limit}`,
+      );
+    }
     const s = new VfioState(core, mm, {
       costs: options.costs ?? core.costs,
       premapPages: premap,
       mmuNotifier: options.mmuNotifier ?? false,
+      premapSkipMapped: options.premapSkipMapped ?? false,
     });
+    this.#dmaEntryLimit = limit;
     this.#s = s;
     this.sim = s.sim;
     this.core = core;
@@ -291,8 +342,15 @@ export class VfioContainer {
       faultsRaced: c.get("vfio.faults.raced"),
       faultMappedPages: c.get("vfio.faults.mappedPages"),
       premappedPages: c.get("vfio.faults.premappedPages"),
-      lockWaits: s.lock.waits,
-      lockWaitNs: s.lock.totalWaitNs,
+      lockWaits: s.lock.waits + s.syncLockWaits + s.faultWaitsBehindSync,
+      lockWaitNs: s.lock.totalWaitNs + s.syncLockWaitNs +
+        s.faultWaitBehindSyncNs,
+      lockWaitsSync: s.syncLockWaits,
+      lockWaitSyncNs: s.syncLockWaitNs,
+      lockWaitsBehindSync: s.faultWaitsBehindSync,
+      lockWaitBehindSyncNs: s.faultWaitBehindSyncNs,
+      faultRetries: c.get("vfio.faults.retries"),
+      faultRetryNs: c.get("vfio.faults.retryNs"),
       notifierInvalidations: c.get("vfio.notifier.invalidations"),
       notifierUnmappedPages: c.get("vfio.notifier.unmappedPages"),
     };
@@ -495,7 +553,9 @@ export class VfioContainer {
    * Returns the ioctl's CPU cost in ns.
    *
    * @throws {IopfLabError} EINVAL (no permission, zero size, misaligned,
-   *   overflow, no IOMMU set); EEXIST (overlaps a vfio_dma); ENOMEM (over
+   *   overflow, no IOMMU set); EEXIST (overlaps a vfio_dma); ENOSPC (the
+   *   container already holds `dmaEntryLimit` ranges: vfio_dma_do_map's
+   *   `!iommu->dma_avail`); ENOMEM (over
    *   RLIMIT_MEMLOCK or out of host memory: nothing stays pinned, charged
    *   or mapped; pages faulted in before the limit was hit stay populated,
    *   as in the kernel); EFAULT (vaddr not mapped)
@@ -508,6 +568,12 @@ export class VfioContainer {
     const prot = (flags & VFIO_DMA_MAP_FLAG_READ ? PROT_READ : 0) |
       (flags & VFIO_DMA_MAP_FLAG_WRITE ? PROT_WRITE : 0);
     const i = checkMapRange(s.dmas, req, prot, what);
+    if (s.dmas.length >= this.#dmaEntryLimit) {
+      throw new IopfLabError(
+        "ENOSPC",
+        `${what}: the container already holds ${s.dmas.length} vfio_dma ranges (dma_entry_limit ${this.#dmaEntryLimit})`,
+      );
+    }
     const mode: VfioDmaMode = req.pfnmap !== undefined
       ? "pfnmap"
       : s.iopf
@@ -527,7 +593,7 @@ export class VfioContainer {
     }
     s.dmas.splice(i, 0, dma);
     s.counters.add("vfio.mapDma");
-    return ns;
+    return ns + lockForSyncCaller(s, ns);
   }
 
   /**
@@ -553,7 +619,7 @@ export class VfioContainer {
     }
     s.counters.add("vfio.unmapDma");
     this.sim.after(0, one);
-    return { bytes, ns };
+    return { bytes, ns: ns + lockForSyncCaller(s, ns) };
   }
 
   /**

@@ -26,7 +26,7 @@ import { alignDown, PAGE_SIZE, PROT_READ, PROT_WRITE } from "../sim/units.ts";
 import { countBits, fillBits, nextClear, nextSet, testBit } from "./_bitmap.ts";
 import type { DeviceState, VfioState } from "./_state.ts";
 import { findDma, type VfioDma } from "./dma.ts";
-import { addPinned, limitPages, mapPinned, pfnBuf } from "./pin.ts";
+import { addPinned, limitPages, mapPages4k, mapPinned, pfnBuf } from "./pin.ts";
 
 /**
  * One fault group in the type1 IOPF handler, from the handler call to its
@@ -48,6 +48,30 @@ export interface FaultWork {
   unlock: () => void;
   /** Event: the response goes out. */
   respond: () => void;
+  /** Event (MMU notifier): the pinned runs are checked and mapped. */
+  commit: () => void;
+  /** Runs pinned and waiting for {@linkcode commitRuns} (MMU notifier). */
+  pending: PendingRun[];
+}
+
+/**
+ * A run a fault pinned under the MMU notifier, waiting to be mapped: the
+ * interval-notifier protocol (mm/mmu_notifier.c, as hmm and the GPU
+ * drivers use it) takes the interval's sequence count before GUP
+ * (mmu_interval_read_begin) and checks it under the driver's lock before
+ * mapping (mmu_interval_read_retry).
+ */
+export interface PendingRun {
+  /** The vfio_dma. */
+  dma: VfioDma;
+  /** First page of the run in the dma. */
+  a: number;
+  /** Pages. */
+  n: number;
+  /** Their PFNs, as the pin returned them. */
+  pfns: Float64Array;
+  /** The sequence count read before the pin. */
+  seq: number;
 }
 
 /** What {@linkcode handleFault} came to (a reused scratch record). */
@@ -72,7 +96,10 @@ export function checkIopfCapable(s: VfioState, what: string): void {
 
 /**
  * Enables the recoverable faults of `dev` (once) and registers the type1
- * handler for its flat faults (and its stage-2 faults when nesting).
+ * handler: FAULT_REPORT_FLAT, or NESTED_L2 (its stage-2 faults) for a
+ * device already bound to a guest stage 1. Never both in one registration:
+ * RFC v3 1/8 refuses FLAT with NESTED_* (EINVAL); binding switches the
+ * flags ({@linkcode switchToNestedL2}).
  */
 export function enableDeviceIopf(
   s: VfioState,
@@ -83,10 +110,24 @@ export function enableDeviceIopf(
     s.core.devEnableIopf(dev);
     ds.iopfEnabled = true;
   }
-  const flags = s.type === "nesting"
-    ? FAULT_REPORT_FLAT | FAULT_REPORT_NESTED_L2
-    : FAULT_REPORT_FLAT;
+  const flags = ds.nested ? FAULT_REPORT_NESTED_L2 : FAULT_REPORT_FLAT;
   s.core.registerDeviceFaultHandler(dev, s.iopfHandler, flags);
+}
+
+/**
+ * When `dev` is bound to a guest stage 1 for the first time: the type1
+ * handler's registration moves from FLAT to NESTED_L2
+ * (iommu_update_device_fault_handler, RFC v3 1/8), so it keeps handling the
+ * device's stage-2 faults.
+ */
+export function switchToNestedL2(s: VfioState, dev: IommuDevice): void {
+  if (!s.iopf) return;
+  s.core.updateDeviceFaultHandler(
+    dev,
+    s.iopfHandler,
+    ~FAULT_REPORT_FLAT,
+    FAULT_REPORT_NESTED_L2,
+  );
 }
 
 /**
@@ -117,8 +158,11 @@ function newWork(s: VfioState): FaultWork {
     locked: noop,
     unlock: noop,
     respond: noop,
+    commit: noop,
+    pending: [],
   };
   w.locked = () => faultGroupLocked(s, w);
+  w.commit = () => commitRuns(s, w);
   w.unlock = () => {
     s.lock.releaseSlot();
     s.sim.after(s.costs["vfio.faultRespond"], w.respond);
@@ -135,8 +179,42 @@ function newWork(s: VfioState): FaultWork {
   return w;
 }
 
+/**
+ * The container lock (iommu->lock) for a synchronous caller that holds it
+ * for `workNs`: VFIO_IOMMU_MAP_DMA, UNMAP_DMA and the MMU notifier's
+ * invalidation take the same mutex as the RFC's fault handler
+ * (vfio_iommu_type1_dma_map_iopf, RFC v3 2/8; the notifier, RFC v3 3/8).
+ * Returns the ns it waits for a fault group holding the lock; fault groups
+ * that take the lock while it is held wait in turn ({@linkcode
+ * faultGroupLocked}). Approximation, as the blocking invalidation twin: the
+ * caller's state changes at the call and it goes ahead of fault groups
+ * already queued; synchronous callers do not wait for each other (one VMM
+ * thread), nor for the fault group whose work called them (reclaim from the
+ * handler's own pin).
+ */
+export function lockForSyncCaller(s: VfioState, workNs: number): number {
+  const now = s.sim.now;
+  let start = now;
+  if (!s.inFault && s.lock.busy > 0 && s.lockFreeAt > now) {
+    start = s.lockFreeAt;
+    s.syncLockWaits++;
+    s.syncLockWaitNs += start - now;
+  }
+  const until = start + workNs;
+  if (until > s.syncHeldUntil) s.syncHeldUntil = until;
+  return start - now;
+}
+
 /** Under the container lock: handles each fault of the group, then unlocks after their time. */
 function faultGroupLocked(s: VfioState, w: FaultWork): void {
+  const now = s.sim.now;
+  if (s.syncHeldUntil > now) {
+    // An ioctl or a notifier invalidation holds the lock: wait for it.
+    s.faultWaitsBehindSync++;
+    s.faultWaitBehindSyncNs += s.syncHeldUntil - now;
+    s.sim.at(s.syncHeldUntil, w.locked);
+    return;
+  }
   const group = w.group!;
   let ns = 0;
   let code: PageResponseCode = IOMMU_PAGE_RESP_SUCCESS;
@@ -145,16 +223,100 @@ function faultGroupLocked(s: VfioState, w: FaultWork): void {
   } else {
     const out = s.outcome;
     const faults = group.faults;
-    for (let i = 0; i < faults.length; i++) {
-      ns += handleFault(s, faults[i]!, out);
-      if (!out.ok) {
-        code = IOMMU_PAGE_RESP_INVALID;
-        break;
+    s.inFault = true;
+    try {
+      for (let i = 0; i < faults.length; i++) {
+        ns += handleFault(s, faults[i]!, out);
+        if (!out.ok) {
+          code = IOMMU_PAGE_RESP_INVALID;
+          break;
+        }
       }
+    } finally {
+      s.inFault = false;
     }
   }
   w.code = code;
+  s.lockFreeAt = now + ns;
+  if (s.pendingRuns.length > 0) {
+    // The pins take `ns`; the runs are mapped after them, if no
+    // invalidation came in between.
+    w.pending = s.pendingRuns.splice(0);
+    s.sim.after(ns, w.commit);
+    return;
+  }
   s.sim.after(ns, w.unlock);
+}
+
+/**
+ * Counts `n` pages pinned (negative: unpinned) between a fault's pin and
+ * its map under the MMU notifier: in the container's pinned pages (and
+ * peak), not in a vfio_dma's, since nothing is charged or kept.
+ */
+function transientPins(s: VfioState, n: number): void {
+  s.pinned += n;
+  if (s.pinned > s.pinnedPeak) s.pinnedPeak = s.pinned;
+}
+
+/**
+ * After the pins of a fault group under the MMU notifier (still under the
+ * container lock): each run whose interval saw an invalidation since its
+ * pin (mmu_interval_read_retry) is unpinned and pinned again, and checked
+ * again after that pin's time; the others are mapped 4 KiB page by page and
+ * unpinned. Then the lock is dropped.
+ */
+function commitRuns(s: VfioState, w: FaultWork): void {
+  const now = s.sim.now;
+  const mm = s.mm;
+  let ns = 0;
+  const again: PendingRun[] = [];
+  for (const p of w.pending) {
+    const hva = p.dma.vaddr + p.a * PAGE_SIZE;
+    if (p.dma.removed || s.released || !p.dma.notifier) {
+      ns += mm.unpinUserPages(hva, p.n);
+      transientPins(s, -p.n);
+      continue;
+    }
+    if (p.dma.notifier.readRetry(p.seq)) {
+      // An invalidation overlapped the interval since the pin: the pages may
+      // be stale. Drop them and look them up again.
+      s.counters.add("vfio.faults.retries");
+      const ns0 = ns;
+      ns += mm.unpinUserPages(hva, p.n);
+      transientPins(s, -p.n);
+      const seq = p.dma.notifier.readBegin();
+      const out = pfnBuf(s, p.n);
+      const opts = s.faultPinOpts;
+      opts.longterm = false;
+      opts.out = out;
+      try {
+        ns += mm.pinUserPages(hva, p.n, opts).ns;
+      } catch (e) {
+        if (!(e instanceof IopfLabError)) throw e;
+        fillBits(p.dma.bitmap!, p.a, p.a + p.n, false);
+        w.code = IOMMU_PAGE_RESP_INVALID;
+        continue;
+      } finally {
+        s.counters.add("vfio.faults.retryNs", ns - ns0);
+      }
+      fillBits(p.dma.bitmap!, p.a, p.a + p.n, true);
+      transientPins(s, p.n);
+      again.push({ dma: p.dma, a: p.a, n: p.n, pfns: out.slice(0, p.n), seq });
+      continue;
+    }
+    try {
+      ns += mapPages4k(s, p.dma, s.domain!, p.a, p.n, p.pfns);
+    } catch (e) {
+      if (!(e instanceof IopfLabError)) throw e;
+      fillBits(p.dma.bitmap!, p.a, p.a + p.n, false);
+      w.code = IOMMU_PAGE_RESP_INVALID;
+    }
+    ns += mm.unpinUserPages(hva, p.n);
+    transientPins(s, -p.n);
+  }
+  w.pending = again;
+  s.lockFreeAt = now + ns;
+  s.sim.after(ns, again.length > 0 ? w.commit : w.unlock);
 }
 
 /** Counts an invalid fault (`why`), marks `out` unresolved and returns `ns`. */
@@ -172,9 +334,10 @@ function invalid(
 
 /**
  * One fault of a group: looks up its vfio_dma, checks the permission, pins
- * and maps the faulting page and up to `premapPages - 1` following ones
- * not mapped yet. Returns the ns it took and leaves in `out.ok` whether it
- * was resolved.
+ * and maps the faulting page and up to `premapPages - 1` following ones,
+ * stopping at the first page already mapped (RFC v3 4/8) or, with
+ * `premapSkipMapped`, skipping over mapped pages (a what-if). Returns the
+ * ns it took and leaves in `out.ok` whether it was resolved.
  */
 export function handleFault(
   s: VfioState,
@@ -212,8 +375,17 @@ export function handleFault(
     s.counters.add("vfio.faults.raced");
     return ns;
   }
-  const end = Math.min(dma.npages, p + s.premapPages);
-  ns += k["vfio.bitmapCheck"] * (end - p - 1);
+  let end = Math.min(dma.npages, p + s.premapPages);
+  if (s.premapSkipMapped) {
+    ns += k["vfio.bitmapCheck"] * (end - p - 1);
+  } else {
+    // RFC v3 4/8: "for (i = bit_offset + 1; i < npages; i++) { if (map_len
+    // >= premap_len || IOPF_MAPPED_BITMAP_GET(dma, i)) break; ...}": the
+    // window ends at the first page already mapped (its bit tested too).
+    const m = nextSet(bits, p + 1, end);
+    ns += k["vfio.bitmapCheck"] * (Math.min(m + 1, end) - p - 1);
+    end = m;
+  }
   let budget = end - p;
   if (!s.mmuNotifier) {
     budget = Math.min(budget, limitPages(s) - s.mm.lockedVm);
@@ -252,7 +424,13 @@ export function handleFault(
   return ns;
 }
 
-/** Pins pages [a, a + n) of an IOPF dma, maps them, sets their bits. Returns ns. */
+/**
+ * Pins pages [a, a + n) of an IOPF dma, maps them, sets their bits. With
+ * the MMU notifier the pinned run is queued for {@linkcode commitRuns}
+ * instead, which maps it one 4 KiB page per call (the IOMMU API does not
+ * promise that part of a larger mapping can be unmapped: Alex Williamson
+ * on RFC v3 4/8; Arm io-pgtable refuses it since v6.13). Returns ns.
+ */
 function faultInRun(s: VfioState, dma: VfioDma, a: number, n: number): number {
   const k = s.costs;
   const mm = s.mm;
@@ -262,27 +440,35 @@ function faultInRun(s: VfioState, dma: VfioDma, a: number, n: number): number {
   const opts = s.faultPinOpts;
   opts.longterm = !s.mmuNotifier;
   opts.out = out;
+  // mmu_interval_read_begin() before the pin (MMU notifier only).
+  const seq = s.mmuNotifier ? dma.notifier!.readBegin() : 0;
   const r = mm.pinUserPages(hva, n, opts);
   let ns = r.ns;
-  if (!s.mmuNotifier) {
-    try {
-      mm.accountLockedVm(n, true);
-    } catch (e) {
-      mm.unpinUserPages(hva, n);
-      throw e;
-    }
+  if (s.mmuNotifier) {
+    // The bits are taken now (a second fault on these pages is a race);
+    // the map waits for the pin's time and the retry check (commitRuns).
+    const bits = dma.bitmap!;
+    fillBits(bits, a, a + n, true);
+    s.pendingRuns.push({ dma, a, n, pfns: out.slice(0, n), seq });
+    transientPins(s, n);
+    return ns + k["vfio.bitmapCheck"];
+  }
+  try {
+    mm.accountLockedVm(n, true);
+  } catch (e) {
+    mm.unpinUserPages(hva, n);
+    throw e;
   }
   try {
     ns += mapPinned(s, dma, domain, a, n, out, null);
   } catch (e) {
     mm.unpinUserPages(hva, n);
-    if (!s.mmuNotifier) mm.accountLockedVm(n, false);
+    mm.accountLockedVm(n, false);
     throw e;
   }
   fillBits(dma.bitmap!, a, a + n, true);
   ns += k["vfio.bitmapCheck"];
-  if (s.mmuNotifier) ns += mm.unpinUserPages(hva, n);
-  else addPinned(s, dma, n, n);
+  addPinned(s, dma, n, n);
   return ns;
 }
 
@@ -299,13 +485,13 @@ export function registerNotifier(s: VfioState, dma: VfioDma): void {
 
 /**
  * The MMU notifier's invalidate_range_start: unmaps the IOPF-mapped pages
- * of `dma` inside [start, end) (HVAs), clears their bits and, in strict
- * mode, syncs the IOTLB and the ATS devices' ATCs before returning
+ * of `dma` inside [start, end) (HVAs), clears their bits and syncs the
+ * IOTLB and the ATS devices' ATCs before returning
  * ({@linkcode IommuCore.unmapBlocking}: the CPU spins on CMD_SYNC, as the
  * kernel does), so no cached translation reaches the pages the mm frees
- * next. Returns the ns spent, the wait for CMD_SYNC included; the mm adds
- * it to the cost of the reclaim, munmap or madvise. In lazy mode the range
- * goes to the flush queue and stays reachable until the batched flush.
+ * next. Strict in every invalidation mode (the core's lazy mode is for
+ * DMA-API style unmaps only). Returns the ns spent, the wait for CMD_SYNC
+ * included; the mm adds it to the cost of the reclaim, munmap or madvise.
  */
 export function invalidate(
   s: VfioState,
@@ -337,8 +523,11 @@ export function invalidate(
   );
   ns += r.ns;
   fillBits(bits, a, b, false);
-  dma.mappedPages -= n;
+  // Pages pinned by a fault and not mapped yet have their bit but no
+  // mapping: the fault's read_retry sees this invalidation and redoes them.
+  const unmapped = r.bytes / PAGE_SIZE;
+  dma.mappedPages -= unmapped;
   s.counters.add("vfio.notifier.invalidations");
-  s.counters.add("vfio.notifier.unmappedPages", n);
-  return ns;
+  s.counters.add("vfio.notifier.unmappedPages", unmapped);
+  return ns + lockForSyncCaller(s, ns);
 }

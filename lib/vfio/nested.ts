@@ -21,7 +21,7 @@ import { IopfLabError } from "../sim/errors.ts";
 import { PAGE_SIZE } from "../sim/units.ts";
 import { type DeviceState, needDomain, type VfioState } from "./_state.ts";
 import { VfioDmaFaultRegion } from "./fault_region.ts";
-import { checkIopfCapable } from "./iopf.ts";
+import { checkIopfCapable, switchToNestedL2 } from "./iopf.ts";
 
 /**
  * Sets up the DMA fault region of `s` (once) and registers the NESTED_L1
@@ -105,6 +105,7 @@ export function setPasidTable(
   const nested = s.core.domainAllocNested(domain, config);
   ds.nested = nested;
   s.core.replaceDevice(nested, dev, done);
+  if (!old) switchToNestedL2(s, dev);
   if (old) s.core.domainFree(old);
 }
 

@@ -159,6 +159,29 @@ export function mapPinned(
   return ns;
 }
 
+/**
+ * Maps pages [off, off + n) of `dma`, pinned just now (PFNs in `out`), one
+ * iommu_map call per 4 KiB page, so each page can later be unmapped alone:
+ * what the MMU notifier needs, since "the IOMMU API does not guarantee
+ * unmaps of ranges smaller than the original mapping" (Alex Williamson on
+ * RFC v3 4/8, <20210518125826.7ba38b78.alex.williamson@redhat.com>).
+ * Returns ns.
+ */
+export function mapPages4k(
+  s: VfioState,
+  dma: VfioDma,
+  domain: IommuDomain,
+  off: number,
+  n: number,
+  out: Float64Array,
+): number {
+  let ns = 0;
+  for (let i = 0; i < n; i++) {
+    ns += mapRun(s, dma, domain, off + i, 1, out[i]!);
+  }
+  return ns;
+}
+
 /** PFN of page `page` of `dma` (from the mm: a hugetlb folio's pages). */
 function pfnAt(s: VfioState, dma: VfioDma, page: number): number {
   return s.mm.hvaToPfn(dma.vaddr + page * PAGE_SIZE);

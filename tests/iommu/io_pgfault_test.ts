@@ -27,8 +27,12 @@ function setup(faultWorkers = 1) {
 
 Deno.test("iopf queue: groups", async (t) => {
   await t.step(
-    "partial faults are parked until the LAST fault of their group",
+    "partial faults are parked until the LAST fault of their group (matched by grpid only)",
     () => {
+      // drivers/iommu/io-pgfault.c, iopf_group_alloc() (v6.8+; iommu_queue_iopf()
+      // since v5.13): "if (iopf->fault.prm.grpid == fault->prm.grpid)
+      // list_move(...)": partials join a group by group id only, the PASID
+      // is not compared, so the PASID-qualified partial joins group 5 too.
       const { sim, driver, core, dev } = setup();
       const groups: IopfGroup[] = [];
       core.registerDeviceFaultHandler(dev, (g, done) => {
@@ -71,14 +75,15 @@ Deno.test("iopf queue: groups", async (t) => {
       });
       sim.run();
       assert.equal(groups.length, 1);
-      assert.deepEqual(groups[0]!.faults, [a, b, last]);
-      assert.deepEqual(core.iopf.partialFaults(dev), [other, pasid]);
+      assert.deepEqual(groups[0]!.faults, [a, b, pasid, last]);
+      assert.deepEqual(core.iopf.partialFaults(dev), [other]);
       assert.equal(driver.responses.length, 1);
       assert.equal(driver.responses[0]!.fault, last); // the response is for the LAST fault
       const s = core.iopf.stats();
       assert.equal(s.faults, 5);
       assert.equal(s.partials, 4);
       assert.equal(s.groups, 1);
+      assert.equal(s.partialDiscards, 0);
       assert.equal(s.responses.success, 1);
     },
   );
@@ -396,6 +401,68 @@ Deno.test("iopf queue: nested routing with FAULT_REPORT flags", async (t) => {
       const f = driver.inject(dev, { addr: 0x3000, stage: 1 });
       sim.run();
       assert.equal(driver.responsesFor(f)[0]?.code, IOMMU_PAGE_RESP_INVALID);
+    },
+  );
+
+  await t.step(
+    "FLAT together with NESTED_* in one registration is EINVAL, nothing registered",
+    () => {
+      // RFC v3 1/8 "iommu: Evolve the device fault reporting framework"
+      // (<20210409034420.1799-2-lushenming@huawei.com>),
+      // iommu_register_device_fault_handler(): "/* Only under one
+      // configuration. */ if (flags & FAULT_REPORT_FLAT && flags &
+      // (FAULT_REPORT_NESTED_L1 | FAULT_REPORT_NESTED_L2)) return -EINVAL;"
+      const { sim, driver, core, dev } = setup();
+      for (
+        const flags of [
+          FAULT_REPORT_FLAT | FAULT_REPORT_NESTED_L2,
+          FAULT_REPORT_FLAT | FAULT_REPORT_NESTED_L1,
+          FAULT_REPORT_FLAT | FAULT_REPORT_NESTED_L1 | FAULT_REPORT_NESTED_L2,
+        ]
+      ) {
+        assert.throws(
+          () => core.registerDeviceFaultHandler(dev, (_g, d) => d(), flags),
+          { code: "EINVAL", message: /one configuration/ },
+        );
+      }
+      const f = driver.inject(dev, { addr: 0x1000 });
+      sim.run();
+      // Nothing was registered: the flat fault finds no handler.
+      assert.equal(driver.responsesFor(f)[0]?.code, IOMMU_PAGE_RESP_INVALID);
+    },
+  );
+
+  await t.step(
+    "iommu_update_device_fault_handler moves a registration from FLAT to NESTED_L2",
+    () => {
+      // RFC v3 1/8: iommu_update_device_fault_handler(dev, mask, set) sets
+      // flags = (flags & mask) | set; VFIO uses it when nesting is set up.
+      const { sim, driver, core, dev } = nestedSetup();
+      const got: IopfGroup[] = [];
+      const h = (g: IopfGroup, done: () => void) => {
+        got.push(g);
+        core.pageResponse(dev, g, IOMMU_PAGE_RESP_SUCCESS);
+        done();
+      };
+      core.registerDeviceFaultHandler(dev, h, FAULT_REPORT_FLAT);
+      assert.throws(
+        () => core.updateDeviceFaultHandler(dev, h, ~0, FAULT_REPORT_NESTED_L2),
+        { code: "EINVAL" }, // FLAT | NESTED_L2 again
+      );
+      core.updateDeviceFaultHandler(
+        dev,
+        h,
+        ~FAULT_REPORT_FLAT,
+        FAULT_REPORT_NESTED_L2,
+      );
+      driver.inject(dev, { addr: 0x2000, stage: 2, ipa: 0x4000_0000 });
+      sim.run();
+      assert.equal(got.length, 1);
+      assert.equal(got[0]!.route, FAULT_REPORT_NESTED_L2);
+      assert.throws(
+        () => core.updateDeviceFaultHandler(dev, () => {}, ~0, 0),
+        { code: "EINVAL", message: /no such handler/ },
+      );
     },
   );
 });

@@ -496,21 +496,42 @@ Deno.test("MmStruct: reclaim", async (t) => {
 });
 
 Deno.test("MmStruct: madvise and munmap", async (t) => {
-  await t.step("MADV_DONTNEED: notifiers first, pinned pages stay", () => {
-    const { host, mm } = setup();
-    const v = mm.mmap({ size: 8 * P, backing: "4k" });
-    mm.prefault(v.start, v.size);
-    mm.pinUserPages(v.start + 2 * P, 1, { longterm: true });
-    const { log } = recorder(mm, v.start, v.size);
-    const ns = mm.madviseDontneed(v.start, v.size);
-    assert.equal(ns, 2 * NOTIFY);
-    assert.deepEqual(log, ["start 0-8 pfn=true", "end 0-8 pfn=false"]);
-    assert.equal(mm.populatedBytes, P);
-    assert.ok(mm.hvaToPfn(v.start + 2 * P) >= 0);
-    assert.equal(host.usedBytes, P);
-    // The next touch gets a fresh zeroed page, not a swap-in.
-    assert.equal(mm.touch(v.start, P), FAULT + ZERO);
-  });
+  await t.step(
+    "MADV_DONTNEED: notifiers first; a pinned page leaves the CPU's view but its frame stays for the pin holder",
+    () => {
+      // mm/madvise.c madvise_dontneed_single_vma() -> zap_page_range_single():
+      // the PTEs go whatever the page's refcount; a pinned page survives for
+      // its pin holder (a device through VFIO), and the CPU's next touch
+      // faults in a new zeroed page: the two views diverge, which is why
+      // QEMU disables RAM discard while VFIO pins guest RAM
+      // (ram_block_discard_disable(), hw/vfio/common.c).
+      const { host, mm } = setup();
+      const v = mm.mmap({ size: 8 * P, backing: "4k" });
+      mm.prefault(v.start, v.size);
+      const hva = v.start + 2 * P;
+      mm.pinUserPages(hva, 1, { longterm: true });
+      const old = mm.hvaToPfn(hva);
+      const { log } = recorder(mm, v.start, v.size);
+      const ns = mm.madviseDontneed(v.start, v.size);
+      assert.equal(ns, 2 * NOTIFY);
+      assert.deepEqual(log, ["start 0-8 pfn=true", "end 0-8 pfn=false"]);
+      assert.equal(mm.populatedBytes, 0); // the CPU sees nothing
+      assert.equal(mm.hvaToPfn(hva), -1);
+      assert.equal(host.usedBytes, P); // the pinned frame is still allocated
+      assert.equal(mm.discardedPinnedPages, 1);
+      assert.equal(mm.pinCount(hva), 1);
+      // The CPU's next touch gets a fresh zeroed page, not a swap-in, and
+      // not the page the pin holds.
+      assert.equal(mm.touch(hva, P), FAULT + ZERO);
+      assert.notEqual(mm.hvaToPfn(hva), old);
+      assert.equal(host.usedBytes, 2 * P);
+      // The last unpin frees the old frame; the CPU's page stays.
+      mm.unpinUserPages(hva, 1);
+      assert.equal(host.usedBytes, P);
+      assert.equal(mm.populatedBytes, P);
+      assert.ok(mm.hvaToPfn(hva) >= 0);
+    },
+  );
 
   await t.step(
     "a partly covered THP is split; swap entries are dropped",
@@ -629,4 +650,30 @@ Deno.test("pinRefs counts every pin, pinnedPages every pinned page", () => {
   assert.deepEqual(counts(), [2, 2]);
   mm.unpinUserPages(v.start + P, 2);
   assert.deepEqual(counts(), [0, 0]);
+});
+
+Deno.test("MMU interval notifier: the sequence count moves on each overlapping invalidation", () => {
+  // mm/mmu_notifier.c (v5.10+): mmu_interval_read_begin() returns the
+  // interval's invalidate_seq; mn_itree_inv_start_range() and the callback's
+  // mmu_interval_set_seq() move it before the pages go;
+  // mmu_interval_read_retry(sub, seq) is `sub->invalidate_seq != seq`.
+  const { mm } = setup();
+  const v = mm.mmap({ size: 64 * P, backing: "4k" });
+  mm.prefault(v.start, 64 * P);
+  const { n } = recorder(mm, v.start + 16 * P, 16 * P);
+  const seq = n.readBegin();
+  assert.equal(n.readRetry(seq), false);
+  // Outside the interval: no change.
+  mm.madviseDontneed(v.start, 16 * P);
+  mm.madviseDontneed(v.start + 32 * P, 4 * P);
+  assert.equal(n.readRetry(seq), false);
+  // One page inside it: the count moves, a reader must retry.
+  mm.madviseDontneed(v.start + 20 * P, P);
+  assert.equal(n.readRetry(seq), true);
+  const seq2 = n.readBegin();
+  assert.notEqual(seq2, seq);
+  assert.equal(n.readRetry(seq2), false);
+  // Reclaim of a page in the interval moves it as well.
+  mm.reclaim(64);
+  assert.equal(n.readRetry(seq2), true);
 });

@@ -172,7 +172,7 @@ Deno.test("IoPgtable agrees with a page map on random map/unmap sequences", () =
       fc.constantFrom(...bitmaps),
       fc.array(op, { minLength: 4, maxLength: 20 }),
       (stage, pgsizeBitmap, ops) => {
-        const pt = new IoPgtable({ stage, pgsizeBitmap });
+        const pt = new IoPgtable({ stage, pgsizeBitmap, splitOnUnmap: true });
         const ref: Ref = new Map();
         const touched = new Set<number>();
         const maps: Op[] = [];
@@ -209,7 +209,7 @@ Deno.test("IoPgtable agrees with a page map when 1 GiB blocks split", () => {
         maxLength: 64,
       }),
       (stage, ops, samples) => {
-        const pt = new IoPgtable({ stage });
+        const pt = new IoPgtable({ stage, splitOnUnmap: true });
         const ref: Ref = new Map();
         const edges = new Set<number>(samples);
         const maps: Op[] = [];

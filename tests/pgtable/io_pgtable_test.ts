@@ -315,7 +315,7 @@ Deno.test("IoPgtable errors leave the table unchanged", async (t) => {
     "a failing allocTable during a split leaves the block whole",
     () => {
       const alloc = regionAllocator(0x1000_0000, 3);
-      const pt = new IoPgtable({ stage: 2, ...alloc });
+      const pt = new IoPgtable({ stage: 2, splitOnUnmap: true, ...alloc });
       pt.map(0, 0, SZ_1G, RW); // root + L1
       const before = snapshot(pt);
       // Splitting a 1 GiB block at a 4 KiB boundary needs an L2 and an L3 table.
@@ -329,7 +329,7 @@ Deno.test("IoPgtable errors leave the table unchanged", async (t) => {
     "an unmap splitting blocks at both ends is all or nothing",
     () => {
       const alloc = regionAllocator(0x1000_0000, 4);
-      const pt = new IoPgtable({ stage: 2, ...alloc });
+      const pt = new IoPgtable({ stage: 2, splitOnUnmap: true, ...alloc });
       pt.map(0, 0, 2 * SZ_2M, RW); // root + L1 + L2, two 2 MiB blocks
       const before = snapshot(pt);
       // Both blocks must split; only one more table can be allocated.
@@ -340,9 +340,11 @@ Deno.test("IoPgtable errors leave the table unchanged", async (t) => {
   );
 });
 
-Deno.test("IoPgtable block splitting", async (t) => {
+// The split on unmap below is the pre-6.13 io-pgtable-arm behaviour
+// (arm_lpae_split_blk_unmap()), kept behind splitOnUnmap as a what-if.
+Deno.test("IoPgtable block splitting (splitOnUnmap, pre-6.13)", async (t) => {
   await t.step("unmapping a page of a 2 MiB block keeps the rest", () => {
-    const pt = new IoPgtable({ stage: 2 });
+    const pt = new IoPgtable({ stage: 2, splitOnUnmap: true });
     pt.map(SZ_2M, 10 * SZ_2M, SZ_2M, RW);
     const split = pt.stats.blocksSplit;
     assert.equal(pt.unmap(SZ_2M + 5 * SZ_4K, SZ_4K), SZ_4K);
@@ -368,7 +370,7 @@ Deno.test("IoPgtable block splitting", async (t) => {
   });
 
   await t.step("a 1 GiB block splits into 2 MiB blocks and pages", () => {
-    const pt = new IoPgtable({ stage: 1 });
+    const pt = new IoPgtable({ stage: 1, splitOnUnmap: true });
     pt.map(0, 2 * SZ_1G, SZ_1G, PROT_READ);
     assert.equal(pt.unmap(3 * SZ_2M + SZ_4K, SZ_4K), SZ_4K);
     assert.equal(pt.stats.blocksSplit, 2);
@@ -386,7 +388,7 @@ Deno.test("IoPgtable block splitting", async (t) => {
   });
 
   await t.step("an unmap spanning two blocks splits both ends", () => {
-    const pt = new IoPgtable({ stage: 2 });
+    const pt = new IoPgtable({ stage: 2, splitOnUnmap: true });
     pt.map(0, 0, 4 * SZ_2M, RW);
     assert.equal(pt.unmap(SZ_2M - SZ_4K, SZ_2M + 2 * SZ_4K), SZ_2M + 2 * SZ_4K);
     assert.equal(pt.stats.blocksSplit, 2, "the middle block goes whole");
@@ -402,7 +404,7 @@ Deno.test("IoPgtable block splitting", async (t) => {
 
   await t.step("unmapping whole blocks and the rest frees every table", () => {
     const alloc = regionAllocator(0x4000_0000);
-    const pt = new IoPgtable({ stage: 2, ...alloc });
+    const pt = new IoPgtable({ stage: 2, splitOnUnmap: true, ...alloc });
     pt.map(0, 0, SZ_1G, RW);
     pt.unmap(SZ_2M, SZ_4K);
     assert.equal(pt.tablePages, 4);
@@ -415,7 +417,7 @@ Deno.test("IoPgtable block splitting", async (t) => {
   });
 
   await t.step("a remap after a split can use a block again", () => {
-    const pt = new IoPgtable({ stage: 2 });
+    const pt = new IoPgtable({ stage: 2, splitOnUnmap: true });
     pt.map(0, 0, SZ_2M, RW);
     pt.unmap(0, SZ_4K);
     assert.equal(pt.unmap(0, SZ_2M), SZ_2M - SZ_4K);
@@ -423,6 +425,55 @@ Deno.test("IoPgtable block splitting", async (t) => {
     assert.deepEqual(pt.mappings({ leaves: true }), [
       { iova: 0, pa: SZ_2M, size: SZ_2M, prot: RW },
     ]);
+  });
+});
+
+Deno.test("IoPgtable: no split on unmap (mainline since v6.13)", async (t) => {
+  // "iommu/io-pgtable-arm: Remove split on unmap behavior" (Jason
+  // Gunthorpe, 33729a5fc0ca, merged for v6.13): __arm_lpae_unmap() now does
+  // WARN_ONCE(true, "Unmap of a partial large IOPTE is not allowed");
+  // return 0; where it called arm_lpae_split_blk_unmap(). The model refuses
+  // with EINVAL and changes nothing.
+  await t.step(
+    "unmapping 4 KiB of a 2 MiB block is EINVAL, the block stays",
+    () => {
+      const pt = new IoPgtable({ stage: 2 });
+      pt.map(SZ_2M, 10 * SZ_2M, SZ_2M, RW);
+      const before = snapshot(pt);
+      assert.throws(() => pt.unmap(SZ_2M + 5 * SZ_4K, SZ_4K), {
+        code: "EINVAL",
+        message: /only part of the 0x200000-byte block at 0x200000/,
+      });
+      assert.deepEqual(snapshot(pt), before);
+      assert.equal(pt.stats.blocksSplit, 0);
+      assert.equal(pt.iovaToPhys(SZ_2M + 5 * SZ_4K), 10 * SZ_2M + 5 * SZ_4K);
+      assert.equal(pt.unmap(SZ_2M, SZ_2M), SZ_2M); // the whole block goes
+      pt.assertConsistent();
+    },
+  );
+
+  await t.step("either end inside a block (1 GiB too) is EINVAL", () => {
+    const pt = new IoPgtable({ stage: 1 });
+    pt.map(0, 0, 4 * SZ_2M, RW);
+    pt.map(SZ_1G, 2 * SZ_1G, SZ_1G, PROT_READ);
+    const before = snapshot(pt);
+    assertCode(() => pt.unmap(SZ_2M - SZ_4K, SZ_2M + 2 * SZ_4K), "EINVAL");
+    assertCode(() => pt.unmap(SZ_2M, SZ_1G), "EINVAL"); // ends inside the 1 GiB block
+    assertCode(() => pt.unmap(SZ_1G + SZ_2M, SZ_2M), "EINVAL");
+    assert.deepEqual(snapshot(pt), before);
+    // Ranges on block lines, holes included, still unmap.
+    assert.equal(pt.unmap(SZ_2M, SZ_1G - SZ_2M), 3 * SZ_2M);
+    assert.equal(pt.unmap(0, 2 * SZ_1G), SZ_2M + SZ_1G);
+    assert.equal(pt.tablePages, 1);
+  });
+
+  await t.step("4 KiB mappings unmap page by page", () => {
+    const pt = new IoPgtable({ stage: 2 });
+    for (let i = 0; i < 512; i++) {
+      pt.map(SZ_2M + i * SZ_4K, 10 * SZ_2M + i * SZ_4K, SZ_4K, RW);
+    }
+    assert.equal(pt.unmap(SZ_2M + 5 * SZ_4K, SZ_4K), SZ_4K);
+    assert.equal(pt.mappedBytes, SZ_2M - SZ_4K);
   });
 });
 
@@ -570,13 +621,13 @@ Deno.test("IoPgtable permission encodings", async (t) => {
 
   await t.step("block descriptors carry the same permissions as pages", () => {
     for (const stage of [1, 2] as const) {
-      const pt = new IoPgtable({ stage });
+      const pt = new IoPgtable({ stage, splitOnUnmap: true });
       pt.map(0, 0, SZ_2M, PROT_READ);
       const { w, desc } = leafDesc(pt, 0x1000);
       assert.equal(w.prot, PROT_READ);
       assert.ok(pteIsLeaf(desc, 2));
       assert.equal(desc % 4, PTE_VALID, "a block: bit 1 clear");
-      // Splitting keeps them.
+      // Splitting (pre-6.13, splitOnUnmap) keeps them.
       pt.unmap(0, SZ_4K);
       assert.equal(pt.walk(0x1000, w).prot, PROT_READ);
       assert.equal(w.pageSize, SZ_4K);

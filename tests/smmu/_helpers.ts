@@ -31,9 +31,17 @@ export function rig(
   return { sim, costs, memory, smmu };
 }
 
-/** A host stage-2 (or stage-1) table registered in host space. */
-export function hostTable(memory: TableMemory, stage: 1 | 2 = 2): IoPgtable {
-  const t = new IoPgtable({ stage });
+/**
+ * A host stage-2 (or stage-1) table registered in host space. `split`: the
+ * pre-6.13 io-pgtable-arm that splits a block on a partial unmap, for tests
+ * that punch a 4 KiB hole into block-mapped memory.
+ */
+export function hostTable(
+  memory: TableMemory,
+  stage: 1 | 2 = 2,
+  split = false,
+): IoPgtable {
+  const t = new IoPgtable({ stage, splitOnUnmap: split });
   memory.register(0, t);
   return t;
 }

@@ -67,6 +67,12 @@ export function setup(options: SetupOptions = {}): Setup {
   const copt: VfioContainerOptions = {};
   if (options.premapPages !== undefined) copt.premapPages = options.premapPages;
   if (options.mmuNotifier !== undefined) copt.mmuNotifier = options.mmuNotifier;
+  if (options.dmaEntryLimit !== undefined) {
+    copt.dmaEntryLimit = options.dmaEntryLimit;
+  }
+  if (options.premapSkipMapped !== undefined) {
+    copt.premapSkipMapped = options.premapSkipMapped;
+  }
   const container = new VfioContainer(core, mm, copt);
   container.setIommu(options.nesting ? "nesting" : "type1v2");
   const dev = options.dev ?? fakeDevice("0000:01:00.0", 0x100);

@@ -8,6 +8,7 @@ import {
 import { PAGE_SIZE, SZ_2M } from "../../lib/sim/units.ts";
 import {
   IOPF_PREMAP_LEN,
+  VFIO_DMA_ENTRY_LIMIT,
   VFIO_DMA_MAP_FLAG_READ,
 } from "../../lib/vfio/container.ts";
 import {
@@ -31,6 +32,11 @@ function assertFullyMapped(s: Setup): void {
       `page ${off}`,
     );
   }
+}
+
+/** Runs `s` until a fault group holds the container lock. */
+function untilLocked(s: Setup): void {
+  while (s.container.lock.busy === 0) s.sim.run({ until: s.sim.now + 50 });
 }
 
 function codes(s: Setup): number[] {
@@ -186,6 +192,75 @@ Deno.test("vfio type1: static pinning", async (t) => {
     assert.equal(s.mm.pinnedPages, MiB / PAGE_SIZE);
   });
 
+  await t.step(
+    "dma_entry_limit: the 65536th vfio_dma is ENOSPC, nothing changes; removing one makes room",
+    () => {
+      // drivers/vfio/vfio_iommu_type1.c (v5.1+): `static unsigned int
+      // dma_entry_limit __read_mostly = U16_MAX;` and vfio_dma_do_map():
+      // `if (!iommu->dma_avail) { ret = -ENOSPC; goto out_unlock; }`;
+      // vfio_remove_dma() gives the entry back (iommu->dma_avail++).
+      const s = setup({ iopf: true, guestSize: 257 * MiB });
+      const one = (i: number) => ({
+        vaddr: s.ram.start + i * 4096,
+        iova: GUEST_RAM_GPA + i * 4096,
+        size: 4096,
+        flags: RW,
+      });
+      for (let i = 0; i < VFIO_DMA_ENTRY_LIMIT; i++) s.container.mapDma(one(i));
+      assert.equal(s.container.dmas().length, 65535);
+      assert.throws(() => s.container.mapDma(one(65535)), {
+        code: "ENOSPC",
+        message: /dma_entry_limit 65535/,
+      });
+      assert.equal(s.container.dmas().length, 65535);
+      assert.equal(s.container.isMapped(GUEST_RAM_GPA + 65535 * 4096), false);
+      // An overlap is still EEXIST (checked first, as vfio_dma_do_map does).
+      assert.throws(() => s.container.mapDma(one(7)), { code: "EEXIST" });
+      s.container.unmapDma({ iova: GUEST_RAM_GPA + 7 * 4096, size: 4096 });
+      s.container.mapDma(one(65535));
+      assert.equal(s.container.dmas().length, 65535);
+      // A smaller limit (the module parameter) counts the same way.
+      const t2 = setup({ iopf: true, dmaEntryLimit: 2 });
+      t2.container.mapDma({ ...one(0), vaddr: t2.ram.start });
+      t2.container.mapDma({ ...one(1), vaddr: t2.ram.start + 4096 });
+      assert.throws(
+        () => t2.container.mapDma({ ...one(2), vaddr: t2.ram.start + 8192 }),
+        { code: "ENOSPC" },
+      );
+      assert.throws(() => setup({ dmaEntryLimit: 0 }), { code: "EINVAL" });
+    },
+  );
+
+  await t.step(
+    "MADV_DONTNEED on statically pinned RAM: the device keeps the old page, the CPU gets a new one",
+    () => {
+      // mm/madvise.c zaps the PTE of a pinned page too; type1's pin keeps the
+      // page and its IOMMU mapping, so the CPU's next touch and the device
+      // see different memory (QEMU: ram_block_discard_disable() while VFIO
+      // pins, hw/vfio/common.c).
+      const s = setup({ guestSize: 4 * MiB });
+      mapGuest(s);
+      s.sim.run();
+      const hva = s.ram.start + 3 * PAGE_SIZE;
+      const iova = GUEST_RAM_GPA + 3 * PAGE_SIZE;
+      const d = s.container.domain!;
+      const devView = s.core.iovaToPhys(d, iova);
+      assert.equal(devView, s.mm.hvaToPfn(hva) * PAGE_SIZE);
+      s.mm.madviseDontneed(hva, PAGE_SIZE);
+      assert.equal(s.mm.discardedPinnedPages, 1);
+      assert.equal(s.mm.hvaToPfn(hva), -1);
+      s.mm.touch(hva, PAGE_SIZE);
+      assert.equal(s.core.iovaToPhys(d, iova), devView); // the device's view
+      assert.notEqual(s.mm.hvaToPfn(hva) * PAGE_SIZE, devView); // the CPU's
+      // UNMAP_DMA releases the old frame with the last pin.
+      const used = s.host.usedBytes;
+      s.container.unmapDma({ iova: GUEST_RAM_GPA, size: s.ram.size });
+      s.sim.run();
+      assert.equal(s.host.usedBytes, used - PAGE_SIZE);
+      assert.equal(s.mm.pinnedPages, 0);
+    },
+  );
+
   await t.step("a PFNMAP range (a BAR) is mapped without pinning", () => {
     const s = setup();
     const bar = 0x10_0000_0000;
@@ -314,7 +389,11 @@ Deno.test("vfio type1: IOPF", async (t) => {
     assert.equal(s.mm.pinnedPages, 1);
     const st = s.container.stats();
     assert.equal(st.faultsRaced, 1);
-    assert.equal(st.lockWaits, 1); // the second waited for the container lock
+    // The second waited for the first; the first waited for MAP_DMA's hold
+    // of the lock (the faults come in the same instant as the ioctl).
+    assert.equal(s.container.lock.waits, 1);
+    assert.equal(st.lockWaitsBehindSync, 1);
+    assert.equal(st.lockWaits, 2);
   });
 
   await t.step(
@@ -360,7 +439,7 @@ Deno.test("vfio type1: IOPF", async (t) => {
     assert.ok(!s.container.isMapped(GUEST_RAM_GPA + (first - 1) * PAGE_SIZE));
     assert.equal(s.mm.pinnedPages, 512);
     assert.equal(s.container.stats().premappedPages, 511);
-    // A fault just before skips the mapped pages and stops at the dma's end.
+    // A fault just before stops at the first mapped page; one near the end stops at the dma's end.
     s.driver.inject(s.dev, { addr: GUEST_RAM_GPA + (first - 10) * PAGE_SIZE });
     s.driver.inject(s.dev, {
       addr: GUEST_RAM_GPA + s.ram.size - 3 * PAGE_SIZE,
@@ -369,6 +448,240 @@ Deno.test("vfio type1: IOPF", async (t) => {
     assert.equal(s.mm.pinnedPages, 512 + 10 + 3);
     assert.equal(s.mm.pinCount(s.ram.start + first * PAGE_SIZE), 1);
   });
+
+  await t.step(
+    "pre-map stops at the first page already mapped (RFC v3); premapSkipMapped goes on (a what-if)",
+    () => {
+      // RFC v3 4/8 "vfio/type1: Pre-map more pages than requested in the
+      // IOPF handling" (<20210409034420.1799-5-lushenming@huawei.com>),
+      // vfio_iommu_type1_dma_map_iopf(): "for (i = bit_offset + 1; i <
+      // npages; i++) { if (map_len >= premap_len ||
+      // IOPF_MAPPED_BITMAP_GET(dma, i)) break; map_len += PAGE_SIZE; }"
+      const run = (skip: boolean) => {
+        const s = setup({
+          iopf: true,
+          premapPages: 16,
+          guestSize: 4 * MiB,
+          mmuNotifier: true,
+          premapSkipMapped: skip,
+        });
+        mapGuest(s);
+        // Fault at 0 maps [0, 16); the notifier unmaps [0, 6) and [8, 16)
+        // again: an island of mapped pages [6, 8) is left.
+        s.driver.inject(s.dev, { addr: GUEST_RAM_GPA });
+        s.sim.run();
+        s.mm.madviseDontneed(s.ram.start, 6 * PAGE_SIZE);
+        s.mm.madviseDontneed(s.ram.start + 8 * PAGE_SIZE, 8 * PAGE_SIZE);
+        const before = s.container.stats().faultMappedPages;
+        s.driver.inject(s.dev, { addr: GUEST_RAM_GPA + 2 * PAGE_SIZE });
+        s.sim.run();
+        const mapped: number[] = [];
+        for (let p = 0; p < 32; p++) {
+          if (s.container.isMapped(GUEST_RAM_GPA + p * PAGE_SIZE)) {
+            mapped.push(p);
+          }
+        }
+        return {
+          mapped,
+          added: s.container.stats().faultMappedPages - before,
+        };
+      };
+      const range = (a: number, b: number) =>
+        Array.from({ length: b - a }, (_, i) => a + i);
+      // The RFC: [2, 6), stopped by page 6.
+      const rfc = run(false);
+      assert.equal(rfc.added, 4);
+      assert.deepEqual(rfc.mapped, range(2, 8));
+      // The what-if: the window [2, 18) less the island: 14 pages.
+      const skip = run(true);
+      assert.equal(skip.added, 14);
+      assert.deepEqual(skip.mapped, range(2, 18));
+    },
+  );
+
+  await t.step(
+    "with the MMU notifier pre-map maps 4 KiB pages: a 4 KiB invalidation unmaps just its page",
+    () => {
+      // Alex Williamson on RFC v3 4/8
+      // (<20210518125826.7ba38b78.alex.williamson@redhat.com>): "the IOMMU
+      // API does not guarantee unmaps of ranges smaller than the original
+      // mapping. This would need to map with single page granularity in
+      // order to guarantee page granularity at the mmu notifier when the
+      // IOMMU supports superpages." And io-pgtable-arm no longer splits a
+      // block on unmap (33729a5fc0ca, v6.13).
+      const fault0 = (mmuNotifier: boolean) => {
+        const s = setup({
+          iopf: true,
+          premapPages: IOPF_PREMAP_LEN,
+          guestSize: 8 * MiB,
+          backing: "thp",
+          mmuNotifier,
+        });
+        mapGuest(s);
+        s.driver.inject(s.dev, { addr: GUEST_RAM_GPA });
+        s.sim.run();
+        return s;
+      };
+      const pinned = fault0(false);
+      // Without the notifier the THP's 512 contiguous pages go in one 2 MiB block.
+      assert.equal(pinned.core.counters.get("iommu.maps"), 1);
+      const s = fault0(true);
+      assert.deepEqual(codes(s), [IOMMU_PAGE_RESP_SUCCESS]);
+      assert.equal(s.core.counters.get("iommu.maps"), 512);
+      assert.equal(s.core.counters.get("iommu.mapBytes"), SZ_2M);
+      const d = s.container.domain!;
+      // MADV_DONTNEED of one 4 KiB page (the THP is split in the mm).
+      s.mm.madviseDontneed(s.ram.start + 5 * PAGE_SIZE, PAGE_SIZE);
+      assert.equal(s.core.iovaToPhys(d, GUEST_RAM_GPA + 5 * PAGE_SIZE), -1);
+      assert.ok(s.core.iovaToPhys(d, GUEST_RAM_GPA + 4 * PAGE_SIZE) >= 0);
+      assert.ok(s.core.iovaToPhys(d, GUEST_RAM_GPA + 6 * PAGE_SIZE) >= 0);
+      assert.equal(s.container.stats().notifierUnmappedPages, 1);
+      assert.equal(s.container.dmas()[0]!.mappedPages, 511);
+      // The cost: 512 iommu_map calls instead of one.
+      const k = s.costs;
+      assert.ok(
+        s.container.handlerNs.max >=
+          pinned.container.handlerNs.max + 511 * k["iommu.mapCall"],
+      );
+    },
+  );
+
+  await t.step(
+    "the container lock is shared: MAP_DMA, UNMAP_DMA and notifier invalidations wait for a fault group and make fault groups wait",
+    () => {
+      // RFC v3 2/8 (vfio_iommu_type1_dma_map_iopf: mutex_lock(&iommu->lock))
+      // and 3/8 (the notifier's invalidate takes iommu->lock too); type1's
+      // vfio_dma_do_map()/vfio_dma_do_unmap() take the same mutex. Alex
+      // Williamson on v3 2/8 (<20210518125826.7ba38b78...> thread):
+      // "how effective is enabling IOMMU page faulting if we're serializing
+      // all faults within a container context?"
+      const s = setup({
+        iopf: true,
+        mmuNotifier: true,
+        premapPages: 64,
+        guestSize: 8 * MiB,
+      });
+      const first = s.container.mapDma({
+        vaddr: s.ram.start,
+        iova: GUEST_RAM_GPA,
+        size: 4 * MiB,
+        flags: RW,
+      });
+      s.sim.run({ until: s.sim.now + first }); // the VMM continues after the ioctl
+      // A fault group takes the lock; at the same instant the VMM unmaps
+      // (and maps again) a range of its own: both wait for the group.
+      s.driver.inject(s.dev, { addr: GUEST_RAM_GPA });
+      let mapNs = 0, freeAt = 0;
+      untilLocked(s); // the group now holds the lock
+      const t0 = s.sim.now;
+      assert.equal(s.container.lock.busy, 1);
+      const quiet = setup({ iopf: true, guestSize: 8 * MiB });
+      const alone = quiet.container.mapDma({
+        vaddr: quiet.ram.start + 4 * MiB,
+        iova: GUEST_RAM_GPA + 4 * MiB,
+        size: MiB,
+        flags: RW,
+      });
+      mapNs = s.container.mapDma({
+        vaddr: s.ram.start + 4 * MiB,
+        iova: GUEST_RAM_GPA + 4 * MiB,
+        size: MiB,
+        flags: RW,
+      });
+      const st = s.container.stats();
+      assert.equal(st.lockWaitsSync, 1);
+      assert.ok(st.lockWaitSyncNs > 0);
+      assert.equal(mapNs, alone + st.lockWaitSyncNs);
+      freeAt = t0 + st.lockWaitSyncNs;
+      // The notifier's invalidation of a faulted page waits too: the mm pays it.
+      s.sim.run();
+      assert.ok(s.sim.now >= freeAt);
+      // A fault group that takes the lock while UNMAP_DMA holds it waits
+      // (as the faults right after MAP_DMA in "two faults racing" do).
+      const u = s.container.unmapDma({
+        iova: GUEST_RAM_GPA + 4 * MiB,
+        size: MiB,
+      });
+      assert.ok(u.ns > 0);
+      s.sim.run();
+      const st2 = s.container.stats();
+      assert.equal(
+        st2.lockWaits,
+        s.container.lock.waits + st2.lockWaitsSync + st2.lockWaitsBehindSync,
+      );
+      // A notifier invalidation while a fault group holds the lock.
+      s.driver.inject(s.dev, { addr: GUEST_RAM_GPA + 3 * MiB });
+      untilLocked(s);
+      const before = s.container.stats().lockWaitsSync;
+      const ns = s.mm.madviseDontneed(s.ram.start, PAGE_SIZE);
+      assert.equal(s.container.stats().lockWaitsSync, before + 1);
+      assert.ok(ns > s.container.stats().lockWaitSyncNs - st.lockWaitSyncNs);
+      s.sim.run();
+    },
+  );
+
+  await t.step(
+    "MMU notifier: an invalidation between the pin and the map makes the fault pin again (mmu_interval_read_retry), and it costs time",
+    () => {
+      // mm/mmu_notifier.c: a driver that looks pages up without its lock
+      // takes mmu_interval_read_begin() first and, under its lock, maps them
+      // only if !mmu_interval_read_retry(); else it drops them and looks up
+      // again. The interval is the whole vfio_dma, so an invalidation of
+      // any of its pages during the pin forces the retry.
+      const run = (race: boolean) => {
+        const s = setup({ iopf: true, mmuNotifier: true, premapPages: 4 });
+        mapGuest(s);
+        s.sim.run({ until: s.sim.now + 1e6 });
+        s.driver.inject(s.dev, { addr: GUEST_RAM_GPA + 8 * PAGE_SIZE });
+        untilLocked(s);
+        // The group has pinned [8, 12) and waits for the pin's time before
+        // mapping; the mm drops another page of the same vfio_dma.
+        if (race) {
+          s.mm.madviseDontneed(s.ram.start + 100 * PAGE_SIZE, PAGE_SIZE);
+        }
+        s.sim.run();
+        return s;
+      };
+      const calm = run(false);
+      const raced = run(true);
+      assert.deepEqual(codes(raced), [IOMMU_PAGE_RESP_SUCCESS]);
+      const st = raced.container.stats();
+      assert.equal(calm.container.stats().faultRetries, 0);
+      assert.equal(st.faultRetries, 1);
+      assert.ok(st.faultRetryNs > 0);
+      // The retry's unpin and second pin are in the handler's time.
+      assert.ok(
+        raced.container.handlerNs.max >=
+          calm.container.handlerNs.max + st.faultRetryNs,
+      );
+      // The pages end mapped to what the mm has now, with no pin left.
+      const d = raced.container.domain!;
+      for (let p = 8; p < 12; p++) {
+        assert.equal(
+          raced.core.iovaToPhys(d, GUEST_RAM_GPA + p * PAGE_SIZE),
+          raced.mm.hvaToPfn(raced.ram.start + p * PAGE_SIZE) * PAGE_SIZE,
+        );
+      }
+      assert.equal(raced.mm.pinnedPages, 0);
+      assert.equal(raced.container.dmas()[0]!.mappedPages, 4);
+    },
+  );
+
+  await t.step(
+    "MMU notifier: UNMAP_DMA between the pin and the map drops the pins, maps nothing",
+    () => {
+      const s = setup({ iopf: true, mmuNotifier: true, premapPages: 4 });
+      mapGuest(s);
+      s.sim.run({ until: s.sim.now + 1e6 });
+      s.driver.inject(s.dev, { addr: GUEST_RAM_GPA });
+      untilLocked(s);
+      s.container.unmapDma({ iova: GUEST_RAM_GPA, size: s.ram.size });
+      s.sim.run();
+      assert.equal(s.mm.pinnedPages, 0);
+      assert.equal(s.core.iovaToPhys(s.container.domain!, GUEST_RAM_GPA), -1);
+      assert.equal(codes(s).length, 1);
+    },
+  );
 
   await t.step(
     "a pre-map window running past the VMA still maps the faulting page",
@@ -444,7 +757,10 @@ Deno.test("vfio type1: IOPF", async (t) => {
         s.mm.hvaToPfn(s.ram.start + 3 * PAGE_SIZE) * PAGE_SIZE,
       );
       assert.equal(s.mm.pinnedPages, 0);
-      assert.equal(s.container.stats().pinnedPagesPeak, 0);
+      assert.equal(s.container.stats().pinnedPages, 0);
+      // Only the transient pin between a fault's GUP and its map.
+      assert.equal(s.container.stats().pinnedPagesPeak, 1);
+      assert.equal(s.container.stats().lockedBytesPeak, 0);
     },
   );
 
