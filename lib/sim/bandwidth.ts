@@ -1,0 +1,266 @@
+/**
+ * A shared bandwidth: the host's memory bandwidth that every core zeroing or
+ * copying pages draws on. Concurrent streams share it fairly (processor
+ * sharing), and each stream is also bounded by what one core can move
+ * alone, so N streams go N times as fast as one only until the host's
+ * ceiling is reached.
+ *
+ * @module
+ */
+import { IopfLabError } from "./errors.ts";
+import type { EventId, Simulator } from "./simulator.ts";
+
+/** Options of a {@linkcode SharedBandwidth}. */
+export interface SharedBandwidthOptions {
+  /** A name for reports and errors ("host memory bandwidth"). */
+  name: string;
+  /**
+   * What one stream (one core) moves alone, in bytes per ns (= GB/s);
+   * positive and finite.
+   */
+  streamRate: number;
+  /**
+   * What all streams together may move, in bytes per ns (= GB/s); positive,
+   * or Infinity for no ceiling (then every stream runs at `streamRate`).
+   */
+  totalRate: number;
+}
+
+/** An elastic stream in flight. */
+interface Stream {
+  remaining: number;
+  done: () => void;
+}
+
+/** Bytes left below which a stream counts as finished (float rounding). */
+const EPSILON_BYTES = 1e-6;
+
+/**
+ * Processor sharing of a bandwidth among streams, each capped at the rate of
+ * one core. Two kinds of stream:
+ *
+ * - {@linkcode transfer} is elastic: its rate follows the number of streams
+ *   in flight, `min(streamRate, free / elastic streams)`, recomputed whenever
+ *   a stream starts or ends; `done` runs when its bytes are moved. QEMU's
+ *   prealloc threads are such streams.
+ * - {@linkcode reserve} is for a synchronous kernel path that must know its
+ *   duration now (a fault or pin that zeroes pages inside one call): it gets
+ *   its fair share at the moment it starts, `min(streamRate, total / (streams
+ *   + 1))`, keeps that rate until it ends, and the elastic streams share what
+ *   it leaves.
+ *
+ * With no other stream, either kind moves `bytes` in `bytes / min(streamRate,
+ * totalRate)` ns.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Simulator } from "./simulator.ts";
+ * import { SharedBandwidth } from "./bandwidth.ts";
+ * const sim = new Simulator();
+ * // one core moves 4 B/ns, the host 6 B/ns: two streams get 3 B/ns each
+ * const bw = new SharedBandwidth(sim, { name: "dram", streamRate: 4, totalRate: 6 });
+ * const ends: number[] = [];
+ * bw.transfer(600, () => ends.push(sim.now));
+ * bw.transfer(600, () => ends.push(sim.now));
+ * sim.run();
+ * assert.deepEqual(ends, [200, 200]);
+ * ```
+ */
+export class SharedBandwidth {
+  /** The name given at construction. */
+  readonly name: string;
+  /** Bytes per ns one stream moves alone. */
+  readonly streamRate: number;
+  /** Bytes per ns all streams together may move (Infinity: no ceiling). */
+  readonly totalRate: number;
+  readonly #sim: Simulator;
+  readonly #elastic: Stream[] = [];
+  /** Reservations in flight: their rates and end times. */
+  readonly #held: { rate: number; end: number }[] = [];
+  /** Sum of the rates of the reservations in flight. */
+  #reserved = 0;
+  #rate = 0;
+  #since = 0;
+  #next: EventId | -1 = -1;
+  /** Bytes moved so far (both kinds). */
+  bytesMoved = 0;
+  /** Most streams in flight at once. */
+  maxStreams = 0;
+
+  /** Creates the bandwidth on `sim`. EINVAL on a rate that is not positive. */
+  constructor(sim: Simulator, options: SharedBandwidthOptions) {
+    const { name, streamRate, totalRate } = options;
+    if (!(streamRate > 0 && streamRate < Infinity)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create bandwidth ${name}: the rate of one stream must be positive and finite, got ${streamRate}`,
+      );
+    }
+    if (!(totalRate > 0)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create bandwidth ${name}: the total rate must be positive (Infinity for none), got ${totalRate}`,
+      );
+    }
+    this.#sim = sim;
+    this.name = name;
+    this.streamRate = streamRate;
+    this.totalRate = totalRate;
+  }
+
+  /** Streams in flight now (elastic and reserved). */
+  get streams(): number {
+    this.#advance();
+    return this.#elastic.length + this.#held.length;
+  }
+
+  /** The rate each elastic stream moves at now (bytes per ns; 0 when none). */
+  get elasticRate(): number {
+    this.#advance();
+    return this.#elastic.length === 0 ? 0 : this.#rate;
+  }
+
+  /**
+   * The rate each of `n` streams gets when they share the bandwidth alone:
+   * `min(streamRate, totalRate / n)`.
+   */
+  shareOf(n: number): number {
+    return Math.min(this.streamRate, this.totalRate / Math.max(1, n));
+  }
+
+  /**
+   * Moves `bytes` as an elastic stream; `done` runs when they are moved (in
+   * the same event when `bytes` is 0). EINVAL on a negative or non-finite
+   * size.
+   */
+  transfer(bytes: number, done: () => void): void {
+    checkBytes(bytes, this.name);
+    if (bytes === 0) {
+      done();
+      return;
+    }
+    this.#advance();
+    this.#elastic.push({ remaining: bytes, done });
+    this.bytesMoved += bytes;
+    this.#noteStreams();
+    this.#reschedule();
+  }
+
+  /**
+   * A synchronous path moving `bytes` from now: returns the ns it takes at
+   * its fair share now, and holds that rate until then (the elastic streams
+   * slow down meanwhile). 0 bytes take 0 ns.
+   */
+  reserve(bytes: number): number {
+    checkBytes(bytes, this.name);
+    if (bytes === 0) return 0;
+    this.#advance();
+    const free = this.totalRate - this.#reserved;
+    const fair = this.totalRate / (this.streams + 1);
+    // Its fair share, but never more than the other reservations leave free
+    // (unless they already take it all: then the fair share, a brief
+    // oversubscription rather than a stall).
+    const rate = Math.min(
+      this.streamRate,
+      free > 0 ? Math.min(fair, free) : fair,
+    );
+    const ns = bytes / rate;
+    this.#held.push({ rate, end: this.#sim.now + ns });
+    this.#reserved += rate;
+    this.bytesMoved += bytes;
+    this.#noteStreams();
+    if (this.#elastic.length > 0) this.#reschedule();
+    return ns;
+  }
+
+  #noteStreams(): void {
+    if (this.streams > this.maxStreams) this.maxStreams = this.streams;
+  }
+
+  /**
+   * Moves every elastic stream on to now, at the rates of each interval
+   * between the ends of reservations, and drops the reservations that ended.
+   */
+  #advance(): void {
+    const now = this.#sim.now;
+    for (;;) {
+      // The next reservation to end before now, if any.
+      let first = -1;
+      for (let i = 0; i < this.#held.length; i++) {
+        const end = this.#held[i]!.end;
+        if (end <= now && (first < 0 || end < this.#held[first]!.end)) {
+          first = i;
+        }
+      }
+      const until = first < 0 ? now : this.#held[first]!.end;
+      const moved = this.#rate * (until - this.#since);
+      if (moved > 0) {
+        for (const s of this.#elastic) s.remaining -= moved;
+      }
+      this.#since = Math.max(this.#since, until);
+      if (first < 0) return;
+      this.#reserved -= this.#held[first]!.rate;
+      this.#held.splice(first, 1);
+      if (this.#held.length === 0) this.#reserved = 0; // rounding
+      this.#rate = this.#elasticShare();
+    }
+  }
+
+  /** What each elastic stream gets from what the reservations leave. */
+  #elasticShare(): number {
+    const n = this.#elastic.length;
+    if (n === 0) return 0;
+    const free = this.totalRate - this.#reserved;
+    return Math.min(this.streamRate, Math.max(0, free) / n);
+  }
+
+  /**
+   * Recomputes the elastic rate and schedules the next change: the first
+   * elastic stream to finish, or the first reservation to end.
+   */
+  #reschedule(): void {
+    if (this.#next !== -1) {
+      this.#sim.cancel(this.#next);
+      this.#next = -1;
+    }
+    this.#rate = this.#elasticShare();
+    if (this.#elastic.length === 0) return;
+    const now = this.#sim.now;
+    let at = Infinity;
+    if (this.#rate > 0) {
+      let least = Infinity;
+      for (const s of this.#elastic) {
+        if (s.remaining < least) least = s.remaining;
+      }
+      at = now + Math.max(0, least) / this.#rate;
+    }
+    for (const h of this.#held) if (h.end < at) at = h.end;
+    this.#next = this.#sim.at(Math.max(now, at), () => this.#complete());
+  }
+
+  /** Ends the streams that have moved all their bytes. */
+  #complete(): void {
+    this.#next = -1;
+    this.#advance();
+    const finished: Stream[] = [];
+    for (let i = 0; i < this.#elastic.length;) {
+      const s = this.#elastic[i]!;
+      if (s.remaining <= EPSILON_BYTES) {
+        finished.push(s);
+        this.#elastic.splice(i, 1);
+      } else i++;
+    }
+    this.#reschedule();
+    for (const s of finished) s.done();
+  }
+}
+
+function checkBytes(bytes: number, name: string): void {
+  if (!(bytes >= 0 && bytes < Infinity)) {
+    throw new IopfLabError(
+      "EINVAL",
+      `Cannot move ${bytes} bytes through ${name}: the size must be finite and not negative`,
+    );
+  }
+}
