@@ -15,15 +15,16 @@ export interface SharedBandwidthOptions {
   /** A name for reports and errors ("host memory bandwidth"). */
   name: string;
   /**
-   * What one stream (one core) moves alone, in bytes per ns (= GB/s);
-   * positive and finite.
+   * The ns one stream (one core) takes per unit moved alone (the caller
+   * picks the unit: bytes, 4 KiB pages); positive and finite.
    */
-  streamRate: number;
+  streamNsPerUnit: number;
   /**
-   * What all streams together may move, in bytes per ns (= GB/s); positive,
-   * or Infinity for no ceiling (then every stream runs at `streamRate`).
+   * The ns per unit of all streams together: the ceiling is
+   * `1 / totalNsPerUnit` units per ns. Not negative; 0 for no ceiling (then
+   * every stream runs at the rate of one core).
    */
-  totalRate: number;
+  totalNsPerUnit: number;
 }
 
 /** An elastic stream in flight. */
@@ -40,7 +41,8 @@ const EPSILON_BYTES = 1e-6;
  * one core. Two kinds of stream:
  *
  * - {@linkcode transfer} is elastic: its rate follows the number of streams
- *   in flight, `min(streamRate, free / elastic streams)`, recomputed whenever
+ *   in flight, `min(streamRate, free / elastic streams)` (rates are
+ *   `1 / nsPerUnit`), recomputed whenever
  *   a stream starts or ends; `done` runs when its bytes are moved. QEMU's
  *   prealloc threads are such streams.
  * - {@linkcode reserve} is for a synchronous kernel path that must know its
@@ -49,8 +51,8 @@ const EPSILON_BYTES = 1e-6;
  *   + 1))`, keeps that rate until it ends, and the elastic streams share what
  *   it leaves.
  *
- * With no other stream, either kind moves `bytes` in `bytes / min(streamRate,
- * totalRate)` ns.
+ * With no other stream, either kind moves `n` units in `n * max(streamNsPerUnit,
+ * totalNsPerUnit)` ns (exactly that product).
  *
  * @example
  * ```ts
@@ -58,21 +60,29 @@ const EPSILON_BYTES = 1e-6;
  * import { Simulator } from "./simulator.ts";
  * import { SharedBandwidth } from "./bandwidth.ts";
  * const sim = new Simulator();
- * // one core moves 4 B/ns, the host 6 B/ns: two streams get 3 B/ns each
- * const bw = new SharedBandwidth(sim, { name: "dram", streamRate: 4, totalRate: 6 });
+ * // one core moves a page in 2 ns, the host one every 1 ns: two streams
+ * // get one page per 2 ns each, three streams one per 3 ns
+ * const bw = new SharedBandwidth(sim, {
+ *   name: "dram",
+ *   streamNsPerUnit: 2,
+ *   totalNsPerUnit: 1,
+ * });
  * const ends: number[] = [];
- * bw.transfer(600, () => ends.push(sim.now));
- * bw.transfer(600, () => ends.push(sim.now));
+ * for (let i = 0; i < 3; i++) bw.transfer(100, () => ends.push(sim.now));
  * sim.run();
- * assert.deepEqual(ends, [200, 200]);
+ * assert.deepEqual(ends, [300, 300, 300]);
  * ```
  */
 export class SharedBandwidth {
   /** The name given at construction. */
   readonly name: string;
-  /** Bytes per ns one stream moves alone. */
+  /** ns per unit of one stream alone. */
+  readonly streamNsPerUnit: number;
+  /** ns per unit of all streams together (0: no ceiling). */
+  readonly totalNsPerUnit: number;
+  /** Units per ns one stream moves alone. */
   readonly streamRate: number;
-  /** Bytes per ns all streams together may move (Infinity: no ceiling). */
+  /** Units per ns all streams together may move (Infinity: no ceiling). */
   readonly totalRate: number;
   readonly #sim: Simulator;
   readonly #elastic: Stream[] = [];
@@ -90,23 +100,25 @@ export class SharedBandwidth {
 
   /** Creates the bandwidth on `sim`. EINVAL on a rate that is not positive. */
   constructor(sim: Simulator, options: SharedBandwidthOptions) {
-    const { name, streamRate, totalRate } = options;
-    if (!(streamRate > 0 && streamRate < Infinity)) {
+    const { name, streamNsPerUnit, totalNsPerUnit } = options;
+    if (!(streamNsPerUnit > 0 && streamNsPerUnit < Infinity)) {
       throw new IopfLabError(
         "EINVAL",
-        `Cannot create bandwidth ${name}: the rate of one stream must be positive and finite, got ${streamRate}`,
+        `Cannot create bandwidth ${name}: one stream's time per unit must be positive and finite, got ${streamNsPerUnit}`,
       );
     }
-    if (!(totalRate > 0)) {
+    if (!(totalNsPerUnit >= 0 && totalNsPerUnit < Infinity)) {
       throw new IopfLabError(
         "EINVAL",
-        `Cannot create bandwidth ${name}: the total rate must be positive (Infinity for none), got ${totalRate}`,
+        `Cannot create bandwidth ${name}: the total time per unit must be finite and not negative (0 for no ceiling), got ${totalNsPerUnit}`,
       );
     }
     this.#sim = sim;
     this.name = name;
-    this.streamRate = streamRate;
-    this.totalRate = totalRate;
+    this.streamNsPerUnit = streamNsPerUnit;
+    this.totalNsPerUnit = totalNsPerUnit;
+    this.streamRate = 1 / streamNsPerUnit;
+    this.totalRate = totalNsPerUnit > 0 ? 1 / totalNsPerUnit : Infinity;
   }
 
   /** Streams in flight now (elastic and reserved). */
@@ -122,15 +134,15 @@ export class SharedBandwidth {
   }
 
   /**
-   * The rate each of `n` streams gets when they share the bandwidth alone:
-   * `min(streamRate, totalRate / n)`.
+   * The ns per unit each of `n` streams takes when they share the bandwidth
+   * alone: `max(streamNsPerUnit, n * totalNsPerUnit)`.
    */
-  shareOf(n: number): number {
-    return Math.min(this.streamRate, this.totalRate / Math.max(1, n));
+  nsPerUnitOf(n: number): number {
+    return Math.max(this.streamNsPerUnit, Math.max(1, n) * this.totalNsPerUnit);
   }
 
   /**
-   * Moves `bytes` as an elastic stream; `done` runs when they are moved (in
+   * Moves `bytes` units as an elastic stream; `done` runs when they are moved (in
    * the same event when `bytes` is 0). EINVAL on a negative or non-finite
    * size.
    */
@@ -148,7 +160,7 @@ export class SharedBandwidth {
   }
 
   /**
-   * A synchronous path moving `bytes` from now: returns the ns it takes at
+   * A synchronous path moving `bytes` units from now: returns the ns it takes at
    * its fair share now, and holds that rate until then (the elastic streams
    * slow down meanwhile). 0 bytes take 0 ns.
    */
@@ -156,16 +168,14 @@ export class SharedBandwidth {
     checkBytes(bytes, this.name);
     if (bytes === 0) return 0;
     this.#advance();
-    const free = this.totalRate - this.#reserved;
-    const fair = this.totalRate / (this.streams + 1);
     // Its fair share, but never more than the other reservations leave free
     // (unless they already take it all: then the fair share, a brief
     // oversubscription rather than a stall).
-    const rate = Math.min(
-      this.streamRate,
-      free > 0 ? Math.min(fair, free) : fair,
-    );
-    const ns = bytes / rate;
+    let perUnit = this.nsPerUnitOf(this.streams + 1);
+    const free = this.totalRate - this.#reserved;
+    if (free > 0 && free * perUnit < 1) perUnit = 1 / free;
+    const rate = 1 / perUnit;
+    const ns = bytes * perUnit;
     this.#held.push({ rate, end: this.#sim.now + ns });
     this.#reserved += rate;
     this.bytesMoved += bytes;
@@ -207,6 +217,13 @@ export class SharedBandwidth {
     }
   }
 
+  /** 1 / #elasticShare(), exact when nothing is reserved. */
+  #elasticNsPerUnit(): number {
+    return this.#held.length === 0
+      ? this.nsPerUnitOf(this.#elastic.length)
+      : 1 / this.#rate;
+  }
+
   /** What each elastic stream gets from what the reservations leave. */
   #elasticShare(): number {
     const n = this.#elastic.length;
@@ -233,7 +250,7 @@ export class SharedBandwidth {
       for (const s of this.#elastic) {
         if (s.remaining < least) least = s.remaining;
       }
-      at = now + Math.max(0, least) / this.#rate;
+      at = now + Math.max(0, least) * this.#elasticNsPerUnit();
     }
     for (const h of this.#held) if (h.end < at) at = h.end;
     this.#next = this.#sim.at(Math.max(now, at), () => this.#complete());

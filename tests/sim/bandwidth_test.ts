@@ -5,14 +5,12 @@ import { Simulator } from "../../lib/sim/simulator.ts";
 /** A bandwidth of `total` B/ns whose streams are capped at `stream` B/ns. */
 function make(stream: number, total: number) {
   const sim = new Simulator();
-  return {
-    sim,
-    bw: new SharedBandwidth(sim, {
-      name: "dram",
-      streamRate: stream,
-      totalRate: total,
-    }),
-  };
+  const bw = new SharedBandwidth(sim, {
+    name: "dram",
+    streamNsPerUnit: 1 / stream,
+    totalNsPerUnit: total === Infinity ? 0 : 1 / total,
+  });
+  return { sim, bw };
 }
 
 Deno.test("SharedBandwidth", async (t) => {
@@ -101,7 +99,7 @@ Deno.test("SharedBandwidth", async (t) => {
     assert.equal(bw.reserve(1000), 100); // alone: all 10 B/ns
     // fair share of the second would be 5, but only 0 is free: fair share
     assert.equal(bw.reserve(500), 100);
-    assert.equal(bw.shareOf(4), 2.5);
+    assert.equal(bw.nsPerUnitOf(4), 0.4);
   });
 
   await t.step("no ceiling: every stream at the rate of one core", () => {
@@ -124,12 +122,20 @@ Deno.test("SharedBandwidth", async (t) => {
       assert.throws(() => bw.reserve(NaN), { code: "EINVAL" });
       assert.throws(
         () =>
-          new SharedBandwidth(sim, { name: "x", streamRate: 0, totalRate: 1 }),
+          new SharedBandwidth(sim, {
+            name: "x",
+            streamNsPerUnit: 0,
+            totalNsPerUnit: 1,
+          }),
         { code: "EINVAL" },
       );
       assert.throws(
         () =>
-          new SharedBandwidth(sim, { name: "x", streamRate: 1, totalRate: 0 }),
+          new SharedBandwidth(sim, {
+            name: "x",
+            streamNsPerUnit: 1,
+            totalNsPerUnit: -1,
+          }),
         { code: "EINVAL" },
       );
     },
