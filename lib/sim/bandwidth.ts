@@ -47,9 +47,9 @@ const EPSILON_BYTES = 1e-6;
  *   prealloc threads are such streams.
  * - {@linkcode reserve} is for a synchronous kernel path that must know its
  *   duration now (a fault or pin that zeroes pages inside one call): it gets
- *   its fair share at the moment it starts, `min(streamRate, total / (streams
- *   + 1))`, keeps that rate until it ends, and the elastic streams share what
- *   it leaves.
+ *   its fair share against the elastic streams at the moment it starts,
+ *   keeps that rate until it ends, and the elastic streams share what it
+ *   leaves.
  *
  * With no other stream, either kind moves `n` units in `n * max(streamNsPerUnit,
  * totalNsPerUnit)` ns (exactly that product).
@@ -160,18 +160,24 @@ export class SharedBandwidth {
   }
 
   /**
-   * A synchronous path moving `bytes` units from now: returns the ns it takes at
-   * its fair share now, and holds that rate until then (the elastic streams
-   * slow down meanwhile). 0 bytes take 0 ns.
+   * A synchronous path moving `bytes` units from now: returns the ns it takes
+   * at its fair share against the elastic streams in flight (`nsPerUnitOf(
+   * elastic + 1)`), and holds that rate until then, so the elastic streams
+   * slow down meanwhile. Synchronous paths do not slow each other: one
+   * kernel call prices its pieces one after another at the same simulated
+   * instant, so they cannot be told apart from concurrent ones; with no
+   * elastic stream in flight nothing is recorded. 0 bytes take 0 ns.
    */
   reserve(bytes: number): number {
     checkBytes(bytes, this.name);
     if (bytes === 0) return 0;
     this.#advance();
-    // Its fair share, but never more than the other reservations leave free
-    // (unless they already take it all: then the fair share, a brief
-    // oversubscription rather than a stall).
-    let perUnit = this.nsPerUnitOf(this.streams + 1);
+    const n = this.#elastic.length;
+    let perUnit = this.nsPerUnitOf(n + 1);
+    if (n === 0) return bytes * perUnit;
+    // Never more than the reservations in flight leave free (unless they
+    // already take it all: then the fair share, a brief oversubscription
+    // rather than a stall).
     const free = this.totalRate - this.#reserved;
     if (free > 0 && free * perUnit < 1) perUnit = 1 / free;
     const rate = 1 / perUnit;
@@ -180,7 +186,7 @@ export class SharedBandwidth {
     this.#reserved += rate;
     this.bytesMoved += bytes;
     this.#noteStreams();
-    if (this.#elastic.length > 0) this.#reschedule();
+    this.#reschedule();
     return ns;
   }
 

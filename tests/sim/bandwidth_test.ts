@@ -94,12 +94,27 @@ Deno.test("SharedBandwidth", async (t) => {
     },
   );
 
-  await t.step("reservations never take more than is left free", () => {
+  await t.step("synchronous paths do not slow each other", () => {
     const { bw } = make(10, 10);
-    assert.equal(bw.reserve(1000), 100); // alone: all 10 B/ns
-    // fair share of the second would be 5, but only 0 is free: fair share
-    assert.equal(bw.reserve(500), 100);
+    // one kernel call pricing its pieces one after another: each alone
+    assert.equal(bw.reserve(1000), 100);
+    assert.equal(bw.reserve(500), 50);
+    assert.equal(bw.streams, 0);
     assert.equal(bw.nsPerUnitOf(4), 0.4);
+  });
+
+  await t.step("reservations share against the elastic streams", () => {
+    const { sim, bw } = make(10, 10);
+    let end = -1;
+    bw.transfer(100_000, () => end = sim.now);
+    // fair share against one elastic stream: 5 B/ns each
+    assert.equal(bw.reserve(1000), 200);
+    // the second: its fair share too (5 B/ns), all that the first leaves
+    assert.equal(bw.reserve(1000), 200);
+    assert.equal(bw.elasticRate, 0);
+    // the elastic stream waits until both end, then moves alone
+    sim.run();
+    assert.equal(end, 200 + 100_000 / 10);
   });
 
   await t.step("no ceiling: every stream at the rate of one core", () => {
