@@ -332,17 +332,22 @@ export function calibrationMarkdown(
     "## Fitted parameters",
     "",
     "The value each fitted figure implies (one secant step of the model) and",
-    "the value the profile or machine holds.",
+    "the value the run used, held by the default profile or by the row's",
+    "machine (when that machine overrides the parameter).",
     "",
-    "| parameter | machine | implied by | implied value | value used | unit |",
+    "| parameter | held by | implied by | implied value | value used | unit |",
     "| --- | --- | --- | --- | --- | --- |",
   );
   for (const r of fits) {
     const name = r.row.fits as CostName;
+    const m = r.row.machine;
+    const held = m && Object.hasOwn(t.machines[m]!.costs, name)
+      ? `machine ${m}`
+      : "default profile";
     lines.push(
-      `| \`${name}\` | ${r.row.machine ?? "default"} | ${r.row.id} | ${
-        sig(r.fit!.implied)
-      } | ${sig(r.fit!.used)} | ${describeCosts()[name].unit} |`,
+      `| \`${name}\` | ${held} | ${r.row.id} | ${sig(r.fit!.implied)} | ${
+        sig(r.fit!.used)
+      } | ${describeCosts()[name].unit} |`,
     );
   }
   lines.push("", "## Machines", "");

@@ -48,6 +48,26 @@ Deno.test("docs/CALIBRATION.md is what deno task calibration writes", async () =
   );
 });
 
+Deno.test("every fitted parameter holds the value its figure implies", () => {
+  // read from the doc, which the test above keeps current
+  const doc = Deno.readTextFileSync(DOC);
+  const fits = doc.split("## Fitted parameters")[1]!.split("## Machines")[0]!;
+  let n = 0;
+  for (const line of fits.split("\n")) {
+    const m = /^\| `([\w.]+)` \| [^|]+ \| ([\w.-]+) \| ([\d.]+) \| ([\d.]+) \|/
+      .exec(line);
+    if (!m) continue;
+    n++;
+    const implied = Number(m[3]), used = Number(m[4]);
+    assert.ok(
+      Math.abs(used / implied - 1) < 0.01,
+      `${m[1]} (row ${m[2]}): ${used} used, ${implied} implied`,
+    );
+  }
+  const fitted = loadCalibration().rows.filter((r) => r.role === "fitted");
+  assert.equal(n, fitted.length);
+});
+
 Deno.test("the default profile's prealloc row is within 35 %", () => {
   const [r] = runCalibration(loadCalibration(), {
     ids: ["qemu-prealloc-256g-1t"],
