@@ -5,7 +5,9 @@
  * of the fault path from the cost profile and closes with the measured
  * remainder; `ablationBreakdown` makes each layer's costs free in turn and
  * reruns), the comparison of the five DMA designs with its density
- * experiment, and values formatted by their field's unit (`formatCell`).
+ * experiment, values formatted by their field's unit (`formatCell`), and the
+ * calibration table (`runCalibration`: each published figure of
+ * data/calibration.json run through the model).
  * Everything takes and gives plain records, ready for lib/plot, CSV and
  * notebook tables.
  *
@@ -39,6 +41,21 @@
  *
  * @module
  */
+export {
+  type CalibrationMachine,
+  calibrationMarkdown,
+  type CalibrationResult,
+  type CalibrationRole,
+  type CalibrationRow,
+  calibrationRowLine,
+  type CalibrationTable,
+  calibrationText,
+  checkTable,
+  fingerprintLine,
+  loadCalibration,
+  runCalibration,
+  type RunCalibrationOptions,
+} from "./calibration.ts";
 export {
   BREAKDOWN_SEGMENTS,
   type BreakdownInput,

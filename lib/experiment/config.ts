@@ -58,8 +58,9 @@ export interface HostConfig {
   readonly prefault: boolean;
   /**
    * Threads that populate guest RAM in parallel when prefaulting (QEMU's
-   * prealloc-threads), 1..256: the work is split evenly, each thread on its
-   * own core (memory bandwidth is not modelled as a limit). [1]
+   * prealloc-threads), 1..256: one slice of guest RAM each, faulted on its
+   * own core and zeroed through the host's shared memory bandwidth
+   * (`mm.zeroPer4k` per core, `mm.memBandwidthPer4k` for the host). [1]
    */
   readonly prefaultThreads: number;
   /** RLIMIT_MEMLOCK of the VMM in bytes; `Infinity` for "unlimited". ["unlimited"] */

@@ -33,7 +33,7 @@ import { withSpread } from "../sim/spread.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Rng } from "../sim/rng.ts";
 import { Simulator } from "../sim/simulator.ts";
-import { formatSize } from "../sim/units.ts";
+import { formatSize, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
 import { ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
 import { VfioContainer } from "../vfio/mod.ts";
 import type { DmaContext, DmaOp, TransferResult } from "../workload/types.ts";
@@ -133,6 +133,7 @@ export function buildMachine(scenario: Scenario): Machine {
     size: scenario.host.memory,
     costs,
     directReclaim: true,
+    sim,
   });
   const memory = new TableMemory();
   const fault = scenario.device.fault;
@@ -289,41 +290,95 @@ export function vmDesigns(s: Scenario): readonly Design[] {
 
 function startVm(m: Machine, vm: VmInstance, done: () => void): void {
   const s = m.scenario;
-  const { sim } = m;
-  let ns = 0;
-  if (s.host.prefault) {
-    try {
-      ns += vm.mm.prefault(vm.hva, vm.ramSize) / s.host.prefaultThreads;
-    } catch (e) {
-      return fail(vm, e, sim, done);
-    }
+  if (!s.host.prefault) {
+    m.sim.after(0, () => setUpDma(m, vm, done));
+    return;
   }
+  try {
+    prefaultThreads(m, vm, () => setUpDma(m, vm, done));
+  } catch (e) {
+    return fail(vm, e, m.sim, done);
+  }
+}
+
+/** Bytes of the page unit QEMU's prealloc threads split guest RAM into. */
+const PREALLOC_UNIT: Readonly<Record<Scenario["host"]["backing"], number>> = {
+  "4k": SZ_4K,
+  "thp": SZ_2M,
+  "hugetlb-2m": SZ_2M,
+  "hugetlb-1g": SZ_1G,
+};
+
+/**
+ * QEMU -mem-prealloc with `host.prefaultThreads` threads (touch_all_pages in
+ * util/oslib-posix.c): guest RAM is split into one contiguous slice per
+ * thread, in whole pages; each thread faults its slice in (the fault path's
+ * software time, on its own core) and zeroes it as one stream through the
+ * host's memory bandwidth, which all threads share. The faults change the
+ * address space at once (state first, then time, as every kernel path of
+ * the model); `done` runs when the last thread finishes. Throws (ENOMEM,
+ * nothing left to undo but the VM's own address space) if RAM runs out.
+ */
+function prefaultThreads(m: Machine, vm: VmInstance, done: () => void): void {
+  const { sim, host } = m;
+  const s = m.scenario;
+  const unit = PREALLOC_UNIT[s.host.backing];
+  const pages = Math.ceil(vm.ramSize / unit);
+  const threads = Math.min(s.host.prefaultThreads, pages);
+  const work: { cpuNs: number; zeroPages: number }[] = [];
+  let first = 0;
+  for (let t = 0; t < threads; t++) {
+    // The remainder is spread over the first threads, as QEMU does.
+    const n = Math.floor(pages / threads) + (t < pages % threads ? 1 : 0);
+    const start = first * unit;
+    const size = Math.min(vm.ramSize, (first + n) * unit) - start;
+    const out = { zeroPages: 0 };
+    const cpuNs = vm.mm.prefault(vm.hva + start, size, out);
+    work.push({ cpuNs, zeroPages: out.zeroPages });
+    first += n;
+  }
+  let running = work.length;
+  const finished = (): void => {
+    if (--running === 0) done();
+  };
+  for (const w of work) {
+    const fault = (): void => {
+      sim.after(w.cpuNs, finished);
+    };
+    if (host.bandwidth) host.bandwidth.transfer(w.zeroPages, fault);
+    else fault();
+  }
+}
+
+/** The VM's VFIO and DMA setup, after the prefault if any. */
+function setUpDma(m: Machine, vm: VmInstance, done: () => void): void {
+  const s = m.scenario;
+  const { sim } = m;
   const nested = s.smmu.stage === "nested";
   const c = vm.container;
   const dev: IommuDevice = vm.device.iommuDevice;
   c.setIommu(nested ? "nesting" : "type1v2", {
     stage: s.smmu.stage === "s1" ? 1 : 2,
   });
-  sim.after(ns, () =>
-    c.attachDevice(dev, () => {
-      let setupNs = 0;
-      try {
-        if (vm.device instanceof PciDevice) {
-          vm.device.enablePri(s.device.priCapacity);
-        }
-        const designs = vmDesigns(s);
-        for (const d of designs) d.check?.(s);
-        for (const d of designs) {
-          const r = d.setup(m, vm);
-          setupNs += r.ns;
-          if (r.dmaOps) vm.dmaOps = r.dmaOps;
-        }
-      } catch (e) {
-        return fail(vm, e, sim, done);
+  c.attachDevice(dev, () => {
+    let setupNs = 0;
+    try {
+      if (vm.device instanceof PciDevice) {
+        vm.device.enablePri(s.device.priCapacity);
       }
-      vm.started = true;
-      sim.after(setupNs, done);
-    }));
+      const designs = vmDesigns(s);
+      for (const d of designs) d.check?.(s);
+      for (const d of designs) {
+        const r = d.setup(m, vm);
+        setupNs += r.ns;
+        if (r.dmaOps) vm.dmaOps = r.dmaOps;
+      }
+    } catch (e) {
+      return fail(vm, e, sim, done);
+    }
+    vm.started = true;
+    sim.after(setupNs, done);
+  });
 }
 
 /**

@@ -84,6 +84,13 @@ export class MmState {
   opNs = 0;
   /** Pages populated by the populate call in progress. */
   opPages = 0;
+  /** 4 KiB pages the populate call in progress zeroes. */
+  opZero = 0;
+  /**
+   * When set, the next populate call does not charge its zeroing: it leaves
+   * the pages to zero here for the caller (MmStruct.prefault with `out`).
+   */
+  deferZero: { zeroPages: number } | null = null;
   /** Populate calls in progress (a shrinker may call back in). */
   populating = 0;
   /** Undo records of the populate calls in progress: [0, undoTop) in use. */

@@ -25,7 +25,7 @@ import {
   unpinPages,
   type VmaState,
 } from "./_vma.ts";
-import type { PinOptions, PinResult } from "./types.ts";
+import type { PinOptions, PinResult, PopulateCost } from "./types.ts";
 
 const PAGES_PER_1G = SZ_1G / SZ_4K;
 
@@ -179,18 +179,23 @@ export function unpinUserPages(
 /**
  * The CPU touching the bytes [hva, hva + size) of `s` (`what`: "touch" or
  * "prefault", for the messages): faults in every page not populated, marks
- * the chunks referenced and returns the ns.
+ * the chunks referenced and returns the ns. With `out`, the zeroing is not
+ * charged: the ns are the faults' software time and `out.zeroPages` the
+ * 4 KiB pages to zero.
  */
 export function faultInRange(
   s: MmState,
   hva: number,
   size: number,
   what: string,
+  out?: PopulateCost,
 ): number {
   checkAddress(hva, `${what} address`);
   checkAddress(size, `${what} size`);
+  if (out) out.zeroPages = 0;
   if (size === 0) return 0;
   const pieces = resolvePieces(s.vmas, hva, size, what, "EFAULT");
+  s.deferZero = out ?? null;
   const ns = populate(s, pieces, what);
   for (let q = 0; q < pieces.length; q++) {
     const { v, p0, p1 } = pieces[q]!;
@@ -222,9 +227,12 @@ function populate(s: MmState, pieces: Piece[], what: string): number {
   const saveLo = s.fenceLo, saveHi = s.fenceHi;
   s.fenceLo = first.v.start + first.p0 * SZ_4K;
   s.fenceHi = last.v.start + last.p1 * SZ_4K;
-  const saveNs = s.opNs, savePages = s.opPages;
+  const saveNs = s.opNs, savePages = s.opPages, saveZero = s.opZero;
+  const defer = s.deferZero;
+  s.deferZero = null; // a shrinker calling back in zeroes for itself
   s.opNs = 0;
   s.opPages = 0;
+  s.opZero = 0;
   s.populating++;
   const undoBase = s.undoTop;
   try {
@@ -247,7 +255,14 @@ function populate(s: MmState, pieces: Piece[], what: string): number {
     const populated = populatedPages(s.vmas);
     if (populated > s.peakPopulated) s.peakPopulated = populated;
     s.popPages = s.opPages;
-    return s.opNs;
+    // The zeroing: one core, its share of the host's memory bandwidth
+    // (clear_page per 4 KiB, clear_huge_page per huge page), or left to the
+    // caller.
+    if (defer) {
+      defer.zeroPages = s.opZero;
+      return s.opNs;
+    }
+    return s.opNs + s.host.zeroNs(s.opZero);
   } finally {
     // Release this call's undo records (dropping their VMA references).
     for (let u = undoBase; u < s.undoTop; u++) s.undo[u]!.v = null;
@@ -261,6 +276,7 @@ function populate(s: MmState, pieces: Piece[], what: string): number {
     s.fenceHi = saveHi;
     s.opNs = saveNs;
     s.opPages = savePages;
+    s.opZero = saveZero;
   }
 }
 
@@ -290,7 +306,7 @@ function undoPush(
 function populatePiece(s: MmState, piece: Piece): number {
   const { v, p0, p1 } = piece;
   const k = s.costs;
-  const zero = k["mm.zeroPer4k"], fault = k["mm.faultOverhead"];
+  const fault4k = k["mm.faultOverhead"];
   const c0 = Math.floor(p0 / CHUNK_PAGES);
   const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
   if (v.backing === "hugetlb-1g") {
@@ -312,7 +328,8 @@ function populatePiece(s: MmState, piece: Piece): number {
       s.opPages += PAGES_PER_1G;
       s.faults++;
       undoPush(s, v, cf, true);
-      s.opNs += fault + zero * PAGES_PER_1G;
+      s.opNs += k["mm.faultHugetlb1g"];
+      s.opZero += PAGES_PER_1G;
     }
     return -1;
   }
@@ -339,7 +356,8 @@ function populatePiece(s: MmState, piece: Piece): number {
         s.opPages += CHUNK_PAGES;
         s.faults++;
         undoPush(s, v, c, true);
-        s.opNs += fault + zero * CHUNK_PAGES;
+        s.opNs += hugetlb ? k["mm.faultHugetlb2m"] : k["mm.faultThp"];
+        s.opZero += CHUNK_PAGES;
         continue;
       }
       if (hugetlb) return base + a;
@@ -392,9 +410,10 @@ function populatePiece(s: MmState, piece: Piece): number {
         s.swapIns++;
         entry.swapIn ??= new Uint32Array(CHUNK_PAGES / 32);
         entry.swapIn[i >>> 5] = entry.swapIn[i >>> 5]! | (1 << (i & 31));
-        s.opNs += fault + swapIn;
+        s.opNs += fault4k + swapIn;
       } else {
-        s.opNs += fault + zero;
+        s.opNs += fault4k;
+        s.opZero++;
       }
     }
   }

@@ -5,8 +5,10 @@
  *
  * @module
  */
+import { SharedBandwidth } from "../sim/bandwidth.ts";
 import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
+import type { Simulator } from "../sim/simulator.ts";
 import { checkAddress, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
 
 /** Options of {@linkcode HostMemory}. */
@@ -27,6 +29,14 @@ export interface HostMemoryOptions {
    * the host) and retries once before failing with ENOMEM.
    */
   directReclaim?: boolean;
+  /**
+   * The simulator the host runs on. With it, page zeroing draws on the
+   * host's memory bandwidth ({@linkcode HostMemory.bandwidth}): one core
+   * zeroes a 4 KiB page in `mm.zeroPer4k` ns, all cores together at most
+   * one every `mm.memBandwidthPer4k` ns. Without it, every zeroing runs at
+   * the rate of one core, as if alone.
+   */
+  sim?: Simulator;
 }
 
 /** What a reclaim pass achieved: 4 KiB pages freed and the time it took. */
@@ -110,6 +120,11 @@ export class HostMemory {
   readonly totalPages: number;
   /** PFN of the first frame (`base >> 12`). */
   readonly basePfn: number;
+  /**
+   * The host's memory bandwidth for page zeroing, in 4 KiB pages (created
+   * when the host is given a simulator and `mm.zeroPer4k` is not 0).
+   */
+  readonly bandwidth: SharedBandwidth | undefined;
 
   readonly #nGiB: number;
   readonly #nBlocks: number;
@@ -150,7 +165,7 @@ export class HostMemory {
 
   /** Creates the host's RAM, all free. */
   constructor(options: HostMemoryOptions) {
-    const { size, costs, base = 0, directReclaim = false } = options;
+    const { size, costs, base = 0, directReclaim = false, sim } = options;
     checkAddress(size, "host memory size", SZ_2M);
     checkAddress(base, "host memory base", SZ_1G);
     if (size === 0 || base + size > MAX_PHYS) {
@@ -164,6 +179,13 @@ export class HostMemory {
     this.costs = costs;
     this.base = base;
     this.directReclaim = directReclaim;
+    this.bandwidth = sim && costs["mm.zeroPer4k"] > 0
+      ? new SharedBandwidth(sim, {
+        name: "host memory bandwidth",
+        streamNsPerUnit: costs["mm.zeroPer4k"],
+        totalNsPerUnit: costs["mm.memBandwidthPer4k"],
+      })
+      : undefined;
     this.totalPages = size / SZ_4K;
     this.basePfn = base / SZ_4K;
     this.#nBlocks = size / SZ_2M;
@@ -178,6 +200,20 @@ export class HostMemory {
     this.#bitmaps = new Array<Uint32Array | undefined>(this.#nGiB).fill(
       undefined,
     );
+  }
+
+  /**
+   * The ns one core takes to zero `pages` 4 KiB pages starting now, inside a
+   * synchronous kernel path (a fault, a pin): its fair share of the host's
+   * memory bandwidth with the zeroing already in flight
+   * ({@linkcode SharedBandwidth.reserve}), or `pages * mm.zeroPer4k` on a
+   * host without a simulator.
+   */
+  zeroNs(pages: number): number {
+    if (pages === 0) return 0;
+    return this.bandwidth
+      ? this.bandwidth.reserve(pages)
+      : pages * this.costs["mm.zeroPer4k"];
   }
 
   /** Bytes allocated. */

@@ -46,6 +46,7 @@ import type {
   MmuNotifierOps,
   PinOptions,
   PinResult,
+  PopulateCost,
   VmArea,
 } from "./types.ts";
 
@@ -74,9 +75,13 @@ const PAGE_SIZE_OF: Readonly<Record<Backing, number>> = {
  * Guest RAM is populated lazily: the first touch or pin of a page allocates
  * and zeroes its backing (a whole huge page for hugetlb; for THP a 2 MiB page
  * when the 2 MiB-aligned range lies inside the VMA and is empty, else 4 KiB),
- * costing `mm.faultOverhead` per page fault plus `mm.zeroPer4k` per 4 KiB
- * (or `mm.swapInPer4k` for a page coming back from swap). The model has no
- * shared zero page: a read fault allocates like a write fault.
+ * costing one fault per page by backing (`mm.faultOverhead` per 4 KiB page,
+ * `mm.faultThp` per THP, `mm.faultHugetlb2m` / `mm.faultHugetlb1g` per
+ * hugetlb page) plus the zeroing of its 4 KiB pages by one core
+ * ({@linkcode HostMemory.zeroNs}: `mm.zeroPer4k` each when alone, slower
+ * when the host's memory bandwidth is shared), or `mm.swapInPer4k` for a
+ * page coming back from swap. The model has no shared zero page: a read
+ * fault allocates like a write fault.
  *
  * Every operation that can fail is all or nothing: on ENOMEM, EFAULT, EINVAL
  * or EBUSY nothing changed (pages reclaimed by direct reclaim on the way stay
@@ -406,10 +411,14 @@ export class MmStruct implements Shrinker {
 
   /**
    * Populates [hva, hva + size) up front (QEMU -mem-prealloc,
-   * MADV_POPULATE_WRITE); returns the ns it took. Errors as {@linkcode touch}.
+   * MADV_POPULATE_WRITE); returns the ns it took on one thread. With `out`,
+   * the zeroing is left to the caller: the ns returned are the faults'
+   * software time only and `out.zeroPages` says how many 4 KiB pages to zero
+   * (QEMU's prealloc threads move them through
+   * {@linkcode HostMemory.bandwidth} together). Errors as {@linkcode touch}.
    */
-  prefault(hva: number, size: number): number {
-    return faultInRange(this.#s, hva, size, "prefault");
+  prefault(hva: number, size: number, out?: PopulateCost): number {
+    return faultInRange(this.#s, hva, size, "prefault", out);
   }
 
   /**

@@ -69,6 +69,16 @@ export interface PinResult {
   firstPfn: number;
 }
 
+/**
+ * The cost of a population split into its parts, for a caller that runs the
+ * zeroing itself through the host's memory bandwidth
+ * ({@linkcode MmStruct.prefault} with `out`: QEMU's prealloc threads).
+ */
+export interface PopulateCost {
+  /** 4 KiB pages the population zeroed (fresh pages, not swap-ins). */
+  zeroPages: number;
+}
+
 /** The callbacks of an MMU (interval) notifier. */
 export interface MmuNotifierOps {
   /**

@@ -19,6 +19,7 @@
  */
 export * from "./simulator.ts";
 export * from "./resource.ts";
+export * from "./bandwidth.ts";
 export * from "./rng.ts";
 export * from "./stats.ts";
 export * from "./costs.ts";

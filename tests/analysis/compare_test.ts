@@ -35,7 +35,7 @@ const MiB = 2 ** 20;
 const PAGES = 16; // a 64 KiB buffer
 const XFER = (64 * 1024 / 8e9) * 1e9; // 64 KiB at the default 8 GB/s
 /** Prefaulting 64 MiB of 2 MiB hugetlb pages: 32 faults, each zeroing 512 small pages. */
-const PREFAULT = 32 * (c["mm.faultOverhead"] + 512 * c["mm.zeroPer4k"]);
+const PREFAULT = 32 * (c["mm.faultHugetlb2m"] + 512 * c["mm.zeroPer4k"]);
 
 /** Two 64 KiB messages through the accelerator, fresh buffers each time. */
 function accelerator(

@@ -13,6 +13,9 @@ export const TiB = 1024 ** 4;
 export const TEST_COSTS: Costs = loadCostProfile({
   "mm.zeroPer4k": 100,
   "mm.faultOverhead": 1000,
+  "mm.faultThp": 1000,
+  "mm.faultHugetlb2m": 1000,
+  "mm.faultHugetlb1g": 1000,
   "mm.pinCall": 50,
   "mm.pinPer4k": 10,
   "mm.pinPerHuge": 7,

@@ -115,7 +115,7 @@ Deno.test("cost profile", async (t) => {
     for (const [name, p] of Object.entries(describeCosts())) {
       assert.ok(p.unit.length > 0, name);
       assert.ok(
-        /^(estimate|derived|measured): ./.test(p.source),
+        /^(estimate|measured|fitted)\b.*: ./.test(p.source),
         `${name}: ${p.source}`,
       );
       assert.ok(Number.isFinite(p.value) && p.value >= 0, name);
