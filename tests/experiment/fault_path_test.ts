@@ -18,6 +18,8 @@ function loaded(path: FaultPath) {
     vm: { memory: "4GiB" },
     smmu: { evtqEntries: 128 },
     iommu: { faultPath: path },
+    // As many DMA engine slots as accesses in flight, so 65 can stall.
+    device: { dmaSlots: 65 },
     dma: { mode: "iopf" },
     workload: {
       kind: "random",
