@@ -18,7 +18,14 @@
  * nested stage is a design on top of `iopf` or `static-pin`.
  *
  * VMs share the host's memory and its reclaim; a VM that cannot start (its
- * RAM cannot be pinned, or prefaulted) is torn down again, as QEMU exits.
+ * RAM cannot be pinned, or prefaulted, or the host has no memory left for
+ * what the guest touches) is torn down again, as QEMU exits (or the OOM
+ * killer ends it).
+ *
+ * The long parts of a VM start run in simulated time, step by step
+ * (lib/sim/steps.ts): the prefault, the static pin (VFIO_IOMMU_MAP_DMA) and
+ * the guest's first touch of `guest.touchedMemory`, so the time series see
+ * pages populated and pinned as they are.
  *
  * @module
  */
@@ -30,6 +37,7 @@ import { PlatformDevice } from "../device/mod.ts";
 import { PciDevice } from "../pci/mod.ts";
 import { type Costs, loadCostProfile } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
+import { runSteps, stepBytes } from "../sim/steps.ts";
 import { Rng } from "../sim/rng.ts";
 import { Simulator } from "../sim/simulator.ts";
 import { formatSize } from "../sim/units.ts";
@@ -38,6 +46,7 @@ import { VfioContainer } from "../vfio/mod.ts";
 import type { DmaContext, DmaOp, TransferResult } from "../workload/types.ts";
 import { GuestRamAllocator } from "../workload/guest_ram.ts";
 import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
+import type { DesignSetup } from "./designs/design.ts";
 import {
   CoiommuDmaOps,
   type CoiommuVm,
@@ -48,6 +57,7 @@ import {
 } from "./dma_ops.ts";
 import { GUEST_IOVA_BASE, GUEST_RAM_BASE, tablePoolSize } from "./layout.ts";
 import type { Scenario } from "./scenario.ts";
+import { touchedBytes } from "./resolve.ts";
 
 export type { CoiommuVm } from "./dma_ops.ts";
 export { GUEST_IOVA_BASE, GUEST_RAM_BASE };
@@ -86,6 +96,16 @@ export interface VmInstance {
   started: boolean;
   /** Why the VM could not start, if it could not. */
   error: IopfLabError | undefined;
+  /**
+   * The first error of a started VM's guest (a CPU write the host could not
+   * back with memory), if any; the run goes on, the device then faults on
+   * the pages and may fail.
+   */
+  runError: IopfLabError | undefined;
+  /** Bytes of guest RAM the guest touched at start (`guest.touchedMemory`). */
+  readonly touchedBytes: number;
+  /** Simulated ns the guest's first touch of that RAM took on the host. */
+  touchNs: number;
   /** Simulated time at which setup completed. */
   setupDoneAt: number;
   /** Simulated time at which the VM's workload completed (0 until then). */
@@ -128,6 +148,7 @@ export function buildMachine(scenario: Scenario): Machine {
     size: scenario.host.memory,
     costs,
     directReclaim: true,
+    swap: scenario.host.swap,
   });
   const memory = new TableMemory();
   const fault = scenario.device.fault;
@@ -182,6 +203,10 @@ export function buildMachine(scenario: Scenario): Machine {
     });
     const nested = scenario.smmu.stage === "nested";
     const reserved = nested ? tablePoolSize(scenario.vm.memory) : 0;
+    const touched = touchedBytes(
+      scenario.guest.touchedMemory,
+      scenario.vm.memory,
+    );
     vms.push({
       index: i,
       mm,
@@ -203,9 +228,12 @@ export function buildMachine(scenario: Scenario): Machine {
       get coiommu() {
         return this.dmaOps instanceof CoiommuDmaOps ? this.dmaOps : undefined;
       },
-      alloc: guestAllocator(scenario.vm.memory, reserved),
+      alloc: guestAllocator(scenario.vm.memory, reserved, touched),
       started: false,
       error: undefined,
+      runError: undefined,
+      touchedBytes: touched,
+      touchNs: 0,
       setupDoneAt: 0,
       runDoneAt: 0,
     });
@@ -218,9 +246,13 @@ export function buildMachine(scenario: Scenario): Machine {
  * too small to leave any RAM for buffers is a scenario mistake (EINVAL
  * naming vm.memory), found before anything runs.
  */
-function guestAllocator(ram: number, tablePool: number): GuestRamAllocator {
+function guestAllocator(
+  ram: number,
+  tablePool: number,
+  touched: number,
+): GuestRamAllocator {
   try {
-    return new GuestRamAllocator(ram - tablePool);
+    return new GuestRamAllocator(ram - tablePool, { touched });
   } catch (e) {
     if (!(e instanceof IopfLabError)) throw e;
     const pool = tablePool > 0
@@ -274,23 +306,16 @@ export function vmDesigns(s: Scenario): readonly Design[] {
 function startVm(m: Machine, vm: VmInstance, done: () => void): void {
   const s = m.scenario;
   const { sim } = m;
-  let ns = 0;
-  if (s.host.prefault) {
-    try {
-      ns += vm.mm.prefault(vm.hva, vm.ramSize) / s.host.prefaultThreads;
-    } catch (e) {
-      return fail(vm, e, sim, done);
-    }
-  }
-  const nested = s.smmu.stage === "nested";
-  const c = vm.container;
-  const dev: IommuDevice = vm.device.iommuDevice;
-  c.setIommu(nested ? "nesting" : "type1v2", {
-    stage: s.smmu.stage === "s1" ? 1 : 2,
-  });
-  sim.after(ns, () =>
+  const attach = (): void => {
+    const nested = s.smmu.stage === "nested";
+    const c = vm.container;
+    const dev: IommuDevice = vm.device.iommuDevice;
+    c.setIommu(nested ? "nesting" : "type1v2", {
+      stage: s.smmu.stage === "s1" ? 1 : 2,
+    });
     c.attachDevice(dev, () => {
       let setupNs = 0;
+      const timed: NonNullable<DesignSetupTimed>[] = [];
       try {
         if (vm.device instanceof PciDevice) {
           vm.device.enablePri(s.device.priCapacity);
@@ -301,13 +326,84 @@ function startVm(m: Machine, vm: VmInstance, done: () => void): void {
           const r = d.setup(m, vm);
           setupNs += r.ns;
           if (r.dmaOps) vm.dmaOps = r.dmaOps;
+          if (r.timed) timed.push(r.timed);
         }
       } catch (e) {
         return fail(vm, e, sim, done);
       }
-      vm.started = true;
-      sim.after(setupNs, done);
-    }));
+      // The designs' timed parts (the static pin) one after the other,
+      // then the guest boots and touches its memory.
+      let k = 0;
+      const nextTimed = (e?: IopfLabError): void => {
+        if (e) return fail(vm, e, sim, done);
+        const t = timed[k++];
+        if (t) {
+          t(nextTimed);
+          return;
+        }
+        guestTouch(m, vm, (err) => {
+          if (err) return fail(vm, err, sim, done);
+          vm.started = true;
+          done();
+        });
+      };
+      sim.after(setupNs, () => nextTimed());
+    });
+  };
+  if (!s.host.prefault) {
+    attach();
+    return;
+  }
+  // -mem-prealloc: populate all of guest RAM (prealloc-threads split it).
+  const threads = s.host.prefaultThreads;
+  runSteps(sim, {
+    total: vm.ramSize,
+    step: stepBytes(vm.ramSize, pageSizeOf(vm)),
+    run: (off, bytes) => vm.mm.prefault(vm.hva + off, bytes) / threads,
+    done: (e) => (e ? fail(vm, e, sim, done) : attach()),
+  });
+}
+
+/** The design setup's part that runs in simulated time (see {@linkcode DesignSetup.timed}). */
+type DesignSetupTimed = DesignSetup["timed"];
+
+/** The host page size backing `vm`'s RAM. */
+function pageSizeOf(vm: VmInstance): number {
+  return vm.mm.findVma(vm.hva)?.pageSize ?? 4096;
+}
+
+/**
+ * The booted guest's CPU touches the bottom `vm.touchedBytes` of its RAM
+ * (kernel, page cache, applications): every host page not present yet is
+ * faulted in (zeroed; reclaiming other pages of the host when memory is
+ * short), step by step in simulated time. Populated, not pinned. ENOMEM
+ * (the host cannot back it, even after reclaim) fails the VM, naming
+ * `guest.touchedMemory`.
+ */
+function guestTouch(
+  m: Machine,
+  vm: VmInstance,
+  done: (error: IopfLabError | undefined) => void,
+): void {
+  const total = vm.touchedBytes;
+  runSteps(m.sim, {
+    total,
+    step: stepBytes(total, pageSizeOf(vm)),
+    run: (off, bytes) => vm.mm.touch(vm.hva + off, bytes),
+    done: (e, ns) => {
+      vm.touchNs = ns;
+      if (!e) return done(undefined);
+      done(
+        new IopfLabError(
+          e.code,
+          `guest.touchedMemory: the guest touched ${
+            formatSize(total)
+          } of its RAM and the host could not back it: ${e.message}`,
+          "guest.touchedMemory",
+        ),
+      );
+    },
+  });
 }
 
 /**
@@ -362,6 +458,26 @@ export function dmaContext(
     freeBuffer: (gpa, size) => vm.alloc.free(gpa - GUEST_RAM_BASE, size),
     dmaMap: (gpa, size, write, done) => ops.dmaMap(gpa, size, write, done),
     dmaUnmap: (iova, size, done) => ops.dmaUnmap(iova, size, done),
+    cpuWrite(gpa, size, done) {
+      checkGuestRange(vm, gpa, size);
+      let ns = 0;
+      try {
+        ns = vm.mm.touch(vm.hva + (gpa - GUEST_RAM_BASE), size);
+      } catch (e) {
+        if (!(e instanceof IopfLabError)) throw e;
+        // The host could not back the write: the guest goes on, its device
+        // will fault on the pages (and may fail to pin them).
+        vm.runError ??= new IopfLabError(
+          e.code,
+          `the guest's CPU write of ${formatSize(size)} at GPA ${
+            hex(gpa)
+          } could not be backed: ${e.message}`,
+          "workload",
+        );
+        ctx.count("guestCpuWriteFailures");
+      }
+      sim.after(ns, done);
+    },
     dma(op: DmaOp, done: (r: TransferResult) => void) {
       // A stream is one of the device's independent DMA queues, all in the
       // function's one address space (no PASID): the VM's domain.

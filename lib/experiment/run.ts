@@ -381,6 +381,13 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
     ),
     swapOuts: m.vms.reduce((a, v) => a + v.mm.swapOuts, 0),
     swapIns: m.vms.reduce((a, v) => a + v.mm.swapIns, 0),
+    swapPeakBytes: m.host.swap.peak * PAGE_SIZE,
+    guestTouchedBytes: m.vms.reduce(
+      (a, v) => a + (v.started ? v.touchedBytes : 0),
+      0,
+    ),
+    guestTouchNs: m.vms.reduce((a, v) => a + v.touchNs, 0),
+    guestCpuWriteFailures: 0,
     walkReads: smmu.walkReads,
     stalls: smmu.stalls,
     priAutoResponses: smmu.priAutoResponses,
@@ -428,9 +435,11 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
       : {}),
     extra,
   };
-  const errors = m.vms.filter((v) => v.error).map((v) =>
-    `vm${v.index}: ${v.error!.message}`
-  );
+  const errors: string[] = [];
+  for (const v of m.vms) {
+    if (v.error) errors.push(`vm${v.index}: ${v.error.message}`);
+    if (v.runError) errors.push(`vm${v.index}: ${v.runError.message}`);
+  }
   const examples = c.sanitizer.examples;
   return {
     ...metrics,

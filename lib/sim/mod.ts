@@ -24,3 +24,4 @@ export * from "./stats.ts";
 export * from "./costs.ts";
 export * from "./units.ts";
 export * from "./errors.ts";
+export * from "./steps.ts";

@@ -19,6 +19,8 @@ export interface AcceleratorConfig {
   readonly messages: number;
   /** Reuse the same buffers for every message. [true] */
   readonly reuseBuffers: boolean;
+  /** The guest's CPU writes each message's input before the device reads it. [true] */
+  readonly cpuWritesInput: boolean;
 }
 
 /** The fields of `accelerator`. */
@@ -42,6 +44,13 @@ export const ACCELERATOR_FIELDS = {
     unit: "",
     default: true,
     doc: "Reuse the same buffers for every message",
+  },
+  cpuWritesInput: {
+    type: "boolean",
+    unit: "",
+    default: true,
+    doc:
+      "The guest's CPU writes each message's input before the device reads it (its host pages are present when the device faults)",
   },
 } as const;
 
@@ -79,6 +88,11 @@ export const acceleratorWorkload: WorkloadKindSpec<AcceleratorConfig> = {
         "workload.reuseBuffers",
         F.reuseBuffers.default,
       ),
+      cpuWritesInput: bool(
+        o.cpuWritesInput,
+        "workload.cpuWritesInput",
+        F.cpuWritesInput.default,
+      ),
     };
   },
   make: (w) => new AcceleratorWorkload(w),
@@ -92,13 +106,20 @@ export interface AcceleratorOptions {
   readonly messages: number;
   /** Reuse the same two buffers for every message (true) or allocate fresh ones (false). */
   readonly reuseBuffers: boolean;
+  /**
+   * The guest's CPU writes each message's input buffer before the device
+   * reads it ({@linkcode DmaContext.cpuWrite}). Default true.
+   */
+  readonly cpuWritesInput?: boolean;
 }
 
 /**
  * A zip/crypto engine (the RFC's test device): for each message the device
  * reads the input buffer and writes the output buffer. The guest maps the
  * buffers for DMA before the message and unmaps them after, unless it
- * reuses them, in which case it maps them once.
+ * reuses them, in which case it maps them once. Before each message the
+ * guest's CPU writes the input (unless `cpuWritesInput` is false), so its
+ * host pages are present when the device reads them.
  */
 export class AcceleratorWorkload implements Workload {
   /** Always "accelerator". */
@@ -113,6 +134,7 @@ export class AcceleratorWorkload implements Workload {
   /** Starts processing messages on `ctx`. */
   start(ctx: DmaContext, done: () => void): void {
     const { messageSize, messages, reuseBuffers } = this.#o;
+    const cpuWrites = this.#o.cpuWritesInput ?? true;
     const mapPair = (
       cb: (
         inIova: number,
@@ -140,22 +162,30 @@ export class AcceleratorWorkload implements Workload {
           ),
       );
     };
-    const process = (inIova: number, outIova: number, next: () => void) => {
-      ctx.dma(
-        { iova: inIova, size: messageSize, write: false },
-        () =>
-          ctx.dma(
-            { iova: outIova, size: messageSize, write: true },
-            () => next(),
-          ),
-      );
+    const process = (
+      inIova: number,
+      outIova: number,
+      inGpa: number,
+      next: () => void,
+    ) => {
+      const run = () =>
+        ctx.dma(
+          { iova: inIova, size: messageSize, write: false },
+          () =>
+            ctx.dma(
+              { iova: outIova, size: messageSize, write: true },
+              () => next(),
+            ),
+        );
+      if (cpuWrites) ctx.cpuWrite(inGpa, messageSize, run);
+      else run();
     };
     if (reuseBuffers) {
-      mapPair((inIova, outIova) => {
+      mapPair((inIova, outIova, inGpa) => {
         runWithDepth(
           messages,
           1,
-          (_i, next) => process(inIova, outIova, next),
+          (_i, next) => process(inIova, outIova, inGpa, next),
           done,
         );
       });
@@ -166,6 +196,7 @@ export class AcceleratorWorkload implements Workload {
         process(
           inIova,
           outIova,
+          inGpa,
           () =>
             ctx.dmaUnmap(inIova, messageSize, () =>
               ctx.dmaUnmap(outIova, messageSize, () => {

@@ -114,6 +114,8 @@ Deno.test("overcommitted IOPF: pins kept exhaust the host, the MMU notifier recl
       freshBuffers: true,
     }],
     baseline: false,
+    // The guests touch none of their RAM: only the device's pages compete.
+    scenario: { guest: { touchedMemory: 0 } },
   }));
   const kept = rows["iopf"]!;
   assert.ok(kept.dmaErrors > 0, "faults fail once every host page is pinned");

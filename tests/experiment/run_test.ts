@@ -180,12 +180,14 @@ Deno.test("prefault threads split the population work of VM start", () => {
     runScenario(parseScenario({
       vm: { memory: "256MiB" },
       host: { memory: "2GiB", prefault: true, prefaultThreads },
+      guest: { touchedMemory: 0 },
       dma: { mode: "iopf" },
     })).setupNs;
   const one = start(1), four = start(4);
   const noPrefault = runScenario(parseScenario({
     vm: { memory: "256MiB" },
     host: { memory: "2GiB" },
+    guest: { touchedMemory: 0 },
     dma: { mode: "iopf" },
   })).setupNs;
   // The IOPF setup after prefault is the same; the prefault part divides by 4.
@@ -237,6 +239,7 @@ Deno.test("a real livelock is still caught with the default window", () => {
     vm: { memory: "8MiB", count: 3 },
     smmu: { stage: "nested", invalidation: "lazy" },
     dma: { mode: "iopf", premapPages: 1021, mmuNotifier: true },
+    guest: { touchedMemory: 0 },
     workload: { kind: "accelerator", messageSize: 52999, messages: 6 },
   });
   assert.throws(

@@ -46,6 +46,7 @@ Deno.test("parseScenario fills every default", () => {
       backing: "4k",
       prefault: false,
       prefaultThreads: 1,
+      swap: Infinity,
       memlockLimit: Infinity,
     },
     vm: { memory: 16 * GiB, count: 1 },
@@ -67,7 +68,7 @@ Deno.test("parseScenario fills every default", () => {
       coiommuUnpinInterval: 60e9,
       coiommuGenerationThreshold: 10,
     },
-    guest: { stage1: "premapped" },
+    guest: { stage1: "premapped", touchedMemory: "50%" },
     workload: { kind: "boot" },
     costs: {},
     check: false,
@@ -82,6 +83,7 @@ Deno.test("parseScenario fills workload defaults per kind", () => {
     messageSize: 2 ** 20,
     messages: 100,
     reuseBuffers: true,
+    cpuWritesInput: true,
   });
   assert.deepEqual(w("random"), {
     kind: "random",
