@@ -38,6 +38,7 @@ import { PciDevice } from "../pci/mod.ts";
 import { type Costs, loadCostProfile } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { runSteps, stepBytes } from "../sim/steps.ts";
+import { bareMessage } from "../sim/fields.ts";
 import { Rng } from "../sim/rng.ts";
 import { Simulator } from "../sim/simulator.ts";
 import { formatSize } from "../sim/units.ts";
@@ -398,7 +399,7 @@ function guestTouch(
           e.code,
           `guest.touchedMemory: the guest touched ${
             formatSize(total)
-          } of its RAM and the host could not back it: ${e.message}`,
+          } of its RAM and the host could not back it: ${bareMessage(e)}`,
           "guest.touchedMemory",
         ),
       );
@@ -471,7 +472,7 @@ export function dmaContext(
           e.code,
           `the guest's CPU write of ${formatSize(size)} at GPA ${
             hex(gpa)
-          } could not be backed: ${e.message}`,
+          } could not be backed: ${bareMessage(e)}`,
           "workload",
         );
         ctx.count("guestCpuWriteFailures");

@@ -53,6 +53,7 @@ export {
   type SmmuStage,
   type StorageConfig,
   type SweepAxis,
+  touchedBytes,
   type TraceConfig,
   type VmConfig,
   type WorkloadConfig,
