@@ -281,7 +281,10 @@ export function densityExperiment(options: DensityOptions = {}): DensityRow[] {
 function vmOutcomes(
   m: Machine,
 ): { started: boolean; errors: number; tput: number }[] {
-  const start = Math.max(0, ...m.vms.map((v) => v.setupDoneAt));
+  const start = Math.max(
+    0,
+    ...m.vms.map((v) => Math.max(v.setupDoneAt, v.touchDoneAt)),
+  );
   return m.vms.map((vm) => {
     const t = vm.runDoneAt - start;
     const bytes = vm.device.stats.bytes;

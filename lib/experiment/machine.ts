@@ -107,6 +107,8 @@ export interface VmInstance {
   readonly touchedBytes: number;
   /** Simulated ns the guest's first touch of that RAM took on the host. */
   touchNs: number;
+  /** Simulated time at which the guest finished touching it (0 until then). */
+  touchDoneAt: number;
   /** Simulated time at which setup completed. */
   setupDoneAt: number;
   /** Simulated time at which the VM's workload completed (0 until then). */
@@ -235,6 +237,7 @@ export function buildMachine(scenario: Scenario): Machine {
       runError: undefined,
       touchedBytes: touched,
       touchNs: 0,
+      touchDoneAt: 0,
       setupDoneAt: 0,
       runDoneAt: 0,
     });
@@ -275,15 +278,17 @@ function guestAllocator(
  * when the mode uses it, map guest RAM with VFIO_IOMMU_MAP_DMA (pinning all
  * of it in static mode), and in nested mode bring up the vSMMU and the fault
  * region. VMs start one after the other. A VM that cannot start (ENOMEM from
- * pinning) records the error and leaves nothing pinned; `done` runs when all
- * VMs are set up or failed.
+ * pinning) records the error and leaves nothing pinned. Then, once every VM
+ * is set up (`setupDoneAt`), the booted guests touch their
+ * `guest.touchedMemory` ({@linkcode touchGuests}); `done` runs when that
+ * finished too.
  */
 export function startVms(m: Machine, done: () => void): void {
   let i = 0;
   const next = (): void => {
     const vm = m.vms[i++];
     if (!vm) {
-      done();
+      touchGuests(m, done);
       return;
     }
     startVm(m, vm, () => {
@@ -342,11 +347,8 @@ function startVm(m: Machine, vm: VmInstance, done: () => void): void {
           t(nextTimed);
           return;
         }
-        guestTouch(m, vm, (err) => {
-          if (err) return fail(vm, err, sim, done);
-          vm.started = true;
-          done();
-        });
+        vm.started = true;
+        done();
       };
       sim.after(setupNs, () => nextTimed());
     });
@@ -374,6 +376,27 @@ function pageSizeOf(vm: VmInstance): number {
 }
 
 /**
+ * The booted guests of the VMs that started touch their RAM (see
+ * {@linkcode guestTouch}), one VM after the other as they started; a guest
+ * the host cannot back fails its VM (the VMM exits, as under the OOM
+ * killer), and its memory is free again before the next guest goes on.
+ * `done` when every guest is done or failed.
+ */
+export function touchGuests(m: Machine, done: () => void): void {
+  const live = m.vms.filter((vm) => vm.started);
+  let i = 0;
+  const next = (): void => {
+    const vm = live[i++];
+    if (!vm) {
+      done();
+      return;
+    }
+    guestTouch(m, vm, (err) => (err ? fail(vm, err, m.sim, next) : next()));
+  };
+  next();
+}
+
+/**
  * The booted guest's CPU touches the bottom `vm.touchedBytes` of its RAM
  * (kernel, page cache, applications): every host page not present yet is
  * faulted in (zeroed; reclaiming other pages of the host when memory is
@@ -393,6 +416,7 @@ function guestTouch(
     run: (off, bytes) => vm.mm.touch(vm.hva + off, bytes),
     done: (e, ns) => {
       vm.touchNs = ns;
+      vm.touchDoneAt = m.sim.now;
       if (!e) return done(undefined);
       done(
         new IopfLabError(

@@ -132,6 +132,7 @@ export {
   type MachineDevice,
   startVms,
   stopBackground,
+  touchGuests,
   vmDesigns,
   type VmInstance,
 } from "./machine.ts";
