@@ -37,7 +37,9 @@ export class GuestRamAllocator {
   readonly base: number;
   /** End of the RAM the guest uses itself (at least {@linkcode base}); buffers come from above it first. */
   readonly touchedEnd: number;
-  /** Next never-handed-out byte above touchedEnd, then (once that is used up) below it. */
+  /** Start of the region handed out first (touchedEnd, or lower for a buffer larger than the RAM above it). */
+  #hiStart: number;
+  /** Next never-handed-out byte above #hiStart, then (once that is used up) below it. */
   #next: number;
   /** True once the RAM above touchedEnd is used up and #next walks [base, touchedEnd). */
   #low = false;
@@ -68,6 +70,7 @@ export class GuestRamAllocator {
     this.base = reserved;
     const touched = Math.ceil((options.touched ?? 0) / twoM) * twoM;
     this.touchedEnd = Math.min(size, Math.max(reserved, touched));
+    this.#hiStart = this.touchedEnd;
     this.#next = this.touchedEnd;
     if (this.#next >= size) this.#toLow();
   }
@@ -80,11 +83,22 @@ export class GuestRamAllocator {
 
   /** Bytes never handed out that `#next` can still reach in its region. */
   #room(): number {
-    return (this.#low ? this.touchedEnd : this.size) - this.#next;
+    return (this.#low ? this.#hiStart : this.size) - this.#next;
   }
 
   /** Takes `bytes` never handed out, or returns -1 when no region has room. */
   #bump(bytes: number): number {
+    const twoM = 2 * 1024 * 1024;
+    if (
+      !this.#low && this.#room() < bytes && this.#next === this.#hiStart &&
+      this.size - this.base >= bytes
+    ) {
+      // The first buffer is larger than the RAM above the touched part: it
+      // takes the top of RAM, reaching down into what the guest used.
+      const top = Math.floor((this.size - bytes) / twoM) * twoM;
+      this.#hiStart = Math.max(this.base, top);
+      this.#next = this.#hiStart;
+    }
     if (this.#room() < bytes && !this.#low) this.#toLow();
     if (this.#room() < bytes) return -1;
     const gpa = this.#next;
@@ -97,7 +111,7 @@ export class GuestRamAllocator {
   #handedOut(gpa: number, bytes: number): boolean {
     const end = gpa + bytes;
     const hiEnd = this.#low ? this.size : this.#next;
-    if (gpa >= this.touchedEnd && end <= hiEnd) return true;
+    if (gpa >= this.#hiStart && end <= hiEnd) return true;
     return this.#low && gpa >= this.base && end <= this.#next;
   }
 

@@ -37,3 +37,14 @@ Deno.test("without touched RAM the allocator starts above the reserved low memor
   const full = new GuestRamAllocator(64 * MiB, { touched: 64 * MiB });
   assert.equal(full.alloc(4096), full.base);
 });
+
+Deno.test("a first buffer larger than the RAM above the touched part reaches down into it", () => {
+  const a = new GuestRamAllocator(256 * MiB, {
+    reserved: 4 * MiB,
+    touched: 128 * MiB,
+  });
+  assert.equal(a.alloc(192 * MiB), 64 * MiB); // the top 192 MiB
+  assert.equal(a.alloc(8 * MiB), 4 * MiB); // then below it
+  a.free(64 * MiB, 192 * MiB);
+  assert.throws(() => a.alloc(256 * MiB), /guest RAM exhausted/);
+});
