@@ -65,6 +65,12 @@ export interface HostConfig {
   readonly prefaultThreads: number;
   /** RLIMIT_MEMLOCK of the VMM in bytes; `Infinity` for "unlimited". ["unlimited"] */
   readonly memlockLimit: number;
+  /**
+   * Swap space of the host in bytes; `Infinity` for "unlimited". Reclaim
+   * swaps out unpinned guest pages until it is full; then a fault, pin or
+   * guest touch that needs memory fails with ENOMEM. ["unlimited"]
+   */
+  readonly swap: number;
 }
 
 /**
@@ -154,8 +160,15 @@ export interface DmaConfig {
 
 /** The guest's own IOMMU use (nested mode only). */
 export interface GuestConfig {
-  /** How the guest fills its stage-1 tables. ["premapped"] */
+  /** How the guest fills its stage-1 tables (nested mode only). ["premapped"] */
   readonly stage1: GuestStage1;
+  /**
+   * Guest RAM the guest's CPU has touched by the time the workload starts
+   * (its kernel, page cache, applications), from the bottom of RAM: bytes
+   * (a multiple of 4 KiB, at most vm.memory) or a percentage of vm.memory
+   * such as "50%". Populated on the host at VM start (not pinned). ["50%"]
+   */
+  readonly touchedMemory: number | `${number}%`;
 }
 
 /** One swept parameter: its dotted path and the values it takes, as written. */
@@ -179,7 +192,7 @@ export interface Scenario {
   readonly device: DeviceConfig;
   /** VFIO's DMA mapping. */
   readonly dma: DmaConfig;
-  /** The guest's stage 1 (used in nested mode only). */
+  /** The guest: its use of its own RAM, its stage 1 (nested mode only). */
   readonly guest: GuestConfig;
   /** The workload. ({"kind": "boot"}) */
   readonly workload: WorkloadConfig;

@@ -18,7 +18,14 @@
  * nested stage is a design on top of `iopf` or `static-pin`.
  *
  * VMs share the host's memory and its reclaim; a VM that cannot start (its
- * RAM cannot be pinned, or prefaulted) is torn down again, as QEMU exits.
+ * RAM cannot be pinned, or prefaulted, or the host has no memory left for
+ * what the guest touches) is torn down again, as QEMU exits (or the OOM
+ * killer ends it).
+ *
+ * The long parts of a VM start run in simulated time, step by step
+ * (lib/sim/steps.ts): the prefault, the static pin (VFIO_IOMMU_MAP_DMA) and
+ * the guest's first touch of `guest.touchedMemory`, so the time series see
+ * pages populated and pinned as they are.
  *
  * @module
  */
@@ -31,6 +38,8 @@ import { PciDevice } from "../pci/mod.ts";
 import { type Costs, loadCostProfile } from "../sim/costs.ts";
 import { withSpread } from "../sim/spread.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
+import { runSteps, stepBytes } from "../sim/steps.ts";
+import { bareMessage } from "../sim/fields.ts";
 import { Rng } from "../sim/rng.ts";
 import { Simulator } from "../sim/simulator.ts";
 import { formatSize, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
@@ -39,6 +48,7 @@ import { VfioContainer } from "../vfio/mod.ts";
 import type { DmaContext, DmaOp, TransferResult } from "../workload/types.ts";
 import { GuestRamAllocator } from "../workload/guest_ram.ts";
 import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
+import type { DesignSetup } from "./designs/design.ts";
 import {
   CoiommuDmaOps,
   type CoiommuVm,
@@ -49,6 +59,7 @@ import {
 } from "./dma_ops.ts";
 import { GUEST_IOVA_BASE, GUEST_RAM_BASE, tablePoolSize } from "./layout.ts";
 import type { Scenario } from "./scenario.ts";
+import { touchedBytes } from "./resolve.ts";
 
 export type { CoiommuVm } from "./dma_ops.ts";
 export { GUEST_IOVA_BASE, GUEST_RAM_BASE };
@@ -87,6 +98,18 @@ export interface VmInstance {
   started: boolean;
   /** Why the VM could not start, if it could not. */
   error: IopfLabError | undefined;
+  /**
+   * The first error of a started VM's guest (a CPU write the host could not
+   * back with memory), if any; the run goes on, the device then faults on
+   * the pages and may fail.
+   */
+  runError: IopfLabError | undefined;
+  /** Bytes of guest RAM the guest touched at start (`guest.touchedMemory`). */
+  readonly touchedBytes: number;
+  /** Simulated ns the guest's first touch of that RAM took on the host. */
+  touchNs: number;
+  /** Simulated time at which the guest finished touching it (0 until then). */
+  touchDoneAt: number;
   /** Simulated time at which setup completed. */
   setupDoneAt: number;
   /** Simulated time at which the VM's workload completed (0 until then). */
@@ -134,6 +157,7 @@ export function buildMachine(scenario: Scenario): Machine {
     costs,
     directReclaim: true,
     sim,
+    swap: scenario.host.swap,
   });
   const memory = new TableMemory();
   const fault = scenario.device.fault;
@@ -199,6 +223,10 @@ export function buildMachine(scenario: Scenario): Machine {
     });
     const nested = scenario.smmu.stage === "nested";
     const reserved = nested ? tablePoolSize(scenario.vm.memory) : 0;
+    const touched = touchedBytes(
+      scenario.guest.touchedMemory,
+      scenario.vm.memory,
+    );
     vms.push({
       index: i,
       mm,
@@ -220,9 +248,13 @@ export function buildMachine(scenario: Scenario): Machine {
       get coiommu() {
         return this.dmaOps instanceof CoiommuDmaOps ? this.dmaOps : undefined;
       },
-      alloc: guestAllocator(scenario.vm.memory, reserved),
+      alloc: guestAllocator(scenario.vm.memory, reserved, touched),
       started: false,
       error: undefined,
+      runError: undefined,
+      touchedBytes: touched,
+      touchNs: 0,
+      touchDoneAt: 0,
       setupDoneAt: 0,
       runDoneAt: 0,
     });
@@ -235,9 +267,13 @@ export function buildMachine(scenario: Scenario): Machine {
  * too small to leave any RAM for buffers is a scenario mistake (EINVAL
  * naming vm.memory), found before anything runs.
  */
-function guestAllocator(ram: number, tablePool: number): GuestRamAllocator {
+function guestAllocator(
+  ram: number,
+  tablePool: number,
+  touched: number,
+): GuestRamAllocator {
   try {
-    return new GuestRamAllocator(ram - tablePool);
+    return new GuestRamAllocator(ram - tablePool, { touched });
   } catch (e) {
     if (!(e instanceof IopfLabError)) throw e;
     const pool = tablePool > 0
@@ -259,15 +295,17 @@ function guestAllocator(ram: number, tablePool: number): GuestRamAllocator {
  * when the mode uses it, map guest RAM with VFIO_IOMMU_MAP_DMA (pinning all
  * of it in static mode), and in nested mode bring up the vSMMU and the fault
  * region. VMs start one after the other. A VM that cannot start (ENOMEM from
- * pinning) records the error and leaves nothing pinned; `done` runs when all
- * VMs are set up or failed.
+ * pinning) records the error and leaves nothing pinned. Then, once every VM
+ * is set up (`setupDoneAt`), the booted guests touch their
+ * `guest.touchedMemory` ({@linkcode touchGuests}); `done` runs when that
+ * finished too.
  */
 export function startVms(m: Machine, done: () => void): void {
   let i = 0;
   const next = (): void => {
     const vm = m.vms[i++];
     if (!vm) {
-      done();
+      touchGuests(m, done);
       return;
     }
     startVm(m, vm, () => {
@@ -294,11 +332,11 @@ function startVm(m: Machine, vm: VmInstance, done: () => void): void {
     m.sim.after(0, () => setUpDma(m, vm, done));
     return;
   }
-  try {
-    prefaultThreads(m, vm, () => setUpDma(m, vm, done));
-  } catch (e) {
-    return fail(vm, e, m.sim, done);
-  }
+  prefaultThreads(
+    m,
+    vm,
+    (e) => (e ? fail(vm, e, m.sim, done) : setUpDma(m, vm, done)),
+  );
 }
 
 /** Bytes of the page unit QEMU's prealloc threads split guest RAM into. */
@@ -312,41 +350,66 @@ const PREALLOC_UNIT: Readonly<Record<Scenario["host"]["backing"], number>> = {
 /**
  * QEMU -mem-prealloc with `host.prefaultThreads` threads (touch_all_pages in
  * util/oslib-posix.c): guest RAM is split into one contiguous slice per
- * thread, in whole pages; each thread faults its slice in (the fault path's
- * software time, on its own core) and zeroes it as one stream through the
- * host's memory bandwidth, which all threads share. The faults change the
- * address space at once (state first, then time, as every kernel path of
- * the model); `done` runs when the last thread finishes. Throws (ENOMEM,
- * nothing left to undo but the VM's own address space) if RAM runs out.
+ * thread, in whole pages. Each thread goes through its slice in steps
+ * ({@linkcode stepBytes}): a step faults its part in (state first, then
+ * time, as every kernel path of the model), zeroes it as one stream through
+ * the host's memory bandwidth, which all threads share, then spends the
+ * fault path's software time on its own core before the next step. `done`
+ * runs when the last thread finishes, with the first error (ENOMEM: RAM ran
+ * out; the other threads stop at their next step, as QEMU exits on a failed
+ * prealloc).
  */
-function prefaultThreads(m: Machine, vm: VmInstance, done: () => void): void {
+function prefaultThreads(
+  m: Machine,
+  vm: VmInstance,
+  done: (error?: IopfLabError) => void,
+): void {
   const { sim, host } = m;
   const s = m.scenario;
   const unit = PREALLOC_UNIT[s.host.backing];
   const pages = Math.ceil(vm.ramSize / unit);
   const threads = Math.min(s.host.prefaultThreads, pages);
-  const work: { cpuNs: number; zeroPages: number }[] = [];
+  const slices: { start: number; size: number }[] = [];
   let first = 0;
   for (let t = 0; t < threads; t++) {
     // The remainder is spread over the first threads, as QEMU does.
     const n = Math.floor(pages / threads) + (t < pages % threads ? 1 : 0);
     const start = first * unit;
-    const size = Math.min(vm.ramSize, (first + n) * unit) - start;
-    const out = { zeroPages: 0 };
-    const cpuNs = vm.mm.prefault(vm.hva + start, size, out);
-    work.push({ cpuNs, zeroPages: out.zeroPages });
+    slices.push({
+      start,
+      size: Math.min(vm.ramSize, (first + n) * unit) - start,
+    });
     first += n;
   }
-  let running = work.length;
+  let running = slices.length;
+  let failed: IopfLabError | undefined;
   const finished = (): void => {
-    if (--running === 0) done();
+    if (--running === 0) done(failed);
   };
-  for (const w of work) {
-    const fault = (): void => {
-      sim.after(w.cpuNs, finished);
+  const align = Math.max(unit, pageSizeOf(vm));
+  for (const sl of slices) {
+    const step = stepBytes(sl.size, align);
+    let off = 0;
+    const next = (): void => {
+      if (failed || off >= sl.size) return finished();
+      const n = Math.min(step, sl.size - off);
+      const out = { zeroPages: 0 };
+      let cpuNs: number;
+      try {
+        cpuNs = vm.mm.prefault(vm.hva + sl.start + off, n, out);
+      } catch (e) {
+        if (!(e instanceof IopfLabError)) throw e;
+        failed ??= e;
+        return finished();
+      }
+      off += n;
+      const fault = (): void => {
+        sim.after(cpuNs, next);
+      };
+      if (host.bandwidth) host.bandwidth.transfer(out.zeroPages, fault);
+      else fault();
     };
-    if (host.bandwidth) host.bandwidth.transfer(w.zeroPages, fault);
-    else fault();
+    next();
   }
 }
 
@@ -362,6 +425,7 @@ function setUpDma(m: Machine, vm: VmInstance, done: () => void): void {
   });
   c.attachDevice(dev, () => {
     let setupNs = 0;
+    const timed: NonNullable<DesignSetupTimed>[] = [];
     try {
       if (vm.device instanceof PciDevice) {
         vm.device.enablePri(s.device.priCapacity);
@@ -372,12 +436,89 @@ function setUpDma(m: Machine, vm: VmInstance, done: () => void): void {
         const r = d.setup(m, vm);
         setupNs += r.ns;
         if (r.dmaOps) vm.dmaOps = r.dmaOps;
+        if (r.timed) timed.push(r.timed);
       }
     } catch (e) {
       return fail(vm, e, sim, done);
     }
-    vm.started = true;
-    sim.after(setupNs, done);
+    // The designs' timed parts (the static pin) one after the other,
+    // then the guest boots and touches its memory.
+    let k = 0;
+    const nextTimed = (e?: IopfLabError): void => {
+      if (e) return fail(vm, e, sim, done);
+      const t = timed[k++];
+      if (t) {
+        t(nextTimed);
+        return;
+      }
+      vm.started = true;
+      done();
+    };
+    sim.after(setupNs, () => nextTimed());
+  });
+}
+
+/** The design setup's part that runs in simulated time (see {@linkcode DesignSetup.timed}). */
+type DesignSetupTimed = DesignSetup["timed"];
+
+/** The host page size backing `vm`'s RAM. */
+function pageSizeOf(vm: VmInstance): number {
+  return vm.mm.findVma(vm.hva)?.pageSize ?? 4096;
+}
+
+/**
+ * The booted guests of the VMs that started touch their RAM (see
+ * {@linkcode guestTouch}), one VM after the other as they started; a guest
+ * the host cannot back fails its VM (the VMM exits, as under the OOM
+ * killer), and its memory is free again before the next guest goes on.
+ * `done` when every guest is done or failed.
+ */
+export function touchGuests(m: Machine, done: () => void): void {
+  const live = m.vms.filter((vm) => vm.started);
+  let i = 0;
+  const next = (): void => {
+    const vm = live[i++];
+    if (!vm) {
+      done();
+      return;
+    }
+    guestTouch(m, vm, (err) => (err ? fail(vm, err, m.sim, next) : next()));
+  };
+  next();
+}
+
+/**
+ * The booted guest's CPU touches the bottom `vm.touchedBytes` of its RAM
+ * (kernel, page cache, applications): every host page not present yet is
+ * faulted in (zeroed; reclaiming other pages of the host when memory is
+ * short), step by step in simulated time. Populated, not pinned. ENOMEM
+ * (the host cannot back it, even after reclaim) fails the VM, naming
+ * `guest.touchedMemory`.
+ */
+function guestTouch(
+  m: Machine,
+  vm: VmInstance,
+  done: (error: IopfLabError | undefined) => void,
+): void {
+  const total = vm.touchedBytes;
+  runSteps(m.sim, {
+    total,
+    step: stepBytes(total, pageSizeOf(vm)),
+    run: (off, bytes) => vm.mm.touch(vm.hva + off, bytes),
+    done: (e, ns) => {
+      vm.touchNs = ns;
+      vm.touchDoneAt = m.sim.now;
+      if (!e) return done(undefined);
+      done(
+        new IopfLabError(
+          e.code,
+          `guest.touchedMemory: the guest touched ${
+            formatSize(total)
+          } of its RAM and the host could not back it: ${bareMessage(e)}`,
+          "guest.touchedMemory",
+        ),
+      );
+    },
   });
 }
 
@@ -433,6 +574,26 @@ export function dmaContext(
     freeBuffer: (gpa, size) => vm.alloc.free(gpa - GUEST_RAM_BASE, size),
     dmaMap: (gpa, size, write, done) => ops.dmaMap(gpa, size, write, done),
     dmaUnmap: (iova, size, done) => ops.dmaUnmap(iova, size, done),
+    cpuWrite(gpa, size, done) {
+      checkGuestRange(vm, gpa, size);
+      let ns = 0;
+      try {
+        ns = vm.mm.touch(vm.hva + (gpa - GUEST_RAM_BASE), size);
+      } catch (e) {
+        if (!(e instanceof IopfLabError)) throw e;
+        // The host could not back the write: the guest goes on, its device
+        // will fault on the pages (and may fail to pin them).
+        vm.runError ??= new IopfLabError(
+          e.code,
+          `the guest's CPU write of ${formatSize(size)} at GPA ${
+            hex(gpa)
+          } could not be backed: ${bareMessage(e)}`,
+          "workload",
+        );
+        ctx.count("guestCpuWriteFailures");
+      }
+      sim.after(ns, done);
+    },
     dma(op: DmaOp, done: (r: TransferResult) => void) {
       // A stream is one of the device's independent DMA queues, all in the
       // function's one address space (no PASID): the VM's domain.

@@ -55,6 +55,7 @@ export {
   type SmmuStage,
   type StorageConfig,
   type SweepAxis,
+  touchedBytes,
   type TraceConfig,
   type VmConfig,
   type WorkloadConfig,
@@ -135,6 +136,7 @@ export {
   type MachineDevice,
   startVms,
   stopBackground,
+  touchGuests,
   vmDesigns,
   type VmInstance,
 } from "./machine.ts";

@@ -114,6 +114,14 @@ export const HOST_FIELDS = {
     min: 0,
     doc: 'RLIMIT_MEMLOCK of the VMM: "unlimited" or a size',
   },
+  swap: {
+    type: "size",
+    unit: "bytes",
+    default: "unlimited",
+    min: 0,
+    doc:
+      'Swap space of the host: "unlimited" or a size; once full, reclaim frees no more unpinned guest pages',
+  },
 } as const;
 
 /** The fields of `vm`. */
@@ -335,7 +343,7 @@ export const DMA_FIELDS = {
   },
 } as const;
 
-/** The fields of `guest` (nested mode only). */
+/** The fields of `guest`. */
 export const GUEST_FIELDS = {
   stage1: {
     type: "choice",
@@ -345,7 +353,75 @@ export const GUEST_FIELDS = {
     doc:
       'How the guest fills its stage-1 tables (only with smmu.stage "nested")',
   },
+  touchedMemory: {
+    type: "size",
+    unit: "bytes",
+    default: "50%",
+    min: 0,
+    doc:
+      'Guest RAM the guest\'s CPU has touched when the workload starts (kernel, page cache, applications): a size or a percentage of vm.memory like "50%"',
+  },
 } as const;
+
+/**
+ * `guest.touchedMemory` resolved: a percentage string (kept, so that it
+ * follows a swept vm.memory) or bytes, a multiple of 4 KiB, at most
+ * `vmMemory`.
+ */
+function resolveTouched(
+  v: unknown,
+  vmMemory: number,
+): number | `${number}%` {
+  const where = "guest.touchedMemory";
+  const raw = v === undefined ? GUEST_FIELDS.touchedMemory.default : v;
+  if (typeof raw === "string" && raw.trim().endsWith("%")) {
+    const t = raw.trim().slice(0, -1).trim();
+    const pct = /^[0-9]+(\.[0-9]+)?$/.test(t) ? Number(t) : NaN;
+    if (!(pct >= 0 && pct <= 100)) {
+      fail(
+        where,
+        `expected a percentage of vm.memory from 0% to 100%, got ${
+          describe(raw)
+        }`,
+      );
+    }
+    return `${pct}%`;
+  }
+  const bytes = size(raw, where, 0, {
+    min: 0,
+    align: PAGE_SIZE,
+    alignWhy: "(4 KiB pages)",
+    example: '"4GiB" or "25%"',
+  });
+  if (bytes > vmMemory) {
+    fail(
+      where,
+      `${formatSize(bytes)} is more than vm.memory (${formatSize(vmMemory)})`,
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Bytes of guest RAM a VM of `vmMemory` bytes has touched, for a resolved
+ * `guest.touchedMemory` (a percentage is rounded down to 4 KiB pages).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { touchedBytes } from "./resolve.ts";
+ * assert.equal(touchedBytes("25%", 2 ** 30), 2 ** 28);
+ * assert.equal(touchedBytes(8192, 2 ** 30), 8192);
+ * ```
+ */
+export function touchedBytes(
+  touched: number | `${number}%`,
+  vmMemory: number,
+): number {
+  if (typeof touched === "number") return Math.min(touched, vmMemory);
+  const pct = Number(touched.slice(0, -1));
+  return Math.floor((vmMemory * pct) / 100 / PAGE_SIZE) * PAGE_SIZE;
+}
 
 /** The sections of a scenario and their fields, in the order errors list them. */
 export const SECTIONS = {
@@ -493,6 +569,7 @@ export function resolve(
       G.stage1.values,
       G.stage1.default,
     ),
+    touchedMemory: resolveTouched(guestRaw.touchedMemory, vm.memory),
   };
   const workload = resolveWorkload(top.workload, vm, ctx);
   const costs = resolveCosts(top.costs);
@@ -572,7 +649,13 @@ function resolveHost(o: Record<string, unknown>): HostConfig {
         min: F.memlockLimit.min,
         example: '"unlimited" or a size like "64GiB"',
       });
-  return { memory, backing, prefault, prefaultThreads, memlockLimit };
+  const swap = o.swap === undefined || o.swap === F.swap.default
+    ? Infinity
+    : size(o.swap, "host.swap", 0, {
+      min: F.swap.min,
+      example: '"unlimited" or a size like "8GiB"',
+    });
+  return { memory, backing, prefault, prefaultThreads, memlockLimit, swap };
 }
 
 function resolveVm(o: Record<string, unknown>, host: HostConfig): VmConfig {
@@ -874,6 +957,7 @@ export function scenarioToJson(
       memlockLimit: s.host.memlockLimit === Infinity
         ? "unlimited"
         : s.host.memlockLimit,
+      swap: s.host.swap === Infinity ? "unlimited" : s.host.swap,
     },
     vm: { ...s.vm },
     smmu: { ...s.smmu },
@@ -888,9 +972,9 @@ export function scenarioToJson(
   const nestedSwept = s.sweep.some(([p, vs]) =>
     p === "smmu.stage" && vs.includes("nested")
   );
-  if (options.guest || s.smmu.stage === "nested" || nestedSwept) {
-    out.guest = { ...s.guest };
-  }
+  out.guest = options.guest || s.smmu.stage === "nested" || nestedSwept
+    ? { ...s.guest }
+    : { touchedMemory: s.guest.touchedMemory };
   if (s.sweep.length > 0) {
     out.sweep = Object.fromEntries(s.sweep.map(([p, vs]) => [p, [...vs]]));
   }
@@ -1102,11 +1186,18 @@ export function checkResolvedScenario(
       );
     }
     for (const [field, spec] of Object.entries(table)) {
+      const f = o[field];
+      if (
+        section === "guest" && field === "touchedMemory" &&
+        typeof f === "string" && /^[0-9.]+%$/.test(f) &&
+        Number(f.slice(0, -1)) >= 0 && Number(f.slice(0, -1)) <= 100
+      ) continue; // a percentage of vm.memory
       checkResolvedField(
         o[field],
         `${where}.${section}.${field}`,
         spec,
-        section === "host" && field === "memlockLimit",
+        section === "host" &&
+          (field === "memlockLimit" || field === "swap"),
       );
     }
   }

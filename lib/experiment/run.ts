@@ -82,7 +82,8 @@ export interface VmOutcome {
   readonly dmaErrors: number;
   /**
    * Its device's bytes over its own run time (from the moment the last VM
-   * finished starting until its workload completed), per second; 0 when it
+   * finished starting and the last guest finished touching its RAM until
+   * its workload completed), per second; 0 when it
    * did not start or ran for no time.
    */
   readonly throughputBytesPerSec: number;
@@ -90,7 +91,10 @@ export interface VmOutcome {
 
 /** The outcome of every VM of `m` after its workloads ran. */
 export function vmOutcomes(m: Machine): VmOutcome[] {
-  const start = Math.max(0, ...m.vms.map((v) => v.setupDoneAt));
+  const start = Math.max(
+    0,
+    ...m.vms.map((v) => Math.max(v.setupDoneAt, v.touchDoneAt)),
+  );
   return m.vms.map((vm) => {
     const t = vm.runDoneAt - start;
     const bytes = vm.device.stats.bytes;
@@ -219,7 +223,9 @@ export function runScenarioWithSeries(
   let runEnd = 0;
   let finished = false;
   startVms(m, () => {
-    setupNs = sim.now;
+    // Setup ends when the last VM is set up; the guests' touch of their RAM
+    // (extra.guestTouchNs) runs between it and the workloads.
+    setupNs = Math.max(0, ...m.vms.map((vm) => vm.setupDoneAt));
     runStart = sim.now;
     const live = m.vms.filter((vm) => vm.started);
     let pending = live.length;
@@ -436,6 +442,13 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
     ),
     swapOuts: m.vms.reduce((a, v) => a + v.mm.swapOuts, 0),
     swapIns: m.vms.reduce((a, v) => a + v.mm.swapIns, 0),
+    swapPeakBytes: m.host.swap.peak * PAGE_SIZE,
+    guestTouchedBytes: m.vms.reduce(
+      (a, v) => a + (v.started ? v.touchedBytes : 0),
+      0,
+    ),
+    guestTouchNs: m.vms.reduce((a, v) => a + v.touchNs, 0),
+    guestCpuWriteFailures: 0,
     walkReads: smmu.walkReads,
     ...smmuCacheExtras(m.smmu),
     stalls: smmu.stalls,
@@ -486,9 +499,11 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
       : {}),
     extra,
   };
-  const errors = m.vms.filter((v) => v.error).map((v) =>
-    `vm${v.index}: ${v.error!.message}`
-  );
+  const errors: string[] = [];
+  for (const v of m.vms) {
+    if (v.error) errors.push(`vm${v.index}: ${v.error.message}`);
+    if (v.runError) errors.push(`vm${v.index}: ${v.runError.message}`);
+  }
   const examples = c.sanitizer.examples;
   return {
     ...metrics,

@@ -50,6 +50,7 @@ export {
   scenarioFields,
   scenarioToJson,
   type ScenarioToJsonOptions,
+  touchedBytes,
 } from "./resolve.ts";
 
 /**

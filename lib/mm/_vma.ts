@@ -24,6 +24,7 @@
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
 import type { Backing, VmArea } from "./types.ts";
+import { SwapSpace } from "./host_memory.ts";
 
 // The public types VmaState refers to, so that this file documents (and
 // `deno doc --lint`s) on its own.
@@ -88,8 +89,18 @@ export class VmaState implements VmArea {
   /** Pages in swap. */
   swapped = 0;
 
-  /** An empty VMA of `size` bytes at `start` (checked by the caller). */
-  constructor(start: number, size: number, backing: Backing, pageSize: number) {
+  /** The host's swap space, which {@linkcode setSwapped} and {@linkcode clearSwapped} account in. */
+  readonly swap: SwapSpace;
+
+  /** An empty VMA of `size` bytes at `start` (checked by the caller), swapping to `swap`. */
+  constructor(
+    start: number,
+    size: number,
+    backing: Backing,
+    pageSize: number,
+    swap: SwapSpace = new SwapSpace(Infinity),
+  ) {
+    this.swap = swap;
     this.start = start;
     this.size = size;
     this.end = start + size;
@@ -264,6 +275,7 @@ export class VmaState implements VmArea {
     }
     bits[i >>> 5] = bits[i >>> 5]! | (1 << (i & 31));
     this.swapped++;
+    this.swap.take(1);
   }
 
   /** Clears the swap bit of page i of chunk c if set; returns whether it was. */
@@ -275,6 +287,7 @@ export class VmaState implements VmArea {
     if ((w & m) === 0) return false;
     bits[i >>> 5] = w & ~m;
     this.swapped--;
+    this.swap.give(1);
     if (bits.every((x) => x === 0)) this.swapBits.delete(c);
     return true;
   }
@@ -584,5 +597,6 @@ export function freeAllPages(host: PageFrames, v: VmaState): void {
   v.clearPfnArrays();
   v.swapBits.clear();
   v.populated = 0;
+  v.swap.give(v.swapped);
   v.swapped = 0;
 }

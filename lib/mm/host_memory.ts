@@ -37,6 +37,48 @@ export interface HostMemoryOptions {
    * the rate of one core, as if alone.
    */
   sim?: Simulator;
+  /**
+   * Swap space in bytes (default Infinity: reclaim can always swap out an
+   * unpinned page). Once it is full, reclaim frees nothing more and an
+   * allocation that needs memory fails with ENOMEM (a host without swap
+   * cannot overcommit anonymous guest memory).
+   */
+  swap?: number;
+}
+
+/**
+ * The host's swap space, shared by its address spaces: 4 KiB slots in use
+ * and the limit. Pages enter it when reclaim swaps them out and leave it
+ * when they are swapped in or their mapping goes away.
+ */
+export class SwapSpace {
+  /** Slots (4 KiB pages); Infinity for unlimited swap. */
+  readonly pages: number;
+  /** Slots in use. */
+  used = 0;
+  /** Most slots in use at once. */
+  peak = 0;
+
+  /** Swap of `pages` 4 KiB slots. */
+  constructor(pages: number) {
+    this.pages = pages;
+  }
+
+  /** Slots free. */
+  get free(): number {
+    return this.pages - this.used;
+  }
+
+  /** Takes `n` slots (the caller checked {@linkcode free}). */
+  take(n: number): void {
+    this.used += n;
+    if (this.used > this.peak) this.peak = this.used;
+  }
+
+  /** Returns `n` slots. */
+  give(n: number): void {
+    this.used -= n;
+  }
 }
 
 /** What a reclaim pass achieved: 4 KiB pages freed and the time it took. */
@@ -125,6 +167,8 @@ export class HostMemory {
    * when the host is given a simulator and `mm.zeroPer4k` is not 0).
    */
   readonly bandwidth: SharedBandwidth | undefined;
+  /** The swap space. */
+  readonly swap: SwapSpace;
 
   readonly #nGiB: number;
   readonly #nBlocks: number;
@@ -166,6 +210,14 @@ export class HostMemory {
   /** Creates the host's RAM, all free. */
   constructor(options: HostMemoryOptions) {
     const { size, costs, base = 0, directReclaim = false, sim } = options;
+    const swap = options.swap ?? Infinity;
+    if (!(swap >= 0)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create host memory: swap must be a size in bytes or Infinity, got ${swap}`,
+        "swap",
+      );
+    }
     checkAddress(size, "host memory size", SZ_2M);
     checkAddress(base, "host memory base", SZ_1G);
     if (size === 0 || base + size > MAX_PHYS) {
@@ -186,6 +238,9 @@ export class HostMemory {
         totalNsPerUnit: costs["mm.memBandwidthPer4k"],
       })
       : undefined;
+    this.swap = new SwapSpace(
+      swap === Infinity ? Infinity : Math.floor(swap / SZ_4K),
+    );
     this.totalPages = size / SZ_4K;
     this.basePfn = base / SZ_4K;
     this.#nBlocks = size / SZ_2M;

@@ -262,7 +262,7 @@ export class MmStruct implements Shrinker {
         }: beyond the 2^52 address limit`,
       );
     }
-    const v = new VmaState(start, size, backing, pageSize);
+    const v = new VmaState(start, size, backing, pageSize, this.#s.host.swap);
     const vmas = this.#s.vmas;
     const i = vmas.findIndex((x) => x.start > start);
     if (i < 0) vmas.push(v);

@@ -27,7 +27,7 @@ export function reclaim(s: MmState, npages: number): ReclaimResult {
     candidates += v.populated - v.pinned;
     chunks += v.nChunks;
   }
-  if (candidates === 0) return { reclaimed: 0, ns: 0 };
+  if (candidates === 0 || s.host.swap.free <= 0) return { reclaimed: 0, ns: 0 };
   s.reclaimNs = 0;
   let reclaimed = 0;
   let budget = 2 * (chunks + vmas.length) + 2;
@@ -72,8 +72,10 @@ function reclaimChunk(
   const per = s.costs["mm.reclaimPer4k"];
   const base = v.start + c * SZ_2M;
   let got = 0;
+  const swap = host.swap;
   if (v.chunkFrame[c] !== 0) {
     if (v.chunkPinned[c]! > 0 || fenced(s, base, base + SZ_2M)) return 0;
+    if (swap.free < CHUNK_PAGES) return 0; // swap full: the THP stays
     s.reclaimNs += invalidateRange(s, base, base + SZ_2M, () => {
       const f = v.chunkFrame[c]!;
       if (f === 0 || v.chunkPinned[c]! > 0) return;
@@ -86,7 +88,7 @@ function reclaimChunk(
     });
   } else {
     const valid = v.validPages(c);
-    for (let i = 0; i < valid && got < need; i++) {
+    for (let i = 0; i < valid && got < need && swap.free > 0; i++) {
       const arr = v.pfnArray(c);
       if (!arr) break;
       if (arr[i] === 0) continue;

@@ -73,7 +73,7 @@ export const FIELD_UNITS: readonly FieldUnitRule[] = [
   {
     unit: "bytes",
     leaf:
-      /^(size|memory|memlockLimit|messageSize|workingSet|accessSize|bufferSize|blockSize)$/i,
+      /^(size|memory|memlockLimit|swap|touchedMemory|messageSize|workingSet|accessSize|bufferSize|blockSize)$/i,
     means:
       "scenario and trace sizes: `vm.memory`, `workload.blockSize`, a trace's `size`",
   },

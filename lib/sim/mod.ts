@@ -26,3 +26,4 @@ export * from "./costs.ts";
 export * from "./spread.ts";
 export * from "./units.ts";
 export * from "./errors.ts";
+export * from "./steps.ts";

@@ -37,7 +37,14 @@ import {
   registerL1,
   setPasidTable,
 } from "./nested.ts";
-import { pinAndMapAll, unmapUnpin } from "./pin.ts";
+import {
+  pinAndMapAll,
+  pinAndMapPart,
+  PinProgress,
+  unmapUnpin,
+  unwindPin,
+} from "./pin.ts";
+import { runSteps, stepBytes } from "../sim/steps.ts";
 
 export { VFIO_PIN_BATCH_PAGES } from "./pin.ts";
 
@@ -594,6 +601,79 @@ export class VfioContainer {
     s.dmas.splice(i, 0, dma);
     s.counters.add("vfio.mapDma");
     return ns + lockForSyncCaller(s, ns);
+  }
+
+  /**
+   * VFIO_IOMMU_MAP_DMA as it runs on the machine: the same ioctl as
+   * {@linkcode mapDma}, but a static pin advances the simulated clock as it
+   * goes (vfio_pin_map_dma's loop, in steps of whole 2 MiB blocks; see
+   * lib/sim/steps.ts), so pinned and locked pages grow through the ioctl's
+   * duration and each run is mapped when it is pinned. The vfio_dma is
+   * linked first (as vfio_dma_do_map does), so overlapping requests fail
+   * with EEXIST meanwhile. `done(error, ns)` runs when the ioctl returns:
+   * after its whole cost, or at the error, with the range released again
+   * (errors as {@linkcode mapDma}). IOPF and PFNMAP ranges pin nothing:
+   * they complete after their {@linkcode mapDma} cost. Checks of the
+   * request throw at once, as {@linkcode mapDma}'s do.
+   */
+  mapDmaTimed(
+    req: VfioDmaMapRequest,
+    done: (error: IopfLabError | undefined, ns: number) => void,
+  ): void {
+    const s = this.#s;
+    if (req.pfnmap !== undefined || s.iopf) {
+      const ns = this.mapDma(req);
+      this.sim.after(ns, () => done(undefined, ns));
+      return;
+    }
+    const { iova, size, flags } = req;
+    const what = `Cannot map DMA IOVA ${hex(iova)}+${hex(size)}`;
+    const domain = needDomain(s, "map DMA");
+    const prot = (flags & VFIO_DMA_MAP_FLAG_READ ? PROT_READ : 0) |
+      (flags & VFIO_DMA_MAP_FLAG_WRITE ? PROT_WRITE : 0);
+    const i = checkMapRange(s.dmas, req, prot, what);
+    const dma = new VfioDma(req, prot, "pinned");
+    s.dmas.splice(i, 0, dma);
+    const p = new PinProgress();
+    const vma = this.mm.findVma(req.vaddr);
+    const step = stepBytes(size, vma?.pageSize);
+    const call = s.costs["vfio.mapDmaCall"];
+    let first = true;
+    runSteps(this.sim, {
+      total: size,
+      step,
+      run: (_off, bytes) => {
+        if (dma.removed) {
+          throw new IopfLabError(
+            "ENODEV",
+            `${what}: the container was released during the pin`,
+          );
+        }
+        let ns = first ? call : 0;
+        first = false;
+        // One step pins `bytes`; a run may open or be mapped within it.
+        let left = bytes / PAGE_SIZE;
+        while (left > 0) {
+          const before = dma.pinnedPages;
+          ns += pinAndMapPart(s, dma, domain, p, left);
+          left -= dma.pinnedPages - before;
+        }
+        return ns;
+      },
+      done: (e, ns) => {
+        if (e) {
+          if (!dma.removed) {
+            unwindPin(s, dma, domain);
+            const at = s.dmas.indexOf(dma);
+            if (at >= 0) s.dmas.splice(at, 1);
+          }
+          done(e, ns);
+          return;
+        }
+        s.counters.add("vfio.mapDma");
+        done(undefined, ns);
+      },
+    });
   }
 
   /**

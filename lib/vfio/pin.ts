@@ -41,87 +41,162 @@ export function pfnBuf(s: VfioState, n: number): Float64Array {
   return s.pfnBuf;
 }
 
+/**
+ * Where a static pin of one vfio_dma is (vfio_pin_map_dma's loop): the
+ * pages before `done` are pinned, charged and mapped; the window
+ * [winStart, winStart + winLen) is the current pin_user_pages run (at most
+ * 1 GiB, within one VMA), of which `winPinned` pages are pinned and
+ * charged and none mapped yet: the run is mapped when it is complete, as
+ * the kernel maps what vfio_pin_pages_remote returned.
+ */
+export class PinProgress {
+  /** Pages pinned, charged and mapped. */
+  done = 0;
+  /** First page of the open run. */
+  winStart = 0;
+  /** Pages of the open run (0: none open). */
+  winLen = 0;
+  /** Pages of the open run pinned and charged so far. */
+  winPinned = 0;
+  /** The hugetlb VMA of the open run, if it is one. */
+  hugeVma: VmArea | null = null;
+  /** PFNs of the open run's pages (not for hugetlb). */
+  out: Float64Array | null = null;
+}
+
 /** vfio_pin_map_dma(): pins, charges and maps the whole range, or nothing. */
 export function pinAndMapAll(
   s: VfioState,
   dma: VfioDma,
   domain: IommuDomain,
 ): number {
-  const mm = s.mm;
+  const p = new PinProgress();
   let ns = 0;
-  let done = 0; // pages pinned, charged and mapped
   try {
-    while (done < dma.npages) {
-      const hva = dma.vaddr + done * PAGE_SIZE;
-      const vma = mm.findVma(hva);
-      if (!vma) {
-        throw new IopfLabError(
-          "EFAULT",
-          `Cannot pin DMA vaddr ${hex(hva)} (IOVA ${
-            hex(dma.iova + done * PAGE_SIZE)
-          }): not mapped`,
-        );
-      }
-      const n = Math.min(
-        dma.npages - done,
-        (vma.end - hva) / PAGE_SIZE,
-        MM_CALL_PAGES,
-      );
-      const allow = limitPages(s) - mm.lockedVm;
-      if (allow < n) {
-        // The kernel pins a batch before it finds the limit: the pages up
-        // to it get faulted in, then everything is released.
-        if (allow > 0) {
-          mm.pinUserPages(hva, allow, { longterm: true });
-          mm.unpinUserPages(hva, allow);
-        }
-        throw new IopfLabError(
-          "ENOMEM",
-          `Cannot pin IOVA ${hex(dma.iova)}+${
-            hex(dma.size)
-          }: locked_vm ${mm.lockedVm} + ${
-            dma.npages - done
-          } pages exceeds RLIMIT_MEMLOCK of ${limitPages(s)} pages`,
-        );
-      }
-      const huge = vma.backing === "hugetlb-2m" ||
-        vma.backing === "hugetlb-1g";
-      const out = huge ? undefined : pfnBuf(s, n);
-      const r = mm.pinUserPages(
-        hva,
-        n,
-        out ? { longterm: true, out } : { longterm: true },
-      );
-      ns += r.ns +
-        s.costs["mm.pinCall"] * (Math.ceil(n / VFIO_PIN_BATCH_PAGES) - 1);
-      try {
-        mm.accountLockedVm(n, true);
-      } catch (e) {
-        mm.unpinUserPages(hva, n);
-        throw e;
-      }
-      addPinned(s, dma, n, n);
-      ns += mapPinned(
-        s,
-        dma,
-        domain,
-        done,
-        n,
-        out ?? null,
-        huge ? vma : null,
-      );
-      done += n;
+    while (p.done < dma.npages) {
+      ns += pinAndMapPart(s, dma, domain, p, Infinity);
     }
   } catch (e) {
-    // Runs are mapped in order: [0, mappedPages) is mapped, [0, pinnedPages) pinned.
-    if (dma.mappedPages > 0) {
-      s.core.unmap(domain, dma.iova, dma.mappedPages * PAGE_SIZE);
-      dma.mappedPages = 0;
-    }
-    if (dma.pinnedPages > 0) releasePinned(s, dma, 0, dma.pinnedPages);
+    unwindPin(s, dma, domain);
     throw e;
   }
   return ns;
+}
+
+/**
+ * The next part of vfio_pin_map_dma()'s loop: pins and charges up to
+ * `maxPages` pages of the open run (opening the next run first, with the
+ * RLIMIT_MEMLOCK check over all of it), and maps the run once it is fully
+ * pinned. Returns ns. On an error the range is left part pinned:
+ * {@linkcode unwindPin} releases it. `maxPages` should be a multiple of
+ * {@linkcode VFIO_PIN_BATCH_PAGES} (and of the hugetlb page), so that the
+ * pin calls charged are those of one call over the whole run.
+ */
+export function pinAndMapPart(
+  s: VfioState,
+  dma: VfioDma,
+  domain: IommuDomain,
+  p: PinProgress,
+  maxPages: number,
+): number {
+  const mm = s.mm;
+  let ns = 0;
+  if (p.winPinned === p.winLen) {
+    const hva = dma.vaddr + p.done * PAGE_SIZE;
+    const vma = mm.findVma(hva);
+    if (!vma) {
+      throw new IopfLabError(
+        "EFAULT",
+        `Cannot pin DMA vaddr ${hex(hva)} (IOVA ${
+          hex(dma.iova + p.done * PAGE_SIZE)
+        }): not mapped`,
+      );
+    }
+    const n = Math.min(
+      dma.npages - p.done,
+      (vma.end - hva) / PAGE_SIZE,
+      MM_CALL_PAGES,
+    );
+    const allow = limitPages(s) - mm.lockedVm;
+    if (allow < n) {
+      // The kernel pins a batch before it finds the limit: the pages up
+      // to it get faulted in, then everything is released.
+      if (allow > 0) {
+        mm.pinUserPages(hva, allow, { longterm: true });
+        mm.unpinUserPages(hva, allow);
+      }
+      throw new IopfLabError(
+        "ENOMEM",
+        `Cannot pin IOVA ${hex(dma.iova)}+${
+          hex(dma.size)
+        }: locked_vm ${mm.lockedVm} + ${
+          dma.npages - p.done
+        } pages exceeds RLIMIT_MEMLOCK of ${limitPages(s)} pages`,
+      );
+    }
+    const huge = vma.backing === "hugetlb-2m" ||
+      vma.backing === "hugetlb-1g";
+    p.winStart = p.done;
+    p.winLen = n;
+    p.winPinned = 0;
+    p.hugeVma = huge ? vma : null;
+    p.out = huge
+      ? null
+      : maxPages >= n
+      ? pfnBuf(s, n)
+      : p.out && p.out.length >= n
+      ? p.out
+      : new Float64Array(n);
+  }
+  const k = Math.min(maxPages, p.winLen - p.winPinned);
+  const off = p.winStart + p.winPinned;
+  const hva = dma.vaddr + off * PAGE_SIZE;
+  const out = p.out ? p.out.subarray(p.winPinned) : undefined;
+  const r = mm.pinUserPages(
+    hva,
+    k,
+    out ? { longterm: true, out } : { longterm: true },
+  );
+  ns += r.ns +
+    s.costs["mm.pinCall"] * (Math.ceil(k / VFIO_PIN_BATCH_PAGES) - 1);
+  try {
+    mm.accountLockedVm(k, true);
+  } catch (e) {
+    mm.unpinUserPages(hva, k);
+    throw e;
+  }
+  addPinned(s, dma, k, k);
+  p.winPinned += k;
+  if (p.winPinned === p.winLen) {
+    ns += mapPinned(
+      s,
+      dma,
+      domain,
+      p.winStart,
+      p.winLen,
+      p.out,
+      p.hugeVma,
+    );
+    p.done += p.winLen;
+  }
+  return ns;
+}
+
+/**
+ * Releases a part-done static pin (vfio_remove_dma after a failed
+ * vfio_pin_map_dma): runs are pinned and mapped in order, so [0,
+ * mappedPages) is unmapped and [0, pinnedPages) unpinned and uncharged.
+ */
+export function unwindPin(
+  s: VfioState,
+  dma: VfioDma,
+  domain: IommuDomain,
+): void {
+  if (dma.mappedPages > 0) {
+    s.core.unmap(domain, dma.iova, dma.mappedPages * PAGE_SIZE);
+    dma.mappedPages = 0;
+  }
+  if (dma.pinnedPages > 0) releasePinned(s, dma, 0, dma.pinnedPages);
 }
 
 /**
@@ -256,7 +331,10 @@ export function unmapUnpin(
   const release = (): number => {
     let ns = 0;
     if (dma.mode === "pinned") {
-      if (dma.pinnedPages > 0) ns += releasePinned(s, dma, 0, dma.npages);
+      // [0, pinnedPages): all of it, or the part a stepped pin reached.
+      if (dma.pinnedPages > 0) {
+        ns += releasePinned(s, dma, 0, dma.pinnedPages);
+      }
     } else if (dma.mode === "iopf" && dma.pinnedPages > 0) {
       const bits = dma.bitmap!;
       let a = nextSet(bits, 0, dma.npages);

@@ -26,6 +26,8 @@ export interface AcceleratorConfig {
   readonly reuseBuffers: boolean;
   /** Bytes the engine reads, processes and writes per step (its internal buffer). ["64KiB"] */
   readonly chunkSize: number;
+  /** The guest's CPU writes each message's input before the device reads it. [true] */
+  readonly cpuWritesInput: boolean;
 }
 
 /** The fields of `accelerator`. */
@@ -57,6 +59,13 @@ export const ACCELERATOR_FIELDS = {
     min: PAGE_SIZE,
     doc:
       "Bytes the engine reads, processes and writes per step (its on-chip buffer, two of them for input and two for output)",
+  },
+  cpuWritesInput: {
+    type: "boolean",
+    unit: "",
+    default: true,
+    doc:
+      "The guest's CPU writes each message's input before the device reads it (its host pages are present when the device faults)",
   },
 } as const;
 
@@ -97,6 +106,11 @@ export const acceleratorWorkload: WorkloadKindSpec<AcceleratorConfig> = {
       chunkSize: size(o.chunkSize, "workload.chunkSize", F.chunkSize.default, {
         min: F.chunkSize.min,
       }),
+      cpuWritesInput: bool(
+        o.cpuWritesInput,
+        "workload.cpuWritesInput",
+        F.cpuWritesInput.default,
+      ),
     };
   },
   make: (w, env) =>
@@ -143,6 +157,11 @@ export interface AcceleratorOptions {
   readonly chunkSize?: number;
   /** CPU and engine costs. [all 0: DMA only] */
   readonly engine?: AcceleratorEngine;
+  /**
+   * The guest's CPU writes each message's input buffer before the device
+   * reads it ({@linkcode DmaContext.cpuWrite}). Default true.
+   */
+  readonly cpuWritesInput?: boolean;
 }
 
 const NO_ENGINE: AcceleratorEngine = {
@@ -170,6 +189,10 @@ const NO_ENGINE: AcceleratorEngine = {
  * work (`firstMessageNs`). With a link at least twice the engine's rate and
  * no faults, a message takes the CPU costs, the processing of every chunk,
  * and the read of the first and write of the last chunk.
+ *
+ * Before each message the guest's CPU writes the input (unless
+ * `cpuWritesInput` is false), so its host pages are present when the
+ * device reads them; then the CPU submits it.
  */
 export class AcceleratorWorkload implements Workload {
   /** Always "accelerator". */
@@ -189,6 +212,7 @@ export class AcceleratorWorkload implements Workload {
   start(ctx: DmaContext, done: () => void): void {
     const { messageSize, messages, reuseBuffers } = this.#o;
     const e = this.#e;
+    const cpuWrites = this.#o.cpuWritesInput ?? true;
     const mapPair = (
       cb: (
         inIova: number,
@@ -217,27 +241,36 @@ export class AcceleratorWorkload implements Workload {
       );
     };
     let first = true;
-    const process = (inIova: number, outIova: number, next: () => void) => {
-      const cpu = e.submitNs + e.doorbellNs +
-        (first ? e.firstMessageNs : 0);
-      first = false;
-      ctx.sim.after(
-        cpu,
-        () =>
-          this.#engineRun(
-            ctx,
-            inIova,
-            outIova,
-            () => ctx.sim.after(e.completionNs, next),
-          ),
-      );
+    const process = (
+      inIova: number,
+      outIova: number,
+      inGpa: number,
+      next: () => void,
+    ) => {
+      const submit = () => {
+        const cpu = e.submitNs + e.doorbellNs +
+          (first ? e.firstMessageNs : 0);
+        first = false;
+        ctx.sim.after(
+          cpu,
+          () =>
+            this.#engineRun(
+              ctx,
+              inIova,
+              outIova,
+              () => ctx.sim.after(e.completionNs, next),
+            ),
+        );
+      };
+      if (cpuWrites) ctx.cpuWrite(inGpa, messageSize, submit);
+      else submit();
     };
     if (reuseBuffers) {
-      mapPair((inIova, outIova) => {
+      mapPair((inIova, outIova, inGpa) => {
         runWithDepth(
           messages,
           1,
-          (_i, next) => process(inIova, outIova, next),
+          (_i, next) => process(inIova, outIova, inGpa, next),
           done,
         );
       });
@@ -248,6 +281,7 @@ export class AcceleratorWorkload implements Workload {
         process(
           inIova,
           outIova,
+          inGpa,
           () =>
             ctx.dmaUnmap(inIova, messageSize, () =>
               ctx.dmaUnmap(outIova, messageSize, () => {

@@ -8,7 +8,7 @@
  * import assert from "node:assert/strict";
  * import { WORKLOAD_KINDS, WORKLOADS } from "./registry.ts";
  * assert.deepEqual(WORKLOAD_KINDS, ["boot", "accelerator", "random", "nic-rx", "storage", "trace"]);
- * assert.deepEqual(Object.keys(WORKLOADS.accelerator.fields), ["messageSize", "messages", "reuseBuffers", "chunkSize"]);
+ * assert.deepEqual(Object.keys(WORKLOADS.accelerator.fields), ["messageSize", "messages", "reuseBuffers", "chunkSize", "cpuWritesInput"]);
  * ```
  *
  * @module

@@ -51,6 +51,13 @@ export interface DmaContext {
     write: boolean,
     done: (iova: number) => void,
   ): void;
+  /**
+   * The guest's CPU writes [gpa, gpa + size) (fills a buffer the device
+   * will read): the host pages not present are faulted in first (zeroed,
+   * or read back from swap), in simulated time; `done` after that. The
+   * write itself (the guest's own compute) costs nothing here.
+   */
+  cpuWrite(gpa: number, size: number, done: () => void): void;
   /** The guest's dma_unmap. */
   dmaUnmap(iova: number, size: number, done: () => void): void;
   /** The device transfers `op`; `done` gets the result. */

@@ -114,6 +114,8 @@ Deno.test("overcommitted IOPF: pins kept exhaust the host, the MMU notifier recl
       freshBuffers: true,
     }],
     baseline: false,
+    // The guests touch none of their RAM: only the device's pages compete.
+    scenario: { guest: { touchedMemory: 0 } },
   }));
   const kept = rows["iopf"]!;
   assert.ok(kept.dmaErrors > 0, "faults fail once every host page is pinned");
@@ -178,4 +180,26 @@ Deno.test("the runner's workload mix and per-VM completion times", () => {
     },
   });
   assert.deepEqual(kinds, [8 * 64 * 1024, 10 * 2048, 8 * 64 * 1024]);
+});
+
+Deno.test("IOPF density under overcommit falls as the guests touch more of their RAM", () => {
+  // 4 VMs of 96 MiB on 256 MiB (1.5x), a host without swap.
+  const density = (touchedMemory: string) =>
+    densityExperiment({
+      hostMemory: "256MiB",
+      vmMemory: "96MiB",
+      vms: 4,
+      modes: ["iopf"],
+      workloads: [{ kind: "accelerator", messageSize: "64KiB", messages: 4 }],
+      scenario: { host: { swap: 0 }, guest: { touchedMemory } },
+      baseline: false,
+    })[0]!;
+  const low = density("10%"), high = density("90%");
+  // 4 x 9.6 MiB touched fits; 4 x 86.4 MiB does not: two VMs fit.
+  assert.equal(low.vmsHealthy, 4);
+  assert.equal(high.vmsHealthy, 2);
+  assert.ok(high.vmsHealthy < low.vmsHealthy);
+  assert.equal(high.errors.length, 2);
+  for (const e of high.errors) assert.match(e, /guest\.touchedMemory/);
+  assert.ok(high.hostMemoryPeakBytes > low.hostMemoryPeakBytes);
 });

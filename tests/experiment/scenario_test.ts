@@ -6,6 +6,7 @@ import {
   parseScenario,
   type Scenario,
   scenarioToJson,
+  touchedBytes,
 } from "../../lib/experiment/scenario.ts";
 import { IopfLabError } from "../../lib/sim/errors.ts";
 
@@ -46,6 +47,7 @@ Deno.test("parseScenario fills every default", () => {
       backing: "4k",
       prefault: false,
       prefaultThreads: 1,
+      swap: Infinity,
       memlockLimit: Infinity,
     },
     vm: { memory: 16 * GiB, count: 1 },
@@ -79,7 +81,7 @@ Deno.test("parseScenario fills every default", () => {
       coiommuUnpinInterval: 60e9,
       coiommuGenerationThreshold: 10,
     },
-    guest: { stage1: "premapped" },
+    guest: { stage1: "premapped", touchedMemory: "50%" },
     workload: { kind: "boot" },
     costs: {},
     costSpread: true,
@@ -96,6 +98,7 @@ Deno.test("parseScenario fills workload defaults per kind", () => {
     messages: 100,
     reuseBuffers: true,
     chunkSize: 65536,
+    cpuWritesInput: true,
   });
   assert.deepEqual(w("random"), {
     kind: "random",
@@ -774,4 +777,37 @@ Deno.test("loadScenario reports file problems", async (t) => {
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("guest.touchedMemory takes a size or a percentage of vm.memory; bad values name the field", () => {
+  const t = (v: unknown) =>
+    parseScenario({ vm: { memory: "1GiB" }, guest: { touchedMemory: v } })
+      .guest.touchedMemory;
+  assert.equal(t("25%"), "25%");
+  assert.equal(t(" 12.5 % "), "12.5%");
+  assert.equal(t("256MiB"), 256 * 2 ** 20);
+  assert.equal(t(0), 0);
+  for (const bad of ["120%", "-5%", "x%", "2GiB", 4095, true]) {
+    assert.throws(
+      () => t(bad),
+      (e: unknown) =>
+        e instanceof IopfLabError && e.code === "EINVAL" &&
+        e.where === "guest.touchedMemory",
+      String(bad),
+    );
+  }
+  // A percentage follows a swept vm.memory.
+  const points = expandSweep(parseScenario({
+    host: { memory: "4GiB" },
+    vm: { memory: "1GiB" },
+    guest: { touchedMemory: "50%" },
+    sweep: { "vm.memory": ["1GiB", "2GiB"] },
+  }));
+  assert.deepEqual(points.map((p) => p.guest.touchedMemory), ["50%", "50%"]);
+  assert.deepEqual(
+    points.map((p) => touchedBytes(p.guest.touchedMemory, p.vm.memory)),
+    [2 ** 29, 2 ** 30],
+  );
+  assert.throws(() => parseScenario({ host: { swap: "lots" } }), /host\.swap/);
+  assert.equal(parseScenario({ host: { swap: "1GiB" } }).host.swap, 2 ** 30);
 });

@@ -495,6 +495,45 @@ Deno.test("MmStruct: reclaim", async (t) => {
   );
 });
 
+Deno.test("MmStruct: a full swap stops reclaim; swap-ins and munmap give slots back", () => {
+  const host = new HostMemory({
+    size: 4 * MiB,
+    costs: TEST_COSTS,
+    directReclaim: true,
+    swap: 3 * P,
+  });
+  const a = new MmStruct(host, { memlockLimit: Infinity });
+  const b = new MmStruct(host, { memlockLimit: Infinity });
+  const va = a.mmap({ size: 4 * MiB, backing: "4k" });
+  const vb = b.mmap({ size: 4 * MiB, backing: "4k" });
+  a.prefault(va.start, va.size); // the host is full
+  assert.equal(host.swap.pages, 3);
+  // Three pages fit in swap: the first three faults of b reclaim a's pages.
+  assert.equal(b.touch(vb.start, 3 * P), 3 * (FAULT + ZERO + RECLAIM));
+  assert.equal(host.swap.used, 3);
+  assert.equal(a.swappedPages, 3);
+  // Swap is full: the next fault finds nothing to reclaim.
+  throwsCode(() => b.touch(vb.start + 3 * P, P), "ENOMEM");
+  assert.equal(b.populatedBytes, 3 * P);
+  // b goes away: its memory is free again; a's swapped pages come back in
+  // and free their slots.
+  b.exitMmap();
+  a.touch(va.start, va.size);
+  assert.equal(a.swappedPages, 0);
+  assert.equal(host.swap.used, 0);
+  assert.equal(host.swap.peak, 3);
+  // A swapped-out page of an address space that goes away frees its slot.
+  const c = new MmStruct(host, { memlockLimit: Infinity });
+  const vc = c.mmap({ size: 4 * MiB, backing: "4k" });
+  c.touch(vc.start, P);
+  assert.equal(host.swap.used, 1);
+  a.exitMmap();
+  c.reclaim(1);
+  assert.equal(host.swap.used, 1);
+  c.exitMmap();
+  assert.equal(host.swap.used, 0);
+});
+
 Deno.test("MmStruct: madvise and munmap", async (t) => {
   await t.step(
     "MADV_DONTNEED: notifiers first; a pinned page leaves the CPU's view but its frame stays for the pin holder",

@@ -68,9 +68,9 @@ export const MUTANTS: readonly Mutant[] = [
     id: "static-pin-skips-memlock-precheck",
     file: "lib/vfio/pin.ts",
     find:
-      "      const allow = limitPages(s) - mm.lockedVm;\n      if (allow < n) {",
+      "    const allow = limitPages(s) - mm.lockedVm;\n    if (allow < n) {",
     replace:
-      "      const allow = limitPages(s) - mm.lockedVm;\n      if (allow < n && false) {",
+      "    const allow = limitPages(s) - mm.lockedVm;\n    if (allow < n && false) {",
     breaks:
       "static pinning checks RLIMIT_MEMLOCK before pinning a batch (faults in only up to the limit, ENOMEM naming it)",
     tests: ["tests/vfio/container_test.ts"],

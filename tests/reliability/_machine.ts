@@ -21,18 +21,24 @@ import {
 } from "../../lib/experiment/mod.ts";
 import type { DmaResult } from "../../lib/device/dma_engine.ts";
 
-/** A scenario from JSON with small defaults (64 MiB VM on a 1 GiB host, boot). */
+/**
+ * A scenario from JSON with small defaults (64 MiB VM on a 1 GiB host,
+ * boot, and a guest that touches none of its RAM, so that reclaim works on
+ * the device's pages only, unless `json.guest` says otherwise).
+ */
 export function smallScenario(
   json: Record<string, unknown>,
   options: ParseScenarioOptions = {},
 ): Scenario {
   const host = (json.host ?? {}) as Record<string, unknown>;
   const vm = (json.vm ?? {}) as Record<string, unknown>;
+  const guest = (json.guest ?? {}) as Record<string, unknown>;
   return parseScenario({
     name: "reliability",
     ...json,
     host: { memory: "1GiB", ...host },
     vm: { memory: "64MiB", ...vm },
+    guest: { touchedMemory: 0, ...guest },
   }, options);
 }
 

@@ -14,6 +14,8 @@ export class FakeContext implements DmaContext {
   readonly ops: Array<DmaOp & { at: number }> = [];
   readonly maps: Array<[number, number]> = [];
   readonly unmaps: Array<[number, number]> = [];
+  /** The guest CPU's writes: [gpa, size, time]. */
+  readonly cpuWrites: Array<[number, number, number]> = [];
   readonly counters = new Map<string, number>();
   readonly alloc: GuestRamAllocator;
   busyUntil = 0;
@@ -42,6 +44,10 @@ export class FakeContext implements DmaContext {
   ): void {
     this.maps.push([gpa, size]);
     this.sim.after(0, () => done(gpa));
+  }
+  cpuWrite(gpa: number, size: number, done: () => void): void {
+    this.cpuWrites.push([gpa, size, this.sim.now]);
+    this.sim.after(0, done);
   }
   dmaUnmap(iova: number, size: number, done: () => void): void {
     this.unmaps.push([iova, size]);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { IopfLabError } from "../../sim/errors.ts";
 import type { GuestDmaOps } from "../dma_ops.ts";
 import type { Machine, VmInstance } from "../machine.ts";
 import type { Scenario } from "../scenario.ts";
@@ -15,6 +16,12 @@ export interface DesignSetup {
   readonly ns: number;
   /** The guest DMA API the design gives the VM (the identity API when absent). */
   readonly dmaOps?: GuestDmaOps;
+  /**
+   * The part of the setup that runs in simulated time, after `ns` (a static
+   * pin of all guest RAM, whose pages are pinned step by step): it calls
+   * `done` when finished, with the error that stops the VM start, if any.
+   */
+  readonly timed?: (done: (error?: IopfLabError) => void) => void;
 }
 
 /** One design: a `dma.mode`, or the nested stage (`smmu.stage: "nested"`). */
