@@ -27,7 +27,12 @@
  */
 import { hex } from "../sim/errors.ts";
 import { PAGE_SHIFT } from "../sim/units.ts";
-import { GUEST_RAM_BASE, type Machine, type VmInstance } from "./machine.ts";
+import {
+  GUEST_RAM_BASE,
+  type Machine,
+  vmDomain,
+  type VmInstance,
+} from "./machine.ts";
 
 /** How many violations are described in detail. */
 const EXAMPLES = 5;
@@ -61,7 +66,7 @@ export class IsolationSanitizer {
   #check(vm: VmInstance, iova: number, pa: number, write: boolean): void {
     this.checked++;
     const m = this.#m;
-    const domain = vm.container.domain;
+    const domain = vmDomain(vm);
     if (!domain) {
       return this.#violate(vm, iova, pa, write, "the device has no domain");
     }

@@ -279,7 +279,9 @@ export class IommufdIoas {
     }
     const area = new IoptArea(req, prot, this.iopf);
     let ns = this._costs["iommufd.ioasMapCall"];
-    if (!this.iopf) ns += this.#pinAndMapArea(area);
+    if (this.iopf) {
+      ns += this._costs["iommufd.iopfTrackPer4kPages"] * area.npages;
+    } else ns += this.#pinAndMapArea(area);
     a.splice(i, 0, area);
     this.counters.add("iommufd.ioas.maps");
     return ns;

@@ -60,6 +60,7 @@ Deno.test("parseScenario fills every default", () => {
     device: { fault: "stall", priCapacity: 256, dmaBandwidth: 8e9 },
     dma: {
       mode: "static-pin",
+      backend: "type1",
       premapPages: 1,
       mmuNotifier: false,
       faultWorkers: 1,
@@ -760,4 +761,30 @@ Deno.test("loadScenario reports file problems", async (t) => {
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test('dma.backend "iommufd" takes static-pin and iopf only, and no MMU notifier (EINVAL naming the field)', () => {
+  const base = { vm: { memory: "1GiB" } };
+  for (const mode of ["static-pin", "iopf"]) {
+    const s = parseScenario({ ...base, dma: { backend: "iommufd", mode } });
+    assert.equal(s.dma.backend, "iommufd");
+  }
+  for (const mode of ["viommu-pin", "coiommu"]) {
+    assert.throws(
+      () => parseScenario({ ...base, dma: { backend: "iommufd", mode } }),
+      (e: unknown) => e instanceof IopfLabError && e.where === "dma.backend",
+    );
+  }
+  assert.throws(
+    () =>
+      parseScenario({
+        ...base,
+        dma: { backend: "iommufd", mode: "iopf", mmuNotifier: true },
+      }),
+    (e: unknown) => e instanceof IopfLabError && e.where === "dma.mmuNotifier",
+  );
+  assert.throws(
+    () => parseScenario({ ...base, dma: { backend: "vfio" } }),
+    (e: unknown) => e instanceof IopfLabError && e.where === "dma.backend",
+  );
 });

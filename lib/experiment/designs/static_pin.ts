@@ -26,6 +26,11 @@ export function mapGuestRam(vm: VmInstance): number {
 export const staticPin: Design = {
   name: "static-pin",
   label: "static pinning",
+  status: () => ({
+    status: "mainline",
+    basis:
+      "VFIO type1 (vfio_iommu_type1.c): VFIO_IOMMU_MAP_DMA pins all guest RAM",
+  }),
   setup: (_m, vm) => ({ ns: mapGuestRam(vm) }),
   extras: () => NO_EXTRAS,
 };
