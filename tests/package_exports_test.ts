@@ -124,3 +124,9 @@ Deno.test("a name exported by two layers (types included) is one declaration", a
     .map(([n, s]) => `${n}: ${[...s].join(", ")}`);
   assert.deepEqual(clashes, []);
 });
+
+Deno.test('deno.json exports the iommufd layer as "./iommufd", after "./vfio"', () => {
+  const keys = Object.keys(exportsMap);
+  assert.equal(exportsMap["./iommufd"], "./lib/iommufd/mod.ts");
+  assert.ok(keys.indexOf("./iommufd") > keys.indexOf("./vfio"));
+});

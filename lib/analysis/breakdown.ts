@@ -19,6 +19,10 @@
  * - stage-1 forwarding (nested): VFIO fault region record, eventfd, the VMM
  *   injects a vSMMU event, the guest's IRQ and fault handler, its response
  *   (a trap to the VMM) and the VMM's response write to VFIO.
+ * - With `dma.backend: "iommufd"`: stage-1 forwarding goes through the
+ *   iommufd fault queue (iommufd_fault_iopf_handler, the poll wakeup, read()
+ *   of the 40-byte record, the write() of the response), and the stage-2
+ *   handler is the what-if's in-kernel handler of a fault-mapped IOAS.
  *
  * @example
  * ```ts
@@ -54,6 +58,7 @@ export const BREAKDOWN_SEGMENTS = [
   "IOMMU core IOPF queue",
   "nested: forwarded to the guest and back",
   "VFIO type1 handler",
+  "iommufd IOPF handler (what-if)",
   "mm: fault in, zero, pin",
   "IOMMU map",
   "response and retried translation",
@@ -103,6 +108,8 @@ export interface BreakdownInput {
   readonly faultPath?: FaultPath;
   /** The device's DMA bandwidth in bytes per second. */
   readonly dmaBandwidth: number;
+  /** The VFIO backend (`dma.backend`): which hops forward and handle faults. ["type1"] */
+  readonly backend?: "type1" | "iommufd";
 }
 
 interface Hop {
@@ -158,17 +165,17 @@ const STAGE2_HANDLER: readonly Hop[] = [
     names: ["vfio.faultLookup", ["vfio.bitmapCheck", 2]],
   },
   {
-    segment: BREAKDOWN_SEGMENTS[4],
+    segment: BREAKDOWN_SEGMENTS[5],
     hop: "mm: fault in and zero the 4 KiB host page",
     names: ["mm.faultOverhead", "mm.zeroPer4k"],
   },
   {
-    segment: BREAKDOWN_SEGMENTS[4],
+    segment: BREAKDOWN_SEGMENTS[5],
     hop: "mm: pin_user_pages",
     names: ["mm.pinCall", "mm.pinPer4k"],
   },
   {
-    segment: BREAKDOWN_SEGMENTS[5],
+    segment: BREAKDOWN_SEGMENTS[6],
     hop: "iommu_map of one 4 KiB page",
     names: ["iommu.mapCall", "iommu.mapPerPte"],
   },
@@ -202,14 +209,48 @@ const STAGE1_FORWARD: readonly Hop[] = [
   },
 ];
 
+const IOMMUFD_STAGE2_HANDLER: readonly Hop[] = [
+  {
+    segment: BREAKDOWN_SEGMENTS[4],
+    hop: "what-if iommufd handler: iopt_area lookup",
+    names: ["iommufd.iopfLookup"],
+  },
+  ...STAGE2_HANDLER.slice(1, 4),
+  {
+    segment: BREAKDOWN_SEGMENTS[4],
+    hop: "what-if iommufd page response",
+    names: ["iommufd.iopfRespond"],
+  },
+];
+
+const IOMMUFD_STAGE1_FORWARD: readonly Hop[] = [
+  {
+    segment: BREAKDOWN_SEGMENTS[2],
+    hop: "iommufd fault queue: deliver + poll wakeup of the VMM",
+    names: ["iommufd.faultDeliver", "iommufd.faultWakeup"],
+  },
+  {
+    segment: BREAKDOWN_SEGMENTS[2],
+    hop: "VMM read() of the 40-byte record",
+    names: ["iommufd.faultRead", "iommufd.faultReadPerRecord"],
+  },
+  STAGE1_FORWARD[1]!,
+  STAGE1_FORWARD[2]!,
+  {
+    segment: BREAKDOWN_SEGMENTS[2],
+    hop: "guest response: trap to the VMM + write() to the fault fd",
+    names: ["vmm.trap", "iommufd.faultWrite"],
+  },
+];
+
 const RESPONSE: Readonly<Record<"stall" | "pri", Hop>> = {
   stall: {
-    segment: BREAKDOWN_SEGMENTS[6],
+    segment: BREAKDOWN_SEGMENTS[7],
     hop: "CMD_RESUME (Retry) and the SMMU's replay",
     names: ["smmu.cmdIssue", "smmu.cmdProcess", "smmu.resumeRetry"],
   },
   pri: {
-    segment: BREAKDOWN_SEGMENTS[6],
+    segment: BREAKDOWN_SEGMENTS[7],
     hop: "CMD_PRI_RESP + PRG Response message",
     names: ["smmu.cmdIssue", "smmu.cmdProcess", "pci.prgResponseLatency"],
   },
@@ -277,15 +318,16 @@ export function pricedBreakdown(input: BreakdownInput): BreakdownPart[] {
   const faults = s1 + s2;
   for (const h of DELIVERY[fault]) add(h, faults);
   add(CORE[input.faultPath ?? "evtq-thread"], faults);
-  for (const h of STAGE1_FORWARD) add(h, s1);
-  for (const h of STAGE2_HANDLER) add(h, s2);
+  const fd = input.backend === "iommufd";
+  for (const h of fd ? IOMMUFD_STAGE1_FORWARD : STAGE1_FORWARD) add(h, s1);
+  for (const h of fd ? IOMMUFD_STAGE2_HANDLER : STAGE2_HANDLER) add(h, s2);
   add(RESPONSE[fault], faults);
   const retryNames = RETRY_FIXED[fault];
   let retryEach = walk * costs["smmu.walkRead"];
   for (const n of retryNames) retryEach += costs[n];
   if (faults > 0) {
     parts.push({
-      segment: BREAKDOWN_SEGMENTS[6],
+      segment: BREAKDOWN_SEGMENTS[7],
       hop: fault === "stall"
         ? "retried translation: IOTLB miss and table walk"
         : "retried ATS translation: round trip, IOTLB miss and walk",
@@ -301,7 +343,7 @@ export function pricedBreakdown(input: BreakdownInput): BreakdownPart[] {
   if (input.dmaBandwidth > 0) {
     const ns = (bytes / input.dmaBandwidth) * 1e9;
     parts.push({
-      segment: BREAKDOWN_SEGMENTS[7],
+      segment: BREAKDOWN_SEGMENTS[8],
       hop: `device moves ${bytes} bytes at the link bandwidth`,
       costs: "bytes / device.dmaBandwidth",
       nsEach: ns,
@@ -354,6 +396,7 @@ export function breakdownInput(
     accessBytes: PAGE_SIZE,
     dmaBandwidth: scenario.device.dmaBandwidth,
     faultPath: scenario.iommu.faultPath,
+    backend: scenario.dma.backend,
   };
 }
 

@@ -112,3 +112,15 @@ export {
   formatCell,
   formatValue,
 } from "./format.ts";
+export {
+  RFC_VS_MAINLINE_MODES,
+  rfcVsMainlineDensity,
+  type RfcVsMainlineDensityRow,
+  type RfcVsMainlineHopRow,
+  rfcVsMainlineHops,
+  rfcVsMainlineJson,
+  type RfcVsMainlineMode,
+  rfcVsMainlinePatch,
+  type RfcVsMainlineRow,
+  rfcVsMainlineRow,
+} from "./rfc_vs_mainline.ts";

@@ -10,7 +10,7 @@
 import { MAX_PHYS } from "../mm/host_memory.ts";
 import type { WorkloadConfig } from "../workload/registry.ts";
 import type { JsonValue } from "../sim/json.ts";
-import type { DMA_DESIGNS } from "./designs/mod.ts";
+import type { DMA_BACKENDS, DMA_DESIGNS } from "./designs/mod.ts";
 import type { FaultPath } from "../iommu/types.ts";
 
 export type { JsonValue } from "../sim/json.ts";
@@ -40,6 +40,9 @@ export type DeviceFault = "stall" | "pri";
  * (`coiommu`): the designs of lib/experiment/designs.
  */
 export type DmaMode = keyof typeof DMA_DESIGNS;
+
+/** The VFIO backend: type1 (with the 2021 RFC's IOPF) or iommufd. */
+export type DmaBackend = typeof DMA_BACKENDS[number];
 /**
  * When the coIOMMU backend unpins pages: never (`off`, the default of
  * crosvm's backend) or by its LRU unpin thread (`lru`).
@@ -140,6 +143,8 @@ export interface DeviceConfig {
 export interface DmaConfig {
   /** DMA mapping mode. ["static-pin"] */
   readonly mode: DmaMode;
+  /** The VFIO backend. ["type1"] */
+  readonly backend: DmaBackend;
   /** 4 KiB pages mapped per fault (1..2^18, VFIO's limit). [1] */
   readonly premapPages: number;
   /** Unmap IOPF-mapped pages on MMU notifier invalidations. [false] */

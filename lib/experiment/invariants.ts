@@ -11,7 +11,7 @@
  */
 import { IopfLabError } from "../sim/errors.ts";
 import { PAGE_SIZE } from "../sim/units.ts";
-import type { Machine } from "./machine.ts";
+import { type Machine, vmLockedPages, vmPinnedPages } from "./machine.ts";
 
 /** How many invariants were checked (all held, or the check threw). */
 export interface InvariantReport {
@@ -94,14 +94,18 @@ export function checkInvariants(
     );
     if (when === "after the workload") {
       must(
-        vm.mm.pinRefs === vm.container.pinnedPages,
+        vm.mm.pinRefs === vmPinnedPages(vm),
         "pinsAgree",
-        `vm${vm.index}: mm holds ${vm.mm.pinRefs} pins, VFIO holds ${vm.container.pinnedPages}`,
+        `vm${vm.index}: mm holds ${vm.mm.pinRefs} pins, VFIO holds ${
+          vmPinnedPages(vm)
+        }`,
       );
       must(
-        vm.mm.lockedVm === vm.container.lockedPages,
+        vm.mm.lockedVm === vmLockedPages(vm),
         "lockedAgree",
-        `vm${vm.index}: locked_vm ${vm.mm.lockedVm} pages, VFIO charged ${vm.container.lockedPages}`,
+        `vm${vm.index}: locked_vm ${vm.mm.lockedVm} pages, VFIO charged ${
+          vmLockedPages(vm)
+        }`,
       );
     } else {
       must(

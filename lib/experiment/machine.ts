@@ -15,7 +15,11 @@
  *
  * Each mode is a design (lib/experiment/designs): its setup runs at VM
  * start and hands the VM its guest DMA API ({@linkcode GuestDmaOps}); the
- * nested stage is a design on top of `iopf` or `static-pin`.
+ * nested stage is a design on top of `iopf` or `static-pin`. With
+ * `dma.backend: "iommufd"` the VM's VMM uses an iommufd file instead of a
+ * type1 container ({@linkcode IommufdVm}): the device is bound, an IOAS and
+ * a paging HWPT are allocated and the device attached before the iommufd
+ * designs run (lib/experiment/designs/iommufd.ts).
  *
  * VMs share the host's memory and its reclaim; a VM that cannot start (its
  * RAM cannot be pinned, or prefaulted, or the host has no memory left for
@@ -30,7 +34,12 @@
  * @module
  */
 import type { CachingModeViommu, GuestIommu } from "../guest/mod.ts";
-import { IommuCore } from "../iommu/mod.ts";
+import { IommuCore, type IommuDomain } from "../iommu/mod.ts";
+import {
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
+  IommufdCtx,
+  type IommufdFault,
+} from "../iommufd/mod.ts";
 import type { IommuDevice } from "../iommu/types.ts";
 import { HostMemory, MmStruct } from "../mm/mod.ts";
 import { PlatformDevice } from "../device/mod.ts";
@@ -45,9 +54,16 @@ import { Simulator } from "../sim/simulator.ts";
 import { formatSize, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
 import { ArmSmmuV3Driver, Smmu, TableMemory } from "../smmu/mod.ts";
 import { VfioContainer } from "../vfio/mod.ts";
+import type { VmmSmmuAccel } from "../vmm/mod.ts";
 import type { DmaContext, DmaOp, TransferResult } from "../workload/types.ts";
 import { GuestRamAllocator } from "../workload/guest_ram.ts";
-import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
+import {
+  type Design,
+  DMA_DESIGNS,
+  IOMMUFD_DESIGNS,
+  IOMMUFD_STAGE_DESIGNS,
+  STAGE_DESIGNS,
+} from "./designs/mod.ts";
 import type { DesignSetup } from "./designs/design.ts";
 import {
   CoiommuDmaOps,
@@ -67,6 +83,29 @@ export { GUEST_IOVA_BASE, GUEST_RAM_BASE };
 /** A device as the machine drives it (platform device with stall, or PCIe with ATS/PRI). */
 export type MachineDevice = PlatformDevice | PciDevice;
 
+/**
+ * A VM's iommufd objects (`dma.backend: "iommufd"`): the VMM's iommufd
+ * file and the ids of what it allocated (-1 until allocated).
+ */
+export interface IommufdVm {
+  /** The VMM's iommufd file. */
+  readonly ctx: IommufdCtx;
+  /** The device's dev_id. */
+  devId: number;
+  /** The IOAS of guest RAM. */
+  ioasId: number;
+  /** The paging HWPT (the stage-2 nest parent when nested). */
+  hwptId: number;
+  /** Nested: the vIOMMU. */
+  viommuId: number;
+  /** Nested: the HWPT of the guest's stage 1. */
+  nestedId: number;
+  /** Nested: the fault object of the nested HWPT. */
+  fault: IommufdFault | undefined;
+  /** Nested: QEMU's fault thread and vSMMU command emulation. */
+  accel: VmmSmmuAccel | undefined;
+}
+
 /** One VM: its VMM process, VFIO container, device and (nested) guest IOMMU. */
 export interface VmInstance {
   /** Index of the VM (0-based). */
@@ -77,8 +116,10 @@ export interface VmInstance {
   readonly hva: number;
   /** Guest RAM in bytes. */
   readonly ramSize: number;
-  /** The VFIO container of the VM's assigned device. */
+  /** The VFIO container of the VM's assigned device (unused with the iommufd backend). */
   readonly container: VfioContainer;
+  /** The VMM's iommufd objects with `dma.backend: "iommufd"`, else undefined. */
+  readonly iommufd: IommufdVm | undefined;
   /** The assigned device. */
   readonly device: MachineDevice;
   /**
@@ -233,6 +274,18 @@ export function buildMachine(scenario: Scenario): Machine {
       hva: vma.start,
       ramSize: scenario.vm.memory,
       container,
+      iommufd: scenario.dma.backend === "iommufd"
+        ? {
+          ctx: new IommufdCtx(core, mm),
+          devId: -1,
+          ioasId: -1,
+          hwptId: -1,
+          viommuId: -1,
+          nestedId: -1,
+          fault: undefined,
+          accel: undefined,
+        }
+        : undefined,
       device,
       dmaOps: new IdentityDmaOps(sim),
       get guest() {
@@ -321,9 +374,54 @@ export function startVms(m: Machine, done: () => void): void {
  * its stage's (nested), if any.
  */
 export function vmDesigns(s: Scenario): readonly Design[] {
+  if (s.dma.backend === "iommufd") {
+    const mode = IOMMUFD_DESIGNS[s.dma.mode];
+    if (!mode) {
+      throw new IopfLabError(
+        "EINVAL",
+        `dma.backend: "iommufd" does not model dma.mode "${s.dma.mode}"`,
+        "dma.backend",
+      );
+    }
+    const stage = IOMMUFD_STAGE_DESIGNS[s.smmu.stage];
+    return stage ? [mode, stage] : [mode];
+  }
   const stage = STAGE_DESIGNS[s.smmu.stage];
   const mode = DMA_DESIGNS[s.dma.mode];
   return stage ? [mode, stage] : [mode];
+}
+
+/**
+ * The paging domain that translates a VM's guest RAM (the stage 2 when
+ * nested): the type1 container's, or the iommufd paging HWPT's.
+ */
+export function vmDomain(vm: VmInstance): IommuDomain | undefined {
+  const x = vm.iommufd;
+  if (!x) return vm.container.domain;
+  return x.hwptId > 0 ? x.ctx.hwpt(x.hwptId).domain : undefined;
+}
+
+/** 4 KiB pages the VM's VFIO backend holds pinned. */
+export function vmPinnedPages(vm: VmInstance): number {
+  return vm.iommufd ? vm.iommufd.ctx.pinnedPages : vm.container.pinnedPages;
+}
+
+/** 4 KiB pages the VM's VFIO backend charged to locked_vm. */
+export function vmLockedPages(vm: VmInstance): number {
+  return vm.iommufd ? vm.iommufd.ctx.lockedPages : vm.container.lockedPages;
+}
+
+/**
+ * Closes the VM's VFIO backend (the container, or the iommufd file with
+ * its objects), releasing every pin; `done` when that completed.
+ */
+export function releaseBackend(vm: VmInstance, done?: () => void): void {
+  const x = vm.iommufd;
+  if (!x) {
+    vm.container.release(done);
+    return;
+  }
+  x.ctx.release(() => vm.container.release(done));
 }
 
 function startVm(m: Machine, vm: VmInstance, done: () => void): void {
@@ -418,21 +516,17 @@ function setUpDma(m: Machine, vm: VmInstance, done: () => void): void {
   const s = m.scenario;
   const { sim } = m;
   const nested = s.smmu.stage === "nested";
-  const c = vm.container;
   const dev: IommuDevice = vm.device.iommuDevice;
-  c.setIommu(nested ? "nesting" : "type1v2", {
-    stage: s.smmu.stage === "s1" ? 1 : 2,
-  });
-  c.attachDevice(dev, () => {
+  const designs = (): void => {
     let setupNs = 0;
     const timed: NonNullable<DesignSetupTimed>[] = [];
     try {
       if (vm.device instanceof PciDevice) {
         vm.device.enablePri(s.device.priCapacity);
       }
-      const designs = vmDesigns(s);
-      for (const d of designs) d.check?.(s);
-      for (const d of designs) {
+      const ds = vmDesigns(s);
+      for (const d of ds) d.check?.(s);
+      for (const d of ds) {
         const r = d.setup(m, vm);
         setupNs += r.ns;
         if (r.dmaOps) vm.dmaOps = r.dmaOps;
@@ -455,7 +549,38 @@ function setUpDma(m: Machine, vm: VmInstance, done: () => void): void {
       done();
     };
     sim.after(setupNs, () => nextTimed());
+  };
+  const x = vm.iommufd;
+  if (x) {
+    // QEMU's iommufd backend: bind, an IOAS, a paging HWPT (the nest
+    // parent when nested), attach; the designs map guest RAM.
+    let fill = 0;
+    try {
+      x.devId = x.ctx.bindDevice(dev);
+      x.ioasId = x.ctx.ioasAlloc(
+        s.dma.mode === "iopf"
+          ? { iopf: true, premapPages: s.dma.premapPages }
+          : {},
+      );
+      const h = x.ctx.hwptAlloc({
+        devId: x.devId,
+        ptId: x.ioasId,
+        flags: nested ? IOMMU_HWPT_ALLOC_NEST_PARENT : 0,
+        stage: s.smmu.stage === "s1" ? 1 : 2,
+      });
+      x.hwptId = h.id;
+      fill = h.ns;
+      x.ctx.attach(x.devId, h.id, () => sim.after(fill, designs));
+    } catch (e) {
+      return fail(vm, e, sim, done);
+    }
+    return;
+  }
+  const c = vm.container;
+  c.setIommu(nested ? "nesting" : "type1v2", {
+    stage: s.smmu.stage === "s1" ? 1 : 2,
   });
+  c.attachDevice(dev, designs);
 }
 
 /** The design setup's part that runs in simulated time (see {@linkcode DesignSetup.timed}). */
@@ -537,7 +662,7 @@ function fail(
   vm.error = e;
   vm.started = false;
   vm.dmaOps.stop();
-  vm.container.release(() => {
+  releaseBackend(vm, () => {
     vm.mm.exitMmap();
     sim.after(0, done);
   });

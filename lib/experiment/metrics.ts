@@ -83,6 +83,11 @@ export interface Metrics {
   readonly seed: number;
   /** On a sweep point: the swept values by path. */
   readonly sweepPoint?: Readonly<Record<string, JsonValue>>;
+  /**
+   * What the run's DMA design is and where it stands upstream: mainline,
+   * posted, the RFC or a what-if (every run reports it).
+   */
+  readonly design?: MetricsDesign;
   /** VM start until guest RAM is mapped for DMA (or IOPF enabled). */
   readonly setupNs: number;
   /** Simulated time of the workload. */
@@ -129,6 +134,18 @@ export interface Metrics {
   readonly violationExamples?: readonly string[];
 }
 
+/** The {@linkcode Metrics.design} section. */
+export interface MetricsDesign {
+  /** `dma.backend`: "type1" or "iommufd". */
+  readonly backend: string;
+  /** The designs' names for figures ("static pinning", "iommufd nested stage 1"...), joined with " + ". */
+  readonly label: string;
+  /** "mainline", "posted", "rfc" or "what-if": the least mature of the run's designs. */
+  readonly status: string;
+  /** What it rests on (kernel version, series, or what the what-if assumes). */
+  readonly basis: string;
+}
+
 /**
  * One sample of a run's time series: tidy rows, ready for Plot and CSV.
  * Time runs from VM start (so the setup phase of static pinning shows as
@@ -162,6 +179,7 @@ export const METRICS_ORDER: readonly string[] = [
   "name",
   "seed",
   "sweepPoint",
+  "design",
   "setupNs",
   "runNs",
   "dmaBytes",
@@ -186,6 +204,7 @@ export const METRICS_ORDER: readonly string[] = [
 
 const SECTION_ORDER: Readonly<Record<string, readonly string[]>> = {
   faults: ["total", "stage1", "stage2", "stall", "pri"],
+  design: ["backend", "label", "status", "basis"],
   faultLatencyNs: ["mean", "p50", "p99", "max"],
   iotlb: ["hits", "misses"],
   priResponses: ["success", "invalid", "failure"],

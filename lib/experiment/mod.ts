@@ -28,6 +28,7 @@ export {
   type DeviceConfig,
   type DeviceFault,
   type Distribution,
+  type DmaBackend,
   type DmaConfig,
   type DmaMode,
   expandSweep,
@@ -89,6 +90,7 @@ export {
   type LatencyStats,
   type Metrics,
   METRICS_ORDER,
+  type MetricsDesign,
   type PriResponseCounts,
   type SeriesRow,
   unflattenMetrics,
@@ -132,13 +134,18 @@ export {
   dmaContext,
   GUEST_IOVA_BASE,
   GUEST_RAM_BASE,
+  type IommufdVm,
   type Machine,
   type MachineDevice,
+  releaseBackend,
   startVms,
   stopBackground,
   touchGuests,
   vmDesigns,
+  vmDomain,
   type VmInstance,
+  vmLockedPages,
+  vmPinnedPages,
 } from "./machine.ts";
 export {
   IsolationSanitizer,
@@ -153,10 +160,17 @@ export {
   ViommuDmaOps,
 } from "./dma_ops.ts";
 export {
+  combineStatus,
   type Design,
+  type DesignMaturity,
   type DesignSetup,
+  type DesignStatus,
+  DMA_BACKENDS,
   DMA_DESIGNS,
   DMA_MODES,
+  IOMMUFD_DESIGN_LIST,
+  IOMMUFD_DESIGNS,
+  IOMMUFD_STAGE_DESIGNS,
   STAGE_DESIGNS,
 } from "./designs/mod.ts";
 export { tablePoolSize } from "./layout.ts";

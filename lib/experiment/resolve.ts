@@ -47,7 +47,13 @@ import {
   MAX_PREMAP_PAGES,
   MIN_COIOMMU_UNPIN_INTERVAL,
 } from "./config.ts";
-import { DMA_DESIGNS, DMA_MODES, STAGE_DESIGNS } from "./designs/mod.ts";
+import {
+  checkIommufd,
+  DMA_BACKENDS,
+  DMA_DESIGNS,
+  DMA_MODES,
+  STAGE_DESIGNS,
+} from "./designs/mod.ts";
 import {
   bandwidth,
   bareMessage,
@@ -294,6 +300,14 @@ export const DMA_FIELDS = {
     default: "static-pin",
     values: DMA_MODES,
     doc: "DMA mapping mode (a design of lib/experiment/designs)",
+  },
+  backend: {
+    type: "choice",
+    unit: "",
+    default: "type1",
+    values: DMA_BACKENDS,
+    doc:
+      'VFIO backend: "type1" (the RFC\'s IOPF patches) or "iommufd" (mainline: pinned IOAS, nested fault queue; "iopf" is a what-if)',
   },
   premapPages: {
     type: "integer",
@@ -819,6 +833,12 @@ function resolveDma(o: Record<string, unknown>): DmaConfig {
   const F = DMA_FIELDS;
   return {
     mode: choice(o.mode, "dma.mode", F.mode.values, F.mode.default),
+    backend: choice(
+      o.backend,
+      "dma.backend",
+      F.backend.values,
+      F.backend.default,
+    ),
     premapPages: integer(
       o.premapPages,
       "dma.premapPages",
@@ -872,6 +892,10 @@ function unpinInterval(v: unknown): number {
  * the same the machine runs at VM start.
  */
 function checkDesigns(s: Scenario): void {
+  if (s.dma.backend === "iommufd") {
+    checkIommufd(s);
+    return;
+  }
   DMA_DESIGNS[s.dma.mode].check?.(s);
   const stage = STAGE_DESIGNS[s.smmu.stage];
   if (stage?.check === undefined) return;

@@ -26,11 +26,19 @@ import {
   dmaContext,
   GUEST_RAM_BASE,
   type Machine,
+  releaseBackend,
   startVms,
   stopBackground,
+  vmDesigns,
 } from "./machine.ts";
-import { type Design, DMA_DESIGNS, STAGE_DESIGNS } from "./designs/mod.ts";
-import type { Metrics, SeriesRow } from "./metrics.ts";
+import {
+  combineStatus,
+  type Design,
+  DMA_DESIGNS,
+  IOMMUFD_DESIGN_LIST,
+  STAGE_DESIGNS,
+} from "./designs/mod.ts";
+import type { Metrics, MetricsDesign, SeriesRow } from "./metrics.ts";
 import {
   checkResolvedScenario,
   checkWorkloadConfig,
@@ -332,9 +340,7 @@ function checkRunOptions(
 /** Releases every container and address space, running the simulator until idle. */
 export function teardown(m: Machine): void {
   stopBackground(m);
-  for (const vm of m.vms) {
-    vm.container.release();
-  }
+  for (const vm of m.vms) releaseBackend(vm);
   m.sim.run();
   for (const vm of m.vms) vm.mm.exitMmap();
   m.sim.run();
@@ -369,6 +375,18 @@ function designExtras(
     }
   }
   return out;
+}
+
+/** The run's design label: its designs' names and the least mature status. */
+function metricsDesign(s: Scenario): MetricsDesign {
+  const ds = vmDesigns(s);
+  const st = combineStatus(ds.map((d) => d.status(s)));
+  return {
+    backend: s.dma.backend,
+    label: ds.map((d) => d.label).join(" + "),
+    status: st.status,
+    basis: st.basis,
+  };
 }
 
 function collectMetrics(m: Machine, c: CollectInput): Metrics {
@@ -461,12 +479,14 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
     // Page accesses that faulted at least once: the samples of faultLatencyNs.
     faultLatencySamples: merged.count,
     ...designExtras(m, DMA_DESIGN_LIST),
+    ...designExtras(m, IOMMUFD_DESIGN_LIST),
   };
   for (const [k, v] of c.counters) extra[k] = v;
   const metrics: Metrics = {
     name: s.name,
     seed: s.seed,
     ...(s.sweepPoint ? { sweepPoint: s.sweepPoint } : {}),
+    design: metricsDesign(s),
     setupNs: c.setupNs,
     runNs: c.runNs,
     dmaBytes,

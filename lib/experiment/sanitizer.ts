@@ -42,7 +42,12 @@ import type { IommuDomain } from "../iommu/mod.ts";
 import { IoPgtable } from "../pgtable/mod.ts";
 import { hex } from "../sim/errors.ts";
 import { PAGE_SHIFT } from "../sim/units.ts";
-import { GUEST_RAM_BASE, type Machine, type VmInstance } from "./machine.ts";
+import {
+  GUEST_RAM_BASE,
+  type Machine,
+  vmDomain,
+  type VmInstance,
+} from "./machine.ts";
 
 /** How many violations are described in detail. */
 const EXAMPLES = 5;
@@ -164,7 +169,7 @@ export class IsolationSanitizer {
   #check(vm: VmInstance, iova: number, pa: number, write: boolean): boolean {
     this.checked++;
     const m = this.#m;
-    const domain = vm.container.domain;
+    const domain = vmDomain(vm);
     if (!domain) {
       this.#violate(vm, iova, pa, write, "the device has no domain");
       return false;

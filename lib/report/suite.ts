@@ -14,7 +14,7 @@
  * import { experimentScenarios } from "./experiment.ts";
  * import { reportSuite } from "./suite.ts";
  * const suite = reportSuite({ quick: true });
- * assert.equal(suite.length, 8);
+ * assert.equal(suite.length, 9);
  * assert(experimentScenarios(suite[0]!).every((s) => s.workload.kind === "boot"));
  * ```
  *
@@ -28,9 +28,10 @@ import { lazyInvalidation } from "./experiments/lazy_invalidation.ts";
 import { notifierMemory } from "./experiments/notifier_memory.ts";
 import { priQueue } from "./experiments/pri_queue.ts";
 import { rampUp } from "./experiments/ramp_up.ts";
+import { rfcVsMainline } from "./experiments/rfc_vs_mainline.ts";
 import { startTime } from "./experiments/start_time.ts";
 
-/** The eight experiments of the report, full or quick. */
+/** The nine experiments of the report, full or quick. */
 export function reportSuite(options: SuiteOptions = {}): Experiment[] {
   const quick = options.quick ?? false;
   return [
@@ -42,5 +43,6 @@ export function reportSuite(options: SuiteOptions = {}): Experiment[] {
     notifierMemory(quick),
     lazyInvalidation(quick),
     alternatives(quick),
+    rfcVsMainline(quick),
   ];
 }

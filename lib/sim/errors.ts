@@ -17,7 +17,9 @@ export type ErrorCode =
   | "ENOSPC"
   | "E2BIG"
   | "EIO"
-  | "ETIMEDOUT";
+  | "ETIMEDOUT"
+  | "ESPIPE"
+  | "EOPNOTSUPP";
 
 /**
  * The base error of iopf-lab: a stable errno-like `code` and a message that

@@ -3,7 +3,9 @@
  * virtual SMMU it emulates for the guest ({@linkcode VSmmu}, QEMU's smmuv3
  * model as the guest sees it), its backend for nested IOPF that carries
  * faults from VFIO's DMA fault region to the vSMMU and the guest's answers
- * back ({@linkcode VmmSmmuBackend}), and the trap handler of a caching-mode
+ * back ({@linkcode VmmSmmuBackend}), QEMU's accelerated nested SMMUv3 over
+ * iommufd that does the same through the iommufd fault fd
+ * ({@linkcode VmmSmmuAccel}), and the trap handler of a caching-mode
  * vIOMMU that replays each guest map and unmap as VFIO MAP_DMA / UNMAP_DMA
  * ({@linkcode ViommuReplay}). The guest kernel's halves (its SMMU driver and
  * DMA API) are in lib/guest.
@@ -42,4 +44,5 @@
  */
 export * from "./vsmmu.ts";
 export * from "./vsmmu_backend.ts";
+export * from "./smmuv3_accel.ts";
 export * from "./viommu_replay.ts";

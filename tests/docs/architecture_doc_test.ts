@@ -72,3 +72,11 @@ Deno.test("docs: no import in lib/ runs back up the folder map's order", () => {
   walk(`${root}lib`);
   assert.deepEqual(back, []);
 });
+
+Deno.test("docs: lib/iommufd sits after lib/vfio and before lib/vmm in the folder map", () => {
+  const text = Deno.readTextFileSync(`${root}docs/ARCHITECTURE.md`);
+  const order = [...text.matchAll(/^\| `lib\/([a-z]+)`/gm)].map((m) => m[1]!);
+  const at = (f: string) => order.indexOf(f);
+  assert.ok(at("iommufd") > at("vfio") && at("vfio") >= 0, order.join(" "));
+  assert.ok(at("iommufd") < at("vmm"), order.join(" "));
+});

@@ -74,6 +74,7 @@ Deno.test("parseScenario fills every default", () => {
     iommu: { faultPath: "evtq-thread" },
     dma: {
       mode: "static-pin",
+      backend: "type1",
       premapPages: 1,
       mmuNotifier: false,
       faultWorkers: 1,
@@ -810,4 +811,30 @@ Deno.test("guest.touchedMemory takes a size or a percentage of vm.memory; bad va
   );
   assert.throws(() => parseScenario({ host: { swap: "lots" } }), /host\.swap/);
   assert.equal(parseScenario({ host: { swap: "1GiB" } }).host.swap, 2 ** 30);
+});
+
+Deno.test('dma.backend "iommufd" takes static-pin and iopf only, and no MMU notifier (EINVAL naming the field)', () => {
+  const base = { vm: { memory: "1GiB" } };
+  for (const mode of ["static-pin", "iopf"]) {
+    const s = parseScenario({ ...base, dma: { backend: "iommufd", mode } });
+    assert.equal(s.dma.backend, "iommufd");
+  }
+  for (const mode of ["viommu-pin", "coiommu"]) {
+    assert.throws(
+      () => parseScenario({ ...base, dma: { backend: "iommufd", mode } }),
+      (e: unknown) => e instanceof IopfLabError && e.where === "dma.backend",
+    );
+  }
+  assert.throws(
+    () =>
+      parseScenario({
+        ...base,
+        dma: { backend: "iommufd", mode: "iopf", mmuNotifier: true },
+      }),
+    (e: unknown) => e instanceof IopfLabError && e.where === "dma.mmuNotifier",
+  );
+  assert.throws(
+    () => parseScenario({ ...base, dma: { backend: "vfio" } }),
+    (e: unknown) => e instanceof IopfLabError && e.where === "dma.backend",
+  );
 });

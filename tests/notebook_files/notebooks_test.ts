@@ -65,13 +65,15 @@ function sourceOf(cell: { source: string | string[] }): string {
   return Array.isArray(cell.source) ? cell.source.join("") : cell.source;
 }
 
-Deno.test("notebooks 01 to 07 are there, every notebook numbered", async () => {
+Deno.test("notebooks 01 to 09 are there, every notebook numbered", async () => {
   const names = (await notebookPaths()).map(baseName);
   for (const n of names) {
     assert.match(n, /^[0-9]{2}_[a-z0-9_]+\.ipynb$/, `notebooks/${n}`);
   }
   const numbers = names.map((n) => n.slice(0, 2));
-  for (const want of ["01", "02", "03", "04", "05", "06", "07"]) {
+  for (
+    const want of ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
+  ) {
     assert.ok(numbers.includes(want), `no notebooks/${want}_*.ipynb`);
   }
   assert.equal(new Set(numbers).size, numbers.length, "a number used twice");

@@ -333,7 +333,7 @@ Deno.test("breakdownInput reads the per-access counts off the metrics", () => {
 // ---------------------------------------------------------------------------
 // The suite, files and HTML
 
-Deno.test("reportSuite: eight experiments whose scenarios all parse", () => {
+Deno.test("reportSuite: nine experiments whose scenarios all parse", () => {
   for (const quick of [true, false]) {
     const suite = reportSuite({ quick });
     assert.deepEqual(suite.map((e) => e.id), [
@@ -345,6 +345,7 @@ Deno.test("reportSuite: eight experiments whose scenarios all parse", () => {
       "notifier-memory",
       "lazy-invalidation",
       "alternatives",
+      "rfc-vs-mainline",
     ]);
     for (const e of suite) {
       const points = experimentScenarios(e);

@@ -21,6 +21,11 @@ import type { Design } from "./design.ts";
 export const coiommu: Design = {
   name: "coiommu",
   label: "coIOMMU",
+  status: () => ({
+    status: "mainline",
+    basis:
+      "coIOMMU (USENIX ATC 2020) as crosvm's coiommu device; not in QEMU or Linux",
+  }),
   setup(m, vm) {
     const s = m.scenario;
     const dtt = new DmaTrackingTable({

@@ -24,12 +24,29 @@ export interface DesignSetup {
   readonly timed?: (done: (error?: IopfLabError) => void) => void;
 }
 
+/**
+ * Where a design stands upstream: in a mainline kernel (or VMM), a posted
+ * series not merged, the 2021 RFC ("Add IOPF support for VFIO
+ * passthrough"), or a what-if of this model that nobody posted.
+ */
+export type DesignMaturity = "mainline" | "posted" | "rfc" | "what-if";
+
+/** A design's label in the metrics and the report. */
+export interface DesignStatus {
+  /** Mainline, posted, the RFC, or a what-if. */
+  readonly status: DesignMaturity;
+  /** What it rests on (kernel version, series, or what the what-if assumes). */
+  readonly basis: string;
+}
+
 /** One design: a `dma.mode`, or the nested stage (`smmu.stage: "nested"`). */
 export interface Design {
   /** The scenario's name of it (the `dma.mode` value, or "nested"). */
   readonly name: string;
   /** Name for figures and tables. */
   readonly label: string;
+  /** Mainline, posted, the RFC or a what-if, for scenario `s`. */
+  status(s: Scenario): DesignStatus;
   /**
    * Refuses, at VM start, a scenario the design cannot run together with
    * the VM's other design (EINVAL naming the field), before anything is set up.

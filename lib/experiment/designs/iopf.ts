@@ -12,6 +12,11 @@ import { mapGuestRam } from "./static_pin.ts";
 export const iopf: Design = {
   name: "iopf",
   label: "IOPF",
+  status: () => ({
+    status: "rfc",
+    basis:
+      'the 2021 RFC "Add IOPF support for VFIO passthrough" (type1 fault handler), never merged',
+  }),
   setup(_m, vm) {
     vm.container.enableIopf();
     return { ns: mapGuestRam(vm) };

@@ -21,6 +21,11 @@ const NESTABLE: readonly string[] = ["iopf", "static-pin"];
 export const nested: Design = {
   name: "nested",
   label: "nested stage 1",
+  status: () => ({
+    status: "rfc",
+    basis:
+      "the 2021 RFC's nested IOPF: VFIO_IOMMU_SET_PASID_TABLE and the DMA fault region, never merged",
+  }),
   check(s) {
     const mode = s.dma.mode;
     if (!NESTABLE.includes(mode)) {

@@ -44,6 +44,11 @@ export function mapGuestRamTimed(
 export const staticPin: Design = {
   name: "static-pin",
   label: "static pinning",
+  status: () => ({
+    status: "mainline",
+    basis:
+      "VFIO type1 (vfio_iommu_type1.c): VFIO_IOMMU_MAP_DMA pins all guest RAM",
+  }),
   setup: (_m, vm) => ({ ns: 0, timed: (done) => mapGuestRamTimed(vm, done) }),
   extras: () => NO_EXTRAS,
 };

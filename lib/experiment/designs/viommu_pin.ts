@@ -14,6 +14,11 @@ import type { Design } from "./design.ts";
 export const viommuPin: Design = {
   name: "viommu-pin",
   label: "vIOMMU pinning",
+  status: () => ({
+    status: "mainline",
+    basis:
+      "QEMU's caching-mode vIOMMU replaying guest maps as VFIO_IOMMU_MAP_DMA",
+  }),
   setup(m, vm) {
     const viommu = new CachingModeViommu(m.sim, {
       costs: m.costs,
