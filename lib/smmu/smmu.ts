@@ -51,7 +51,7 @@ import {
   StallTable,
   takePending,
 } from "./_stall.ts";
-import { CmdqConsumer } from "./_cmdq.ts";
+import { CmdqConsumer, DEFAULT_ATC_INV_TIMEOUT_NS } from "./_cmdq.ts";
 import {
   GEM5_CACHE_WAYS,
   GEM5_CONFIG_ENTRIES,
@@ -64,6 +64,7 @@ import {
 import { cfgLive } from "./_ptw.ts";
 
 export {
+  DEFAULT_ATC_INV_TIMEOUT_NS,
   GEM5_CACHE_WAYS,
   GEM5_CONFIG_ENTRIES,
   GEM5_WALK_CACHE,
@@ -135,6 +136,14 @@ export interface SmmuOptions {
   xlateSlots?: number;
   /** Table walks in progress at once (the walkers, 1..4096). Default 16, gem5's `ptw_slots`. */
   ptwSlots?: number;
+  /**
+   * The ATS Invalidation Completion timeout (ns, at most 1e12): a
+   * CMD_ATC_INV whose endpoint has not answered within it has failed, and
+   * the CMD_SYNC waiting for it stops the command queue with
+   * CERROR_ATC_INV_SYNC (IHI0070 3.9.1.4, 7.1). Default
+   * {@linkcode DEFAULT_ATC_INV_TIMEOUT_NS} (one minute, PCIe ATS).
+   */
+  atcInvTimeoutNs?: number;
   /** log2 of the event queue entries (0..19). Default 8. */
   evtqLog2?: number;
   /** log2 of the PRI queue entries (0..19). Default 8. */
@@ -317,6 +326,8 @@ export interface SmmuStats {
   priResponses: number;
   /** Command queue errors raised (SMMU_CMDQ_CONS.ERR set, consumption stopped). */
   cmdqErrors: number;
+  /** CMD_ATC_INVs whose ATS Invalidation Completion did not arrive within `atcInvTimeoutNs`. */
+  atcInvTimeouts: number;
   /** ATOS translations run ({@linkcode Smmu.atos}). */
   atosRequests: number;
 }
@@ -430,10 +441,13 @@ export interface SmmuTimingStats {
  * the STE is valid, Failure (no PASID) when it cannot be read; without PRI
  * (SMMU_IDR0.PRI = 0) every Page Request is answered Response Failure
  * (8.2). SMMU_IDR0.TERM_MODEL = 0: CMD_RESUME's Abort parameter chooses
- * abort or RAZ/WI. No external aborts on queue or command fetches and no
- * ATS Invalidation Completion timeouts are modelled (so CERROR_ABT and
- * CERROR_ATC_INV_SYNC never arise); io-pgtable always sets the access
- * flag and HTTU is not modelled, so F_ACCESS never arises either.
+ * abort or RAZ/WI. Command queue errors (IHI0070 7.1): CERROR_ILL for
+ * illegal commands, CERROR_ABT for an injected abort on command fetch
+ * ({@linkcode Smmu.injectCmdFetchAborts}), CERROR_ATC_INV_SYNC at a
+ * CMD_SYNC behind a CMD_ATC_INV the endpoint did not complete within
+ * `atcInvTimeoutNs` (3.9.1.4; the late completion is discarded, and the
+ * failure is reported once). No external aborts on event or PRI queue
+ * writes are modelled.
  *
  * @example
  * ```ts
@@ -510,6 +524,7 @@ export class Smmu {
     atcInvalidations: 0,
     priResponses: 0,
     cmdqErrors: 0,
+    atcInvTimeouts: 0,
     atosRequests: 0,
   };
   /** The IOTLB (read-only use: inspection in tests and metrics). */
@@ -666,7 +681,12 @@ export class Smmu {
       evScratch: newEventRecord(),
     };
     this.#s = state;
-    this.#cq = new CmdqConsumer(this.#s);
+    this.#cq = new CmdqConsumer(
+      this.#s,
+      options.atcInvTimeoutNs === undefined
+        ? {}
+        : { atcInvTimeoutNs: options.atcInvTimeoutNs },
+    );
     this.#steCache = this.#s.steCache;
   }
 
@@ -1062,6 +1082,22 @@ export class Smmu {
   /** True while GERROR.CMDQ_ERR is active (no command is consumed). */
   get cmdqErrorActive(): boolean {
     return this.#cq.errorActive;
+  }
+
+  /**
+   * Fault injection: the next `count` reads of commands from the command
+   * queue's memory return an external abort (an interconnect or RAS error),
+   * each stopping consumption with SMMU_CMDQ_CONS.ERR = CERROR_ABT and
+   * GERROR.CMDQ_ERR; CONS.RD stays at the command, fetched again when the
+   * driver acknowledges (IHI0070 7.1). Only the queue's consumer fetches
+   * (not {@linkcode submitBlocking}'s twin). A command queue base outside
+   * memory would abort every fetch, and arm_smmu_cmdq_skip_err would retry
+   * forever; the injection is therefore bounded.
+   *
+   * @throws {IopfLabError} EINVAL unless `count` is a whole number in 1..2^20
+   */
+  injectCmdFetchAborts(count: number): void {
+    this.#cq.injectFetchAborts(count);
   }
 
   /**

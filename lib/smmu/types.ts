@@ -1153,7 +1153,8 @@ export interface SmmuEndpoint {
    * An ATC Invalidation Request: drop translations of `ssid` (-1 = every
    * PASID) in the 2^log2Pages pages aligned around `addr`
    * ({@linkcode ATC_INV_SIZE_ALL} = everything). Call `done` when the
-   * Invalidation Completion is sent.
+   * Invalidation Completion is sent (a function that never answers never
+   * calls it; the SMMU times the request out, IHI0070 3.9.1.4).
    */
   atcInvalidate(
     ssid: number,
@@ -1164,7 +1165,8 @@ export interface SmmuEndpoint {
   /**
    * The same ATC Invalidation Request for a caller that waits for it
    * synchronously (the SMMU's `submitBlocking`): drop the entries now
-   * and return the ns until the Invalidation Completion would be sent.
+   * and return the ns until the Invalidation Completion would be sent
+   * (Infinity when it never would).
    */
   atcInvalidateBlocking(ssid: number, addr: number, log2Pages: number): number;
 }
