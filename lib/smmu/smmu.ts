@@ -79,6 +79,13 @@ export {
  */
 export const DEFAULT_STALL_MAX = 64;
 
+/**
+ * SMMU_IDR0.HTTU as far as the model goes: "none" (0b00, no hardware
+ * update of translation table flags) or "access" (the access flag only,
+ * IHI0070 3.13; dirty-state update, 0b10, is not modelled).
+ */
+export type Httu = "none" | "access";
+
 /** SMMU_IDR0.STALL_MODEL: whether stalling faults are allowed or forced. */
 export type StallModel = "supported" | "unsupported" | "forced";
 
@@ -98,6 +105,15 @@ export interface SmmuOptions {
    * {@linkcode DEFAULT_STALL_MAX} (64).
    */
   stallMax?: number;
+  /**
+   * Hardware translation table update (SMMU_IDR0.HTTU): with "access", a
+   * walk that finds a leaf with AF = 0 sets AF (a descriptor write, one
+   * more `smmu.walkRead`) where CD.HA (stage 1) or STE.S2HA (stage 2)
+   * asks for it; otherwise it faults with F_ACCESS. Default "access"
+   * (MMU-600/700-class SMMUs implement HTTU). io-pgtable-arm sets AF on
+   * every map, so host-managed tables never fault either way.
+   */
+  httu?: Httu;
   /** ATS supported (SMMU_IDR0.ATS). Default true. */
   ats?: boolean;
   /** PRI supported (SMMU_IDR0.PRI). Default true. */
@@ -268,6 +284,8 @@ export interface SmmuStats {
   s2WalkCacheHits: number;
   /** Descriptor reads by the table walker. */
   walkReads: number;
+  /** Access flags the walker set in leaf descriptors (HTTU with CD.HA / STE.S2HA). */
+  afUpdates: number;
   /** Configuration cache hits (STE). */
   cfgHits: number;
   /** Configuration cache misses (STE): the STE was fetched. */
@@ -391,7 +409,7 @@ export interface SmmuTimingStats {
  * walk (stage 1, stage 2, or nested: each stage-1 descriptor address is an
  * IPA translated through stage 2 before it is read). Time passes on the
  * simulator: `smmu.iotlbLookup` per lookup, `smmu.cfgFetch` per STE/CD fetch,
- * `smmu.walkRead` per descriptor read. Faults follow spec 5.5: the A/R/S
+ * `smmu.walkRead` per descriptor read (and per access flag update). Faults follow spec 5.5: the A/R/S
  * controls (CD.A/R/S at stage 1, STE.S2R/S2S at stage 2) apply to
  * F_TRANSLATION, F_ADDR_SIZE, F_ACCESS and F_PERMISSION; other faults abort
  * and are recorded. A stalled transaction writes a record with Stall = 1 and
@@ -447,7 +465,14 @@ export interface SmmuTimingStats {
  * CMD_SYNC behind a CMD_ATC_INV the endpoint did not complete within
  * `atcInvTimeoutNs` (3.9.1.4; the late completion is discarded, and the
  * failure is reported once). No external aborts on event or PRI queue
- * writes are modelled.
+ * writes are modelled. The access flag (3.13): a leaf with AF = 0 gives
+ * F_ACCESS unless HTTU (`httu`) and CD.HA (stage 1) or STE.S2HA (stage 2)
+ * let the walker set it; an ATS Translation Request sets it the same way
+ * (3.9). io-pgtable-arm sets AF on every map, so only tables whose owner
+ * clears AF (`IoPgtable.setAccessFlag`, a guest OS's what-if) fault;
+ * dirty-state update (HTTU 0b10, CD.HD) is not modelled. A walk reports
+ * one fault, in the Arm ARM's order: F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
+ * F_PERMISSION, stage 1's before the stage-2 translation of its output.
  *
  * @example
  * ```ts
@@ -478,6 +503,7 @@ export class Smmu {
   readonly features: Readonly<{
     stallModel: StallModel;
     stallMax: number;
+    httu: Httu;
     ats: boolean;
     pri: boolean;
     atos: boolean;
@@ -497,6 +523,7 @@ export class Smmu {
     iotlbHitWaits: 0,
     s2WalkCacheHits: 0,
     walkReads: 0,
+    afUpdates: 0,
     cfgHits: 0,
     cfgMisses: 0,
     cdHits: 0,
@@ -603,9 +630,19 @@ export class Smmu {
         );
       }
     }
+    const httu = options.httu ?? "access";
+    if (httu !== "none" && httu !== "access") {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create SMMU: httu must be "none" or "access", got ${
+          String(httu)
+        }`,
+      );
+    }
     this.features = Object.freeze({
       stallModel: options.stallModel ?? "supported",
       stallMax,
+      httu,
       ats: options.ats ?? true,
       pri: options.pri ?? true,
       atos: options.atos ?? true,

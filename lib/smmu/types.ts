@@ -91,6 +91,13 @@ export interface SteS2Fields {
   readonly S2S: boolean;
   /** Stage-2 record: stage-2 translation faults are recorded. */
   readonly S2R: boolean;
+  /**
+   * STE.S2HA: hardware update of the stage-2 access flag (IHI0070 3.13,
+   * with SMMU_IDR0.HTTU != 0b00; IGNORED otherwise): a stage-2 leaf with
+   * AF = 0 has AF set by the walker instead of faulting with F_ACCESS.
+   * Default false.
+   */
+  readonly S2HA?: boolean;
 }
 
 /** STE with Config = 5: stage 1 only. */
@@ -140,6 +147,15 @@ export interface Cd {
   readonly R: boolean;
   /** Abort terminated transactions (1) rather than RAZ/WI (0). */
   readonly A: boolean;
+  /**
+   * CD.HA: hardware update of the stage-1 access flag (IHI0070 3.13, with
+   * SMMU_IDR0.HTTU != 0b00; IGNORED otherwise): a stage-1 leaf with AF = 0
+   * has AF set by the walker instead of faulting with F_ACCESS. Default
+   * false. (CD.HD, dirty state, is not modelled: mainline sets HA and HD
+   * together only for dirty-tracking domains, IO_PGTABLE_QUIRK_ARM_HD in
+   * arm_smmu_make_s1_cd.)
+   */
+  readonly HA?: boolean;
 }
 
 // ---------------------------------------------------------------------------
