@@ -319,11 +319,14 @@ export function xlate(s: SmmuState, p: Pending): number {
     s1 = false; // S1DSS_BYPASS (0b01): stage 1 bypassed
   }
   if (s1) {
-    if (
-      p.ssid >= 0 && (cfg.cdMax === 0 || p.ssid >= 2 ** cfg.cdMax ||
-        (p.ssid === 0 && cfg.s1dss === S1DSS_SSID0))
-    ) {
+    if (p.ssid >= 0 && (cfg.cdMax === 0 || p.ssid >= 2 ** cfg.cdMax)) {
       fault(p, C_BAD_SUBSTREAMID, false, CLASS_IN, 0, cfg, undefined);
+      return s.acc;
+    }
+    if (p.ssid === 0 && cfg.s1dss === S1DSS_SSID0) {
+      // IHI0070 7.3.7: SubstreamID 0 under S1DSS = 0b10 ("CD 0 is
+      // Reserved for non-substream traffic") is F_STREAM_DISABLED.
+      fault(p, F_STREAM_DISABLED, false, CLASS_IN, 0, cfg, undefined);
       return s.acc;
     }
     const idx = p.ssid >= 0 ? p.ssid : 0;

@@ -66,7 +66,7 @@ export interface SteS1Fields {
    * S1CDMax != 0 (IHI0070 5.2, STE.S1DSS): {@linkcode S1DSS_TERMINATE}
    * (F_STREAM_DISABLED), {@linkcode S1DSS_BYPASS} (stage 1 bypassed) or
    * {@linkcode S1DSS_SSID0} (CD 0 is used, and SubstreamID 0 itself is
-   * C_BAD_SUBSTREAMID). Default 0b10, which Linux writes for a CD table
+   * F_STREAM_DISABLED, 7.3.7). Default 0b10, which Linux writes for a CD table
    * (STRTAB_STE_1_S1DSS_SSID0). IGNORED when S1CDMax == 0.
    */
   readonly S1DSS?: S1dss;
@@ -76,7 +76,7 @@ export interface SteS1Fields {
 export const S1DSS_TERMINATE = 0;
 /** STE.S1DSS 0b01: non-substream transactions bypass stage 1. */
 export const S1DSS_BYPASS = 1;
-/** STE.S1DSS 0b10: non-substream transactions use CD 0; SubstreamID 0 is C_BAD_SUBSTREAMID. */
+/** STE.S1DSS 0b10: non-substream transactions use CD 0; SubstreamID 0 is F_STREAM_DISABLED (IHI0070 7.3.7). */
 export const S1DSS_SSID0 = 2;
 /** A value of STE.S1DSS (0b11 is reserved: C_BAD_STE). */
 export type S1dss = 0 | 1 | 2;

@@ -326,3 +326,39 @@ Deno.test("fault priority in a nested walk (IHI0070 3.12, 3.9.1.2): stage 2 of t
     },
   );
 });
+
+Deno.test("IHI0070 7.3.3, 7.3.5, 7.3.7, 7.3.9: C_BAD_STREAMID, C_BAD_STE, F_STREAM_DISABLED and C_BAD_SUBSTREAMID records carry only StreamID (and SubstreamID/SSV where defined); RnW, InputAddr, S2, CLASS and IPA are RES0", async (t) => {
+  const check = (
+    ev: EventRecord | undefined,
+    id: number,
+    ssv: boolean,
+    ssid: number,
+  ) => {
+    assert.ok(ev);
+    assert.equal(ev.ID, id);
+    assert.equal(ev.SSV, ssv);
+    assert.equal(ev.SubstreamID, ssid);
+    assert.equal(ev.InputAddr, 0);
+    assert.equal(ev.RnW, false);
+    assert.equal(ev.S2, false);
+    assert.equal(ev.CLASS, 0);
+    assert.equal(ev.IPA, 0);
+  };
+  await t.step("C_BAD_STREAMID keeps SSV and SubstreamID", () => {
+    const r = rig({ sidBits: 2 });
+    check(faultOf(r, 4, 0x1234, false, 7).ev, C_BAD_STREAMID, true, 7);
+  });
+  await t.step("C_BAD_STE keeps SSV and SubstreamID", () => {
+    const r = rig();
+    r.smmu.writeSte(1, steS2(hostTable(r.memory, 2), { V: false }));
+    check(faultOf(r, 1, 0x1234, false, 3).ev, C_BAD_STE, true, 3);
+  });
+  await t.step("F_STREAM_DISABLED has StreamID only", () => {
+    const { r } = s1Rig({ ste: { S1CDMax: 2, S1DSS: S1DSS_TERMINATE } });
+    check(faultOf(r, 1, 0x1234).ev, F_STREAM_DISABLED, false, 0);
+  });
+  await t.step("C_BAD_SUBSTREAMID: SubstreamID without SSV", () => {
+    const { r } = s1Rig();
+    check(faultOf(r, 1, 0x1234, false, 5).ev, C_BAD_SUBSTREAMID, false, 5);
+  });
+});
