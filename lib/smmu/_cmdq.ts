@@ -432,8 +432,11 @@ export class CmdqConsumer {
       else {
         this.#syncWaiter = this.#syncReadyFn;
         // The ATS Invalidation Completion timeout (IHI0070 3.9.1.4) of the
-        // last one sent; the earlier ones' deadlines are no later. One
+        // last one sent: by then every one still open has timed out. One
         // timer per waiting CMD_SYNC, cancelled when all complete.
+        // Approximation: an earlier one still open after the later ones
+        // completed fails at this deadline, later than its own by the gap
+        // between their sends (ns against a timeout of seconds).
         this.#atcTimer = s.sim.at(
           Math.max(s.sim.now, this.#atcSentAt + this.#atcTimeout),
           this.#atcExpire,
