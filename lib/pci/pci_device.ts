@@ -48,6 +48,14 @@ export interface PciDeviceOptions extends DmaDeviceOptions {
    * transfer (one burst), at most the PRI Allocation. Default 1.
    */
   prgPages?: number;
+  /**
+   * Extra ns before the function sends an ATS Invalidation Completion,
+   * after `pci.atcInvalidate` (its entries are dropped at once either
+   * way); `Infinity` for a function that never answers ATS Invalidate
+   * Requests (a hung or faulty device: the SMMU's CMD_SYNC then times out,
+   * IHI0070 3.9.1.4). A fault-injection what-if. Default 0.
+   */
+  atcInvalidateDelayNs?: number;
   /** ATC entries. Default 64. */
   atcEntries?: number;
   /** ATC ways per set. Default 4. */
@@ -144,6 +152,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
   readonly #cPrgResp: number;
   readonly #cAtcInv: number;
   readonly #prgPages: number;
+  readonly #atcInvDelay: number;
   #atcGen = 0;
   readonly #groupT: (Transfer | undefined)[] = new Array(PRG_INDEXES).fill(
     undefined,
@@ -179,6 +188,15 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
         `Cannot create PCI device ${options.name}: prgPages must be a whole number >= 1, got ${prgPages}`,
       );
     }
+    const atcInvDelay = options.atcInvalidateDelayNs ?? 0;
+    if (!(typeof atcInvDelay === "number" && atcInvDelay >= 0)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create PCI device ${options.name}: atcInvalidateDelayNs must be a number of ns >= 0 (or Infinity), got ${
+          String(atcInvDelay)
+        }`,
+      );
+    }
     const engine = new DmaEngine(sim, options);
     super(engine);
     this.#engine = engine;
@@ -192,6 +210,7 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
     this.#cPrgResp = c["pci.prgResponseLatency"];
     this.#cAtcInv = c["pci.atcInvalidate"];
     this.#prgPages = prgPages;
+    this.#atcInvDelay = atcInvDelay;
     this.iommuDevice = Object.freeze({
       name: options.name,
       sid: options.sid,
@@ -296,27 +315,33 @@ export class PciDevice extends DmaMaster implements SmmuEndpoint {
     return r;
   }
 
-  /** An ATC Invalidation Request: drop the entries, complete after `pci.atcInvalidate`. */
+  /**
+   * An ATC Invalidation Request: drop the entries, complete after
+   * `pci.atcInvalidate` plus `atcInvalidateDelayNs` (never, when that is
+   * Infinity).
+   */
   atcInvalidate(
     ssid: number,
     addr: number,
     log2Pages: number,
     done: () => void,
   ): void {
-    this.#sim.after(this.atcInvalidateBlocking(ssid, addr, log2Pages), done);
+    const ns = this.atcInvalidateBlocking(ssid, addr, log2Pages);
+    if (ns < Infinity) this.#sim.after(ns, done);
   }
 
   /**
    * An ATC Invalidation Request whose completion the SMMU waits for
    * synchronously: drops the entries now (and keeps ATS answers already in
-   * flight out of the ATC) and returns `pci.atcInvalidate`, the ns until
-   * the Invalidation Completion.
+   * flight out of the ATC) and returns `pci.atcInvalidate` plus
+   * `atcInvalidateDelayNs`, the ns until the Invalidation Completion
+   * (Infinity: none comes).
    */
   atcInvalidateBlocking(ssid: number, addr: number, log2Pages: number): number {
     this.#stats.atcInvalidations++;
     this.#atcGen++;
     this.atc?.invalidate(ssid, addr, log2Pages);
-    return this.#cAtcInv;
+    return this.#cAtcInv + this.#atcInvDelay;
   }
 
   // -------------------------------------------------------------------------

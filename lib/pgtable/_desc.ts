@@ -42,7 +42,7 @@ export const PTE_S2AP_READ = 1 << 6;
 export const PTE_S2AP_WRITE = 1 << 7;
 /** SH[1:0] = 0b11 (bits 9:8): inner shareable. */
 export const PTE_SH_IS = 3 << 8;
-/** Bit 10: the access flag; the model always sets it. */
+/** Bit 10: the access flag; `map` always sets it (io-pgtable-arm's ARM_LPAE_PTE_AF). */
 export const PTE_AF = 1 << 10;
 /** Bit 11, stage 1 only: not global, so TLB entries are tagged by ASID. */
 export const PTE_NG = 1 << 11;

@@ -20,6 +20,7 @@ import {
   MAX_IOVA,
   MAX_PADDR,
   protToPte,
+  PTE_AF,
   PTE_TYPE_PAGE,
   PTE_TYPE_TABLE,
   PTE_VALID,
@@ -109,6 +110,12 @@ export interface WalkResult {
   /** Descriptors read: 4 for a page, 3 for a 2 MiB block, 2 for 1 GiB. */
   reads: number;
   /**
+   * The leaf's access flag (AF, bit 10); false on a fault. `map` always
+   * sets it (ARM_LPAE_PTE_AF, as io-pgtable-arm); only
+   * {@linkcode IoPgtable.setAccessFlag} clears it.
+   */
+  af: boolean;
+  /**
    * Byte address of the i-th descriptor read (table address + index * 8),
    * for i < `reads`; -1 beyond.
    */
@@ -124,6 +131,7 @@ export function newWalkResult(): WalkResult {
     pageSize: 0,
     level: 0,
     reads: 0,
+    af: false,
     descAddrs: new Float64Array(4).fill(-1),
   };
 }
@@ -451,6 +459,7 @@ export class IoPgtable {
     out.pageSize = 0;
     out.level = 0;
     out.reads = 0;
+    out.af = false;
     addrs[0] = -1;
     addrs[1] = -1;
     addrs[2] = -1;
@@ -495,10 +504,51 @@ export class IoPgtable {
     const size = SPAN[level]!;
     out.ok = true;
     out.pageSize = size;
+    out.af = (lo & PTE_AF) !== 0;
     out.prot = pteToProt(this.#stage, lo);
     out.pa = (hi & 0xffff) * TWO32 + ((lo & LEAF_OA_MASK[level]!) >>> 0) +
       (iova & (size - 1));
     return out;
+  }
+
+  /**
+   * Sets (`af` true) or clears the access flag (AF, bit 10) of the page or
+   * block descriptor that maps `iova`, changing nothing else: software
+   * that manages AF itself (a guest OS clearing it to track accesses,
+   * which io-pgtable-arm never does), or an SMMU's hardware update of the
+   * flag (HTTU, IHI0070 3.13). Translations already cached elsewhere are
+   * not affected. Returns false (and changes nothing) when `iova` is not
+   * mapped.
+   */
+  setAccessFlag(iova: number, af: boolean): boolean {
+    if (!(Number.isInteger(iova) && iova >= 0 && iova < MAX_IOVA)) {
+      return false;
+    }
+    const dir = this.#dir;
+    let slot = 0;
+    let c: Uint32Array;
+    let o: number;
+    for (let level = 0;; level++) {
+      if (level === 3) {
+        const i = (iova >>> 12) & 511;
+        c = this.#leaf.desc[slot >>> CHUNK_SHIFT]!;
+        o = ((slot & CHUNK_MASK) << 10) | (i << 1);
+        if ((c[o]! & 3) !== 3) return false;
+        break;
+      }
+      const i = (iova * INV_SPAN[level]!) & 511;
+      c = dir.desc[slot >>> CHUNK_SHIFT]!;
+      o = ((slot & CHUNK_MASK) << 10) | (i << 1);
+      const lo = c[o]!;
+      if ((lo & PTE_VALID) === 0) return false;
+      if ((lo & PTE_TYPE_TABLE) === 0) {
+        if (level === 0) return false;
+        break;
+      }
+      slot = dir.child![slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+    }
+    c[o] = af ? c[o]! | PTE_AF : c[o]! & ~PTE_AF;
+    return true;
   }
 
   /** The output address of `iova`, or -1 when it is not mapped (iommu_iova_to_phys). */

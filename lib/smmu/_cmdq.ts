@@ -4,15 +4,20 @@
  * consumer, and each command's effect (configuration and TLB
  * invalidation, range TLBI, ATC invalidation, CMD_SYNC, PRI responses,
  * CMD_RESUME / CMD_STALL_TERM), and command queue errors (IHI0070 7.1:
- * consumption stops at an illegal command, SMMU_CMDQ_CONS.ERR and
- * GERROR.CMDQ_ERR are set, and consumption restarts when the driver
- * acknowledges in GERRORN). Private to lib/smmu.
+ * consumption stops at an illegal command (CERROR_ILL), at a command whose
+ * fetch aborted (CERROR_ABT, injected with `injectFetchAborts`) or at a
+ * CMD_SYNC behind a CMD_ATC_INV whose ATS Invalidation Completion timed out
+ * (CERROR_ATC_INV_SYNC, 3.9.1.4); SMMU_CMDQ_CONS.ERR and GERROR.CMDQ_ERR
+ * are set, and consumption restarts when the driver acknowledges in
+ * GERRORN). Private to lib/smmu.
  *
  * @module
  */
 import { IopfLabError } from "../sim/errors.ts";
 import { TLB_KIND_NESTED, TLB_KIND_S1, TLB_KIND_S2 } from "./tlb.ts";
 import {
+  CERROR_ABT,
+  CERROR_ATC_INV_SYNC,
   CERROR_ILL,
   CERROR_NONE,
   CMD_ATC_INV,
@@ -79,6 +84,28 @@ const SYNC: Command = { opcode: CMD_SYNC };
 function noop(): void {}
 
 /**
+ * Default ATS Invalidation Completion timeout of the SMMU (ns): one minute,
+ * the Invalidate Completion timeout the PCIe ATS specification gives
+ * (PCIe Base 10.3.1: 1 minute, -0 % / +50 %), which IHI0070 3.9.1.4 says
+ * the SMMU applies ("the timeout period specified by ATS").
+ */
+export const DEFAULT_ATC_INV_TIMEOUT_NS = 60e9;
+
+/** Options of a {@linkcode CmdqConsumer}. */
+export interface CmdqOptions {
+  /** The ATS Invalidation Completion timeout (ns). Default {@linkcode DEFAULT_ATC_INV_TIMEOUT_NS}. */
+  atcInvTimeoutNs?: number;
+}
+
+/** One CMD_ATC_INV sent to an endpoint whose completion the queue waits for. */
+interface AtcWait {
+  /** Completed, or timed out (then its late completion is discarded). */
+  settled: boolean;
+  /** The endpoint's completion callback (bound once). */
+  complete: () => void;
+}
+
+/**
  * The command queue's producer side (the driver's issue time) and the
  * SMMU's consumer, over the shared {@linkcode SmmuState}.
  */
@@ -101,6 +128,24 @@ export class CmdqConsumer {
   /** The range of the TLBI being applied. */
   readonly #span: TlbiSpan = { start: 0, end: 0 };
   #atcPending = 0;
+  /**
+   * CMD_ATC_INVs whose completion timed out since the last CMD_SYNC that
+   * reported it: the next CMD_SYNC stops with CERROR_ATC_INV_SYNC.
+   */
+  #atcFailed = 0;
+  /** The CMD_ATC_INVs sent since every earlier one settled. */
+  readonly #atcOpen: AtcWait[] = [];
+  /** Settled records free for reuse (never one that timed out). */
+  readonly #atcFree: AtcWait[] = [];
+  /** When the last CMD_ATC_INV was sent (ns). */
+  #atcSentAt = 0;
+  /** The timeout timer of the CMD_SYNC waiting for them (-1: none). */
+  #atcTimer = -1;
+  readonly #atcTimeout: number;
+  readonly #atcExpire = () => this.#atcTimedOut();
+  readonly #syncReadyFn = () => this.#syncReady();
+  /** Command fetches still to abort (CERROR_ABT), see {@linkcode injectFetchAborts}. */
+  #fetchAborts = 0;
   #syncWaiter: (() => void) | undefined = undefined;
   /** Commands submitted (issued or being issued) and not yet consumed. */
   #queuedCmds = 0;
@@ -112,10 +157,47 @@ export class CmdqConsumer {
   readonly #processNext = () => this.#processCommand();
   readonly #cmdContinue = () => this.#nextCommand();
 
-  /** A consumer of `s.cmdq`. */
-  constructor(s: SmmuState) {
+  /**
+   * A consumer of `s.cmdq`.
+   *
+   * @throws {IopfLabError} EINVAL for a timeout that is not a positive number of ns
+   */
+  constructor(s: SmmuState, options: CmdqOptions = {}) {
+    const timeout = options.atcInvTimeoutNs ?? DEFAULT_ATC_INV_TIMEOUT_NS;
+    if (!(typeof timeout === "number" && timeout > 0 && timeout <= 1e12)) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create SMMU: atcInvTimeoutNs must be a number of ns in (0, 1e12], got ${
+          String(timeout)
+        }`,
+        "atcInvTimeoutNs",
+      );
+    }
     this.#s = s;
+    this.#atcTimeout = timeout;
     this.#cmdDone = new Array(s.cmdq.entries).fill(undefined);
+  }
+
+  /**
+   * The next `count` command fetches from queue memory return an external
+   * abort (a fault injection: an interconnect or RAS error on the command
+   * queue's memory), each stopping consumption with CERROR_ABT (IHI0070
+   * 7.1: CONS.RD stays at the command, which is fetched again once the
+   * driver acknowledges). Adds to any fetch aborts still pending.
+   *
+   * @throws {IopfLabError} EINVAL unless `count` is a whole number in 1..2^20
+   */
+  injectFetchAborts(count: number): void {
+    if (!Number.isInteger(count) || count < 1 || count > 2 ** 20) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot inject command fetch aborts: count must be a whole number in 1..${
+          2 ** 20
+        }, got ${String(count)}`,
+        "count",
+      );
+    }
+    this.#fetchAborts += count;
   }
 
   /** See {@linkcode Smmu.submit}. */
@@ -216,8 +298,19 @@ export class CmdqConsumer {
         s.stats.atcInvalidations++;
         const ep = s.endpoints.get(cmd.SID);
         if (ep) {
-          const at = t +
-            ep.atcInvalidateBlocking(atcSsid(cmd), cmd.Address, cmd.Size);
+          let ns = ep.atcInvalidateBlocking(
+            atcSsid(cmd),
+            cmd.Address,
+            cmd.Size,
+          );
+          if (!(ns <= this.#atcTimeout)) {
+            // No completion within the timeout (IHI0070 3.9.1.4): the
+            // CMD_SYNC waits that long. The CERROR_ATC_INV_SYNC round trip
+            // through the GERROR handler is not part of this twin.
+            ns = this.#atcTimeout;
+            s.stats.atcInvTimeouts++;
+          }
+          const at = t + ns;
           if (at > atcDoneAt) atcDoneAt = at;
         }
       } else {
@@ -316,8 +409,14 @@ export class CmdqConsumer {
   #processCommand(): void {
     const s = this.#s;
     const q = s.cmdq;
-    const slot = q.readSlot;
     const cmd = this.#cmd;
+    if (this.#fetchAborts > 0) {
+      // An external abort on the read of the command: synchronous, CONS
+      // does not move (IHI0070 7.1, CERROR_ABT).
+      this.#fetchAborts--;
+      this.#raiseError(CERROR_ABT);
+      return;
+    }
     const err = commandError(s, q.words, q.readOffset);
     if (err !== CERROR_NONE) {
       // CONS.RD stays at the erroneous command; it and everything after it
@@ -326,28 +425,26 @@ export class CmdqConsumer {
       return;
     }
     decodeCommandInto(q.words, q.readOffset, cmd);
-    const done = this.#cmdDone[slot];
-    this.#cmdDone[slot] = undefined;
-    q.advance();
-    this.#queuedCmds--;
-    // Bounded: each pass moves one command from the backlog into the queue.
-    while (this.#cmdBacklog.length > 0 && !q.isFull) {
-      const b = this.#cmdBacklog.shift()!;
-      this.#writeCommand(b.words, 0, b.done);
-    }
-    s.stats.commands++;
     if (cmd.opcode === CMD_SYNC) {
-      const finish = () => {
-        s.sim.after(s.cSync, () => {
-          s.stats.syncs++;
-          done?.();
-          this.#nextCommand();
-        });
-      };
-      if (this.#atcPending === 0) finish();
-      else this.#syncWaiter = finish;
+      // CONS stays at the CMD_SYNC until it completes: it waits for the
+      // CMD_ATC_INVs before it, each completed or timed out.
+      if (this.#atcPending === 0) this.#syncReady();
+      else {
+        this.#syncWaiter = this.#syncReadyFn;
+        // The ATS Invalidation Completion timeout (IHI0070 3.9.1.4) of the
+        // last one sent: by then every one still open has timed out. One
+        // timer per waiting CMD_SYNC, cancelled when all complete.
+        // Approximation: an earlier one still open after the later ones
+        // completed fails at this deadline, later than its own by the gap
+        // between their sends (ns against a timeout of seconds).
+        this.#atcTimer = s.sim.at(
+          Math.max(s.sim.now, this.#atcSentAt + this.#atcTimeout),
+          this.#atcExpire,
+        );
+      }
       return;
     }
+    const done = this.#consume();
     const extra = this.#execute(cmd);
     if (extra > 0) {
       s.sim.after(extra, () => {
@@ -358,6 +455,93 @@ export class CmdqConsumer {
     }
     done?.();
     this.#cmdContinue();
+  }
+
+  /** Advances CONS past the command there; returns its completion callback. */
+  #consume(): (() => void) | undefined {
+    const s = this.#s;
+    const q = s.cmdq;
+    const slot = q.readSlot;
+    const done = this.#cmdDone[slot];
+    this.#cmdDone[slot] = undefined;
+    q.advance();
+    this.#queuedCmds--;
+    // Bounded: each pass moves one command from the backlog into the queue.
+    while (this.#cmdBacklog.length > 0 && !q.isFull) {
+      const b = this.#cmdBacklog.shift()!;
+      this.#writeCommand(b.words, 0, b.done);
+    }
+    s.stats.commands++;
+    return done;
+  }
+
+  /**
+   * The CMD_SYNC at CONS has seen every earlier CMD_ATC_INV settle. If one
+   * timed out, consumption stops at the CMD_SYNC with CERROR_ATC_INV_SYNC
+   * (IHI0070 3.9.1.4, 7.1); the failure is reported once, so the CMD_SYNC
+   * fetched again after the acknowledgement completes (model choice: the
+   * architecture leaves open whether a repeated CMD_SYNC reports the same
+   * failure again). Otherwise it completes after `smmu.cmdSync`.
+   */
+  #syncReady(): void {
+    const s = this.#s;
+    if (this.#atcFailed > 0) {
+      this.#atcFailed = 0;
+      this.#raiseError(CERROR_ATC_INV_SYNC);
+      return;
+    }
+    const done = this.#consume();
+    s.sim.after(s.cSync, () => {
+      s.stats.syncs++;
+      done?.();
+      this.#nextCommand();
+    });
+  }
+
+  /** A CMD_ATC_INV settled: the last one wakes the waiting CMD_SYNC. */
+  #atcSettled(): void {
+    if (--this.#atcPending !== 0) return;
+    const open = this.#atcOpen;
+    for (const w of open) if (w.complete !== noop) this.#atcFree.push(w);
+    open.length = 0;
+    if (this.#atcTimer >= 0) {
+      this.#s.sim.cancel(this.#atcTimer);
+      this.#atcTimer = -1;
+    }
+    const w = this.#syncWaiter;
+    if (w) {
+      this.#syncWaiter = undefined;
+      w();
+    }
+  }
+
+  /** The waiting CMD_SYNC's timer: every CMD_ATC_INV still open failed. */
+  #atcTimedOut(): void {
+    this.#atcTimer = -1;
+    const open = this.#atcOpen;
+    let n = 0;
+    for (const w of open) {
+      if (w.settled) continue;
+      w.settled = true;
+      // Never reused: its completion may still arrive, and is discarded.
+      w.complete = noop;
+      n++;
+    }
+    this.#atcFailed += n;
+    this.#s.stats.atcInvTimeouts += n;
+    this.#atcPending -= n - 1;
+    this.#atcSettled();
+  }
+
+  #newAtcWait(): AtcWait {
+    const w: AtcWait = { settled: false, complete: noop };
+    const complete = () => {
+      if (w.settled || w.complete !== complete) return; // timed out: discarded
+      w.settled = true;
+      this.#atcSettled();
+    };
+    w.complete = complete;
+    return w;
   }
 
   /** Applies a command; returns extra processing time (ns). */
@@ -427,18 +611,11 @@ export class CmdqConsumer {
         const ep = s.endpoints.get(cmd.SID);
         if (!ep) return 0;
         this.#atcPending++;
-        ep.atcInvalidate(
-          atcSsid(cmd),
-          cmd.Address,
-          cmd.Size,
-          () => {
-            if (--this.#atcPending === 0 && this.#syncWaiter) {
-              const w = this.#syncWaiter;
-              this.#syncWaiter = undefined;
-              w();
-            }
-          },
-        );
+        const w = this.#atcFree.pop() ?? this.#newAtcWait();
+        w.settled = false;
+        this.#atcOpen.push(w);
+        this.#atcSentAt = s.sim.now;
+        ep.atcInvalidate(atcSsid(cmd), cmd.Address, cmd.Size, w.complete);
         return 0;
       }
       case CMD_PRI_RESP: {
@@ -504,9 +681,10 @@ export class CmdqConsumer {
  * without stage 1, CMD_TLBI_S2_IPA without stage 2, CMD_ATC_INV without ATS,
  * CMD_PRI_RESP without PRI (4.5.2), CMD_RESUME / CMD_STALL_TERM with
  * STALL_MODEL = 0b01 (4.7.1, 4.7.2)) or a Reserved value (CMD_SYNC CS = 0b11,
- * 4.7.3; CMD_PRI_RESP Resp = 0b11, 4.5.2). The model has no external aborts
- * on command fetch (CERROR_ABT) and no ATS Invalidation Completion timeouts
- * (CERROR_ATC_INV_SYNC).
+ * 4.7.3; CMD_PRI_RESP Resp = 0b11, 4.5.2). CERROR_ABT and
+ * CERROR_ATC_INV_SYNC do not depend on the command's contents: the
+ * consumer raises them (an injected fetch abort; a timed-out CMD_ATC_INV
+ * before a CMD_SYNC).
  */
 export function commandError(
   s: SmmuState,

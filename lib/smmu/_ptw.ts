@@ -20,6 +20,7 @@ import {
   CLASS_IN,
   CLASS_TT,
   type EventClass,
+  F_ACCESS,
   F_ADDR_SIZE,
   F_BAD_ATS_TREQ,
   F_CD_FETCH,
@@ -69,6 +70,8 @@ export interface StreamCfg {
   readonly s2Stall: boolean;
   /** STE.S2R. */
   readonly s2Record: boolean;
+  /** Effective STE.S2HA: stage-2 AF hardware update (SMMU_IDR0.HTTU != 0b00). */
+  readonly s2ha: boolean;
   /** S1ContextPtr. */
   readonly cdPtr: number;
   /** S1CDMax. */
@@ -97,6 +100,8 @@ export interface CdCfg {
   readonly record: boolean;
   /** CD.A. */
   readonly abort: boolean;
+  /** Effective CD.HA: stage-1 AF hardware update (SMMU_IDR0.HTTU != 0b00). */
+  readonly ha: boolean;
 }
 
 /** The result of a stage-2 translation (a reused scratch record). */
@@ -133,7 +138,7 @@ export function fetchSte(s: SmmuState, sid: number): StreamCfg | number {
   if (eats !== 0 && !f.ats) return C_BAD_STE;
   if (eats === 2 && config !== STE_CONFIG_NESTED) return C_BAD_STE;
   let s1 = false, s2 = false;
-  let vmid = 0, s2Ttb = 0, s2Stall = false, s2Record = false;
+  let vmid = 0, s2Ttb = 0, s2Stall = false, s2Record = false, s2ha = false;
   let cdPtr = 0, cdMax = 0, stalld = false, s1dss: number = S1DSS_SSID0;
   // Reserved Config values 0b001..0b011 behave as 0b000: abort, without
   // an event (IHI0070 5.2 STE.Config).
@@ -157,6 +162,7 @@ export function fetchSte(s: SmmuState, sid: number): StreamCfg | number {
         s2Ttb = ste.S2TTB;
         s2Stall = ste.S2S;
         s2Record = ste.S2R;
+        s2ha = ste.S2HA === true;
         break;
       case STE_CONFIG_NESTED:
         s1 = true;
@@ -165,6 +171,7 @@ export function fetchSte(s: SmmuState, sid: number): StreamCfg | number {
         s2Ttb = ste.S2TTB;
         s2Stall = ste.S2S;
         s2Record = ste.S2R;
+        s2ha = ste.S2HA === true;
         cdPtr = ste.S1ContextPtr;
         cdMax = ste.S1CDMax;
         stalld = ste.S1STALLD;
@@ -202,6 +209,7 @@ export function fetchSte(s: SmmuState, sid: number): StreamCfg | number {
     s2Table: s2 ? s.memory.resolve(HOST_PA_SPACE, s2Ttb) : undefined,
     s2Stall,
     s2Record,
+    s2ha: s2ha && f.httu !== "none",
     cdPtr,
     cdMax,
     stalld,
@@ -311,11 +319,14 @@ export function xlate(s: SmmuState, p: Pending): number {
     s1 = false; // S1DSS_BYPASS (0b01): stage 1 bypassed
   }
   if (s1) {
-    if (
-      p.ssid >= 0 && (cfg.cdMax === 0 || p.ssid >= 2 ** cfg.cdMax ||
-        (p.ssid === 0 && cfg.s1dss === S1DSS_SSID0))
-    ) {
+    if (p.ssid >= 0 && (cfg.cdMax === 0 || p.ssid >= 2 ** cfg.cdMax)) {
       fault(p, C_BAD_SUBSTREAMID, false, CLASS_IN, 0, cfg, undefined);
+      return s.acc;
+    }
+    if (p.ssid === 0 && cfg.s1dss === S1DSS_SSID0) {
+      // IHI0070 7.3.7: SubstreamID 0 under S1DSS = 0b10 ("CD 0 is
+      // Reserved for non-substream traffic") is F_STREAM_DISABLED.
+      fault(p, F_STREAM_DISABLED, false, CLASS_IN, 0, cfg, undefined);
       return s.acc;
     }
     const idx = p.ssid >= 0 ? p.ssid : 0;
@@ -494,6 +505,7 @@ function fetchCd(
     stall: cd.S,
     record: cd.R,
     abort: cd.A,
+    ha: cd.HA === true && f.httu !== "none",
   };
   cacheCd(s, p.sid, cfg, idx, r);
   return r;
@@ -521,11 +533,16 @@ function walkS1(
     fault(p, F_TRANSLATION, false, CLASS_IN, 0, cfg, cd);
     return;
   }
-  // Priority (IHI0070 event order, as the Arm ARM's walk): an output
-  // address beyond OAS (F_ADDR_SIZE) before permission; such a
-  // translation is not cached.
+  // Priority, as the Arm ARM's walk: F_TRANSLATION (above), then an
+  // output address beyond OAS (F_ADDR_SIZE), then the access flag
+  // (F_ACCESS), then permission; a translation that faults with any but
+  // F_PERMISSION is not cached.
   if (w.pa >= s.oasLimit) {
     fault(p, F_ADDR_SIZE, false, CLASS_IN, 0, cfg, cd);
+    return;
+  }
+  if (!w.af && !accessFlag(s, cd.s1Table, cd.ha, iova)) {
+    fault(p, F_ACCESS, false, CLASS_IN, 0, cfg, cd);
     return;
   }
   s.iotlb.insert(
@@ -609,6 +626,9 @@ function s2(
   if (w.pa >= s.oasLimit) {
     return fault(p, F_ADDR_SIZE, true, cls, ipa, cfg, undefined);
   }
+  if (!w.af && !accessFlag(s, table, cfg.s2ha, ipa)) {
+    return fault(p, F_ACCESS, true, cls, ipa, cfg, undefined);
+  }
   tlb.insert(cfg.vmid, -1, TLB_KIND_S2, w.pageSize, ipa, w.pa, w.prot);
   if ((w.prot & need) !== need) {
     return fault(p, F_PERMISSION, true, cls, ipa, cfg, undefined);
@@ -616,6 +636,25 @@ function s2(
   out.pa = w.pa;
   out.prot = w.prot;
   out.size = w.pageSize;
+  return true;
+}
+
+/**
+ * A leaf with AF = 0 (IHI0070 3.13): with hardware update (`ha`, the
+ * effective CD.HA or STE.S2HA) the walker sets AF, one more descriptor
+ * access (`smmu.walkRead`, an estimate of the atomic update), and returns
+ * true; without, returns false (F_ACCESS).
+ */
+function accessFlag(
+  s: SmmuState,
+  table: IoPgtable,
+  ha: boolean,
+  addr: number,
+): boolean {
+  if (!ha) return false;
+  table.setAccessFlag(addr, true);
+  s.acc += s.cWalk;
+  s.stats.afUpdates++;
   return true;
 }
 
@@ -650,8 +689,21 @@ function walkNested(
     s.stats.walkReads++;
   }
   wc.fill(1, cfg.vmid, cd.asid, iova, skip, reads - 2);
+  // Stage 1's own faults in the Arm ARM's order, all before the stage-2
+  // translation of its output (IHI0070 3.9.1.2: "not architecturally
+  // performed unless the descriptor is valid and no fault would arise").
   if (!w.ok) {
     fault(p, F_TRANSLATION, false, CLASS_IN, 0, cfg, cd);
+    return;
+  }
+  if (w.pa >= s.oasLimit) {
+    fault(p, F_ADDR_SIZE, false, CLASS_IN, 0, cfg, cd);
+    return;
+  }
+  // The leaf's AF update is a write to an IPA whose stage-2 translation
+  // the descriptor read above already made.
+  if (!w.af && !accessFlag(s, cd.s1Table, cd.ha, iova)) {
+    fault(p, F_ACCESS, false, CLASS_IN, 0, cfg, cd);
     return;
   }
   if ((w.prot & need) !== need) {

@@ -9,9 +9,13 @@
  */
 import { PROT_READ, PROT_WRITE } from "../sim/units.ts";
 import {
+  C_BAD_STE,
+  C_BAD_STREAMID,
+  C_BAD_SUBSTREAMID,
   CLASS_IN,
   encodeEvent,
   type EventClass,
+  F_STREAM_DISABLED,
   isTranslationFault,
 } from "./types.ts";
 import type { AtsResult, TxnFault, TxnResult } from "./smmu.ts";
@@ -350,6 +354,27 @@ function writeEvent(s: SmmuState, p: Pending, stall: boolean): boolean {
   e.CLASS = p.cls;
   e.InputAddr = p.iova;
   e.IPA = p.s2 ? p.ipa : 0;
+  const id = p.eventId;
+  if (
+    id === C_BAD_STREAMID || id === C_BAD_STE || id === F_STREAM_DISABLED ||
+    id === C_BAD_SUBSTREAMID
+  ) {
+    // These records carry the stream's identity only; every other field is
+    // RES0 (IHI0070 7.3.3, 7.3.5, 7.3.7, 7.3.9): F_STREAM_DISABLED has no
+    // SubstreamID, C_BAD_SUBSTREAMID no SSV (its SubstreamID is always
+    // valid).
+    e.PnU = false;
+    e.InD = false;
+    e.RnW = false;
+    e.S2 = false;
+    e.CLASS = 0;
+    e.InputAddr = 0;
+    e.IPA = 0;
+    if (id === F_STREAM_DISABLED) {
+      e.SSV = false;
+      e.SubstreamID = 0;
+    } else if (id === C_BAD_SUBSTREAMID) e.SSV = false;
+  }
   encodeEvent(e, q.words, q.writeOffset);
   q.commit(p.detectedAt);
   s.stats.eventsWritten++;

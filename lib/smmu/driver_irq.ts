@@ -181,10 +181,14 @@ export class ArmSmmuIrq {
   }
 
   /**
-   * arm_smmu_cmdq_skip_err: CERROR_ABT retries the fetch and
-   * CERROR_ATC_INV_SYNC repeats the CMD_SYNC (both just resume);
-   * CERROR_ILL (and any unknown code) has the command at CONS rewritten as
-   * a CMD_SYNC, so the queue moves past it.
+   * __arm_smmu_cmdq_skip_err (drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c):
+   * after dev_err "CMDQ error (cons ...)" (counted here per code),
+   * CERROR_ABT ("retrying command fetch") and CERROR_ATC_INV_SYNC ("CONS is
+   * still pointing at the CMD_SYNC. Attempt to complete other pending
+   * commands by repeating the CMD_SYNC") return without touching the queue,
+   * so the acknowledgement re-fetches the same command; CERROR_ILL (and any
+   * unknown code) has the command at CONS rewritten as a CMD_SYNC, so the
+   * queue moves past it.
    */
   #cmdqSkipErr(): void {
     const err = this.#smmu.cmdqConsErr;

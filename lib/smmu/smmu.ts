@@ -51,7 +51,7 @@ import {
   StallTable,
   takePending,
 } from "./_stall.ts";
-import { CmdqConsumer } from "./_cmdq.ts";
+import { CmdqConsumer, DEFAULT_ATC_INV_TIMEOUT_NS } from "./_cmdq.ts";
 import {
   GEM5_CACHE_WAYS,
   GEM5_CONFIG_ENTRIES,
@@ -64,6 +64,7 @@ import {
 import { cfgLive } from "./_ptw.ts";
 
 export {
+  DEFAULT_ATC_INV_TIMEOUT_NS,
   GEM5_CACHE_WAYS,
   GEM5_CONFIG_ENTRIES,
   GEM5_WALK_CACHE,
@@ -77,6 +78,13 @@ export {
  * to hundreds of stalled transactions, far fewer than the 2^16 STAGs.
  */
 export const DEFAULT_STALL_MAX = 64;
+
+/**
+ * SMMU_IDR0.HTTU as far as the model goes: "none" (0b00, no hardware
+ * update of translation table flags) or "access" (the access flag only,
+ * IHI0070 3.13; dirty-state update, 0b10, is not modelled).
+ */
+export type Httu = "none" | "access";
 
 /** SMMU_IDR0.STALL_MODEL: whether stalling faults are allowed or forced. */
 export type StallModel = "supported" | "unsupported" | "forced";
@@ -97,6 +105,15 @@ export interface SmmuOptions {
    * {@linkcode DEFAULT_STALL_MAX} (64).
    */
   stallMax?: number;
+  /**
+   * Hardware translation table update (SMMU_IDR0.HTTU): with "access", a
+   * walk that finds a leaf with AF = 0 sets AF (a descriptor write, one
+   * more `smmu.walkRead`) where CD.HA (stage 1) or STE.S2HA (stage 2)
+   * asks for it; otherwise it faults with F_ACCESS. Default "access"
+   * (MMU-600/700-class SMMUs implement HTTU). io-pgtable-arm sets AF on
+   * every map, so host-managed tables never fault either way.
+   */
+  httu?: Httu;
   /** ATS supported (SMMU_IDR0.ATS). Default true. */
   ats?: boolean;
   /** PRI supported (SMMU_IDR0.PRI). Default true. */
@@ -135,6 +152,14 @@ export interface SmmuOptions {
   xlateSlots?: number;
   /** Table walks in progress at once (the walkers, 1..4096). Default 16, gem5's `ptw_slots`. */
   ptwSlots?: number;
+  /**
+   * The ATS Invalidation Completion timeout (ns, at most 1e12): a
+   * CMD_ATC_INV whose endpoint has not answered within it has failed, and
+   * the CMD_SYNC waiting for it stops the command queue with
+   * CERROR_ATC_INV_SYNC (IHI0070 3.9.1.4, 7.1). Default
+   * {@linkcode DEFAULT_ATC_INV_TIMEOUT_NS} (one minute, PCIe ATS).
+   */
+  atcInvTimeoutNs?: number;
   /** log2 of the event queue entries (0..19). Default 8. */
   evtqLog2?: number;
   /** log2 of the PRI queue entries (0..19). Default 8. */
@@ -259,6 +284,8 @@ export interface SmmuStats {
   s2WalkCacheHits: number;
   /** Descriptor reads by the table walker. */
   walkReads: number;
+  /** Access flags the walker set in leaf descriptors (HTTU with CD.HA / STE.S2HA). */
+  afUpdates: number;
   /** Configuration cache hits (STE). */
   cfgHits: number;
   /** Configuration cache misses (STE): the STE was fetched. */
@@ -317,6 +344,8 @@ export interface SmmuStats {
   priResponses: number;
   /** Command queue errors raised (SMMU_CMDQ_CONS.ERR set, consumption stopped). */
   cmdqErrors: number;
+  /** CMD_ATC_INVs whose ATS Invalidation Completion did not arrive within `atcInvTimeoutNs`. */
+  atcInvTimeouts: number;
   /** ATOS translations run ({@linkcode Smmu.atos}). */
   atosRequests: number;
 }
@@ -380,7 +409,7 @@ export interface SmmuTimingStats {
  * walk (stage 1, stage 2, or nested: each stage-1 descriptor address is an
  * IPA translated through stage 2 before it is read). Time passes on the
  * simulator: `smmu.iotlbLookup` per lookup, `smmu.cfgFetch` per STE/CD fetch,
- * `smmu.walkRead` per descriptor read. Faults follow spec 5.5: the A/R/S
+ * `smmu.walkRead` per descriptor read (and per access flag update). Faults follow spec 5.5: the A/R/S
  * controls (CD.A/R/S at stage 1, STE.S2R/S2S at stage 2) apply to
  * F_TRANSLATION, F_ADDR_SIZE, F_ACCESS and F_PERMISSION; other faults abort
  * and are recorded. A stalled transaction writes a record with Stall = 1 and
@@ -430,10 +459,20 @@ export interface SmmuTimingStats {
  * the STE is valid, Failure (no PASID) when it cannot be read; without PRI
  * (SMMU_IDR0.PRI = 0) every Page Request is answered Response Failure
  * (8.2). SMMU_IDR0.TERM_MODEL = 0: CMD_RESUME's Abort parameter chooses
- * abort or RAZ/WI. No external aborts on queue or command fetches and no
- * ATS Invalidation Completion timeouts are modelled (so CERROR_ABT and
- * CERROR_ATC_INV_SYNC never arise); io-pgtable always sets the access
- * flag and HTTU is not modelled, so F_ACCESS never arises either.
+ * abort or RAZ/WI. Command queue errors (IHI0070 7.1): CERROR_ILL for
+ * illegal commands, CERROR_ABT for an injected abort on command fetch
+ * ({@linkcode Smmu.injectCmdFetchAborts}), CERROR_ATC_INV_SYNC at a
+ * CMD_SYNC behind a CMD_ATC_INV the endpoint did not complete within
+ * `atcInvTimeoutNs` (3.9.1.4; the late completion is discarded, and the
+ * failure is reported once). No external aborts on event or PRI queue
+ * writes are modelled. The access flag (3.13): a leaf with AF = 0 gives
+ * F_ACCESS unless HTTU (`httu`) and CD.HA (stage 1) or STE.S2HA (stage 2)
+ * let the walker set it; an ATS Translation Request sets it the same way
+ * (3.9). io-pgtable-arm sets AF on every map, so only tables whose owner
+ * clears AF (`IoPgtable.setAccessFlag`, a guest OS's what-if) fault;
+ * dirty-state update (HTTU 0b10, CD.HD) is not modelled. A walk reports
+ * one fault, in the Arm ARM's order: F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
+ * F_PERMISSION, stage 1's before the stage-2 translation of its output.
  *
  * @example
  * ```ts
@@ -464,6 +503,7 @@ export class Smmu {
   readonly features: Readonly<{
     stallModel: StallModel;
     stallMax: number;
+    httu: Httu;
     ats: boolean;
     pri: boolean;
     atos: boolean;
@@ -483,6 +523,7 @@ export class Smmu {
     iotlbHitWaits: 0,
     s2WalkCacheHits: 0,
     walkReads: 0,
+    afUpdates: 0,
     cfgHits: 0,
     cfgMisses: 0,
     cdHits: 0,
@@ -510,6 +551,7 @@ export class Smmu {
     atcInvalidations: 0,
     priResponses: 0,
     cmdqErrors: 0,
+    atcInvTimeouts: 0,
     atosRequests: 0,
   };
   /** The IOTLB (read-only use: inspection in tests and metrics). */
@@ -588,9 +630,19 @@ export class Smmu {
         );
       }
     }
+    const httu = options.httu ?? "access";
+    if (httu !== "none" && httu !== "access") {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create SMMU: httu must be "none" or "access", got ${
+          String(httu)
+        }`,
+      );
+    }
     this.features = Object.freeze({
       stallModel: options.stallModel ?? "supported",
       stallMax,
+      httu,
       ats: options.ats ?? true,
       pri: options.pri ?? true,
       atos: options.atos ?? true,
@@ -666,7 +718,12 @@ export class Smmu {
       evScratch: newEventRecord(),
     };
     this.#s = state;
-    this.#cq = new CmdqConsumer(this.#s);
+    this.#cq = new CmdqConsumer(
+      this.#s,
+      options.atcInvTimeoutNs === undefined
+        ? {}
+        : { atcInvTimeoutNs: options.atcInvTimeoutNs },
+    );
     this.#steCache = this.#s.steCache;
   }
 
@@ -1062,6 +1119,22 @@ export class Smmu {
   /** True while GERROR.CMDQ_ERR is active (no command is consumed). */
   get cmdqErrorActive(): boolean {
     return this.#cq.errorActive;
+  }
+
+  /**
+   * Fault injection: the next `count` reads of commands from the command
+   * queue's memory return an external abort (an interconnect or RAS error),
+   * each stopping consumption with SMMU_CMDQ_CONS.ERR = CERROR_ABT and
+   * GERROR.CMDQ_ERR; CONS.RD stays at the command, fetched again when the
+   * driver acknowledges (IHI0070 7.1). Only the queue's consumer fetches
+   * (not {@linkcode submitBlocking}'s twin). A command queue base outside
+   * memory would abort every fetch, and arm_smmu_cmdq_skip_err would retry
+   * forever; the injection is therefore bounded.
+   *
+   * @throws {IopfLabError} EINVAL unless `count` is a whole number in 1..2^20
+   */
+  injectCmdFetchAborts(count: number): void {
+    this.#cq.injectFetchAborts(count);
   }
 
   /**

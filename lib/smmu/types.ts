@@ -66,7 +66,7 @@ export interface SteS1Fields {
    * S1CDMax != 0 (IHI0070 5.2, STE.S1DSS): {@linkcode S1DSS_TERMINATE}
    * (F_STREAM_DISABLED), {@linkcode S1DSS_BYPASS} (stage 1 bypassed) or
    * {@linkcode S1DSS_SSID0} (CD 0 is used, and SubstreamID 0 itself is
-   * C_BAD_SUBSTREAMID). Default 0b10, which Linux writes for a CD table
+   * F_STREAM_DISABLED, 7.3.7). Default 0b10, which Linux writes for a CD table
    * (STRTAB_STE_1_S1DSS_SSID0). IGNORED when S1CDMax == 0.
    */
   readonly S1DSS?: S1dss;
@@ -76,7 +76,7 @@ export interface SteS1Fields {
 export const S1DSS_TERMINATE = 0;
 /** STE.S1DSS 0b01: non-substream transactions bypass stage 1. */
 export const S1DSS_BYPASS = 1;
-/** STE.S1DSS 0b10: non-substream transactions use CD 0; SubstreamID 0 is C_BAD_SUBSTREAMID. */
+/** STE.S1DSS 0b10: non-substream transactions use CD 0; SubstreamID 0 is F_STREAM_DISABLED (IHI0070 7.3.7). */
 export const S1DSS_SSID0 = 2;
 /** A value of STE.S1DSS (0b11 is reserved: C_BAD_STE). */
 export type S1dss = 0 | 1 | 2;
@@ -91,6 +91,13 @@ export interface SteS2Fields {
   readonly S2S: boolean;
   /** Stage-2 record: stage-2 translation faults are recorded. */
   readonly S2R: boolean;
+  /**
+   * STE.S2HA: hardware update of the stage-2 access flag (IHI0070 3.13,
+   * with SMMU_IDR0.HTTU != 0b00; IGNORED otherwise): a stage-2 leaf with
+   * AF = 0 has AF set by the walker instead of faulting with F_ACCESS.
+   * Default false.
+   */
+  readonly S2HA?: boolean;
 }
 
 /** STE with Config = 5: stage 1 only. */
@@ -140,6 +147,15 @@ export interface Cd {
   readonly R: boolean;
   /** Abort terminated transactions (1) rather than RAZ/WI (0). */
   readonly A: boolean;
+  /**
+   * CD.HA: hardware update of the stage-1 access flag (IHI0070 3.13, with
+   * SMMU_IDR0.HTTU != 0b00; IGNORED otherwise): a stage-1 leaf with AF = 0
+   * has AF set by the walker instead of faulting with F_ACCESS. Default
+   * false. (CD.HD, dirty state, is not modelled: mainline sets HA and HD
+   * together only for dirty-tracking domains, IO_PGTABLE_QUIRK_ARM_HD in
+   * arm_smmu_make_s1_cd.)
+   */
+  readonly HA?: boolean;
 }
 
 // ---------------------------------------------------------------------------
@@ -1153,7 +1169,8 @@ export interface SmmuEndpoint {
    * An ATC Invalidation Request: drop translations of `ssid` (-1 = every
    * PASID) in the 2^log2Pages pages aligned around `addr`
    * ({@linkcode ATC_INV_SIZE_ALL} = everything). Call `done` when the
-   * Invalidation Completion is sent.
+   * Invalidation Completion is sent (a function that never answers never
+   * calls it; the SMMU times the request out, IHI0070 3.9.1.4).
    */
   atcInvalidate(
     ssid: number,
@@ -1164,7 +1181,8 @@ export interface SmmuEndpoint {
   /**
    * The same ATC Invalidation Request for a caller that waits for it
    * synchronously (the SMMU's `submitBlocking`): drop the entries now
-   * and return the ns until the Invalidation Completion would be sent.
+   * and return the ns until the Invalidation Completion would be sent
+   * (Infinity when it never would).
    */
   atcInvalidateBlocking(ssid: number, addr: number, log2Pages: number): number;
 }

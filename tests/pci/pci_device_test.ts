@@ -308,3 +308,26 @@ Deno.test("PRI needs ATS", () => {
     /EINVAL/,
   );
 });
+
+Deno.test("device.atcInvalidateDelayNs = Infinity (a function that never answers ATS Invalidate Requests): the unmap's CMD_SYNC hits CERROR_ATC_INV_SYNC at the SMMU's timeout (IHI0070 3.9.1.4), the driver repeats the CMD_SYNC (arm_smmu_cmdq_skip_err) and the sync completes", () => {
+  const t = pciRig({ atcInvalidateDelayNs: Infinity }, {
+    atcInvTimeoutNs: 5e6,
+  });
+  t.dma(0x4000);
+  t.sim.run();
+  const errors0 = t.smmu.stats.cmdqErrors; // attach's ATC invalidation timed out too
+  const g = newIotlbGather();
+  t.drv.unmap(t.dom, 0x4000, 4096, g);
+  let syncedAt = -1;
+  const t0 = t.sim.now;
+  t.drv.iotlbSync(t.dom, g, () => (syncedAt = t.sim.now));
+  t.sim.run();
+  assert.ok(syncedAt - t0 >= 5e6, `${syncedAt - t0} ns`);
+  assert.equal(t.dev.atc!.size, 0); // the entries were dropped all the same
+  assert.equal(t.smmu.stats.cmdqErrors, errors0 + 1);
+  assert.ok(t.drv.stats.cmdqErrors.atcInvSync >= 1);
+  assert.ok(!t.smmu.cmdqErrorActive);
+  assert.throws(() => pciRig({ atcInvalidateDelayNs: -1 }), {
+    code: "EINVAL",
+  });
+});

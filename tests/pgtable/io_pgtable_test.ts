@@ -652,3 +652,23 @@ Deno.test("IoPgtable maps 64 GiB of 4 KiB pages in bounded memory", () => {
   assert.equal(pt.tablePages, 1);
   assert.equal(pt.mappedBytes, 0);
 });
+
+Deno.test("the access flag: map sets AF (io-pgtable-arm's ARM_LPAE_PTE_AF) and the walk reports it; setAccessFlag clears and sets bit 10 of the leaf only", () => {
+  const pt = new IoPgtable({ stage: 1 });
+  pt.map(0x20_0000, 0x4000_0000, 0x20_0000, 3); // a 2 MiB block
+  pt.map(0x1000, 0x8000_1000, 0x1000, 1); // a page
+  const w = newWalkResult();
+  assert.ok(pt.walk(0x1234, w).af && pt.walk(0x20_1234, w).af);
+  const before = pt.readDescriptor(w.descAddrs[w.reads - 1]!);
+  assert.ok(pt.setAccessFlag(0x20_5000, false));
+  pt.walk(0x20_1234, w);
+  assert.ok(w.ok && !w.af && w.pa === 0x4000_1234);
+  assert.equal(pt.readDescriptor(w.descAddrs[w.reads - 1]!), before - 0x400);
+  assert.ok(pt.setAccessFlag(0x1000, false));
+  assert.ok(!pt.walk(0x1000, w).af && w.prot === 1);
+  assert.ok(pt.setAccessFlag(0x1000, true) && pt.walk(0x1000, w).af);
+  assert.equal(pt.setAccessFlag(0x5000, false), false); // not mapped
+  assert.equal(pt.setAccessFlag(-1, false), false);
+  pt.walk(0x9000, w);
+  assert.ok(!w.ok && !w.af);
+});

@@ -7,8 +7,11 @@
 import assert from "node:assert/strict";
 import {
   ArmSmmuV3Driver,
+  CERROR_ABT,
+  CERROR_ATC_INV_SYNC,
   CERROR_ILL,
   CERROR_NONE,
+  CMD_ATC_INV,
   CMD_PRI_RESP,
   CMD_RESUME,
   CMD_STALL_TERM,
@@ -215,4 +218,133 @@ Deno.test("IHI0070 7.1 CERROR_ILL for illegal uses: stage-1 TLBI without stage 1
     assert.equal(r.smmu.stats.cmdqErrors, 0);
     assert.equal(r.smmu.cmdqConsErr, CERROR_NONE);
   });
+});
+
+Deno.test("IHI0070 7.1 CERROR_ABT: an external abort on command fetch stops consumption with CONS.RD at the command (not applied); arm_smmu_cmdq_skip_err ('retrying command fetch') just acknowledges, and the re-fetched command runs once", () => {
+  const r = rig(); // no driver first: nobody acknowledges
+  r.smmu.injectCmdFetchAborts(1);
+  let done = 0;
+  r.smmu.submit([{ opcode: CMD_TLBI_S12_VMALL, VMID: 1 }], () => done++);
+  r.sim.run();
+  assert.equal(r.smmu.cmdqConsErr, CERROR_ABT);
+  assert.ok(r.smmu.cmdqErrorActive);
+  assert.equal(r.smmu.stats.tlbInvalidations, 0); // not applied
+  assert.equal(done, 0);
+  assert.equal(r.smmu.cmdq.isEmpty, false);
+  r.smmu.writeGerrorn(r.smmu.gerror); // the fetch is retried
+  r.sim.run();
+  assert.equal(done, 1);
+  assert.equal(r.smmu.stats.tlbInvalidations, 1);
+
+  // With the driver: two aborts in a row, two GERROR round trips, no rewrite.
+  const d = withDriver();
+  d.smmu.injectCmdFetchAborts(2);
+  const seen: string[] = [];
+  d.smmu.submit(
+    [{ opcode: CMD_TLBI_S12_VMALL, VMID: 1 }],
+    () => seen.push("tlbi"),
+  );
+  d.smmu.submit([{ opcode: CMD_SYNC }], () => seen.push("sync"));
+  d.sim.run();
+  assert.deepEqual(seen, ["tlbi", "sync"]);
+  assert.equal(d.smmu.stats.cmdqErrors, 2);
+  assert.equal(d.drv.stats.cmdqErrors.abt, 2);
+  assert.equal(d.drv.stats.cmdqErrors.ill, 0);
+  assert.equal(d.smmu.stats.tlbInvalidations, 1); // the command was not replaced
+  assert.ok(!d.smmu.cmdqErrorActive);
+  assert.throws(() => d.smmu.injectCmdFetchAborts(0), { code: "EINVAL" });
+});
+
+/** An endpoint that answers ATC Invalidate Requests after `delay` ns (Infinity: never). */
+class SlowEp extends Ep {
+  constructor(readonly sim: Rig["sim"], readonly delay: number) {
+    super();
+  }
+  override atcInvalidate(
+    _s: number,
+    _a: number,
+    _l: number,
+    done: () => void,
+  ): void {
+    if (this.delay < Infinity) this.sim.after(this.delay, done);
+  }
+  override atcInvalidateBlocking(): number {
+    return this.delay;
+  }
+}
+
+const ATC_INV: Command = {
+  opcode: CMD_ATC_INV,
+  SID: 0x100,
+  SSID: 0,
+  SSV: false,
+  G: false,
+  Address: 0,
+  Size: 0,
+} as Command;
+
+Deno.test("IHI0070 3.9.1.4 / 7.1 CERROR_ATC_INV_SYNC: a CMD_SYNC behind a CMD_ATC_INV whose completion does not arrive within the timeout stops with CONS at the CMD_SYNC; without an acknowledgement it never completes", () => {
+  const r = rig({ atcInvTimeoutNs: 1e6 });
+  r.smmu.attachEndpoint(0x100, new SlowEp(r.sim, Infinity));
+  let synced = false;
+  let irqAt = -1;
+  r.smmu.onGerrorIrq = () => (irqAt = r.sim.now);
+  r.smmu.submit([ATC_INV, { opcode: CMD_SYNC }], () => (synced = true));
+  r.sim.run();
+  assert.equal(r.smmu.cmdqConsErr, CERROR_ATC_INV_SYNC);
+  assert.ok(r.smmu.cmdqErrorActive && !synced);
+  assert.equal(r.smmu.stats.atcInvTimeouts, 1);
+  assert.ok(irqAt >= 1e6, `the error comes at the timeout, got ${irqAt} ns`);
+  assert.equal(r.smmu.cmdq.isEmpty, false); // CONS still at the CMD_SYNC
+});
+
+Deno.test("arm_smmu_cmdq_skip_err on CERROR_ATC_INV_SYNC repeats the CMD_SYNC (no rewrite): it completes once the timed-out invalidation is reported, the late completion is discarded, and later invalidations work", () => {
+  const r = withDriver({ atcInvTimeoutNs: 1e6 });
+  const ep = new SlowEp(r.sim, 3e6); // answers after the SMMU's timeout
+  r.smmu.attachEndpoint(0x100, ep);
+  const seen: [string, number][] = [];
+  r.smmu.submit(
+    [ATC_INV, { opcode: CMD_SYNC }],
+    () => seen.push(["sync 1", r.sim.now]),
+  );
+  r.sim.run();
+  assert.equal(seen.length, 1);
+  assert.ok(seen[0]![1] >= 1e6);
+  assert.equal(r.drv.stats.cmdqErrors.atcInvSync, 1);
+  assert.equal(r.drv.stats.cmdqErrors.ill, 0);
+  assert.equal(r.smmu.stats.atcInvTimeouts, 1);
+  assert.equal(r.smmu.stats.syncs, 1);
+  // The late completion (at 3 ms) did not count for anything; a prompt
+  // endpoint's invalidation now completes normally, with no error.
+  const fast = new SlowEp(r.sim, 500);
+  r.smmu.attachEndpoint(0x100, fast);
+  const t0 = r.sim.now;
+  r.smmu.submit(
+    [ATC_INV, { opcode: CMD_SYNC }],
+    () => seen.push(["sync 2", r.sim.now]),
+  );
+  r.sim.run();
+  assert.equal(seen.length, 2);
+  assert.ok(seen[1]![1] - t0 < 1e6);
+  assert.equal(r.smmu.stats.cmdqErrors, 1);
+  assert.equal(r.smmu.stats.atcInvTimeouts, 1);
+});
+
+Deno.test("IHI0070 3.9.1.4: an invalidation completed in time raises no error and leaves no timer behind (the clock ends at the completion, not at the timeout)", () => {
+  const r = rig(); // default timeout: one minute
+  r.smmu.attachEndpoint(0x100, new SlowEp(r.sim, 700));
+  let at = -1;
+  r.smmu.submit([ATC_INV, { opcode: CMD_SYNC }], () => (at = r.sim.now));
+  r.sim.run();
+  assert.ok(at > 0 && at < 1e5);
+  assert.equal(r.sim.now, at);
+  assert.equal(r.sim.pending, 0);
+  assert.equal(r.smmu.stats.cmdqErrors, 0);
+  // The blocking twin caps a silent endpoint's wait at the timeout.
+  const b = rig({ atcInvTimeoutNs: 2e6 });
+  b.smmu.attachEndpoint(0x100, new SlowEp(b.sim, Infinity));
+  const ns = b.smmu.submitBlocking([ATC_INV]);
+  assert.ok(ns >= 2e6 && ns < 3e6, `${ns}`);
+  assert.equal(b.smmu.stats.atcInvTimeouts, 1);
+  assert.throws(() => rig({ atcInvTimeoutNs: 0 }), { code: "EINVAL" });
 });

@@ -1,6 +1,6 @@
 import { IopfLabError } from "../../lib/sim/errors.ts";
 import assert from "node:assert/strict";
-import { IoPgtable, newWalkResult } from "../../lib/pgtable/mod.ts";
+import { type IoPgtable, newWalkResult } from "../../lib/pgtable/mod.ts";
 import { PlatformDevice } from "../../lib/device/mod.ts";
 import type { DmaResult } from "../../lib/device/mod.ts";
 import {
@@ -41,9 +41,9 @@ import {
   steS2,
   translateNow,
 } from "./_helpers.ts";
+import { CD_IPA, HOST_BASE, nestedRig, s1Rig, VMID } from "./_rig.ts";
 
 const RW = 3;
-const MiB = 2 ** 20;
 
 function platformDma(
   r: Rig,
@@ -233,28 +233,9 @@ Deno.test("illegal STEs give C_BAD_STE and abort the transaction", async (t) => 
   );
 });
 
-function s1Rig(model: StallModel, cd: Partial<Cd>, stalld = false) {
-  const r = rig({ stallModel: model });
-  const s1 = hostTable(r.memory, 1);
-  r.smmu.writeCd(0x7000, 0, {
-    V: true,
-    ASID: 3,
-    TTB0: s1.root,
-    T0SZ: 16,
-    TG0: 0,
-    S: false,
-    R: true,
-    A: true,
-    ...cd,
-  });
-  r.smmu.writeSte(1, {
-    V: true,
-    Config: 5,
-    S1ContextPtr: 0x7000,
-    S1CDMax: 0,
-    S1STALLD: stalld,
-  });
-  return { r, s1 };
+/** The shared stage-1 rig with a stall model, CD fields and STE.S1STALLD. */
+function s1With(model: StallModel, cd: Partial<Cd>, stalld = false) {
+  return s1Rig({ smmu: { stallModel: model }, cd, ste: { S1STALLD: stalld } });
 }
 
 Deno.test("illegal CDs give C_BAD_CD", async (t) => {
@@ -267,13 +248,13 @@ Deno.test("illegal CDs give C_BAD_CD", async (t) => {
   ];
   for (const [name, model, cd, stalld] of cases) {
     await t.step(name, () => {
-      const { r } = s1Rig(model, cd, stalld);
+      const { r } = s1With(model, cd, stalld);
       const res = translateNow(r, { sid: 1, iova: 0, write: false });
       assert.ok(res && !res.ok && res.eventId === C_BAD_CD);
     });
   }
   await t.step("a missing CD table gives F_CD_FETCH", () => {
-    const { r } = s1Rig("supported", {});
+    const { r } = s1Rig();
     r.smmu.writeSte(1, {
       V: true,
       Config: 5,
@@ -288,7 +269,7 @@ Deno.test("illegal CDs give C_BAD_CD", async (t) => {
   await t.step(
     "a SubstreamID without substreams gives C_BAD_SUBSTREAMID",
     () => {
-      const { r } = s1Rig("supported", {});
+      const { r } = s1Rig();
       const res = translateNow(r, { sid: 1, ssid: 1, iova: 0, write: false });
       assert.ok(res && !res.ok && res.eventId === C_BAD_SUBSTREAMID);
     },
@@ -296,12 +277,12 @@ Deno.test("illegal CDs give C_BAD_CD", async (t) => {
 });
 
 Deno.test("stage-1 stall (CD.S) and RAZ/WI termination (CD.A=0)", () => {
-  const a = s1Rig("supported", { S: true });
+  const a = s1Rig({ cd: { S: true } });
   const stalled = translateNow(a.r, { sid: 1, iova: 0x3000, write: false });
   assert.equal(stalled, undefined);
   const ev = drainEvents(a.r.smmu)[0]!;
   assert.ok(ev.Stall && !ev.S2 && ev.InputAddr === 0x3000);
-  const b = s1Rig("supported", { A: false, R: false });
+  const b = s1Rig({ cd: { A: false, R: false } });
   const res = translateNow(b.r, { sid: 1, iova: 0x3000, write: false });
   assert.ok(res && !res.ok && !res.abort && !res.recorded);
 });
@@ -379,51 +360,6 @@ Deno.test("translation time: a miss pays STE fetch and walk reads, a hit only th
 // ---------------------------------------------------------------------------
 // Nested
 
-const VMID = 5;
-const CD_IPA = 0x1_0000;
-const GUEST_RAM = 16 * MiB;
-const HOST_BASE = 0x1_0000_0000;
-
-function nestedRig(opts: { s2s?: boolean; cdS?: boolean } = {}) {
-  const r = rig();
-  // Guest RAM is block-mapped and the tests unmap 4 KiB of it: the
-  // pre-6.13 split on unmap (splitOnUnmap), a test convenience.
-  const s2 = hostTable(r.memory, 2, true);
-  s2.map(0, HOST_BASE, GUEST_RAM, RW);
-  let next = 8 * MiB; // the guest's page-table pages, inside guest RAM
-  const s1 = new IoPgtable({
-    stage: 1,
-    allocTable: () => {
-      const a = next;
-      next += 4096;
-      return a;
-    },
-  });
-  r.memory.register(VMID, s1);
-  r.smmu.writeCd(CD_IPA, 0, {
-    V: true,
-    ASID: 9,
-    TTB0: s1.root,
-    T0SZ: 16,
-    TG0: 0,
-    S: opts.cdS ?? false,
-    R: true,
-    A: true,
-  }, VMID);
-  r.smmu.writeSte(2, {
-    V: true,
-    Config: 7,
-    S1ContextPtr: CD_IPA,
-    S1CDMax: 0,
-    S1STALLD: false,
-    S2VMID: VMID,
-    S2TTB: s2.root,
-    S2S: opts.s2s ?? false,
-    S2R: true,
-  });
-  return { r, s1, s2 };
-}
-
 Deno.test("nested translation: stage 1 then stage 2, then a combined IOTLB hit", () => {
   const { r, s1 } = nestedRig();
   s1.map(0x7000_0000, 0x20_0000, 0x1000, RW);
@@ -457,7 +393,7 @@ Deno.test("nested: a stage-2 fault on the output IPA reports S2=1, CLASS=IN and 
 });
 
 Deno.test("nested: a stage-2 fault on a stage-1 descriptor fetch reports S2=1, CLASS=TT and the descriptor's IPA", () => {
-  const { r, s1, s2 } = nestedRig({ s2s: true });
+  const { r, s1, s2 } = nestedRig({ ste: { S2S: true } });
   s1.map(0x7000_0000, 0x20_0000, 0x1000, RW);
   const w = s1.walk(0x7000_0000, newWalkResult());
   const leafTablePage = Math.floor(w.descAddrs[3]! / 4096) * 4096;

@@ -18,6 +18,7 @@ import {
   GEM5_WALK_CACHE,
 } from "../../lib/smmu/mod.ts";
 import { hostTable, rig, steS2, translateNow } from "./_helpers.ts";
+import { cdFor, steS1 } from "./_rig.ts";
 
 const GiB = 2 ** 30, MiB = 2 ** 20;
 
@@ -54,31 +55,10 @@ Deno.test("stage-1 walk caches are tagged by ASID", () => {
   s1.map(0x1000, 0x9000_0000, 4096, 3);
   s1.map(0x2000, 0x9000_1000, 4096, 3);
   for (const [ptr, asid] of [[0x7000, 3], [0x8000, 4]] as const) {
-    r.smmu.writeCd(ptr, 0, {
-      V: true,
-      ASID: asid,
-      TTB0: s1.root,
-      T0SZ: 16,
-      TG0: 0,
-      S: false,
-      R: true,
-      A: true,
-    });
+    r.smmu.writeCd(ptr, 0, cdFor(s1, { ASID: asid }));
   }
-  r.smmu.writeSte(1, {
-    V: true,
-    Config: 5,
-    S1ContextPtr: 0x7000,
-    S1CDMax: 0,
-    S1STALLD: false,
-  });
-  r.smmu.writeSte(2, {
-    V: true,
-    Config: 5,
-    S1ContextPtr: 0x8000,
-    S1CDMax: 0,
-    S1STALLD: false,
-  });
+  r.smmu.writeSte(1, steS1(0x7000));
+  r.smmu.writeSte(2, steS1(0x8000));
   const reads = (sid: number, iova: number) => {
     const before = r.smmu.stats.walkReads;
     assert.ok(translateNow(r, { sid, iova, write: false })?.ok);
@@ -176,24 +156,9 @@ Deno.test("CMD_CFGI_STE and CMD_CFGI_CD invalidate configuration cache entries (
   const r = rig();
   const s1 = hostTable(r.memory, 1);
   s1.map(0, 0x9000_0000, 4096, 3);
-  const cd = {
-    V: true,
-    ASID: 3,
-    TTB0: s1.root,
-    T0SZ: 16,
-    TG0: 0,
-    S: false,
-    R: true,
-    A: true,
-  };
+  const cd = cdFor(s1);
   r.smmu.writeCd(0x7000, 0, cd);
-  r.smmu.writeSte(1, {
-    V: true,
-    Config: 5,
-    S1ContextPtr: 0x7000,
-    S1CDMax: 0,
-    S1STALLD: false,
-  });
+  r.smmu.writeSte(1, steS1(0x7000));
   const st = r.smmu.stats;
   assert.ok(translateNow(r, { sid: 1, iova: 0, write: false })?.ok);
   assert.deepEqual([st.cfgMisses, st.cdMisses], [1, 1]);
