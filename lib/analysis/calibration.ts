@@ -42,8 +42,14 @@ export interface CalibrationRow {
   readonly source: string;
   /** The published value, in `unit`. */
   readonly published: number;
-  /** "s", "ms", "us" or "ns" (the metric is in ns). */
+  /**
+   * "s", "ms", "us" or "ns" (the metric is a time in ns); "KiB/s" (a speed:
+   * `bytes` over the metric's time in ns, in KiB per second, as UADK's
+   * hisi_sec_test reports it); or "count" (the metric as it is).
+   */
   readonly unit: string;
+  /** For a "KiB/s" row: the bytes the measurement moved in the metric's time. */
+  readonly bytes?: number;
   /** fitted or validated. */
   readonly role: CalibrationRole;
   /** For a fitted row: the cost parameter it sets. */
@@ -101,6 +107,16 @@ const UNIT_NS: Readonly<Record<string, number>> = {
   ns: 1,
 };
 
+/** Units that are not a time: a speed over the metric's time, a count. */
+const OTHER_UNITS = ["KiB/s", "count"] as const;
+
+/** The row's value in its unit from the metric (ns for time and speed rows). */
+function inUnit(row: CalibrationRow, v: number): number {
+  if (row.unit === "count") return v;
+  if (row.unit === "KiB/s") return row.bytes! / 1024 / (v / 1e9);
+  return v / UNIT_NS[row.unit]!;
+}
+
 /** The table in data/calibration.json, checked. */
 export function loadCalibration(): CalibrationTable {
   const t = table as unknown as CalibrationTable;
@@ -119,8 +135,15 @@ export function checkTable(t: CalibrationTable): void {
     const where = `calibration row ${row.id}`;
     if (ids.has(row.id)) bad(where, "id", "appears twice");
     ids.add(row.id);
-    if (!(row.unit in UNIT_NS)) {
-      bad(where, "unit", `must be one of ${Object.keys(UNIT_NS).join(", ")}`);
+    const units = [...Object.keys(UNIT_NS), ...OTHER_UNITS];
+    if (!units.includes(row.unit)) {
+      bad(where, "unit", `must be one of ${units.join(", ")}`);
+    }
+    if ((row.unit === "KiB/s") !== (row.bytes !== undefined)) {
+      bad(where, "bytes", "a KiB/s row, and only one, names the bytes moved");
+    }
+    if (row.bytes !== undefined && !(row.bytes > 0)) {
+      bad(where, "bytes", "must be positive");
     }
     if (!(row.published > 0)) bad(where, "published", "must be positive");
     if (row.role !== "fitted" && row.role !== "validated") {
@@ -191,7 +214,10 @@ function metricOf(m: Metrics, path: string, id: string): number {
   return v;
 }
 
-/** The row's model value in ns, with cost overrides on top of the row's. */
+/**
+ * The row's metric (ns for a time or speed row), with cost overrides on top
+ * of the row's, less its baseline's.
+ */
 function modelNs(
   t: CalibrationTable,
   row: CalibrationRow,
@@ -241,14 +267,12 @@ export function runCalibration(
   const out: CalibrationResult[] = [];
   for (const row of t.rows) {
     if (options.ids && !options.ids.includes(row.id)) continue;
-    const scale = UNIT_NS[row.unit]!;
-    const ns = modelNs(t, row);
-    const model = ns / scale;
+    const model = inUnit(row, modelNs(t, row));
     const r: CalibrationResult = {
       row,
       model,
       error: (model - row.published) / row.published,
-      ...(row.role === "fitted" ? { fit: fitOf(t, row, ns) } : {}),
+      ...(row.role === "fitted" ? { fit: fitOf(t, row, model) } : {}),
     };
     out.push(r);
     options.onRow?.(r);
@@ -256,13 +280,12 @@ export function runCalibration(
   return out;
 }
 
-function fitOf(t: CalibrationTable, row: CalibrationRow, ns: number) {
+function fitOf(t: CalibrationTable, row: CalibrationRow, model: number) {
   const used = usedValue(t, row);
   const step = used > 0 ? used * 0.01 : 1;
-  const ns2 = modelNs(t, row, { [row.fits!]: used + step });
-  const slope = (ns2 - ns) / step;
-  const target = row.published * UNIT_NS[row.unit]!;
-  const implied = slope === 0 ? NaN : used + (target - ns) / slope;
+  const model2 = inUnit(row, modelNs(t, row, { [row.fits!]: used + step }));
+  const slope = (model2 - model) / step;
+  const implied = slope === 0 ? NaN : used + (row.published - model) / slope;
   return { implied, used };
 }
 
@@ -272,6 +295,11 @@ function sig(v: number): string {
   const a = Math.abs(v);
   if (a >= 1e4 || a === 0) return String(Math.round(v));
   return String(Number(v.toPrecision(4)));
+}
+
+/** A value with its unit (a count bare). */
+function withUnit(v: number, row: CalibrationRow): string {
+  return row.unit === "count" ? sig(v) : `${sig(v)} ${row.unit}`;
 }
 
 function pct(e: number): string {
@@ -285,8 +313,8 @@ export function calibrationRowLine(r: CalibrationResult): string {
   const role = row.role === "fitted" ? `fitted: \`${row.fits}\`` : "validated";
   const machine = row.machine ? ` (machine: ${row.machine})` : "";
   return `| ${row.id} | ${row.figure}${machine} | ${row.source} | ${role} | ${
-    sig(row.published)
-  } ${row.unit} | ${sig(r.model)} ${row.unit} | ${pct(r.error)} |`;
+    withUnit(row.published, row)
+  } | ${withUnit(r.model, row)} | ${pct(r.error)} |`;
 }
 
 /** The line of docs/CALIBRATION.md that carries the inputs' fingerprint. */
@@ -382,8 +410,8 @@ export function calibrationText(results: readonly CalibrationResult[]): string {
     r.row.id,
     r.row.source.length > 48 ? r.row.source.slice(0, 47) + "…" : r.row.source,
     r.row.role === "fitted" ? `fitted ${r.row.fits}` : "validated",
-    `${sig(r.row.published)} ${r.row.unit}`,
-    `${sig(r.model)} ${r.row.unit}`,
+    withUnit(r.row.published, r.row),
+    withUnit(r.model, r.row),
     pct(r.error),
   ]);
   const w = head.map((h, i) =>

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { MAX_PHYS } from "../mm/host_memory.ts";
+import { type FrameOrder, MAX_PHYS } from "../mm/host_memory.ts";
 import type { WorkloadConfig } from "../workload/registry.ts";
 import type { JsonValue } from "../sim/json.ts";
 import type { DMA_BACKENDS, DMA_DESIGNS } from "./designs/mod.ts";
@@ -74,6 +74,15 @@ export interface HostConfig {
    * guest touch that needs memory fails with ENOMEM. ["unlimited"]
    */
   readonly swap: number;
+  /**
+   * Order of the 4 KiB frames the host hands out within a 2 MiB block:
+   * "scattered" (a host whose free lists uptime has churned: consecutive
+   * allocations are never adjacent, so VFIO maps 4 KiB-backed guest RAM
+   * page by page) or "ascending" (a freshly booted host: the buddy
+   * allocator's address order, so populated 4 KiB-backed RAM is physically
+   * contiguous and VFIO maps it in long runs). ["scattered"]
+   */
+  readonly frameOrder: FrameOrder;
 }
 
 /**

@@ -199,6 +199,7 @@ export function buildMachine(scenario: Scenario): Machine {
     directReclaim: true,
     sim,
     swap: scenario.host.swap,
+    frameOrder: scenario.host.frameOrder,
   });
   const memory = new TableMemory();
   const fault = scenario.device.fault;

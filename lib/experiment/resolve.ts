@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { FrameOrder } from "../mm/host_memory.ts";
 import { loadCostProfile } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { QUEUE_MAX_LOG2 } from "../smmu/queue.ts";
@@ -73,6 +74,7 @@ import {
 } from "../sim/fields.ts";
 
 const BACKINGS: readonly Backing[] = ["4k", "thp", "hugetlb-2m", "hugetlb-1g"];
+const FRAME_ORDERS: readonly FrameOrder[] = ["scattered", "ascending"];
 const STAGES: readonly SmmuStage[] = ["s1", "s2", "nested"];
 const INVALIDATIONS: readonly Invalidation[] = ["strict", "lazy"];
 const FAULTS: readonly DeviceFault[] = ["stall", "pri"];
@@ -127,6 +129,14 @@ export const HOST_FIELDS = {
     min: 0,
     doc:
       'Swap space of the host: "unlimited" or a size; once full, reclaim frees no more unpinned guest pages',
+  },
+  frameOrder: {
+    type: "choice",
+    unit: "",
+    default: "scattered",
+    values: FRAME_ORDERS,
+    doc:
+      'Order of the 4 KiB frames the host hands out: "scattered" (a churned host, never adjacent) or "ascending" (a freshly booted host, physically contiguous runs)',
   },
 } as const;
 
@@ -669,7 +679,21 @@ function resolveHost(o: Record<string, unknown>): HostConfig {
       min: F.swap.min,
       example: '"unlimited" or a size like "8GiB"',
     });
-  return { memory, backing, prefault, prefaultThreads, memlockLimit, swap };
+  const frameOrder = choice(
+    o.frameOrder,
+    "host.frameOrder",
+    F.frameOrder.values,
+    F.frameOrder.default,
+  );
+  return {
+    memory,
+    backing,
+    prefault,
+    prefaultThreads,
+    memlockLimit,
+    swap,
+    frameOrder,
+  };
 }
 
 function resolveVm(o: Record<string, unknown>, host: HostConfig): VmConfig {

@@ -106,11 +106,13 @@ function pinPieces(
   const newlyPopulated = s.popPages;
   ns += k["mm.pinCall"] + k["mm.pinPer4k"] * npages;
   let huge = 0;
+  let small = 0;
   for (let q = 0; q < pieces.length; q++) {
     const { v, p0, p1 } = pieces[q]!;
     huge += pinPages(v, p0, p1);
+    small += smallFolioPages(v, p0, p1);
   }
-  ns += k["mm.pinPerHuge"] * huge;
+  ns += k["mm.pinPerHuge"] * huge + k["mm.pinPerSmallFolio"] * small;
   s.pinRefs += npages;
   const pinned = pinnedPages(s.vmas);
   if (pinned > s.peakPinned) s.peakPinned = pinned;
@@ -126,6 +128,23 @@ function pinPieces(
     firstPfn = pieces[0]!.v.pfnOf(pieces[0]!.p0);
   }
   return { ns, newlyPopulated, firstPfn };
+}
+
+/**
+ * Pages of [p0, p1) of `v` that are 4 KiB folios of their own (not part of
+ * a huge folio): GUP walks to each and grabs its folio one by one.
+ */
+function smallFolioPages(v: VmaState, p0: number, p1: number): number {
+  if (v.backing === "hugetlb-2m" || v.backing === "hugetlb-1g") return 0;
+  if (v.backing === "4k") return p1 - p0;
+  let n = 0;
+  const c1 = Math.floor((p1 - 1) / CHUNK_PAGES);
+  for (let c = Math.floor(p0 / CHUNK_PAGES); c <= c1; c++) {
+    if (v.chunkFrame[c] !== 0) continue;
+    const base = c * CHUNK_PAGES;
+    n += Math.min(p1, base + CHUNK_PAGES) - Math.max(p0, base);
+  }
+  return n;
 }
 
 /**

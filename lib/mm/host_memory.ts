@@ -44,7 +44,22 @@ export interface HostMemoryOptions {
    * cannot overcommit anonymous guest memory).
    */
   swap?: number;
+  /**
+   * The order in which 4 KiB frames are handed out within a 2 MiB block
+   * (default "scattered"). "scattered": a host whose free lists uptime has
+   * churned, so consecutive 4 KiB allocations are never physically adjacent
+   * (VFIO then finds no contiguous run in 4 KiB-backed guest RAM and maps
+   * it page by page). "ascending": a freshly booted host, whose buddy
+   * allocator splits free blocks in address order (expand() keeps the low
+   * half, rmqueue_bulk() fills the per-CPU list in that order), so
+   * consecutive allocations are adjacent and a populated 4 KiB-backed
+   * range is physically contiguous in long runs.
+   */
+  frameOrder?: FrameOrder;
 }
+
+/** See {@linkcode HostMemoryOptions.frameOrder}. */
+export type FrameOrder = "scattered" | "ascending";
 
 /**
  * The host's swap space, shared by its address spaces: 4 KiB slots in use
@@ -169,6 +184,8 @@ export class HostMemory {
   readonly bandwidth: SharedBandwidth | undefined;
   /** The swap space. */
   readonly swap: SwapSpace;
+  /** The order of 4 KiB frames within a block ({@linkcode HostMemoryOptions.frameOrder}). */
+  readonly frameOrder: FrameOrder;
 
   readonly #nGiB: number;
   readonly #nBlocks: number;
@@ -206,11 +223,25 @@ export class HostMemory {
   #hintPartial = 0;
   #hintFree = 0;
   #hintWhole = 0;
+  /** Stride of the scan of a block's 4 KiB frames (odd: a bijection mod 512). */
+  readonly #stride: number;
 
   /** Creates the host's RAM, all free. */
   constructor(options: HostMemoryOptions) {
     const { size, costs, base = 0, directReclaim = false, sim } = options;
     const swap = options.swap ?? Infinity;
+    const frameOrder = options.frameOrder ?? "scattered";
+    if (frameOrder !== "scattered" && frameOrder !== "ascending") {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create host memory: frameOrder must be "scattered" or "ascending", got ${
+          String(frameOrder)
+        }`,
+        "frameOrder",
+      );
+    }
+    this.frameOrder = frameOrder;
+    this.#stride = frameOrder === "scattered" ? SCATTER : 1;
     if (!(swap >= 0)) {
       throw new IopfLabError(
         "EINVAL",
@@ -582,17 +613,18 @@ export class HostMemory {
       this.#curBlock = b;
       this.#curWord = 0;
     }
-    // Scan the block in a scattered order (k * SCATTER mod 512, a bijection
-    // since SCATTER is odd), so consecutive 4 KiB allocations are never
-    // physically adjacent: a host whose free lists have been churned. VFIO
-    // then finds no contiguous runs in 4 KiB-backed guest RAM and maps it
-    // with 4 KiB pages, which is why huge-page backing matters for IOTLB
-    // reach.
+    // Scan the block with the stride of the frame order (k * stride mod
+    // 512, a bijection since the stride is odd). Scattered (SCATTER):
+    // consecutive 4 KiB allocations are never physically adjacent, a host
+    // whose free lists have been churned; VFIO then finds no contiguous runs
+    // in 4 KiB-backed guest RAM and maps it with 4 KiB pages, which is why
+    // huge-page backing matters for IOTLB reach. Ascending (1): a freshly
+    // booted host's address order.
     const bits = this.#bitmaps[b >>> 9]!;
     const w0 = (b % BLOCKS_PER_1G) * WORDS_PER_BLOCK;
     let k = this.#curWord;
     for (let i = 0; i < FRAMES_PER_2M; i++, k = (k + 1) % FRAMES_PER_2M) {
-      const pos = (k * SCATTER) % FRAMES_PER_2M;
+      const pos = (k * this.#stride) % FRAMES_PER_2M;
       const wi = w0 + (pos >>> 5), bit = pos & 31;
       const word = bits[wi]!;
       if ((word & (1 << bit)) === 0) {

@@ -430,7 +430,8 @@ export class MmStruct implements Shrinker {
    * overflow; nothing is pinned or newly populated then.
    *
    * Cost: `mm.pinCall` + `mm.pinPer4k` per page + `mm.pinPerHuge` per huge
-   * folio the range touches, plus the faults.
+   * folio the range touches + `mm.pinPerSmallFolio` per 4 KiB page that is
+   * a folio of its own, plus the faults.
    */
   pinUserPages(hva: number, npages: number, options: PinOptions): PinResult {
     return pinUserPages(this.#s, hva, npages, options);

@@ -19,6 +19,8 @@ const SPOT_CHECK = [
   "jordan-8167m-hugetlb-16g-prefaulted",
   "jordan-epyc-hugetlb-16g",
   "lizhe-map-hugetlb-16g",
+  "rfc-v2-1m-t1-static",
+  "rfc-v2-1m-t1-faults",
 ];
 
 Deno.test("docs/CALIBRATION.md is what deno task calibration writes", async () => {
@@ -111,6 +113,10 @@ Deno.test("a malformed row is EINVAL naming the row and field", () => {
   assert.throws(
     () => runCalibration(bad({ unit: "furlongs" }) as typeof t),
     /unit/,
+  );
+  assert.throws(
+    () => runCalibration(bad({ unit: "KiB/s" }) as typeof t),
+    /bytes/,
   );
   assert.throws(
     () => runCalibration(bad({ role: "validated" }) as typeof t),

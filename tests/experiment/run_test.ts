@@ -85,8 +85,8 @@ Deno.test("metrics of a small scenario, computed by hand", async (t) => {
       // populated page, map it, respond.
       const handler = c["vfio.faultLookup"] + 2 * c["vfio.bitmapCheck"] +
         c["mm.pinCall"] +
-        c["mm.pinPer4k"] + c["iommu.mapCall"] + c["iommu.mapPerPte"] +
-        c["vfio.faultRespond"];
+        c["mm.pinPer4k"] + c["mm.pinPerSmallFolio"] + c["iommu.mapCall"] +
+        c["iommu.mapPerPte"] + c["vfio.faultRespond"];
       const resume = c["smmu.cmdIssue"] + c["smmu.cmdProcess"] +
         c["smmu.resumeRetry"];
       // The first retried translation walks 4 levels to the new 4 KiB

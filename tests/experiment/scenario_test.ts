@@ -49,6 +49,7 @@ Deno.test("parseScenario fills every default", () => {
       prefaultThreads: 1,
       swap: Infinity,
       memlockLimit: Infinity,
+      frameOrder: "scattered",
     },
     vm: { memory: 16 * GiB, count: 1 },
     smmu: {
@@ -810,6 +811,14 @@ Deno.test("guest.touchedMemory takes a size or a percentage of vm.memory; bad va
     [2 ** 29, 2 ** 30],
   );
   assert.throws(() => parseScenario({ host: { swap: "lots" } }), /host\.swap/);
+  assert.throws(
+    () => parseScenario({ host: { frameOrder: "random" } }),
+    /host\.frameOrder/,
+  );
+  assert.equal(
+    parseScenario({ host: { frameOrder: "ascending" } }).host.frameOrder,
+    "ascending",
+  );
   assert.equal(parseScenario({ host: { swap: "1GiB" } }).host.swap, 2 ** 30);
 });
 

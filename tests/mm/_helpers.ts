@@ -19,6 +19,7 @@ export const TEST_COSTS: Costs = loadCostProfile({
   "mm.pinCall": 50,
   "mm.pinPer4k": 10,
   "mm.pinPerHuge": 7,
+  "mm.pinPerSmallFolio": 3,
   "mm.unpinPer4k": 5,
   "mm.reclaimPer4k": 2000,
   "mm.swapInPer4k": 20000,

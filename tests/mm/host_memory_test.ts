@@ -4,6 +4,41 @@ import { GiB, MiB, TEST_COSTS, throwsCode } from "./_helpers.ts";
 
 import { SZ_1G, SZ_2M, SZ_4K } from "../../lib/sim/units.ts";
 
+Deno.test("HostMemory: the order of 4 KiB frames", async (t) => {
+  await t.step("ascending: a fresh host hands out adjacent frames", () => {
+    const host = new HostMemory({
+      size: GiB,
+      costs: TEST_COSTS,
+      frameOrder: "ascending",
+    });
+    const first = host.allocPage(SZ_4K);
+    for (let i = 1; i < 1024; i++) {
+      assert.equal(host.allocPage(SZ_4K), first + i);
+    }
+  });
+  await t.step("scattered (the default): never two in a row", () => {
+    const host = new HostMemory({ size: GiB, costs: TEST_COSTS });
+    assert.equal(host.frameOrder, "scattered");
+    let prev = host.allocPage(SZ_4K);
+    for (let i = 1; i < 1024; i++) {
+      const p = host.allocPage(SZ_4K);
+      assert.notEqual(p, prev + 1);
+      prev = p;
+    }
+  });
+  await t.step("another order is refused", () => {
+    throwsCode(
+      () =>
+        new HostMemory({
+          size: GiB,
+          costs: TEST_COSTS,
+          frameOrder: "random" as "ascending",
+        }),
+      "EINVAL",
+    );
+  });
+});
+
 Deno.test("HostMemory", async (t) => {
   await t.step("a 512 GiB host is cheap and starts empty", () => {
     const host = new HostMemory({ size: 512 * GiB, costs: TEST_COSTS });

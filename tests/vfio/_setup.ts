@@ -1,7 +1,7 @@
 /** Shared setup of the lib/vfio tests: a fake IOMMU driver, the core, host memory, a VMM mm. */
 import { IommuCore } from "../../lib/iommu/core.ts";
 import type { IommuDevice } from "../../lib/iommu/types.ts";
-import { HostMemory } from "../../lib/mm/host_memory.ts";
+import { type FrameOrder, HostMemory } from "../../lib/mm/host_memory.ts";
 import { MmStruct } from "../../lib/mm/mm_struct.ts";
 import type { Backing, VmArea } from "../../lib/mm/types.ts";
 import { type Costs, loadCostProfile } from "../../lib/sim/costs.ts";
@@ -24,6 +24,8 @@ export interface SetupOptions extends VfioContainerOptions {
   memlockLimit?: number;
   guestSize?: number;
   backing?: Backing;
+  /** The host's 4 KiB frame order (default scattered). */
+  frameOrder?: FrameOrder;
   iopf?: boolean;
   nesting?: boolean;
   faultWorkers?: number;
@@ -56,7 +58,11 @@ export function setup(options: SetupOptions = {}): Setup {
     invalidation: options.lazy ? "lazy" : "strict",
   });
   driver.bind(core);
-  const host = new HostMemory({ size: options.hostSize ?? 4 * GiB, costs });
+  const host = new HostMemory({
+    size: options.hostSize ?? 4 * GiB,
+    costs,
+    ...(options.frameOrder ? { frameOrder: options.frameOrder } : {}),
+  });
   const mm = new MmStruct(host, {
     memlockLimit: options.memlockLimit ?? Infinity,
   });

@@ -794,7 +794,7 @@ Deno.test("vfio type1: calibration: a single-page fault's handler time is about 
   const measured = h.sum - sum0; // from the handler's start to its page response
   const k = s.costs;
   const expected = k["vfio.faultLookup"] + k["vfio.bitmapCheck"] + // lookup, bit test
-    k["mm.pinCall"] + k["mm.pinPer4k"] + // pin_user_pages of one populated page
+    k["mm.pinCall"] + k["mm.pinPer4k"] + k["mm.pinPerSmallFolio"] + // pin_user_pages of one populated 4 KiB folio
     k["iommu.mapCall"] + k["iommu.mapPerPte"] + // iommu_map of one PTE
     k["vfio.bitmapCheck"] + k["vfio.faultRespond"]; // bit set, page response
   assert.equal(measured, expected);

@@ -93,3 +93,30 @@ Deno.test("a timed pin over RLIMIT_MEMLOCK fails at the limit with nothing left 
   // Pages faulted in before the limit stay populated, as in the kernel.
   assert.ok(s.mm.populatedBytes > 0);
 });
+
+Deno.test("static MAP_DMA maps each physically contiguous run of 4 KiB pages with one iommu_map", async (t) => {
+  // vfio_pin_map_dma(): vfio_pin_pages_remote() returns the run of
+  // contiguous PFNs from the start, vfio_iommu_map() maps it in one call.
+  for (
+    const [order, maps] of [["ascending", 1], ["scattered", 2048]] as const
+  ) {
+    await t.step(order, () => {
+      const s = setup({ guestSize: 8 * MiB, frameOrder: order });
+      s.mm.prefault(s.ram.start, s.ram.size);
+      const ns = s.container.mapDma({
+        vaddr: s.ram.start,
+        iova: GUEST_RAM_GPA,
+        size: s.ram.size,
+        flags: RW,
+      });
+      assert.equal(s.core.counters.get("iommu.maps"), maps);
+      assert.equal(s.core.counters.get("iommu.mapBytes"), 8 * MiB);
+      const k = s.costs;
+      // The pin: one call per 512-page batch, GUP per 4 KiB page and per
+      // 4 KiB folio; the map: iommu.mapCall per run plus the driver's PTEs.
+      const pin = 4 * k["mm.pinCall"] +
+        2048 * (k["mm.pinPer4k"] + k["mm.pinPerSmallFolio"]);
+      assert.ok(ns >= pin + maps * k["iommu.mapCall"]);
+    });
+  }
+});
