@@ -407,6 +407,30 @@ class LeafPool {
     c[o + 1] = (pa / TWO32) & 0xffff;
   }
 
+  /**
+   * {@linkcode set} of entries i..i+n-1 to the consecutive pages from `pa`
+   * (a contiguous run, written in one loop when it fits the compact form).
+   */
+  setRun(slot: number, i: number, n: number, pa: number, a: number): void {
+    if (this.wide[slot]! < 0 && n > 0) {
+      const frame = pa * INV_4K;
+      let base = this.base[slot]!;
+      if (base < 0) {
+        base = frame > COMPACT_BELOW ? frame - COMPACT_BELOW : 0;
+        this.base[slot] = base;
+        this.attr[slot] = a;
+      }
+      const e = frame - base + 1;
+      if (a === this.attr[slot] && e >= 1 && e + n - 1 <= COMPACT_MAX) {
+        const c = this.off[slot >>> CHUNK_SHIFT]!;
+        const o = ((slot & CHUNK_MASK) << 9) | i;
+        for (let k = 0; k < n; k++) c[o + k] = e + k;
+        return;
+      }
+    }
+    for (let k = 0; k < n; k++) this.set(slot, i + k, pa + k * SZ_4K, a);
+  }
+
   /** Invalidates entry i of table `slot` (both words 0). */
   clear(slot: number, i: number): void {
     const w = this.wide[slot]!;
@@ -916,11 +940,7 @@ export class IoPgtable {
       const n = Math.min(ENTRIES - i, Math.floor(left * inv));
       if (level === 3) {
         const leaf = this.#leaf;
-        let p = pa;
-        for (let k = 0; k < n; k++) {
-          leaf.set(slot, i + k, p, pageAttrs);
-          p += span;
-        }
+        leaf.setRun(slot, i, n, pa, pageAttrs);
         leaf.used[slot]! += n;
       } else {
         const dir = this.#dir;
@@ -1130,10 +1150,21 @@ export class IoPgtable {
     if (level === 3) {
       const leaf = this.#leaf;
       let cleared = 0;
-      for (let i = i0; i <= i1; i++) {
-        if (leaf.valid(slot, i)) {
-          leaf.clear(slot, i);
-          cleared++;
+      if (leaf.wide[slot]! < 0) {
+        const c = leaf.off[slot >>> CHUNK_SHIFT]!;
+        const t = (slot & CHUNK_MASK) << 9;
+        for (let i = i0; i <= i1; i++) {
+          if (c[t | i] !== 0) {
+            c[t | i] = 0;
+            cleared++;
+          }
+        }
+      } else {
+        for (let i = i0; i <= i1; i++) {
+          if (leaf.valid(slot, i)) {
+            leaf.clear(slot, i);
+            cleared++;
+          }
         }
       }
       leaf.used[slot]! -= cleared;
