@@ -88,6 +88,8 @@ function reclaimChunk(
     });
   } else {
     const valid = v.validPages(c);
+    // Every page pinned: nothing here can go (skips the page-by-page scan).
+    if (v.chunkPinned[c] === valid) return 0;
     for (let i = 0; i < valid && got < need && swap.free > 0; i++) {
       const slot = v.pfns.slotOf(c);
       if (slot < 0) break;
