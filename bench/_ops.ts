@@ -30,6 +30,8 @@ export const OPS_PER_ITERATION: Readonly<Record<string, number>> = {
   "static pin 64GiB 4k": 64,
   "static pin 1TiB hugetlb-1g": 1024,
   "static pin 16TiB hugetlb-1g": 16384,
+  "static pin 1TiB hugetlb-2m": 1024,
+  "static pin 4TiB hugetlb-2m": 4096,
   [ACCESS_NAME_ON]: ACCESS_BATCH,
   [ACCESS_NAME_OFF]: ACCESS_BATCH,
 };

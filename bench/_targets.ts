@@ -88,6 +88,13 @@ export const TARGETS: readonly Target[] = [
     maxRatio: 1.25,
   },
   {
+    group: "pin",
+    bench: "static pin 4TiB hugetlb-2m",
+    text: "per GiB <= 1.25x the 1 TiB start (linear)",
+    versus: "static pin 1TiB hugetlb-2m",
+    maxRatio: 1.25,
+  },
+  {
     group: "sweep",
     bench: "sweep, 2 workers",
     text: ">= 1.7x one worker (time <= 0.59x)",

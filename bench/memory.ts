@@ -9,7 +9,10 @@
  *     deno task bench:memory pin        # cases whose name contains "pin"
  *
  * The floor case (the runtime with the library loaded, nothing run) shows
- * what any case pays before it starts.
+ * what any case pays before it starts. The two 4 KiB static pins give the
+ * model's state per pinned page: the peak RSS between them over the pages
+ * between them (issue 16's target: at most 6 bytes, so that a 4 TiB guest
+ * on 4 KiB pages boots in under 8 GiB).
  *
  * @module
  */
@@ -49,6 +52,14 @@ const CASES: readonly MemoryCase[] = [
       const m = startMachine("1TiB", "hugetlb-1g", "static-pin");
       startVm(m);
       return `${m.vms[0]!.mm.pinnedPages / 2 ** 18} GiB pinned`;
+    },
+  },
+  {
+    name: "static pin 16GiB 4k",
+    run() {
+      const m = startMachine("16GiB", "4k", "static-pin");
+      startVm(m);
+      return `${m.vms[0]!.mm.pinnedPages} pages pinned`;
     },
   },
   {
@@ -130,6 +141,23 @@ function writeBigTrace(path: string, rows: number): number {
   f.writeSync(enc.encode(buf));
   f.close();
   return rows;
+}
+
+/** Most bytes of peak RSS per pinned 4 KiB page between the two 4k pins. */
+const MAX_BYTES_PER_PAGE = 6;
+
+/** The line on the 4 KiB static pin's bytes per page, if both pins ran. */
+function perPageSlope(results: readonly CaseResult[]): string | undefined {
+  const a = results.find((r) => r.name === "static pin 16GiB 4k");
+  const b = results.find((r) => r.name === "static pin 64GiB 4k");
+  if (!a || !b) return undefined;
+  const pages = (64 - 16) * GiB / 4096;
+  const bpp = (b.peakRssBytes - a.peakRssBytes) / pages;
+  return `4k static pin, 16 -> 64 GiB: ${
+    bpp.toFixed(2)
+  } B of peak RSS per page (target <= ${MAX_BYTES_PER_PAGE}: ${
+    bpp <= MAX_BYTES_PER_PAGE ? "yes" : "NO"
+  })`;
 }
 
 /** What a case subprocess reports (one JSON line on stdout). */
@@ -224,6 +252,8 @@ if (import.meta.main) {
       results.push(await spawnCase(c.name));
     }
     console.log(table(results));
+    const slope = perPageSlope(results);
+    if (slope !== undefined) console.log(slope);
     console.log(
       `peak RSS from ${
         results[0]?.source ?? "VmHWM"

@@ -14,6 +14,9 @@
  *   is all guest RAM): per GiB it must cost what the 1 TiB start costs
  *   (bench/_targets.ts: time linear in size, no quadratic term in host
  *   memory allocation).
+ * - `static pin 1TiB hugetlb-2m` / `static pin 4TiB hugetlb-2m`: 2 MiB
+ *   pages (2 MiB IOMMU blocks), the same per-GiB rule: the host's 2 MiB
+ *   block allocator must not rescan what it filled (a quadratic term).
  * - `static pin 16GiB 4k` / `static pin 64GiB 4k`: 4 M and 16 M pages of
  *   4 KiB, each faulted in, pinned and mapped with 4 KiB PTEs (frames are
  *   scattered, so there are no runs); the same per-GiB rule.
@@ -42,6 +45,20 @@ const CASES = [
     name: "static pin 16TiB hugetlb-1g",
     ram: "16TiB",
     backing: "hugetlb-1g",
+    mode: "static-pin",
+    n: 2,
+  },
+  {
+    name: "static pin 1TiB hugetlb-2m",
+    ram: "1TiB",
+    backing: "hugetlb-2m",
+    mode: "static-pin",
+    n: 3,
+  },
+  {
+    name: "static pin 4TiB hugetlb-2m",
+    ram: "4TiB",
+    backing: "hugetlb-2m",
     mode: "static-pin",
     n: 2,
   },

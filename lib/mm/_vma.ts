@@ -7,8 +7,12 @@
  * - `chunkFrame[c]`: host 2 MiB block number + 1 when chunk c is mapped by a
  *   huge folio (a THP or hugetlb 2 MiB page, or one 2 MiB part of a 1 GiB
  *   page); 0 otherwise;
- * - `pagePfn.get(c)`: PFN + 1 of each 4 KiB page (0 = not populated), only
- *   for chunks that hold 4 KiB pages (4k backing, THP fallback or split THP);
+ * - the PFN store ({@linkcode PfnStore}): PFN + 1 of each 4 KiB page (0 =
+ *   not populated), only for chunks that hold 4 KiB pages (4k backing, THP
+ *   fallback or split THP), as 16-bit offsets from a per-chunk base frame
+ *   (2 bytes a page) while the chunk's frames lie within 256 MiB of each
+ *   other, which they do when the chunk was populated in one go; 32-bit
+ *   PFNs otherwise;
  * - `chunkPop[c]`: populated pages; `chunkPinned[c]`: pages with a pin count
  *   above 0; `chunkRef[c]`: referenced bit for the reclaim clock;
  * - pin counts: `chunkPin[c]` is the count of every page of the chunk while
@@ -17,7 +21,7 @@
  * - `swapBits.get(c)`: a 512-bit bitmap of pages that are in swap.
  *
  * A 1 TiB VMA costs about 5.5 MiB of chunk arrays; 64 GiB of populated
- * 4 KiB pages add 2 KiB per chunk (64 MiB).
+ * 4 KiB pages add about 1 KiB per chunk (32 MiB).
  *
  * @module
  */
@@ -36,6 +40,173 @@ export const CHUNK_PAGES = 512;
 export const PIN_MAX = 0xffff;
 
 const PAGES_PER_1G = SZ_1G / SZ_4K;
+
+/** log2 of the chunks per slab of {@linkcode PfnStore}. */
+const SLAB_SHIFT = 6;
+const SLAB_SLOTS = 1 << SLAB_SHIFT;
+const SLAB_MASK = SLAB_SLOTS - 1;
+/** Largest offset a narrow slot holds (PFN + 1 - base). */
+const NARROW_MAX = 0xffff;
+/** How far below its first frame a narrow slot's base goes (half the window). */
+const NARROW_BELOW = 0x8000;
+
+/**
+ * PFN + 1 of each 4 KiB page (0: not populated) of the chunks that hold
+ * 4 KiB pages, one slot per such chunk. A slot is narrow while every value
+ * it holds is within 1..65535 of its base (set from its first value, half a
+ * window below it): a 16-bit offset per page in a slab of 64 slots. The
+ * first value that does not fit widens the slot to 32-bit PFNs, for good
+ * (frames a chunk got at different times from far-apart blocks). Either
+ * way {@linkcode get} returns exactly the value {@linkcode set} stored.
+ * Chunks are kept in a Map in the order their slots were made (the order
+ * {@linkcode chunks} reports, which is the order teardown frees frames in).
+ */
+export class PfnStore {
+  /** Chunk -> slot, in the order the slots were made. */
+  readonly #slots = new Map<number, number>();
+  /** Narrow offsets: slot s, page i at `#narrow[s >> 6][(s & 63) * 512 + i]`. */
+  readonly #narrow: Uint16Array[] = [];
+  /** Base of each narrow slot (a value stored is base + offset). */
+  #base = new Float64Array(4);
+  /** Slot -> its 32-bit values, for wide slots. */
+  readonly #wide = new Map<number, Uint32Array>();
+  /** 1 for a wide slot. */
+  #isWide = new Uint8Array(4);
+  readonly #free: number[] = [];
+  #next = 0;
+  #lastC = -1;
+  #lastS = -1;
+
+  /** Chunks with a slot. */
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  /** The slot of chunk c, or -1 if it has none. */
+  slotOf(c: number): number {
+    if (c !== this.#lastC) {
+      this.#lastS = this.#slots.get(c) ?? -1;
+      this.#lastC = c;
+    }
+    return this.#lastS;
+  }
+
+  /** A new slot for chunk c (which has none), every value 0. */
+  create(c: number): number {
+    const s = this.#free.pop() ?? this.#next++;
+    if (s >= this.#base.length) {
+      const b = new Float64Array(this.#base.length * 2);
+      b.set(this.#base);
+      this.#base = b;
+      const w = new Uint8Array(this.#isWide.length * 2);
+      w.set(this.#isWide);
+      this.#isWide = w;
+    }
+    const si = s >>> SLAB_SHIFT;
+    const inSlab = (s & SLAB_MASK) + 1;
+    let slab = this.#narrow[si];
+    if (slab === undefined || slab.length < inSlab * CHUNK_PAGES) {
+      // Slab 0 doubles up to a full slab; later slabs are full at once.
+      const had = (slab?.length ?? 0) / CHUNK_PAGES;
+      const n = si === 0
+        ? Math.min(SLAB_SLOTS, Math.max(inSlab, had * 2))
+        : SLAB_SLOTS;
+      const d = new Uint16Array(n * CHUNK_PAGES);
+      if (slab) d.set(slab);
+      this.#narrow[si] = slab = d;
+    } else {
+      const o = (s & SLAB_MASK) * CHUNK_PAGES;
+      slab.fill(0, o, o + CHUNK_PAGES);
+    }
+    this.#base[s] = -1;
+    this.#isWide[s] = 0;
+    this.#slots.set(c, s);
+    if (c === this.#lastC) this.#lastS = s;
+    return s;
+  }
+
+  /** The value of page i of slot s (PFN + 1, or 0). */
+  get(s: number, i: number): number {
+    if (this.#isWide[s] !== 0) return this.#wide.get(s)![i]!;
+    const e = this.#narrow[s >>> SLAB_SHIFT]![((s & SLAB_MASK) << 9) | i]!;
+    return e === 0 ? 0 : this.#base[s]! + e;
+  }
+
+  /** Sets page i of slot s to `value` (PFN + 1 below 2^32, or 0). */
+  set(s: number, i: number, value: number): void {
+    if (this.#isWide[s] !== 0) {
+      this.#wide.get(s)![i] = value;
+      return;
+    }
+    const slab = this.#narrow[s >>> SLAB_SHIFT]!;
+    const o = ((s & SLAB_MASK) << 9) | i;
+    if (value === 0) {
+      slab[o] = 0;
+      return;
+    }
+    let base = this.#base[s]!;
+    if (base < 0) {
+      base = value > NARROW_BELOW ? value - NARROW_BELOW : 0;
+      this.#base[s] = base;
+    }
+    const e = value - base;
+    if (e >= 1 && e <= NARROW_MAX) {
+      slab[o] = e;
+      return;
+    }
+    // Widen: copy the slot's values into 32 bits.
+    const w = new Uint32Array(CHUNK_PAGES);
+    const o0 = (s & SLAB_MASK) << 9;
+    for (let k = 0; k < CHUNK_PAGES; k++) {
+      const x = slab[o0 + k]!;
+      w[k] = x === 0 ? 0 : base + x;
+    }
+    w[i] = value;
+    this.#wide.set(s, w);
+    this.#isWide[s] = 1;
+  }
+
+  /** Drops the slot of chunk c (if any). */
+  delete(c: number): void {
+    const s = this.#slots.get(c);
+    if (s === undefined) return;
+    this.#slots.delete(c);
+    if (this.#isWide[s] !== 0) this.#wide.delete(s);
+    this.#free.push(s);
+    if (c === this.#lastC) this.#lastS = -1;
+  }
+
+  /** Drops every slot. */
+  clear(): void {
+    this.#slots.clear();
+    this.#wide.clear();
+    this.#narrow.length = 0;
+    this.#base = new Float64Array(4);
+    this.#isWide = new Uint8Array(4);
+    this.#free.length = 0;
+    this.#next = 0;
+    this.#lastC = -1;
+    this.#lastS = -1;
+  }
+
+  /** The chunks with a slot and their slots, in the order the slots were made. */
+  chunks(): IterableIterator<[number, number]> {
+    return this.#slots.entries();
+  }
+
+  /** Bytes of typed memory the store holds (for tests and benches). */
+  get bytes(): number {
+    let n = this.#base.byteLength + this.#isWide.byteLength;
+    for (const a of this.#narrow) n += a.byteLength;
+    for (const a of this.#wide.values()) n += a.byteLength;
+    return n;
+  }
+
+  /** Slots widened to 32-bit PFNs. */
+  get wideSlots(): number {
+    return this.#wide.size;
+  }
+}
 
 /** The page state of one VMA. */
 export class VmaState implements VmArea {
@@ -60,14 +231,8 @@ export class VmaState implements VmArea {
   readonly chunkPin: Uint16Array;
   /** Per chunk: the referenced bit of the reclaim clock. */
   readonly chunkRef: Uint8Array;
-  /**
-   * PFN + 1 of each 4 KiB page of a chunk. Read it through
-   * {@linkcode pfnArray} and change it only through {@linkcode setPfnArray},
-   * {@linkcode deletePfnArray} and {@linkcode clearPfnArrays}: a one-entry
-   * cache of the last chunk looked up sits in front (faults and pins touch
-   * the same chunk again and again).
-   */
-  readonly pagePfn = new Map<number, Uint32Array>();
+  /** PFN + 1 of each 4 KiB page of the chunks that hold 4 KiB pages. */
+  readonly pfns = new PfnStore();
   /** Per-page pin counts of a chunk; changed only in this class (also cached). */
   readonly pinDetail = new Map<number, Uint16Array>();
   /**
@@ -76,8 +241,6 @@ export class VmaState implements VmArea {
    * page's last pin goes.
    */
   readonly detached = new Map<number, number[]>();
-  #pfnC = -1;
-  #pfnArr: Uint32Array | undefined = undefined;
   #detC = -1;
   #detArr: Uint16Array | undefined = undefined;
   /** Per chunk with pages in swap: a 512-bit bitmap of them. */
@@ -133,34 +296,6 @@ export class VmaState implements VmArea {
     return rest < CHUNK_PAGES ? rest : CHUNK_PAGES;
   }
 
-  /** The PFN array of chunk c (`pagePfn.get(c)`, through the cache). */
-  pfnArray(c: number): Uint32Array | undefined {
-    if (c !== this.#pfnC) {
-      this.#pfnArr = this.pagePfn.get(c);
-      this.#pfnC = c;
-    }
-    return this.#pfnArr;
-  }
-
-  /** Sets the PFN array of chunk c. */
-  setPfnArray(c: number, arr: Uint32Array): void {
-    this.pagePfn.set(c, arr);
-    if (c === this.#pfnC) this.#pfnArr = arr;
-  }
-
-  /** Drops the PFN array of chunk c. */
-  deletePfnArray(c: number): void {
-    this.pagePfn.delete(c);
-    if (c === this.#pfnC) this.#pfnArr = undefined;
-  }
-
-  /** Drops every PFN array. */
-  clearPfnArrays(): void {
-    this.pagePfn.clear();
-    this.#pfnC = -1;
-    this.#pfnArr = undefined;
-  }
-
   /** The per-page pin counts of chunk c (`pinDetail.get(c)`, through the cache). */
   #detail(c: number): Uint16Array | undefined {
     if (c !== this.#detC) {
@@ -176,8 +311,8 @@ export class VmaState implements VmArea {
     const i = p - c * CHUNK_PAGES;
     const f = this.chunkFrame[c]!;
     if (f !== 0) return (f - 1) * CHUNK_PAGES + i;
-    const arr = this.pfnArray(c);
-    return arr ? arr[i]! - 1 : -1;
+    const s = this.pfns.slotOf(c);
+    return s < 0 ? -1 : this.pfns.get(s, i) - 1;
   }
 
   /** Pin count of page p. */
@@ -536,35 +671,35 @@ export function zapPages(
       // THP partly covered or partly pinned: split into 4 KiB pages.
       const pfn0 = (f - 1) * CHUNK_PAGES;
       host.splitHugePage(pfn0);
-      const arr = new Uint32Array(CHUNK_PAGES);
-      for (let i = 0; i < CHUNK_PAGES; i++) arr[i] = pfn0 + i + 1;
-      v.setPfnArray(c, arr);
+      const s = v.pfns.create(c);
+      for (let i = 0; i < CHUNK_PAGES; i++) v.pfns.set(s, i, pfn0 + i + 1);
       v.chunkFrame[c] = 0;
     }
-    const arr = v.pfnArray(c);
-    if (arr) {
+    const s = v.pfns.slotOf(c);
+    if (s >= 0) {
       const anyPins = v.chunkPinned[c] !== 0;
       for (let i = a; i < b; i++) {
-        if (arr[i] === 0) continue;
+        const x = v.pfns.get(s, i);
+        if (x === 0) continue;
         if (anyPins && v.pinOf(base + i) > 0) {
           // zap_pte_range() drops the CPU's PTE; the pin keeps the page, so
           // the device still reaches it while the CPU's next touch gets a
           // new zeroed page (why QEMU disables RAM discard with VFIO).
           const held = v.detached.get(base + i);
-          if (held) held.push(arr[i]! - 1);
-          else v.detached.set(base + i, [arr[i]! - 1]);
-          arr[i] = 0;
+          if (held) held.push(x - 1);
+          else v.detached.set(base + i, [x - 1]);
+          v.pfns.set(s, i, 0);
           v.chunkPop[c] = v.chunkPop[c]! - 1;
           v.populated--;
           detached++;
           continue;
         }
-        host.freePage(arr[i]! - 1, SZ_4K);
-        arr[i] = 0;
+        host.freePage(x - 1, SZ_4K);
+        v.pfns.set(s, i, 0);
         v.chunkPop[c] = v.chunkPop[c]! - 1;
         v.populated--;
       }
-      if (v.chunkPop[c] === 0) v.deletePfnArray(c);
+      if (v.chunkPop[c] === 0) v.pfns.delete(c);
     }
     if (v.swapBits.has(c)) {
       for (let i = a; i < b; i++) v.clearSwapped(c, i);
@@ -587,14 +722,15 @@ export function freeAllPages(host: PageFrames, v: VmaState): void {
       }
     }
   }
-  for (const arr of v.pagePfn.values()) {
+  for (const [, s] of v.pfns.chunks()) {
     for (let i = 0; i < CHUNK_PAGES; i++) {
-      if (arr[i] !== 0) host.freePage(arr[i]! - 1, SZ_4K);
+      const x = v.pfns.get(s, i);
+      if (x !== 0) host.freePage(x - 1, SZ_4K);
     }
   }
   v.chunkFrame.fill(0);
   v.chunkPop.fill(0);
-  v.clearPfnArrays();
+  v.pfns.clear();
   v.swapBits.clear();
   v.populated = 0;
   v.swap.give(v.swapped);

@@ -386,23 +386,21 @@ function populatePiece(s: MmState, piece: Piece): number {
     // create them) or a swap-in (which may drop the bitmap).
     let entry: Undo | undefined;
     let epoch = s.reclaimEpoch;
-    let arr = v.pfnArray(c);
+    const pfns = v.pfns;
+    let slot = pfns.slotOf(c);
     // No page of the VMA in swap: no bitmap to look up.
     let swapped = v.swapped === 0 ? undefined : v.swapBits.get(c);
     for (let i = a; i < b; i++) {
-      if (arr && arr[i] !== 0) continue;
+      if (slot >= 0 && pfns.get(slot, i) !== 0) continue;
       const pfn = alloc(s, SZ_4K, true);
       if (pfn < 0) return base + i;
       if (epoch !== s.reclaimEpoch) {
         epoch = s.reclaimEpoch;
-        arr = v.pfnArray(c); // direct reclaim may have dropped it
+        slot = pfns.slotOf(c); // direct reclaim may have dropped it
         swapped = v.swapBits.get(c);
       }
-      if (!arr) {
-        arr = new Uint32Array(CHUNK_PAGES);
-        v.setPfnArray(c, arr);
-      }
-      arr[i] = pfn + 1;
+      if (slot < 0) slot = pfns.create(c);
+      pfns.set(slot, i, pfn + 1);
       v.chunkPop[c] = v.chunkPop[c]! + 1;
       v.populated++;
       s.opPages++;
@@ -458,10 +456,10 @@ function rollback(s: MmState, base: number): void {
       s.faults--;
       continue;
     }
-    const arr = v.pfnArray(c)!;
+    const slot = v.pfns.slotOf(c);
     const free = (i: number) => {
-      host.freePage(arr[i]! - 1, SZ_4K);
-      arr[i] = 0;
+      host.freePage(v.pfns.get(slot, i) - 1, SZ_4K);
+      v.pfns.set(slot, i, 0);
       v.chunkPop[c] = v.chunkPop[c]! - 1;
       v.populated--;
       s.faults--;
@@ -478,6 +476,6 @@ function rollback(s: MmState, base: number): void {
     } else {
       for (let k = 0; k < listed; k++) free(pages![k]!);
     }
-    if (v.chunkPop[c] === 0) v.deletePfnArray(c);
+    if (v.chunkPop[c] === 0) v.pfns.delete(c);
   }
 }

@@ -88,22 +88,24 @@ function reclaimChunk(
     });
   } else {
     const valid = v.validPages(c);
+    // Every page pinned: nothing here can go (skips the page-by-page scan).
+    if (v.chunkPinned[c] === valid) return 0;
     for (let i = 0; i < valid && got < need && swap.free > 0; i++) {
-      const arr = v.pfnArray(c);
-      if (!arr) break;
-      if (arr[i] === 0) continue;
+      const slot = v.pfns.slotOf(c);
+      if (slot < 0) break;
+      if (v.pfns.get(slot, i) === 0) continue;
       const p = c * CHUNK_PAGES + i;
       if (v.chunkPinned[c] !== 0 && v.pinOf(p) > 0) continue;
       const hva = base + i * SZ_4K;
       if (fenced(s, hva, hva + SZ_4K)) continue;
       s.reclaimNs += invalidateRange(s, hva, hva + SZ_4K, () => {
-        const now = v.pfnArray(c);
-        if (!now || now[i] === 0 || v.pinOf(p) > 0) return;
-        host.freePage(now[i]! - 1, SZ_4K);
-        now[i] = 0;
+        const now = v.pfns.slotOf(c);
+        if (now < 0 || v.pfns.get(now, i) === 0 || v.pinOf(p) > 0) return;
+        host.freePage(v.pfns.get(now, i) - 1, SZ_4K);
+        v.pfns.set(now, i, 0);
         v.populated--;
         v.chunkPop[c] = v.chunkPop[c]! - 1;
-        if (v.chunkPop[c] === 0) v.deletePfnArray(c);
+        if (v.chunkPop[c] === 0) v.pfns.delete(c);
         v.setSwapped(c, i);
         got++;
       });

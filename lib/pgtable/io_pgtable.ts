@@ -261,6 +261,216 @@ class TablePool {
   }
 }
 
+/** Largest offset a compact leaf entry holds (output frame - base + 1). */
+const COMPACT_MAX = 0xffff;
+/** How far below its first output frame a compact table's base goes. */
+const COMPACT_BELOW = 0x8000;
+
+/**
+ * Leaf (level 3) table pages. A table is compact while all its valid
+ * entries have the same low attribute bits and output frames within 1..65535
+ * of its base (set from its first entry, half a window below it), as the
+ * tables of a range pinned or mapped in one go are: one 16-bit word per
+ * entry (0: invalid, else the output frame - base + 1), 1 KiB a table
+ * instead of 4 KiB. The first entry that does not fit makes the table wide
+ * for good: real descriptor words, two per entry, as {@linkcode TablePool}
+ * keeps them. Either way {@linkcode lo} and {@linkcode hi} return exactly
+ * the descriptor {@linkcode set} wrote (and 0, 0 for an invalid entry).
+ */
+class LeafPool {
+  /** Compact entries: table `s`, entry `i` at `off[s >> 6][(s & 63) * 512 + i]`. */
+  readonly off: Uint16Array[] = [];
+  /** Per slot: base output frame of a compact table (-1 before its first entry). */
+  base = new Float64Array(4);
+  /** Per slot: the low descriptor word's attribute bits of a compact table. */
+  attr = new Uint16Array(4);
+  /** Per slot: -1 while compact, else its index in the wide pool. */
+  wide = new Int32Array(4);
+  /** Wide tables' descriptor words: index `w`, entry `i` at `wdesc[w >> 6][(w & 63) * 1024 + 2i]`. */
+  readonly wdesc: Uint32Array[] = [];
+  #wfree: number[] = [];
+  #wnext = 0;
+  /** Table page address of each slot. */
+  addr = new Float64Array(4);
+  /** Valid descriptors in each slot. */
+  used = new Uint16Array(4);
+  #free: number[] = [];
+  #next = 0;
+
+  alloc(address: number): number {
+    const slot = this.#free.pop() ?? this.#next++;
+    if (slot >= this.addr.length) {
+      const n = this.addr.length * 2;
+      const a = new Float64Array(n);
+      a.set(this.addr);
+      this.addr = a;
+      const u = new Uint16Array(n);
+      u.set(this.used);
+      this.used = u;
+      const b = new Float64Array(n);
+      b.set(this.base);
+      this.base = b;
+      const t = new Uint16Array(n);
+      t.set(this.attr);
+      this.attr = t;
+      const w = new Int32Array(n);
+      w.set(this.wide);
+      this.wide = w;
+    }
+    const ci = slot >>> CHUNK_SHIFT;
+    const inChunk = (slot & CHUNK_MASK) + 1;
+    let chunk = this.off[ci];
+    if (chunk === undefined || chunk.length < inChunk * ENTRIES) {
+      // Chunk 0 doubles up to a full chunk; later chunks are full at once.
+      const had = (chunk?.length ?? 0) / ENTRIES;
+      const tables = ci === 0
+        ? Math.min(CHUNK_TABLES, Math.max(inChunk, had * 2))
+        : CHUNK_TABLES;
+      const d = new Uint16Array(tables * ENTRIES);
+      if (chunk) d.set(chunk);
+      this.off[ci] = chunk = d;
+    }
+    const o = (slot & CHUNK_MASK) * ENTRIES;
+    chunk.fill(0, o, o + ENTRIES);
+    this.base[slot] = -1;
+    this.attr[slot] = 0;
+    this.wide[slot] = -1;
+    this.addr[slot] = address;
+    this.used[slot] = 0;
+    return slot;
+  }
+
+  release(slot: number): void {
+    const w = this.wide[slot]!;
+    if (w >= 0) {
+      this.#wfree.push(w);
+      this.wide[slot] = -1;
+    }
+    this.#free.push(slot);
+  }
+
+  /** Whether entry i of table `slot` is valid. */
+  valid(slot: number, i: number): boolean {
+    const w = this.wide[slot]!;
+    if (w < 0) {
+      return this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i] !==
+        0;
+    }
+    return (this
+      .wdesc[w >>> CHUNK_SHIFT]![((w & CHUNK_MASK) << 10) | (i << 1)]! &
+      PTE_VALID) !== 0;
+  }
+
+  /** The low descriptor word of entry i of table `slot`. */
+  lo(slot: number, i: number): number {
+    const w = this.wide[slot]!;
+    if (w >= 0) {
+      return this
+        .wdesc[w >>> CHUNK_SHIFT]![((w & CHUNK_MASK) << 10) | (i << 1)]!;
+    }
+    const e = this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+    if (e === 0) return 0;
+    const frame = this.base[slot]! + e - 1;
+    return (((frame % 0x100000) * SZ_4K) | this.attr[slot]!) >>> 0;
+  }
+
+  /** The high descriptor word of entry i of table `slot`. */
+  hi(slot: number, i: number): number {
+    const w = this.wide[slot]!;
+    if (w >= 0) {
+      return this.wdesc[w >>> CHUNK_SHIFT]![
+        (((w & CHUNK_MASK) << 10) | (i << 1)) + 1
+      ]!;
+    }
+    const e = this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+    if (e === 0) return 0;
+    return Math.floor((this.base[slot]! + e - 1) / 0x100000) & 0xffff;
+  }
+
+  /**
+   * Writes entry i of table `slot`: a valid page descriptor for the 4 KiB
+   * aligned output address `pa` with low attribute bits `a` (page type and
+   * valid included).
+   */
+  set(slot: number, i: number, pa: number, a: number): void {
+    let w = this.wide[slot]!;
+    if (w < 0) {
+      const frame = pa * INV_4K;
+      let base = this.base[slot]!;
+      if (base < 0) {
+        base = frame > COMPACT_BELOW ? frame - COMPACT_BELOW : 0;
+        this.base[slot] = base;
+        this.attr[slot] = a;
+      }
+      const e = frame - base + 1;
+      if (a === this.attr[slot] && e >= 1 && e <= COMPACT_MAX) {
+        this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i] = e;
+        return;
+      }
+      w = this.#widen(slot);
+    }
+    const c = this.wdesc[w >>> CHUNK_SHIFT]!;
+    const o = ((w & CHUNK_MASK) << 10) | (i << 1);
+    c[o] = (pa & 0xfffff000) | a;
+    c[o + 1] = (pa / TWO32) & 0xffff;
+  }
+
+  /**
+   * {@linkcode set} of entries i..i+n-1 to the consecutive pages from `pa`
+   * (a contiguous run, written in one loop when it fits the compact form).
+   */
+  setRun(slot: number, i: number, n: number, pa: number, a: number): void {
+    if (this.wide[slot]! < 0 && n > 0) {
+      const frame = pa * INV_4K;
+      let base = this.base[slot]!;
+      if (base < 0) {
+        base = frame > COMPACT_BELOW ? frame - COMPACT_BELOW : 0;
+        this.base[slot] = base;
+        this.attr[slot] = a;
+      }
+      const e = frame - base + 1;
+      if (a === this.attr[slot] && e >= 1 && e + n - 1 <= COMPACT_MAX) {
+        const c = this.off[slot >>> CHUNK_SHIFT]!;
+        const o = ((slot & CHUNK_MASK) << 9) | i;
+        for (let k = 0; k < n; k++) c[o + k] = e + k;
+        return;
+      }
+    }
+    for (let k = 0; k < n; k++) this.set(slot, i + k, pa + k * SZ_4K, a);
+  }
+
+  /** Invalidates entry i of table `slot` (both words 0). */
+  clear(slot: number, i: number): void {
+    const w = this.wide[slot]!;
+    if (w < 0) {
+      this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i] = 0;
+      return;
+    }
+    const c = this.wdesc[w >>> CHUNK_SHIFT]!;
+    const o = ((w & CHUNK_MASK) << 10) | (i << 1);
+    c[o] = 0;
+    c[o + 1] = 0;
+  }
+
+  /** Makes table `slot` wide (its descriptors in words); returns its wide index. */
+  #widen(slot: number): number {
+    const w = this.#wfree.pop() ?? this.#wnext++;
+    const ci = w >>> CHUNK_SHIFT;
+    let chunk = this.wdesc[ci];
+    if (chunk === undefined) {
+      chunk = new Uint32Array(CHUNK_TABLES * TABLE_WORDS);
+      this.wdesc[ci] = chunk;
+    }
+    const t = (w & CHUNK_MASK) << 10;
+    for (let i = 0; i < ENTRIES; i++) {
+      chunk[t | (i << 1)] = this.lo(slot, i);
+      chunk[(t | (i << 1)) + 1] = this.hi(slot, i);
+    }
+    this.wide[slot] = w;
+    return w;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The default table page allocator (shared so that addresses are unique)
 
@@ -332,7 +542,7 @@ export class IoPgtable {
   /** Tables of levels 0-2; slot 0 is the root (level 0). */
   readonly #dir = new TablePool(true);
   /** Tables of level 3. */
-  readonly #leaf = new TablePool(false);
+  readonly #leaf = new LeafPool();
   /** Table page address -> slot * 2 + (1 for a leaf table). */
   readonly #byAddr = new Map<number, number>();
   /** Table pages reserved ahead of an unmap that must split blocks. */
@@ -484,11 +694,24 @@ export class IoPgtable {
     }
     const leaf = this.#leaf;
     const i = (iova >>> 12) & 511;
-    const c = leaf.desc[slot >>> CHUNK_SHIFT]!;
-    const o = ((slot & CHUNK_MASK) << 10) | (i << 1);
     addrs[3] = leaf.addr[slot]! + i * 8;
     out.reads = 4;
     out.level = 3;
+    const w = leaf.wide[slot]!;
+    if (w < 0) {
+      // A compact table: every valid entry is a page with the table's attributes.
+      const e = leaf
+        .off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+      if (e === 0) return out;
+      out.ok = true;
+      out.pageSize = SZ_4K;
+      out.prot = pteToProt(this.#stage, leaf.attr[slot]!);
+      out.af = (leaf.attr[slot]! & PTE_AF) !== 0;
+      out.pa = (leaf.base[slot]! + e - 1) * SZ_4K + (iova & 0xfff);
+      return out;
+    }
+    const c = leaf.wdesc[w >>> CHUNK_SHIFT]!;
+    const o = ((w & CHUNK_MASK) << 10) | (i << 1);
     const lo = c[o]!;
     if ((lo & 3) !== 3) return out;
     return this.#leafResult(out, lo, c[o + 1]!, 3, iova);
@@ -530,11 +753,16 @@ export class IoPgtable {
     let o: number;
     for (let level = 0;; level++) {
       if (level === 3) {
+        // A leaf table: rewrite the page descriptor (a compact table whose
+        // attributes no longer match all its entries becomes wide).
+        const leaf = this.#leaf;
         const i = (iova >>> 12) & 511;
-        c = this.#leaf.desc[slot >>> CHUNK_SHIFT]!;
-        o = ((slot & CHUNK_MASK) << 10) | (i << 1);
-        if ((c[o]! & 3) !== 3) return false;
-        break;
+        if (!leaf.valid(slot, i)) return false;
+        const lo = leaf.lo(slot, i);
+        const pa = leaf.hi(slot, i) * TWO32 + ((lo & 0xfffff000) >>> 0);
+        const a = lo & 0xfff;
+        leaf.set(slot, i, pa, af ? a | PTE_AF : a & ~PTE_AF);
+        return true;
       }
       const i = (iova * INV_SPAN[level]!) & 511;
       c = dir.desc[slot >>> CHUNK_SHIFT]!;
@@ -566,9 +794,12 @@ export class IoPgtable {
     const enc = this.#byAddr.get(descAddr - off);
     if (enc === undefined || off % 8 !== 0) return -1;
     const slot = enc >>> 1;
-    const pool = (enc & 1) === 1 ? this.#leaf : this.#dir;
+    if ((enc & 1) === 1) {
+      const leaf = this.#leaf;
+      return leaf.hi(slot, off / 8) * TWO32 + leaf.lo(slot, off / 8);
+    }
     const o = ((slot & CHUNK_MASK) << 10) | ((off / 8) << 1);
-    const c = pool.desc[slot >>> CHUNK_SHIFT]!;
+    const c = this.#dir.desc[slot >>> CHUNK_SHIFT]!;
     return c[o + 1]! * TWO32 + c[o]!;
   }
 
@@ -680,15 +911,15 @@ export class IoPgtable {
     const inv = INV_SPAN[level]!;
     const i0 = Math.floor((start - base) * inv);
     const i1 = Math.floor((end - 1 - base) * inv);
-    const pool = level === 3 ? this.#leaf : this.#dir;
-    const c = pool.desc[slot >>> CHUNK_SHIFT]!;
-    const t = (slot & CHUNK_MASK) << 10;
     if (level === 3) {
+      const leaf = this.#leaf;
       for (let i = i0; i <= i1; i++) {
-        if ((c[t | (i << 1)]! & PTE_VALID) !== 0) return base + i * span;
+        if (leaf.valid(slot, i)) return base + i * span;
       }
       return -1;
     }
+    const c = this.#dir.desc[slot >>> CHUNK_SHIFT]!;
+    const t = (slot & CHUNK_MASK) << 10;
     for (let i = i0; i <= i1; i++) {
       const lo = c[t | (i << 1)]!;
       if ((lo & PTE_VALID) === 0) continue;
@@ -717,11 +948,9 @@ export class IoPgtable {
   #pageMapped(iova: number): number {
     if (Math.floor(iova * INV_2M) * SZ_2M === this.#leafBase) {
       // The leaf table of this region exists, so the path holds tables only.
-      const slot = this.#leafSlot;
-      const lo = this.#leaf.desc[slot >>> CHUNK_SHIFT]![
-        ((slot & CHUNK_MASK) << 10) | (((iova * INV_4K) & 511) << 1)
-      ]!;
-      return (lo & PTE_VALID) !== 0 ? iova : -1;
+      return this.#leaf.valid(this.#leafSlot, (iova * INV_4K) & 511)
+        ? iova
+        : -1;
     }
     const dir = this.#dir;
     let slot = 0;
@@ -734,11 +963,7 @@ export class IoPgtable {
       if ((lo & PTE_TYPE_TABLE) === 0) return iova; // a block
       slot = dir.child![slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
     }
-    const i = (iova * INV_4K) & 511;
-    const lo = this.#leaf.desc[slot >>> CHUNK_SHIFT]![
-      ((slot & CHUNK_MASK) << 10) | (i << 1)
-    ]!;
-    return (lo & PTE_VALID) !== 0 ? iova : -1;
+    return this.#leaf.valid(slot, (iova * INV_4K) & 511) ? iova : -1;
   }
 
   /** Writes the leaves of a checked, empty range. */
@@ -764,23 +989,28 @@ export class IoPgtable {
       }
       const span = SPAN[level]!;
       const slot = this.#tableFor(cur, level);
-      const pool = level === 3 ? this.#leaf : this.#dir;
       const inv = INV_SPAN[level]!;
       const i = (cur * inv) & 511;
       // Stay inside this table: the next bigger page size can only start at
       // the next table boundary.
       const n = Math.min(ENTRIES - i, Math.floor(left * inv));
-      const c = pool.desc[slot >>> CHUNK_SHIFT]!;
-      let o = ((slot & CHUNK_MASK) << 10) | (i << 1);
-      const a = level === 3 ? pageAttrs : blockAttrs;
-      let p = pa;
-      for (let k = 0; k < n; k++) {
-        c[o] = (p & 0xfffff000) | a;
-        c[o + 1] = (p / TWO32) & 0xffff;
-        o += 2;
-        p += span;
+      if (level === 3) {
+        const leaf = this.#leaf;
+        leaf.setRun(slot, i, n, pa, pageAttrs);
+        leaf.used[slot]! += n;
+      } else {
+        const dir = this.#dir;
+        const c = dir.desc[slot >>> CHUNK_SHIFT]!;
+        let o = ((slot & CHUNK_MASK) << 10) | (i << 1);
+        let p = pa;
+        for (let k = 0; k < n; k++) {
+          c[o] = (p & 0xfffff000) | blockAttrs;
+          c[o + 1] = (p / TWO32) & 0xffff;
+          o += 2;
+          p += span;
+        }
+        dir.used[slot]! += n;
       }
-      pool.used[slot]! += n;
       this.#stats.leavesWritten += n;
       const bytes = n * span;
       cur += bytes;
@@ -975,15 +1205,22 @@ export class IoPgtable {
     const i1 = Math.floor((end - 1 - base) * inv);
     if (level === 3) {
       const leaf = this.#leaf;
-      const c = leaf.desc[slot >>> CHUNK_SHIFT]!;
-      const t = (slot & CHUNK_MASK) << 10;
       let cleared = 0;
-      for (let i = i0; i <= i1; i++) {
-        const o = t | (i << 1);
-        if ((c[o]! & PTE_VALID) !== 0) {
-          c[o] = 0;
-          c[o + 1] = 0;
-          cleared++;
+      if (leaf.wide[slot]! < 0) {
+        const c = leaf.off[slot >>> CHUNK_SHIFT]!;
+        const t = (slot & CHUNK_MASK) << 9;
+        for (let i = i0; i <= i1; i++) {
+          if (c[t | i] !== 0) {
+            c[t | i] = 0;
+            cleared++;
+          }
+        }
+      } else {
+        for (let i = i0; i <= i1; i++) {
+          if (leaf.valid(slot, i)) {
+            leaf.clear(slot, i);
+            cleared++;
+          }
         }
       }
       leaf.used[slot]! -= cleared;
@@ -1046,17 +1283,25 @@ export class IoPgtable {
       (childLevel === 3 ? PTE_TYPE_PAGE : 0);
     const addr = this.#takeTableAddr();
     const child = this.#installSlot(addr, childLevel);
-    const pool = childLevel === 3 ? this.#leaf : dir;
-    const cc = pool.desc[child >>> CHUNK_SHIFT]!;
-    let co = (child & CHUNK_MASK) << 10;
     let p = pa;
-    for (let k = 0; k < ENTRIES; k++) {
-      cc[co] = (p & 0xfffff000) | attrs;
-      cc[co + 1] = (p / TWO32) & 0xffff;
-      co += 2;
-      p += span;
+    if (childLevel === 3) {
+      const leaf = this.#leaf;
+      for (let k = 0; k < ENTRIES; k++) {
+        leaf.set(child, k, p, attrs);
+        p += span;
+      }
+      leaf.used[child] = ENTRIES;
+    } else {
+      const cc = dir.desc[child >>> CHUNK_SHIFT]!;
+      let co = (child & CHUNK_MASK) << 10;
+      for (let k = 0; k < ENTRIES; k++) {
+        cc[co] = (p & 0xfffff000) | attrs;
+        cc[co + 1] = (p / TWO32) & 0xffff;
+        co += 2;
+        p += span;
+      }
+      dir.used[child] = ENTRIES;
     }
-    pool.used[child] = ENTRIES;
     c = dir.desc[slot >>> CHUNK_SHIFT]!;
     c[o] = (addr & 0xfffff000) | PTE_VALID | PTE_TYPE_TABLE;
     c[o + 1] = (addr / TWO32) & 0xffff;
@@ -1094,10 +1339,19 @@ export class IoPgtable {
       pProt = prot;
     };
     const visit = (slot: number, level: number, base: number): void => {
-      const pool = level === 3 ? this.#leaf : this.#dir;
-      const c = pool.desc[slot >>> CHUNK_SHIFT]!;
-      const t = (slot & CHUNK_MASK) << 10;
       const span = SPAN[level]!;
+      if (level === 3) {
+        const leaf = this.#leaf;
+        for (let i = 0; i < ENTRIES; i++) {
+          const lo = leaf.lo(slot, i);
+          if ((lo & PTE_VALID) === 0) continue;
+          const pa = leaf.hi(slot, i) * TWO32 + ((lo & 0xfffff000) >>> 0);
+          emit(base + i * span, pa, span, pteToProt(this.#stage, lo));
+        }
+        return;
+      }
+      const c = this.#dir.desc[slot >>> CHUNK_SHIFT]!;
+      const t = (slot & CHUNK_MASK) << 10;
       for (let i = 0; i < ENTRIES; i++) {
         const lo = c[t | (i << 1)]!;
         if ((lo & PTE_VALID) === 0) continue;
@@ -1149,12 +1403,13 @@ export class IoPgtable {
       if (this.#byAddr.get(addr) !== slot * 2 + (isLeaf ? 1 : 0)) {
         fail(`table ${hex(addr)} missing from the address index`);
       }
-      const c = pool.desc[slot >>> CHUNK_SHIFT]!;
+      const c = this.#dir.desc[slot >>> CHUNK_SHIFT]!;
       const t = (slot & CHUNK_MASK) << 10;
+      const leaf = this.#leaf;
       let valid = 0;
       for (let i = 0; i < ENTRIES; i++) {
-        const lo = c[t | (i << 1)]!;
-        const hi = c[(t | (i << 1)) + 1]!;
+        const lo = isLeaf ? leaf.lo(slot, i) : c[t | (i << 1)]!;
+        const hi = isLeaf ? leaf.hi(slot, i) : c[(t | (i << 1)) + 1]!;
         if ((lo & PTE_VALID) === 0) {
           if (lo !== 0 || hi !== 0) fail(`stale invalid entry in ${hex(addr)}`);
           continue;

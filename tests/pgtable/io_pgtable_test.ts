@@ -672,3 +672,96 @@ Deno.test("the access flag: map sets AF (io-pgtable-arm's ARM_LPAE_PTE_AF) and t
   pt.walk(0x9000, w);
   assert.ok(!w.ok && !w.af);
 });
+
+Deno.test("IoPgtable leaf tables: compact and wide forms read the same", async (t) => {
+  // Every entry's descriptor as written by hand (what the table held before
+  // leaf tables had a compact form), to compare with readDescriptor.
+  const desc = (pa: number, prot: number) =>
+    (pa / 2 ** 32 & 0xffff) * 2 ** 32 +
+    (((pa & 0xfffff000) | PTE_VALID | PTE_TYPE_PAGE | PTE_AF | 0x300 |
+      (0xf << 2) | ((prot & PROT_READ) ? PTE_S2AP_READ : 0) |
+      ((prot & PROT_WRITE) ? PTE_S2AP_WRITE : 0)) >>> 0);
+  const check = (
+    pt: IoPgtable,
+    pages: readonly { iova: number; pa: number; prot: number }[],
+  ) => {
+    const w = newWalkResult();
+    for (const p of pages) {
+      pt.walk(p.iova + 0x123, w);
+      assert.equal(w.ok, true);
+      assert.equal(w.pa, p.pa + 0x123);
+      assert.equal(w.prot, p.prot);
+      assert.equal(w.pageSize, SZ_4K);
+      assert.equal(w.reads, 4);
+      assert.equal(pt.readDescriptor(w.descAddrs[3]!), desc(p.pa, p.prot));
+    }
+    assert.deepEqual(
+      pt.mappings({ leaves: true }).map((m) => [m.iova, m.pa, m.prot]),
+      [...pages].sort((a, b) => a.iova - b.iova).map((
+        p,
+      ) => [p.iova, p.pa, p.prot]),
+    );
+    pt.assertConsistent();
+  };
+  await t.step("scattered frames within 128 MiB stay compact", () => {
+    const pt = new IoPgtable({ stage: 2, pgsizeBitmap: SZ_4K });
+    const pages = [];
+    for (let i = 0; i < 512; i++) {
+      const pa = 0x12_3400_0000 + ((i * 167) % 512) * SZ_4K +
+        (i % 3) * 20 * SZ_2M;
+      pages.push({ iova: 0x4000_0000 + i * SZ_4K, pa, prot: RW });
+      pt.map(0x4000_0000 + i * SZ_4K, pa, SZ_4K, RW);
+    }
+    check(pt, pages);
+  });
+  await t.step(
+    "a far frame, a frame below the base or another prot widen it",
+    () => {
+      for (
+        const odd of [
+          { pa: 0x12_3400_0000 + 0x20000 * SZ_4K, prot: RW },
+          { pa: 0x1000, prot: RW },
+          { pa: 0x12_3400_5000, prot: PROT_READ },
+        ]
+      ) {
+        const pt = new IoPgtable({ stage: 2 });
+        const pages = [];
+        for (let i = 0; i < 8; i++) {
+          const pa = 0x12_3400_0000 + i * 2 * SZ_4K;
+          pages.push({ iova: i * SZ_4K, pa, prot: RW });
+          pt.map(i * SZ_4K, pa, SZ_4K, RW);
+        }
+        pages.push({ iova: 100 * SZ_4K, ...odd });
+        pt.map(100 * SZ_4K, odd.pa, SZ_4K, odd.prot);
+        check(pt, pages);
+        // Unmapping in the wide form clears both words; the rest stays.
+        assert.equal(pt.unmap(0, SZ_4K), SZ_4K);
+        check(pt, pages.slice(1));
+        assertCode(() => pt.map(SZ_4K, 0, SZ_4K, RW), "EEXIST");
+        assert.equal(pt.unmap(0, SZ_2M), 8 * SZ_4K);
+        assert.equal(pt.tablePages, 1);
+      }
+    },
+  );
+  await t.step("frames at the top of the 48-bit output space", () => {
+    const pt = new IoPgtable({ stage: 2 });
+    const top = 2 ** 48 - 4 * SZ_4K;
+    const pages = [0, 1, 2, 3].map((i) => ({
+      iova: SZ_1G + i * SZ_4K,
+      pa: top + i * SZ_4K,
+      prot: RW,
+    }));
+    pt.map(SZ_1G, top, 4 * SZ_4K, RW);
+    check(pt, pages);
+  });
+  await t.step("a split 2 MiB block is a compact leaf table", () => {
+    const pt = new IoPgtable({ stage: 2, splitOnUnmap: true });
+    pt.map(0, 0x8000_0000, SZ_2M, RW);
+    pt.unmap(0, SZ_4K);
+    const pages = [];
+    for (let i = 1; i < 512; i++) {
+      pages.push({ iova: i * SZ_4K, pa: 0x8000_0000 + i * SZ_4K, prot: RW });
+    }
+    check(pt, pages);
+  });
+});

@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { CHUNK_PAGES, PfnStore } from "../../lib/mm/_vma.ts";
+
+Deno.test("PfnStore returns what was set, narrow or wide", async (t) => {
+  await t.step("values near the first stay narrow (2 bytes a page)", () => {
+    const st = new PfnStore();
+    const s = st.create(7);
+    const first = 0x1234_5678;
+    for (let i = 0; i < CHUNK_PAGES; i++) {
+      st.set(s, i, first + ((i * 167) % 512) - 12_000 + i * 50);
+    }
+    for (let i = 0; i < CHUNK_PAGES; i++) {
+      assert.equal(st.get(s, i), first + ((i * 167) % 512) - 12_000 + i * 50);
+    }
+    assert.equal(st.wideSlots, 0);
+    assert.equal(st.slotOf(7), s);
+    assert.equal(st.slotOf(8), -1);
+  });
+  await t.step(
+    "a value outside the window widens the slot, keeping all",
+    () => {
+      for (const far of [1, 0x10_0000, 0xffff_ffff]) {
+        const st = new PfnStore();
+        const s = st.create(0);
+        st.set(s, 0, 0x4_0000);
+        st.set(s, 5, 0x4_0001);
+        st.set(s, 9, far);
+        assert.equal(st.wideSlots, 1);
+        assert.deepEqual(
+          [st.get(s, 0), st.get(s, 5), st.get(s, 9), st.get(s, 1)],
+          [0x4_0000, 0x4_0001, far, 0],
+        );
+        st.set(s, 5, 0);
+        assert.equal(st.get(s, 5), 0);
+      }
+    },
+  );
+  await t.step("small first values: the base is 0", () => {
+    const st = new PfnStore();
+    const s = st.create(0);
+    st.set(s, 0, 1);
+    st.set(s, 1, 0xffff);
+    assert.deepEqual([st.get(s, 0), st.get(s, 1)], [1, 0xffff]);
+    assert.equal(st.wideSlots, 0);
+  });
+  await t.step(
+    "chunks in the order their slots were made; reused slots start empty",
+    () => {
+      const st = new PfnStore();
+      const order = [5, 3, 9, 1];
+      for (const c of order) st.set(st.create(c), 0, 100 + c);
+      st.set(st.slotOf(3), 1, 0x7fff_0000); // wide
+      st.delete(3);
+      assert.equal(st.slotOf(3), -1);
+      assert.equal(st.wideSlots, 0);
+      const s = st.create(3);
+      for (let i = 0; i < CHUNK_PAGES; i++) assert.equal(st.get(s, i), 0);
+      assert.deepEqual([...st.chunks()].map(([c]) => c), [5, 9, 1, 3]);
+      // Many chunks: slabs grow, every value stays.
+      for (let c = 100; c < 300; c++) st.set(st.create(c), c % 512, c * 1000);
+      for (let c = 100; c < 300; c++) {
+        assert.equal(st.get(st.slotOf(c), c % 512), c * 1000);
+      }
+      assert.equal(st.size, 204);
+      st.clear();
+      assert.equal(st.size, 0);
+      assert.equal(st.slotOf(5), -1);
+    },
+  );
+});
