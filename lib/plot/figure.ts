@@ -58,16 +58,73 @@ export interface PngOptions {
   readonly background?: string;
 }
 
+/** The fonts bundled under data/fonts/ (DejaVu Sans 2.37; licence in data/fonts/LICENSE-DejaVu.txt). */
+export const BUNDLED_FONTS: readonly URL[] = [
+  new URL("../../data/fonts/DejaVuSans.ttf", import.meta.url),
+  new URL("../../data/fonts/DejaVuSans-Bold.ttf", import.meta.url),
+];
+
 /**
- * Font settings for resvg: system fonts, with DejaVu Sans (Debian's
- * fonts-dejavu-core) for Plot's `system-ui, sans-serif`.
+ * Font settings for resvg: only the bundled DejaVu Sans (regular and bold),
+ * standing in for Plot's `system-ui, sans-serif`; system fonts are not
+ * loaded, so a PNG has the same text on every machine, with or without
+ * fonts installed.
  */
 export const PNG_FONT = {
-  loadSystemFonts: true,
-  fontDirs: ["/usr/share/fonts"],
+  loadSystemFonts: false,
   defaultFontFamily: "DejaVu Sans",
   sansSerifFamily: "DejaVu Sans",
 } as const;
+
+let fontFiles: Promise<string[]> | undefined;
+
+/**
+ * Local paths of {@linkcode BUNDLED_FONTS} for resvg, which reads fonts from
+ * files: the files themselves in a checkout, copies in a temporary
+ * directory when the package was imported from a remote URL.
+ */
+export function bundledFontFiles(): Promise<string[]> {
+  fontFiles ??= (async () => {
+    if (BUNDLED_FONTS.every((u) => u.protocol === "file:")) {
+      return BUNDLED_FONTS.map((u) => decodeURIComponent(u.pathname));
+    }
+    const dir = await Deno.makeTempDir({ prefix: "iopf-lab-fonts-" });
+    const out: string[] = [];
+    for (const u of BUNDLED_FONTS) {
+      const res = await fetch(u);
+      if (!res.ok) {
+        throw new IopfLabError(
+          "EIO",
+          `Cannot load the bundled font ${u.href}: HTTP ${res.status}`,
+        );
+      }
+      const path = `${dir}/${u.pathname.split("/").pop()}`;
+      await Deno.writeFile(path, new Uint8Array(await res.arrayBuffer()));
+      out.push(path);
+    }
+    return out;
+  })();
+  return fontFiles;
+}
+
+/**
+ * What the Deno Jupyter kernel shows for a figure: the SVG, a PNG of it,
+ * and an HTML `<img>` carrying the SVG as a data URI. Each front end picks
+ * the richest part it renders: HTML export with nbconvert 6.5 (which
+ * empties inline SVG, jupyter/nbconvert#1849) and later takes the HTML
+ * `<img>`, JupyterLab the HTML when trusted and the PNG when not (its
+ * sanitizer drops `<svg>` but keeps `<img>`), VS Code the SVG or HTML.
+ */
+export interface DisplayBundle {
+  /** `<img src="data:image/svg+xml;base64,...">` with the figure's size and title as alt text. */
+  readonly "text/html": string;
+  /** The SVG text. */
+  readonly "image/svg+xml": string;
+  /** The PNG rendering (scale 2), base64. */
+  readonly "image/png": string;
+  /** A one-line description. */
+  readonly "text/plain": string;
+}
 
 /** A standalone SVG figure: write it as SVG or PNG, or show it in Jupyter. */
 export class Figure {
@@ -93,9 +150,38 @@ export class Figure {
     return this.svg;
   }
 
-  /** The MIME bundle the Deno Jupyter kernel shows inline. */
-  [JUPYTER_DISPLAY](): { "image/svg+xml": string } {
-    return { "image/svg+xml": this.svg };
+  /** The MIME bundle the Deno Jupyter kernel shows inline (see {@linkcode DisplayBundle}). */
+  [JUPYTER_DISPLAY](): Promise<DisplayBundle> {
+    return this.toDisplayBundle();
+  }
+
+  /** The figure's title (the first text of the SVG's header), if it has one. */
+  get title(): string | undefined {
+    const m = /^<svg[^>]*><text([^>]*)>([^<]*)<\/text>/.exec(this.svg);
+    const isTitle = m?.[1]?.includes('font-weight="bold"') &&
+      m[1].includes('font-size="15"');
+    return isTitle && m?.[2] !== undefined ? unescapeXml(m[2]) : undefined;
+  }
+
+  /**
+   * The MIME bundle for Jupyter: SVG, PNG (rendered with the bundled font)
+   * and an HTML `<img>` of the SVG, so the figure survives every export
+   * path (see {@linkcode DisplayBundle}).
+   */
+  async toDisplayBundle(): Promise<DisplayBundle> {
+    const png = encodeBase64(await this.toPng({ scale: 2 }));
+    const svg64 = encodeBase64(new TextEncoder().encode(this.svg));
+    const title = this.title;
+    const alt = escapeAttr(title ?? "figure");
+    return {
+      "text/html":
+        `<img src="data:image/svg+xml;base64,${svg64}" width="${this.width}" height="${this.height}" alt="${alt}">`,
+      "image/svg+xml": this.svg,
+      "image/png": png,
+      "text/plain": `Figure${
+        title ? `: ${title}` : ""
+      } (${this.width}x${this.height})`,
+    };
   }
 
   /** Writes the SVG to `path`. */
@@ -119,7 +205,7 @@ export class Figure {
     const resvg = new Resvg(this.svg, {
       fitTo: { mode: "zoom", value: scale },
       background: options.background ?? "white",
-      font: { ...PNG_FONT, fontDirs: [...PNG_FONT.fontDirs] },
+      font: { ...PNG_FONT, fontFiles: await bundledFontFiles() },
     });
     return new Uint8Array(resvg.render().asPng());
   }
@@ -458,6 +544,22 @@ function serialize(node: DomNode): string {
   out += ">";
   for (const child of children) out += serialize(child);
   return out + `</${name}>`;
+}
+
+function unescapeXml(s: string): string {
+  return s.replaceAll("&lt;", "<").replaceAll("&gt;", ">").replaceAll(
+    "&quot;",
+    '"',
+  ).replaceAll("&amp;", "&");
+}
+
+/** Base64 of bytes (chunked, so large PNGs do not overflow the call stack). */
+function encodeBase64(bytes: Uint8Array): string {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
 }
 
 function escapeText(s: string): string {

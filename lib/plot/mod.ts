@@ -21,6 +21,9 @@
  * @module
  */
 export {
+  BUNDLED_FONTS,
+  bundledFontFiles,
+  type DisplayBundle,
   Figure,
   figure,
   type FigureOptions,
