@@ -14,6 +14,7 @@ import {
   segmentTotals,
 } from "../../lib/analysis/mod.ts";
 import {
+  CELL_TEXT_MAX,
   escapeHtml,
   experimentScenarios,
   PNG_SCALE,
@@ -21,6 +22,7 @@ import {
   renderHtml,
   reportSuite,
   rowsToCsv,
+  VERSION,
 } from "../../lib/report/mod.ts";
 import { loadCostProfile } from "../../lib/sim/costs.ts";
 
@@ -141,6 +143,46 @@ Deno.test("deno task report --quick writes a complete report", async (t) => {
       assert.match(html, /<code>vfio\.faultLookup<\/code>/);
       assert.match(html, /RFC v2 cover letter/);
     });
+
+    await t.step("the page reads: no backticks, NaN or runaway cells", () => {
+      const prose = html.replace(/<pre>[\s\S]*?<\/pre>/g, "")
+        .replace(/<svg[\s\S]*?<\/svg>/g, "").replace(/<[^>]*>/g, "");
+      assert.ok(!prose.includes("`"), "a literal backtick on the page");
+      assert.ok(!/\bNaN\b/.test(prose), "a NaN on the page");
+      assert.match(html, /<code>deno task sim<\/code>/);
+      // The data previews (the cost profile's sources are prose, wrapped).
+      const previews = html.slice(
+        0,
+        html.indexOf('<section id="cost-profile">'),
+      );
+      for (
+        const m of previews.matchAll(
+          /<td class="text[^"]*"[^>]*>([^<]*)<\/td>/g,
+        )
+      ) {
+        const text = m[1]!.replace(/&[a-z]+;/g, "&");
+        assert.ok(text.length <= CELL_TEXT_MAX, `a cell of ${text.length}`);
+      }
+    });
+
+    await t.step(
+      "the page is stamped with the version and commit",
+      async () => {
+        const head = new TextDecoder().decode(
+          (await new Deno.Command("git", {
+            args: ["rev-parse", "HEAD"],
+            cwd: new URL("../../", import.meta.url),
+            stdout: "piped",
+          }).output()).stdout,
+        ).trim();
+        assert.match(head, /^[0-9a-f]{40}$/);
+        assert.ok(
+          html.includes(
+            `<p class="meta" id="stamp">iopf-lab ${VERSION}, commit ${head}</p>`,
+          ),
+        );
+      },
+    );
 
     await t.step(
       "the fault latency totals are the measured means",
