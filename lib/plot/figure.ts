@@ -46,8 +46,33 @@ export interface FigureOptions {
     /** Any other option of Plot's color scale. */
     readonly [option: string]: unknown;
   };
+  /**
+   * Draw the color legend's swatches as short lines with these styles (per
+   * color domain value: a dash pattern, a dot symbol) instead of squares, so
+   * the legend shows the marks the lines are drawn with.
+   */
+  readonly legendLines?: {
+    readonly [value: string]: LegendLine;
+  };
   /** Any other Plot option (`x`, `y`, `fx`, margins, ...). */
   readonly [option: string]: unknown;
+}
+
+/** The dot symbols a legend swatch can show (Plot's symbol names). */
+export type LegendSymbol =
+  | "circle"
+  | "square"
+  | "triangle"
+  | "diamond2"
+  | "star"
+  | "wye";
+
+/** How one series is drawn, for its legend swatch. */
+export interface LegendLine {
+  /** SVG stroke-dasharray of the line ("6,4"); solid when absent. */
+  readonly dash?: string;
+  /** The symbol of its dots; none when absent. */
+  readonly symbol?: LegendSymbol;
 }
 
 /** Options of {@linkcode Figure.toPng}. */
@@ -264,8 +289,10 @@ function newDocument(): DomDocument {
  * ```
  */
 export function figure(options: FigureOptions): Figure {
-  const { title, subtitle, caption, ...rest } =
-    options as unknown as Plot.PlotOptions;
+  const { title, subtitle, caption, legendLines, ...rest } =
+    options as unknown as Plot.PlotOptions & {
+      legendLines?: FigureOptions["legendLines"];
+    };
   for (const name of ["symbol", "opacity", "r"] as const) {
     const scale = rest[name] as { legend?: unknown } | undefined;
     if (scale?.legend) {
@@ -316,6 +343,7 @@ export function figure(options: FigureOptions): Figure {
     plotHeight,
     header,
     legend: legendScale,
+    legendLines,
     caption: caption === undefined || caption === null
       ? undefined
       : String(caption),
@@ -332,6 +360,7 @@ interface ComposeParts {
   plotHeight: number;
   header: HeaderItem[];
   legend: Plot.ScaleOptions | undefined;
+  legendLines: FigureOptions["legendLines"];
   caption: string | undefined;
 }
 
@@ -386,7 +415,7 @@ function compose(
       "font-size": FONT,
       "aria-label": "color legend",
     });
-    y += drawLegend(el, g, parts.legend, width);
+    y += drawLegend(el, g, parts.legend, width, parts.legendLines);
     root.appendChild(g);
   }
   if (y > 0) y += 4;
@@ -395,16 +424,19 @@ function compose(
   root.appendChild(body);
   y += parts.plotHeight;
   if (parts.caption !== undefined) {
-    y += FONT + 6;
-    root.appendChild(
-      el("text", {
-        x: 0,
-        y,
-        "text-anchor": "start",
-        "font-size": FONT,
-        "fill-opacity": 0.8,
-      }, parts.caption),
-    );
+    y += 3;
+    for (const line of wrapText(parts.caption, width)) {
+      y += FONT + 3;
+      root.appendChild(
+        el("text", {
+          x: 0,
+          y,
+          "text-anchor": "start",
+          "font-size": FONT,
+          "fill-opacity": 0.8,
+        }, line),
+      );
+    }
     y += 4;
   }
   const height = Math.ceil(y);
@@ -412,6 +444,21 @@ function compose(
   root.setAttribute("height", String(height));
   root.setAttribute("viewBox", `0 0 ${width} ${height}`);
   return new Figure(serialize(root), { width, height });
+}
+
+/** Text in lines that fit `width` pixels at the legend's font size (words kept whole). */
+function wrapText(text: string, width: number): string[] {
+  const max = Math.max(20, Math.floor(width / CHAR));
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line !== "" && line.length + 1 + word.length > max) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "") lines.push(line);
+  return lines;
 }
 
 const ORDINAL = new Set([
@@ -432,6 +479,7 @@ function drawLegend(
   g: DomElement,
   scale: Plot.ScaleOptions,
   width: number,
+  lines?: FigureOptions["legendLines"],
 ): number {
   const color = (scale as { apply?: (v: unknown) => string }).apply
     ? (scale as { apply: (v: unknown) => string })
@@ -450,22 +498,31 @@ function drawLegend(
     }
     for (const value of domain) {
       const text = String(value);
-      const w = swatch + 6 + text.length * CHAR + 14;
+      const style = lines?.[text];
+      const sw = style === undefined ? swatch : 28;
+      const w = sw + 6 + text.length * CHAR + 14;
       if (x > 0 && x + w > width) {
         x = 0;
         row++;
       }
       const top = row * rowHeight;
-      g.appendChild(
-        el("rect", {
-          x,
-          y: top,
-          width: swatch,
-          height: swatch,
-          fill: color.apply(value),
-        }),
-      );
-      g.appendChild(el("text", { x: x + swatch + 6, y: top + 11 }, text));
+      if (style === undefined) {
+        g.appendChild(
+          el("rect", {
+            x,
+            y: top,
+            width: swatch,
+            height: swatch,
+            fill: color.apply(value),
+          }),
+        );
+      } else {
+        drawLineSwatch(el, g, { x, y: top + swatch / 2, width: sw }, {
+          color: color.apply(value),
+          ...style,
+        });
+      }
+      g.appendChild(el("text", { x: x + sw + 6, y: top + 11 }, text));
       x += w;
     }
     return (row + 1) * rowHeight;
@@ -518,6 +575,96 @@ function drawLegend(
 }
 
 let rampId = 0;
+
+/** A legend swatch for a line series: a short line, dashed if it is, with its dot symbol. */
+function drawLineSwatch(
+  el: (
+    name: string,
+    attrs: Record<string, string | number>,
+    text?: string,
+  ) => DomElement,
+  g: DomElement,
+  at: { x: number; y: number; width: number },
+  style: LegendLine & { color: string },
+): void {
+  g.appendChild(el("line", {
+    x1: at.x,
+    y1: at.y,
+    x2: at.x + at.width,
+    y2: at.y,
+    stroke: style.color,
+    "stroke-width": 2,
+    ...(style.dash === undefined ? {} : { "stroke-dasharray": style.dash }),
+  }));
+  if (style.symbol === undefined) return;
+  const cx = at.x + at.width / 2;
+  const cy = at.y;
+  const r = 4;
+  const paint = { fill: style.color, stroke: style.color };
+  const polygon = (pts: [number, number][]) =>
+    el("path", {
+      d: `M${
+        pts.map(([px, py]) => `${fix(cx + px)},${fix(cy + py)}`).join("L")
+      }Z`,
+      ...paint,
+      "aria-label": `${style.symbol} symbol`,
+    });
+  switch (style.symbol) {
+    case "circle":
+      g.appendChild(
+        el("circle", { cx, cy, r, ...paint, "aria-label": "circle symbol" }),
+      );
+      return;
+    case "square":
+      g.appendChild(polygon([[-r, -r], [r, -r], [r, r], [-r, r]]));
+      return;
+    case "triangle":
+      g.appendChild(polygon([[0, -r * 1.2], [r * 1.1, r * 0.7], [
+        -r * 1.1,
+        r * 0.7,
+      ]]));
+      return;
+    case "diamond2":
+      g.appendChild(polygon([[0, -r * 1.3], [r * 1.3, 0], [0, r * 1.3], [
+        -r * 1.3,
+        0,
+      ]]));
+      return;
+    case "star": {
+      const pts: [number, number][] = [];
+      for (let k = 0; k < 10; k++) {
+        const a = -Math.PI / 2 + (k * Math.PI) / 5;
+        const rr = k % 2 === 0 ? r * 1.4 : r * 0.6;
+        pts.push([rr * Math.cos(a), rr * Math.sin(a)]);
+      }
+      g.appendChild(polygon(pts));
+      return;
+    }
+    case "wye": {
+      const arm = (a: number): [number, number][] => {
+        const c = Math.cos(a);
+        const s = Math.sin(a);
+        const w = r * 0.35;
+        const l = r * 1.3;
+        return [[-s * w, c * w], [c * l - s * w, s * l + c * w], [
+          c * l + s * w,
+          s * l - c * w,
+        ], [s * w, -c * w]];
+      };
+      const pts = [
+        ...arm(-Math.PI / 2),
+        ...arm(Math.PI / 6),
+        ...arm((5 * Math.PI) / 6),
+      ];
+      g.appendChild(polygon(pts));
+      return;
+    }
+  }
+}
+
+function fix(v: number): string {
+  return String(Number(v.toFixed(2)));
+}
 
 function formatTick(v: number): string {
   if (!Number.isFinite(v)) return String(v);

@@ -25,6 +25,7 @@ import {
   VERSION,
 } from "../../lib/report/mod.ts";
 import { loadCostProfile } from "../../lib/sim/costs.ts";
+import { hiddenLines, xBreakMarks, xTickLabels } from "../plot/_marks.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -164,6 +165,27 @@ Deno.test("deno task report --quick writes a complete report", async (t) => {
         assert.ok(text.length <= CELL_TEXT_MAX, `a cell of ${text.length}`);
       }
     });
+
+    await t.step("no figure hides a line under another", async () => {
+      for (const f of svgFiles) {
+        const svg = await Deno.readTextFile(join(dir, f));
+        assert.deepEqual(hiddenLines(svg), [], f);
+      }
+    });
+
+    await t.step(
+      "the five-design time series break their time axis",
+      async () => {
+        for (const f of ["alternatives-pinned", "alternatives-throughput"]) {
+          const svg = await Deno.readTextFile(join(dir, `${f}.svg`));
+          assert.ok(xBreakMarks(svg) >= 1, `${f} has no axis break`);
+          assert.match(svg, /Broken time axis: /);
+          // Ticks in every busy stretch: the ones at 140-170 ms included.
+          const ticks = xTickLabels(svg).map((t) => Number(t.text));
+          assert.ok(ticks.filter((v) => v > 100 && v < 200).length >= 3, f);
+        }
+      },
+    );
 
     await t.step(
       "the page is stamped with the version and commit",
