@@ -432,12 +432,14 @@ export function seriesStyles(
     const xs = [...a.keys()].filter((x) => b.has(x)).sort((p, q) => p - q);
     const near = xs.map((x) => Math.abs(a.get(x)! - b.get(x)!) <= tol);
     if (xs.length === 1) return near[0]! && a.size === 1;
-    // Segments with both at zero lie on the zero rule (linear axes), where a
-    // wider line shows nothing: they do not count. Of the others, a third or more (and
+    // Segments with both at (or within tolerance of) zero lie on the zero
+    // rule of a linear axis, where a wider line shows nothing: they do not
+    // count. Of the others, a third or more (and
     // two, if there are two) must coincide: lines that cross or touch once
     // do not hide each other.
     const zero = xs.map((x) =>
-      o.zeroRule === true && a.get(x) === 0 && b.get(x) === 0
+      o.zeroRule === true && Math.abs(a.get(x)!) <= tol &&
+      Math.abs(b.get(x)!) <= tol
     );
     let segments = 0;
     let together = 0;
