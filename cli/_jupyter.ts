@@ -82,6 +82,8 @@ export interface ExecuteNotebookOptions {
    * figure fails every time. [3]
    */
   readonly attempts?: number;
+  /** Also write the executed notebook (with its outputs) to this path. [not kept] */
+  readonly keepAs?: string;
 }
 
 /** True when `jupyter nbconvert` can be run here. */
@@ -217,13 +219,64 @@ async function executeOnce(
         `Cannot execute notebook ${path}: a cell failed:\n${err}`,
       );
     }
-    const nb = JSON.parse(
-      await Deno.readTextFile(`${outDir}/executed.ipynb`),
-    ) as Notebook;
-    return inspectNotebook(path, nb, performance.now() - started);
+    const text = await Deno.readTextFile(`${outDir}/executed.ipynb`);
+    const nb = JSON.parse(text) as Notebook;
+    const report = inspectNotebook(path, nb, performance.now() - started);
+    if (options.keepAs !== undefined) {
+      await Deno.writeTextFile(options.keepAs, text);
+    }
+    return report;
   } finally {
     await Deno.remove(outDir, { recursive: true });
   }
+}
+
+/**
+ * Exports an executed notebook to HTML with the installed `jupyter
+ * nbconvert --to html` (default template) and returns the HTML text.
+ * Failure throws EIO with nbconvert's last lines.
+ */
+export async function exportHtml(path: string): Promise<string> {
+  const outDir = await Deno.makeTempDir({ prefix: "iopf-lab-html-" });
+  try {
+    const res = await new Deno.Command("jupyter", {
+      args: [
+        "nbconvert",
+        "--to",
+        "html",
+        "--output-dir",
+        outDir,
+        "--output",
+        "exported",
+        path,
+      ],
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!res.success) {
+      const err = new TextDecoder().decode(res.stderr).trim().split("\n").slice(
+        -15,
+      ).join("\n");
+      throw new IopfLabError(
+        "EIO",
+        `Cannot export notebook ${path} to HTML: nbconvert failed:\n${err}`,
+      );
+    }
+    return await Deno.readTextFile(`${outDir}/exported.html`);
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+}
+
+/** The installed nbconvert's version (`jupyter nbconvert --version`). */
+export async function nbconvertVersion(): Promise<string> {
+  const out = await new Deno.Command("jupyter", {
+    args: ["nbconvert", "--version"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim();
 }
 
 /** Removes outputs and execution counts, so notebooks in git carry no results. */

@@ -46,8 +46,33 @@ export interface FigureOptions {
     /** Any other option of Plot's color scale. */
     readonly [option: string]: unknown;
   };
+  /**
+   * Draw the color legend's swatches as short lines with these styles (per
+   * color domain value: a dash pattern, a dot symbol) instead of squares, so
+   * the legend shows the marks the lines are drawn with.
+   */
+  readonly legendLines?: {
+    readonly [value: string]: LegendLine;
+  };
   /** Any other Plot option (`x`, `y`, `fx`, margins, ...). */
   readonly [option: string]: unknown;
+}
+
+/** The dot symbols a legend swatch can show (Plot's symbol names). */
+export type LegendSymbol =
+  | "circle"
+  | "square"
+  | "triangle"
+  | "diamond2"
+  | "star"
+  | "wye";
+
+/** How one series is drawn, for its legend swatch. */
+export interface LegendLine {
+  /** SVG stroke-dasharray of the line ("6,4"); solid when absent. */
+  readonly dash?: string;
+  /** The symbol of its dots; none when absent. */
+  readonly symbol?: LegendSymbol;
 }
 
 /** Options of {@linkcode Figure.toPng}. */
@@ -58,16 +83,73 @@ export interface PngOptions {
   readonly background?: string;
 }
 
+/** The fonts bundled under data/fonts/ (DejaVu Sans 2.37; licence in data/fonts/LICENSE-DejaVu.txt). */
+export const BUNDLED_FONTS: readonly URL[] = [
+  new URL("../../data/fonts/DejaVuSans.ttf", import.meta.url),
+  new URL("../../data/fonts/DejaVuSans-Bold.ttf", import.meta.url),
+];
+
 /**
- * Font settings for resvg: system fonts, with DejaVu Sans (Debian's
- * fonts-dejavu-core) for Plot's `system-ui, sans-serif`.
+ * Font settings for resvg: only the bundled DejaVu Sans (regular and bold),
+ * standing in for Plot's `system-ui, sans-serif`; system fonts are not
+ * loaded, so a PNG has the same text on every machine, with or without
+ * fonts installed.
  */
 export const PNG_FONT = {
-  loadSystemFonts: true,
-  fontDirs: ["/usr/share/fonts"],
+  loadSystemFonts: false,
   defaultFontFamily: "DejaVu Sans",
   sansSerifFamily: "DejaVu Sans",
 } as const;
+
+let fontFiles: Promise<string[]> | undefined;
+
+/**
+ * Local paths of {@linkcode BUNDLED_FONTS} for resvg, which reads fonts from
+ * files: the files themselves in a checkout, copies in a temporary
+ * directory when the package was imported from a remote URL.
+ */
+export function bundledFontFiles(): Promise<string[]> {
+  fontFiles ??= (async () => {
+    if (BUNDLED_FONTS.every((u) => u.protocol === "file:")) {
+      return BUNDLED_FONTS.map((u) => decodeURIComponent(u.pathname));
+    }
+    const dir = await Deno.makeTempDir({ prefix: "iopf-lab-fonts-" });
+    const out: string[] = [];
+    for (const u of BUNDLED_FONTS) {
+      const res = await fetch(u);
+      if (!res.ok) {
+        throw new IopfLabError(
+          "EIO",
+          `Cannot load the bundled font ${u.href}: HTTP ${res.status}`,
+        );
+      }
+      const path = `${dir}/${u.pathname.split("/").pop()}`;
+      await Deno.writeFile(path, new Uint8Array(await res.arrayBuffer()));
+      out.push(path);
+    }
+    return out;
+  })();
+  return fontFiles;
+}
+
+/**
+ * What the Deno Jupyter kernel shows for a figure: the SVG, a PNG of it,
+ * and an HTML `<img>` carrying the SVG as a data URI. Each front end picks
+ * the richest part it renders: HTML export with nbconvert 6.5 (which
+ * empties inline SVG, jupyter/nbconvert#1849) and later takes the HTML
+ * `<img>`, JupyterLab the HTML when trusted and the PNG when not (its
+ * sanitizer drops `<svg>` but keeps `<img>`), VS Code the SVG or HTML.
+ */
+export interface DisplayBundle {
+  /** `<img src="data:image/svg+xml;base64,...">` with the figure's size and title as alt text. */
+  readonly "text/html": string;
+  /** The SVG text. */
+  readonly "image/svg+xml": string;
+  /** The PNG rendering (scale 2), base64. */
+  readonly "image/png": string;
+  /** A one-line description. */
+  readonly "text/plain": string;
+}
 
 /** A standalone SVG figure: write it as SVG or PNG, or show it in Jupyter. */
 export class Figure {
@@ -93,9 +175,38 @@ export class Figure {
     return this.svg;
   }
 
-  /** The MIME bundle the Deno Jupyter kernel shows inline. */
-  [JUPYTER_DISPLAY](): { "image/svg+xml": string } {
-    return { "image/svg+xml": this.svg };
+  /** The MIME bundle the Deno Jupyter kernel shows inline (see {@linkcode DisplayBundle}). */
+  [JUPYTER_DISPLAY](): Promise<DisplayBundle> {
+    return this.toDisplayBundle();
+  }
+
+  /** The figure's title (the first text of the SVG's header), if it has one. */
+  get title(): string | undefined {
+    const m = /^<svg[^>]*><text([^>]*)>([^<]*)<\/text>/.exec(this.svg);
+    const isTitle = m?.[1]?.includes('font-weight="bold"') &&
+      m[1].includes('font-size="15"');
+    return isTitle && m?.[2] !== undefined ? unescapeXml(m[2]) : undefined;
+  }
+
+  /**
+   * The MIME bundle for Jupyter: SVG, PNG (rendered with the bundled font)
+   * and an HTML `<img>` of the SVG, so the figure survives every export
+   * path (see {@linkcode DisplayBundle}).
+   */
+  async toDisplayBundle(): Promise<DisplayBundle> {
+    const png = encodeBase64(await this.toPng({ scale: 2 }));
+    const svg64 = encodeBase64(new TextEncoder().encode(this.svg));
+    const title = this.title;
+    const alt = escapeAttr(title ?? "figure");
+    return {
+      "text/html":
+        `<img src="data:image/svg+xml;base64,${svg64}" width="${this.width}" height="${this.height}" alt="${alt}">`,
+      "image/svg+xml": this.svg,
+      "image/png": png,
+      "text/plain": `Figure${
+        title ? `: ${title}` : ""
+      } (${this.width}x${this.height})`,
+    };
   }
 
   /** Writes the SVG to `path`. */
@@ -119,7 +230,7 @@ export class Figure {
     const resvg = new Resvg(this.svg, {
       fitTo: { mode: "zoom", value: scale },
       background: options.background ?? "white",
-      font: { ...PNG_FONT, fontDirs: [...PNG_FONT.fontDirs] },
+      font: { ...PNG_FONT, fontFiles: await bundledFontFiles() },
     });
     return new Uint8Array(resvg.render().asPng());
   }
@@ -178,8 +289,10 @@ function newDocument(): DomDocument {
  * ```
  */
 export function figure(options: FigureOptions): Figure {
-  const { title, subtitle, caption, ...rest } =
-    options as unknown as Plot.PlotOptions;
+  const { title, subtitle, caption, legendLines, ...rest } =
+    options as unknown as Plot.PlotOptions & {
+      legendLines?: FigureOptions["legendLines"];
+    };
   for (const name of ["symbol", "opacity", "r"] as const) {
     const scale = rest[name] as { legend?: unknown } | undefined;
     if (scale?.legend) {
@@ -230,6 +343,7 @@ export function figure(options: FigureOptions): Figure {
     plotHeight,
     header,
     legend: legendScale,
+    legendLines,
     caption: caption === undefined || caption === null
       ? undefined
       : String(caption),
@@ -246,6 +360,7 @@ interface ComposeParts {
   plotHeight: number;
   header: HeaderItem[];
   legend: Plot.ScaleOptions | undefined;
+  legendLines: FigureOptions["legendLines"];
   caption: string | undefined;
 }
 
@@ -300,7 +415,7 @@ function compose(
       "font-size": FONT,
       "aria-label": "color legend",
     });
-    y += drawLegend(el, g, parts.legend, width);
+    y += drawLegend(el, g, parts.legend, width, parts.legendLines);
     root.appendChild(g);
   }
   if (y > 0) y += 4;
@@ -309,16 +424,19 @@ function compose(
   root.appendChild(body);
   y += parts.plotHeight;
   if (parts.caption !== undefined) {
-    y += FONT + 6;
-    root.appendChild(
-      el("text", {
-        x: 0,
-        y,
-        "text-anchor": "start",
-        "font-size": FONT,
-        "fill-opacity": 0.8,
-      }, parts.caption),
-    );
+    y += 3;
+    for (const line of wrapText(parts.caption, width)) {
+      y += FONT + 3;
+      root.appendChild(
+        el("text", {
+          x: 0,
+          y,
+          "text-anchor": "start",
+          "font-size": FONT,
+          "fill-opacity": 0.8,
+        }, line),
+      );
+    }
     y += 4;
   }
   const height = Math.ceil(y);
@@ -326,6 +444,21 @@ function compose(
   root.setAttribute("height", String(height));
   root.setAttribute("viewBox", `0 0 ${width} ${height}`);
   return new Figure(serialize(root), { width, height });
+}
+
+/** Text in lines that fit `width` pixels at the legend's font size (words kept whole). */
+function wrapText(text: string, width: number): string[] {
+  const max = Math.max(20, Math.floor(width / CHAR));
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line !== "" && line.length + 1 + word.length > max) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "") lines.push(line);
+  return lines;
 }
 
 const ORDINAL = new Set([
@@ -346,6 +479,7 @@ function drawLegend(
   g: DomElement,
   scale: Plot.ScaleOptions,
   width: number,
+  lines?: FigureOptions["legendLines"],
 ): number {
   const color = (scale as { apply?: (v: unknown) => string }).apply
     ? (scale as { apply: (v: unknown) => string })
@@ -364,22 +498,31 @@ function drawLegend(
     }
     for (const value of domain) {
       const text = String(value);
-      const w = swatch + 6 + text.length * CHAR + 14;
+      const style = lines?.[text];
+      const sw = style === undefined ? swatch : 28;
+      const w = sw + 6 + text.length * CHAR + 14;
       if (x > 0 && x + w > width) {
         x = 0;
         row++;
       }
       const top = row * rowHeight;
-      g.appendChild(
-        el("rect", {
-          x,
-          y: top,
-          width: swatch,
-          height: swatch,
-          fill: color.apply(value),
-        }),
-      );
-      g.appendChild(el("text", { x: x + swatch + 6, y: top + 11 }, text));
+      if (style === undefined) {
+        g.appendChild(
+          el("rect", {
+            x,
+            y: top,
+            width: swatch,
+            height: swatch,
+            fill: color.apply(value),
+          }),
+        );
+      } else {
+        drawLineSwatch(el, g, { x, y: top + swatch / 2, width: sw }, {
+          color: color.apply(value),
+          ...style,
+        });
+      }
+      g.appendChild(el("text", { x: x + sw + 6, y: top + 11 }, text));
       x += w;
     }
     return (row + 1) * rowHeight;
@@ -433,6 +576,96 @@ function drawLegend(
 
 let rampId = 0;
 
+/** A legend swatch for a line series: a short line, dashed if it is, with its dot symbol. */
+function drawLineSwatch(
+  el: (
+    name: string,
+    attrs: Record<string, string | number>,
+    text?: string,
+  ) => DomElement,
+  g: DomElement,
+  at: { x: number; y: number; width: number },
+  style: LegendLine & { color: string },
+): void {
+  g.appendChild(el("line", {
+    x1: at.x,
+    y1: at.y,
+    x2: at.x + at.width,
+    y2: at.y,
+    stroke: style.color,
+    "stroke-width": 2,
+    ...(style.dash === undefined ? {} : { "stroke-dasharray": style.dash }),
+  }));
+  if (style.symbol === undefined) return;
+  const cx = at.x + at.width / 2;
+  const cy = at.y;
+  const r = 4;
+  const paint = { fill: style.color, stroke: style.color };
+  const polygon = (pts: [number, number][]) =>
+    el("path", {
+      d: `M${
+        pts.map(([px, py]) => `${fix(cx + px)},${fix(cy + py)}`).join("L")
+      }Z`,
+      ...paint,
+      "aria-label": `${style.symbol} symbol`,
+    });
+  switch (style.symbol) {
+    case "circle":
+      g.appendChild(
+        el("circle", { cx, cy, r, ...paint, "aria-label": "circle symbol" }),
+      );
+      return;
+    case "square":
+      g.appendChild(polygon([[-r, -r], [r, -r], [r, r], [-r, r]]));
+      return;
+    case "triangle":
+      g.appendChild(polygon([[0, -r * 1.2], [r * 1.1, r * 0.7], [
+        -r * 1.1,
+        r * 0.7,
+      ]]));
+      return;
+    case "diamond2":
+      g.appendChild(polygon([[0, -r * 1.3], [r * 1.3, 0], [0, r * 1.3], [
+        -r * 1.3,
+        0,
+      ]]));
+      return;
+    case "star": {
+      const pts: [number, number][] = [];
+      for (let k = 0; k < 10; k++) {
+        const a = -Math.PI / 2 + (k * Math.PI) / 5;
+        const rr = k % 2 === 0 ? r * 1.4 : r * 0.6;
+        pts.push([rr * Math.cos(a), rr * Math.sin(a)]);
+      }
+      g.appendChild(polygon(pts));
+      return;
+    }
+    case "wye": {
+      const arm = (a: number): [number, number][] => {
+        const c = Math.cos(a);
+        const s = Math.sin(a);
+        const w = r * 0.35;
+        const l = r * 1.3;
+        return [[-s * w, c * w], [c * l - s * w, s * l + c * w], [
+          c * l + s * w,
+          s * l - c * w,
+        ], [s * w, -c * w]];
+      };
+      const pts = [
+        ...arm(-Math.PI / 2),
+        ...arm(Math.PI / 6),
+        ...arm((5 * Math.PI) / 6),
+      ];
+      g.appendChild(polygon(pts));
+      return;
+    }
+  }
+}
+
+function fix(v: number): string {
+  return String(Number(v.toFixed(2)));
+}
+
 function formatTick(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   if (v !== 0 && (Math.abs(v) >= 1e6 || Math.abs(v) < 1e-3)) {
@@ -458,6 +691,22 @@ function serialize(node: DomNode): string {
   out += ">";
   for (const child of children) out += serialize(child);
   return out + `</${name}>`;
+}
+
+function unescapeXml(s: string): string {
+  return s.replaceAll("&lt;", "<").replaceAll("&gt;", ">").replaceAll(
+    "&quot;",
+    '"',
+  ).replaceAll("&amp;", "&");
+}
+
+/** Base64 of bytes (chunked, so large PNGs do not overflow the call stack). */
+function encodeBase64(bytes: Uint8Array): string {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
 }
 
 function escapeText(s: string): string {

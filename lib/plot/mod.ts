@@ -21,10 +21,15 @@
  * @module
  */
 export {
+  BUNDLED_FONTS,
+  bundledFontFiles,
+  type DisplayBundle,
   Figure,
   figure,
   type FigureOptions,
   JUPYTER_DISPLAY,
+  type LegendLine,
+  type LegendSymbol,
   PNG_FONT,
   type PngOptions,
 } from "./figure.ts";
@@ -43,9 +48,17 @@ export {
 } from "./charts.ts";
 export {
   type AxisFormat,
+  COINCIDE_SHARE,
   facetLines,
   type FacetLinesOptions,
+  type FacetPoint,
+  LAYER_RADIUS,
+  LAYER_WIDTH,
+  MAX_LAYERS,
   type ScaleType,
+  SERIES_SYMBOLS,
+  type SeriesStyle,
+  seriesStyles,
   stackedBars,
   type StackedBarsOptions,
 } from "./facets.ts";

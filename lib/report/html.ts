@@ -104,6 +104,8 @@ export interface HtmlReport {
   readonly costsCsv?: string;
   /** A line about how the report was made (suite, wall time). */
   readonly footer?: string;
+  /** What made the report (version and commit), shown under the title and at the end. */
+  readonly stamp?: string;
 }
 
 /** Escapes text for HTML element content and attribute values. */
@@ -111,6 +113,39 @@ export function escapeHtml(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;")
     .replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 }
+
+/**
+ * Prose for element content: escaped, with `code` spans (Markdown's
+ * backticks, as the experiments write commands and file names) set as
+ * `<code>`, so no backtick reaches the page. An unpaired backtick is kept
+ * as an escaped `&#96;`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { proseHtml } from "./html.ts";
+ * assert.equal(proseHtml("run `deno task sim` <here>"), "run <code>deno task sim</code> &lt;here&gt;");
+ * ```
+ */
+export function proseHtml(text: string): string {
+  const parts = text.split("`");
+  let out = "";
+  for (let i = 0; i < parts.length; i++) {
+    const part = escapeHtml(parts[i]!);
+    const inCode = i % 2 === 1;
+    if (inCode && i === parts.length - 1) out += "&#96;" + part; // unpaired
+    else out += inCode ? `<code>${part}</code>` : part;
+  }
+  return out;
+}
+
+/** Text for attributes and plain contexts: the backticks of `code` spans dropped. */
+export function plainText(text: string): string {
+  return text.replaceAll("`", "");
+}
+
+/** Longest text a table preview cell shows; longer text is cut, the whole in its tooltip and the CSV. */
+export const CELL_TEXT_MAX = 120;
 
 const STYLE = `
 body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; line-height: 1.45; color: #222; }
@@ -123,7 +158,9 @@ figcaption { font-size: 0.9em; color: #555; }
 table { border-collapse: collapse; font-size: 0.82em; margin: 0.5em 0; display: block; overflow-x: auto; }
 th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: right; white-space: nowrap; }
 th { background: #f4f4f4; }
-td.text { text-align: left; white-space: normal; }
+td.text { text-align: left; white-space: normal; min-width: 14em; }
+td.clip { cursor: help; }
+td.na { color: #999; text-align: center; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 details { margin: 0.6em 0; }
 .meta { color: #666; font-size: 0.85em; }
@@ -138,18 +175,21 @@ export function renderHtml(report: HtmlReport): string {
     "<head>",
     '<meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<title>${escapeHtml(report.title)}</title>`,
+    `<title>${escapeHtml(plainText(report.title))}</title>`,
     `<style>${STYLE}</style>`,
     "</head>",
     "<body>",
-    `<h1>${escapeHtml(report.title)}</h1>`,
+    `<h1>${proseHtml(report.title)}</h1>`,
   );
-  for (const p of report.intro) out.push(`<p>${escapeHtml(p)}</p>`);
+  if (report.stamp) {
+    out.push(`<p class="meta" id="stamp">${escapeHtml(report.stamp)}</p>`);
+  }
+  for (const p of report.intro) out.push(`<p>${proseHtml(p)}</p>`);
   if (report.experiments.length > 0) {
     out.push("<h3>Experiments</h3>", "<ol>");
     for (const e of report.experiments) {
       out.push(
-        `<li><a href="#${escapeHtml(e.id)}">${escapeHtml(e.title)}</a></li>`,
+        `<li><a href="#${escapeHtml(e.id)}">${proseHtml(e.title)}</a></li>`,
       );
     }
     out.push(
@@ -159,8 +199,9 @@ export function renderHtml(report: HtmlReport): string {
   }
   report.experiments.forEach((e, i) => out.push(experimentHtml(e, i + 1)));
   out.push(costsHtml(report));
-  if (report.footer) {
-    out.push(`<p class="meta">${escapeHtml(report.footer)}</p>`);
+  if (report.footer || report.stamp) {
+    const line = [report.footer, report.stamp].filter((t) => t).join(" ");
+    out.push(`<p class="meta">${proseHtml(line)}</p>`);
   }
   out.push("</body>", "</html>", "");
   return out.join("\n");
@@ -170,14 +211,16 @@ function experimentHtml(e: HtmlExperiment, n: number): string {
   const out: string[] = [];
   out.push(
     `<section id="${escapeHtml(e.id)}">`,
-    `<h2>${n}. ${escapeHtml(e.title)}</h2>`,
-    `<p class="question">${escapeHtml(e.question)}</p>`,
+    `<h2>${n}. ${proseHtml(e.title)}</h2>`,
+    `<p class="question">${proseHtml(e.question)}</p>`,
   );
   for (const f of e.figures) {
     out.push(
       `<figure id="fig-${escapeHtml(f.id)}">`,
-      `<div role="img" aria-label="${escapeHtml(f.alt)}">${f.svg}</div>`,
-      `<figcaption>${escapeHtml(f.alt)} — <a href="${
+      `<div role="img" aria-label="${
+        escapeHtml(plainText(f.alt))
+      }">${f.svg}</div>`,
+      `<figcaption>${proseHtml(f.alt)} — <a href="${
         escapeHtml(f.svgFile)
       }">SVG</a> · <a href="${escapeHtml(f.pngFile)}">PNG</a></figcaption>`,
       "</figure>",
@@ -185,11 +228,11 @@ function experimentHtml(e: HtmlExperiment, n: number): string {
   }
   out.push(
     "<h3>What the figures show</h3>",
-    `<p>${escapeHtml(e.shows)}</p>`,
+    `<p>${proseHtml(e.shows)}</p>`,
   );
   if (e.findings.length > 0) {
     out.push("<h3>What the runs showed</h3>", "<ul>");
-    for (const f of e.findings) out.push(`<li>${escapeHtml(f)}</li>`);
+    for (const f of e.findings) out.push(`<li>${proseHtml(f)}</li>`);
     out.push("</ul>");
   }
   out.push("<h3>Data</h3>");
@@ -201,7 +244,7 @@ function experimentHtml(e: HtmlExperiment, n: number): string {
     } s wall clock)</summary>`,
   );
   for (const p of e.parameters) {
-    if (p.note) out.push(`<p class="meta">${escapeHtml(p.note)}</p>`);
+    if (p.note) out.push(`<p class="meta">${proseHtml(p.note)}</p>`);
     out.push(`<pre>${escapeHtml(p.json)}</pre>`);
   }
   out.push("</details>", "</section>");
@@ -210,25 +253,34 @@ function experimentHtml(e: HtmlExperiment, n: number): string {
 
 function tableHtml(t: HtmlTable): string {
   const out: string[] = [];
-  const columns: string[] = [];
+  const all: string[] = [];
   const seen = new Set<string>();
   for (const r of t.rows) {
     for (const k of Object.keys(r)) {
       if (!seen.has(k)) {
         seen.add(k);
-        columns.push(k);
+        all.push(k);
       }
     }
   }
   const shown = t.rows.slice(0, t.previewRows ?? 12);
+  // A column no row has a value in (NaN, empty) says nothing: left out, named.
+  const empty = all.filter((c) => t.rows.every((r) => isBlank(getPath(r, c))));
+  const columns = all.filter((c) => !empty.includes(c));
   out.push(
     `<p id="table-${escapeHtml(t.id)}"><b>${
-      escapeHtml(t.title)
+      proseHtml(t.title)
     }</b> — <a href="${escapeHtml(t.csvFile)}">${
       escapeHtml(t.csvFile)
     }</a> (${t.rows.length} rows${
       shown.length > 0 && shown.length < t.rows.length
         ? `, the first ${shown.length} shown`
+        : ""
+    }${
+      empty.length > 0
+        ? `; without a value in any row: ${
+          empty.map((c) => `<code>${escapeHtml(c)}</code>`).join(", ")
+        }`
         : ""
     })</p>`,
   );
@@ -238,22 +290,44 @@ function tableHtml(t: HtmlTable): string {
   out.push("</tr></thead>", "<tbody>");
   for (const r of shown) {
     out.push("<tr>");
-    for (const c of columns) {
-      const v = getPath(r, c);
-      if (typeof v === "number") {
-        out.push(`<td>${escapeHtml(formatValue(c, v))}</td>`);
-      } else {
-        out.push(
-          `<td class="text">${
-            escapeHtml(v === undefined ? "" : String(v))
-          }</td>`,
-        );
-      }
-    }
+    for (const c of columns) out.push(cellHtml(c, getPath(r, c)));
     out.push("</tr>");
   }
   out.push("</tbody>", "</table>");
   return out.join("\n");
+}
+
+/** No value: undefined, null, NaN, an empty string or an empty list. */
+function isBlank(v: unknown): boolean {
+  return v === undefined || v === null || v === "" ||
+    (typeof v === "number" && Number.isNaN(v)) ||
+    (Array.isArray(v) && v.length === 0);
+}
+
+/**
+ * One preview cell: a number in its unit; NaN as a grey "n/a"; text (a list
+ * joined with "; ", prefixed with its length) cut to
+ * {@linkcode CELL_TEXT_MAX} characters, the whole in a tooltip; with text
+ * cells at least 14em wide, a row stays a few lines tall instead of a list
+ * of error messages wrapping into a column hundreds of pixels tall.
+ */
+function cellHtml(column: string, v: unknown): string {
+  if (typeof v === "number") {
+    return Number.isNaN(v)
+      ? '<td class="na" title="not a number">n/a</td>'
+      : `<td>${escapeHtml(formatValue(column, v))}</td>`;
+  }
+  const text = Array.isArray(v)
+    ? v.length === 0 ? "" : `(${v.length}) ${v.map(String).join("; ")}`
+    : v === undefined || v === null
+    ? ""
+    : String(v);
+  if (text.length <= CELL_TEXT_MAX) {
+    return `<td class="text">${escapeHtml(text)}</td>`;
+  }
+  return `<td class="text clip" title="${escapeHtml(text)}">${
+    escapeHtml(text.slice(0, CELL_TEXT_MAX - 1).trimEnd())
+  }…</td>`;
 }
 
 function costsHtml(report: HtmlReport): string {
@@ -280,7 +354,7 @@ function costsHtml(report: HtmlReport): string {
       `<tr><td class="text"><code>${escapeHtml(c.name)}</code></td><td>${
         escapeHtml(String(c.value))
       }</td><td class="text">${escapeHtml(c.unit)}</td><td class="text">${
-        escapeHtml(c.source)
+        proseHtml(c.source)
       }</td></tr>`,
     );
   }

@@ -58,14 +58,24 @@ export {
 } from "./experiment.ts";
 export { reportSuite } from "./suite.ts";
 export {
+  CELL_TEXT_MAX,
   escapeHtml,
   type HtmlCost,
   type HtmlExperiment,
   type HtmlFigure,
   type HtmlReport,
   type HtmlTable,
+  plainText,
+  proseHtml,
   renderHtml,
 } from "./html.ts";
+export {
+  gitCommit,
+  type ReportStamp,
+  reportStamp,
+  stampText,
+  VERSION,
+} from "./stamp.ts";
 export type { Row } from "../plot/row.ts";
 export {
   DEFAULT_OUT_DIR,

@@ -33,6 +33,7 @@ import {
   renderHtml,
 } from "./html.ts";
 import type { Row } from "../plot/row.ts";
+import { type ReportStamp, reportStamp, stampText } from "./stamp.ts";
 
 /** The default output directory of the report. */
 export const DEFAULT_OUT_DIR = "out/report";
@@ -92,6 +93,8 @@ export interface ReportSummary {
   readonly runs: number;
   /** Wall-clock milliseconds. */
   readonly wallMs: number;
+  /** The version and commit the page is stamped with. */
+  readonly stamp: ReportStamp;
 }
 
 const INTRO = [
@@ -251,7 +254,9 @@ export async function runReport(
   writeFileAtomic(join(dir, "cost-profile.csv"), rowsToCsv(costRows));
   tables.push(join(dir, "cost-profile.csv"));
   const wallMs = performance.now() - t0;
+  const made = reportStamp();
   const html = renderHtml({
+    stamp: stampText(made),
     title: quick
       ? "iopf-lab: static pinning vs I/O page faults (quick suite)"
       : "iopf-lab: static pinning vs I/O page faults",
@@ -280,6 +285,7 @@ export async function runReport(
     tables,
     runs,
     wallMs,
+    stamp: made,
   };
 }
 

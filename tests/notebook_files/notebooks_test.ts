@@ -124,6 +124,66 @@ Deno.test("notebook metadata says nbformat 4, the Deno kernel, expects_figures >
   }
 });
 
+Deno.test("notebooks 01-09 open with a parameters cell whose knobs later cells use", async (t) => {
+  const paths = (await notebookPaths()).filter((p) =>
+    /^0[1-9]_/.test(baseName(p))
+  );
+  assert.equal(paths.length, 9);
+  for (const path of paths) {
+    await t.step(baseName(path), async () => {
+      const [, nb] = await readNotebook(path);
+      const code = nb.cells.filter((c) => c.cell_type === "code");
+      const first = code[0];
+      assert.ok(first, "no code cell");
+      const tags = (first.metadata?.["tags"] ?? []) as string[];
+      assert.ok(
+        tags.includes("parameters"),
+        "the first code cell is not tagged parameters",
+      );
+      const src = sourceOf(first);
+      assert.doesNotMatch(src, /\bimport\b/, "the parameters cell imports");
+      const names = [...src.matchAll(/^const ([A-Z][A-Z0-9_]*) =/gm)].map((m) =>
+        m[1]!
+      );
+      assert.ok(names.length >= 2, `only ${names.length} parameters`);
+      const rest = code.slice(1).map(sourceOf).join("\n");
+      for (const name of names) {
+        assert.match(
+          rest,
+          new RegExp(`\\b${name}\\b`),
+          `parameter ${name} is not used by any later cell`,
+        );
+        assert.doesNotMatch(
+          rest,
+          new RegExp(`\\bconst ${name}\\b`),
+          `parameter ${name} is defined again later`,
+        );
+      }
+    });
+  }
+});
+
+Deno.test("notebook 01 loads a scenario file and compares it with a stored result", async () => {
+  const [, nb] = await readNotebook(
+    new URL("01_quickstart.ipynb", NOTEBOOKS).pathname,
+  );
+  const params = sourceOf(nb.cells.find((c) => c.cell_type === "code")!);
+  const value = (name: string) =>
+    new RegExp(`^const ${name} = "([^"]+)";`, "m").exec(params)?.[1];
+  const file = value("SCENARIO_FILE"), stored = value("STORED_RESULTS");
+  const storedCase = value("STORED_CASE");
+  assert.ok(file && stored && storedCase, params);
+  // The files it names exist, and the stored case is in the stored results.
+  await Deno.stat(new URL(file, NOTEBOOKS));
+  const results = JSON.parse(
+    await Deno.readTextFile(new URL(stored, NOTEBOOKS)),
+  ) as Record<string, { metrics?: unknown }>;
+  assert.ok(results[storedCase]?.metrics, `${stored} has no ${storedCase}`);
+  const code = nb.cells.map(sourceOf).join("\n");
+  assert.match(code, /loadScenario\(SCENARIO_FILE\)/);
+  assert.match(code, /readTextFile\(STORED_RESULTS\)/);
+});
+
 Deno.test("notebooks import modules that exist, by relative path", async (t) => {
   for (const path of await notebookPaths()) {
     await t.step(baseName(path), async () => {

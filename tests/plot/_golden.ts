@@ -96,3 +96,58 @@ export function pngSize(png: Uint8Array): { width: number; height: number } {
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
+
+/**
+ * Decodes an 8-bit RGB or RGBA, non-interlaced PNG (what resvg writes) and
+ * counts the pixels that are not near white: the ink on a white background.
+ */
+export async function inkPixels(png: Uint8Array): Promise<number> {
+  const { width, height } = pngSize(png);
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  const colorType = png[25];
+  assert.equal(png[24], 8, "bit depth 8");
+  assert.ok(colorType === 2 || colorType === 6, `color type ${colorType}`);
+  const channels = colorType === 6 ? 4 : 3;
+  const idat: Uint8Array[] = [];
+  for (let off = 8; off < png.length;) {
+    const len = view.getUint32(off);
+    const type = new TextDecoder().decode(png.subarray(off + 4, off + 8));
+    if (type === "IDAT") idat.push(png.subarray(off + 8, off + 8 + len));
+    off += 12 + len;
+  }
+  const stream = new Blob(idat as BlobPart[]).stream().pipeThrough(
+    new DecompressionStream("deflate"),
+  );
+  const raw = new Uint8Array(await new Response(stream).arrayBuffer());
+  const stride = width * channels;
+  assert.equal(raw.length, height * (stride + 1));
+  const prev = new Uint8Array(stride);
+  const cur = new Uint8Array(stride);
+  let ink = 0;
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)]!;
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let i = 0; i < stride; i++) {
+      const a = i >= channels ? cur[i - channels]! : 0;
+      const b = prev[i]!;
+      const c = i >= channels ? prev[i - channels]! : 0;
+      const x = line[i]!;
+      let v: number;
+      if (filter === 0) v = x;
+      else if (filter === 1) v = x + a;
+      else if (filter === 2) v = x + b;
+      else if (filter === 3) v = x + ((a + b) >> 1);
+      else {
+        const p = a + b - c;
+        const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        v = x + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+      }
+      cur[i] = v & 0xff;
+    }
+    for (let i = 0; i < stride; i += channels) {
+      if (cur[i]! < 200 || cur[i + 1]! < 200 || cur[i + 2]! < 200) ink++;
+    }
+    prev.set(cur);
+  }
+  return ink;
+}

@@ -1,8 +1,18 @@
 import assert from "node:assert/strict";
 import * as Plot from "@observablehq/plot";
-import { Figure, figure } from "../../lib/plot/figure.ts";
+import {
+  bundledFontFiles,
+  Figure,
+  figure,
+  PNG_FONT,
+} from "../../lib/plot/figure.ts";
 import { IopfLabError } from "../../lib/sim/errors.ts";
-import { assertGolden, assertWellFormedSvg, pngSize } from "./_golden.ts";
+import {
+  assertGolden,
+  assertWellFormedSvg,
+  inkPixels,
+  pngSize,
+} from "./_golden.ts";
 
 const rows = [
   { t: 0, y: 1, s: "static-pin" },
@@ -67,12 +77,42 @@ Deno.test("other legends are refused", () => {
   );
 });
 
-Deno.test("a figure displays in Jupyter as SVG", () => {
-  const fig = figure({ marks: [Plot.dot([[1, 2]])] });
-  const display = (fig as unknown as Record<symbol, () => unknown>)[
+Deno.test("a figure displays in Jupyter as SVG, PNG and an HTML <img>", async () => {
+  const fig = figure({ title: "Pins & faults", marks: [Plot.dot([[1, 2]])] });
+  const display = (fig as unknown as Record<symbol, () => Promise<unknown>>)[
     Symbol.for("Jupyter.display")
   ]!;
-  assert.deepEqual(display.call(fig), { "image/svg+xml": fig.svg });
+  const bundle = await display.call(fig) as Record<string, string>;
+  assert.deepEqual(Object.keys(bundle).sort(), [
+    "image/png",
+    "image/svg+xml",
+    "text/html",
+    "text/plain",
+  ]);
+  assert.equal(bundle["image/svg+xml"], fig.svg);
+  const png = Uint8Array.from(
+    atob(bundle["image/png"]!),
+    (c) => c.charCodeAt(0),
+  );
+  assert.deepEqual(pngSize(png), {
+    width: 2 * fig.width,
+    height: 2 * fig.height,
+  });
+  const m =
+    /^<img src="data:image\/svg\+xml;base64,([^"]+)" width="640" height="(\d+)" alt="Pins &amp; faults">$/
+      .exec(bundle["text/html"]!);
+  assert.ok(m, bundle["text/html"]!.slice(0, 120));
+  const svg = new TextDecoder().decode(
+    Uint8Array.from(atob(m[1]!), (c) => c.charCodeAt(0)),
+  );
+  assert.equal(svg, fig.svg);
+  assert.equal(Number(m[2]), fig.height);
+  assert.equal(
+    bundle["text/plain"],
+    `Figure: Pins & faults (640x${fig.height})`,
+  );
+  assert.equal(fig.title, "Pins & faults");
+  assert.equal(figure({ marks: [Plot.dot([[1, 2]])] }).title, undefined);
 });
 
 Deno.test("figures are written as SVG and PNG", async () => {
@@ -100,16 +140,43 @@ Deno.test("figures are written as SVG and PNG", async () => {
   }
 });
 
-Deno.test("text is rendered in the PNG (a font is available)", async () => {
-  const blank = new Figure(
-    '<svg xmlns="http://www.w3.org/2000/svg" width="60" height="20"></svg>',
-    { width: 60, height: 20 },
+Deno.test("PNG text comes from the bundled font, with system fonts disabled", async () => {
+  assert.equal(PNG_FONT.loadSystemFonts, false);
+  const files = await bundledFontFiles();
+  assert.equal(files.length, 2);
+  for (const f of files) {
+    assert.match(f, /data\/fonts\/DejaVuSans(-Bold)?\.ttf$/);
+    assert.ok((await Deno.stat(f)).size > 100_000);
+  }
+  const svg = (body: string) =>
+    new Figure(
+      `<svg xmlns="http://www.w3.org/2000/svg" width="120" height="24">${body}</svg>`,
+      { width: 120, height: 24 },
+    );
+  const text = (s: string, family: string) =>
+    svg(
+      `<text x="2" y="18" font-family="${family}" font-size="16">${s}</text>`,
+    );
+  const blank = await inkPixels(await svg("").toPng({ scale: 1 }));
+  assert.equal(blank, 0);
+  // Plot's font stack names no bundled font: resvg falls back to DejaVu Sans.
+  const hi = await inkPixels(
+    await text("Hi", "system-ui, sans-serif").toPng({ scale: 1 }),
   );
-  const text = new Figure(
-    '<svg xmlns="http://www.w3.org/2000/svg" width="60" height="20"><text x="2" y="15" font-family="system-ui, sans-serif" font-size="14">Hi</text></svg>',
-    { width: 60, height: 20 },
+  const hello = await inkPixels(
+    await text("Hello there", "system-ui, sans-serif").toPng({ scale: 1 }),
   );
-  const a = await blank.toPng({ scale: 1 });
-  const b = await text.toPng({ scale: 1 });
-  assert.notDeepEqual(a, b, "the text left no pixels: no usable font");
+  assert.ok(hi > 20, `"Hi" left ${hi} pixels of ink`);
+  assert.ok(hello > 3 * hi, `"Hello there" ${hello} vs "Hi" ${hi}`);
+  // A whole figure: its title, tick labels and legend add ink.
+  const marks = [Plot.lineY([1, 3, 2], { stroke: "black" })];
+  const bare = await inkPixels(
+    await figure({ marks, axis: null }).toPng({ scale: 1 }),
+  );
+  const labelled = await inkPixels(
+    await figure({ marks, title: "Fault latency by design" }).toPng({
+      scale: 1,
+    }),
+  );
+  assert.ok(labelled > bare + 500, `labelled ${labelled} vs bare ${bare}`);
 });

@@ -14,6 +14,7 @@ import {
   segmentTotals,
 } from "../../lib/analysis/mod.ts";
 import {
+  CELL_TEXT_MAX,
   escapeHtml,
   experimentScenarios,
   PNG_SCALE,
@@ -21,8 +22,10 @@ import {
   renderHtml,
   reportSuite,
   rowsToCsv,
+  VERSION,
 } from "../../lib/report/mod.ts";
 import { loadCostProfile } from "../../lib/sim/costs.ts";
+import { hiddenLines, xBreakMarks, xTickLabels } from "../plot/_marks.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -141,6 +144,67 @@ Deno.test("deno task report --quick writes a complete report", async (t) => {
       assert.match(html, /<code>vfio\.faultLookup<\/code>/);
       assert.match(html, /RFC v2 cover letter/);
     });
+
+    await t.step("the page reads: no backticks, NaN or runaway cells", () => {
+      const prose = html.replace(/<pre>[\s\S]*?<\/pre>/g, "")
+        .replace(/<svg[\s\S]*?<\/svg>/g, "").replace(/<[^>]*>/g, "");
+      assert.ok(!prose.includes("`"), "a literal backtick on the page");
+      assert.ok(!/\bNaN\b/.test(prose), "a NaN on the page");
+      assert.match(html, /<code>deno task sim<\/code>/);
+      // The data previews (the cost profile's sources are prose, wrapped).
+      const previews = html.slice(
+        0,
+        html.indexOf('<section id="cost-profile">'),
+      );
+      for (
+        const m of previews.matchAll(
+          /<td class="text[^"]*"[^>]*>([^<]*)<\/td>/g,
+        )
+      ) {
+        const text = m[1]!.replace(/&[a-z]+;/g, "&");
+        assert.ok(text.length <= CELL_TEXT_MAX, `a cell of ${text.length}`);
+      }
+    });
+
+    await t.step("no figure hides a line under another", async () => {
+      for (const f of svgFiles) {
+        const svg = await Deno.readTextFile(join(dir, f));
+        assert.deepEqual(hiddenLines(svg), [], f);
+      }
+    });
+
+    await t.step(
+      "the five-design time series break their time axis",
+      async () => {
+        for (const f of ["alternatives-pinned", "alternatives-throughput"]) {
+          const svg = await Deno.readTextFile(join(dir, `${f}.svg`));
+          assert.ok(xBreakMarks(svg) >= 1, `${f} has no axis break`);
+          assert.match(svg, /Broken time axis: /);
+          // Ticks in every busy stretch: the ones at 140-170 ms included.
+          const ticks = xTickLabels(svg).map((t) => Number(t.text));
+          assert.ok(ticks.filter((v) => v > 100 && v < 200).length >= 3, f);
+        }
+      },
+    );
+
+    await t.step(
+      "the page is stamped with the version and commit",
+      async () => {
+        const head = new TextDecoder().decode(
+          (await new Deno.Command("git", {
+            args: ["rev-parse", "HEAD"],
+            cwd: new URL("../../", import.meta.url),
+            stdout: "piped",
+          }).output()).stdout,
+        ).trim();
+        assert.match(head, /^[0-9a-f]{40}$/);
+        assert.ok(
+          html.includes(
+            `<p class="meta" id="stamp">iopf-lab ${VERSION}, commit ${head}</p>`,
+          ),
+        );
+      },
+    );
 
     await t.step(
       "the fault latency totals are the measured means",
