@@ -49,8 +49,8 @@ export interface StoredRun {
 
 /** Options of {@linkcode ResultsDb.open}. */
 export interface OpenResultsOptions {
-  /** The model version to match and record. [modelVersion()] */
-  readonly version?: ModelVersion;
+  /** The model version to match and record (its file list is not needed). [modelVersion()] */
+  readonly version?: Omit<ModelVersion, "files">;
   /** Milliseconds to wait for another process's write lock. [30000] */
   readonly busyTimeoutMs?: number;
 }
@@ -106,10 +106,14 @@ export class ResultsDb {
   /** The file. */
   readonly path: string;
   /** The model version rows are matched by and written with. */
-  readonly version: ModelVersion;
+  readonly version: Omit<ModelVersion, "files">;
   readonly #db: DatabaseSync;
 
-  private constructor(path: string, db: DatabaseSync, version: ModelVersion) {
+  private constructor(
+    path: string,
+    db: DatabaseSync,
+    version: Omit<ModelVersion, "files">,
+  ) {
     this.path = path;
     this.#db = db;
     this.version = version;
