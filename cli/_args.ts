@@ -7,7 +7,7 @@ import { IopfLabError } from "../lib/sim/errors.ts";
 
 /** The usage line. */
 export const USAGE =
-  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit]";
+  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit] [--db FILE [--fresh]] [--shard K/N|auto|auto/N --out DIR]";
 
 /** Parsed arguments of `deno task sim`. */
 export interface SimArgs {
@@ -23,6 +23,14 @@ export interface SimArgs {
   readonly workers?: number;
   /** Run even when the estimated work is above the limit. */
   readonly noLimit: boolean;
+  /** The results database: reuse stored runs, store new ones. */
+  readonly db?: string;
+  /** With `db`: run every point even when stored. */
+  readonly fresh?: true;
+  /** Run one shard of the sweep: "K/N", "auto" or "auto/N" (lib/results/shard.ts resolveShard). */
+  readonly shard?: string;
+  /** With `shard`: the directory the shard file goes into. */
+  readonly out?: string;
 }
 
 /** The result of {@linkcode parseSimArgs}: arguments, or a request for help. */
@@ -33,7 +41,7 @@ export type ParsedArgs =
 /**
  * Parses the arguments: one scenario path and the options `--json`,
  * `--csv FILE` (or `--csv=FILE`), `--check`, `--workers N`, `--no-limit`,
- * `--help`; `--`
+ * `--db FILE`, `--fresh`, `--shard K/N`, `--out DIR`, `--help`; `--`
  * ends the options. Mistakes throw EINVAL with a one-line message.
  */
 export function parseSimArgs(args: readonly string[]): ParsedArgs {
@@ -43,6 +51,10 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
   let noLimit = false;
   let csv: string | undefined;
   let workers: number | undefined;
+  let db: string | undefined;
+  let fresh = false;
+  let shard: string | undefined;
+  let out: string | undefined;
   let options = true;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -90,6 +102,30 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
         csv = v;
         break;
       }
+      case "--fresh":
+        fresh = flag();
+        break;
+      case "--db": {
+        if (db !== undefined) usage("--db given twice");
+        const v = value();
+        if (v === "") usage("--db needs a file name");
+        db = v;
+        break;
+      }
+      case "--shard": {
+        if (shard !== undefined) usage("--shard given twice");
+        const v = value();
+        if (v === "") usage("--shard needs K/N, auto or auto/N");
+        shard = v;
+        break;
+      }
+      case "--out": {
+        if (out !== undefined) usage("--out given twice");
+        const v = value();
+        if (v === "") usage("--out needs a directory");
+        out = v;
+        break;
+      }
       case "--workers": {
         if (workers !== undefined) usage("--workers given twice");
         const v = value();
@@ -116,6 +152,22 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
       }`,
     );
   }
+  if (fresh && db === undefined) usage("--fresh needs --db FILE");
+  if (shard !== undefined && out === undefined) {
+    usage("--shard needs --out DIR (where the shard file goes)");
+  }
+  if (out !== undefined && shard === undefined) {
+    usage("--out DIR is for a shard's file: give --shard K/N too");
+  }
+  if (shard !== undefined && (csv !== undefined || json)) {
+    usage(
+      `--shard writes its results to --out DIR; ${
+        csv !== undefined ? "--csv" : "--json"
+      } is for the merged sweep (deno task merge DIR... ${
+        csv !== undefined ? "--csv FILE" : "--json"
+      })`,
+    );
+  }
   return {
     help: false,
     file: files[0]!,
@@ -124,6 +176,10 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
     noLimit,
     ...(csv === undefined ? {} : { csv }),
     ...(workers === undefined ? {} : { workers }),
+    ...(db === undefined ? {} : { db }),
+    ...(fresh ? { fresh: true as const } : {}),
+    ...(shard === undefined ? {} : { shard }),
+    ...(out === undefined ? {} : { out }),
   };
 }
 

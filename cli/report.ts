@@ -1,9 +1,15 @@
 /**
- * `deno task report [--out DIR] [--quick] [--workers N]`: runs the built-in
- * experiment suite through the model and writes DIR/index.html (default
- * `out/report/`) with every figure inline, each figure also as .svg and
- * .png, and each table as .csv. Progress goes to stderr: one line per
- * experiment and one per completed run (a bar on a terminal).
+ * `deno task report [--out DIR] [--quick] [--workers N] [--db FILE | --no-db] [--fresh]`:
+ * runs the built-in experiment suite through the model and writes
+ * DIR/index.html (default `out/report/`) with every figure inline, each
+ * figure also as .svg and .png, and each table as .csv. Progress goes to
+ * stderr: one line per experiment and one per completed run (a bar on a
+ * terminal).
+ *
+ * Every run goes into the results database (default DIR/results.sqlite,
+ * `--db FILE` another, `--no-db` none); a run whose scenario key and model
+ * version are stored there is not run again (`--fresh` runs everything
+ * and replaces the stored results). The CSV files are the same either way.
  *
  * Exit status: 0 on success; 2 on bad arguments (one message on stderr);
  * 1 on an internal error; 130 when Ctrl-C stops it (one line on stderr).
@@ -19,11 +25,15 @@ import { progressReporter } from "../lib/experiment/sweep.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { join } from "node:path";
 import { writeAll } from "./_io.ts";
-import { checkOutputDir } from "./_paths.ts";
+import { checkOutputDir, checkOutputFile } from "./_paths.ts";
+import { ResultsDb } from "../lib/results/store.ts";
 
 /** The usage line. */
 export const USAGE =
-  "usage: deno task report [--out DIR] [--quick] [--workers N]";
+  "usage: deno task report [--out DIR] [--quick] [--workers N] [--db FILE | --no-db] [--fresh]";
+
+/** The results database's file name in the output directory. */
+export const DB_FILE = "results.sqlite";
 
 /** Parsed arguments of `deno task report`. */
 export interface ReportArgs {
@@ -33,6 +43,10 @@ export interface ReportArgs {
   readonly quick: boolean;
   /** Workers per sweep (0: on the main thread). */
   readonly workers?: number;
+  /** The results database file; null: none. [DIR/results.sqlite] */
+  readonly db: string | null;
+  /** Run everything even when stored. */
+  readonly fresh: boolean;
 }
 
 /** The result of {@linkcode parseReportArgs}: arguments, or a request for help. */
@@ -41,12 +55,16 @@ export type ParsedReportArgs =
   | ({ readonly help: false } & ReportArgs);
 
 /**
- * Parses `--out DIR` (or `--out=DIR`), `--quick`, `--workers N`, `--help`.
+ * Parses `--out DIR` (or `--out=DIR`), `--quick`, `--workers N`,
+ * `--db FILE`, `--no-db`, `--fresh`, `--help`.
  * Mistakes throw EINVAL with a one-line message.
  */
 export function parseReportArgs(args: readonly string[]): ParsedReportArgs {
   let out: string | undefined;
   let quick = false;
+  let fresh = false;
+  let noDb = false;
+  let db: string | undefined;
   let workers: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -72,6 +90,21 @@ export function parseReportArgs(args: readonly string[]): ParsedReportArgs {
         if (inline !== undefined) fail("--quick takes no value");
         quick = true;
         break;
+      case "--fresh":
+        if (inline !== undefined) fail("--fresh takes no value");
+        fresh = true;
+        break;
+      case "--no-db":
+        if (inline !== undefined) fail("--no-db takes no value");
+        noDb = true;
+        break;
+      case "--db": {
+        if (db !== undefined) fail("--db given twice");
+        const v = value();
+        if (v === "") fail("--db needs a file");
+        db = v;
+        break;
+      }
       case "--out": {
         if (out !== undefined) fail("--out given twice");
         const v = value();
@@ -96,10 +129,15 @@ export function parseReportArgs(args: readonly string[]): ParsedReportArgs {
         );
     }
   }
+  if (noDb && db !== undefined) fail("--db and --no-db together");
+  if (noDb && fresh) fail("--fresh needs a results database (not --no-db)");
+  const dir = out ?? DEFAULT_OUT_DIR;
   return {
     help: false,
-    out: out ?? DEFAULT_OUT_DIR,
+    out: dir,
     quick,
+    db: noDb ? null : db ?? join(dir, DB_FILE),
+    fresh,
     ...(workers === undefined ? {} : { workers }),
   };
 }
@@ -140,6 +178,7 @@ export async function main(
   io: ReportIo = STDIO,
 ): Promise<number> {
   let parsed: ReportArgs;
+  let db: ResultsDb | undefined;
   try {
     const p = parseReportArgs(args);
     if (p.help) {
@@ -148,6 +187,13 @@ export async function main(
     }
     parsed = p;
     checkOutputDir(parsed.out, reportInputs(), "--out");
+    if (parsed.db !== null) {
+      if (parsed.db === join(parsed.out, DB_FILE)) {
+        Deno.mkdirSync(parsed.out, { recursive: true });
+      }
+      checkOutputFile(parsed.db, reportInputs(), "--db");
+      db = ResultsDb.open(parsed.db);
+    }
   } catch (e) {
     const msg = e instanceof IopfLabError
       ? e.message.replace(/ \(EINVAL\)$/, "")
@@ -158,6 +204,8 @@ export async function main(
   const options: RunReportOptions = {
     out: parsed.out,
     quick: parsed.quick,
+    ...(db ? { db } : {}),
+    ...(parsed.fresh ? { fresh: true } : {}),
     ...(parsed.workers === undefined ? {} : { workers: parsed.workers }),
     log: (line) => io.stderr(line + "\n"),
     progress: (io.progress ?? true)
@@ -187,6 +235,7 @@ export async function main(
     return 1;
   } finally {
     if (io.signals) Deno.removeSignalListener("SIGINT", onInterrupt);
+    db?.close();
   }
 }
 

@@ -12,6 +12,18 @@
  * 130 when Ctrl-C (SIGINT) stops it: one line on stderr, and with `--csv`
  * a sweep's finished points are written (it says how many of how many).
  *
+ * With `--db FILE` every run goes into the results database (lib/results)
+ * and a point whose scenario key and model version are stored there is not
+ * run again (`--fresh` reruns); the output is the same either way.
+ *
+ * With `--shard K/N --out DIR` it runs shard K of N of the sweep (the points
+ * whose index i, from 0, has i mod N = K - 1) and writes
+ * DIR/shard-K-of-N.json; `deno task merge` combines the N files into the
+ * output one run gives (docs/SHARDS.md). `--shard auto` takes K and N from a
+ * Slurm job array (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_MIN,
+ * SLURM_ARRAY_TASK_COUNT), `--shard auto/N` takes K from Slurm or from a
+ * Kubernetes Indexed Job's JOB_COMPLETION_INDEX (plus one) and N as given.
+ *
  * Progress goes to stderr, never stdout: a sweep reports each finished
  * point with an ETA; a single run that lasts more than 2 s of wall time
  * shows what it has done (pages pinned, bytes moved, trace rows replayed)
@@ -48,6 +60,17 @@ import {
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { formatSize } from "../lib/sim/units.ts";
 import { parseSimArgs, type SimArgs, USAGE } from "./_args.ts";
+import { join } from "node:path";
+import { modelVersion } from "../lib/results/model_version.ts";
+import { runStored } from "../lib/results/run.ts";
+import {
+  resolveShard,
+  type Shard,
+  shardFileName,
+  shardFileText,
+  shardIndices,
+} from "../lib/results/shard.ts";
+import { ResultsDb } from "../lib/results/store.ts";
 import { writeAll } from "./_io.ts";
 import { checkOutputFile, writeFileAtomic } from "./_paths.ts";
 
@@ -70,6 +93,8 @@ export interface SimIo {
   progressDelayMs?: number;
   /** The limits a run is refused above without `--no-limit`. [WORK_LIMITS] */
   limits?: WorkLimits;
+  /** The environment `--shard auto` reads. [Deno.env] */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** The estimated CPU time and model memory above which a run needs `--no-limit`. */
@@ -155,6 +180,7 @@ async function command(
   interrupt: Interrupt | undefined,
 ): Promise<number> {
   let parsed: SimArgs;
+  let shard: Shard | undefined;
   try {
     const p = parseSimArgs(args);
     if (p.help) {
@@ -163,6 +189,11 @@ async function command(
     }
     parsed = p;
     if (parsed.csv !== undefined) checkOutputFile(parsed.csv, [], "--csv");
+    if (parsed.db !== undefined) checkOutputFile(parsed.db, [], "--db");
+    if (parsed.shard !== undefined) {
+      shard = resolveShard(parsed.shard, io.env ?? Deno.env.toObject());
+      checkShardDir(parsed.out!);
+    }
   } catch (e) {
     if (e instanceof IopfLabError) {
       io.stderr(`sim: ${bareMessage(e)}\n`);
@@ -195,6 +226,34 @@ async function command(
         if (!(e instanceof IopfLabError)) throw e;
         io.stderr(`sim: ${bareMessage(e)}\n`);
         return EXIT_USAGE;
+      }
+    }
+    if (shard !== undefined || parsed.db !== undefined) {
+      let db: ResultsDb | undefined;
+      try {
+        if (parsed.db !== undefined) {
+          checkOutputFile(
+            parsed.db,
+            scenarioInputs(parsed.file, points),
+            "--db",
+          );
+          db = ResultsDb.open(parsed.db);
+        }
+      } catch (e) {
+        if (!(e instanceof IopfLabError)) throw e;
+        io.stderr(`sim: ${bareMessage(e)}\n`);
+        return EXIT_USAGE;
+      }
+      try {
+        return await runThroughResults(parsed, io, {
+          scenario,
+          points,
+          shard,
+          db,
+          interrupt,
+        });
+      } finally {
+        db?.close();
       }
     }
     if (scenario.sweep.length === 0 && points.length === 1) {
@@ -249,6 +308,92 @@ async function command(
       return interrupted(parsed, io, finished, points.length);
     }
     return failed(io, parsed.file, e);
+  }
+}
+
+/** What {@linkcode runThroughResults} runs. */
+interface ResultsRun {
+  /** The scenario file as loaded. */
+  readonly scenario: Scenario;
+  /** Every point of its sweep. */
+  readonly points: readonly Scenario[];
+  /** The shard to run, or every point. */
+  readonly shard: Shard | undefined;
+  /** The results database, if any. */
+  readonly db: ResultsDb | undefined;
+  /** Ctrl-C. */
+  readonly interrupt: Interrupt | undefined;
+}
+
+/**
+ * Runs every point (or a shard's points) through the results database:
+ * stored points are reused, the others run on the sweep's workers. A shard
+ * goes to its file in `--out DIR`; otherwise the output is what a run
+ * without a database gives.
+ */
+async function runThroughResults(
+  args: SimArgs,
+  io: SimIo,
+  run: ResultsRun,
+): Promise<number> {
+  const { scenario, points, shard, db, interrupt } = run;
+  const mine = shard === undefined
+    ? points
+    : shardIndices(points.length, shard).map((i) => points[i]!);
+  const single = scenario.sweep.length === 0 && points.length === 1;
+  const stored = await runStored(mine, {
+    ...(db ? { db } : {}),
+    ...(args.fresh ? { fresh: true } : {}),
+    ...(args.workers === undefined ? {} : { workers: args.workers }),
+    ...(io.progress && !single
+      ? {
+        onProgress: progressReporter({
+          write: io.stderr,
+          terminal: io.terminal ?? false,
+        }),
+      }
+      : {}),
+    ...(interrupt ? { signal: interrupt.signal } : {}),
+  });
+  const metrics = stored.results.map((r) => r.metrics);
+  if (shard === undefined) {
+    return finish(args, io, single ? metrics[0]! : metrics);
+  }
+  const path = join(args.out!, shardFileName(shard));
+  try {
+    Deno.mkdirSync(args.out!, { recursive: true });
+    writeFileAtomic(
+      path,
+      shardFileText(scenario, points, shard, metrics, modelVersion()),
+    );
+  } catch (e) {
+    io.stderr(
+      `sim: cannot write ${path}: ${e instanceof Error ? e.message : e}\n`,
+    );
+    return EXIT_INTERNAL;
+  }
+  io.stdout(
+    `${path}: shard ${shard.index} of ${shard.count}, ${mine.length} of ${points.length} points${
+      db ? ` (${stored.reused} from ${db.path})` : ""
+    }\n`,
+  );
+  return EXIT_OK;
+}
+
+/** Refuses (EINVAL) a shard directory that is a file. */
+function checkShardDir(dir: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(dir);
+  } catch {
+    return; // created by the run
+  }
+  if (!info.isDirectory) {
+    throw new IopfLabError(
+      "EINVAL",
+      `--out ${dir}: is a file, not a directory`,
+      "--out",
+    );
   }
 }
 

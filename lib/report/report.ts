@@ -4,7 +4,10 @@
  * analysis draws the figures and builds the tables, and the files go to the
  * output directory: `index.html` (figures inline), `<figure>.svg`,
  * `<figure>.png`, `<table>.csv`, `<experiment>-metrics.csv` (every metric of
- * every run) and `cost-profile.csv`. Progress goes to stderr.
+ * every run) and `cost-profile.csv`. Progress goes to stderr. With a
+ * results database (lib/results), a run whose scenario key and model
+ * version are stored is not run again: its stored metrics (and series)
+ * stand for it, and the files come out byte for byte the same.
  *
  * @module
  */
@@ -13,12 +16,9 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../sim/files.ts";
 import { metricsToCsv } from "../experiment/csv.ts";
 import type { Metrics } from "../experiment/metrics.ts";
-import {
-  progressReporter,
-  runSweep,
-  runSweepWithSeries,
-  type SweepProgress,
-} from "../experiment/sweep.ts";
+import { progressReporter, type SweepProgress } from "../experiment/sweep.ts";
+import { runStored } from "../results/run.ts";
+import type { ResultsDb } from "../results/store.ts";
 import { COST_NAMES, describeCosts } from "../sim/costs.ts";
 import {
   type Experiment,
@@ -57,6 +57,10 @@ export interface RunReportOptions {
   readonly progress?: boolean | ((p: SweepProgress) => void);
   /** The experiments to run instead of the built-in suite (for tests). */
   readonly experiments?: readonly Experiment[];
+  /** The results database: stored runs are reused, new ones stored. [none: every run runs] */
+  readonly db?: ResultsDb;
+  /** With `db`, run every scenario even when stored (and store the new results). [false] */
+  readonly fresh?: boolean;
 }
 
 /** A figure written by the report. */
@@ -89,8 +93,10 @@ export interface ReportSummary {
   readonly figures: readonly WrittenFigure[];
   /** Paths of every CSV file. */
   readonly tables: readonly string[];
-  /** Simulated runs. */
+  /** Simulated runs (stored ones included). */
   readonly runs: number;
+  /** Of `runs`, how many came from the results database. */
+  readonly reused: number;
   /** Wall-clock milliseconds. */
   readonly wallMs: number;
   /** The version and commit the page is stamped with. */
@@ -130,6 +136,7 @@ export async function runReport(
   const tables: string[] = [];
   const usedIds = new Set<string>();
   let runs = 0;
+  let reused = 0;
   for (let i = 0; i < suite.length; i++) {
     const e = suite[i]!;
     const scenarios = experimentScenarios(e);
@@ -143,24 +150,20 @@ export async function runReport(
       ...(options.workers === undefined ? {} : { workers: options.workers }),
       ...(onProgress ? { onProgress } : {}),
     };
-    let outputs: RunOutput[];
-    if (e.series) {
-      const results = await runSweepWithSeries(scenarios, sweepOptions);
-      outputs = results.map((r, k) => ({
-        scenario: scenarios[k]!,
-        metrics: r.metrics,
-        series: r.series,
-        ...(r.vms ? { vms: r.vms } : {}),
-      }));
-    } else {
-      const results = await runSweep(scenarios, sweepOptions);
-      outputs = results.map((m, k) => ({
-        scenario: scenarios[k]!,
-        metrics: m,
-        series: [],
-      }));
-    }
+    const stored = await runStored(scenarios, {
+      ...sweepOptions,
+      series: e.series,
+      ...(options.db ? { db: options.db } : {}),
+      ...(options.fresh ? { fresh: true } : {}),
+    });
+    const outputs: RunOutput[] = stored.results.map((r, k) => ({
+      scenario: scenarios[k]!,
+      metrics: r.metrics,
+      series: e.series ? r.series : [],
+      ...(e.series && r.vms ? { vms: r.vms } : {}),
+    }));
     runs += scenarios.length;
+    reused += stored.reused;
     const wallSeconds = (performance.now() - te) / 1000;
     const result = e.analyse(outputs);
 
@@ -240,7 +243,11 @@ export async function runReport(
         wallSeconds.toFixed(1)
       } s (${result.figures.length} figure(s), ${
         result.tables.length + 1
-      } table(s))`,
+      } table(s)${
+        options.db
+          ? `; ${stored.reused} of ${scenarios.length} runs from ${options.db.path}`
+          : ""
+      })`,
     );
   }
 
@@ -266,14 +273,14 @@ export async function runReport(
     costsCsv: "cost-profile.csv",
     footer: `Made by deno task report${
       quick ? " --quick" : ""
-    }: ${runs} simulated runs in ${
-      (wallMs / 1000).toFixed(1)
-    } s of wall-clock time.`,
+    }: ${runs} simulated runs${
+      reused > 0 ? ` (${reused} of them stored results reused)` : ""
+    } in ${(wallMs / 1000).toFixed(1)} s of wall-clock time.`,
   });
   const index = join(dir, "index.html");
   writeFileAtomic(index, html);
   log(
-    `[report] wrote ${index}: ${sections.length} experiments, ${figures.length} figures, ${tables.length} CSV files, ${runs} runs in ${
+    `[report] wrote ${index}: ${sections.length} experiments, ${figures.length} figures, ${tables.length} CSV files, ${runs} runs (${reused} reused) in ${
       (wallMs / 1000).toFixed(1)
     } s`,
   );
@@ -284,6 +291,7 @@ export async function runReport(
     figures,
     tables,
     runs,
+    reused,
     wallMs,
     stamp: made,
   };

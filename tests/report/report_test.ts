@@ -538,6 +538,8 @@ Deno.test("parseReportArgs: defaults and options", () => {
     help: false,
     out: "out/report",
     quick: false,
+    db: "out/report/results.sqlite",
+    fresh: false,
   });
   assert.deepEqual(
     parseReportArgs(["--quick", "--out", "d", "--workers", "0"]),
@@ -545,6 +547,8 @@ Deno.test("parseReportArgs: defaults and options", () => {
       help: false,
       out: "d",
       quick: true,
+      db: "d/results.sqlite",
+      fresh: false,
       workers: 0,
     },
   );
@@ -552,7 +556,20 @@ Deno.test("parseReportArgs: defaults and options", () => {
     help: false,
     out: "x/y",
     quick: false,
+    db: "x/y/results.sqlite",
+    fresh: false,
   });
+  assert.deepEqual(parseReportArgs(["--db", "r.sqlite", "--fresh"]), {
+    help: false,
+    out: "out/report",
+    quick: false,
+    db: "r.sqlite",
+    fresh: true,
+  });
+  assert.equal(
+    (parseReportArgs(["--no-db"]) as { db: string | null }).db,
+    null,
+  );
   assert.deepEqual(parseReportArgs(["--help"]), { help: true });
 });
 
@@ -564,6 +581,9 @@ Deno.test("deno task report: bad arguments exit 2 with one message", async () =>
       [["--workers", "two"], /--workers: expected a whole number/],
       [["extra"], /unexpected argument "extra"/],
       [["--quick=yes"], /--quick takes no value/],
+      [["--db", "a", "--no-db"], /--db and --no-db together/],
+      [["--no-db", "--fresh"], /--fresh needs a results database/],
+      [["--db", "/nonexistent-dir/r.sqlite"], /--db .*does not exist/],
     ] as const
   ) {
     const r = await report([...args]);

@@ -1,0 +1,268 @@
+/**
+ * `deno task merge DIR... [--json] [--csv FILE] [--db FILE]`: combines the
+ * shard files that `deno task sim FILE --shard K/N --out DIR` wrote
+ * (DIR/shard-K-of-N.json, from one or more directories) into exactly the
+ * output one run of the whole sweep gives: the summary table, or with
+ * `--json` the metrics JSON (an object for a single run, an array for a
+ * sweep), `--csv FILE` one row per point, `--db FILE` every point stored
+ * in the results database as `deno task sim FILE --db FILE` stores it.
+ *
+ * It refuses shards of different scenarios, of different model versions
+ * or of different N, a shard file that is damaged, and a missing shard.
+ *
+ * Exit status: 0 on success; 2 on bad arguments or shards that do not make
+ * one whole sweep (one message on stderr saying what and where, nothing
+ * written); 1 on an internal error.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { Metrics } from "../lib/experiment/metrics.ts";
+import { canonicalJson } from "../lib/results/canonical.ts";
+import { type MergedSweep, mergeShards } from "../lib/results/shard.ts";
+import { ResultsDb } from "../lib/results/store.ts";
+import { IopfLabError } from "../lib/sim/errors.ts";
+import { writeAll } from "./_io.ts";
+import { checkOutputFile } from "./_paths.ts";
+import {
+  EXIT_INTERNAL,
+  EXIT_OK,
+  EXIT_USAGE,
+  renderOutput,
+  writeCsvFile,
+} from "./sim.ts";
+
+/** The usage line. */
+export const USAGE =
+  "usage: deno task merge DIR... [--json] [--csv FILE] [--db FILE]  (DIR holds shard-K-of-N.json files from deno task sim FILE --shard K/N --out DIR)";
+
+/** Parsed arguments of `deno task merge`. */
+export interface MergeArgs {
+  /** The directories holding shard files. */
+  readonly dirs: readonly string[];
+  /** Print the metrics JSON instead of the summary table. */
+  readonly json: boolean;
+  /** Write one CSV row per point to this file. */
+  readonly csv?: string;
+  /** Store every point in this results database. */
+  readonly db?: string;
+}
+
+/** The result of {@linkcode parseMergeArgs}: arguments, or a request for help. */
+export type ParsedMergeArgs =
+  | { readonly help: true }
+  | ({ readonly help: false } & MergeArgs);
+
+function usage(problem: string): never {
+  throw new IopfLabError("EINVAL", `${problem} (${USAGE})`, "arguments");
+}
+
+/**
+ * Parses the directories and `--json`, `--csv FILE` (or `--csv=FILE`),
+ * `--db FILE`, `--help`; `--` ends the options. Mistakes throw EINVAL.
+ */
+export function parseMergeArgs(args: readonly string[]): ParsedMergeArgs {
+  const dirs: string[] = [];
+  let json = false;
+  let csv: string | undefined;
+  let db: string | undefined;
+  let options = true;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!options || !arg.startsWith("-")) {
+      if (arg === "") usage("an empty directory name");
+      dirs.push(arg);
+      continue;
+    }
+    if (arg === "--") {
+      options = false;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    const inline = eq < 0 ? undefined : arg.slice(eq + 1);
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const next = args[i + 1];
+      if (next === undefined || next.startsWith("-")) {
+        usage(`${name} needs a value`);
+      }
+      i++;
+      return next;
+    };
+    switch (name) {
+      case "-h":
+      case "--help":
+        return { help: true };
+      case "--json":
+        if (inline !== undefined) usage("--json takes no value");
+        json = true;
+        break;
+      case "--csv": {
+        if (csv !== undefined) usage("--csv given twice");
+        const v = value();
+        if (v === "") usage("--csv needs a file name");
+        csv = v;
+        break;
+      }
+      case "--db": {
+        if (db !== undefined) usage("--db given twice");
+        const v = value();
+        if (v === "") usage("--db needs a file name");
+        db = v;
+        break;
+      }
+      default:
+        usage(`unknown option ${JSON.stringify(name)}`);
+    }
+  }
+  if (dirs.length === 0) usage("missing the shard directories");
+  return {
+    help: false,
+    dirs,
+    json,
+    ...(csv === undefined ? {} : { csv }),
+    ...(db === undefined ? {} : { db }),
+  };
+}
+
+const SHARD_NAME = /^shard-[0-9]+-of-[0-9]+\.json$/;
+
+/**
+ * The shard files in `dirs` (shard-K-of-N.json), sorted within each
+ * directory.
+ *
+ * @throws {IopfLabError} EINVAL naming a directory that is missing, not a
+ * directory, or holds no shard file
+ */
+export function shardFiles(dirs: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      if (!Deno.statSync(dir).isDirectory) {
+        throw new IopfLabError(
+          "EINVAL",
+          `${dir}: is a file, not a directory of shard files`,
+          dir,
+        );
+      }
+      names = [...Deno.readDirSync(dir)].filter((e) =>
+        e.isFile && SHARD_NAME.test(e.name)
+      ).map((e) => e.name).sort();
+    } catch (e) {
+      if (e instanceof IopfLabError) throw e;
+      throw new IopfLabError(
+        "EINVAL",
+        `${dir}: cannot read the directory (${
+          e instanceof Error ? e.message : e
+        })`,
+        dir,
+      );
+    }
+    if (names.length === 0) {
+      throw new IopfLabError(
+        "EINVAL",
+        `${dir}: holds no shard file (shard-K-of-N.json, written by deno task sim FILE --shard K/N --out ${dir})`,
+        dir,
+      );
+    }
+    out.push(...names.map((n) => join(dir, n)));
+  }
+  return out;
+}
+
+/** Where {@linkcode main} writes its output. */
+export interface MergeIo {
+  /** Standard output. */
+  stdout(text: string): void;
+  /** Standard error. */
+  stderr(text: string): void;
+}
+
+/** The process's standard output and error. */
+export const STDIO: MergeIo = {
+  stdout: (text) => writeAll(Deno.stdout, text),
+  stderr: (text) => writeAll(Deno.stderr, text),
+};
+
+function message(e: IopfLabError): string {
+  return e.message.replace(/ \([A-Z]+\)$/, "");
+}
+
+/** Runs the command with `args`; returns the exit status. */
+export function main(args: readonly string[], io: MergeIo = STDIO): number {
+  let parsed: MergeArgs;
+  let merged: MergedSweep;
+  try {
+    const p = parseMergeArgs(args);
+    if (p.help) {
+      io.stdout(`${USAGE}\n`);
+      return EXIT_OK;
+    }
+    parsed = p;
+    const files = shardFiles(parsed.dirs);
+    if (parsed.csv !== undefined) checkOutputFile(parsed.csv, files, "--csv");
+    if (parsed.db !== undefined) checkOutputFile(parsed.db, files, "--db");
+    merged = mergeShards(files.map((path) => ({
+      path,
+      text: readText(path),
+    })));
+  } catch (e) {
+    if (e instanceof IopfLabError) {
+      io.stderr(`merge: ${message(e)}\n`);
+      return EXIT_USAGE;
+    }
+    return internal(io, e);
+  }
+  const metrics: Metrics[] = merged.points.map((p) => p.metrics);
+  try {
+    if (parsed.db !== undefined) {
+      const db = ResultsDb.open(parsed.db, { version: merged.model });
+      try {
+        for (const p of merged.points) {
+          db.putCanonical(p.key, canonicalJson(p.scenario), {
+            metrics: p.metrics,
+          });
+        }
+      } finally {
+        db.close();
+      }
+    }
+    if (parsed.csv !== undefined) writeCsvFile(parsed.csv, metrics);
+  } catch (e) {
+    if (e instanceof IopfLabError) {
+      io.stderr(`merge: ${message(e)}\n`);
+      return EXIT_USAGE;
+    }
+    return internal(io, e);
+  }
+  io.stdout(
+    renderOutput(merged.single ? metrics[0]! : metrics, {
+      json: parsed.json,
+    }),
+  );
+  return EXIT_OK;
+}
+
+function readText(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new IopfLabError(
+      "EINVAL",
+      `${path}: cannot read the shard file (${
+        e instanceof Error ? e.message : e
+      })`,
+      path,
+    );
+  }
+}
+
+function internal(io: MergeIo, e: unknown): number {
+  const text = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  io.stderr(`merge: internal error: ${text}\n`);
+  return EXIT_INTERNAL;
+}
+
+if (import.meta.main) Deno.exit(main(Deno.args));
