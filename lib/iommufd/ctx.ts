@@ -37,6 +37,11 @@ import type { Costs } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { PAGE_SIZE } from "../sim/units.ts";
+import {
+  IommufdAccount,
+  type IommufdAccountMode,
+  IommufdUser,
+} from "./account.ts";
 import { IommufdFault } from "./fault.ts";
 import { type IoasMapRequest, IommufdIoas } from "./ioas.ts";
 import { ioasIopfHandler } from "./iopf.ts";
@@ -102,6 +107,14 @@ export interface HwptAllocRequest {
 export interface IommufdCtxOptions {
   /** The cost profile. Default: the core's. */
   costs?: Costs;
+  /**
+   * Where pinned pages are charged: `"user"` (IOPT_PAGES_ACCOUNT_USER,
+   * iommufd's default), `"mm"` (IOMMU_OPTION_RLIMIT_MODE = 1, as VFIO
+   * compat) or `"none"` (CAP_IPC_LOCK). Default `"user"`.
+   */
+  accountMode?: IommufdAccountMode;
+  /** The user charged in `"user"` mode (share one between a user's VMs). Default: a user of its own. */
+  user?: IommufdUser;
 }
 
 interface BoundDevice {
@@ -161,6 +174,8 @@ export class IommufdCtx {
   readonly mm: MmStruct;
   /** The cost profile. */
   readonly costs: Costs;
+  /** Where the file's pinned pages are charged. */
+  readonly account: IommufdAccount;
   #nextId = 1;
   readonly #devices = new Map<number, BoundDevice>();
   readonly #ioas = new Map<number, IommufdIoas>();
@@ -175,6 +190,11 @@ export class IommufdCtx {
     this.core = core;
     this.mm = mm;
     this.costs = options.costs ?? core.costs;
+    this.account = new IommufdAccount(
+      mm,
+      options.accountMode ?? "user",
+      options.user ?? new IommufdUser(),
+    );
   }
 
   /** 4 KiB pages pinned by every IOAS of the file. */
@@ -184,7 +204,7 @@ export class IommufdCtx {
     return n;
   }
 
-  /** 4 KiB pages charged to locked_vm by every IOAS of the file. */
+  /** 4 KiB pages charged (to the user, or the mm's locked_vm, as `account.mode` says) by every IOAS of the file. */
   get lockedPages(): number {
     let n = 0;
     for (const a of this.#ioas.values()) n += a.lockedPages;
@@ -252,6 +272,7 @@ export class IommufdCtx {
         costs: this.costs,
         core: this.core,
         mm: this.mm,
+        account: this.account,
         id,
         ...options,
       }),
@@ -276,6 +297,16 @@ export class IommufdCtx {
   ioasMap(ioasId: number, req: IoasMapRequest): number {
     this.#live("map an IOAS");
     return this.ioas(ioasId).map(req);
+  }
+
+  /** IOMMU_IOAS_MAP in simulated time; see {@linkcode IommufdIoas.mapTimed}. */
+  ioasMapTimed(
+    ioasId: number,
+    req: IoasMapRequest,
+    done: (error: IopfLabError | undefined, ns: number) => void,
+  ): void {
+    this.#live("map an IOAS");
+    this.ioas(ioasId).mapTimed(req, done);
   }
 
   /** IOMMU_IOAS_UNMAP; see {@linkcode IommufdIoas.unmap}. */

@@ -93,6 +93,12 @@ export {
   type IommufdHwpt,
   type IommufdViommu,
 } from "./ctx.ts";
+export {
+  IOMMUFD_ACCOUNT_MODES,
+  IommufdAccount,
+  type IommufdAccountMode,
+  IommufdUser,
+} from "./account.ts";
 export { IommufdFault, type IommufdFaultOptions } from "./fault.ts";
 export {
   type IoasMapRequest,
