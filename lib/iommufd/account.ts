@@ -114,14 +114,8 @@ export class IommufdAccount {
 
   /** Pages the limit is checked against now (the counter the mode charges; 0 for `"none"`). */
   get chargedPages(): number {
-    switch (this.mode) {
-      case "user":
-        return this.user.lockedPages;
-      case "mm":
-        return this.#mm.lockedVm;
-      case "none":
-        return 0;
-    }
+    if (this.mode === "user") return this.user.lockedPages;
+    return this.mode === "mm" ? this.#mm.lockedVm : 0;
   }
 
   /** Pages that may still be charged (Infinity for `"none"`). */
