@@ -100,8 +100,13 @@ export function checkInvariants(
           vmPinnedPages(vm)
         }`,
       );
+      // iommufd in user mode charges user_struct->locked_vm, not the mm's.
+      const acct = vm.iommufd?.ctx.account;
+      const mmCharged = acct && acct.mode !== "mm" ? 0 : vmLockedPages(vm);
       must(
-        vm.mm.lockedVm === vmLockedPages(vm),
+        vm.mm.lockedVm === mmCharged &&
+          (!acct || acct.mode !== "user" ||
+            acct.user.lockedPages === vmLockedPages(vm)),
         "lockedAgree",
         `vm${vm.index}: locked_vm ${vm.mm.lockedVm} pages, VFIO charged ${
           vmLockedPages(vm)

@@ -420,7 +420,10 @@ function collectMetrics(m: Machine, c: CollectInput): Metrics {
     prgFailure += st.prgResponses.failure;
     pinnedPeak += vm.mm.peakPinnedPages;
     pinnedEnd += vm.mm.pinnedPages;
-    lockedPeak += vm.mm.peakLockedVm * PAGE_SIZE;
+    const acct = vm.iommufd?.ctx.account;
+    lockedPeak += (acct && acct.mode === "user"
+      ? acct.user.peakLockedPages
+      : vm.mm.peakLockedVm) * PAGE_SIZE;
     merged.merge(vm.device.faultLatency);
   }
   const extra: Record<string, number> = {
@@ -653,7 +656,10 @@ class Sampler {
       bytes += vm.device.stats.bytes;
       pinned += vm.mm.pinnedPages;
       populated += vm.mm.populatedBytes;
-      locked += vm.mm.lockedVm * PAGE_SIZE;
+      // iommufd charges the user (IOPT_PAGES_ACCOUNT_USER) unless in mm mode.
+      locked += (vm.iommufd && vm.iommufd.ctx.account.mode !== "mm"
+        ? vm.iommufd.ctx.lockedPages
+        : vm.mm.lockedVm) * PAGE_SIZE;
     }
     const now = m.sim.now;
     if (this.#t.length > 0 && this.#t[this.#t.length - 1] === now) {

@@ -312,7 +312,14 @@ export class GuestIommu {
       this.#drain(); // events that arrived meanwhile
       return;
     }
-    this.#ev = events[this.#k++]!;
+    const ev = events[this.#k++]!;
+    if (ev.kind === "event") {
+      // A non-recoverable event (arm_smmu_evtq_thread logs it): no response.
+      this.counters.add("guest.events");
+      this.#step();
+      return;
+    }
+    this.#ev = ev;
     this.#sim.after(this.#costs["guest.faultHandler"], this.#handleNext);
   };
 

@@ -29,6 +29,7 @@ import {
   type IommuDriverOps,
   type IommuFault,
   type IommuFaultSink,
+  type IommuVmaster,
   type IotlbGather,
   type NestedConfig,
   newIotlbGather,
@@ -389,6 +390,22 @@ export class IommuCore implements IommuFaultSink {
   /** iommu_dev_disable_feature(IOMMU_DEV_FEAT_IOPF). */
   devDisableIopf(dev: IommuDevice): void {
     this.driver.disableIopf(dev);
+  }
+
+  /**
+   * Binds `dev` to a vIOMMU in the driver (or unbinds it with `undefined`):
+   * see {@linkcode IommuDriverOps.setVmaster}. ENODEV when the driver has
+   * no vIOMMU support.
+   */
+  setVmaster(dev: IommuDevice, vmaster: IommuVmaster | undefined): void {
+    if (!this.driver.setVmaster) {
+      if (vmaster === undefined) return;
+      throw new IopfLabError(
+        "ENODEV",
+        `Cannot bind ${dev.name} to a vIOMMU: driver ${this.driver.name} has no vIOMMU support`,
+      );
+    }
+    this.driver.setVmaster(dev, vmaster);
   }
 
   // -------------------------------------------------------------------------

@@ -209,6 +209,32 @@ export interface IommuDriverOps {
     fault: IommuFault,
     code: PageResponseCode,
   ): void;
+  /**
+   * Sets (or, with `undefined`, clears) the device's vIOMMU binding, as
+   * arm_smmu_attach_commit_vmaster / arm_smmu_master_clear_vmaster do when
+   * a device attaches to a nested domain on a vIOMMU (Linux 6.13): from
+   * then on the driver hands the device's non-recoverable stage-1 events to
+   * `vmaster` (Linux 6.15 vEVENTQ). Drivers without vIOMMU support omit it.
+   */
+  setVmaster?(dev: IommuDevice, vmaster: IommuVmaster | undefined): void;
+}
+
+/**
+ * A device's binding to a vIOMMU as the IOMMU driver sees it (struct
+ * arm_smmu_vmaster): the virtual StreamID the guest knows the device by,
+ * and the entry point that queues one raw event record to user space
+ * (iommufd_viommu_report_event).
+ */
+export interface IommuVmaster {
+  /** The virtual StreamID (the vDEVICE's virt_id). */
+  readonly vsid: number;
+  /**
+   * Queues the raw hardware event record `evt` (32-bit words, the virtual
+   * StreamID already in place of the physical one). Returns the CPU ns it
+   * took the reporting thread, or -1 when the vIOMMU has no event queue of
+   * the driver's type (EOPNOTSUPP: the driver logs the event itself).
+   */
+  reportEvent(evt: Uint32Array): number;
 }
 
 /**

@@ -37,13 +37,21 @@ import type { Costs } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { PAGE_SIZE } from "../sim/units.ts";
+import {
+  IommufdAccount,
+  type IommufdAccountMode,
+  IommufdUser,
+} from "./account.ts";
 import { IommufdFault } from "./fault.ts";
 import { type IoasMapRequest, IommufdIoas } from "./ioas.ts";
 import { ioasIopfHandler } from "./iopf.ts";
 import {
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_FAULT_ID_VALID,
+  IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
+  IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
 } from "./uapi.ts";
+import { IommufdVeventq } from "./veventq.ts";
 
 /** A HWPT (struct iommufd_hw_pagetable): paging over an IOAS, or nested on a parent. */
 export interface IommufdHwpt {
@@ -73,6 +81,10 @@ export interface IommufdViommu {
   readonly parent: IommufdHwpt;
   /** vDEVICEs: the virtual StreamID of each bound device (dev_id -> virt_id). */
   readonly vdevices: Map<number, number>;
+  /** IOMMU_VIOMMU_TYPE_ARM_SMMUV3. */
+  readonly type: number;
+  /** Its vEVENTQs, at most one per type (6.15). */
+  readonly veventqs: Map<number, IommufdVeventq>;
 }
 
 /** IOMMU_HWPT_ALLOC (struct iommu_hwpt_alloc). */
@@ -95,6 +107,14 @@ export interface HwptAllocRequest {
 export interface IommufdCtxOptions {
   /** The cost profile. Default: the core's. */
   costs?: Costs;
+  /**
+   * Where pinned pages are charged: `"user"` (IOPT_PAGES_ACCOUNT_USER,
+   * iommufd's default), `"mm"` (IOMMU_OPTION_RLIMIT_MODE = 1, as VFIO
+   * compat) or `"none"` (CAP_IPC_LOCK). Default `"user"`.
+   */
+  accountMode?: IommufdAccountMode;
+  /** The user charged in `"user"` mode (share one between a user's VMs). Default: a user of its own. */
+  user?: IommufdUser;
 }
 
 interface BoundDevice {
@@ -154,6 +174,8 @@ export class IommufdCtx {
   readonly mm: MmStruct;
   /** The cost profile. */
   readonly costs: Costs;
+  /** Where the file's pinned pages are charged. */
+  readonly account: IommufdAccount;
   #nextId = 1;
   readonly #devices = new Map<number, BoundDevice>();
   readonly #ioas = new Map<number, IommufdIoas>();
@@ -168,6 +190,11 @@ export class IommufdCtx {
     this.core = core;
     this.mm = mm;
     this.costs = options.costs ?? core.costs;
+    this.account = new IommufdAccount(
+      mm,
+      options.accountMode ?? "user",
+      options.user ?? new IommufdUser(),
+    );
   }
 
   /** 4 KiB pages pinned by every IOAS of the file. */
@@ -177,7 +204,7 @@ export class IommufdCtx {
     return n;
   }
 
-  /** 4 KiB pages charged to locked_vm by every IOAS of the file. */
+  /** 4 KiB pages charged (to the user, or the mm's locked_vm, as `account.mode` says) by every IOAS of the file. */
   get lockedPages(): number {
     let n = 0;
     for (const a of this.#ioas.values()) n += a.lockedPages;
@@ -245,6 +272,7 @@ export class IommufdCtx {
         costs: this.costs,
         core: this.core,
         mm: this.mm,
+        account: this.account,
         id,
         ...options,
       }),
@@ -269,6 +297,16 @@ export class IommufdCtx {
   ioasMap(ioasId: number, req: IoasMapRequest): number {
     this.#live("map an IOAS");
     return this.ioas(ioasId).map(req);
+  }
+
+  /** IOMMU_IOAS_MAP in simulated time; see {@linkcode IommufdIoas.mapTimed}. */
+  ioasMapTimed(
+    ioasId: number,
+    req: IoasMapRequest,
+    done: (error: IopfLabError | undefined, ns: number) => void,
+  ): void {
+    this.#live("map an IOAS");
+    this.ioas(ioasId).mapTimed(req, done);
   }
 
   /** IOMMU_IOAS_UNMAP; see {@linkcode IommufdIoas.unmap}. */
@@ -417,10 +455,22 @@ export class IommufdCtx {
     return { id, ns: 0 };
   }
 
-  /** IOMMU_VIOMMU_ALLOC (6.13): a vIOMMU over the nest-parent HWPT `hwptId`. */
-  viommuAlloc(req: { devId: number; hwptId: number }): number {
+  /**
+   * IOMMU_VIOMMU_ALLOC (6.13): a vIOMMU of `type` (default and only one
+   * modelled: IOMMU_VIOMMU_TYPE_ARM_SMMUV3, else EOPNOTSUPP) over the
+   * nest-parent HWPT `hwptId`.
+   */
+  viommuAlloc(req: { devId: number; hwptId: number; type?: number }): number {
     this.#live("allocate a vIOMMU");
     this.#device(req.devId, "allocate a vIOMMU");
+    const type = req.type ?? IOMMU_VIOMMU_TYPE_ARM_SMMUV3;
+    if (type !== IOMMU_VIOMMU_TYPE_ARM_SMMUV3) {
+      throw new IopfLabError(
+        "EOPNOTSUPP",
+        `Cannot allocate a vIOMMU of type ${type}: the SMMUv3 driver offers IOMMU_VIOMMU_TYPE_ARM_SMMUV3 (1)`,
+        "type",
+      );
+    }
     const parent = this.hwpt(req.hwptId);
     if (
       parent.kind !== "paging" ||
@@ -433,8 +483,82 @@ export class IommufdCtx {
       );
     }
     const id = this.#nextId++;
-    this.#viommus.set(id, { id, parent, vdevices: new Map() });
+    this.#viommus.set(id, {
+      id,
+      parent,
+      vdevices: new Map(),
+      type,
+      veventqs: new Map(),
+    });
     return id;
+  }
+
+  /**
+   * IOMMU_VEVENTQ_ALLOC (6.15): a vEVENTQ of `type` with room for `depth`
+   * events on vIOMMU `viommuId`, and its fd (the object, as the model's
+   * fd). The driver hands it the non-recoverable stage-1 events of every
+   * device attached to a nested HWPT of the vIOMMU.
+   *
+   * @throws {IopfLabError} EOPNOTSUPP for a type other than
+   *   IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 (DEFAULT included); EINVAL for a depth
+   *   of 0 (or not a u32); ENOENT for no such vIOMMU; EEXIST when the
+   *   vIOMMU has a vEVENTQ of the type already
+   */
+  veventqAlloc(
+    req: { viommuId: number; type?: number; depth: number },
+  ): { veventqId: number; veventq: IommufdVeventq } {
+    this.#live("allocate a vEVENTQ");
+    const type = req.type ?? IOMMU_VEVENTQ_TYPE_ARM_SMMUV3;
+    if (type !== IOMMU_VEVENTQ_TYPE_ARM_SMMUV3) {
+      throw new IopfLabError(
+        "EOPNOTSUPP",
+        `Cannot allocate a vEVENTQ of type ${type}: the SMMUv3 driver reports IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 (1)`,
+        "type",
+      );
+    }
+    const v = this.#viommus.get(req.viommuId);
+    if (!v) {
+      throw new IopfLabError(
+        "ENOENT",
+        `Cannot allocate a vEVENTQ: vIOMMU ${req.viommuId} does not exist`,
+        "viommuId",
+      );
+    }
+    if (v.veventqs.has(type)) {
+      throw new IopfLabError(
+        "EEXIST",
+        `Cannot allocate a vEVENTQ of type ${type} on vIOMMU ${v.id}: it has one (vEVENTQ ${
+          v.veventqs.get(type)!.id
+        })`,
+        "type",
+      );
+    }
+    const q = new IommufdVeventq(this.sim, {
+      costs: this.costs,
+      id: this.#nextId,
+      type,
+      depth: req.depth,
+    });
+    this.#nextId++;
+    v.veventqs.set(type, q);
+    return { veventqId: q.id, veventq: q };
+  }
+
+  /** IOMMU_DESTROY of a vEVENTQ: its events are dropped; later events of the vIOMMU are logged by the driver. */
+  veventqDestroy(veventqId: number): void {
+    for (const v of this.#viommus.values()) {
+      for (const [type, q] of v.veventqs) {
+        if (q.id !== veventqId) continue;
+        v.veventqs.delete(type);
+        q.destroy();
+        return;
+      }
+    }
+    throw new IopfLabError(
+      "ENOENT",
+      `Cannot destroy vEVENTQ ${veventqId}: no such object`,
+      "veventqId",
+    );
   }
 
   /** IOMMU_VDEVICE_ALLOC (6.13): the device's virtual StreamID in the vIOMMU. */
@@ -517,6 +641,28 @@ export class IommufdCtx {
     }
     d.hwpt = h;
     this.#routeFaults(d, h);
+    this.#bindVmaster(d, h);
+  }
+
+  /**
+   * arm_smmu_attach_prepare_vmaster / commit: a device on a nested HWPT of
+   * a vIOMMU reports its events to the vIOMMU's vEVENTQ under its virtual
+   * StreamID; any other attach drops that binding.
+   */
+  #bindVmaster(d: BoundDevice, h: IommufdHwpt): void {
+    const v = h.viommu;
+    if (!v) {
+      this.core.setVmaster(d.dev, undefined);
+      return;
+    }
+    const vsid = v.vdevices.get(d.id)!;
+    this.core.setVmaster(d.dev, {
+      vsid,
+      reportEvent: (evt) => {
+        const q = v.veventqs.get(IOMMU_VEVENTQ_TYPE_ARM_SMMUV3);
+        return q ? q.reportEvent(evt) : -1;
+      },
+    });
   }
 
   /**
@@ -535,6 +681,7 @@ export class IommufdCtx {
     }
     this.#dropFaults(d, h);
     d.hwpt = undefined;
+    this.core.setVmaster(d.dev, undefined);
     this.core.detachDevice(h.domain, d.dev, done);
     if (d.iopfEnabled) {
       this.core.devDisableIopf(d.dev);
@@ -668,6 +815,10 @@ export class IommufdCtx {
       this.detach(d.id, one);
     }
     for (const f of this.#faults.values()) f.destroy();
+    for (const v of this.#viommus.values()) {
+      for (const q of v.veventqs.values()) q.destroy();
+      v.veventqs.clear();
+    }
     this.sim.after(0, one);
   }
 }

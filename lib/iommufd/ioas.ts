@@ -5,8 +5,8 @@
  * that translate them. Mainline pins every page of an area when it is
  * mapped (iopt_map_user_pages -> iopt_fill_domains_pages -> pfn_reader:
  * pin_user_pages in batches of one page of page pointers), charges it
- * (iopt_pages_update_pinned; the model charges the VMM's locked_vm, the
- * IOPT_PAGES_ACCOUNT_MM mode that VFIO compat uses) and maps it into every
+ * (iopt_pages_update_pinned, to the user or the mm as the file's account
+ * mode says: account.ts) and maps it into every
  * attached domain; a domain added later is filled from the pinned pages
  * (iopt_table_add_domain -> iopt_fill_domain).
  *
@@ -20,10 +20,12 @@
  */
 import type { IommuCore, IommuDomain } from "../iommu/core.ts";
 import type { MmStruct } from "../mm/mm_struct.ts";
+import { IommufdAccount, IommufdUser } from "./account.ts";
 import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { Resource } from "../sim/resource.ts";
 import type { Simulator } from "../sim/simulator.ts";
+import { runSteps, stepBytes } from "../sim/steps.ts";
 import { Counters, Histogram } from "../sim/stats.ts";
 import { PAGE_SIZE, PROT_READ, PROT_WRITE } from "../sim/units.ts";
 
@@ -72,6 +74,10 @@ export class IoptArea {
   pinnedPages = 0;
   /** What-if only: 1 for each page pinned and mapped on fault. */
   readonly faulted: Uint8Array | undefined;
+  /** Pages [0, mappedPages) are mapped in every domain (a timed map's progress; all once complete). */
+  mappedPages = 0;
+  /** Unmapped or released (a timed map still pinning it stops). */
+  removed = false;
 
   /** An area of `req`; `iopf` records it for fault-time pinning. */
   constructor(req: IoasMapRequest, prot: number, iopf: boolean) {
@@ -94,6 +100,8 @@ export interface IommufdIoasOptions {
   mm: MmStruct;
   /** The object id. */
   id: number;
+  /** Where pinned pages are charged (the file's account). Default: `"mm"` mode over `mm`. */
+  account?: IommufdAccount;
   /** What-if: pin and map on fault instead of at IOMMU_IOAS_MAP. Default false (mainline). */
   iopf?: boolean;
   /** What-if only: pages pinned and mapped per fault, from the faulting one. Default 1. */
@@ -129,6 +137,8 @@ export class IommufdIoas {
   readonly _core: IommuCore;
   /** @internal */
   readonly _mm: MmStruct;
+  /** @internal Where pins are charged (for iopf.ts). */
+  readonly _account: IommufdAccount;
   /** @internal Pages pinned now. */
   _pinned = 0;
   /** @internal Pages charged now. */
@@ -148,6 +158,8 @@ export class IommufdIoas {
     this._costs = options.costs;
     this._core = options.core;
     this._mm = options.mm;
+    this._account = options.account ??
+      new IommufdAccount(options.mm, "mm", new IommufdUser());
     this.id = options.id;
     this.iopf = options.iopf ?? false;
     this.premapPages = premap;
@@ -200,7 +212,9 @@ export class IommufdIoas {
     }
     let ns = 0;
     for (const a of this._areas) {
-      if (!a.faulted) ns += this.#mapPinnedArea(a, domain, 0, a.npages);
+      if (!a.faulted && a.mappedPages > 0) {
+        ns += this.#mapPinnedArea(a, domain, 0, a.mappedPages);
+      }
     }
     this._domains.push(domain);
     return ns;
@@ -241,6 +255,83 @@ export class IommufdIoas {
    *   mapped); EFAULT (user_va not mapped)
    */
   map(req: IoasMapRequest): number {
+    const { prot, index } = this.#checkMap(req);
+    const area = new IoptArea(req, prot, this.iopf);
+    let ns = this._costs["iommufd.ioasMapCall"];
+    if (this.iopf) {
+      ns += this._costs["iommufd.iopfTrackPer4kPages"] * area.npages;
+    } else ns += this.#pinAndMapArea(area);
+    area.mappedPages = area.npages;
+    this._areas.splice(index, 0, area);
+    this.counters.add("iommufd.ioas.maps");
+    return ns;
+  }
+
+  /**
+   * IOMMU_IOAS_MAP as it runs on the machine: the same ioctl as
+   * {@linkcode map}, but the pin advances the simulated clock as it goes
+   * (iopt_fill_domains_pages: the pfn_reader pins a batch, charges it and
+   * maps it into every domain, then the next), in steps of whole 2 MiB
+   * blocks (1 GiB blocks for 1 GiB pages; lib/sim/steps.ts), so pinned and
+   * locked pages grow over the ioctl's duration. The area is linked first
+   * (iopt_alloc_area_pages inserts it before the pin), so an overlapping
+   * map meanwhile is EEXIST. Each step checks its pages against
+   * RLIMIT_MEMLOCK as it charges them (incr_user_locked_vm per batch); an
+   * error unmaps and releases everything the ioctl pinned and unlinks the
+   * area. `done(error, ns)` runs when the ioctl returns. The what-if's
+   * fault-mapped IOAS pins nothing: `done` after the {@linkcode map} cost.
+   * Checks of the request throw at once, as {@linkcode map}'s do.
+   */
+  mapTimed(
+    req: IoasMapRequest,
+    done: (error: IopfLabError | undefined, ns: number) => void,
+  ): void {
+    if (this.iopf) {
+      const ns = this.map(req);
+      this._sim.after(ns, () => done(undefined, ns));
+      return;
+    }
+    const { prot, index } = this.#checkMap(req);
+    const area = new IoptArea(req, prot, false);
+    this._areas.splice(index, 0, area);
+    const what = `Cannot map IOAS ${this.id} IOVA ${hex(req.iova)}+${
+      hex(req.length)
+    }`;
+    const vma = this._mm.findVma(req.userVa);
+    let first = true;
+    runSteps(this._sim, {
+      total: req.length,
+      step: stepBytes(req.length, vma?.pageSize),
+      run: (off, bytes) => {
+        if (area.removed) {
+          throw new IopfLabError(
+            "ENOENT",
+            `${what}: the area was unmapped during the pin`,
+          );
+        }
+        let ns = first ? this._costs["iommufd.ioasMapCall"] : 0;
+        first = false;
+        ns += this.#pinAndMapPart(area, off / PAGE_SIZE, bytes / PAGE_SIZE);
+        return ns;
+      },
+      done: (e, ns) => {
+        if (e) {
+          if (!area.removed) {
+            this.#unwindArea(area);
+            const at = this._areas.indexOf(area);
+            if (at >= 0) this._areas.splice(at, 1);
+          }
+          done(e, ns);
+          return;
+        }
+        this.counters.add("iommufd.ioas.maps");
+        done(undefined, ns);
+      },
+    });
+  }
+
+  /** The checks of IOMMU_IOAS_MAP: the area's prot and where it goes in the sorted list. */
+  #checkMap(req: IoasMapRequest): { prot: number; index: number } {
     const { iova, length, flags } = req;
     const what = `Cannot map IOAS ${this.id} IOVA ${hex(iova)}+${hex(length)}`;
     const prot = (flags & IOMMU_IOAS_MAP_READABLE ? PROT_READ : 0) |
@@ -277,14 +368,7 @@ export class IommufdIoas {
     ) {
       throw new IopfLabError("EEXIST", `${what}: overlaps an area`);
     }
-    const area = new IoptArea(req, prot, this.iopf);
-    let ns = this._costs["iommufd.ioasMapCall"];
-    if (this.iopf) {
-      ns += this._costs["iommufd.iopfTrackPer4kPages"] * area.npages;
-    } else ns += this.#pinAndMapArea(area);
-    a.splice(i, 0, area);
-    this.counters.add("iommufd.ioas.maps");
-    return ns;
+    return { prot, index: i };
   }
 
   /**
@@ -316,7 +400,10 @@ export class IommufdIoas {
     const victims = a.filter((x) =>
       x.iova >= range.iova && x.iova + x.length <= end
     );
-    for (const v of victims) a.splice(a.indexOf(v), 1);
+    for (const v of victims) {
+      a.splice(a.indexOf(v), 1);
+      v.removed = true;
+    }
     let ns = this._costs["iommufd.ioasUnmapCall"];
     let bytes = 0;
     let left = 1;
@@ -354,7 +441,10 @@ export class IommufdIoas {
       left++;
       this.removeDomain(d, one);
     }
-    for (const v of this._areas.splice(0)) this.#releaseArea(v);
+    for (const v of this._areas.splice(0)) {
+      v.removed = true;
+      this.#releaseArea(v);
+    }
     this._sim.after(0, one);
   }
 
@@ -365,67 +455,81 @@ export class IommufdIoas {
 
   /** pfn_reader over the whole area: pin, charge and map into every domain, or nothing. */
   #pinAndMapArea(area: IoptArea): number {
-    const mm = this._mm;
-    const limit = mm.memlockLimit === Infinity
-      ? Infinity
-      : Math.floor(mm.memlockLimit / PAGE_SIZE);
-    let ns = 0;
-    let done = 0;
     try {
-      while (done < area.npages) {
-        const va = area.userVa + done * PAGE_SIZE;
-        const vma = mm.findVma(va);
-        if (!vma) {
-          throw new IopfLabError(
-            "EFAULT",
-            `Cannot pin user_va ${hex(va)} (IOVA ${
-              hex(area.iova + done * PAGE_SIZE)
-            }): not mapped`,
-          );
-        }
-        const n = Math.min(
-          area.npages - done,
-          (vma.end - va) / PAGE_SIZE,
-          MM_CALL_PAGES,
-        );
-        if (limit - mm.lockedVm < n) {
-          throw new IopfLabError(
-            "ENOMEM",
-            `Cannot pin IOAS ${this.id} IOVA ${hex(area.iova)}+${
-              hex(area.length)
-            }: locked_vm ${mm.lockedVm} + ${
-              area.npages - done
-            } pages exceeds RLIMIT_MEMLOCK of ${limit} pages`,
-          );
-        }
-        const out = this.#pfnBuf(n);
-        const r = mm.pinUserPages(va, n, { longterm: true, out });
-        ns += r.ns +
-          this._costs["mm.pinCall"] * (Math.ceil(n / IOPT_PIN_BATCH_PAGES) - 1);
-        try {
-          mm.accountLockedVm(n, true);
-        } catch (e) {
-          mm.unpinUserPages(va, n);
-          throw e;
-        }
-        area.pinnedPages += n;
-        this._pinned += n;
-        this._locked += n;
-        for (const d of this._domains) {
-          ns += this.#mapRuns(area, d, done, n, out);
-        }
-        done += n;
-      }
+      return this.#pinAndMapPart(area, 0, area.npages);
     } catch (e) {
-      if (done > 0) {
-        for (const d of this._domains) {
-          this._core.unmap(d, area.iova, done * PAGE_SIZE);
-        }
-      }
-      this.#releaseArea(area);
+      this.#unwindArea(area);
       throw e;
     }
+  }
+
+  /**
+   * Pins, charges and maps into every domain pages [off, off + n) of
+   * `area`, the next ones after those done (`area.mappedPages === off`),
+   * one VMA and at most 1 GiB per pin_user_pages call. Returns ns. On an
+   * error the area is left part done: {@linkcode #unwindArea} releases it.
+   */
+  #pinAndMapPart(area: IoptArea, off: number, n: number): number {
+    const mm = this._mm;
+    const acct = this._account;
+    let ns = 0;
+    let done = off;
+    const end = off + n;
+    while (done < end) {
+      const va = area.userVa + done * PAGE_SIZE;
+      const vma = mm.findVma(va);
+      if (!vma) {
+        throw new IopfLabError(
+          "EFAULT",
+          `Cannot pin user_va ${hex(va)} (IOVA ${
+            hex(area.iova + done * PAGE_SIZE)
+          }): not mapped`,
+        );
+      }
+      const k = Math.min(end - done, (vma.end - va) / PAGE_SIZE, MM_CALL_PAGES);
+      if (acct.headroom < k) {
+        throw new IopfLabError(
+          "ENOMEM",
+          `Cannot pin IOAS ${this.id} IOVA ${hex(area.iova)}+${
+            hex(area.length)
+          }: ${
+            acct.mode === "user" ? acct.user.name : "mm"
+          } locked_vm ${acct.chargedPages} + ${
+            area.npages - done
+          } pages exceeds RLIMIT_MEMLOCK of ${acct.limitPages} pages`,
+        );
+      }
+      const out = this.#pfnBuf(k);
+      const r = mm.pinUserPages(va, k, { longterm: true, out });
+      ns += r.ns +
+        this._costs["mm.pinCall"] * (Math.ceil(k / IOPT_PIN_BATCH_PAGES) - 1);
+      try {
+        acct.update(k, true);
+      } catch (e) {
+        mm.unpinUserPages(va, k);
+        throw e;
+      }
+      area.pinnedPages += k;
+      this._pinned += k;
+      this._locked += k;
+      for (const d of this._domains) {
+        ns += this.#mapRuns(area, d, done, k, out);
+      }
+      done += k;
+      area.mappedPages = done;
+    }
     return ns;
+  }
+
+  /** iopt_abort_area after a failed pin: unmaps what is mapped, releases the pins. */
+  #unwindArea(area: IoptArea): void {
+    if (area.mappedPages > 0) {
+      for (const d of this._domains) {
+        this._core.unmap(d, area.iova, area.mappedPages * PAGE_SIZE);
+      }
+    }
+    area.mappedPages = 0;
+    this.#releaseArea(area);
   }
 
   /** Maps pages [off, off + n) of a pinned area into `domain` from the PFNs of the pins. */
@@ -474,7 +578,7 @@ export class IommufdIoas {
     }
     if (area.pinnedPages === 0) return;
     this._mm.unpinUserPages(area.userVa, area.pinnedPages);
-    this._mm.accountLockedVm(area.pinnedPages, false);
+    this._account.update(area.pinnedPages, false);
     this._pinned -= area.pinnedPages;
     this._locked -= area.pinnedPages;
     area.pinnedPages = 0;
@@ -492,7 +596,7 @@ export class IommufdIoas {
       let q = p;
       while (q < area.npages && f[q]) q++;
       this._mm.unpinUserPages(area.userVa + p * PAGE_SIZE, q - p);
-      this._mm.accountLockedVm(q - p, false);
+      this._account.update(q - p, false);
       f.fill(0, p, q);
       p = q;
     }

@@ -99,9 +99,6 @@ function handleFault(
     ioas.counters.add("iommufd.iopf.raced");
     return { ok: true, ns };
   }
-  const limit = mm.memlockLimit === Infinity
-    ? Infinity
-    : Math.floor(mm.memlockLimit / PAGE_SIZE);
   let end = Math.min(area.npages, p + ioas.premapPages);
   // The window stops at the first page already pinned.
   for (let q = p + 1; q < end; q++) {
@@ -110,7 +107,7 @@ function handleFault(
       break;
     }
   }
-  const n = Math.min(end - p, limit - mm.lockedVm);
+  const n = Math.min(end - p, ioas._account.headroom);
   if (n <= 0) return invalid(ioas, "memlock", ns);
   let pinned = n;
   const out = ioas._pfnBuf(n);
@@ -129,7 +126,7 @@ function handleFault(
     }
   }
   try {
-    mm.accountLockedVm(pinned, true);
+    ioas._account.update(pinned, true);
   } catch (e) {
     mm.unpinUserPages(va, pinned);
     if (!(e instanceof IopfLabError)) throw e;

@@ -5,7 +5,10 @@
  * paging and nested HWPTs, vIOMMU and vDEVICE objects (6.13), and fault
  * objects (6.11) whose fd hands a nested HWPT's fault groups to user space
  * as 40-byte struct iommu_hwpt_pgfault records and takes 8-byte struct
- * iommu_hwpt_page_response answers ({@linkcode IommufdFault}).
+ * iommu_hwpt_page_response answers ({@linkcode IommufdFault}), and vEVENTQs
+ * (6.15) that hand a vIOMMU's non-recoverable events to user space as raw
+ * SMMUv3 records behind a sequence-numbered header
+ * ({@linkcode IommufdVeventq}).
  *
  * What-if, labelled as such: an IOAS allocated with `iopf: true` pins and
  * maps on fault in the kernel (the RFC's idea on iommufd; no kernel has
@@ -90,6 +93,12 @@ export {
   type IommufdHwpt,
   type IommufdViommu,
 } from "./ctx.ts";
+export {
+  IOMMUFD_ACCOUNT_MODES,
+  IommufdAccount,
+  type IommufdAccountMode,
+  IommufdUser,
+} from "./account.ts";
 export { IommufdFault, type IommufdFaultOptions } from "./fault.ts";
 export {
   type IoasMapRequest,
@@ -102,19 +111,28 @@ export {
   IoptArea,
 } from "./ioas.ts";
 export { ioasIopfHandler } from "./iopf.ts";
+export { IommufdVeventq, type IommufdVeventqOptions } from "./veventq.ts";
 export {
   decodePageResponse,
   decodePgfault,
   decodePgfaults,
+  decodeVevents,
   encodePageResponses,
   encodePgfault,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_FAULT_ID_VALID,
   IOMMU_HWPT_PAGE_RESPONSE_SIZE,
   IOMMU_HWPT_PGFAULT_SIZE,
+  IOMMU_VEVENT_ARM_SMMUV3_SIZE,
+  IOMMU_VEVENTQ_FLAG_LOST_EVENTS,
+  IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
+  IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
   IOMMUFD_PAGE_RESP_INVALID,
   IOMMUFD_PAGE_RESP_SUCCESS,
+  IOMMUFD_VEVENT_HEADER_SIZE,
+  type IommufdVevent,
   type IommuHwptPageResponse,
   type IommuHwptPgfault,
   PGFAULT_OFFSETS,
+  VEVENT_SEQUENCE_MAX,
 } from "./uapi.ts";

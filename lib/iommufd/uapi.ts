@@ -175,3 +175,70 @@ export function decodePageResponse(
     code: view.getUint32(offset + 4, true),
   };
 }
+
+/** IOMMU_VIOMMU_TYPE_ARM_SMMUV3 (enum iommu_viommu_type, Linux 6.13). */
+export const IOMMU_VIOMMU_TYPE_ARM_SMMUV3 = 1;
+/** IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 (enum iommu_veventq_type, Linux 6.15). */
+export const IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 = 1;
+/** IOMMU_VEVENTQ_FLAG_LOST_EVENTS: the queue lost events (a header with no data after it). */
+export const IOMMU_VEVENTQ_FLAG_LOST_EVENTS = 1 << 0;
+/** sizeof(struct iommufd_vevent_header): u32 flags, u32 sequence. */
+export const IOMMUFD_VEVENT_HEADER_SIZE = 8;
+/** sizeof(struct iommu_vevent_arm_smmuv3): the 32-byte SMMUv3 event record, little-endian. */
+export const IOMMU_VEVENT_ARM_SMMUV3_SIZE = 32;
+/** The largest vEVENT sequence number (INT_MAX); the one after it is 0. */
+export const VEVENT_SEQUENCE_MAX = 0x7fff_ffff;
+
+/** One vEVENT as user space reads it from a vEVENTQ fd. */
+export interface IommufdVevent {
+  /** IOMMU_VEVENTQ_FLAG_LOST_EVENTS or 0. */
+  readonly flags: number;
+  /** Its sequence number, in [0, INT_MAX], one more than the previous event's (mod 2^31) unless events were lost. */
+  readonly sequence: number;
+  /** The event record (8 little-endian u32, StreamID = the vSID); absent in a LOST_EVENTS header. */
+  readonly evt: Uint32Array | undefined;
+}
+
+/**
+ * Decodes what read() of an ARM_SMMUV3 vEVENTQ returned: headers, each
+ * followed by a 32-byte record unless it carries LOST_EVENTS.
+ *
+ * @throws {IopfLabError} EINVAL when the bytes end inside a header or record
+ */
+export function decodeVevents(bytes: Uint8Array): IommufdVevent[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: IommufdVevent[] = [];
+  let o = 0;
+  while (o < bytes.byteLength) {
+    if (o + IOMMUFD_VEVENT_HEADER_SIZE > bytes.byteLength) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot decode vEVENTs: ${
+          bytes.byteLength - o
+        } bytes left at byte ${o}, less than a header`,
+      );
+    }
+    const flags = view.getUint32(o, true);
+    const sequence = view.getUint32(o + 4, true);
+    o += IOMMUFD_VEVENT_HEADER_SIZE;
+    if (flags & IOMMU_VEVENTQ_FLAG_LOST_EVENTS) {
+      out.push({ flags, sequence, evt: undefined });
+      continue;
+    }
+    if (o + IOMMU_VEVENT_ARM_SMMUV3_SIZE > bytes.byteLength) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot decode vEVENTs: the record after the header at byte ${
+          o - IOMMUFD_VEVENT_HEADER_SIZE
+        } is cut short`,
+      );
+    }
+    const evt = new Uint32Array(IOMMU_VEVENT_ARM_SMMUV3_SIZE / 4);
+    for (let i = 0; i < evt.length; i++) {
+      evt[i] = view.getUint32(o + 4 * i, true);
+    }
+    o += IOMMU_VEVENT_ARM_SMMUV3_SIZE;
+    out.push({ flags, sequence, evt });
+  }
+  return out;
+}

@@ -12,6 +12,7 @@ import type {
   DomainKind,
   DriverDomain,
   IommuDevice,
+  IommuVmaster,
   NestedConfig,
 } from "../iommu/types.ts";
 import {
@@ -86,6 +87,8 @@ export interface Master {
   iopf: boolean;
   /** Host PA of this master's CD table (stage-1 domains), -1 until needed. */
   cdPtr: number;
+  /** The vIOMMU binding while attached to a nested domain on one (struct arm_smmu_vmaster). */
+  vmaster: IommuVmaster | undefined;
 }
 
 /** How the driver may invalidate by range. */

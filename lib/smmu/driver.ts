@@ -21,6 +21,7 @@ import type {
   IommuDriverOps,
   IommuFault,
   IommuFaultSink,
+  IommuVmaster,
   IotlbGather,
   NestedConfig,
   PageResponseCode,
@@ -88,8 +89,10 @@ export interface ArmSmmuV3DriverStats {
   stallFaults: number;
   /** Page requests reported to the core. */
   priFaults: number;
-  /** Events that were not recoverable faults (logged). */
+  /** Events that were not recoverable faults (logged, or handed to a vIOMMU). */
   nonRecoverable: number;
+  /** Non-recoverable events handed to a vIOMMU's event queue (vEVENTQ, Linux 6.15), not logged. */
+  vevents: number;
   /** Event counts by event ID. */
   eventsById: Record<number, number>;
   /** Stalls aborted because nobody could handle them (no IOPF, no domain, no sink). */
@@ -195,6 +198,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     stallFaults: 0,
     priFaults: 0,
     nonRecoverable: 0,
+    vevents: 0,
     eventsById: {},
     unhandledStalls: 0,
     unhandledPageRequests: 0,
@@ -412,7 +416,13 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
   #master(dev: IommuDevice): Master {
     let m = this.#masters.get(dev.name);
     if (!m) {
-      m = { dev, domain: undefined, iopf: false, cdPtr: -1 };
+      m = {
+        dev,
+        domain: undefined,
+        iopf: false,
+        cdPtr: -1,
+        vmaster: undefined,
+      };
       this.#masters.set(dev.name, m);
     }
     return m;
@@ -431,9 +441,34 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     const m = this.#master(dev);
     if (m.domain && m.domain !== d) m.domain.devices.delete(dev);
     m.domain = d;
+    // Only a nested domain keeps a vIOMMU binding (arm_smmu_master_clear_vmaster).
+    if (d.kind !== "nested") m.vmaster = undefined;
     d.devices.add(dev);
     this.#bySid.set(dev.sid, m);
     this.#install(m, done);
+  }
+
+  /**
+   * Binds the device to a vIOMMU (arm_smmu_attach_commit_vmaster) or, with
+   * `undefined`, unbinds it: its non-stalled stage-1 events then go to
+   * `vmaster` (vEVENTQ, Linux 6.15) instead of the driver's log.
+   *
+   * @throws {IopfLabError} EINVAL when the device is not attached to a
+   *   nested domain of this driver
+   */
+  setVmaster(dev: IommuDevice, vmaster: IommuVmaster | undefined): void {
+    const m = this.#masters.get(dev.name);
+    if (vmaster === undefined) {
+      if (m) m.vmaster = undefined;
+      return;
+    }
+    if (!m || m.domain?.kind !== "nested") {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot bind ${dev.name} to a vIOMMU: it is not attached to a nested domain`,
+      );
+    }
+    m.vmaster = vmaster;
   }
 
   /**
@@ -450,6 +485,7 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     }
     const d = m.domain;
     m.domain = undefined;
+    m.vmaster = undefined;
     this.#install(m, () => {
       if (m.domain !== d) d.devices.delete(dev);
       done();

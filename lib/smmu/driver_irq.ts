@@ -29,6 +29,9 @@ import {
 } from "../iommu/types.ts";
 import type { Smmu } from "./smmu.ts";
 import {
+  C_BAD_CD,
+  C_BAD_STE,
+  C_BAD_SUBSTREAMID,
   CERROR_ABT,
   CERROR_ATC_INV_SYNC,
   CERROR_ILL,
@@ -38,8 +41,15 @@ import {
   type CmdPriResp,
   type CmdResume,
   type Command,
+  encodeEvent,
   EVENT_NAMES,
+  EVENT_WORDS,
   type EventRecord,
+  F_ACCESS,
+  F_ADDR_SIZE,
+  F_PERMISSION,
+  F_STREAM_DISABLED,
+  F_TRANSLATION,
   GERROR_CMDQ_ERR,
   isStopMarker,
   isTranslationFault,
@@ -56,6 +66,21 @@ import {
 } from "./types.ts";
 import type { Master } from "./_domain.ts";
 import type { ArmSmmuV3DriverStats, LoggedEvent } from "./driver.ts";
+
+/**
+ * The event IDs the driver hands to a vIOMMU (the list of struct
+ * iommu_vevent_arm_smmuv3 in include/uapi/linux/iommufd.h, Linux 6.15).
+ */
+const VEVENT_IDS: ReadonlySet<number> = new Set([
+  C_BAD_STE,
+  F_STREAM_DISABLED,
+  C_BAD_SUBSTREAMID,
+  C_BAD_CD,
+  F_TRANSLATION,
+  F_ADDR_SIZE,
+  F_ACCESS,
+  F_PERMISSION,
+]);
 
 /** What {@linkcode ArmSmmuIrq} shares with its driver. */
 export interface ArmSmmuIrqOptions {
@@ -93,6 +118,8 @@ export class ArmSmmuIrq {
   /** The record the evtq thread is handling (one at a time), and when it was written. */
   readonly #evRecord: MutableEventRecord = newEventRecord();
   #evTime = 0;
+  /** The raw record handed to a vIOMMU (arm_vmaster_report_event's copy). */
+  readonly #vevt = new Uint32Array(EVENT_WORDS);
   /** The entry the priq thread is handling, and when it was written. */
   readonly #priEntry: MutablePriEntry = newPriEntry();
   #priTime = 0;
@@ -283,6 +310,23 @@ export class ArmSmmuIrq {
     counts[r.ID] = (counts[r.ID] ?? 0) + 1;
     if (!(r.Stall && isTranslationFault(r.ID))) {
       this.#stats.nonRecoverable++;
+      if (!r.S2 && VEVENT_IDS.has(r.ID)) {
+        // Linux 6.15 arm_smmu_handle_event: a stage-1 event of a device on
+        // a vIOMMU goes to its vEVENTQ with the vSID in place of the SID
+        // (arm_vmaster_report_event); without a vEVENTQ it is logged.
+        const vm = this.#bySid.get(r.StreamID)?.vmaster;
+        if (vm) {
+          encodeEvent(r, this.#vevt);
+          this.#vevt[1] = vm.vsid >>> 0;
+          const ns = vm.reportEvent(this.#vevt);
+          if (ns >= 0) {
+            this.#stats.vevents++;
+            this.#evtqHeldAt = this.#sim.now;
+            this.#sim.after(ns, this.#evtqResumeFn);
+            return true;
+          }
+        }
+      }
       this.#eventLog.push({
         time,
         name: EVENT_NAMES[r.ID] ?? hex(r.ID),

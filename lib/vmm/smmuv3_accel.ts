@@ -10,18 +10,41 @@
  * struct iommu_hwpt_page_response written to the fd. The guest's TLB
  * invalidations become IOMMU_HWPT_INVALIDATE on the vIOMMU.
  *
+ * Events that are not faults (a non-stalled F_TRANSLATION, a C_BAD_CD of
+ * the guest's CD...) come through the vIOMMU's vEVENTQ (Linux 6.15) when
+ * the VMM allocated one: the same thread reads its fd, checks the
+ * sequence numbers (a gap or a LOST_EVENTS header: events were lost,
+ * shown to the guest as an event queue overflow) and writes each raw
+ * record, whose StreamID the host already replaced by the vSID, into the
+ * vSMMU's event queue for the guest's driver to log.
+ *
  * @module
  */
 import type { IommuDevice } from "../iommu/types.ts";
-import type { IommufdCtx, IommufdFault } from "../iommufd/mod.ts";
+import type {
+  IommufdCtx,
+  IommufdFault,
+  IommufdVeventq,
+} from "../iommufd/mod.ts";
 import {
   decodePgfaults,
+  decodeVevents,
   encodePageResponses,
   IOMMU_HWPT_PGFAULT_SIZE,
+  IOMMU_VEVENT_ARM_SMMUV3_SIZE,
   IOMMUFD_PAGE_RESP_INVALID,
   IOMMUFD_PAGE_RESP_SUCCESS,
+  IOMMUFD_VEVENT_HEADER_SIZE,
   type IommuHwptPgfault,
+  VEVENT_SEQUENCE_MAX,
 } from "../iommufd/mod.ts";
+import { decodeEvent, type EventRecord } from "../smmu/types.ts";
+import {
+  IOMMU_FAULT_PERM_EXEC,
+  IOMMU_FAULT_PERM_PRIV,
+  IOMMU_FAULT_PERM_READ,
+  IOMMU_FAULT_PERM_WRITE,
+} from "../iommu/types.ts";
 import {
   IOMMU_PGFAULT_FLAGS_LAST_PAGE,
   IOMMU_PGFAULT_FLAGS_PASID_VALID,
@@ -33,6 +56,10 @@ import type { VSmmu, VSmmuCommand, VSmmuFaultKind } from "./vsmmu.ts";
 
 /** Bytes of the VMM's read buffer: 64 records. */
 export const ACCEL_READ_BYTES = 64 * IOMMU_HWPT_PGFAULT_SIZE;
+
+/** Bytes of the VMM's vEVENTQ read buffer: 64 vEVENTs. */
+export const ACCEL_VEVENT_READ_BYTES = 64 *
+  (IOMMUFD_VEVENT_HEADER_SIZE + IOMMU_VEVENT_ARM_SMMUV3_SIZE);
 
 /** Options of {@linkcode VmmSmmuAccel}. */
 export interface VmmSmmuAccelOptions {
@@ -50,7 +77,14 @@ export interface VmmSmmuAccelOptions {
   faultKind?: (dev: IommuDevice) => VSmmuFaultKind;
   /** The device of a dev_id (the VMM's own table). */
   deviceOf: (devId: number) => IommuDevice | undefined;
+  /** The vIOMMU's vEVENTQ (IOMMU_VEVENTQ_ALLOC, 6.15), if the VMM allocated one. */
+  veventq?: IommufdVeventq;
 }
+
+/** What the injection thread writes into the vSMMU next. */
+type Injection =
+  | { readonly kind: "fault"; readonly rec: IommuHwptPgfault }
+  | { readonly kind: "event"; readonly rec: EventRecord };
 
 /**
  * The VMM's fault thread and command emulation for one vSMMU. Reads cost
@@ -58,7 +92,10 @@ export interface VmmSmmuAccelOptions {
  * before the records are injected one by one (`vmm.injectEvent` each); a
  * record the vSMMU cannot take (its queue full) gets INVALID for its group.
  * A guest response costs the trap (in the vSMMU) plus `iommufd.faultWrite`
- * before the vCPU continues.
+ * before the vCPU continues. A vEVENTQ read costs the same as a fault fd
+ * read (`iommufd.faultRead` per call, `iommufd.faultReadPerRecord` per
+ * vEVENT: the same syscall and copy_to_user work) and each event one
+ * `vmm.injectEvent`, in the order the two fds were read.
  */
 export class VmmSmmuAccel {
   /** Counters (`vmm.*`). */
@@ -71,10 +108,14 @@ export class VmmSmmuAccel {
   readonly #vsmmu: VSmmu;
   readonly #kind: (dev: IommuDevice) => VSmmuFaultKind;
   readonly #deviceOf: (devId: number) => IommuDevice | undefined;
-  #queue: IommuHwptPgfault[] = [];
+  readonly #veventq: IommufdVeventq | undefined;
+  #queue: Injection[] = [];
   #head = 0;
   #busy = false;
   #reading = false;
+  #readingVevents = false;
+  /** The sequence number the next vEVENT should have (-1: none read yet). */
+  #nextSeq = -1;
   readonly #dropped = new Set<number>();
 
   /** Wires the thread to the fault fd and the vSMMU's command traps. */
@@ -88,6 +129,8 @@ export class VmmSmmuAccel {
     this.#deviceOf = options.deviceOf;
     this.#kind = options.faultKind ?? ((dev) => dev.pri ? "pri" : "stall");
     this.#fault.onReadable(() => this.#wake());
+    this.#veventq = options.veventq;
+    this.#veventq?.onReadable(() => this.#wakeVevents());
     this.#vsmmu.onCommand((cmd, done) => this.#command(cmd, done));
   }
 
@@ -107,10 +150,49 @@ export class VmmSmmuAccel {
     const ns = this.#costs["iommufd.faultRead"] +
       this.#costs["iommufd.faultReadPerRecord"] * recs.length;
     this.#sim.after(ns, () => {
-      for (const r of recs) this.#queue.push(r);
+      for (const r of recs) this.#queue.push({ kind: "fault", rec: r });
       if (!this.#busy) this.#next();
       if (this.#fault.readable) this.#readOnce();
       else this.#reading = false;
+    });
+  }
+
+  /** poll() said the vEVENTQ fd is readable: read until it is empty. */
+  #wakeVevents(): void {
+    if (this.#readingVevents) return;
+    this.#readingVevents = true;
+    this.counters.add("vmm.veventWakeups");
+    this.#readVevents();
+  }
+
+  #readVevents(): void {
+    const q = this.#veventq!;
+    const vevents = decodeVevents(q.read(ACCEL_VEVENT_READ_BYTES));
+    this.counters.add("vmm.veventReads");
+    const ns = this.#costs["iommufd.faultRead"] +
+      this.#costs["iommufd.faultReadPerRecord"] * vevents.length;
+    this.#sim.after(ns, () => {
+      let lost = 0;
+      for (const v of vevents) {
+        if (this.#nextSeq >= 0 && v.sequence !== this.#nextSeq) {
+          lost += (v.sequence - this.#nextSeq) & VEVENT_SEQUENCE_MAX;
+        }
+        this.#nextSeq = (v.sequence + 1) & VEVENT_SEQUENCE_MAX;
+        // A LOST_EVENTS header stands for the one event of its sequence number.
+        if (!v.evt) {
+          lost++;
+          continue;
+        }
+        this.counters.add("vmm.vevents");
+        this.#queue.push({ kind: "event", rec: decodeEvent(v.evt) });
+      }
+      if (lost > 0) {
+        this.counters.add("vmm.veventsLost", lost);
+        this.#vsmmu.signalOverflow(lost);
+      }
+      if (!this.#busy) this.#next();
+      if (q.readable) this.#readVevents();
+      else this.#readingVevents = false;
     });
   }
 
@@ -121,12 +203,33 @@ export class VmmSmmuAccel {
       this.#busy = false;
       return;
     }
-    const rec = this.#queue[this.#head++]!;
+    const item = this.#queue[this.#head++]!;
     this.#busy = true;
     this.#sim.after(this.#costs["vmm.injectEvent"], () => {
-      this.#inject(rec);
+      if (item.kind === "fault") this.#inject(item.rec);
+      else this.#injectRecord(item.rec);
       this.#next();
     });
+  }
+
+  /** A vEVENT into the vSMMU's event queue, as the guest's driver will read it. */
+  #injectRecord(r: EventRecord): void {
+    let perm = r.RnW ? IOMMU_FAULT_PERM_READ : IOMMU_FAULT_PERM_WRITE;
+    if (r.InD) perm |= IOMMU_FAULT_PERM_EXEC;
+    if (r.PnU) perm |= IOMMU_FAULT_PERM_PRIV;
+    const ok = this.#vsmmu.injectEvent({
+      token: 0,
+      devId: r.StreamID,
+      kind: "event",
+      addr: r.InputAddr,
+      perm,
+      pasid: r.SubstreamID,
+      pasidValid: r.SSV,
+      grpid: 0,
+      last: false,
+      record: r,
+    });
+    this.counters.add(ok ? "vmm.veventsInjected" : "vmm.injectFailures");
   }
 
   #inject(rec: IommuHwptPgfault): void {

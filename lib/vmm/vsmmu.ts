@@ -6,12 +6,20 @@
  * @module
  */
 import type { Costs } from "../sim/costs.ts";
+import type { EventRecord } from "../smmu/types.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Counters } from "../sim/stats.ts";
 
 /** How the guest answers a fault: a stalled transaction (CMD_RESUME) or a PRI page request (CMD_PRI_RESP). */
 export type VSmmuFaultKind = "stall" | "pri";
+
+/**
+ * What an entry of the vSMMU's event queue is: a fault the guest answers
+ * (a stall or a page request), or an `"event"`: a non-recoverable event
+ * record the guest's driver only logs (from the vEVENTQ, Linux 6.15).
+ */
+export type VSmmuEventKind = VSmmuFaultKind | "event";
 
 /**
  * One fault event in the vSMMU's event (or PRI) queue, built by the VMM from
@@ -26,8 +34,8 @@ export interface VSmmuEvent {
   readonly token: number;
   /** The virtual StreamID (the container's device id). */
   readonly devId: number;
-  /** Stall event or PRI page request. */
-  readonly kind: VSmmuFaultKind;
+  /** Stall event, PRI page request, or a non-recoverable event record. */
+  readonly kind: VSmmuEventKind;
   /** The faulting IOVA (the guest's stage-1 input address). */
   readonly addr: number;
   /** Requested access, IOMMU_FAULT_PERM_* bits. */
@@ -40,6 +48,8 @@ export interface VSmmuEvent {
   readonly grpid: number;
   /** Last request of its group: the guest answers the group with it. */
   readonly last: boolean;
+  /** An `"event"`'s raw record as the guest reads it (StreamID = the vSID); absent for faults. */
+  readonly record?: EventRecord;
 }
 
 /** A command the guest writes to the vSMMU's command queue. */
@@ -149,6 +159,18 @@ export class VSmmu {
     this.counters.add("vsmmu.events");
     this.#irq?.();
     return true;
+  }
+
+  /**
+   * The VMM learnt that events were lost before they reached it (a vEVENTQ
+   * gap or LOST_EVENTS header): the vSMMU shows an event queue overflow,
+   * as the SMMU toggles EVENTQ_PROD.OVFLG when it loses records (the
+   * model's choice of how a VMM reports host-side loss). Counted in
+   * `vsmmu.evtqOverflows`.
+   */
+  signalOverflow(lost: number): void {
+    this.counters.add("vsmmu.evtqOverflows");
+    this.counters.add("vsmmu.lostEvents", lost);
   }
 
   /** The VMM's trap handler for command-queue writes. */

@@ -22,6 +22,7 @@ import {
   type IommuDriverOps,
   type IommuFault,
   type IommuFaultSink,
+  type IommuVmaster,
   type IotlbGather,
   type NestedConfig,
   type PageResponseCode,
@@ -146,6 +147,14 @@ export class FakeIommuDriver implements IommuDriverOps {
 
   disableIopf(dev: IommuDevice): void {
     this.iopfEnabled.delete(dev);
+  }
+
+  /** The vIOMMU binding of each device (set by iommufd on a nested attach). */
+  readonly vmasters: Map<IommuDevice, IommuVmaster> = new Map();
+
+  setVmaster(dev: IommuDevice, vmaster: IommuVmaster | undefined): void {
+    if (vmaster) this.vmasters.set(dev, vmaster);
+    else this.vmasters.delete(dev);
   }
 
   #pt(domain: DriverDomain): IoPgtable {

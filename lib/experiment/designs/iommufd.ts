@@ -15,7 +15,8 @@
  *   nested SMMUv3 (Linux 6.13 vIOMMU and vDEVICE, the 6.11 fault queue):
  *   the guest's stage 1 is a nested HWPT on a vIOMMU, with a fault queue
  *   whose fd the VMM reads ({@linkcode VmmSmmuAccel}) to inject stage-1
- *   faults into the vSMMU. Mainline for stall faults; with PRI it rests on
+ *   faults into the vSMMU, and a vEVENTQ (6.15) for the guest's
+ *   non-recoverable stage-1 events. Mainline for stall faults; with PRI it rests on
  *   the SMMUv3 PRI series, posted and not merged; over a fault-mapped IOAS
  *   (`iopf`) its stage 2 is the what-if.
  *
@@ -86,6 +87,24 @@ export function mapGuestRamIoas(vm: VmInstance): number {
   });
 }
 
+/**
+ * IOMMU_IOAS_MAP of all of a VM's RAM at its GPA as the ioctl runs in time
+ * (the pin advances step by step: `IommufdIoas.mapTimed`).
+ */
+export function mapGuestRamIoasTimed(
+  vm: VmInstance,
+  done: (error?: IopfLabError) => void,
+): void {
+  const x = need(vm);
+  x.ctx.ioasMapTimed(x.ioasId, {
+    userVa: vm.hva,
+    iova: GUEST_RAM_BASE,
+    length: vm.ramSize,
+    flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+      IOMMU_IOAS_MAP_WRITEABLE,
+  }, (e) => done(e));
+}
+
 /** iommufd with a pinned IOAS (mainline). */
 export const iommufdPinned: Design = {
   name: "static-pin",
@@ -96,7 +115,10 @@ export const iommufdPinned: Design = {
       "iommufd IOAS (Linux 6.2; VFIO cdev 6.6): IOMMU_IOAS_MAP pins all guest RAM",
   }),
   check: checkIommufd,
-  setup: (_m, vm) => ({ ns: mapGuestRamIoas(vm) }),
+  setup: (_m, vm) => ({
+    ns: 0,
+    timed: (done) => mapGuestRamIoasTimed(vm, done),
+  }),
   extras: () => NO_EXTRAS,
 };
 
@@ -151,7 +173,7 @@ export const iommufdNested: Design = {
     return {
       status: "mainline",
       basis:
-        "iommufd nesting: fault queue (Linux 6.11), vIOMMU/vDEVICE and SMMUv3 nesting (6.13); QEMU accelerated SMMUv3",
+        "iommufd nesting: fault queue (Linux 6.11), vIOMMU/vDEVICE and SMMUv3 nesting (6.13), vEVENTQ (6.15); QEMU accelerated SMMUv3",
     };
   },
   check: checkIommufd,
@@ -178,6 +200,12 @@ export const iommufdNested: Design = {
     const { faultId, fault } = ctx.faultQueueAlloc();
     x.fault = fault;
     const vsmmu = new VSmmu(sim, { costs });
+    // The vEVENTQ (6.15) for the guest's non-recoverable stage-1 events,
+    // as deep as the vSMMU's event queue.
+    const { veventq } = ctx.veventqAlloc({
+      viommuId: x.viommuId,
+      depth: vsmmu.evtqEntries,
+    });
     const pool = tablePoolSize(vm.ramSize);
     const guest = new GuestIommu(sim, {
       costs,
@@ -196,6 +224,7 @@ export const iommufdNested: Design = {
       viommuId: x.viommuId,
       vsmmu,
       deviceOf: (devId) => devId === x.devId ? dev : undefined,
+      veventq,
     });
     x.nestedId = ctx.hwptAlloc({
       devId: x.devId,
@@ -217,6 +246,8 @@ export const iommufdNested: Design = {
       iommufdFaultResponses: f?.get("iommufd.fault.responses") ?? 0,
       iommufdFaultAutoResponses: f?.get("iommufd.fault.autoResponses") ?? 0,
       vmmFaultFdReads: a?.get("vmm.reads") ?? 0,
+      vmmVevents: a?.get("vmm.vevents") ?? 0,
+      vmmVeventsLost: a?.get("vmm.veventsLost") ?? 0,
     };
   },
 };
