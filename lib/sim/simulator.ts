@@ -32,6 +32,10 @@ const RUN_ALL: RunOptions = {};
 const MAX_LANES = 48;
 /** Uses of a delay before it gets a lane. */
 const LANE_AFTER = 32;
+/** Slots of the delay -> lane cache (a power of two)... */
+const HASH_SLOTS = 256;
+/** ... and the shift that maps a 32-bit hash onto them. */
+const HASH_SHIFT = 24;
 /** Delays counted at most before the counts are forgotten. */
 const MAX_COUNTED = 4096;
 
@@ -115,10 +119,18 @@ export class Simulator {
   #executed = 0;
   /** Delay -> lane index (>= 0) or minus its uses so far (< 0). */
   readonly #laneOf = new Map<number, number>();
+  /** A direct-mapped cache of `#laneOf`'s lanes: delay, by a hash of it. */
+  readonly #hDelay = new Float64Array(HASH_SLOTS).fill(NaN);
+  /** The lane of the delay in the same slot of `#hDelay`. */
+  readonly #hLane = new Int32Array(HASH_SLOTS);
   readonly #lanes: Lane[] = [];
   /** The non-empty lanes, a min-heap by their head's (time, seq). */
   readonly #lheap = new Int32Array(MAX_LANES);
   #lsize = 0;
+  /** Each lane's head time (valid while the lane is not empty). */
+  readonly #headT = new Float64Array(MAX_LANES);
+  /** Each lane's head sequence number. */
+  readonly #headS = new Float64Array(MAX_LANES);
 
   /** The current simulated time in ns. */
   get now(): number {
@@ -163,12 +175,21 @@ export class Simulator {
         "delay",
       );
     }
-    const k = this.#laneOf.get(delay);
+    const h = (delay * 2654435761) >>> HASH_SHIFT;
+    let k = this.#hDelay[h] === delay
+      ? this.#hLane[h]!
+      : this.#laneOf.get(delay);
     if (k !== undefined && k >= 0) {
+      this.#hDelay[h] = delay;
+      this.#hLane[h] = k;
       const lane = this.#lanes[k]!;
       const seq = this.#seq++;
       lane.push(this.#now + delay, seq, fn);
-      if (lane.size === 1) this.#laneUp(k);
+      if (lane.size === 1) {
+        this.#headT[k] = this.#now + delay;
+        this.#headS[k] = seq;
+        this.#laneUp(k);
+      }
       this.#live++;
       return seq;
     }
@@ -224,17 +245,17 @@ export class Simulator {
     const until = options.until ?? Infinity;
     const max = options.maxEvents ?? Infinity;
     const lanes = this.#lanes, lheap = this.#lheap;
+    const headT = this.#headT, headS = this.#headS;
     let n = 0;
     while (n < max) {
       let fn: EventFn, t: number;
       if (this.#lsize > 0) {
-        const lane = lanes[lheap[0]!]!;
-        const h = lane.head;
-        const lt = lane.times[h]!;
+        const k = lheap[0]!;
+        const lt = headT[k]!;
         if (
           this.#size > 0 &&
           (this.#times[0]! < lt ||
-            (this.#times[0] === lt && this.#seqs[0]! < lane.seqs[h]!))
+            (this.#times[0] === lt && this.#seqs[0]! < headS[k]!))
         ) {
           t = this.#times[0]!;
           if (t > until) break;
@@ -243,11 +264,17 @@ export class Simulator {
         } else {
           t = lt;
           if (t > until) break;
+          const lane = lanes[k]!;
+          const h = lane.head;
           fn = lane.fns[h]!;
           lane.fns[h] = unused;
-          lane.head = (h + 1) & lane.mask;
-          lane.size--;
-          this.#laneDown();
+          const next = (h + 1) & lane.mask;
+          lane.head = next;
+          if (--lane.size > 0) {
+            headT[k] = lane.times[next]!;
+            headS[k] = lane.seqs[next]!;
+            this.#laneDown(k);
+          } else this.#laneDown(-1);
         }
       } else if (this.#size > 0) {
         t = this.#times[0]!;
@@ -273,9 +300,8 @@ export class Simulator {
 
   /** Whether lane `a`'s head comes before lane `b`'s (both non-empty). */
   #before(a: number, b: number): boolean {
-    const la = this.#lanes[a]!, lb = this.#lanes[b]!;
-    const ta = la.times[la.head]!, tb = lb.times[lb.head]!;
-    return ta < tb || (ta === tb && la.seqs[la.head]! < lb.seqs[lb.head]!);
+    const ta = this.#headT[a]!, tb = this.#headT[b]!;
+    return ta < tb || (ta === tb && this.#headS[a]! < this.#headS[b]!);
   }
 
   /** Lane `k` became non-empty: adds it to the lane heap. */
@@ -291,11 +317,13 @@ export class Simulator {
     h[i] = k;
   }
 
-  /** The root lane's head moved on (or the lane emptied): restores the lane heap. */
-  #laneDown(): void {
+  /**
+   * The root lane's head moved on (`k`, the root lane) or the lane emptied
+   * (`k` = -1): restores the lane heap.
+   */
+  #laneDown(k: number): void {
     const h = this.#lheap;
-    let k = h[0]!;
-    if (this.#lanes[k]!.size === 0) {
+    if (k < 0) {
       const n = --this.#lsize;
       if (n === 0) return;
       k = h[n]!;
