@@ -17,6 +17,7 @@ import {
   progressReporter,
   runSweep,
   runSweepWithSeries,
+  SweepPool,
   type SweepProgress,
 } from "../experiment/sweep.ts";
 import { COST_NAMES, describeCosts } from "../sim/costs.ts";
@@ -106,6 +107,22 @@ const INTRO = [
 export async function runReport(
   options: RunReportOptions = {},
 ): Promise<ReportSummary> {
+  // One pool of workers for every sweep of the report: each worker starts
+  // and warms up once, not once per experiment.
+  const pool = options.workers === 0 ? undefined : new SweepPool({
+    ...(options.workers === undefined ? {} : { size: options.workers }),
+  });
+  try {
+    return await writeReport(options, pool);
+  } finally {
+    pool?.close();
+  }
+}
+
+async function writeReport(
+  options: RunReportOptions,
+  pool: SweepPool | undefined,
+): Promise<ReportSummary> {
   const t0 = performance.now();
   const dir = options.out ?? DEFAULT_OUT_DIR;
   const quick = options.quick ?? false;
@@ -138,6 +155,7 @@ export async function runReport(
     const te = performance.now();
     const sweepOptions = {
       ...(options.workers === undefined ? {} : { workers: options.workers }),
+      ...(pool ? { pool } : {}),
       ...(onProgress ? { onProgress } : {}),
     };
     let outputs: RunOutput[];

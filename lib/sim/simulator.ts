@@ -176,7 +176,7 @@ export class Simulator {
       );
     }
     const h = (delay * 2654435761) >>> HASH_SHIFT;
-    let k = this.#hDelay[h] === delay
+    const k = this.#hDelay[h] === delay
       ? this.#hLane[h]!
       : this.#laneOf.get(delay);
     if (k !== undefined && k >= 0) {
