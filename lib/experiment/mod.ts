@@ -114,6 +114,7 @@ export {
   runSweep,
   type RunSweepOptions,
   runSweepWithSeries,
+  SweepPool,
   type SweepProgress,
 } from "./sweep.ts";
 export {

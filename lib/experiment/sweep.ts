@@ -92,6 +92,126 @@ export interface RunSweepOptions {
   readonly signal?: AbortSignal;
   /** Module exporting the {@linkcode RunnerModule} functions. [./run.ts] */
   readonly runner?: string | URL;
+  /**
+   * Workers to run the points on, kept for the next sweep (see
+   * {@linkcode SweepPool}); `workers` then defaults to the pool's size and
+   * may not exceed it. [a pool of this sweep's own, ended with it]
+   */
+  readonly pool?: SweepPool;
+}
+
+/**
+ * Module workers kept across sweeps: a caller running many sweeps (the
+ * report runs one per experiment) starts each worker once, and the points
+ * of later sweeps run on code the engine has already compiled and
+ * optimised, instead of paying a worker's start and warm-up per sweep.
+ * Results do not depend on it. A worker that failed or was terminated (an
+ * aborted sweep) is replaced by a fresh one when next needed.
+ *
+ * @example
+ * ```ts ignore
+ * import { SweepPool, runSweep } from "./sweep.ts";
+ * const pool = new SweepPool({ size: 2 });
+ * try {
+ *   await runSweep(pointsA, { pool });
+ *   await runSweep(pointsB, { pool }); // the same two workers
+ * } finally {
+ *   pool.close();
+ * }
+ * ```
+ */
+export class SweepPool {
+  /** Workers at most. */
+  readonly size: number;
+  readonly #workers: (Worker | undefined)[] = [];
+  #busy = false;
+  #closed = false;
+
+  /**
+   * Creates an empty pool (workers start when a sweep needs them).
+   *
+   * @throws {IopfLabError} EINVAL when `size` is not a whole number >= 1
+   */
+  constructor(options: { readonly size?: number } = {}) {
+    const size = options.size ??
+      Math.max(1, navigator.hardwareConcurrency ?? 1);
+    if (!Number.isInteger(size) || size < 1) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot create a sweep pool: size must be a whole number >= 1, got ${size}`,
+      );
+    }
+    this.size = size;
+  }
+
+  /**
+   * Takes the first `n` workers (starting those not running) for one sweep.
+   *
+   * @throws {IopfLabError} EBUSY while another sweep uses the pool; EINVAL
+   *   when closed or `n` exceeds the size
+   */
+  take(n: number): Worker[] {
+    if (this.#closed) {
+      throw new IopfLabError(
+        "EINVAL",
+        "Cannot run the sweep on the pool: it is closed",
+      );
+    }
+    if (this.#busy) {
+      throw new IopfLabError(
+        "EBUSY",
+        "Cannot run the sweep on the pool: another sweep is using it",
+      );
+    }
+    if (n > this.size) {
+      throw new IopfLabError(
+        "EINVAL",
+        `Cannot run the sweep on ${n} workers: the pool has ${this.size}`,
+      );
+    }
+    this.#busy = true;
+    const out: Worker[] = [];
+    for (let k = 0; k < n; k++) {
+      let w = this.#workers[k];
+      if (w === undefined) {
+        w = newWorker();
+        this.#workers[k] = w;
+      }
+      out.push(w);
+    }
+    return out;
+  }
+
+  /**
+   * Gives the workers of a sweep back; `discard` terminates them (a sweep
+   * that failed or was aborted: a point may still be running), so the next
+   * sweep starts fresh ones.
+   */
+  give(workers: readonly Worker[], discard: boolean): void {
+    this.#busy = false;
+    for (const w of workers) {
+      w.onmessage = null;
+      w.onerror = null;
+      w.onmessageerror = null;
+      if (!discard && !this.#closed) continue;
+      w.terminate();
+      const k = this.#workers.indexOf(w);
+      if (k >= 0) this.#workers[k] = undefined;
+    }
+  }
+
+  /** Terminates every worker; the pool cannot run sweeps any more. */
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#workers) w?.terminate();
+    this.#workers.length = 0;
+  }
+}
+
+function newWorker(): Worker {
+  return new Worker(new URL("./_worker.ts", import.meta.url), {
+    type: "module",
+  });
 }
 
 /** The runner module used unless an option names another. */
@@ -236,7 +356,8 @@ async function runAll<T>(
   const results = new Array<T>(total);
   if (total === 0) return results;
   const runner = String(options.runner ?? DEFAULT_RUNNER);
-  const hw = Math.max(1, navigator.hardwareConcurrency ?? 1);
+  const hw = options.pool?.size ??
+    Math.max(1, navigator.hardwareConcurrency ?? 1);
   const workers = Math.min(options.workers ?? hw, total);
   if (!Number.isInteger(workers) || workers < 0) {
     throw new IopfLabError(
@@ -288,7 +409,8 @@ async function runAll<T>(
   }
 
   return await new Promise<T[]>((resolve, reject) => {
-    const pool: Worker[] = [];
+    const shared = options.pool;
+    const pool: Worker[] = shared ? shared.take(workers) : [];
     let next = 0;
     let inFlight = 0;
     let settled = false;
@@ -297,7 +419,9 @@ async function runAll<T>(
       if (settled) return;
       settled = true;
       signal?.removeEventListener("abort", onAbort);
-      for (const w of pool) w.terminate();
+      if (shared) {
+        shared.give(pool, error !== undefined);
+      } else for (const w of pool) w.terminate();
       if (error !== undefined) reject(error);
       else if (failure) reject(failure.error);
       else resolve(results);
@@ -325,9 +449,7 @@ async function runAll<T>(
       w.postMessage(request);
     };
     for (let k = 0; k < workers; k++) {
-      const w = new Worker(new URL("./_worker.ts", import.meta.url), {
-        type: "module",
-      });
+      const w = shared ? pool[k]! : newWorker();
       w.onmessage = (ev: MessageEvent<WorkerResponse>) => {
         const msg = ev.data;
         if (msg.ok === "progress") {
@@ -365,7 +487,7 @@ async function runAll<T>(
           ),
         );
       };
-      pool.push(w);
+      if (!shared) pool.push(w);
     }
     for (const w of pool) dispatch(w);
   });

@@ -1,6 +1,6 @@
 /**
  * Runs the experiment suite and writes the report: for each experiment its
- * scenarios run on Web Workers (runSweep / runSweepWithSeries), the
+ * scenarios run on Web Workers (runStored over runSweep / runSweepWithSeries, on one SweepPool), the
  * analysis draws the figures and builds the tables, and the files go to the
  * output directory: `index.html` (figures inline), `<figure>.svg`,
  * `<figure>.png`, `<table>.csv`, `<experiment>-metrics.csv` (every metric of
@@ -16,7 +16,11 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../sim/files.ts";
 import { metricsToCsv } from "../experiment/csv.ts";
 import type { Metrics } from "../experiment/metrics.ts";
-import { progressReporter, type SweepProgress } from "../experiment/sweep.ts";
+import {
+  progressReporter,
+  SweepPool,
+  type SweepProgress,
+} from "../experiment/sweep.ts";
 import { runStored } from "../results/run.ts";
 import type { ResultsDb } from "../results/store.ts";
 import { COST_NAMES, describeCosts } from "../sim/costs.ts";
@@ -115,6 +119,22 @@ const INTRO = [
 export async function runReport(
   options: RunReportOptions = {},
 ): Promise<ReportSummary> {
+  // One pool of workers for every sweep of the report: each worker starts
+  // and warms up once, not once per experiment.
+  const pool = options.workers === 0 ? undefined : new SweepPool({
+    ...(options.workers === undefined ? {} : { size: options.workers }),
+  });
+  try {
+    return await writeReport(options, pool);
+  } finally {
+    pool?.close();
+  }
+}
+
+async function writeReport(
+  options: RunReportOptions,
+  pool: SweepPool | undefined,
+): Promise<ReportSummary> {
   const t0 = performance.now();
   const dir = options.out ?? DEFAULT_OUT_DIR;
   const quick = options.quick ?? false;
@@ -148,6 +168,7 @@ export async function runReport(
     const te = performance.now();
     const sweepOptions = {
       ...(options.workers === undefined ? {} : { workers: options.workers }),
+      ...(pool ? { pool } : {}),
       ...(onProgress ? { onProgress } : {}),
     };
     const stored = await runStored(scenarios, {

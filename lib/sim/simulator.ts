@@ -28,6 +28,57 @@ function unused(): void {}
 /** Options of {@linkcode Simulator.run} when none are given (no allocation per call). */
 const RUN_ALL: RunOptions = {};
 
+/** Lanes at most (delays with a FIFO of their own). */
+const MAX_LANES = 48;
+/** Uses of a delay before it gets a lane. */
+const LANE_AFTER = 32;
+/** Slots of the delay -> lane cache (a power of two)... */
+const HASH_SLOTS = 256;
+/** ... and the shift that maps a 32-bit hash onto them. */
+const HASH_SHIFT = 24;
+/** Delays counted at most before the counts are forgotten. */
+const MAX_COUNTED = 4096;
+
+/**
+ * Events scheduled with one delay, in a ring buffer. `now` never goes
+ * back and sequence numbers grow, so a lane is always in (time, sequence)
+ * order: a FIFO.
+ */
+class Lane {
+  times = new Float64Array(64);
+  seqs = new Float64Array(64);
+  fns: EventFn[] = packed(64);
+  head = 0;
+  size = 0;
+  mask = 63;
+
+  push(time: number, seq: number, fn: EventFn): void {
+    if (this.size > this.mask) this.#grow();
+    const i = (this.head + this.size) & this.mask;
+    this.times[i] = time;
+    this.seqs[i] = seq;
+    this.fns[i] = fn;
+    this.size++;
+  }
+
+  #grow(): void {
+    const n = (this.mask + 1) * 2;
+    const times = new Float64Array(n), seqs = new Float64Array(n);
+    const fns = packed(n);
+    for (let k = 0; k < this.size; k++) {
+      const j = (this.head + k) & this.mask;
+      times[k] = this.times[j]!;
+      seqs[k] = this.seqs[j]!;
+      fns[k] = this.fns[j]!;
+    }
+    this.times = times;
+    this.seqs = seqs;
+    this.fns = fns;
+    this.head = 0;
+    this.mask = n - 1;
+  }
+}
+
 /**
  * A discrete-event simulator on a virtual clock in nanoseconds.
  *
@@ -35,8 +86,15 @@ const RUN_ALL: RunOptions = {};
  * number in typed arrays, the callback beside them), so scheduling does not
  * allocate per event beyond the callback itself. Events at equal times run
  * in the order they were scheduled. An event's id is its sequence number;
- * cancelling one (rare: timers) finds it in the heap and leaves a marker
- * that is skipped when it comes up.
+ * cancelling one (rare: timers) finds it and leaves a marker that is
+ * skipped when it comes up.
+ *
+ * A model schedules most events with a few fixed delays (its costs), so a
+ * delay used often gets a lane of its own: a FIFO, since the clock never
+ * goes back, where scheduling is an append. The next event is the earliest
+ * (time, then sequence number) of the heap's root and the lanes' heads,
+ * which a small heap over the lanes keeps in order: the same order as one
+ * heap of every event, at a fraction of the cost.
  *
  * @example
  * ```ts
@@ -59,6 +117,20 @@ export class Simulator {
   #fns: EventFn[] = packed(1024);
   #live = 0;
   #executed = 0;
+  /** Delay -> lane index (>= 0) or minus its uses so far (< 0). */
+  readonly #laneOf = new Map<number, number>();
+  /** A direct-mapped cache of `#laneOf`'s lanes: delay, by a hash of it. */
+  readonly #hDelay = new Float64Array(HASH_SLOTS).fill(NaN);
+  /** The lane of the delay in the same slot of `#hDelay`. */
+  readonly #hLane = new Int32Array(HASH_SLOTS);
+  readonly #lanes: Lane[] = [];
+  /** The non-empty lanes, a min-heap by their head's (time, seq). */
+  readonly #lheap = new Int32Array(MAX_LANES);
+  #lsize = 0;
+  /** Each lane's head time (valid while the lane is not empty). */
+  readonly #headT = new Float64Array(MAX_LANES);
+  /** Each lane's head sequence number. */
+  readonly #headS = new Float64Array(MAX_LANES);
 
   /** The current simulated time in ns. */
   get now(): number {
@@ -103,7 +175,42 @@ export class Simulator {
         "delay",
       );
     }
+    const h = (delay * 2654435761) >>> HASH_SHIFT;
+    const k = this.#hDelay[h] === delay
+      ? this.#hLane[h]!
+      : this.#laneOf.get(delay);
+    if (k !== undefined && k >= 0) {
+      this.#hDelay[h] = delay;
+      this.#hLane[h] = k;
+      const lane = this.#lanes[k]!;
+      const seq = this.#seq++;
+      lane.push(this.#now + delay, seq, fn);
+      if (lane.size === 1) {
+        this.#headT[k] = this.#now + delay;
+        this.#headS[k] = seq;
+        this.#laneUp(k);
+      }
+      this.#live++;
+      return seq;
+    }
+    this.#count(delay, k);
     return this.at(this.#now + delay, fn);
+  }
+
+  /** Counts a use of `delay` (lane state `k`), giving it a lane when used often. */
+  #count(delay: number, k: number | undefined): void {
+    const m = this.#laneOf;
+    if (k === undefined) {
+      if (m.size >= MAX_COUNTED) {
+        for (const [d, v] of m) if (v < 0) m.delete(d);
+      }
+      m.set(delay, -1);
+    } else if (k > -LANE_AFTER || this.#lanes.length >= MAX_LANES) {
+      if (k > -LANE_AFTER) m.set(delay, k - 1);
+    } else {
+      m.set(delay, this.#lanes.length);
+      this.#lanes.push(new Lane());
+    }
   }
 
   /** Cancels a scheduled event; returns false if it already ran or was cancelled. */
@@ -116,6 +223,16 @@ export class Simulator {
       this.#live--;
       return true;
     }
+    for (const lane of this.#lanes) {
+      for (let k = 0; k < lane.size; k++) {
+        const j = (lane.head + k) & lane.mask;
+        if (lane.seqs[j] !== id) continue;
+        if (lane.fns[j] === cancelled) return false;
+        lane.fns[j] = cancelled;
+        this.#live--;
+        return true;
+      }
+    }
     return false;
   }
 
@@ -127,12 +244,44 @@ export class Simulator {
   run(options: RunOptions = RUN_ALL): number {
     const until = options.until ?? Infinity;
     const max = options.maxEvents ?? Infinity;
+    const lanes = this.#lanes, lheap = this.#lheap;
+    const headT = this.#headT, headS = this.#headS;
     let n = 0;
-    while (this.#size > 0 && n < max) {
-      const t = this.#times[0]!;
-      if (t > until) break;
-      const fn = this.#fns[0]!;
-      this.#pop();
+    while (n < max) {
+      let fn: EventFn, t: number;
+      if (this.#lsize > 0) {
+        const k = lheap[0]!;
+        const lt = headT[k]!;
+        if (
+          this.#size > 0 &&
+          (this.#times[0]! < lt ||
+            (this.#times[0] === lt && this.#seqs[0]! < headS[k]!))
+        ) {
+          t = this.#times[0]!;
+          if (t > until) break;
+          fn = this.#fns[0]!;
+          this.#pop();
+        } else {
+          t = lt;
+          if (t > until) break;
+          const lane = lanes[k]!;
+          const h = lane.head;
+          fn = lane.fns[h]!;
+          lane.fns[h] = unused;
+          const next = (h + 1) & lane.mask;
+          lane.head = next;
+          if (--lane.size > 0) {
+            headT[k] = lane.times[next]!;
+            headS[k] = lane.seqs[next]!;
+            this.#laneDown(k);
+          } else this.#laneDown(-1);
+        }
+      } else if (this.#size > 0) {
+        t = this.#times[0]!;
+        if (t > until) break;
+        fn = this.#fns[0]!;
+        this.#pop();
+      } else break;
       if (fn === cancelled) continue;
       this.#live--;
       this.#now = t;
@@ -147,6 +296,50 @@ export class Simulator {
   /** Runs until no event is left. */
   runUntilIdle(): number {
     return this.run();
+  }
+
+  /** Whether lane `a`'s head comes before lane `b`'s (both non-empty). */
+  #before(a: number, b: number): boolean {
+    const ta = this.#headT[a]!, tb = this.#headT[b]!;
+    return ta < tb || (ta === tb && this.#headS[a]! < this.#headS[b]!);
+  }
+
+  /** Lane `k` became non-empty: adds it to the lane heap. */
+  #laneUp(k: number): void {
+    const h = this.#lheap;
+    let i = this.#lsize++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#before(k, h[p]!)) break;
+      h[i] = h[p]!;
+      i = p;
+    }
+    h[i] = k;
+  }
+
+  /**
+   * The root lane's head moved on (`k`, the root lane) or the lane emptied
+   * (`k` = -1): restores the lane heap.
+   */
+  #laneDown(k: number): void {
+    const h = this.#lheap;
+    if (k < 0) {
+      const n = --this.#lsize;
+      if (n === 0) return;
+      k = h[n]!;
+    }
+    const n = this.#lsize;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && this.#before(h[r]!, h[l]!) ? r : l;
+      if (!this.#before(h[c]!, k)) break;
+      h[i] = h[c]!;
+      i = c;
+    }
+    h[i] = k;
   }
 
   /** Adds an event; `seq` is newer than every event in the heap. */

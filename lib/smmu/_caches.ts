@@ -309,12 +309,16 @@ function invalidateLevels(
  * (requests arrive in simulated-time order, so this is a FIFO multi-server
  * queue); {@linkcode SlotPool.hold} then keeps that server busy until the
  * request ends. No allocation.
+ *
+ * The servers are identical, so only the multiset of their free times
+ * matters: it is kept as a binary min-heap, so `start` reads the root and
+ * `hold` replaces it (O(log n), not a scan of every server).
  */
 export class SlotPool {
   /** Servers. */
   readonly size: number;
+  /** Free times, a min-heap. */
   readonly #freeAt: Float64Array;
-  #last = 0;
   /** Requests that had to wait for a server. */
   waits = 0;
   /** Total ns waited. */
@@ -328,15 +332,7 @@ export class SlotPool {
 
   /** When a request arriving at `at` starts (its server is the one free first). */
   start(at: number): number {
-    const f = this.#freeAt;
-    let k = 0, best = f[0]!;
-    for (let i = 1; i < f.length; i++) {
-      if (f[i]! < best) {
-        best = f[i]!;
-        k = i;
-      }
-    }
-    this.#last = k;
+    const best = this.#freeAt[0]!;
     if (best > at) {
       this.waits++;
       this.waitNs += best - at;
@@ -347,6 +343,18 @@ export class SlotPool {
 
   /** Keeps the server of the last {@linkcode SlotPool.start} busy until `until`. */
   hold(until: number): void {
-    this.#freeAt[this.#last] = until;
+    const f = this.#freeAt;
+    const n = f.length;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && f[r]! < f[l]! ? r : l;
+      if (until <= f[c]!) break;
+      f[i] = f[c]!;
+      i = c;
+    }
+    f[i] = until;
   }
 }

@@ -5,6 +5,7 @@ import {
   progressReporter,
   runSweep,
   runSweepWithSeries,
+  SweepPool,
   type SweepProgress,
   toWorkerError,
 } from "../../lib/experiment/sweep.ts";
@@ -191,4 +192,79 @@ Deno.test("progressReporter writes lines, or a bar on a terminal, with an ETA", 
   );
   bar({ done: 2, total: 2, index: 1, name: "b", elapsedMs: 0, etaMs: 0 });
   assert.ok(out.endsWith("\r[########################] 2/2 0.0 s b\x1b[K\n"));
+});
+
+const counting = new URL("./_counting_run.ts", import.meta.url);
+
+Deno.test("a SweepPool keeps its workers from one sweep to the next", async () => {
+  const scenarios = points().slice(0, 3);
+  // Without a pool every sweep starts a fresh worker.
+  for (let k = 0; k < 2; k++) {
+    const got = await runSweep(scenarios, { workers: 1, runner: counting });
+    assert.deepEqual(got.map((m) => m.runNs), [1, 2, 3]);
+  }
+  const pool = new SweepPool({ size: 1 });
+  try {
+    const a = await runSweep(scenarios, { pool, runner: counting });
+    const b = await runSweepWithSeries(scenarios, { pool, runner: counting });
+    assert.deepEqual(a.map((m) => m.runNs), [1, 2, 3]);
+    assert.deepEqual(b.map((r) => r.metrics.runNs), [4, 5, 6]);
+    assert.deepEqual(
+      b.map((r) => r.metrics.name),
+      scenarios.map((s) => s.name),
+    );
+    // The thread path ignores the pool.
+    const inline = await runSweep(scenarios, { pool, workers: 0, runner });
+    assert.equal(inline.length, 3);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("a SweepPool gives the same results as fresh workers, and replaces workers of an aborted sweep", async () => {
+  const scenarios = points();
+  const fresh = await runSweep(scenarios, { workers: 2, runner });
+  const pool = new SweepPool({ size: 2 });
+  try {
+    assert.deepEqual(await runSweep(scenarios, { pool, runner }), fresh);
+    const ac = new AbortController();
+    ac.abort(new Error("stop"));
+    await assert.rejects(
+      runSweep(scenarios, { pool, runner: counting, signal: ac.signal }),
+      /stop/,
+    );
+    // Fresh workers after the abort: the counting runner starts over.
+    const got = await runSweep(scenarios.slice(0, 2), {
+      pool,
+      workers: 1,
+      runner: counting,
+    });
+    assert.deepEqual(got.map((m) => m.runNs), [1, 2]);
+    // A failed point leaves the workers usable.
+    const failing = scenarios.map((s, i) =>
+      i === 3 ? { ...s, costs: { "mm.ioctl": 13 } } : s
+    );
+    await assert.rejects(runSweep(failing, { pool, runner }), IopfLabError);
+    assert.deepEqual(await runSweep(scenarios, { pool, runner }), fresh);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("a SweepPool refuses a second sweep at once, more workers than it has, and use after close", async () => {
+  assert.throws(() => new SweepPool({ size: 0 }), /whole number >= 1/);
+  const pool = new SweepPool({ size: 1 });
+  const scenarios = points().slice(0, 2);
+  const first = runSweep(scenarios, { pool, runner });
+  await assert.rejects(
+    runSweep(scenarios, { pool, runner }),
+    (e: unknown) => e instanceof IopfLabError && e.code === "EBUSY",
+  );
+  assert.equal((await first).length, 2);
+  await assert.rejects(
+    runSweep(scenarios, { pool, workers: 2, runner }),
+    /the pool has 1/,
+  );
+  pool.close();
+  await assert.rejects(runSweep(scenarios, { pool, runner }), /closed/);
 });

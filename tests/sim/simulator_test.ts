@@ -96,4 +96,66 @@ Deno.test("Simulator", async (t) => {
       { seed: 7, numRuns: 200 },
     );
   });
+  await t.step(
+    "property: events scheduled from events, with few delays (lanes), some cancelled, run in (time, scheduling) order",
+    () => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.record({
+              delay: fc.constantFrom(0, 1, 2.5, 7, 600, 1205.5),
+              at: fc.boolean(),
+              children: fc.integer({ min: 0, max: 3 }),
+              cancel: fc.boolean(),
+            }),
+            { minLength: 1, maxLength: 60 },
+          ),
+          (ops) => {
+            // A reference: every event with its (time, scheduling number),
+            // run in sorted order by a plain list.
+            const sim = new Simulator();
+            const out: string[] = [];
+            const ref: Array<{ t: number; n: number; name: string }> = [];
+            let n = 0, budget = 4000;
+            const ids: number[] = [];
+            const schedule = (depth: number, k: number, now: number) => {
+              const op = ops[k % ops.length]!;
+              const name = `${depth}.${k}.${n}`;
+              const t = now + op.delay;
+              const fn = () => {
+                out.push(name);
+                for (let c = 0; c < op.children && budget > 0; c++) {
+                  budget--;
+                  schedule(depth + 1, k * 3 + c + 1, sim.now);
+                }
+              };
+              const id = op.at ? sim.at(t, fn) : sim.after(op.delay, fn);
+              ref.push({ t, n: n++, name });
+              ids.push(id);
+            };
+            for (let k = 0; k < 200; k++) schedule(0, k, 0);
+            // Cancel some of the first events (before anything ran).
+            const gone = new Set<string>();
+            ops.forEach((op, k) => {
+              if (op.cancel && k < ids.length) {
+                assert.equal(sim.cancel(ids[k]!), true);
+                gone.add(ref[k]!.name);
+              }
+            });
+            sim.run();
+            assert.equal(sim.pending, 0);
+            // Times of every event ran: check the order by time then number.
+            const byName = new Map(ref.map((r) => [r.name, r]));
+            for (let i = 1; i < out.length; i++) {
+              const a = byName.get(out[i - 1]!)!, b = byName.get(out[i]!)!;
+              assert(a.t < b.t || (a.t === b.t && a.n < b.n));
+            }
+            for (const g of gone) assert(!out.includes(g));
+            assert.equal(out.length + gone.size, ref.length);
+          },
+        ),
+        { seed: 11, numRuns: 100 },
+      );
+    },
+  );
 });
