@@ -23,6 +23,7 @@ import { type ErrorCode, IopfLabError } from "../sim/errors.ts";
 import { bareMessage } from "../sim/fields.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
 import type { RunProgress, RunScenarioOptions, VmOutcome } from "./run.ts";
+import * as simulator from "./run.ts";
 import type { Scenario } from "./scenario.ts";
 
 /** A run's metrics and its time series. */
@@ -90,12 +91,26 @@ export interface RunSweepOptions {
    * workers a point already running finishes first (it runs on this thread).
    */
   readonly signal?: AbortSignal;
-  /** Module exporting the {@linkcode RunnerModule} functions. [./run.ts] */
-  readonly runner?: string | URL;
+  /**
+   * The runner of the points when `workers` is 0 (a test double, say).
+   * [the simulator: ./run.ts]
+   */
+  readonly runner?: RunnerModule;
+  /**
+   * Module worker script the points run in when `workers` is above 0: it
+   * imports its runner statically and calls {@linkcode serveRunner} with
+   * it. [{@linkcode DEFAULT_WORKER}]
+   */
+  readonly worker?: string | URL;
 }
 
-/** The runner module used unless an option names another. */
-export const DEFAULT_RUNNER: URL = new URL("./run.ts", import.meta.url);
+/**
+ * The worker script used unless an option names another: ./_worker.ts,
+ * which serves the simulator (./run.ts). Its imports are static, so the
+ * package's module graph (and `deno publish`) sees every module a sweep
+ * loads.
+ */
+export const DEFAULT_WORKER: URL = new URL("./_worker.ts", import.meta.url);
 
 /**
  * Runs every scenario and returns their metrics in the order given (each
@@ -120,8 +135,6 @@ export function runSweepWithSeries(
 
 /** A request to a worker. */
 export interface WorkerRequest {
-  /** Specifier of the runner module. */
-  readonly runner: string;
   /** Index of the point. */
   readonly index: number;
   /** The point. */
@@ -235,7 +248,7 @@ async function runAll<T>(
   const total = scenarios.length;
   const results = new Array<T>(total);
   if (total === 0) return results;
-  const runner = String(options.runner ?? DEFAULT_RUNNER);
+  const worker = options.worker ?? DEFAULT_WORKER;
   const hw = Math.max(1, navigator.hardwareConcurrency ?? 1);
   const workers = Math.min(options.workers ?? hw, total);
   if (!Number.isInteger(workers) || workers < 0) {
@@ -263,7 +276,7 @@ async function runAll<T>(
   const onRunProgress = options.onRunProgress;
 
   if (workers === 0) {
-    const mod = (await import(runner)) as RunnerModule;
+    const mod: RunnerModule = options.runner ?? simulator;
     for (let i = 0; i < total; i++) {
       if (signal !== undefined) {
         // Let a signal handler run between points.
@@ -316,7 +329,6 @@ async function runAll<T>(
       const index = next++;
       inFlight++;
       const request: WorkerRequest = {
-        runner,
         index,
         scenario: scenarios[index]!,
         series,
@@ -325,9 +337,7 @@ async function runAll<T>(
       w.postMessage(request);
     };
     for (let k = 0; k < workers; k++) {
-      const w = new Worker(new URL("./_worker.ts", import.meta.url), {
-        type: "module",
-      });
+      const w = new Worker(worker, { type: "module" });
       w.onmessage = (ev: MessageEvent<WorkerResponse>) => {
         const msg = ev.data;
         if (msg.ok === "progress") {
@@ -369,6 +379,50 @@ async function runAll<T>(
     }
     for (const w of pool) dispatch(w);
   });
+}
+
+/** The worker's global scope, as far as {@linkcode serveRunner} uses it. */
+interface WorkerScope {
+  onmessage: ((ev: MessageEvent<WorkerRequest>) => void) | null;
+  postMessage(message: WorkerResponse): void;
+}
+
+/**
+ * Makes the calling module worker run the points {@linkcode runSweep} sends
+ * it with `runner`, posting back each result or error (with its code), and
+ * progress reports when asked. A worker script for the `worker` option is
+ * one static import of its runner and one call of this.
+ *
+ * @example
+ * ```ts ignore
+ * // my_worker.ts, used as runSweep(points, { worker: new URL("./my_worker.ts", import.meta.url) })
+ * import { serveRunner } from "./sweep.ts";
+ * import * as runner from "./my_runner.ts";
+ * serveRunner(runner);
+ * ```
+ */
+export function serveRunner(runner: RunnerModule): void {
+  const scope = self as unknown as WorkerScope;
+  scope.onmessage = (ev) => {
+    const { index, scenario, series, progress } = ev.data;
+    let response: WorkerResponse;
+    try {
+      const result = progress
+        ? runWithProgress(
+          runner,
+          scenario,
+          series,
+          (p) => scope.postMessage({ index, ok: "progress", progress: p }),
+        )
+        : series
+        ? runner.runScenarioWithSeries(scenario)
+        : runner.runScenario(scenario);
+      response = { index, ok: true, result };
+    } catch (e) {
+      response = { index, ok: false, error: toWorkerError(e) };
+    }
+    scope.postMessage(response);
+  };
 }
 
 /**

@@ -8,6 +8,7 @@
  *
  * @module
  */
+// @ts-types="@types/d3-dsv"
 import { csvFormat } from "d3-dsv";
 import { join } from "node:path";
 import { writeFileAtomic } from "../sim/files.ts";

@@ -10,7 +10,13 @@ import {
 } from "../../lib/experiment/sweep.ts";
 import { IopfLabError } from "../../lib/sim/errors.ts";
 
-const runner = new URL("./_fake_run.ts", import.meta.url);
+import * as fakeRunner from "./_fake_run.ts";
+
+/** The stand-in runner: on the calling thread, and in its own worker script. */
+const runner = {
+  runner: fakeRunner,
+  worker: new URL("./_fake_worker.ts", import.meta.url),
+};
 
 function points(extra: Record<string, unknown> = {}) {
   return expandSweep(parseScenario({
@@ -22,13 +28,13 @@ function points(extra: Record<string, unknown> = {}) {
 
 Deno.test("runSweep returns results in sweep order, whatever the worker count", async () => {
   const scenarios = points();
-  const inline = await runSweep(scenarios, { workers: 0, runner });
+  const inline = await runSweep(scenarios, { workers: 0, ...runner });
   assert.deepEqual(inline.map((m) => m.name), scenarios.map((s) => s.name));
   for (const workers of [1, 2, 3]) {
     const progress: SweepProgress[] = [];
     const got = await runSweep(scenarios, {
       workers,
-      runner,
+      ...runner,
       onProgress: (p) => progress.push(p),
     });
     assert.deepEqual(got, inline, `workers: ${workers}`);
@@ -67,11 +73,14 @@ Deno.test("runSweep returns results in sweep order, whatever the worker count", 
 
 Deno.test("runSweepWithSeries returns metrics and series", async () => {
   const scenarios = points().slice(0, 3);
-  const results = await runSweepWithSeries(scenarios, { workers: 2, runner });
+  const results = await runSweepWithSeries(scenarios, {
+    workers: 2,
+    ...runner,
+  });
   assert.equal(results.length, 3);
   assert.equal(results[2]!.metrics.name, scenarios[2]!.name);
   assert.equal(results[2]!.series.length, 2);
-  assert.deepEqual(await runSweep([], { runner }), []);
+  assert.deepEqual(await runSweep([], { ...runner }), []);
 });
 
 Deno.test("an error inside a worker comes back as an IopfLabError with its code", async () => {
@@ -82,7 +91,7 @@ Deno.test("an error inside a worker comes back as an IopfLabError with its code"
   );
   for (const workers of [0, 1, 2]) {
     await assert.rejects(
-      runSweep(failing, { workers, runner }),
+      runSweep(failing, { workers, ...runner }),
       (e: unknown) => {
         assert.ok(e instanceof IopfLabError, String(e));
         assert.equal(e.code, "ENOMEM");
@@ -105,7 +114,7 @@ Deno.test("the error of a failed sweep point says which point, its field kept", 
   );
   for (const workers of [0, 1, 2]) {
     await assert.rejects(
-      runSweep(failing, { workers, runner }),
+      runSweep(failing, { workers, ...runner }),
       (e: unknown) => {
         assert.ok(e instanceof IopfLabError, String(e));
         assert.equal(e.code, "EINVAL");
@@ -121,7 +130,7 @@ Deno.test("the error of a failed sweep point says which point, its field kept", 
   // A single run (no sweep point) keeps its message as it is.
   const single = parseScenario({ costs: { "mm.ioctl": 15 } });
   await assert.rejects(
-    runSweep([single], { workers: 0, runner }),
+    runSweep([single], { workers: 0, ...runner }),
     /^IopfLabError: vm\.memory: too small \(EINVAL\)$/,
   );
 });
@@ -129,7 +138,7 @@ Deno.test("the error of a failed sweep point says which point, its field kept", 
 Deno.test("other errors in a worker name the scenario", async () => {
   const [s] = points();
   await assert.rejects(
-    runSweep([{ ...s!, costs: { "mm.ioctl": 14 } }], { workers: 1, runner }),
+    runSweep([{ ...s!, costs: { "mm.ioctl": 14 } }], { workers: 1, ...runner }),
     (e: Error) => {
       assert.ok(!(e instanceof IopfLabError));
       assert.match(
@@ -141,12 +150,12 @@ Deno.test("other errors in a worker name the scenario", async () => {
   );
 });
 
-Deno.test("a runner that cannot load fails the sweep", async () => {
+Deno.test("a worker script that cannot load fails the sweep", async () => {
   const [s] = points();
   await assert.rejects(
     runSweep([s!], {
       workers: 1,
-      runner: new URL("./_no_such_runner.ts", import.meta.url),
+      worker: new URL("./_no_such_worker.ts", import.meta.url),
     }),
     /Cannot run scenario|a worker failed/,
   );
