@@ -9,13 +9,30 @@ import { IopfLabError } from "../lib/sim/errors.ts";
 export const USAGE =
   "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit]";
 
+/** What `--help` prints: the usage, every option, an example. */
+export const HELP = `${USAGE}
+
+Runs one scenario, or every point of its sweep, and prints a summary table.
+
+options:
+  --json         print the metrics as JSON on stdout (an array for a sweep)
+  --csv FILE     write one CSV row per point to FILE ("-": to stdout, no table)
+  --check        run the model's invariant checks; the first broken one fails the run
+  --workers N    sweep workers, 0 to 256 (0: on the main thread) [one per core]
+  --no-limit     run even when estimated above 10 min of CPU or 3/4 of RAM
+  -h, --help     print this and exit
+
+example:
+  deno task sim data/scenarios/accelerator_iopf.json --csv - > points.csv
+`;
+
 /** Parsed arguments of `deno task sim`. */
 export interface SimArgs {
   /** The scenario file. */
   readonly file: string;
   /** Print the metrics as JSON instead of a table. */
   readonly json: boolean;
-  /** Write one CSV row per scenario to this file. */
+  /** Write one CSV row per scenario to this file ("-": stdout, instead of the table). */
   readonly csv?: string;
   /** Run the model's invariant checks. */
   readonly check: boolean;
@@ -107,6 +124,9 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
       default:
         usage(`unknown option ${JSON.stringify(name)}`);
     }
+  }
+  if (csv === "-" && json) {
+    usage("--csv - and --json both write to stdout; choose one");
   }
   if (files.length === 0) usage("missing the scenario file");
   if (files.length > 1) {

@@ -25,6 +25,22 @@ import { checkOutputDir } from "./_paths.ts";
 export const USAGE =
   "usage: deno task report [--out DIR] [--quick] [--workers N]";
 
+/** What `--help` prints: the usage, every option, an example. */
+export const HELP = `${USAGE}
+
+Runs the built-in experiment suite and writes DIR/index.html with every
+figure inline, each figure as .svg and .png, each table as .csv.
+
+options:
+  --out DIR      output directory [${DEFAULT_OUT_DIR}]
+  --quick        the reduced suite (about 10 s)
+  --workers N    workers per sweep, 0 to 256 (0: on the main thread) [one per core]
+  -h, --help     print this and exit
+
+example:
+  deno task report --quick --out out/quick
+`;
+
 /** Parsed arguments of `deno task report`. */
 export interface ReportArgs {
   /** Output directory. */
@@ -143,7 +159,7 @@ export async function main(
   try {
     const p = parseReportArgs(args);
     if (p.help) {
-      io.stdout(`${USAGE}\n`);
+      io.stdout(HELP);
       return 0;
     }
     parsed = p;

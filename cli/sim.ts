@@ -3,7 +3,8 @@
  * runs one scenario, or every point of its sweep, and prints a summary
  * table (or, with `--json`, only the metrics JSON on stdout: an object, or
  * an array for a sweep). `--csv FILE` writes one row per scenario with
- * flattened keys, only once every run has succeeded.
+ * flattened keys, only once every run has succeeded; `--csv -` writes
+ * them to stdout instead of the table.
  *
  * Exit status: 0 on success; 2 on a bad scenario file or bad arguments,
  * with one message on stderr naming the field and what is wrong, and no
@@ -47,7 +48,7 @@ import {
 } from "../lib/experiment/estimate.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { formatSize } from "../lib/sim/units.ts";
-import { parseSimArgs, type SimArgs, USAGE } from "./_args.ts";
+import { HELP, parseSimArgs, type SimArgs } from "./_args.ts";
 import { writeAll } from "./_io.ts";
 import { checkOutputFile, writeFileAtomic } from "./_paths.ts";
 
@@ -158,11 +159,13 @@ async function command(
   try {
     const p = parseSimArgs(args);
     if (p.help) {
-      io.stdout(`${USAGE}\n`);
+      io.stdout(HELP);
       return EXIT_OK;
     }
     parsed = p;
-    if (parsed.csv !== undefined) checkOutputFile(parsed.csv, [], "--csv");
+    if (parsed.csv !== undefined && parsed.csv !== "-") {
+      checkOutputFile(parsed.csv, [], "--csv");
+    }
   } catch (e) {
     if (e instanceof IopfLabError) {
       io.stderr(`sim: ${bareMessage(e)}\n`);
@@ -184,7 +187,7 @@ async function command(
         return EXIT_USAGE;
       }
     }
-    if (parsed.csv !== undefined) {
+    if (parsed.csv !== undefined && parsed.csv !== "-") {
       try {
         checkOutputFile(
           parsed.csv,
@@ -266,7 +269,11 @@ function interrupted(
     [, m],
   ) => m);
   let what = `${rows.length} of ${total} points had finished`;
-  if (args.csv !== undefined && rows.length > 0) {
+  if (args.csv === "-" && rows.length > 0) {
+    io.stdout(metricsToCsv(rows));
+    what =
+      `wrote the ${rows.length} of ${total} points that had finished to stdout`;
+  } else if (args.csv !== undefined && rows.length > 0) {
     try {
       writeCsvFile(args.csv, rows);
       what =
@@ -355,6 +362,11 @@ function finish(
   io: SimIo,
   result: Metrics | Metrics[],
 ): number {
+  if (args.csv === "-") {
+    // The CSV is the output: no table on stdout.
+    io.stdout(metricsToCsv(Array.isArray(result) ? result : [result]));
+    return EXIT_OK;
+  }
   if (args.csv !== undefined) {
     try {
       writeCsvFile(args.csv, Array.isArray(result) ? result : [result]);

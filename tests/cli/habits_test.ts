@@ -1,0 +1,93 @@
+/**
+ * CLI habits (issue 15): `--csv -` writes the CSV to stdout in place of the
+ * table, `--help` prints usage and exits 0 without running anything, and
+ * the size units the reference documents are the ones the parser applies.
+ */
+import assert from "node:assert/strict";
+import { main, type SimIo } from "../../cli/sim.ts";
+import { metricsFromCsv } from "../../lib/experiment/csv.ts";
+import { parseSize } from "../../lib/sim/units.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+
+async function sim(args: string[]) {
+  let stdout = "", stderr = "";
+  const io: SimIo = {
+    stdout: (t) => void (stdout += t),
+    stderr: (t) => void (stderr += t),
+    progress: false,
+  };
+  const code = await main(args, io);
+  return { code, stdout, stderr };
+}
+
+const SCENARIO = {
+  name: "habits",
+  vm: { memory: "128MiB" },
+  host: { memory: "2GiB" },
+  dma: { mode: "iopf" },
+  workload: { kind: "accelerator", messageSize: "64KiB", messages: 2 },
+  sweep: { seed: [1, 2] },
+};
+
+Deno.test("sim --csv - writes one CSV row per point to stdout, no table, no file", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const file = `${dir}/s.json`;
+    Deno.writeTextFileSync(file, JSON.stringify(SCENARIO));
+    const r = await sim([file, "--csv", "-", "--workers", "0"]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = metricsFromCsv(r.stdout);
+    assert.deepEqual(rows.map((m) => m.seed), [1, 2]);
+    assert.ok(rows.every((m) => m.faults.total > 0));
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [
+      "s.json",
+    ]);
+    const both = await sim([file, "--csv", "-", "--json"]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--csv - and --json both write to stdout/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("every command's --help exits 0 and prints its usage, running nothing", async (t) => {
+  const commands: [string, RegExp][] = [
+    ["cli/sim.ts", /usage: deno task sim/],
+    ["cli/report.ts", /usage: deno task report/],
+    ["cli/calibration.ts", /usage: deno task calibration/],
+    ["cli/mutants.ts", /usage: deno task mutants/],
+  ];
+  for (const [script, usage] of commands) {
+    await t.step(script, async () => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", script, "--help"],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const text = new TextDecoder().decode(out.stdout);
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.match(text, usage);
+      assert.match(text, /options:\n[^]*--help/);
+      assert.match(text, /example:\n {2}deno task /);
+      assert.equal(new TextDecoder().decode(out.stderr), "");
+    });
+  }
+});
+
+Deno.test("docs/SCENARIO.md's size units are the parser's: 8GB is 10^9 bytes each, 8G and 8GiB 2^30", () => {
+  const doc = Deno.readTextFileSync(new URL("docs/SCENARIO.md", ROOT));
+  assert.match(doc, /`"8GB"` is 8 × 10\^9 = 8,000,000,000 bytes/);
+  assert.match(
+    doc,
+    /`"8G"` and `"8GiB"` are 8 ×\s+2\^30 = 8,589,934,592 bytes/,
+  );
+  assert.equal(parseSize("8GB"), 8_000_000_000);
+  assert.equal(parseSize("8G"), 8_589_934_592);
+  assert.equal(parseSize("8GiB"), 8_589_934_592);
+  assert.equal(parseSize("8gib"), parseSize("8GiB"));
+  assert.equal(parseSize("4KB"), 4000);
+  assert.equal(parseSize("4K"), 4096);
+});
