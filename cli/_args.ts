@@ -7,7 +7,7 @@ import { IopfLabError } from "../lib/sim/errors.ts";
 
 /** The usage line. */
 export const USAGE =
-  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit]";
+  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit] [--all]";
 
 /** What `--help` prints: the usage, every option, an example. */
 export const HELP = `${USAGE}
@@ -19,6 +19,7 @@ options:
   --csv FILE     write one CSV row per point to FILE ("-": to stdout, no table)
   --check        run the model's invariant checks; the first broken one fails the run
   --workers N    sweep workers, 0 to 256 (0: on the main thread) [one per core]
+  --all          show the metrics that are 0 in every run in the table
   --no-limit     run even when estimated above 10 min of CPU or 3/4 of RAM
   -h, --help     print this and exit
 
@@ -40,6 +41,8 @@ export interface SimArgs {
   readonly workers?: number;
   /** Run even when the estimated work is above the limit. */
   readonly noLimit: boolean;
+  /** The table shows the metrics that are 0 in every run too. */
+  readonly all: boolean;
 }
 
 /** The result of {@linkcode parseSimArgs}: arguments, or a request for help. */
@@ -58,6 +61,7 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
   let json = false;
   let check = false;
   let noLimit = false;
+  let all = false;
   let csv: string | undefined;
   let workers: number | undefined;
   let options = true;
@@ -99,6 +103,9 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
         break;
       case "--no-limit":
         noLimit = flag();
+        break;
+      case "--all":
+        all = flag();
         break;
       case "--csv": {
         if (csv !== undefined) usage("--csv given twice");
@@ -142,6 +149,7 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
     json,
     check,
     noLimit,
+    all,
     ...(csv === undefined ? {} : { csv }),
     ...(workers === undefined ? {} : { workers }),
   };

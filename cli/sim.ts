@@ -379,7 +379,7 @@ function finish(
       return EXIT_INTERNAL;
     }
   }
-  io.stdout(renderOutput(result, { json: args.json }));
+  io.stdout(renderOutput(result, { json: args.json, all: args.all }));
   return EXIT_OK;
 }
 
@@ -387,6 +387,8 @@ function finish(
 export interface RenderOptions {
   /** JSON instead of the summary table. */
   readonly json: boolean;
+  /** Show the metrics that are 0 in every run too. [false] */
+  readonly all?: boolean;
 }
 
 /**
@@ -398,7 +400,7 @@ export function renderOutput(
   options: RenderOptions,
 ): string {
   if (options.json) return JSON.stringify(result, null, 2) + "\n";
-  return formatSummary(result);
+  return formatSummary(result, { hideZero: !(options.all ?? false) });
 }
 
 /**

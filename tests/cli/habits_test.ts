@@ -91,3 +91,28 @@ Deno.test("docs/SCENARIO.md's size units are the parser's: 8GB is 10^9 bytes eac
   assert.equal(parseSize("4KB"), 4000);
   assert.equal(parseSize("4K"), 4096);
 });
+
+Deno.test("the sim table hides metrics 0 in every run unless --all", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const file = `${dir}/s.json`;
+    const { sweep: _, ...one } = SCENARIO;
+    Deno.writeTextFileSync(file, JSON.stringify(one));
+    const short = await sim([file]);
+    const full = await sim([file, "--all"]);
+    assert.equal(short.code, 0, short.stderr);
+    assert.equal(full.code, 0, full.stderr);
+    const zeroRows = full.stdout.split("\n")
+      .filter((l) => /^\S+\s+0(\s|$)/.test(l) && !l.startsWith("seed"));
+    assert.ok(zeroRows.length > 0, "no all-zero metric to hide");
+    for (const l of zeroRows) {
+      const key = l.split(/\s+/)[0]!;
+      assert.ok(!short.stdout.includes(`\n${key} `), `${key} shown`);
+    }
+    assert.match(short.stdout, /\(\d+ metrics 0 in every run not shown\)\n$/);
+    assert.doesNotMatch(full.stdout, /not shown/);
+    assert.match(short.stdout, /\nfaults\.total /);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
