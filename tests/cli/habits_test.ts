@@ -116,3 +116,22 @@ Deno.test("the sim table hides metrics 0 in every run unless --all", async () =>
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("the README's example scenario is data/scenarios/accelerator_iopf.json and its sweep has no duplicate point", async () => {
+  const readme = Deno.readTextFileSync(new URL("README.md", ROOT));
+  const block = readme.match(/## A scenario\n\n```json\n([^]*?)\n```/);
+  assert.ok(block, "README has no example scenario");
+  const file = new URL("data/scenarios/accelerator_iopf.json", ROOT);
+  assert.deepEqual(
+    JSON.parse(block[1]!),
+    JSON.parse(Deno.readTextFileSync(file)),
+  );
+  const r = await sim([file.pathname, "--json", "--workers", "0"]);
+  assert.equal(r.code, 0, r.stderr);
+  const points = JSON.parse(r.stdout) as Record<string, unknown>[];
+  assert.equal(points.length, 4);
+  const bodies = points.map(({ name: _n, sweepPoint: _s, ...m }) =>
+    JSON.stringify(m)
+  );
+  assert.equal(new Set(bodies).size, points.length, "two points ran alike");
+});
