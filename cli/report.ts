@@ -12,9 +12,13 @@
  */
 import {
   DEFAULT_OUT_DIR,
+  experimentScenarios,
+  reportSuite,
   runReport,
   type RunReportOptions,
 } from "../lib/report/mod.ts";
+import { estimateWork, formatDuration } from "../lib/experiment/estimate.ts";
+import { formatSize } from "../lib/sim/units.ts";
 import { progressReporter } from "../lib/experiment/sweep.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { join } from "node:path";
@@ -124,6 +128,58 @@ function fail(why: string): never {
   throw new IopfLabError("EINVAL", `${why} (${USAGE})`);
 }
 
+/** What a report run is expected to cost, before it starts. */
+export interface ReportEstimate {
+  /** Experiments in the suite. */
+  readonly experiments: number;
+  /** Runs (sweep points) over all experiments. */
+  readonly runs: number;
+  /** Estimated CPU seconds of all runs (lib/experiment/estimate.ts). */
+  readonly cpuSeconds: number;
+  /** Workers the runs are spread over. */
+  readonly workers: number;
+  /** Estimated wall seconds: the CPU time over the workers. */
+  readonly wallSeconds: number;
+  /** Estimated peak bytes of model state: the `workers` largest runs at once. */
+  readonly memoryBytes: number;
+}
+
+/**
+ * The report's cost from its scenarios, before running any: each run's
+ * {@linkcode estimateWork} (the same estimate `deno task sim` refuses
+ * large runs by), summed for CPU, and the largest runs that can be in
+ * flight together for memory.
+ */
+export function estimateReport(
+  quick: boolean,
+  workers: number = navigator.hardwareConcurrency ?? 1,
+): ReportEstimate {
+  const suite = reportSuite({ quick });
+  const estimates = suite.flatMap(experimentScenarios).map(estimateWork);
+  const n = Math.max(1, workers);
+  const cpuSeconds = estimates.reduce((a, e) => a + e.cpuSeconds, 0);
+  const memoryBytes = estimates.map((e) => e.memoryBytes)
+    .sort((a, b) => b - a).slice(0, n).reduce((a, b) => a + b, 0);
+  return {
+    experiments: suite.length,
+    runs: estimates.length,
+    cpuSeconds,
+    workers: n,
+    wallSeconds: cpuSeconds / n,
+    memoryBytes,
+  };
+}
+
+/** {@linkcode estimateReport} as the line the command prints first. */
+export function formatReportEstimate(e: ReportEstimate): string {
+  const mib = Math.max(1, Math.round(e.memoryBytes / 2 ** 20)) * 2 ** 20;
+  return `report: ${e.runs} runs in ${e.experiments} experiments: ${
+    formatDuration(e.cpuSeconds)
+  } of CPU (${formatDuration(e.wallSeconds)} on ${e.workers} worker${
+    e.workers === 1 ? "" : "s"
+  }) and up to ${formatSize(mib)} of model state at once, estimated`;
+}
+
 /** Where {@linkcode main} writes. */
 export interface ReportIo {
   /** Standard output. */
@@ -183,6 +239,16 @@ export async function main(
       })
       : false,
   };
+  io.stderr(
+    `${
+      formatReportEstimate(
+        estimateReport(
+          parsed.quick,
+          parsed.workers ?? navigator.hardwareConcurrency ?? 1,
+        ),
+      )
+    }\n`,
+  );
   const onInterrupt = (): void => {
     io.stderr(
       `${

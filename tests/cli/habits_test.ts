@@ -135,3 +135,27 @@ Deno.test("the README's example scenario is data/scenarios/accelerator_iopf.json
   );
   assert.equal(new Set(bodies).size, points.length, "two points ran alike");
 });
+
+Deno.test("the report's estimate counts the suite's runs and grows with the suite", async () => {
+  const { estimateReport, formatReportEstimate } = await import(
+    "../../cli/report.ts"
+  );
+  const { experimentScenarios, reportSuite } = await import(
+    "../../lib/report/mod.ts"
+  );
+  const quick = estimateReport(true, 2);
+  const full = estimateReport(false, 2);
+  assert.equal(
+    quick.runs,
+    reportSuite({ quick: true }).flatMap(experimentScenarios).length,
+  );
+  assert.equal(quick.experiments, 9);
+  assert.ok(full.runs > quick.runs && full.cpuSeconds > quick.cpuSeconds);
+  assert.ok(full.memoryBytes >= quick.memoryBytes && quick.memoryBytes > 0);
+  assert.equal(quick.wallSeconds, quick.cpuSeconds / 2);
+  assert.ok(estimateReport(true, 1).memoryBytes <= quick.memoryBytes);
+  assert.match(
+    formatReportEstimate(quick),
+    /^report: \d+ runs in 9 experiments: about .+ of CPU \(about .+ on 2 workers\) and up to [0-9.]+ (MiB|GiB) of model state at once, estimated$/,
+  );
+});
