@@ -19,6 +19,10 @@ import {
 } from "../lib/report/mod.ts";
 import { estimateWork, formatDuration } from "../lib/experiment/estimate.ts";
 import { formatSize } from "../lib/sim/units.ts";
+import type { RunProgress } from "../lib/experiment/run.ts";
+import type { Scenario } from "../lib/experiment/scenario.ts";
+import { formatWallTime } from "../lib/experiment/sweep.ts";
+import { formatRunProgress } from "./sim.ts";
 import { progressReporter } from "../lib/experiment/sweep.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { join } from "node:path";
@@ -180,6 +184,41 @@ export function formatReportEstimate(e: ReportEstimate): string {
   }) and up to ${formatSize(mib)} of model state at once, estimated`;
 }
 
+/**
+ * A progress line on stderr for each long run of the report: nothing for
+ * a run's first `delayMs` of wall time, then at most one line every
+ * `everyMs` per run ("report: <name>: running: 42% (...), ETA 3.0 s").
+ */
+export function longRunLines(
+  write: (text: string) => void,
+  delayMs = 5000,
+  everyMs = 5000,
+): (scenario: Scenario, p: RunProgress) => void {
+  const runs = new Map<
+    string,
+    { t0: number; last: number; phase: string; phaseStart: number }
+  >();
+  return (scenario, p) => {
+    const now = performance.now();
+    let r = runs.get(scenario.name);
+    if (r === undefined) {
+      r = { t0: now, last: -Infinity, phase: p.phase, phaseStart: now };
+      runs.set(scenario.name, r);
+    }
+    if (p.phase !== r.phase) {
+      r.phase = p.phase;
+      r.phaseStart = now;
+    }
+    if (now - r.t0 < delayMs || now - r.last < everyMs) return;
+    r.last = now;
+    write(
+      `report: ${scenario.name}: ${formatRunProgress(p, now - r.phaseStart)}, ${
+        formatWallTime(now - r.t0)
+      } elapsed\n`,
+    );
+  };
+}
+
 /** Where {@linkcode main} writes. */
 export interface ReportIo {
   /** Standard output. */
@@ -232,6 +271,9 @@ export async function main(
     quick: parsed.quick,
     ...(parsed.workers === undefined ? {} : { workers: parsed.workers }),
     log: (line) => io.stderr(line + "\n"),
+    ...((io.progress ?? true) && !io.terminal
+      ? { onRunProgress: longRunLines((text) => io.stderr(text)) }
+      : {}),
     progress: (io.progress ?? true)
       ? progressReporter({
         write: (text) => io.stderr(text),

@@ -14,6 +14,8 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../sim/files.ts";
 import { metricsToCsv } from "../experiment/csv.ts";
 import type { Metrics } from "../experiment/metrics.ts";
+import type { RunProgress } from "../experiment/run.ts";
+import type { Scenario } from "../experiment/scenario.ts";
 import {
   progressReporter,
   runSweep,
@@ -57,6 +59,11 @@ export interface RunReportOptions {
   readonly progress?: boolean | ((p: SweepProgress) => void);
   /** The experiments to run instead of the built-in suite (for tests). */
   readonly experiments?: readonly Experiment[];
+  /**
+   * Called as each run goes (runSweep's `onRunProgress`), with the run's
+   * scenario; the outputs do not change. [none]
+   */
+  readonly onRunProgress?: (scenario: Scenario, progress: RunProgress) => void;
 }
 
 /** A figure written by the report. */
@@ -140,6 +147,12 @@ export async function runReport(
     const sweepOptions = {
       ...(options.workers === undefined ? {} : { workers: options.workers }),
       ...(onProgress ? { onProgress } : {}),
+      ...(options.onRunProgress
+        ? {
+          onRunProgress: (k: number, p: RunProgress) =>
+            options.onRunProgress!(scenarios[k]!, p),
+        }
+        : {}),
     };
     let outputs: RunOutput[];
     if (e.series) {

@@ -159,3 +159,37 @@ Deno.test("the report's estimate counts the suite's runs and grows with the suit
     /^report: \d+ runs in 9 experiments: about .+ of CPU \(about .+ on 2 workers\) and up to [0-9.]+ (MiB|GiB) of model state at once, estimated$/,
   );
 });
+
+Deno.test("the report's long-run progress lines go to stderr and leave the outputs as they were", async () => {
+  const { longRunLines } = await import("../../cli/report.ts");
+  const { runReport } = await import("../../lib/report/mod.ts");
+  const csvs = (dir: string) =>
+    Object.fromEntries(
+      [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".csv"))
+        .map((e) => [e.name, Deno.readTextFileSync(`${dir}/${e.name}`)]),
+    );
+  const a = Deno.makeTempDirSync(), b = Deno.makeTempDirSync();
+  try {
+    const base = {
+      quick: true,
+      only: ["fault-latency"],
+      workers: 0,
+      progress: false,
+      log: () => {},
+    } as const;
+    await runReport({ ...base, out: a });
+    let lines = "";
+    await runReport({
+      ...base,
+      out: b,
+      onRunProgress: longRunLines((t) => void (lines += t), 0, 0),
+    });
+    assert.match(lines, /^report: \S+: (running|starting the VMs): /m);
+    const before = csvs(a);
+    assert.ok(Object.keys(before).length > 0);
+    assert.deepEqual(csvs(b), before);
+  } finally {
+    Deno.removeSync(a, { recursive: true });
+    Deno.removeSync(b, { recursive: true });
+  }
+});
