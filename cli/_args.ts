@@ -7,7 +7,33 @@ import { IopfLabError } from "../lib/sim/errors.ts";
 
 /** The usage line. */
 export const USAGE =
-  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit] [--db FILE [--fresh]] [--shard K/N|auto|auto/N --out DIR]";
+  "usage: deno task sim <scenario.json> [--json] [--csv FILE] [--check] [--workers N] [--no-limit] [--all] [--db FILE [--fresh]] [--shard K/N|auto|auto/N --out DIR]";
+
+/** What `--help` prints: the usage, every option, an example. */
+export const HELP = `${USAGE}
+
+Runs one scenario, or every point of its sweep, and prints a summary table.
+
+options:
+  --json         print the metrics as JSON on stdout (an array for a sweep)
+  --csv FILE     write one CSV row per point to FILE ("-": to stdout, no table)
+  --check        run the model's invariant checks; the first broken one fails the run
+  --workers N    sweep workers, 0 to 256 (0: on the main thread) [one per core]
+  --all          show the metrics that are 0 in every run in the table
+  --no-limit     run even when estimated above 10 min of CPU or 3/4 of RAM
+  --db FILE      store every run in a SQLite results database and reuse the
+                 stored ones whose scenario and model version match
+  --fresh        with --db: run every point again and replace what is stored
+  --shard K/N    run shard K of N of the sweep (1 <= K <= N); "auto" takes K
+                 and N from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT, "auto/N"
+                 takes K from Slurm or JOB_COMPLETION_INDEX (Kubernetes)
+  --out DIR      with --shard: the directory the shard file goes into
+  -h, --help     print this and exit
+
+examples:
+  deno task sim data/scenarios/accelerator_iopf.json --csv - > points.csv
+  deno task sim data/scenarios/accelerator_iopf.json --shard 1/2 --out shards/
+`;
 
 /** Parsed arguments of `deno task sim`. */
 export interface SimArgs {
@@ -15,7 +41,7 @@ export interface SimArgs {
   readonly file: string;
   /** Print the metrics as JSON instead of a table. */
   readonly json: boolean;
-  /** Write one CSV row per scenario to this file. */
+  /** Write one CSV row per scenario to this file ("-": stdout, instead of the table). */
   readonly csv?: string;
   /** Run the model's invariant checks. */
   readonly check: boolean;
@@ -31,6 +57,8 @@ export interface SimArgs {
   readonly shard?: string;
   /** With `shard`: the directory the shard file goes into. */
   readonly out?: string;
+  /** The table shows the metrics that are 0 in every run too. */
+  readonly all: boolean;
 }
 
 /** The result of {@linkcode parseSimArgs}: arguments, or a request for help. */
@@ -49,6 +77,7 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
   let json = false;
   let check = false;
   let noLimit = false;
+  let all = false;
   let csv: string | undefined;
   let workers: number | undefined;
   let db: string | undefined;
@@ -94,6 +123,9 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
         break;
       case "--no-limit":
         noLimit = flag();
+        break;
+      case "--all":
+        all = flag();
         break;
       case "--csv": {
         if (csv !== undefined) usage("--csv given twice");
@@ -144,6 +176,9 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
         usage(`unknown option ${JSON.stringify(name)}`);
     }
   }
+  if (csv === "-" && json) {
+    usage("--csv - and --json both write to stdout; choose one");
+  }
   if (files.length === 0) usage("missing the scenario file");
   if (files.length > 1) {
     usage(
@@ -174,6 +209,7 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
     json,
     check,
     noLimit,
+    all,
     ...(csv === undefined ? {} : { csv }),
     ...(workers === undefined ? {} : { workers }),
     ...(db === undefined ? {} : { db }),

@@ -73,7 +73,17 @@ export async function calibrationFingerprint(): Promise<string> {
   return [...hash].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const USAGE = "usage: deno task calibration [--write [path]]";
+const USAGE = `usage: deno task calibration [--write [path]]
+
+Runs the model for every published figure of data/calibration.json and
+prints figure, source, fitted or validated, published, model, error.
+
+options:
+  --write [PATH]  also write the table as Markdown [docs/CALIBRATION.md]
+  -h, --help      print this and exit
+
+example:
+  deno task calibration --write /tmp/calibration.md`;
 
 async function main(args: string[]): Promise<number> {
   let write: string | undefined;

@@ -53,7 +53,12 @@ async function main(args: readonly string[]): Promise<number> {
     console.log(
       "usage: deno task mutants [ID...] [--keep]\n" +
         "Applies each seeded bug of tests/mutants/list.ts to a copy of the project and\n" +
-        "runs the tests it names; every mutant must be caught.\n" +
+        "runs the tests it names; every mutant must be caught.\n\n" +
+        "options:\n" +
+        "  ID...       only these mutants [all]\n" +
+        "  --keep      keep the temporary copy of the project\n" +
+        "  -h, --help  print this and exit\n\n" +
+        "example:\n  deno task mutants " + (MUTANTS[0]?.id ?? "") + "\n\n" +
         `mutants: ${MUTANTS.map((m) => m.id).join(", ")}`,
     );
     return 0;

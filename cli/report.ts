@@ -18,9 +18,17 @@
  */
 import {
   DEFAULT_OUT_DIR,
+  experimentScenarios,
+  reportSuite,
   runReport,
   type RunReportOptions,
 } from "../lib/report/mod.ts";
+import { estimateWork, formatDuration } from "../lib/experiment/estimate.ts";
+import { formatSize } from "../lib/sim/units.ts";
+import type { RunProgress } from "../lib/experiment/run.ts";
+import type { Scenario } from "../lib/experiment/scenario.ts";
+import { formatWallTime } from "../lib/experiment/sweep.ts";
+import { formatRunProgress } from "./sim.ts";
 import { progressReporter } from "../lib/experiment/sweep.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { join } from "node:path";
@@ -34,6 +42,22 @@ export const USAGE =
 
 /** The results database's file name in the output directory. */
 export const DB_FILE = "results.sqlite";
+
+/** What `--help` prints: the usage, every option, an example. */
+export const HELP = `${USAGE}
+
+Runs the built-in experiment suite and writes DIR/index.html with every
+figure inline, each figure as .svg and .png, each table as .csv.
+
+options:
+  --out DIR      output directory [${DEFAULT_OUT_DIR}]
+  --quick        the reduced suite (about 10 s)
+  --workers N    workers per sweep, 0 to 256 (0: on the main thread) [one per core]
+  -h, --help     print this and exit
+
+example:
+  deno task report --quick --out out/quick
+`;
 
 /** Parsed arguments of `deno task report`. */
 export interface ReportArgs {
@@ -146,6 +170,93 @@ function fail(why: string): never {
   throw new IopfLabError("EINVAL", `${why} (${USAGE})`);
 }
 
+/** What a report run is expected to cost, before it starts. */
+export interface ReportEstimate {
+  /** Experiments in the suite. */
+  readonly experiments: number;
+  /** Runs (sweep points) over all experiments. */
+  readonly runs: number;
+  /** Estimated CPU seconds of all runs (lib/experiment/estimate.ts). */
+  readonly cpuSeconds: number;
+  /** Workers the runs are spread over. */
+  readonly workers: number;
+  /** Estimated wall seconds: the CPU time over the workers. */
+  readonly wallSeconds: number;
+  /** Estimated peak bytes of model state: the `workers` largest runs at once. */
+  readonly memoryBytes: number;
+}
+
+/**
+ * The report's cost from its scenarios, before running any: each run's
+ * {@linkcode estimateWork} (the same estimate `deno task sim` refuses
+ * large runs by), summed for CPU, and the largest runs that can be in
+ * flight together for memory.
+ */
+export function estimateReport(
+  quick: boolean,
+  workers: number = navigator.hardwareConcurrency ?? 1,
+): ReportEstimate {
+  const suite = reportSuite({ quick });
+  const estimates = suite.flatMap(experimentScenarios).map(estimateWork);
+  const n = Math.max(1, workers);
+  const cpuSeconds = estimates.reduce((a, e) => a + e.cpuSeconds, 0);
+  const memoryBytes = estimates.map((e) => e.memoryBytes)
+    .sort((a, b) => b - a).slice(0, n).reduce((a, b) => a + b, 0);
+  return {
+    experiments: suite.length,
+    runs: estimates.length,
+    cpuSeconds,
+    workers: n,
+    wallSeconds: cpuSeconds / n,
+    memoryBytes,
+  };
+}
+
+/** {@linkcode estimateReport} as the line the command prints first. */
+export function formatReportEstimate(e: ReportEstimate): string {
+  const mib = Math.max(1, Math.round(e.memoryBytes / 2 ** 20)) * 2 ** 20;
+  return `report: ${e.runs} runs in ${e.experiments} experiments: ${
+    formatDuration(e.cpuSeconds)
+  } of CPU (${formatDuration(e.wallSeconds)} on ${e.workers} worker${
+    e.workers === 1 ? "" : "s"
+  }) and up to ${formatSize(mib)} of model state at once, estimated`;
+}
+
+/**
+ * A progress line on stderr for each long run of the report: nothing for
+ * a run's first `delayMs` of wall time, then at most one line every
+ * `everyMs` per run ("report: <name>: running: 42% (...), ETA 3.0 s").
+ */
+export function longRunLines(
+  write: (text: string) => void,
+  delayMs = 5000,
+  everyMs = 5000,
+): (scenario: Scenario, p: RunProgress) => void {
+  const runs = new Map<
+    string,
+    { t0: number; last: number; phase: string; phaseStart: number }
+  >();
+  return (scenario, p) => {
+    const now = performance.now();
+    let r = runs.get(scenario.name);
+    if (r === undefined) {
+      r = { t0: now, last: -Infinity, phase: p.phase, phaseStart: now };
+      runs.set(scenario.name, r);
+    }
+    if (p.phase !== r.phase) {
+      r.phase = p.phase;
+      r.phaseStart = now;
+    }
+    if (now - r.t0 < delayMs || now - r.last < everyMs) return;
+    r.last = now;
+    write(
+      `report: ${scenario.name}: ${formatRunProgress(p, now - r.phaseStart)}, ${
+        formatWallTime(now - r.t0)
+      } elapsed\n`,
+    );
+  };
+}
+
 /** Where {@linkcode main} writes. */
 export interface ReportIo {
   /** Standard output. */
@@ -182,7 +293,7 @@ export async function main(
   try {
     const p = parseReportArgs(args);
     if (p.help) {
-      io.stdout(`${USAGE}\n`);
+      io.stdout(HELP);
       return 0;
     }
     parsed = p;
@@ -208,6 +319,9 @@ export async function main(
     ...(parsed.fresh ? { fresh: true } : {}),
     ...(parsed.workers === undefined ? {} : { workers: parsed.workers }),
     log: (line) => io.stderr(line + "\n"),
+    ...((io.progress ?? true) && !io.terminal
+      ? { onRunProgress: longRunLines((text) => io.stderr(text)) }
+      : {}),
     progress: (io.progress ?? true)
       ? progressReporter({
         write: (text) => io.stderr(text),
@@ -215,6 +329,16 @@ export async function main(
       })
       : false,
   };
+  io.stderr(
+    `${
+      formatReportEstimate(
+        estimateReport(
+          parsed.quick,
+          parsed.workers ?? navigator.hardwareConcurrency ?? 1,
+        ),
+      )
+    }\n`,
+  );
   const onInterrupt = (): void => {
     io.stderr(
       `${

@@ -3,7 +3,8 @@
  * runs one scenario, or every point of its sweep, and prints a summary
  * table (or, with `--json`, only the metrics JSON on stdout: an object, or
  * an array for a sweep). `--csv FILE` writes one row per scenario with
- * flattened keys, only once every run has succeeded.
+ * flattened keys, only once every run has succeeded; `--csv -` writes
+ * them to stdout instead of the table.
  *
  * Exit status: 0 on success; 2 on a bad scenario file or bad arguments,
  * with one message on stderr naming the field and what is wrong, and no
@@ -59,7 +60,7 @@ import {
 } from "../lib/experiment/estimate.ts";
 import { IopfLabError } from "../lib/sim/errors.ts";
 import { formatSize } from "../lib/sim/units.ts";
-import { parseSimArgs, type SimArgs, USAGE } from "./_args.ts";
+import { HELP, parseSimArgs, type SimArgs } from "./_args.ts";
 import { join } from "node:path";
 import { modelVersion } from "../lib/results/model_version.ts";
 import { runStored } from "../lib/results/run.ts";
@@ -184,11 +185,13 @@ async function command(
   try {
     const p = parseSimArgs(args);
     if (p.help) {
-      io.stdout(`${USAGE}\n`);
+      io.stdout(HELP);
       return EXIT_OK;
     }
     parsed = p;
-    if (parsed.csv !== undefined) checkOutputFile(parsed.csv, [], "--csv");
+    if (parsed.csv !== undefined && parsed.csv !== "-") {
+      checkOutputFile(parsed.csv, [], "--csv");
+    }
     if (parsed.db !== undefined) checkOutputFile(parsed.db, [], "--db");
     if (parsed.shard !== undefined) {
       shard = resolveShard(parsed.shard, io.env ?? Deno.env.toObject());
@@ -215,7 +218,7 @@ async function command(
         return EXIT_USAGE;
       }
     }
-    if (parsed.csv !== undefined) {
+    if (parsed.csv !== undefined && parsed.csv !== "-") {
       try {
         checkOutputFile(
           parsed.csv,
@@ -411,7 +414,11 @@ function interrupted(
     [, m],
   ) => m);
   let what = `${rows.length} of ${total} points had finished`;
-  if (args.csv !== undefined && rows.length > 0) {
+  if (args.csv === "-" && rows.length > 0) {
+    io.stdout(metricsToCsv(rows));
+    what =
+      `wrote the ${rows.length} of ${total} points that had finished to stdout`;
+  } else if (args.csv !== undefined && rows.length > 0) {
     try {
       writeCsvFile(args.csv, rows);
       what =
@@ -500,6 +507,11 @@ function finish(
   io: SimIo,
   result: Metrics | Metrics[],
 ): number {
+  if (args.csv === "-") {
+    // The CSV is the output: no table on stdout.
+    io.stdout(metricsToCsv(Array.isArray(result) ? result : [result]));
+    return EXIT_OK;
+  }
   if (args.csv !== undefined) {
     try {
       writeCsvFile(args.csv, Array.isArray(result) ? result : [result]);
@@ -512,7 +524,7 @@ function finish(
       return EXIT_INTERNAL;
     }
   }
-  io.stdout(renderOutput(result, { json: args.json }));
+  io.stdout(renderOutput(result, { json: args.json, all: args.all }));
   return EXIT_OK;
 }
 
@@ -520,6 +532,8 @@ function finish(
 export interface RenderOptions {
   /** JSON instead of the summary table. */
   readonly json: boolean;
+  /** Show the metrics that are 0 in every run too. [false] */
+  readonly all?: boolean;
 }
 
 /**
@@ -531,7 +545,7 @@ export function renderOutput(
   options: RenderOptions,
 ): string {
   if (options.json) return JSON.stringify(result, null, 2) + "\n";
-  return formatSummary(result);
+  return formatSummary(result, { hideZero: !(options.all ?? false) });
 }
 
 /**

@@ -9,7 +9,10 @@
  * (shared/INTERFACE.md), builds the stack, runs the workload and returns the
  * metrics. Each layer is also available as a namespace (`sim`, `mm`,
  * `pgtable`, `smmu`, `device`, `pci`, `iommu`, `vfio`, `guest`, `vmm`, `workload`,
- * `coiommu`, `plot`).
+ * `coiommu`, `analysis`). The figures (`./plot`), the report (`./report`)
+ * and the notebook helpers (`./notebook`) are entries of their own, so
+ * importing the simulator does not load the plotting stack (Observable
+ * Plot, linkedom, resvg).
  *
  * @example
  * ```ts
@@ -39,4 +42,3 @@ export * as vmm from "./vmm/mod.ts";
 export * as workload from "./workload/mod.ts";
 export * as coiommu from "./coiommu/mod.ts";
 export * as analysis from "./analysis/mod.ts";
-export * as plot from "./plot/mod.ts";

@@ -15,6 +15,7 @@
  *
  * @module
  */
+// @ts-types="@types/d3-dsv"
 import { csvFormat, csvParse } from "d3-dsv";
 import {
   flattenMetrics,

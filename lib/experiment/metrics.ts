@@ -321,6 +321,11 @@ export function unflattenMetrics(
 export interface FormatSummaryOptions {
   /** Widest line before the columns wrap into another block. [100] */
   readonly width?: number;
+  /**
+   * Leave out the metrics that are 0 in every run (a last line says how
+   * many). [false: every metric]
+   */
+  readonly hideZero?: boolean;
 }
 
 /**
@@ -350,9 +355,13 @@ export function formatSummary(
   const label = (k: string): string =>
     k.startsWith("sweepPoint.") ? k.slice(11) : k;
   const headLabels = head.map(label);
-  const body = keys.filter((k) =>
+  const shown = keys.filter((k) =>
     k !== "name" && !k.startsWith("sweepPoint.") && !headLabels.includes(k)
   );
+  const body = options.hideZero
+    ? shown.filter((k) => flats.some((f) => f[k] !== undefined && f[k] !== 0))
+    : shown;
+  const hidden = shown.length - body.length;
   const cell = (f: FlatMetrics, k: string): string =>
     f[k] === undefined ? "-" : formatValue(k, f[k]!);
 
@@ -391,6 +400,11 @@ export function formatSummary(
     );
     for (const k of body) lines.push(row(k));
     start = end;
+  }
+  if (hidden > 0) {
+    lines.push(
+      `(${hidden} metric${hidden === 1 ? "" : "s"} 0 in every run not shown)`,
+    );
   }
   return lines.map((l) => l.trimEnd()).join("\n") + "\n";
 }

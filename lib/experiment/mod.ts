@@ -105,7 +105,7 @@ export {
   seriesToCsv,
 } from "./csv.ts";
 export {
-  DEFAULT_RUNNER,
+  DEFAULT_WORKER,
   formatWallTime,
   progressReporter,
   type ProgressReporterOptions,
@@ -114,6 +114,7 @@ export {
   runSweep,
   type RunSweepOptions,
   runSweepWithSeries,
+  serveRunner,
   SweepPool,
   type SweepProgress,
 } from "./sweep.ts";

@@ -23,6 +23,7 @@ import { type ErrorCode, IopfLabError } from "../sim/errors.ts";
 import { bareMessage } from "../sim/fields.ts";
 import type { Metrics, SeriesRow } from "./metrics.ts";
 import type { RunProgress, RunScenarioOptions, VmOutcome } from "./run.ts";
+import * as simulator from "./run.ts";
 import type { Scenario } from "./scenario.ts";
 
 /** A run's metrics and its time series. */
@@ -90,14 +91,23 @@ export interface RunSweepOptions {
    * workers a point already running finishes first (it runs on this thread).
    */
   readonly signal?: AbortSignal;
-  /** Module exporting the {@linkcode RunnerModule} functions. [./run.ts] */
-  readonly runner?: string | URL;
   /**
    * Workers to run the points on, kept for the next sweep (see
    * {@linkcode SweepPool}); `workers` then defaults to the pool's size and
    * may not exceed it. [a pool of this sweep's own, ended with it]
    */
   readonly pool?: SweepPool;
+  /**
+   * The runner of the points when `workers` is 0 (a test double, say).
+   * [the simulator: ./run.ts]
+   */
+  readonly runner?: RunnerModule;
+  /**
+   * Module worker script the points run in when `workers` is above 0: it
+   * imports its runner statically and calls {@linkcode serveRunner} with
+   * it. [{@linkcode DEFAULT_WORKER}]
+   */
+  readonly worker?: string | URL;
 }
 
 /**
@@ -123,6 +133,8 @@ export interface RunSweepOptions {
 export class SweepPool {
   /** Workers at most. */
   readonly size: number;
+  /** The worker script of its workers. [{@linkcode DEFAULT_WORKER}] */
+  readonly worker: string | URL;
   readonly #workers: (Worker | undefined)[] = [];
   #busy = false;
   #closed = false;
@@ -132,7 +144,9 @@ export class SweepPool {
    *
    * @throws {IopfLabError} EINVAL when `size` is not a whole number >= 1
    */
-  constructor(options: { readonly size?: number } = {}) {
+  constructor(
+    options: { readonly size?: number; readonly worker?: string | URL } = {},
+  ) {
     const size = options.size ??
       Math.max(1, navigator.hardwareConcurrency ?? 1);
     if (!Number.isInteger(size) || size < 1) {
@@ -142,6 +156,7 @@ export class SweepPool {
       );
     }
     this.size = size;
+    this.worker = options.worker ?? DEFAULT_WORKER;
   }
 
   /**
@@ -174,7 +189,7 @@ export class SweepPool {
     for (let k = 0; k < n; k++) {
       let w = this.#workers[k];
       if (w === undefined) {
-        w = newWorker();
+        w = newWorker(this.worker);
         this.#workers[k] = w;
       }
       out.push(w);
@@ -208,14 +223,17 @@ export class SweepPool {
   }
 }
 
-function newWorker(): Worker {
-  return new Worker(new URL("./_worker.ts", import.meta.url), {
-    type: "module",
-  });
+function newWorker(script: string | URL): Worker {
+  return new Worker(script, { type: "module" });
 }
 
-/** The runner module used unless an option names another. */
-export const DEFAULT_RUNNER: URL = new URL("./run.ts", import.meta.url);
+/**
+ * The worker script used unless an option names another: ./_worker.ts,
+ * which serves the simulator (./run.ts). Its imports are static, so the
+ * package's module graph (and `deno publish`) sees every module a sweep
+ * loads.
+ */
+export const DEFAULT_WORKER: URL = new URL("./_worker.ts", import.meta.url);
 
 /**
  * Runs every scenario and returns their metrics in the order given (each
@@ -240,8 +258,6 @@ export function runSweepWithSeries(
 
 /** A request to a worker. */
 export interface WorkerRequest {
-  /** Specifier of the runner module. */
-  readonly runner: string;
   /** Index of the point. */
   readonly index: number;
   /** The point. */
@@ -355,7 +371,15 @@ async function runAll<T>(
   const total = scenarios.length;
   const results = new Array<T>(total);
   if (total === 0) return results;
-  const runner = String(options.runner ?? DEFAULT_RUNNER);
+  const worker = options.worker ?? options.pool?.worker ?? DEFAULT_WORKER;
+  if (
+    options.pool !== undefined && String(worker) !== String(options.pool.worker)
+  ) {
+    throw new IopfLabError(
+      "EINVAL",
+      `Cannot run the sweep: its worker script ${worker} is not the pool's (${options.pool.worker})`,
+    );
+  }
   const hw = options.pool?.size ??
     Math.max(1, navigator.hardwareConcurrency ?? 1);
   const workers = Math.min(options.workers ?? hw, total);
@@ -384,7 +408,7 @@ async function runAll<T>(
   const onRunProgress = options.onRunProgress;
 
   if (workers === 0) {
-    const mod = (await import(runner)) as RunnerModule;
+    const mod: RunnerModule = options.runner ?? simulator;
     for (let i = 0; i < total; i++) {
       if (signal !== undefined) {
         // Let a signal handler run between points.
@@ -440,7 +464,6 @@ async function runAll<T>(
       const index = next++;
       inFlight++;
       const request: WorkerRequest = {
-        runner,
         index,
         scenario: scenarios[index]!,
         series,
@@ -449,7 +472,7 @@ async function runAll<T>(
       w.postMessage(request);
     };
     for (let k = 0; k < workers; k++) {
-      const w = shared ? pool[k]! : newWorker();
+      const w = shared ? pool[k]! : newWorker(worker);
       w.onmessage = (ev: MessageEvent<WorkerResponse>) => {
         const msg = ev.data;
         if (msg.ok === "progress") {
@@ -491,6 +514,50 @@ async function runAll<T>(
     }
     for (const w of pool) dispatch(w);
   });
+}
+
+/** The worker's global scope, as far as {@linkcode serveRunner} uses it. */
+interface WorkerScope {
+  onmessage: ((ev: MessageEvent<WorkerRequest>) => void) | null;
+  postMessage(message: WorkerResponse): void;
+}
+
+/**
+ * Makes the calling module worker run the points {@linkcode runSweep} sends
+ * it with `runner`, posting back each result or error (with its code), and
+ * progress reports when asked. A worker script for the `worker` option is
+ * one static import of its runner and one call of this.
+ *
+ * @example
+ * ```ts ignore
+ * // my_worker.ts, used as runSweep(points, { worker: new URL("./my_worker.ts", import.meta.url) })
+ * import { serveRunner } from "./sweep.ts";
+ * import * as runner from "./my_runner.ts";
+ * serveRunner(runner);
+ * ```
+ */
+export function serveRunner(runner: RunnerModule): void {
+  const scope = self as unknown as WorkerScope;
+  scope.onmessage = (ev) => {
+    const { index, scenario, series, progress } = ev.data;
+    let response: WorkerResponse;
+    try {
+      const result = progress
+        ? runWithProgress(
+          runner,
+          scenario,
+          series,
+          (p) => scope.postMessage({ index, ok: "progress", progress: p }),
+        )
+        : series
+        ? runner.runScenarioWithSeries(scenario)
+        : runner.runScenario(scenario);
+      response = { index, ok: true, result };
+    } catch (e) {
+      response = { index, ok: false, error: toWorkerError(e) };
+    }
+    scope.postMessage(response);
+  };
 }
 
 /**

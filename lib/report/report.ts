@@ -11,11 +11,14 @@
  *
  * @module
  */
+// @ts-types="@types/d3-dsv"
 import { csvFormat } from "d3-dsv";
 import { join } from "node:path";
 import { writeFileAtomic } from "../sim/files.ts";
 import { metricsToCsv } from "../experiment/csv.ts";
 import type { Metrics } from "../experiment/metrics.ts";
+import type { RunProgress } from "../experiment/run.ts";
+import type { Scenario } from "../experiment/scenario.ts";
 import {
   progressReporter,
   SweepPool,
@@ -65,6 +68,11 @@ export interface RunReportOptions {
   readonly db?: ResultsDb;
   /** With `db`, run every scenario even when stored (and store the new results). [false] */
   readonly fresh?: boolean;
+  /**
+   * Called as each run goes (runSweep's `onRunProgress`), with the run's
+   * scenario; the outputs do not change. [none]
+   */
+  readonly onRunProgress?: (scenario: Scenario, progress: RunProgress) => void;
 }
 
 /** A figure written by the report. */
@@ -170,6 +178,12 @@ async function writeReport(
       ...(options.workers === undefined ? {} : { workers: options.workers }),
       ...(pool ? { pool } : {}),
       ...(onProgress ? { onProgress } : {}),
+      ...(options.onRunProgress
+        ? {
+          onRunProgress: (k: number, p: RunProgress) =>
+            options.onRunProgress!(scenarios[k]!, p),
+        }
+        : {}),
     };
     const stored = await runStored(scenarios, {
       ...sweepOptions,

@@ -38,6 +38,7 @@ Deno.test("parseSimArgs reads the path and options", () => {
     json: false,
     check: false,
     noLimit: false,
+    all: false,
   });
   assert.deepEqual(
     parseSimArgs([
@@ -55,6 +56,7 @@ Deno.test("parseSimArgs reads the path and options", () => {
       json: true,
       check: true,
       noLimit: true,
+      all: false,
       csv: "o.csv",
       workers: 2,
     },
@@ -65,6 +67,7 @@ Deno.test("parseSimArgs reads the path and options", () => {
     json: false,
     check: false,
     noLimit: false,
+    all: false,
     csv: "o.csv",
   });
   assert.deepEqual(parseSimArgs(["-h"]), { help: true });

@@ -11,7 +11,13 @@ import {
 } from "../../lib/experiment/sweep.ts";
 import { IopfLabError } from "../../lib/sim/errors.ts";
 
-const runner = new URL("./_fake_run.ts", import.meta.url);
+import * as fakeRunner from "./_fake_run.ts";
+
+/** The stand-in runner: on the calling thread, and in its own worker script. */
+const runner = {
+  runner: fakeRunner,
+  worker: new URL("./_fake_worker.ts", import.meta.url),
+};
 
 function points(extra: Record<string, unknown> = {}) {
   return expandSweep(parseScenario({
@@ -23,13 +29,13 @@ function points(extra: Record<string, unknown> = {}) {
 
 Deno.test("runSweep returns results in sweep order, whatever the worker count", async () => {
   const scenarios = points();
-  const inline = await runSweep(scenarios, { workers: 0, runner });
+  const inline = await runSweep(scenarios, { workers: 0, ...runner });
   assert.deepEqual(inline.map((m) => m.name), scenarios.map((s) => s.name));
   for (const workers of [1, 2, 3]) {
     const progress: SweepProgress[] = [];
     const got = await runSweep(scenarios, {
       workers,
-      runner,
+      ...runner,
       onProgress: (p) => progress.push(p),
     });
     assert.deepEqual(got, inline, `workers: ${workers}`);
@@ -68,11 +74,14 @@ Deno.test("runSweep returns results in sweep order, whatever the worker count", 
 
 Deno.test("runSweepWithSeries returns metrics and series", async () => {
   const scenarios = points().slice(0, 3);
-  const results = await runSweepWithSeries(scenarios, { workers: 2, runner });
+  const results = await runSweepWithSeries(scenarios, {
+    workers: 2,
+    ...runner,
+  });
   assert.equal(results.length, 3);
   assert.equal(results[2]!.metrics.name, scenarios[2]!.name);
   assert.equal(results[2]!.series.length, 2);
-  assert.deepEqual(await runSweep([], { runner }), []);
+  assert.deepEqual(await runSweep([], { ...runner }), []);
 });
 
 Deno.test("an error inside a worker comes back as an IopfLabError with its code", async () => {
@@ -83,7 +92,7 @@ Deno.test("an error inside a worker comes back as an IopfLabError with its code"
   );
   for (const workers of [0, 1, 2]) {
     await assert.rejects(
-      runSweep(failing, { workers, runner }),
+      runSweep(failing, { workers, ...runner }),
       (e: unknown) => {
         assert.ok(e instanceof IopfLabError, String(e));
         assert.equal(e.code, "ENOMEM");
@@ -106,7 +115,7 @@ Deno.test("the error of a failed sweep point says which point, its field kept", 
   );
   for (const workers of [0, 1, 2]) {
     await assert.rejects(
-      runSweep(failing, { workers, runner }),
+      runSweep(failing, { workers, ...runner }),
       (e: unknown) => {
         assert.ok(e instanceof IopfLabError, String(e));
         assert.equal(e.code, "EINVAL");
@@ -122,7 +131,7 @@ Deno.test("the error of a failed sweep point says which point, its field kept", 
   // A single run (no sweep point) keeps its message as it is.
   const single = parseScenario({ costs: { "mm.ioctl": 15 } });
   await assert.rejects(
-    runSweep([single], { workers: 0, runner }),
+    runSweep([single], { workers: 0, ...runner }),
     /^IopfLabError: vm\.memory: too small \(EINVAL\)$/,
   );
 });
@@ -130,7 +139,7 @@ Deno.test("the error of a failed sweep point says which point, its field kept", 
 Deno.test("other errors in a worker name the scenario", async () => {
   const [s] = points();
   await assert.rejects(
-    runSweep([{ ...s!, costs: { "mm.ioctl": 14 } }], { workers: 1, runner }),
+    runSweep([{ ...s!, costs: { "mm.ioctl": 14 } }], { workers: 1, ...runner }),
     (e: Error) => {
       assert.ok(!(e instanceof IopfLabError));
       assert.match(
@@ -142,12 +151,12 @@ Deno.test("other errors in a worker name the scenario", async () => {
   );
 });
 
-Deno.test("a runner that cannot load fails the sweep", async () => {
+Deno.test("a worker script that cannot load fails the sweep", async () => {
   const [s] = points();
   await assert.rejects(
     runSweep([s!], {
       workers: 1,
-      runner: new URL("./_no_such_runner.ts", import.meta.url),
+      worker: new URL("./_no_such_worker.ts", import.meta.url),
     }),
     /Cannot run scenario|a worker failed/,
   );
@@ -194,19 +203,22 @@ Deno.test("progressReporter writes lines, or a bar on a terminal, with an ETA", 
   assert.ok(out.endsWith("\r[########################] 2/2 0.0 s b\x1b[K\n"));
 });
 
-const counting = new URL("./_counting_run.ts", import.meta.url);
+/** Workers that count the points they ran (a result's runNs). */
+const counting = {
+  worker: new URL("./_counting_worker.ts", import.meta.url),
+};
 
 Deno.test("a SweepPool keeps its workers from one sweep to the next", async () => {
   const scenarios = points().slice(0, 3);
   // Without a pool every sweep starts a fresh worker.
   for (let k = 0; k < 2; k++) {
-    const got = await runSweep(scenarios, { workers: 1, runner: counting });
+    const got = await runSweep(scenarios, { workers: 1, ...counting });
     assert.deepEqual(got.map((m) => m.runNs), [1, 2, 3]);
   }
-  const pool = new SweepPool({ size: 1 });
+  const pool = new SweepPool({ size: 1, ...counting });
   try {
-    const a = await runSweep(scenarios, { pool, runner: counting });
-    const b = await runSweepWithSeries(scenarios, { pool, runner: counting });
+    const a = await runSweep(scenarios, { pool });
+    const b = await runSweepWithSeries(scenarios, { pool });
     assert.deepEqual(a.map((m) => m.runNs), [1, 2, 3]);
     assert.deepEqual(b.map((r) => r.metrics.runNs), [4, 5, 6]);
     assert.deepEqual(
@@ -214,7 +226,12 @@ Deno.test("a SweepPool keeps its workers from one sweep to the next", async () =
       scenarios.map((s) => s.name),
     );
     // The thread path ignores the pool.
-    const inline = await runSweep(scenarios, { pool, workers: 0, runner });
+    const inline = await runSweep(scenarios, {
+      pool,
+      workers: 0,
+      ...runner,
+      worker: counting.worker,
+    });
     assert.equal(inline.length, 3);
   } finally {
     pool.close();
@@ -223,48 +240,55 @@ Deno.test("a SweepPool keeps its workers from one sweep to the next", async () =
 
 Deno.test("a SweepPool gives the same results as fresh workers, and replaces workers of an aborted sweep", async () => {
   const scenarios = points();
-  const fresh = await runSweep(scenarios, { workers: 2, runner });
-  const pool = new SweepPool({ size: 2 });
+  const fresh = await runSweep(scenarios, { workers: 2, ...runner });
+  const pool = new SweepPool({ size: 2, worker: runner.worker });
+  const countingPool = new SweepPool({ size: 2, ...counting });
   try {
-    assert.deepEqual(await runSweep(scenarios, { pool, runner }), fresh);
+    assert.deepEqual(await runSweep(scenarios, { pool }), fresh);
+    await runSweep(scenarios.slice(0, 2), { pool: countingPool, workers: 1 });
     const ac = new AbortController();
     ac.abort(new Error("stop"));
     await assert.rejects(
-      runSweep(scenarios, { pool, runner: counting, signal: ac.signal }),
+      runSweep(scenarios, { pool: countingPool, signal: ac.signal }),
       /stop/,
     );
     // Fresh workers after the abort: the counting runner starts over.
     const got = await runSweep(scenarios.slice(0, 2), {
-      pool,
+      pool: countingPool,
       workers: 1,
-      runner: counting,
     });
     assert.deepEqual(got.map((m) => m.runNs), [1, 2]);
     // A failed point leaves the workers usable.
     const failing = scenarios.map((s, i) =>
       i === 3 ? { ...s, costs: { "mm.ioctl": 13 } } : s
     );
-    await assert.rejects(runSweep(failing, { pool, runner }), IopfLabError);
-    assert.deepEqual(await runSweep(scenarios, { pool, runner }), fresh);
+    await assert.rejects(runSweep(failing, { pool }), IopfLabError);
+    assert.deepEqual(await runSweep(scenarios, { pool }), fresh);
+    // A sweep naming another worker script than the pool's is refused.
+    await assert.rejects(
+      runSweep(scenarios, { pool, ...counting }),
+      (e: unknown) => e instanceof IopfLabError && e.code === "EINVAL",
+    );
   } finally {
     pool.close();
+    countingPool.close();
   }
 });
 
 Deno.test("a SweepPool refuses a second sweep at once, more workers than it has, and use after close", async () => {
   assert.throws(() => new SweepPool({ size: 0 }), /whole number >= 1/);
-  const pool = new SweepPool({ size: 1 });
+  const pool = new SweepPool({ size: 1, worker: runner.worker });
   const scenarios = points().slice(0, 2);
-  const first = runSweep(scenarios, { pool, runner });
+  const first = runSweep(scenarios, { pool, ...runner });
   await assert.rejects(
-    runSweep(scenarios, { pool, runner }),
+    runSweep(scenarios, { pool, ...runner }),
     (e: unknown) => e instanceof IopfLabError && e.code === "EBUSY",
   );
   assert.equal((await first).length, 2);
   await assert.rejects(
-    runSweep(scenarios, { pool, workers: 2, runner }),
+    runSweep(scenarios, { pool, workers: 2, ...runner }),
     /the pool has 1/,
   );
   pool.close();
-  await assert.rejects(runSweep(scenarios, { pool, runner }), /closed/);
+  await assert.rejects(runSweep(scenarios, { pool, ...runner }), /closed/);
 });
