@@ -237,10 +237,32 @@ function table(results: readonly CaseResult[]): string {
     .join("\n");
 }
 
+/** What `deno task bench:memory --help` prints. */
+export const MEMORY_HELP = `usage: deno task bench:memory [WORD...]
+
+Runs each memory case in a fresh process and prints its peak resident set size
+beside its target; writes out/memory.json.
+
+options:
+  WORD           only the cases whose name contains WORD (cases: ${
+  CASES.map((c) => c.name).join(", ")
+})
+  -h, --help     print this and exit
+
+example:
+  deno task bench:memory pin
+`;
+
 if (import.meta.main) {
   const args = Deno.args;
   const k = args.indexOf("--case");
-  if (k >= 0) {
+  const bad = args.find((a) => a.startsWith("-") && a !== "--case");
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(MEMORY_HELP);
+  } else if (bad !== undefined) {
+    console.error(`bench:memory: unknown option ${bad} (--help lists them)`);
+    Deno.exit(2);
+  } else if (k >= 0) {
     console.log(JSON.stringify(runCase(args[k + 1] ?? "")));
   } else {
     const cases = CASES.filter((c) =>

@@ -101,8 +101,31 @@ async function runFile(
   return { json, ok: out.success };
 }
 
+/** What `deno task bench --help` prints. */
+export const BENCH_HELP =
+  `usage: deno task bench [WORD...] [--reps N] [--gate] [--update]
+
+Runs the bench files (bench/*_bench.ts) with deno bench, each --reps times in a
+fresh process, and prints per bench the spread (min/p50/p99), the ratio to its
+group's in-run baseline, a verdict against bench/baseline.json and its target.
+On a shared host nice does not isolate a bench (autogroup scheduling): see the
+README.
+
+options:
+  WORD           only the bench files whose name contains WORD (report_bench
+                 runs only when named: deno task bench report)
+  --reps N       runs of each file, 1 to 100 [3]
+  --gate         exit 1 if a bench regressed beyond its noise band
+  --update       make this run's results the reference (bench/baseline.json)
+  -h, --help     print this and exit
+
+example:
+  deno task bench translate fault --reps 5
+`;
+
 /** The options of `deno task bench`; throws on a bad one. */
 export function parseRunArgs(args: readonly string[]): {
+  help?: boolean;
   update: boolean;
   gate: boolean;
   reps: number;
@@ -112,7 +135,9 @@ export function parseRunArgs(args: readonly string[]): {
   const filters: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === "--update") update = true;
+    if (a === "--help" || a === "-h") {
+      return { help: true, update, gate, reps, filters };
+    } else if (a === "--update") update = true;
     else if (a === "--gate") gate = true;
     else if (a === "--reps" || a.startsWith("--reps=")) {
       const v = a === "--reps" ? args[++i] : a.slice("--reps=".length);
@@ -134,6 +159,10 @@ async function main(args: string[]): Promise<number> {
   } catch (e) {
     console.error(`bench: ${(e as Error).message}`);
     return 2;
+  }
+  if (opts.help) {
+    console.log(BENCH_HELP);
+    return 0;
   }
   const { update, gate, reps, filters } = opts;
   const files = benchFiles(filters);

@@ -30,7 +30,7 @@ options:
   --out DIR      with --shard: the directory the shard file goes into
   -h, --help     print this and exit
 
-examples:
+example:
   deno task sim data/scenarios/accelerator_iopf.json --csv - > points.csv
   deno task sim data/scenarios/accelerator_iopf.json --shard 1/2 --out shards/
 `;

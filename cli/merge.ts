@@ -36,6 +36,24 @@ import {
 export const USAGE =
   "usage: deno task merge DIR... [--json] [--csv FILE] [--db FILE]  (DIR holds shard-K-of-N.json files from deno task sim FILE --shard K/N --out DIR)";
 
+/** What `--help` prints: the usage, every option, an example. */
+export const HELP = `${USAGE}
+
+Combines the shard files of one sweep (deno task sim FILE --shard K/N --out DIR)
+into exactly the output one run of the whole sweep gives. Refuses shards of
+another scenario or model version, a shard count that differs, a missing or
+repeated shard (exit 2).
+
+options:
+  --json         print the metrics as JSON on stdout (an array for a sweep)
+  --csv FILE     write one CSV row per point to FILE ("-": to stdout, no table)
+  --db FILE      store the merged runs in a SQLite results database
+  -h, --help     print this and exit
+
+example:
+  deno task merge shards/ --csv points.csv
+`;
+
 /** Parsed arguments of `deno task merge`. */
 export interface MergeArgs {
   /** The directories holding shard files. */
@@ -197,7 +215,7 @@ export function main(args: readonly string[], io: MergeIo = STDIO): number {
   try {
     const p = parseMergeArgs(args);
     if (p.help) {
-      io.stdout(`${USAGE}\n`);
+      io.stdout(HELP);
       return EXIT_OK;
     }
     parsed = p;

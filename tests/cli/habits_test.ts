@@ -57,6 +57,9 @@ Deno.test("every command's --help exits 0 and prints its usage, running nothing"
     ["cli/report.ts", /usage: deno task report/],
     ["cli/calibration.ts", /usage: deno task calibration/],
     ["cli/mutants.ts", /usage: deno task mutants/],
+    ["cli/merge.ts", /usage: deno task merge/],
+    ["bench/run.ts", /usage: deno task bench /],
+    ["bench/memory.ts", /usage: deno task bench:memory/],
   ];
   for (const [script, usage] of commands) {
     await t.step(script, async () => {
