@@ -16,6 +16,11 @@
  * @module
  */
 import config from "../../deno.json" with { type: "json" };
+import { gitCommit } from "../sim/git.ts";
+
+const HASH = /^[0-9a-f]{40}$/;
+
+export { gitCommit };
 
 /** The version and commit a report was made with. */
 export interface ReportStamp {
@@ -29,8 +34,6 @@ export interface ReportStamp {
 
 /** The package version in deno.json. */
 export const VERSION: string = config.version;
-
-const HASH = /^[0-9a-f]{40}$/;
 
 /**
  * The stamp: version, and the commit from `IOPF_LAB_COMMIT` if set (it must
@@ -74,69 +77,4 @@ export function stampText(stamp: ReportStamp): string {
   return `iopf-lab ${stamp.version}, commit ${
     stamp.commit ?? "unknown (not a git checkout; set IOPF_LAB_COMMIT)"
   }`;
-}
-
-/**
- * The commit HEAD points at in the git checkout holding `dir` (searching
- * upwards), or undefined when there is none or it cannot be read.
- */
-export function gitCommit(dir: string): string | undefined {
-  let d = dir.replace(/\/+$/, "");
-  for (;;) {
-    const gitDir = resolveGitDir(`${d}/.git`);
-    if (gitDir !== undefined) return headCommit(gitDir);
-    const up = d.slice(0, d.lastIndexOf("/"));
-    if (up === d || d === "") return undefined;
-    d = up;
-  }
-}
-
-/** The git directory `.git` stands for: itself, or where a `gitdir:` file points. */
-function resolveGitDir(dotGit: string): string | undefined {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(dotGit);
-  } catch {
-    return undefined;
-  }
-  if (info.isDirectory) return dotGit;
-  const text = readText(dotGit);
-  const m = text === undefined ? null : /^gitdir:\s*(.+)$/m.exec(text);
-  if (!m) return undefined;
-  const target = m[1]!.trim();
-  return target.startsWith("/")
-    ? target
-    : `${dotGit.slice(0, dotGit.lastIndexOf("/"))}/${target}`;
-}
-
-function headCommit(gitDir: string): string | undefined {
-  const head = readText(`${gitDir}/HEAD`)?.trim();
-  if (head === undefined) return undefined;
-  if (HASH.test(head)) return head;
-  const ref = /^ref:\s*(\S+)$/.exec(head)?.[1];
-  if (ref === undefined) return undefined;
-  const common = readText(`${gitDir}/commondir`)?.trim();
-  const commonDir = common === undefined
-    ? gitDir
-    : common.startsWith("/")
-    ? common
-    : `${gitDir}/${common}`;
-  for (const dir of [gitDir, commonDir]) {
-    const loose = readText(`${dir}/${ref}`)?.trim();
-    if (loose !== undefined && HASH.test(loose)) return loose;
-  }
-  const packed = readText(`${commonDir}/packed-refs`) ?? "";
-  for (const line of packed.split("\n")) {
-    const [hash, name] = line.trim().split(" ");
-    if (name === ref && hash !== undefined && HASH.test(hash)) return hash;
-  }
-  return undefined;
-}
-
-function readText(path: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
-  }
 }

@@ -55,7 +55,6 @@ export {
 } from "./canonical.ts";
 export {
   computeModelVersion,
-  gitCommit,
   modelSources,
   type ModelVersion,
   modelVersion,

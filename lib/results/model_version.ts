@@ -17,6 +17,7 @@
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { IopfLabError } from "../sim/errors.ts";
+import { gitCommit as findCommit } from "../sim/git.ts";
 import { sha256Hex } from "./canonical.ts";
 
 /** A model version: what results are matched by, and where they came from. */
@@ -108,41 +109,9 @@ function stripComments(text: string): string {
 }
 
 /**
- * The commit HEAD names in the git checkout at `root` (read from .git
- * without running git: a worktree's `gitdir:` file, a symbolic ref, loose
- * and packed refs), or null.
+ * The commit HEAD names in the git checkout holding `root` (read from .git
+ * without running git: worktrees, symbolic, loose and packed refs), or null.
  */
-export function gitCommit(root: string): string | null {
-  try {
-    let gitDir = join(root, ".git");
-    if (Deno.statSync(gitDir).isFile) {
-      const m = /^gitdir:\s*(.+)$/m.exec(Deno.readTextFileSync(gitDir));
-      if (!m) return null;
-      gitDir = join(root, m[1]!.trim());
-      if (m[1]!.trim().startsWith("/")) gitDir = m[1]!.trim();
-    }
-    let common = gitDir;
-    try {
-      const c = Deno.readTextFileSync(join(gitDir, "commondir")).trim();
-      common = c.startsWith("/") ? c : join(gitDir, c);
-    } catch { /* not a worktree */ }
-    const head = Deno.readTextFileSync(join(gitDir, "HEAD")).trim();
-    if (/^[0-9a-f]{40}$/.test(head)) return head;
-    const ref = /^ref:\s*(.+)$/.exec(head)?.[1];
-    if (ref === undefined) return null;
-    for (const dir of [gitDir, common]) {
-      try {
-        const v = Deno.readTextFileSync(join(dir, ref)).trim();
-        if (/^[0-9a-f]{40}$/.test(v)) return v;
-      } catch { /* not a loose ref */ }
-    }
-    const packed = Deno.readTextFileSync(join(common, "packed-refs"));
-    for (const line of packed.split("\n")) {
-      const [hash, name] = line.split(" ");
-      if (name === ref && /^[0-9a-f]{40}$/.test(hash ?? "")) return hash!;
-    }
-    return null;
-  } catch {
-    return null;
-  }
+function gitCommit(root: string): string | null {
+  return findCommit(root) ?? null;
 }
