@@ -35,6 +35,79 @@ example:
   deno task sim data/scenarios/accelerator_iopf.json --shard 1/2 --out shards/
 `;
 
+/** One option of the command line, as {@linkcode scanArgs} hands it over. */
+export interface OptionToken {
+  /** The option's name (`--csv` of `--csv=FILE`). */
+  readonly name: string;
+  /** Its value: after `=`, or the next argument (a lone "-" is one); a usage error when there is none. */
+  value(): string;
+  /** Checks it is a flag (no `=value`) and returns true. */
+  flag(): true;
+}
+
+/**
+ * Walks command-line arguments: positional ones (a lone "-", and every
+ * argument after "--", included) go to `positional`, options to `option`.
+ * Returns true when `-h` or `--help` came (the walk stops there).
+ */
+export function scanArgs(
+  args: readonly string[],
+  usage: (problem: string) => never,
+  positional: (arg: string) => void,
+  option: (o: OptionToken) => void,
+): boolean {
+  let options = true;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!options || !arg.startsWith("-") || arg === "-") {
+      positional(arg);
+      continue;
+    }
+    if (arg === "--") {
+      options = false;
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    const inline = eq < 0 ? undefined : arg.slice(eq + 1);
+    if (name === "-h" || name === "--help") return true;
+    option({
+      name,
+      value: () => {
+        if (inline !== undefined) return inline;
+        const next = args[i + 1];
+        if (next === undefined || (next.startsWith("-") && next !== "-")) {
+          usage(`${name} needs a value`);
+        }
+        i++;
+        return next;
+      },
+      flag: () => {
+        if (inline !== undefined) usage(`${name} takes no value`);
+        return true;
+      },
+    });
+  }
+  return false;
+}
+
+/**
+ * The value of an option that takes a name once (a file, a directory): a
+ * usage error when given twice (`current` is set) or empty (`what` says
+ * what it needs).
+ */
+export function onceValue(
+  o: OptionToken,
+  current: string | undefined,
+  usage: (problem: string) => never,
+  what: string,
+): string {
+  if (current !== undefined) usage(`${o.name} given twice`);
+  const v = o.value();
+  if (v === "") usage(`${o.name} needs ${what}`);
+  return v;
+}
+
 /** Parsed arguments of `deno task sim`. */
 export interface SimArgs {
   /** The scenario file. */
@@ -84,83 +157,38 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
   let fresh = false;
   let shard: string | undefined;
   let out: string | undefined;
-  let options = true;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!options || !arg.startsWith("-") || arg === "-") {
-      files.push(arg);
-      continue;
-    }
-    if (arg === "--") {
-      options = false;
-      continue;
-    }
-    const eq = arg.indexOf("=");
-    const name = eq < 0 ? arg : arg.slice(0, eq);
-    const inline = eq < 0 ? undefined : arg.slice(eq + 1);
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const next = args[i + 1];
-      if (next === undefined || (next.startsWith("-") && next !== "-")) {
-        usage(`${name} needs a value`);
-      }
-      i++;
-      return next;
-    };
-    const flag = (): true => {
-      if (inline !== undefined) usage(`${name} takes no value`);
-      return true;
-    };
-    switch (name) {
-      case "-h":
-      case "--help":
-        return { help: true };
+  const help = scanArgs(args, usage, (a) => files.push(a), (o) => {
+    switch (o.name) {
       case "--json":
-        json = flag();
+        json = o.flag();
         break;
       case "--check":
-        check = flag();
+        check = o.flag();
         break;
       case "--no-limit":
-        noLimit = flag();
+        noLimit = o.flag();
         break;
       case "--all":
-        all = flag();
+        all = o.flag();
         break;
-      case "--csv": {
-        if (csv !== undefined) usage("--csv given twice");
-        const v = value();
-        if (v === "") usage("--csv needs a file name");
-        csv = v;
-        break;
-      }
       case "--fresh":
-        fresh = flag();
+        fresh = o.flag();
         break;
-      case "--db": {
-        if (db !== undefined) usage("--db given twice");
-        const v = value();
-        if (v === "") usage("--db needs a file name");
-        db = v;
+      case "--csv":
+        csv = onceValue(o, csv, usage, "a file name");
         break;
-      }
-      case "--shard": {
-        if (shard !== undefined) usage("--shard given twice");
-        const v = value();
-        if (v === "") usage("--shard needs K/N, auto or auto/N");
-        shard = v;
+      case "--db":
+        db = onceValue(o, db, usage, "a file name");
         break;
-      }
-      case "--out": {
-        if (out !== undefined) usage("--out given twice");
-        const v = value();
-        if (v === "") usage("--out needs a directory");
-        out = v;
+      case "--shard":
+        shard = onceValue(o, shard, usage, "K/N, auto or auto/N");
         break;
-      }
+      case "--out":
+        out = onceValue(o, out, usage, "a directory");
+        break;
       case "--workers": {
         if (workers !== undefined) usage("--workers given twice");
-        const v = value();
+        const v = o.value();
         const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
         if (!(n <= 256)) {
           usage(
@@ -173,9 +201,10 @@ export function parseSimArgs(args: readonly string[]): ParsedArgs {
         break;
       }
       default:
-        usage(`unknown option ${JSON.stringify(name)}`);
+        usage(`unknown option ${JSON.stringify(o.name)}`);
     }
-  }
+  });
+  if (help) return { help: true };
   if (csv === "-" && json) {
     usage("--csv - and --json both write to stdout; choose one");
   }

@@ -17,7 +17,9 @@
  * @module
  */
 import { join } from "node:path";
+import { metricsToCsv } from "../lib/experiment/csv.ts";
 import type { Metrics } from "../lib/experiment/metrics.ts";
+import { onceValue, scanArgs } from "./_args.ts";
 import { canonicalJson } from "../lib/results/canonical.ts";
 import { type MergedSweep, mergeShards } from "../lib/results/shard.ts";
 import { ResultsDb } from "../lib/results/store.ts";
@@ -34,7 +36,7 @@ import {
 
 /** The usage line. */
 export const USAGE =
-  "usage: deno task merge DIR... [--json] [--csv FILE] [--db FILE]  (DIR holds shard-K-of-N.json files from deno task sim FILE --shard K/N --out DIR)";
+  "usage: deno task merge DIR... [--json] [--csv FILE] [--all] [--db FILE]  (DIR holds shard-K-of-N.json files from deno task sim FILE --shard K/N --out DIR)";
 
 /** What `--help` prints: the usage, every option, an example. */
 export const HELP = `${USAGE}
@@ -47,6 +49,7 @@ repeated shard (exit 2).
 options:
   --json         print the metrics as JSON on stdout (an array for a sweep)
   --csv FILE     write one CSV row per point to FILE ("-": to stdout, no table)
+  --all          show the metrics that are 0 in every run in the table
   --db FILE      store the merged runs in a SQLite results database
   -h, --help     print this and exit
 
@@ -60,8 +63,10 @@ export interface MergeArgs {
   readonly dirs: readonly string[];
   /** Print the metrics JSON instead of the summary table. */
   readonly json: boolean;
-  /** Write one CSV row per point to this file. */
+  /** Write one CSV row per point to this file ("-": to stdout, in place of the table). */
   readonly csv?: string;
+  /** The table shows the metrics that are 0 in every run too. */
+  readonly all: boolean;
   /** Store every point in this results database. */
   readonly db?: string;
 }
@@ -82,63 +87,40 @@ function usage(problem: string): never {
 export function parseMergeArgs(args: readonly string[]): ParsedMergeArgs {
   const dirs: string[] = [];
   let json = false;
+  let all = false;
   let csv: string | undefined;
   let db: string | undefined;
-  let options = true;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!options || !arg.startsWith("-")) {
-      if (arg === "") usage("an empty directory name");
-      dirs.push(arg);
-      continue;
-    }
-    if (arg === "--") {
-      options = false;
-      continue;
-    }
-    const eq = arg.indexOf("=");
-    const name = eq < 0 ? arg : arg.slice(0, eq);
-    const inline = eq < 0 ? undefined : arg.slice(eq + 1);
-    const value = (): string => {
-      if (inline !== undefined) return inline;
-      const next = args[i + 1];
-      if (next === undefined || next.startsWith("-")) {
-        usage(`${name} needs a value`);
-      }
-      i++;
-      return next;
-    };
-    switch (name) {
-      case "-h":
-      case "--help":
-        return { help: true };
+  const help = scanArgs(args, usage, (a) => {
+    if (a === "") usage("an empty directory name");
+    dirs.push(a);
+  }, (o) => {
+    switch (o.name) {
       case "--json":
-        if (inline !== undefined) usage("--json takes no value");
-        json = true;
+        json = o.flag();
         break;
-      case "--csv": {
-        if (csv !== undefined) usage("--csv given twice");
-        const v = value();
-        if (v === "") usage("--csv needs a file name");
-        csv = v;
+      case "--all":
+        all = o.flag();
         break;
-      }
-      case "--db": {
-        if (db !== undefined) usage("--db given twice");
-        const v = value();
-        if (v === "") usage("--db needs a file name");
-        db = v;
+      case "--csv":
+        csv = onceValue(o, csv, usage, "a file name");
         break;
-      }
+      case "--db":
+        db = onceValue(o, db, usage, "a file name");
+        break;
       default:
-        usage(`unknown option ${JSON.stringify(name)}`);
+        usage(`unknown option ${JSON.stringify(o.name)}`);
     }
+  });
+  if (help) return { help: true };
+  if (csv === "-" && json) {
+    usage("--csv - and --json both write to stdout; choose one");
   }
   if (dirs.length === 0) usage("missing the shard directories");
   return {
     help: false,
     dirs,
     json,
+    all,
     ...(csv === undefined ? {} : { csv }),
     ...(db === undefined ? {} : { db }),
   };
@@ -220,7 +202,9 @@ export function main(args: readonly string[], io: MergeIo = STDIO): number {
     }
     parsed = p;
     const files = shardFiles(parsed.dirs);
-    if (parsed.csv !== undefined) checkOutputFile(parsed.csv, files, "--csv");
+    if (parsed.csv !== undefined && parsed.csv !== "-") {
+      checkOutputFile(parsed.csv, files, "--csv");
+    }
     if (parsed.db !== undefined) checkOutputFile(parsed.db, files, "--db");
     merged = mergeShards(files.map((path) => ({
       path,
@@ -247,7 +231,9 @@ export function main(args: readonly string[], io: MergeIo = STDIO): number {
         db.close();
       }
     }
-    if (parsed.csv !== undefined) writeCsvFile(parsed.csv, metrics);
+    if (parsed.csv !== undefined && parsed.csv !== "-") {
+      writeCsvFile(parsed.csv, metrics);
+    }
   } catch (e) {
     if (e instanceof IopfLabError) {
       io.stderr(`merge: ${message(e)}\n`);
@@ -256,9 +242,12 @@ export function main(args: readonly string[], io: MergeIo = STDIO): number {
     return internal(io, e);
   }
   io.stdout(
-    renderOutput(merged.single ? metrics[0]! : metrics, {
-      json: parsed.json,
-    }),
+    parsed.csv === "-"
+      ? metricsToCsv(metrics)
+      : renderOutput(merged.single ? metrics[0]! : metrics, {
+        json: parsed.json,
+        all: parsed.all,
+      }),
   );
   return EXIT_OK;
 }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { main as sim, type SimIo } from "../../cli/sim.ts";
 import { main as merge, parseMergeArgs } from "../../cli/merge.ts";
+import type { IopfLabError } from "../../lib/sim/errors.ts";
 import { SHARD_SWEEP, writeScenario } from "./_shard_scenario.ts";
 
 interface Out {
@@ -95,6 +96,14 @@ Deno.test("shards merged give the JSON, CSV and table of one run, byte for byte"
       Deno.readTextFileSync(`${dir}/one.csv`),
     );
     assert.equal(runMerge([`${dir}/sh`]).stdout, table.stdout);
+    // --all and --csv - as sim has them.
+    const all = await runSim([file, "--workers", "0", "--all"]);
+    assert.equal(runMerge([`${dir}/sh`, "--all"]).stdout, all.stdout);
+    assert.notEqual(all.stdout, table.stdout);
+    assert.equal(
+      runMerge([`${dir}/sh`, "--csv", "-"]).stdout,
+      Deno.readTextFileSync(`${dir}/one.csv`),
+    );
   }));
 
 Deno.test("a single run (no sweep) sharded and merged gives its JSON object", () =>
@@ -258,6 +267,7 @@ Deno.test("parseMergeArgs", () => {
       help: false,
       dirs: ["a", "b"],
       json: true,
+      all: false,
       csv: "x.csv",
       db: "r.sqlite",
     },
@@ -266,5 +276,22 @@ Deno.test("parseMergeArgs", () => {
     help: false,
     dirs: ["-d"],
     json: false,
+    all: false,
   });
+  assert.deepEqual(parseMergeArgs(["a", "--all", "--csv", "-"]), {
+    help: false,
+    dirs: ["a"],
+    json: false,
+    all: true,
+    csv: "-",
+  });
+  assert.throws(
+    () => parseMergeArgs(["a", "--csv", "-", "--json"]),
+    (e: IopfLabError) =>
+      e.code === "EINVAL" && /both write to stdout/.test(e.message),
+  );
+  assert.throws(
+    () => parseMergeArgs(["a", "--all=yes"]),
+    /--all takes no value/,
+  );
 });
