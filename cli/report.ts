@@ -184,6 +184,8 @@ export interface ReportEstimate {
   readonly wallSeconds: number;
   /** Estimated peak bytes of model state: the `workers` largest runs at once. */
   readonly memoryBytes: number;
+  /** Runs the results database holds already (read back, not run; not in the CPU and memory figures). */
+  readonly stored: number;
 }
 
 /**
@@ -195,16 +197,29 @@ export interface ReportEstimate {
 export function estimateReport(
   quick: boolean,
   workers: number = navigator.hardwareConcurrency ?? 1,
+  db?: ResultsDb,
 ): ReportEstimate {
   const suite = reportSuite({ quick });
-  const estimates = suite.flatMap(experimentScenarios).map(estimateWork);
+  let stored = 0;
+  let runs = 0;
+  const estimates = suite.flatMap((e) => {
+    const points = experimentScenarios(e);
+    runs += points.length;
+    // A stored run is read back, not run: what the report will reuse.
+    const todo = db === undefined
+      ? points
+      : points.filter((s) => db.get(s, { series: e.series }) === undefined);
+    stored += points.length - todo.length;
+    return todo.map(estimateWork);
+  });
   const n = Math.max(1, workers);
   const cpuSeconds = estimates.reduce((a, e) => a + e.cpuSeconds, 0);
   const memoryBytes = estimates.map((e) => e.memoryBytes)
     .sort((a, b) => b - a).slice(0, n).reduce((a, b) => a + b, 0);
   return {
     experiments: suite.length,
-    runs: estimates.length,
+    runs,
+    stored,
     cpuSeconds,
     workers: n,
     wallSeconds: cpuSeconds / n,
@@ -215,11 +230,13 @@ export function estimateReport(
 /** {@linkcode estimateReport} as the line the command prints first. */
 export function formatReportEstimate(e: ReportEstimate): string {
   const mib = Math.max(1, Math.round(e.memoryBytes / 2 ** 20)) * 2 ** 20;
-  return `report: ${e.runs} runs in ${e.experiments} experiments: ${
-    formatDuration(e.cpuSeconds)
-  } of CPU (${formatDuration(e.wallSeconds)} on ${e.workers} worker${
-    e.workers === 1 ? "" : "s"
-  }) and up to ${formatSize(mib)} of model state at once, estimated`;
+  return `report: ${e.runs} runs in ${e.experiments} experiments${
+    e.stored > 0 ? ` (${e.stored} stored, read back)` : ""
+  }: ${formatDuration(e.cpuSeconds)} of CPU (${
+    formatDuration(e.wallSeconds)
+  } on ${e.workers} worker${e.workers === 1 ? "" : "s"}) and up to ${
+    formatSize(mib)
+  } of model state at once, estimated`;
 }
 
 /**
@@ -335,6 +352,7 @@ export async function main(
         estimateReport(
           parsed.quick,
           parsed.workers ?? navigator.hardwareConcurrency ?? 1,
+          parsed.fresh ? undefined : db,
         ),
       )
     }\n`,

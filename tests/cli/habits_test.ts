@@ -163,6 +163,46 @@ Deno.test("the report's estimate counts the suite's runs and grows with the suit
   );
 });
 
+Deno.test("the report's estimate leaves out the runs the results database holds", async () => {
+  const { estimateReport, formatReportEstimate } = await import(
+    "../../cli/report.ts"
+  );
+  const { experimentScenarios, reportSuite } = await import(
+    "../../lib/report/mod.ts"
+  );
+  const { ResultsDb } = await import("../../lib/results/mod.ts");
+  const { emptyMetrics } = await import("../../lib/experiment/metrics.ts");
+  const dir = Deno.makeTempDirSync();
+  const db = ResultsDb.open(`${dir}/r.sqlite`);
+  try {
+    const none = estimateReport(true, 2, db);
+    assert.equal(none.stored, 0);
+    assert.equal(none.cpuSeconds, estimateReport(true, 2).cpuSeconds);
+    // Store the first experiment's runs (with series when it keeps them).
+    const [first] = reportSuite({ quick: true });
+    const points = experimentScenarios(first!);
+    for (const sc of points) {
+      db.put(sc, {
+        metrics: emptyMetrics(sc.name, sc.seed),
+        ...(first!.series ? { series: [] } : {}),
+      });
+    }
+    const some = estimateReport(true, 2, db);
+    assert.equal(some.stored, points.length);
+    assert.equal(some.runs, none.runs);
+    assert.ok(some.cpuSeconds < none.cpuSeconds);
+    assert.match(
+      formatReportEstimate(some),
+      new RegExp(
+        `^report: ${some.runs} runs in 9 experiments \\(${points.length} stored, read back\\): `,
+      ),
+    );
+  } finally {
+    db.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("the report's long-run progress lines go to stderr and leave the outputs as they were", async () => {
   const { longRunLines } = await import("../../cli/report.ts");
   const { runReport } = await import("../../lib/report/mod.ts");
