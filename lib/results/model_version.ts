@@ -17,7 +17,7 @@
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { IopfLabError } from "../sim/errors.ts";
-import { gitCommit as findCommit } from "../sim/git.ts";
+import { gitCommit } from "../sim/git.ts";
 import { sha256Hex } from "./canonical.ts";
 
 /** A model version: what results are matched by, and where they came from. */
@@ -68,7 +68,7 @@ export function computeModelVersion(): ModelVersion {
   return {
     id: `model-${sha256Hex(`${runtime}\n${listing}`)}`,
     costProfileSha256: sha256Hex(Deno.readFileSync(COST_PROFILE)),
-    commit: gitCommit(root),
+    commit: gitCommit(root) ?? null,
     runtime,
     files: files.map((f) => relative(root, f)),
   };
@@ -106,12 +106,4 @@ function stripComments(text: string): string {
     /(^|[^:"'`\\])\/\/.*$/gm,
     "$1",
   );
-}
-
-/**
- * The commit HEAD names in the git checkout holding `root` (read from .git
- * without running git: worktrees, symbolic, loose and packed refs), or null.
- */
-function gitCommit(root: string): string | null {
-  return findCommit(root) ?? null;
 }

@@ -6,21 +6,7 @@
  * machine, since no scenario file can break one.
  */
 import assert from "node:assert/strict";
-import { main, type SimIo } from "../../cli/sim.ts";
-
-async function sim(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const io: SimIo = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    progress: false,
-  };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
+import { runSim as sim } from "./_run.ts";
 
 const SCENARIO = {
   host: { memory: "1GiB" },

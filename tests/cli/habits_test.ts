@@ -4,22 +4,11 @@
  * the size units the reference documents are the ones the parser applies.
  */
 import assert from "node:assert/strict";
-import { main, type SimIo } from "../../cli/sim.ts";
+import { runSim as sim } from "./_run.ts";
 import { metricsFromCsv } from "../../lib/experiment/csv.ts";
 import { parseSize } from "../../lib/sim/units.ts";
 
 const ROOT = new URL("../../", import.meta.url);
-
-async function sim(args: string[]) {
-  let stdout = "", stderr = "";
-  const io: SimIo = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    progress: false,
-  };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
 
 const SCENARIO = {
   name: "habits",

@@ -4,34 +4,22 @@
  * every bad input exits 2 with one line saying what and where.
  */
 import assert from "node:assert/strict";
-import { main as sim, type SimIo } from "../../cli/sim.ts";
+import { type RunOut, runSim as simRun } from "./_run.ts";
 import { main as merge, parseMergeArgs } from "../../cli/merge.ts";
 import type { IopfLabError } from "../../lib/sim/errors.ts";
 import { SHARD_SWEEP, writeScenario } from "./_shard_scenario.ts";
 
-interface Out {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Out = RunOut;
 
 async function runSim(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<Out> {
-  let stdout = "", stderr = "";
-  const io: SimIo = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    progress: false,
-    env,
-  };
   // On the calling thread: no worker to start (and type-check) per test.
-  const code = await sim(
+  return await simRun(
     args.includes("--workers") ? args : [...args, "--workers", "0"],
-    io,
+    { env },
   );
-  return { code, stdout, stderr };
 }
 
 function runMerge(args: string[]): Out {

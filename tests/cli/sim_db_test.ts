@@ -1,20 +1,12 @@
 /** `deno task sim FILE --db FILE [--fresh]`: stores every point, reuses it, output unchanged. */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { main as sim, type SimIo } from "../../cli/sim.ts";
+import { runSim } from "./_run.ts";
 import { ResultsDb } from "../../lib/results/mod.ts";
 import { writeScenario } from "./_shard_scenario.ts";
 
-async function run(args: string[]) {
-  let stdout = "", stderr = "";
-  const io: SimIo = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    progress: false,
-  };
-  const code = await sim([...args, "--workers", "0"], io);
-  return { code, stdout, stderr };
-}
+/** On the calling thread: no worker to start per test. */
+const run = (args: string[]) => runSim([...args, "--workers", "0"]);
 
 Deno.test("sim --db stores every point and a second run reads them back with the same output", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "iopf-simdb-" });

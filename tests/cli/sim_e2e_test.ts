@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
-import { main, type SimIo } from "../../cli/sim.ts";
+import { runSim as sim } from "./_run.ts";
 import { metricsFromCsv } from "../../lib/experiment/csv.ts";
-
-async function sim(args: string[]) {
-  let stdout = "", stderr = "";
-  const io: SimIo = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    progress: false,
-  };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
 
 const SCENARIO = {
   name: "e2e",

@@ -1,23 +1,9 @@
 import assert from "node:assert/strict";
-import { main, renderOutput, type SimIo, writeCsvFile } from "../../cli/sim.ts";
+import { renderOutput, writeCsvFile } from "../../cli/sim.ts";
+import { runSim as sim } from "./_run.ts";
 import { parseSimArgs } from "../../cli/_args.ts";
 import { metricsFromCsv } from "../../lib/experiment/csv.ts";
 import { sampleMetrics } from "../experiment/_sample.ts";
-
-/** Runs main() in-process, capturing stdout and stderr. */
-async function sim(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const io: SimIo = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    progress: false,
-  };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
 
 /** Asserts exit 2 with exactly one line on stderr matching `pattern`, nothing on stdout. */
 function assertUsageError(
@@ -82,14 +68,8 @@ Deno.test("a run estimated above the work or memory limit exits 2 naming the fie
   ) => {
     const file = `${dir}/s.json`;
     Deno.writeTextFileSync(file, JSON.stringify(scenario));
-    let err = "", out = "";
-    const code = await main([file, ...args], {
-      stdout: (x) => void (out += x),
-      stderr: (x) => void (err += x),
-      progress: false,
-      ...(limits ? { limits } : {}),
-    });
-    return { code, err, out };
+    const r = await sim([file, ...args], limits ? { limits } : {});
+    return { code: r.code, err: r.stderr, out: r.stdout };
   };
   const cases: [string, unknown, RegExp][] = [
     [

@@ -7,7 +7,7 @@
  * on stderr, no CSV file written.
  */
 import assert from "node:assert/strict";
-import { main, type SimIo } from "../../cli/sim.ts";
+import { runSim as sim } from "../cli/_run.ts";
 import {
   expandSweep,
   loadScenario,
@@ -629,19 +629,6 @@ Deno.test("a VM too small for its guest is EINVAL naming vm.memory when it is bu
     assert.equal(e.where, "vm.memory");
   }
 });
-
-/** Runs the CLI in-process, capturing its output. */
-async function sim(args: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const io: SimIo = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    progress: false,
-  };
-  const code = await main(args, io);
-  return { code, stdout, stderr };
-}
 
 Deno.test("bad scenario files on the command line: exit 2, one stderr line, no CSV", async (t) => {
   const dir = Deno.makeTempDirSync({ prefix: "iopf-bad-" });
