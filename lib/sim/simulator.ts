@@ -32,12 +32,10 @@ const RUN_ALL: RunOptions = {};
 const MAX_LANES = 48;
 /** Uses of a delay before it gets a lane. */
 const LANE_AFTER = 32;
-/** Slots of the delay -> lane cache (a power of two)... */
-const HASH_SLOTS = 256;
+/** Slots of the delay table (a power of two), in pairs (two ways)... */
+const HASH_SLOTS = 1024;
 /** ... and the shift that maps a 32-bit hash onto them. */
-const HASH_SHIFT = 24;
-/** Delays counted at most before the counts are forgotten. */
-const MAX_COUNTED = 4096;
+const HASH_SHIFT = 22;
 
 /**
  * Events scheduled with one delay, in a ring buffer. `now` never goes
@@ -117,11 +115,13 @@ export class Simulator {
   #fns: EventFn[] = packed(1024);
   #live = 0;
   #executed = 0;
-  /** Delay -> lane index (>= 0) or minus its uses so far (< 0). */
-  readonly #laneOf = new Map<number, number>();
-  /** A direct-mapped cache of `#laneOf`'s lanes: delay, by a hash of it. */
+  /**
+   * The delays seen lately, by a hash of the delay (two ways: slots h and
+   * h ^ 1): a table, not a Map, since most delays of a model with spread
+   * costs are used once and would only churn one.
+   */
   readonly #hDelay = new Float64Array(HASH_SLOTS).fill(NaN);
-  /** The lane of the delay in the same slot of `#hDelay`. */
+  /** Of the delay in the same slot: its lane + 1 (> 0), or minus its uses (< 0); 0 for an empty slot. */
   readonly #hLane = new Int32Array(HASH_SLOTS);
   readonly #lanes: Lane[] = [];
   /** The non-empty lanes, a min-heap by their head's (time, seq). */
@@ -175,13 +175,12 @@ export class Simulator {
         "delay",
       );
     }
-    const h = (delay * 2654435761) >>> HASH_SHIFT;
-    const k = this.#hDelay[h] === delay
-      ? this.#hLane[h]!
-      : this.#laneOf.get(delay);
-    if (k !== undefined && k >= 0) {
-      this.#hDelay[h] = delay;
-      this.#hLane[h] = k;
+    const hd = this.#hDelay;
+    let h = (delay * 2654435761) >>> HASH_SHIFT;
+    if (hd[h] !== delay) h ^= 1;
+    const l = hd[h] === delay ? this.#hLane[h]! : 0;
+    if (l > 0) {
+      const k = l - 1;
       const lane = this.#lanes[k]!;
       const seq = this.#seq++;
       lane.push(this.#now + delay, seq, fn);
@@ -193,23 +192,34 @@ export class Simulator {
       this.#live++;
       return seq;
     }
-    this.#count(delay, k);
+    this.#count(delay, h);
     return this.at(this.#now + delay, fn);
   }
 
-  /** Counts a use of `delay` (lane state `k`), giving it a lane when used often. */
-  #count(delay: number, k: number | undefined): void {
-    const m = this.#laneOf;
-    if (k === undefined) {
-      if (m.size >= MAX_COUNTED) {
-        for (const [d, v] of m) if (v < 0) m.delete(d);
+  /**
+   * Counts a use of `delay`, which is in slot `h` or in neither way. A delay
+   * used more than {@linkcode LANE_AFTER} times while it stays in the table
+   * gets a lane (this use still goes to the heap, the next ones to the
+   * lane) and keeps its slot; a new delay takes the way, of the two, that
+   * holds no lane and was used less, or none when both hold lanes.
+   */
+  #count(delay: number, h: number): void {
+    const hd = this.#hDelay, hl = this.#hLane;
+    if (hd[h] === delay) {
+      const k = hl[h]!;
+      if (k > -LANE_AFTER) hl[h] = k - 1;
+      else if (this.#lanes.length < MAX_LANES) {
+        hl[h] = this.#lanes.length + 1;
+        this.#lanes.push(new Lane());
       }
-      m.set(delay, -1);
-    } else if (k > -LANE_AFTER || this.#lanes.length >= MAX_LANES) {
-      if (k > -LANE_AFTER) m.set(delay, k - 1);
-    } else {
-      m.set(delay, this.#lanes.length);
-      this.#lanes.push(new Lane());
+      return;
+    }
+    const o = h ^ 1;
+    const kh = hl[h]!, ko = hl[o]!;
+    const w = kh > 0 ? (ko > 0 ? -1 : o) : ko > 0 || kh >= ko ? h : o;
+    if (w >= 0) {
+      hd[w] = delay;
+      hl[w] = -1;
     }
   }
 
