@@ -16,8 +16,10 @@
  * - `chunkPop[c]`: populated pages; `chunkPinned[c]`: pages with a pin count
  *   above 0; `chunkRef[c]`: referenced bit for the reclaim clock;
  * - pin counts: `chunkPin[c]` is the count of every page of the chunk while
- *   they are all equal (the common case: VFIO pins whole ranges);
- *   `pinDetail.get(c)` holds per-page counts otherwise;
+ *   they are all equal (the common case: VFIO pins whole ranges); a 512-bit
+ *   bitmap of the pages pinned once while the counts are 0 and 1 (IOPF
+ *   pinning page by page); `pinDetail.get(c)` holds per-page counts
+ *   otherwise;
  * - `swapBits.get(c)`: a 512-bit bitmap of pages that are in swap.
  *
  * A 1 TiB VMA costs about 5.5 MiB of chunk arrays; 64 GiB of populated
@@ -41,6 +43,12 @@ export const PIN_MAX = 0xffff;
 
 const PAGES_PER_1G = SZ_1G / SZ_4K;
 
+/** Words of a chunk's pinned-page bitmap (512 bits). */
+const BITS_WORDS = CHUNK_PAGES / 32;
+
+/** Chunks per slab of per-page pin counts. */
+const DETAIL_SLAB = 64;
+
 /** log2 of the chunks per slab of {@linkcode PfnStore}. */
 const SLAB_SHIFT = 6;
 const SLAB_SLOTS = 1 << SLAB_SHIFT;
@@ -58,12 +66,21 @@ const NARROW_BELOW = 0x8000;
  * first value that does not fit widens the slot to 32-bit PFNs, for good
  * (frames a chunk got at different times from far-apart blocks). Either
  * way {@linkcode get} returns exactly the value {@linkcode set} stored.
- * Chunks are kept in a Map in the order their slots were made (the order
- * {@linkcode chunks} reports, which is the order teardown frees frames in).
+ * A chunk's slot is found through a typed index by chunk (4 bytes per
+ * chunk up to the highest one with a slot), and the chunks are listed in
+ * the order their slots were made (the order {@linkcode chunks} reports,
+ * which is the order teardown frees frames in), as a Map would keep them.
  */
 export class PfnStore {
-  /** Chunk -> slot, in the order the slots were made. */
-  readonly #slots = new Map<number, number>();
+  /** Chunk -> slot + 1 (0: none), grown to the highest chunk seen. */
+  #slotOf = new Int32Array(0);
+  /** Chunks in the order their slots were made; -1 where one was dropped. */
+  #order = new Int32Array(64);
+  /** Entries of `#order` used, and how many of them are live. */
+  #orderLen = 0;
+  #live = 0;
+  /** Slot -> its entry in `#order`. */
+  #orderAt = new Int32Array(4);
   /** Narrow offsets: slot s, page i at `#narrow[s >> 6][(s & 63) * 512 + i]`. */
   readonly #narrow: Uint16Array[] = [];
   /** Base of each narrow slot (a value stored is base + offset). */
@@ -79,13 +96,13 @@ export class PfnStore {
 
   /** Chunks with a slot. */
   get size(): number {
-    return this.#slots.size;
+    return this.#live;
   }
 
   /** The slot of chunk c, or -1 if it has none. */
   slotOf(c: number): number {
     if (c !== this.#lastC) {
-      this.#lastS = this.#slots.get(c) ?? -1;
+      this.#lastS = c < this.#slotOf.length ? this.#slotOf[c]! - 1 : -1;
       this.#lastC = c;
     }
     return this.#lastS;
@@ -101,6 +118,9 @@ export class PfnStore {
       const w = new Uint8Array(this.#isWide.length * 2);
       w.set(this.#isWide);
       this.#isWide = w;
+      const at = new Int32Array(this.#orderAt.length * 2);
+      at.set(this.#orderAt);
+      this.#orderAt = at;
     }
     const si = s >>> SLAB_SHIFT;
     const inSlab = (s & SLAB_MASK) + 1;
@@ -120,9 +140,36 @@ export class PfnStore {
     }
     this.#base[s] = -1;
     this.#isWide[s] = 0;
-    this.#slots.set(c, s);
+    if (c >= this.#slotOf.length) {
+      const n = Math.max(c + 1, this.#slotOf.length * 2, 64);
+      const a = new Int32Array(n);
+      a.set(this.#slotOf);
+      this.#slotOf = a;
+    }
+    this.#slotOf[c] = s + 1;
+    if (this.#orderLen === this.#order.length) this.#compactOrder();
+    this.#orderAt[s] = this.#orderLen;
+    this.#order[this.#orderLen++] = c;
+    this.#live++;
     if (c === this.#lastC) this.#lastS = s;
     return s;
+  }
+
+  /** Drops the holes of `#order` (or doubles it when it has few). */
+  #compactOrder(): void {
+    const old = this.#order;
+    const order = this.#live * 2 > old.length
+      ? new Int32Array(old.length * 2)
+      : old;
+    let n = 0;
+    for (let i = 0; i < this.#orderLen; i++) {
+      const c = old[i]!;
+      if (c < 0) continue;
+      order[n] = c;
+      this.#orderAt[this.#slotOf[c]! - 1] = n++;
+    }
+    this.#order = order;
+    this.#orderLen = n;
   }
 
   /** The value of page i of slot s (PFN + 1, or 0). */
@@ -168,9 +215,11 @@ export class PfnStore {
 
   /** Drops the slot of chunk c (if any). */
   delete(c: number): void {
-    const s = this.#slots.get(c);
-    if (s === undefined) return;
-    this.#slots.delete(c);
+    const s = c < this.#slotOf.length ? this.#slotOf[c]! - 1 : -1;
+    if (s < 0) return;
+    this.#slotOf[c] = 0;
+    this.#order[this.#orderAt[s]!] = -1;
+    this.#live--;
     if (this.#isWide[s] !== 0) this.#wide.delete(s);
     this.#free.push(s);
     if (c === this.#lastC) this.#lastS = -1;
@@ -178,7 +227,11 @@ export class PfnStore {
 
   /** Drops every slot. */
   clear(): void {
-    this.#slots.clear();
+    this.#slotOf = new Int32Array(0);
+    this.#order = new Int32Array(64);
+    this.#orderLen = 0;
+    this.#live = 0;
+    this.#orderAt = new Int32Array(4);
     this.#wide.clear();
     this.#narrow.length = 0;
     this.#base = new Float64Array(4);
@@ -190,13 +243,18 @@ export class PfnStore {
   }
 
   /** The chunks with a slot and their slots, in the order the slots were made. */
-  chunks(): IterableIterator<[number, number]> {
-    return this.#slots.entries();
+  *chunks(): IterableIterator<[number, number]> {
+    for (let i = 0; i < this.#orderLen; i++) {
+      const c = this.#order[i]!;
+      if (c >= 0) yield [c, this.#slotOf[c]! - 1];
+    }
   }
 
   /** Bytes of typed memory the store holds (for tests and benches). */
   get bytes(): number {
-    let n = this.#base.byteLength + this.#isWide.byteLength;
+    let n = this.#base.byteLength + this.#isWide.byteLength +
+      this.#slotOf.byteLength + this.#order.byteLength +
+      this.#orderAt.byteLength;
     for (const a of this.#narrow) n += a.byteLength;
     for (const a of this.#wide.values()) n += a.byteLength;
     return n;
@@ -243,6 +301,14 @@ export class VmaState implements VmArea {
   readonly detached = new Map<number, number[]>();
   #detC = -1;
   #detArr: Uint16Array | undefined = undefined;
+  /** Per-page pin count arrays not in use (views into slabs). */
+  readonly #freeDetail: Uint16Array[] = [];
+  /** Chunk -> its pinned-page bitmap slot + 1 (0: none); made on first use. */
+  #bitIdx = new Int32Array(0);
+  /** The bitmaps, {@linkcode BITS_WORDS} words per slot. */
+  #bits = new Uint32Array(0);
+  #nBits = 0;
+  readonly #freeBits: number[] = [];
   /** Per chunk with pages in swap: a 512-bit bitmap of them. */
   readonly swapBits = new Map<number, Uint32Array>();
   /** Populated 4 KiB pages. */
@@ -296,6 +362,24 @@ export class VmaState implements VmArea {
     return rest < CHUNK_PAGES ? rest : CHUNK_PAGES;
   }
 
+  /**
+   * A per-page pin count array of 512 zeros: a view into a slab of
+   * {@linkcode DETAIL_SLAB} such arrays, reused once its chunk is uniform
+   * again (a chunk that IOPF pins page by page needs one until it is full,
+   * and a fresh typed array per chunk cost more than the pins).
+   */
+  #takeDetail(): Uint16Array {
+    const d = this.#freeDetail.pop();
+    if (d !== undefined) return d.fill(0);
+    const slab = new Uint16Array(DETAIL_SLAB * CHUNK_PAGES);
+    for (let k = DETAIL_SLAB - 1; k > 0; k--) {
+      this.#freeDetail.push(
+        slab.subarray(k * CHUNK_PAGES, (k + 1) * CHUNK_PAGES),
+      );
+    }
+    return slab.subarray(0, CHUNK_PAGES);
+  }
+
   /** The per-page pin counts of chunk c (`pinDetail.get(c)`, through the cache). */
   #detail(c: number): Uint16Array | undefined {
     if (c !== this.#detC) {
@@ -315,15 +399,48 @@ export class VmaState implements VmArea {
     return s < 0 ? -1 : this.pfns.get(s, i) - 1;
   }
 
+  /**
+   * The slot of chunk c's pinned-page bitmap (its pages' counts are 1 where
+   * a bit is set, 0 elsewhere), or -1: the form of a chunk IOPF pins page
+   * by page, 64 bytes instead of 1 KiB of counts.
+   */
+  #bitsOf(c: number): number {
+    const idx = this.#bitIdx;
+    return c < idx.length ? idx[c]! - 1 : -1;
+  }
+
+  /** A bitmap slot (all bits clear) for chunk c, which has none. */
+  #takeBits(c: number): number {
+    if (this.#bitIdx.length === 0) this.#bitIdx = new Int32Array(this.nChunks);
+    let slot = this.#freeBits.pop();
+    if (slot === undefined) {
+      slot = this.#nBits++;
+      if (slot * BITS_WORDS >= this.#bits.length) {
+        const n = new Uint32Array(Math.max(this.#bits.length * 2, 64));
+        n.set(this.#bits);
+        this.#bits = n;
+      }
+    } else this.#bits.fill(0, slot * BITS_WORDS, (slot + 1) * BITS_WORDS);
+    this.#bitIdx[c] = slot + 1;
+    return slot;
+  }
+
   /** Pin count of page p. */
   pinOf(p: number): number {
     const c = Math.floor(p / CHUNK_PAGES);
+    const i = p - c * CHUNK_PAGES;
+    const bs = this.#bitsOf(c);
+    if (bs >= 0) {
+      return (this.#bits[bs * BITS_WORDS + (i >>> 5)]! >>> (i & 31)) & 1;
+    }
     const det = this.#detail(c);
-    return det ? det[p - c * CHUNK_PAGES]! : this.chunkPin[c]!;
+    return det ? det[i]! : this.chunkPin[c]!;
   }
 
   /** Minimum pin count over pages [a, b) of chunk c. */
   pinMin(c: number, a: number, b: number): number {
+    const bs = this.#bitsOf(c);
+    if (bs >= 0) return this.#allBits(bs, a, b) ? 1 : 0;
     const det = this.#detail(c);
     if (!det) return this.chunkPin[c]!;
     let lo = PIN_MAX;
@@ -333,11 +450,38 @@ export class VmaState implements VmArea {
 
   /** Maximum pin count over pages [a, b) of chunk c. */
   pinMax(c: number, a: number, b: number): number {
+    const bs = this.#bitsOf(c);
+    if (bs >= 0) return this.#anyBits(bs, a, b) ? 1 : 0;
     const det = this.#detail(c);
     if (!det) return this.chunkPin[c]!;
     let hi = 0;
     for (let i = a; i < b; i++) if (det[i]! > hi) hi = det[i]!;
     return hi;
+  }
+
+  /** Whether every bit [a, b) of bitmap slot bs is set. */
+  #allBits(bs: number, a: number, b: number): boolean {
+    const bits = this.#bits, o = bs * BITS_WORDS;
+    for (let i = a; i < b; i++) {
+      if (((bits[o + (i >>> 5)]! >>> (i & 31)) & 1) === 0) return false;
+    }
+    return true;
+  }
+
+  /** Whether any bit [a, b) of bitmap slot bs is set. */
+  #anyBits(bs: number, a: number, b: number): boolean {
+    const bits = this.#bits, o = bs * BITS_WORDS;
+    for (let i = a; i < b; i++) {
+      if (((bits[o + (i >>> 5)]! >>> (i & 31)) & 1) !== 0) return true;
+    }
+    return false;
+  }
+
+  /** Drops chunk c's bitmap slot bs; the chunk is uniform at count `u`. */
+  #dropBits(c: number, bs: number, u: number): void {
+    this.#bitIdx[c] = 0;
+    this.#freeBits.push(bs);
+    this.chunkPin[c] = u;
   }
 
   /**
@@ -346,8 +490,9 @@ export class VmaState implements VmArea {
    */
   addPins(c: number, a: number, b: number, delta: number): number {
     const valid = this.validPages(c);
-    let det = this.#detail(c);
-    if (!det) {
+    let bs = this.#bitsOf(c);
+    let det = bs >= 0 ? undefined : this.#detail(c);
+    if (bs < 0 && !det) {
       const u = this.chunkPin[c]!;
       if (a === 0 && b === valid) {
         const nu = u + delta;
@@ -358,17 +503,46 @@ export class VmaState implements VmArea {
         this.pinned += after - before;
         return after - before;
       }
-      det = new Uint16Array(CHUNK_PAGES);
-      det.fill(u, 0, valid);
-      this.pinDetail.set(c, det);
-      this.#detC = c;
-      this.#detArr = det;
+      if (u === 0 && delta === 1) bs = this.#takeBits(c);
+      else {
+        det = this.#takeDetail();
+        det.fill(u, 0, valid);
+        this.#setDetail(c, det);
+      }
     }
+    if (bs >= 0) {
+      // Counts 0 and 1 only: a bitmap while that holds.
+      const ok = delta === 1 ? !this.#anyBits(bs, a, b) : true;
+      if (ok) {
+        const bits = this.#bits, o = bs * BITS_WORDS;
+        for (let i = a; i < b; i++) {
+          const w = o + (i >>> 5), m = 1 << (i & 31);
+          bits[w] = delta === 1 ? bits[w]! | m : bits[w]! & ~m;
+        }
+        const d = delta * (b - a);
+        const pinnedNow = this.chunkPinned[c]! + d;
+        this.chunkPinned[c] = pinnedNow;
+        this.pinned += d;
+        if (pinnedNow === 0) this.#dropBits(c, bs, 0);
+        else if (pinnedNow === valid) this.#dropBits(c, bs, 1);
+        return d;
+      }
+      // A page pinned twice: per-page counts from here on.
+      det = this.#takeDetail();
+      const bits = this.#bits, o = bs * BITS_WORDS;
+      for (let i = 0; i < valid; i++) {
+        det[i] = (bits[o + (i >>> 5)]! >>> (i & 31)) & 1;
+      }
+      this.#bitIdx[c] = 0;
+      this.#freeBits.push(bs);
+      this.#setDetail(c, det);
+    }
+    const dt = det!;
     let d = 0;
     for (let i = a; i < b; i++) {
-      const old = det[i]!;
+      const old = dt[i]!;
       const nw = old + delta;
-      det[i] = nw;
+      dt[i] = nw;
       if (old === 0) d++;
       else if (nw === 0) d--;
     }
@@ -379,10 +553,10 @@ export class VmaState implements VmArea {
     // while a chunk fills page by page).
     if (pinnedNow > 0 && pinnedNow < valid) return d;
     // Back to the compact form when the chunk is uniform again.
-    const first = det[0]!;
+    const first = dt[0]!;
     let uniform = true;
     for (let i = 1; i < valid; i++) {
-      if (det[i] !== first) {
+      if (dt[i] !== first) {
         uniform = false;
         break;
       }
@@ -390,9 +564,17 @@ export class VmaState implements VmArea {
     if (uniform) {
       this.chunkPin[c] = first;
       this.pinDetail.delete(c);
+      this.#freeDetail.push(dt);
       if (c === this.#detC) this.#detArr = undefined;
     }
     return d;
+  }
+
+  /** Gives chunk c the per-page counts `det`. */
+  #setDetail(c: number, det: Uint16Array): void {
+    this.pinDetail.set(c, det);
+    this.#detC = c;
+    this.#detArr = det;
   }
 
   /** True when page i of chunk c is in swap. */
