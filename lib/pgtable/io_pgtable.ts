@@ -26,6 +26,7 @@ import {
   PTE_VALID,
   pteToProt,
 } from "./_desc.ts";
+import { AddrIndex } from "./_addr_index.ts";
 
 export {
   IAS_BITS,
@@ -544,7 +545,7 @@ export class IoPgtable {
   /** Tables of level 3. */
   readonly #leaf = new LeafPool();
   /** Table page address -> slot * 2 + (1 for a leaf table). */
-  readonly #byAddr = new Map<number, number>();
+  readonly #byAddr = new AddrIndex();
   /** Table pages reserved ahead of an unmap that must split blocks. */
   readonly #spare: number[] = [];
   readonly #rootAddr: number;
@@ -792,7 +793,7 @@ export class IoPgtable {
   readDescriptor(descAddr: number): number {
     const off = descAddr % SZ_4K;
     const enc = this.#byAddr.get(descAddr - off);
-    if (enc === undefined || off % 8 !== 0) return -1;
+    if (enc < 0 || off % 8 !== 0) return -1;
     const slot = enc >>> 1;
     if ((enc & 1) === 1) {
       const leaf = this.#leaf;
