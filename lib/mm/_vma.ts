@@ -89,6 +89,8 @@ export class PfnStore {
   readonly #wide = new Map<number, Uint32Array>();
   /** 1 for a wide slot. */
   #isWide = new Uint8Array(4);
+  /** Per slot: no page below this index holds a value (a lower bound of the first). */
+  #low = new Uint16Array(4);
   readonly #free: number[] = [];
   #next = 0;
   #lastC = -1;
@@ -118,6 +120,9 @@ export class PfnStore {
       const w = new Uint8Array(this.#isWide.length * 2);
       w.set(this.#isWide);
       this.#isWide = w;
+      const low = new Uint16Array(this.#low.length * 2);
+      low.set(this.#low);
+      this.#low = low;
       const at = new Int32Array(this.#orderAt.length * 2);
       at.set(this.#orderAt);
       this.#orderAt = at;
@@ -140,6 +145,7 @@ export class PfnStore {
     }
     this.#base[s] = -1;
     this.#isWide[s] = 0;
+    this.#low[s] = CHUNK_PAGES;
     if (c >= this.#slotOf.length) {
       const n = Math.max(c + 1, this.#slotOf.length * 2, 64);
       const a = new Int32Array(n);
@@ -179,8 +185,28 @@ export class PfnStore {
     return e === 0 ? 0 : this.#base[s]! + e;
   }
 
+  /**
+   * The first page at or after `from` of slot s that holds a value, or 512
+   * when none does: what a scan for populated pages skips to.
+   */
+  nextSet(s: number, from: number): number {
+    const low = this.#low[s]!;
+    let i = from > low ? from : low;
+    if (this.#isWide[s] !== 0) {
+      const w = this.#wide.get(s)!;
+      while (i < CHUNK_PAGES && w[i] === 0) i++;
+    } else {
+      const slab = this.#narrow[s >>> SLAB_SHIFT]!;
+      const o = (s & SLAB_MASK) << 9;
+      while (i < CHUNK_PAGES && slab[o + i] === 0) i++;
+    }
+    if (from <= low) this.#low[s] = i;
+    return i;
+  }
+
   /** Sets page i of slot s to `value` (PFN + 1 below 2^32, or 0). */
   set(s: number, i: number, value: number): void {
+    if (value !== 0 && i < this.#low[s]!) this.#low[s] = i;
     if (this.#isWide[s] !== 0) {
       this.#wide.get(s)![i] = value;
       return;
@@ -236,6 +262,7 @@ export class PfnStore {
     this.#narrow.length = 0;
     this.#base = new Float64Array(4);
     this.#isWide = new Uint8Array(4);
+    this.#low = new Uint16Array(4);
     this.#free.length = 0;
     this.#next = 0;
     this.#lastC = -1;
@@ -253,6 +280,7 @@ export class PfnStore {
   /** Bytes of typed memory the store holds (for tests and benches). */
   get bytes(): number {
     let n = this.#base.byteLength + this.#isWide.byteLength +
+      this.#low.byteLength +
       this.#slotOf.byteLength + this.#order.byteLength +
       this.#orderAt.byteLength;
     for (const a of this.#narrow) n += a.byteLength;

@@ -90,10 +90,14 @@ function reclaimChunk(
     const valid = v.validPages(c);
     // Every page pinned: nothing here can go (skips the page-by-page scan).
     if (v.chunkPinned[c] === valid) return 0;
+    // Every populated page pinned (pinned pages are populated unless a
+    // zap detached them): likewise, as IOPF leaves the chunks it pinned.
+    if (v.detached.size === 0 && v.chunkPinned[c]! >= v.chunkPop[c]!) return 0;
     for (let i = 0; i < valid && got < need && swap.free > 0; i++) {
       const slot = v.pfns.slotOf(c);
       if (slot < 0) break;
-      if (v.pfns.get(slot, i) === 0) continue;
+      i = v.pfns.nextSet(slot, i);
+      if (i >= valid) break;
       const p = c * CHUNK_PAGES + i;
       if (v.chunkPinned[c] !== 0 && v.pinOf(p) > 0) continue;
       const hva = base + i * SZ_4K;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { CHUNK_PAGES, PfnStore } from "../../lib/mm/_vma.ts";
 
 Deno.test("PfnStore returns what was set, narrow or wide", async (t) => {
@@ -66,5 +67,57 @@ Deno.test("PfnStore returns what was set, narrow or wide", async (t) => {
       assert.equal(st.size, 0);
       assert.equal(st.slotOf(5), -1);
     },
+  );
+});
+
+Deno.test("PfnStore.nextSet and chunks() agree with a plain scan and a Map under random use", () => {
+  const op = fc.record({
+    kind: fc.constantFrom("set", "clear", "next", "create", "delete"),
+    chunk: fc.integer({ min: 0, max: 200 }),
+    page: fc.integer({ min: 0, max: CHUNK_PAGES - 1 }),
+    // Mostly near one frame (narrow slots), sometimes far (widens the slot).
+    value: fc.oneof(
+      { arbitrary: fc.integer({ min: 0x4_0000, max: 0x4_1000 }), weight: 9 },
+      { arbitrary: fc.integer({ min: 1, max: 0xffff_ffff }), weight: 1 },
+    ),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(op, { minLength: 50, maxLength: 400, size: "max" }),
+      (ops) => {
+        const st = new PfnStore();
+        const order = new Map<number, number>();
+        for (const o of ops) {
+          let s = st.slotOf(o.chunk);
+          if (o.kind === "delete") {
+            st.delete(o.chunk);
+            order.delete(o.chunk);
+            continue;
+          }
+          if (s < 0) {
+            if (o.kind !== "create" && o.kind !== "set") continue;
+            s = st.create(o.chunk);
+            order.set(o.chunk, s);
+          }
+          if (o.kind === "set") st.set(s, o.page, o.value);
+          else if (o.kind === "clear") st.set(s, o.page, 0);
+          else if (o.kind === "next") {
+            let want = o.page;
+            while (want < CHUNK_PAGES && st.get(s, want) === 0) want++;
+            assert.equal(st.nextSet(s, o.page), want);
+          }
+        }
+        assert.deepEqual([...st.chunks()], [...order]);
+        assert.equal(st.size, order.size);
+        for (const [c, s] of order) {
+          for (let i = 0; i <= CHUNK_PAGES; i += i < 8 ? 1 : 61) {
+            let want = i;
+            while (want < CHUNK_PAGES && st.get(s, want) === 0) want++;
+            assert.equal(st.nextSet(s, i), want, `chunk ${c} from ${i}`);
+          }
+        }
+      },
+    ),
+    { numRuns: 200 },
   );
 });
