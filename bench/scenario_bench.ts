@@ -28,12 +28,14 @@ import {
   loadScenario,
   runScenario,
   runScenarioWithSeries,
+  type Scenario,
 } from "../lib/experiment/mod.ts";
 import {
   experimentScenarios,
   reportSuite,
   type RunOutput,
   runReport,
+  supportingScenarios,
 } from "../lib/report/mod.ts";
 
 const GROUP = "scenario";
@@ -63,19 +65,21 @@ for (const e of detail ? reportSuite({ quick: true }) : []) {
     group: GROUP,
     ...ONCE,
     fn() {
-      const runs: RunOutput[] = experimentScenarios(e).map((scenario) => {
-        if (e.series) {
-          const r = runScenarioWithSeries(scenario);
-          return {
-            scenario,
-            metrics: r.metrics,
-            series: r.series,
-            ...(r.vms ? { vms: r.vms } : {}),
-          };
-        }
-        return { scenario, metrics: runScenario(scenario), series: [] };
-      });
-      e.analyse(runs);
+      const withSeries = (scenario: Scenario): RunOutput => {
+        const r = runScenarioWithSeries(scenario);
+        return {
+          scenario,
+          metrics: r.metrics,
+          series: r.series,
+          ...(r.vms ? { vms: r.vms } : {}),
+        };
+      };
+      const runs: RunOutput[] = experimentScenarios(e).map((scenario) =>
+        e.series
+          ? withSeries(scenario)
+          : { scenario, metrics: runScenario(scenario), series: [] }
+      );
+      e.analyse(runs, supportingScenarios(e).map(withSeries));
     },
   });
 }

@@ -115,7 +115,10 @@ export {
 export {
   RFC_VS_MAINLINE_MODES,
   rfcVsMainlineDensity,
+  rfcVsMainlineDensityJson,
+  type RfcVsMainlineDensityOptions,
   type RfcVsMainlineDensityRow,
+  rfcVsMainlineDensityRow,
   type RfcVsMainlineHopRow,
   rfcVsMainlineHops,
   rfcVsMainlineJson,

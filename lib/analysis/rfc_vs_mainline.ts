@@ -33,7 +33,16 @@ import { loadCostProfile } from "../sim/costs.ts";
 import { IopfLabError } from "../sim/errors.ts";
 import { PAGE_SIZE } from "../sim/units.ts";
 import { breakdownInput, pricedBreakdown } from "./breakdown.ts";
-import { densityExperiment, mergeScenarioJson } from "./density.ts";
+import {
+  densityExperiment,
+  type DensityOptions,
+  type DensityRow,
+  densityRowOf,
+  densityScenarioJson,
+  type DesignMode,
+  mergeScenarioJson,
+} from "./density.ts";
+import type { RunResult } from "../experiment/sweep.ts";
 
 /** The five configurations compared. */
 export type RfcVsMainlineMode =
@@ -219,12 +228,8 @@ export interface RfcVsMainlineDensityRow {
   readonly errors: string;
 }
 
-/**
- * VMs per host for each configuration: `densityExperiment` (more VMs than
- * the host could pin, the workload on each) with the configuration's
- * scenario sections.
- */
-export function rfcVsMainlineDensity(options: {
+/** What {@linkcode rfcVsMainlineDensity} runs. */
+export interface RfcVsMainlineDensityOptions {
   /** Host RAM. */
   readonly hostMemory: number | string;
   /** RAM of each VM. */
@@ -235,11 +240,18 @@ export function rfcVsMainlineDensity(options: {
   readonly workload: Readonly<Record<string, unknown>>;
   /** The configurations. [all] */
   readonly modes?: readonly RfcVsMainlineMode[];
-}): RfcVsMainlineDensityRow[] {
-  return (options.modes ?? RFC_VS_MAINLINE_MODES).map((mode) => {
-    const patch = rfcVsMainlinePatch(mode);
-    const dma = patch.dma as { mode: "static-pin" | "iopf" };
-    const [row] = densityExperiment({
+}
+
+/** Configuration `mode`'s density options and the density design it runs. */
+function densityOf(
+  options: RfcVsMainlineDensityOptions,
+  mode: RfcVsMainlineMode,
+): { design: DesignMode; density: DensityOptions } {
+  const patch = rfcVsMainlinePatch(mode);
+  const dma = patch.dma as { mode: "static-pin" | "iopf" };
+  return {
+    design: dma.mode,
+    density: {
       hostMemory: options.hostMemory,
       vmMemory: options.vmMemory,
       overcommit: options.overcommit,
@@ -248,14 +260,61 @@ export function rfcVsMainlineDensity(options: {
       scenario: patch,
       baseline: false,
       check: true,
-    });
-    return {
-      mode,
-      vmsRequested: row!.vmsRequested,
-      vmsStarted: row!.vmsStarted,
-      vmsHealthy: row!.vmsHealthy,
-      pinnedPagesPeak: row!.pinnedPagesPeak,
-      errors: row!.errors.join(" | "),
-    };
+    },
+  };
+}
+
+/**
+ * The scenario JSON of configuration `mode`'s density run, for a sweep
+ * runner (the report's workers); {@linkcode rfcVsMainlineDensityRow} reads
+ * its result.
+ */
+export function rfcVsMainlineDensityJson(
+  options: RfcVsMainlineDensityOptions,
+  mode: RfcVsMainlineMode,
+): Record<string, unknown> {
+  const { design, density } = densityOf(options, mode);
+  return densityScenarioJson(density, design);
+}
+
+/**
+ * Configuration `mode`'s density row from its run (metrics and per-VM
+ * outcomes, as runScenarioWithSeries or a sweep with series returns them).
+ */
+export function rfcVsMainlineDensityRow(
+  options: RfcVsMainlineDensityOptions,
+  mode: RfcVsMainlineMode,
+  run: Pick<RunResult, "metrics" | "vms">,
+): RfcVsMainlineDensityRow {
+  const { design, density } = densityOf(options, mode);
+  return shortRow(mode, densityRowOf(density, design, run));
+}
+
+function shortRow(
+  mode: RfcVsMainlineMode,
+  row: DensityRow,
+): RfcVsMainlineDensityRow {
+  return {
+    mode,
+    vmsRequested: row.vmsRequested,
+    vmsStarted: row.vmsStarted,
+    vmsHealthy: row.vmsHealthy,
+    pinnedPagesPeak: row.pinnedPagesPeak,
+    errors: row.errors.join(" | "),
+  };
+}
+
+/**
+ * VMs per host for each configuration: `densityExperiment` (more VMs than
+ * the host could pin, the workload on each) with the configuration's
+ * scenario sections, run here one after the other (the report runs
+ * {@linkcode rfcVsMainlineDensityJson} on its workers instead).
+ */
+export function rfcVsMainlineDensity(
+  options: RfcVsMainlineDensityOptions,
+): RfcVsMainlineDensityRow[] {
+  return (options.modes ?? RFC_VS_MAINLINE_MODES).map((mode) => {
+    const [row] = densityExperiment(densityOf(options, mode).density);
+    return shortRow(mode, row!);
   });
 }

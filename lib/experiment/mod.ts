@@ -117,6 +117,7 @@ export {
   serveRunner,
   SweepPool,
   type SweepProgress,
+  type WorkerRequest,
 } from "./sweep.ts";
 export {
   LIVELOCK_NS,

@@ -138,6 +138,18 @@ export class SweepPool {
   readonly #workers: (Worker | undefined)[] = [];
   #busy = false;
   #closed = false;
+  #dispatched = 0;
+
+  /** Points sent to its workers so far, over every sweep. */
+  get dispatched(): number {
+    return this.#dispatched;
+  }
+
+  /** Sends one point to `worker`, one of those {@linkcode take} gave, and counts it. */
+  post(worker: Worker, request: WorkerRequest): void {
+    this.#dispatched++;
+    worker.postMessage(request);
+  }
 
   /**
    * Creates an empty pool (workers start when a sweep needs them).
@@ -469,7 +481,8 @@ async function runAll<T>(
         series,
         ...(onRunProgress ? { progress: true } : {}),
       };
-      w.postMessage(request);
+      if (shared) shared.post(w, request);
+      else w.postMessage(request);
     };
     for (let k = 0; k < workers; k++) {
       const w = shared ? pool[k]! : newWorker(worker);

@@ -77,8 +77,23 @@ export interface Experiment {
   readonly sets: readonly ScenarioSet[];
   /** Whether the runs record time series. */
   readonly series: boolean;
-  /** Turns the runs (in the order of {@linkcode experimentScenarios}) into figures, tables and findings. */
-  analyse(runs: readonly RunOutput[]): ExperimentResult;
+  /**
+   * Scenarios the analysis reads besides the runs of `sets` but the
+   * section does not list (its run count, parameters and metrics CSV):
+   * the rfc-vs-mainline density runs. They run after `sets`, on the same
+   * workers, always with series and per-VM outcomes. [none]
+   */
+  readonly supportingSets?: readonly ScenarioSet[];
+  /**
+   * Turns the runs (in the order of {@linkcode experimentScenarios}) into
+   * figures, tables and findings; `supporting` holds the runs of
+   * {@linkcode supportingSets} (in the order of
+   * {@linkcode supportingScenarios}).
+   */
+  analyse(
+    runs: readonly RunOutput[],
+    supporting: readonly RunOutput[],
+  ): ExperimentResult;
 }
 
 /** Options of `reportSuite` (suite.ts). */
@@ -90,4 +105,11 @@ export interface SuiteOptions {
 /** Every scenario point an experiment runs, in order: each set parsed and expanded. */
 export function experimentScenarios(e: Experiment): Scenario[] {
   return e.sets.flatMap((set) => expandSweep(parseScenario(set.json)));
+}
+
+/** Every scenario point of an experiment's {@linkcode Experiment.supportingSets}, in order. */
+export function supportingScenarios(e: Experiment): Scenario[] {
+  return (e.supportingSets ?? []).flatMap((set) =>
+    expandSweep(parseScenario(set.json))
+  );
 }

@@ -55,6 +55,7 @@ export {
   type RunOutput,
   type ScenarioSet,
   type SuiteOptions,
+  supportingScenarios,
 } from "./experiment.ts";
 export { reportSuite } from "./suite.ts";
 export {

@@ -1,6 +1,8 @@
 /**
  * Runs the experiment suite and writes the report: for each experiment its
- * scenarios run on Web Workers (runStored over runSweep / runSweepWithSeries, on one SweepPool), the
+ * scenarios (and the supporting runs its analysis reads, such as density
+ * runs) run on Web Workers (runStored over runSweep / runSweepWithSeries,
+ * on one SweepPool), the
  * analysis draws the figures and builds the tables, and the files go to the
  * output directory: `index.html` (figures inline), `<figure>.svg`,
  * `<figure>.png`, `<table>.csv`, `<experiment>-metrics.csv` (every metric of
@@ -31,6 +33,7 @@ import {
   type Experiment,
   experimentScenarios,
   type RunOutput,
+  supportingScenarios,
 } from "./experiment.ts";
 import { reportSuite } from "./suite.ts";
 import {
@@ -56,6 +59,11 @@ export interface RunReportOptions {
   readonly quick?: boolean;
   /** Workers per sweep; 0 runs on the calling thread. [navigator.hardwareConcurrency] */
   readonly workers?: number;
+  /**
+   * The workers to run on instead of a pool of its own (the caller closes
+   * it); `workers` then defaults to its size. [a pool of `workers`, closed at the end]
+   */
+  readonly pool?: SweepPool;
   /** Only the experiments with these ids, in suite order. [all] */
   readonly only?: readonly string[];
   /** Where progress lines go (one per experiment). [stderr] */
@@ -129,13 +137,15 @@ export async function runReport(
 ): Promise<ReportSummary> {
   // One pool of workers for every sweep of the report: each worker starts
   // and warms up once, not once per experiment.
-  const pool = options.workers === 0 ? undefined : new SweepPool({
-    ...(options.workers === undefined ? {} : { size: options.workers }),
-  });
+  const own = options.workers === 0 || options.pool !== undefined
+    ? undefined
+    : new SweepPool({
+      ...(options.workers === undefined ? {} : { size: options.workers }),
+    });
   try {
-    return await writeReport(options, pool);
+    return await writeReport(options, options.pool ?? own);
   } finally {
-    pool?.close();
+    own?.close();
   }
 }
 
@@ -197,10 +207,34 @@ async function writeReport(
       series: e.series ? r.series : [],
       ...(e.series && r.vms ? { vms: r.vms } : {}),
     }));
+    // The supporting runs (density) go to the same workers, after these.
+    const support = supportingScenarios(e);
+    const supporting: RunOutput[] = support.length === 0
+      ? []
+      : (await runStored(
+        support,
+        {
+          ...sweepOptions,
+          ...(options.onRunProgress
+            ? {
+              onRunProgress: (k: number, p: RunProgress) =>
+                options.onRunProgress!(support[k]!, p),
+            }
+            : {}),
+          series: true,
+          ...(options.db ? { db: options.db } : {}),
+          ...(options.fresh ? { fresh: true } : {}),
+        },
+      )).results.map((r, k) => ({
+        scenario: support[k]!,
+        metrics: r.metrics,
+        series: r.series,
+        ...(r.vms ? { vms: r.vms } : {}),
+      }));
     runs += scenarios.length;
     reused += stored.reused;
     const wallSeconds = (performance.now() - te) / 1000;
-    const result = e.analyse(outputs);
+    const result = e.analyse(outputs, supporting);
 
     const htmlFigures: HtmlFigure[] = [];
     for (const f of result.figures) {

@@ -54,7 +54,7 @@ import {
   type TlbiRange,
 } from "./types.ts";
 import type { SmmuState } from "./_state.ts";
-import { cacheSte, fetchSte } from "./_ptw.ts";
+import { cacheSte, dropStreamMemo, fetchSte } from "./_ptw.ts";
 
 /**
  * Commands written to the command queue after the driver's issue time: the
@@ -549,6 +549,7 @@ export class CmdqConsumer {
     const s = this.#s;
     if (cmd.opcode >= CMD_CFGI_STE && cmd.opcode <= CMD_TLBI_NSNH_ALL) {
       s.invalGen++;
+      if (cmd.opcode <= CMD_CFGI_CD_ALL) dropStreamMemo(s);
     }
     const steCache = s.steCache;
     const span = this.#span;

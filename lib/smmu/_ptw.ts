@@ -360,7 +360,7 @@ export function xlate(s: SmmuState, p: Pending): number {
     p.prot = tlb.prot[i]!;
     if (p.ats) p.pageSize = 2 ** tlb.shift[i]!;
     // Hit under miss: the entry's own walk may still be in progress.
-    const ready = tlb.readyAt[i]! - s.sim.now;
+    const ready = tlb.readyAt(i) - s.sim.now;
     if (ready > s.acc) {
       s.stats.iotlbHitWaits++;
       s.acc = ready;
@@ -375,7 +375,7 @@ export function xlate(s: SmmuState, p: Pending): number {
   else walkNested(s, p, cfg, cd!, need);
   const t = tcuTime(s, pre, s.acc - pre);
   // The entry this walk filled answers only once the walk is done.
-  if (tlb.inserts !== inserts) tlb.readyAt[tlb.lastInsert] = s.sim.now + t;
+  if (tlb.inserts !== inserts) tlb.setReadyAt(tlb.lastInsert, s.sim.now + t);
   return t;
 }
 
@@ -423,6 +423,7 @@ function cacheCd(
 /** The configuration cache way for (sid, ssid), its old entry evicted; -1 when the cache has no entries. */
 function cfgWay(s: SmmuState, sid: number, ssid: number): number {
   const t = s.cfgTags;
+  dropStreamMemo(s);
   const key = sid + ssid + 1;
   const i = t.victim(sid, ssid, key, s.cfgLive);
   if (i < 0) return -1;
@@ -437,6 +438,17 @@ function cfgWay(s: SmmuState, sid: number, ssid: number): number {
   }
   t.set(i, sid, ssid, key);
   return i;
+}
+
+/**
+ * Empties {@linkcode Smmu.translateCached}'s stream memo: called by
+ * whatever changes the configuration cache. StreamID -1 matches no stream
+ * the memo could hold; a transaction that gives SID -1 itself then looks
+ * up ASID -2, which no IOTLB entry has, so it misses as it must.
+ */
+export function dropStreamMemo(s: SmmuState): void {
+  s.memoSid = -1;
+  s.memoAsid = -2;
 }
 
 /** True while configuration cache way `i` holds an entry CMD_CFGI_* has not dropped. */

@@ -96,6 +96,25 @@ export interface SmmuState {
    * invalidates.
    */
   invalGen: number;
+  /**
+   * {@linkcode Smmu.translateCached}'s stream memo: the StreamID of the
+   * last stream whose cached configuration (STE, CD) let a hit through,
+   * or -1 when there is none. Whatever changes the configuration cache (a
+   * fill or eviction in `cfgTags`, every CMD_CFGI_*) empties it
+   * (`dropStreamMemo` in `_ptw.ts`), so
+   * while it is set, `memoSsid`, `memoVmid`, `memoAsid` and `memoCdHit`
+   * are what resolving that stream from the cache would give. It never
+   * changes what is simulated, only how fast a hit is found.
+   */
+  memoSid: number;
+  /** The memo's SubstreamID (-1: none). */
+  memoSsid: number;
+  /** The memo's IOTLB tag A (VMID). */
+  memoVmid: number;
+  /** The memo's IOTLB tag B (ASID, -1 without stage 1; -2, matching no entry, when the memo is empty). */
+  memoAsid: number;
+  /** 1 when the memo's stream has stage 1 (a hit also counts a CD hit), else 0. */
+  memoCdHit: number;
   /** SMMU_GERROR: error flags the SMMU toggles (IHI0070 7.5). */
   gerror: number;
   /** SMMU_GERRORN: the driver's acknowledgements; an error is active while a bit differs from GERROR. */

@@ -705,6 +705,11 @@ export class Smmu {
       stallBacklog: [],
       nextStag: 0,
       invalGen: 0,
+      memoSid: -1,
+      memoSsid: -1,
+      memoVmid: 0,
+      memoAsid: -2,
+      memoCdHit: 0,
       gerror: 0,
       gerrorn: 0,
       cmdqErr: 0,
@@ -819,41 +824,65 @@ export class Smmu {
    * changes nothing: the caller then uses {@linkcode translate}.
    */
   translateCached(txn: Txn): number {
-    const sid = txn.sid;
+    const s = this.#s;
+    const ssid = txn.ssid ?? -1;
+    if (
+      (txn.sid !== s.memoSid || ssid !== s.memoSsid) &&
+      !this.#memoStream(txn.sid, ssid)
+    ) return -1;
+    // An IOTLB hit with the permission needed whose walk is done (one
+    // still in progress: translate() waits for it).
+    const pa = this.iotlb.hit(
+      s.memoVmid,
+      s.memoAsid,
+      txn.iova,
+      txn.write ? PROT_WRITE : PROT_READ,
+      s.sim.now + s.cIotlb,
+    );
+    if (pa < 0) return -1;
+    const st = this.stats;
+    st.translations++;
+    st.cfgHits++;
+    st.cdHits += s.memoCdHit;
+    st.iotlbHits++;
+    return pa;
+  }
+
+  /**
+   * Resolves the configuration of (`sid`, `ssid`) from the configuration
+   * cache as {@linkcode translateCached} needs it (cached STE and CD, no
+   * S1DSS special case) into the stream memo (`SmmuState.memoSid` ...);
+   * false (memo unchanged) when the fast path does not apply.
+   */
+  #memoStream(sid: number, ssid: number): boolean {
     const steCache = this.#steCache;
     const cfg = sid >= 0 && sid < steCache.length ? steCache[sid] : undefined;
-    if (cfg === undefined || (!cfg.s1 && !cfg.s2)) return -1;
-    const ssid = txn.ssid ?? -1;
+    if (cfg === undefined || (!cfg.s1 && !cfg.s2)) return false;
     let b = -1, cdHit = 0;
     if (cfg.s1) {
-      if (ssid >= 0 && (cfg.cdMax === 0 || ssid >= 2 ** cfg.cdMax)) return -1;
+      if (ssid >= 0 && (cfg.cdMax === 0 || ssid >= 2 ** cfg.cdMax)) {
+        return false;
+      }
       // S1DSS other than "substream 0", or SubstreamID 0 under it: slow path.
       if (
         cfg.cdMax !== 0 &&
         (ssid < 0 ? cfg.s1dss !== S1DSS_SSID0 : ssid === 0 &&
           cfg.s1dss === S1DSS_SSID0)
-      ) return -1;
+      ) return false;
       const cd = cfg.cds[ssid >= 0 ? ssid : 0];
-      if (cd === undefined) return -1;
+      if (cd === undefined) return false;
       b = cd.asid;
       cdHit = 1;
     } else if (ssid >= 0) {
-      return -1;
+      return false;
     }
-    const tlb = this.iotlb;
-    const iova = txn.iova;
-    const i = tlb.lookup(cfg.vmid, b, iova);
-    if (i < 0) return -1;
-    const need = txn.write ? PROT_WRITE : PROT_READ;
-    if ((tlb.prot[i]! & need) !== need) return -1;
-    // The walk that filled the entry is still in progress: translate() waits.
-    if (tlb.readyAt[i]! > this.#s.sim.now + this.#s.cIotlb) return -1;
-    const st = this.stats;
-    st.translations++;
-    st.cfgHits++;
-    st.cdHits += cdHit;
-    st.iotlbHits++;
-    return tlb.translate(i, iova);
+    const s = this.#s;
+    s.memoSid = sid;
+    s.memoSsid = ssid;
+    s.memoVmid = cfg.vmid;
+    s.memoAsid = b;
+    s.memoCdHit = cdHit;
+    return true;
   }
 
   /** The walk caches' hits and misses and the waits for translation slots and walkers (a new record). */

@@ -40,6 +40,32 @@ const EMPTY_U8 = new Uint8Array(0);
 const EMPTY_F64 = new Float64Array(0);
 
 /**
+ * The hit path's record per entry, {@linkcode HOT_STRIDE} doubles (64
+ * bytes, one cache line) in one array: a lookup, its permission and
+ * readiness checks and the output address touch one typed array instead
+ * of eight (each typed-array access loads its array, length and data
+ * pointer). The fields mirror the public arrays (`va`, `out`, `prot`, the
+ * tags) plus the LRU stamp and the readiness time.
+ */
+const HOT_STRIDE = 8;
+/** Hot field: `va + shift - 12` (exact: `va` is a multiple of 4 KiB), or -1 when the entry is invalid, so one compare checks page, size and validity. */
+const H_KEY = 0;
+/** Hot field: tag A. */
+const H_A = 1;
+/** Hot field: tag B. */
+const H_B = 2;
+/** Hot field: input page base (`va`). */
+const H_VA = 3;
+/** Hot field: output page base (`out`). */
+const H_OUT = 4;
+/** Hot field: permissions (`prot`). */
+const H_PROT = 5;
+/** Hot field: simulated time from which the entry may answer ({@linkcode SetAssocTlb.readyAt}). */
+const H_READY = 6;
+/** Hot field: LRU stamp. */
+const H_STAMP = 7;
+
+/**
  * A set-associative TLB. An entry is tagged by two context numbers (`a`, `b`:
  * VMID and ASID for an IOTLB, PASID for an ATC) and an input page of 4 KiB,
  * 2 MiB or 1 GiB; it holds the output page address and the permissions. The
@@ -81,17 +107,12 @@ export class SetAssocTlb {
   readonly out: Float64Array = EMPTY_F64;
   /** Permissions (IOMMU_READ | IOMMU_WRITE). */
   readonly prot: Uint8Array = EMPTY_U8;
-  /**
-   * Simulated time (ns) from which the entry may answer: the end of the
-   * walk that filled it (0: at once). The SMMU sets it after an insert; the
-   * TLB itself does not read it.
-   */
-  readonly readyAt: Float64Array = EMPTY_F64;
   /** Index of the entry the last {@linkcode SetAssocTlb.insert} wrote. */
   lastInsert: number = -1;
   /** Inserts so far. */
   inserts: number = 0;
-  readonly #stamp: Float64Array = EMPTY_F64;
+  /** {@linkcode HOT_STRIDE} doubles per entry: the `H_*` fields. */
+  readonly #hot: Float64Array = EMPTY_F64;
   readonly #validBySize = new Int32Array(3);
   /** sets - 1 when `sets` is a power of two (the set index is then a mask), else -1. */
   readonly #setMask: number;
@@ -123,8 +144,8 @@ export class SetAssocTlb {
     this.va = new Float64Array(entries);
     this.out = new Float64Array(entries);
     this.prot = new Uint8Array(entries);
-    this.#stamp = new Float64Array(entries);
-    this.readyAt = new Float64Array(entries);
+    this.#hot = new Float64Array(entries * HOT_STRIDE);
+    for (let i = 0; i < entries; i++) this.#hot[i * HOT_STRIDE + H_KEY] = -1;
   }
 
   #setBase(page: number): number {
@@ -139,45 +160,126 @@ export class SetAssocTlb {
    * index or -1. A hit refreshes the entry's LRU stamp.
    */
   lookup(a: number, b: number, addr: number): number {
-    // One probe per page size in use, smallest first; unrolled so that the
-    // size constants fold into #probe.
-    const valid = this.#validBySize;
-    if (valid[0] !== 0) {
-      const i = this.#probe(a, b, addr, 2 ** 12, 2 ** -12, 12);
+    // One probe per page size in use, smallest first.
+    if (this.#validBySize[0] !== 0) {
+      const i = this.probe4k(a, b, addr);
       if (i >= 0) return i;
     }
-    if (valid[1] !== 0) {
-      const i = this.#probe(a, b, addr, 2 ** 21, 2 ** -21, 21);
-      if (i >= 0) return i;
+    return this.lookupLarge(a, b, addr);
+  }
+
+  /** True when some valid entry is a 4 KiB page ({@linkcode probe4k} can hit). */
+  get valid4k(): boolean {
+    return this.#validBySize[0] !== 0;
+  }
+
+  /**
+   * The 4 KiB probe of {@linkcode lookup} alone: the entry of `addr`'s
+   * 4 KiB page in context (`a`, `b`), or -1 (refreshes its LRU stamp). Small
+   * enough for V8 to inline into a caller's hot loop; a caller that gets -1
+   * must still call {@linkcode lookupLarge} for the larger pages.
+   */
+  probe4k(a: number, b: number, addr: number): number {
+    const page = Math.floor(addr * 2 ** -12);
+    const m = this.#setMask;
+    const ways = this.ways;
+    const first = ((m >= 0 ? page & m : page % this.sets) * ways) | 0;
+    const key = page * 2 ** 12;
+    const h = this.#hot;
+    const end = (first + ways) | 0;
+    for (
+      let i = first, o = (first * HOT_STRIDE) | 0;
+      i < end;
+      i = (i + 1) | 0
+    ) {
+      if (h[o] === key && h[(o + H_A) | 0] === a && h[(o + H_B) | 0] === b) {
+        h[(o + H_STAMP) | 0] = ++this.#clock;
+        return i;
+      }
+      o = (o + HOT_STRIDE) | 0;
     }
-    if (valid[2] !== 0) return this.#probe(a, b, addr, 2 ** 30, 2 ** -30, 30);
     return -1;
   }
 
-  /** The way of the set of `addr`'s `size` page that matches, or -1 (refreshes its LRU stamp). */
+  /**
+   * The 2 MiB and 1 GiB probes of {@linkcode lookup} (what it tries after
+   * the 4 KiB page missed): the entry's index or -1 (refreshes its LRU
+   * stamp).
+   */
+  lookupLarge(a: number, b: number, addr: number): number {
+    const valid = this.#validBySize;
+    if (valid[1] !== 0) {
+      const i = this.#probe(a, b, addr, 2 ** -21, 21);
+      if (i >= 0) return i;
+    }
+    if (valid[2] !== 0) return this.#probe(a, b, addr, 2 ** -30, 30);
+    return -1;
+  }
+
+  /** The way of the set of `addr`'s 2^`shift` page that matches, or -1 (refreshes its LRU stamp). */
   #probe(
     a: number,
     b: number,
     addr: number,
-    size: number,
     inv: number,
     shift: number,
   ): number {
     const page = Math.floor(addr * inv);
-    const base = page * size;
+    const key = page * 2 ** shift + (shift - 12);
     const first = this.#setBase(page);
     const end = first + this.ways;
-    const va = this.va;
-    for (let i = first; i < end; i++) {
-      if (
-        va[i] === base && this.shift[i] === shift && this.tagA[i] === a &&
-        this.tagB[i] === b && this.kind[i] !== 0
-      ) {
-        this.#stamp[i] = ++this.#clock;
+    const h = this.#hot;
+    for (let i = first, o = first * HOT_STRIDE; i < end; i++) {
+      if (h[o + H_KEY] === key && h[o + H_A] === a && h[o + H_B] === b) {
+        h[o + H_STAMP] = ++this.#clock;
         return i;
       }
+      o += HOT_STRIDE;
     }
     return -1;
+  }
+
+  /**
+   * A transaction's IOTLB hit in one call: {@linkcode lookup} of `addr` in
+   * context (`a`, `b`) (which refreshes the entry's LRU stamp), then the
+   * output address of `addr` if the entry grants every permission in
+   * `need` and answers by `readyBy` ({@linkcode readyAt}), else -1 (also
+   * when nothing matches).
+   */
+  hit(
+    a: number,
+    b: number,
+    addr: number,
+    need: number,
+    readyBy: number,
+  ): number {
+    let i = this.probe4k(a, b, addr);
+    if (i < 0) {
+      i = this.lookupLarge(a, b, addr);
+      if (i < 0) return -1;
+    }
+    const h = this.#hot, o = (i * HOT_STRIDE) | 0;
+    if (
+      (h[(o + H_PROT) | 0]! & need) !== need || h[(o + H_READY) | 0]! > readyBy
+    ) {
+      return -1;
+    }
+    return h[(o + H_OUT) | 0]! + (addr - h[(o + H_VA) | 0]!);
+  }
+
+  /**
+   * Simulated time (ns) from which entry `i` may answer: the end of the
+   * walk that filled it (0: at once). The SMMU sets it after an insert
+   * ({@linkcode setReadyAt}); the TLB itself reads it only in
+   * {@linkcode hit}.
+   */
+  readyAt(i: number): number {
+    return this.#hot[i * HOT_STRIDE + H_READY]!;
+  }
+
+  /** Sets {@linkcode readyAt} of entry `i` (an insert resets it to 0). */
+  setReadyAt(i: number, t: number): void {
+    this.#hot[i * HOT_STRIDE + H_READY] = t;
   }
 
   /** The output address of `addr` through entry `i` (from {@linkcode lookup}). */
@@ -219,8 +321,9 @@ export class SetAssocTlb {
         same = i;
         break;
       }
-      if (this.#stamp[i]! < oldest) {
-        oldest = this.#stamp[i]!;
+      const stamp = this.#hot[i * HOT_STRIDE + H_STAMP]!;
+      if (stamp < oldest) {
+        oldest = stamp;
         lru = i;
       }
     }
@@ -235,12 +338,20 @@ export class SetAssocTlb {
     this.kind[i] = kind;
     this.shift[i] = shift;
     this.va[i] = va;
-    this.out[i] = Math.floor(outBase / size) * size;
+    const out = Math.floor(outBase / size) * size;
+    this.out[i] = out;
     this.prot[i] = prot;
-    this.readyAt[i] = 0;
+    const h = this.#hot, o = i * HOT_STRIDE;
+    h[o + H_KEY] = kind === 0 ? -1 : va + (shift - 12);
+    h[o + H_A] = this.tagA[i]!;
+    h[o + H_B] = this.tagB[i]!;
+    h[o + H_VA] = va;
+    h[o + H_OUT] = out;
+    h[o + H_PROT] = this.prot[i]!;
+    h[o + H_READY] = 0;
+    h[o + H_STAMP] = ++this.#clock;
     this.lastInsert = i;
     this.inserts++;
-    this.#stamp[i] = ++this.#clock;
     this.#validBySize[s]!++;
     this.valid++;
     return i;
@@ -250,6 +361,7 @@ export class SetAssocTlb {
   drop(i: number): void {
     if (this.kind[i] === 0) return;
     this.kind[i] = 0;
+    this.#hot[i * HOT_STRIDE + H_KEY] = -1;
     this.#validBySize[(this.shift[i]! - 12) / 9]!--;
     this.valid--;
   }
@@ -327,6 +439,8 @@ export class SetAssocTlb {
   invalidateAll(): number {
     const n = this.valid;
     this.kind.fill(0);
+    const h = this.#hot;
+    for (let i = 0; i < this.entries; i++) h[i * HOT_STRIDE + H_KEY] = -1;
     this.#validBySize.fill(0);
     this.valid = 0;
     return n;

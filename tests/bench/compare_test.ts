@@ -107,9 +107,6 @@ Deno.test("targets: every target's bench is one a bench file defines", async () 
     for (const m of text.matchAll(/`([^`$]*)\$\{fault\}([^`]*)`/g)) {
       for (const f of ["stall", "pri"]) names.add(`${m[1]}${f}${m[2]}`);
     }
-    for (const m of text.matchAll(/sweep, \$\{workers\}/g)) {
-      if (m) names.add("sweep, 1 worker").add("sweep, 2 workers");
-    }
   }
   names.add(ops.ACCESS_NAME_ON).add(ops.ACCESS_NAME_OFF);
   for (const t of TARGETS) {

@@ -22,8 +22,11 @@ import {
   renderHtml,
   reportSuite,
   rowsToCsv,
+  runReport,
+  supportingScenarios,
   VERSION,
 } from "../../lib/report/mod.ts";
+import { SweepPool } from "../../lib/experiment/sweep.ts";
 import { loadCostProfile } from "../../lib/sim/costs.ts";
 import { hiddenLines, xBreakMarks, xTickLabels } from "../plot/_marks.ts";
 
@@ -66,7 +69,12 @@ Deno.test("deno task report --quick writes a complete report", async (t) => {
       for (const e of suite) {
         assert.match(r.stderr, new RegExp(`\\] ${e.id}: done in `));
       }
-      const runs = suite.reduce((a, e) => a + experimentScenarios(e).length, 0);
+      // The supporting (density) runs report their progress too.
+      const runs = suite.reduce(
+        (a, e) =>
+          a + experimentScenarios(e).length + supportingScenarios(e).length,
+        0,
+      );
       const lines = r.stderr.split("\n").filter((l) =>
         /^\[\d+\/\d+\] /.test(l)
       );
@@ -624,7 +632,7 @@ Deno.test("the alternatives section compares all five designs and recommends fro
     scenario,
     ...runScenarioWithSeries(scenario, { seriesPoints: 20 }),
   }));
-  const result = e.analyse(runs);
+  const result = e.analyse(runs, []);
   const rows = result.tables[0]!.rows as unknown as {
     mode: string;
     pinnedBytesPeak: number;
@@ -660,4 +668,44 @@ Deno.test("the alternatives section compares all five designs and recommends fro
     assert.ok(r.pinnedBytesPeak <= r.pinnedLimitBytes);
   }
   assert.equal(result.figures.length, 4);
+});
+
+Deno.test("the rfc-vs-mainline density runs go to the report's workers with its other runs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "iopf-report-density-" });
+  const pool = new SweepPool({ size: 1 });
+  try {
+    const e = reportSuite({ quick: true }).find((x) =>
+      x.id === "rfc-vs-mainline"
+    )!;
+    const listed = experimentScenarios(e).length;
+    const density = supportingScenarios(e);
+    assert.deepEqual(density.map((s) => s.vm.count), [8, 8, 8, 8, 8]);
+    const summary = await runReport({
+      out: dir,
+      quick: true,
+      only: ["rfc-vs-mainline"],
+      pool,
+      progress: false,
+      log: () => {},
+    });
+    // The section lists its own runs only; the pool ran the density runs too.
+    assert.equal(summary.runs, listed);
+    assert.equal(pool.dispatched, listed + density.length);
+    const rows = readCsv(
+      await Deno.readTextFile(join(dir, "rfc-vs-mainline-density.csv")),
+    );
+    assert.deepEqual(
+      rows.map((r) => r.mode),
+      [
+        "type1-static",
+        "type1-iopf",
+        "iommufd-pinned",
+        "iommufd-nested",
+        "iommufd-iopf",
+      ],
+    );
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -11,7 +11,8 @@
  */
 import {
   RFC_VS_MAINLINE_MODES,
-  rfcVsMainlineDensity,
+  rfcVsMainlineDensityJson,
+  rfcVsMainlineDensityRow,
   rfcVsMainlineHops,
   rfcVsMainlineJson,
   type RfcVsMainlineMode,
@@ -60,6 +61,14 @@ export function rfcVsMainline(quick: boolean): Experiment {
       };
     })
   );
+  // The density runs go to the report's workers too (not listed in the
+  // section: supporting runs), one per configuration.
+  const densityOptions = { ...density, workload: workloads.accelerator! };
+  const supportingSets = RFC_VS_MAINLINE_MODES.map((mode) => ({
+    json: rfcVsMainlineDensityJson(densityOptions, mode) as Readonly<
+      Record<string, JsonValue>
+    >,
+  }));
   return {
     id: "rfc-vs-mainline",
     title: "RFC vs mainline: type1 IOPF, iommufd, and the what-if",
@@ -70,7 +79,8 @@ export function rfcVsMainline(quick: boolean): Experiment {
     } guest in five configurations; the label after each name is the status the run reports (metrics.design.status): mainline, rfc, or what-if. Nested runs fill the guest's stage 1 on fault, so every first touch of a buffer page is a stage-1 fault that travels SMMU -> IOMMU core -> iommufd fault queue -> QEMU (read of a 40-byte record) -> vSMMU -> guest -> CMD_RESUME trap -> write of the 8-byte response. Fault latency by hop prices each hop from the cost profile and closes with the measured mean. VMs per host comes from a density run (${density.vmMemory} VMs on a ${density.hostMemory} host at overcommit ${density.overcommit}: VMs that start and run without a DMA error).`,
     sets,
     series: false,
-    analyse(runs) {
+    supportingSets,
+    analyse(runs, supporting) {
       const rows: RfcVsMainlineRow[] = runs.map((r, i) =>
         rfcVsMainlineRow(
           order[i]!.workload,
@@ -115,10 +125,9 @@ export function rfcVsMainline(quick: boolean): Experiment {
         )!;
         totals.push({ x, y: row.faultLatencyMeanNs });
       }
-      const dens = rfcVsMainlineDensity({
-        ...density,
-        workload: workloads.accelerator!,
-      }).map((d) => ({
+      const dens = RFC_VS_MAINLINE_MODES.map((mode, i) =>
+        rfcVsMainlineDensityRow(densityOptions, mode, supporting[i]!)
+      ).map((d) => ({
         ...d,
         configuration: name({ mode: d.mode, status: status.get(d.mode)! }),
       }));
