@@ -114,10 +114,15 @@ export class CmdqConsumer {
   #issueFree = 0;
   #cmdBusy = false;
   readonly #cmdDone: ((() => void) | undefined)[];
-  readonly #cmdBacklog: {
-    words: Uint32Array;
-    done: (() => void) | undefined;
-  }[] = [];
+  /**
+   * Commands waiting for room in the queue, in order: a ring of their
+   * words and completion callbacks (an array shifted per command cost time
+   * linear in the backlog, which a large unmap makes thousands long).
+   */
+  #blWords = new Uint32Array(16 * COMMAND_WORDS);
+  #blDone: ((() => void) | undefined)[] = new Array(16).fill(undefined);
+  #blHead = 0;
+  #blLen = 0;
   readonly #submissions: Submission[] = [];
   /** The command being processed from the queue (decoded in place). */
   readonly #cmd: CommandFields = newCommandFields();
@@ -327,14 +332,43 @@ export class CmdqConsumer {
     done: (() => void) | undefined,
   ): void {
     const q = this.#s.cmdq;
-    if (q.isFull || this.#cmdBacklog.length > 0) {
-      this.#cmdBacklog.push({
-        words: src.slice(off, off + COMMAND_WORDS),
-        done,
-      });
+    if (q.isFull || this.#blLen > 0) {
+      this.#backlogPush(src, off, done);
       return;
     }
     this.#writeCommand(src, off, done);
+  }
+
+  /** Appends a command to the backlog ring (doubling it when full). */
+  #backlogPush(
+    src: Uint32Array,
+    off: number,
+    done: (() => void) | undefined,
+  ): void {
+    let cap = this.#blDone.length;
+    if (this.#blLen === cap) {
+      const words = new Uint32Array(cap * 2 * COMMAND_WORDS);
+      const dones: ((() => void) | undefined)[] = new Array(cap * 2).fill(
+        undefined,
+      );
+      for (let k = 0; k < this.#blLen; k++) {
+        const j = (this.#blHead + k) & (cap - 1);
+        words.set(
+          this.#blWords.subarray(j * COMMAND_WORDS, (j + 1) * COMMAND_WORDS),
+          k * COMMAND_WORDS,
+        );
+        dones[k] = this.#blDone[j];
+      }
+      this.#blWords = words;
+      this.#blDone = dones;
+      this.#blHead = 0;
+      cap *= 2;
+    }
+    const j = (this.#blHead + this.#blLen) & (cap - 1);
+    const w = this.#blWords, o = j * COMMAND_WORDS;
+    for (let k = 0; k < COMMAND_WORDS; k++) w[o + k] = src[off + k]!;
+    this.#blDone[j] = done;
+    this.#blLen++;
   }
 
   #writeCommand(
@@ -467,9 +501,13 @@ export class CmdqConsumer {
     q.advance();
     this.#queuedCmds--;
     // Bounded: each pass moves one command from the backlog into the queue.
-    while (this.#cmdBacklog.length > 0 && !q.isFull) {
-      const b = this.#cmdBacklog.shift()!;
-      this.#writeCommand(b.words, 0, b.done);
+    while (this.#blLen > 0 && !q.isFull) {
+      const j = this.#blHead;
+      const done = this.#blDone[j];
+      this.#blDone[j] = undefined;
+      this.#blHead = (j + 1) & (this.#blDone.length - 1);
+      this.#blLen--;
+      this.#writeCommand(this.#blWords, j * COMMAND_WORDS, done);
     }
     s.stats.commands++;
     return done;

@@ -348,3 +348,31 @@ Deno.test("IHI0070 3.9.1.4: an invalidation completed in time raises no error an
   assert.equal(b.smmu.stats.atcInvTimeouts, 1);
   assert.throws(() => rig({ atcInvTimeoutNs: 0 }), { code: "EINVAL" });
 });
+
+Deno.test("a full command queue: the commands that do not fit wait in order and all complete, as many as 40 times the queue", () => {
+  // A 4-entry queue (cmdqLog2 2) and 161 submissions (a CMD_PRI_RESP with
+  // its own group index, then a CMD_SYNC), all made before the simulator
+  // runs: most wait outside the queue.
+  const r = rig({ cmdqLog2: 2 });
+  const ep = new Ep();
+  r.smmu.attachEndpoint(0x100, ep);
+  const done: number[] = [];
+  for (let i = 0; i <= 160; i++) {
+    r.smmu.submit(
+      [priResp(2, i), { opcode: CMD_SYNC }],
+      () => done.push(i),
+    );
+  }
+  r.sim.run();
+  const all = Array.from({ length: 161 }, (_, i) => i);
+  assert.deepEqual(done, all);
+  assert.deepEqual(ep.responses.map(([, g]) => g), all);
+  assert.equal(r.smmu.stats.commands, 322);
+  assert.equal(r.smmu.stats.syncs, 161);
+  assert.ok(r.smmu.cmdq.isEmpty);
+  // And again, after the backlog drained (the ring is reused).
+  r.smmu.submit([priResp(2, 7), { opcode: CMD_SYNC }], () => done.push(-1));
+  r.sim.run();
+  assert.deepEqual(done.slice(161), [-1]);
+  assert.equal(ep.responses.at(-1)![1], 7);
+});
