@@ -622,14 +622,17 @@ export class HostMemory {
     // booted host's address order.
     const bits = this.#bitmaps[b >>> 9]!;
     const w0 = (b % BLOCKS_PER_1G) * WORDS_PER_BLOCK;
+    const stride = this.#stride;
     let k = this.#curWord;
-    for (let i = 0; i < FRAMES_PER_2M; i++, k = (k + 1) % FRAMES_PER_2M) {
-      const pos = (k * this.#stride) % FRAMES_PER_2M;
+    // FRAMES_PER_2M is 512: `& 511` is `% 512` for these non-negative
+    // integers (k * stride stays below 2^31).
+    for (let i = 0; i < FRAMES_PER_2M; i++, k = (k + 1) & 511) {
+      const pos = (k * stride) & 511;
       const wi = w0 + (pos >>> 5), bit = pos & 31;
       const word = bits[wi]!;
       if ((word & (1 << bit)) === 0) {
         bits[wi] = word | (1 << bit);
-        this.#curWord = (k + 1) % FRAMES_PER_2M;
+        this.#curWord = (k + 1) & 511;
         this.#free4k[b] = this.#free4k[b]! - 1;
         return b * FRAMES_PER_2M + pos;
       }
