@@ -168,11 +168,6 @@ export class SetAssocTlb {
     return this.lookupLarge(a, b, addr);
   }
 
-  /** True when some valid entry is a 4 KiB page ({@linkcode probe4k} can hit). */
-  get valid4k(): boolean {
-    return this.#validBySize[0] !== 0;
-  }
-
   /**
    * The 4 KiB probe of {@linkcode lookup} alone: the entry of `addr`'s
    * 4 KiB page in context (`a`, `b`), or -1 (refreshes its LRU stamp). Small
