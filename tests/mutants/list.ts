@@ -173,12 +173,12 @@ export const MUTANTS: readonly Mutant[] = [
     ],
   },
   {
-    id: "iotlb-hot-prot-stale",
+    id: "iotlb-hot-out-stale",
     file: "lib/smmu/tlb.ts",
-    find: "    h[o + H_PROT] = this.prot[i]!;",
-    replace: "    h[o + H_PROT] = 3;",
+    find: "    h[o + H_OUT] = out;",
+    replace: "    h[o + H_OUT] = 0;",
     breaks:
-      "the IOTLB hit path checks the permissions the entry was filled with",
+      "the IOTLB hit path answers with the output page the entry was filled with",
     tests: ["tests/smmu/tlb_property_test.ts"],
   },
 ];
