@@ -308,20 +308,18 @@ export class Simulator {
     return this.run();
   }
 
-  /** Whether lane `a`'s head comes before lane `b`'s (both non-empty). */
-  #before(a: number, b: number): boolean {
-    const ta = this.#headT[a]!, tb = this.#headT[b]!;
-    return ta < tb || (ta === tb && this.#headS[a]! < this.#headS[b]!);
-  }
-
   /** Lane `k` became non-empty: adds it to the lane heap. */
   #laneUp(k: number): void {
-    const h = this.#lheap;
+    const h = this.#lheap, headT = this.#headT, headS = this.#headS;
+    const kt = headT[k]!, ks = headS[k]!;
     let i = this.#lsize++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.#before(k, h[p]!)) break;
-      h[i] = h[p]!;
+      const q = h[p]!;
+      const qt = headT[q]!;
+      // Lane k goes above its parent only if its head comes first.
+      if (!(kt < qt || (kt === qt && ks < headS[q]!))) break;
+      h[i] = q;
       i = p;
     }
     h[i] = k;
@@ -339,14 +337,26 @@ export class Simulator {
       k = h[n]!;
     }
     const n = this.#lsize;
+    const headT = this.#headT, headS = this.#headS;
+    const kt = headT[k]!, ks = headS[k]!;
     let i = 0;
     for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && this.#before(h[r]!, h[l]!) ? r : l;
-      if (!this.#before(h[c]!, k)) break;
-      h[i] = h[c]!;
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      let lc = h[c]!;
+      let ct = headT[lc]!;
+      if (c + 1 < n) {
+        const rl = h[c + 1]!;
+        const rt = headT[rl]!;
+        if (rt < ct || (rt === ct && headS[rl]! < headS[lc]!)) {
+          c++;
+          lc = rl;
+          ct = rt;
+        }
+      }
+      // The earlier child goes up only if its head comes before lane k's.
+      if (!(ct < kt || (ct === kt && headS[lc]! < ks))) break;
+      h[i] = lc;
       i = c;
     }
     h[i] = k;

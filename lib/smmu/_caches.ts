@@ -311,14 +311,17 @@ function invalidateLevels(
  * request ends. No allocation.
  *
  * The servers are identical, so only the multiset of their free times
- * matters: it is kept as a binary min-heap, so `start` reads the root and
- * `hold` replaces it (O(log n), not a scan of every server).
+ * matters: it is kept sorted, oldest first, in a ring, so `start` reads the
+ * head and `hold` drops it and puts the new free time in order from the
+ * tail. A request usually ends after every request before it (its free
+ * time is the largest), so `hold` is O(1) then; at worst O(n).
  */
 export class SlotPool {
   /** Servers. */
   readonly size: number;
-  /** Free times, a min-heap. */
+  /** Free times, ascending from `#head` around the ring. */
   readonly #freeAt: Float64Array;
+  #head = 0;
   /** Requests that had to wait for a server. */
   waits = 0;
   /** Total ns waited. */
@@ -332,7 +335,7 @@ export class SlotPool {
 
   /** When a request arriving at `at` starts (its server is the one free first). */
   start(at: number): number {
-    const best = this.#freeAt[0]!;
+    const best = this.#freeAt[this.#head]!;
     if (best > at) {
       this.waits++;
       this.waitNs += best - at;
@@ -345,16 +348,17 @@ export class SlotPool {
   hold(until: number): void {
     const f = this.#freeAt;
     const n = f.length;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && f[r]! < f[l]! ? r : l;
-      if (until <= f[c]!) break;
-      f[i] = f[c]!;
-      i = c;
+    // The head's slot becomes the tail: shift larger free times up into it.
+    let j = this.#head;
+    const head = j + 1 === n ? 0 : j + 1;
+    this.#head = head;
+    while (j !== head) {
+      const prev = j === 0 ? n - 1 : j - 1;
+      const v = f[prev]!;
+      if (v <= until) break;
+      f[j] = v;
+      j = prev;
     }
-    f[i] = until;
+    f[j] = until;
   }
 }

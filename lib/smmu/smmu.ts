@@ -822,6 +822,12 @@ export class Smmu {
    * the hit and returns the output address, which {@linkcode translate}
    * would deliver after {@linkcode iotlbLookupNs}. Otherwise returns -1 and
    * changes nothing: the caller then uses {@linkcode translate}.
+   *
+   * The last stream it resolved (its cached STE and CD, as VMID and ASID)
+   * is kept in a memo that every configuration-cache fill or eviction and
+   * every CMD_CFGI_* empties, so a run of hits on one stream reads the
+   * configuration cache once; the IOTLB is looked up on every call
+   * ({@linkcode SetAssocTlb.hit}). Neither changes what is simulated.
    */
   translateCached(txn: Txn): number {
     const s = this.#s;

@@ -41,11 +41,12 @@ const EMPTY_F64 = new Float64Array(0);
 
 /**
  * The hit path's record per entry, {@linkcode HOT_STRIDE} doubles (64
- * bytes, one cache line) in one array: a lookup, its permission and
- * readiness checks and the output address touch one typed array instead
- * of eight (each typed-array access loads its array, length and data
- * pointer). The fields mirror the public arrays (`va`, `out`, `prot`, the
- * tags) plus the LRU stamp and the readiness time.
+ * bytes, one cache line; the last is spare) in one array: a lookup, its
+ * readiness check and the output address touch one typed array instead
+ * of seven (each typed-array access loads its array, length and data
+ * pointer). The fields mirror the public arrays (`va`, `out`, the tags)
+ * plus the LRU stamp and the readiness time. The permissions are read
+ * from `prot` itself (an integer array: no conversion from a double).
  */
 const HOT_STRIDE = 8;
 /** Hot field: `va + shift - 12` (exact: `va` is a multiple of 4 KiB), or -1 when the entry is invalid, so one compare checks page, size and validity. */
@@ -58,12 +59,10 @@ const H_B = 2;
 const H_VA = 3;
 /** Hot field: output page base (`out`). */
 const H_OUT = 4;
-/** Hot field: permissions (`prot`). */
-const H_PROT = 5;
 /** Hot field: simulated time from which the entry may answer ({@linkcode SetAssocTlb.readyAt}). */
-const H_READY = 6;
+const H_READY = 5;
 /** Hot field: LRU stamp. */
-const H_STAMP = 7;
+const H_STAMP = 6;
 
 /**
  * A set-associative TLB. An entry is tagged by two context numbers (`a`, `b`:
@@ -168,11 +167,6 @@ export class SetAssocTlb {
     return this.lookupLarge(a, b, addr);
   }
 
-  /** True when some valid entry is a 4 KiB page ({@linkcode probe4k} can hit). */
-  get valid4k(): boolean {
-    return this.#validBySize[0] !== 0;
-  }
-
   /**
    * The 4 KiB probe of {@linkcode lookup} alone: the entry of `addr`'s
    * 4 KiB page in context (`a`, `b`), or -1 (refreshes its LRU stamp). Small
@@ -260,7 +254,7 @@ export class SetAssocTlb {
     }
     const h = this.#hot, o = (i * HOT_STRIDE) | 0;
     if (
-      (h[(o + H_PROT) | 0]! & need) !== need || h[(o + H_READY) | 0]! > readyBy
+      (this.prot[i]! & need) !== need || h[(o + H_READY) | 0]! > readyBy
     ) {
       return -1;
     }
@@ -347,7 +341,6 @@ export class SetAssocTlb {
     h[o + H_B] = this.tagB[i]!;
     h[o + H_VA] = va;
     h[o + H_OUT] = out;
-    h[o + H_PROT] = this.prot[i]!;
     h[o + H_READY] = 0;
     h[o + H_STAMP] = ++this.#clock;
     this.lastInsert = i;

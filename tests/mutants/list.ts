@@ -142,4 +142,43 @@ export const MUTANTS: readonly Mutant[] = [
       "an illegal command stops the command queue with CERROR_ILL and GERROR.CMDQ_ERR (IHI0070 7.1)",
     tests: ["tests/smmu/cmdq_test.ts"],
   },
+  {
+    id: "smmu-memo-ignores-cfgi",
+    file: "lib/smmu/_cmdq.ts",
+    find: "      if (cmd.opcode <= CMD_CFGI_CD_ALL) dropStreamMemo(s);\n",
+    replace: "",
+    breaks:
+      "translateCached's stream memo must not outlive a CMD_CFGI_* of its STE or CD (IHI0070 4.3)",
+    tests: ["tests/smmu/translate_cached_test.ts"],
+  },
+  {
+    id: "smmu-memo-ignores-cfg-eviction",
+    file: "lib/smmu/_ptw.ts",
+    find: "  const t = s.cfgTags;\n  dropStreamMemo(s);",
+    replace: "  const t = s.cfgTags;",
+    breaks:
+      "translateCached's stream memo must not outlive the eviction of its STE or CD from the configuration cache",
+    tests: ["tests/smmu/translate_cached_test.ts"],
+  },
+  {
+    id: "iotlb-drop-keeps-hot-key",
+    file: "lib/smmu/tlb.ts",
+    find: "    this.kind[i] = 0;\n    this.#hot[i * HOT_STRIDE + H_KEY] = -1;",
+    replace: "    this.kind[i] = 0;",
+    breaks:
+      "an IOTLB entry dropped by a TLBI must no longer answer the hit path",
+    tests: [
+      "tests/smmu/translate_cached_test.ts",
+      "tests/smmu/tlb_property_test.ts",
+    ],
+  },
+  {
+    id: "iotlb-hot-out-stale",
+    file: "lib/smmu/tlb.ts",
+    find: "    h[o + H_OUT] = out;",
+    replace: "    h[o + H_OUT] = 0;",
+    breaks:
+      "the IOTLB hit path answers with the output page the entry was filled with",
+    tests: ["tests/smmu/tlb_property_test.ts"],
+  },
 ];

@@ -270,3 +270,37 @@ Deno.test("a hit on an entry whose walk is still in progress waits for that walk
     at[2]! > r.costs["smmu.iotlbLookup"] + 2 * r.costs["smmu.walkRead"],
   );
 });
+
+Deno.test("SlotPool: starts and waits as a FIFO multi-server queue over the multiset of free times", async () => {
+  const { SlotPool } = await import("../../lib/smmu/_caches.ts");
+  const fc = (await import("fast-check")).default;
+  fc.assert(fc.property(
+    fc.integer({ min: 1, max: 9 }),
+    fc.array(
+      fc.tuple(
+        fc.integer({ min: 0, max: 50 }),
+        fc.integer({ min: 0, max: 80 }),
+      ),
+      { maxLength: 200 },
+    ),
+    (n, ops) => {
+      const pool = new SlotPool(n);
+      // The reference: every server's free time, the one free first taken.
+      const free = new Array<number>(n).fill(0);
+      let now = 0, waits = 0, waitNs = 0;
+      for (const [gap, busy] of ops) {
+        now += gap;
+        const k = free.indexOf(Math.min(...free));
+        const start = Math.max(now, free[k]!);
+        if (free[k]! > now) {
+          waits++;
+          waitNs += free[k]! - now;
+        }
+        free[k] = start + busy;
+        assert.equal(pool.start(now), start);
+        pool.hold(start + busy);
+      }
+      assert.deepEqual([pool.waits, pool.waitNs], [waits, waitNs]);
+    },
+  ));
+});
