@@ -9,10 +9,10 @@
  *   page); 0 otherwise;
  * - the PFN store ({@linkcode PfnStore}): PFN + 1 of each 4 KiB page (0 =
  *   not populated), only for chunks that hold 4 KiB pages (4k backing, THP
- *   fallback or split THP), as 16-bit offsets from a per-chunk base frame
- *   (2 bytes a page) while the chunk's frames lie within 256 MiB of each
- *   other, which they do when the chunk was populated in one go; 32-bit
- *   PFNs otherwise;
+ *   fallback or split THP): (page, PFN) pairs while the chunk holds at most
+ *   8 pages, then 16-bit offsets from a per-chunk base frame (2 bytes a
+ *   page) while the chunk's frames lie within 256 MiB of each other, which
+ *   they do when the chunk was populated in one go; 32-bit PFNs otherwise;
  * - `chunkPop[c]`: populated pages; `chunkPinned[c]`: pages with a pin count
  *   above 0; `chunkRef[c]`: referenced bit for the reclaim clock;
  * - pin counts: `chunkPin[c]` is the count of every page of the chunk while
@@ -58,18 +58,30 @@ const NARROW_MAX = 0xffff;
 /** How far below its first frame a narrow slot's base goes (half the window). */
 const NARROW_BELOW = 0x8000;
 
+/** Kinds of a {@linkcode PfnStore} slot. */
+const NARROW = 0, WIDE = 1, SPARSE = 2;
+/** Pages a sparse slot holds at most. */
+const SPARSE_MAX = 8;
+
 /**
  * PFN + 1 of each 4 KiB page (0: not populated) of the chunks that hold
- * 4 KiB pages, one slot per such chunk. A slot is narrow while every value
- * it holds is within 1..65535 of its base (set from its first value, half a
- * window below it): a 16-bit offset per page in a slab of 64 slots. The
- * first value that does not fit widens the slot to 32-bit PFNs, for good
- * (frames a chunk got at different times from far-apart blocks). Either
- * way {@linkcode get} returns exactly the value {@linkcode set} stored.
- * A chunk's slot is found through a typed index by chunk (4 bytes per
- * chunk up to the highest one with a slot), and the chunks are listed in
- * the order their slots were made (the order {@linkcode chunks} reports,
- * which is the order teardown frees frames in), as a Map would keep them.
+ * 4 KiB pages, one slot per such chunk, in one of three forms:
+ *
+ * - sparse, while it holds at most {@linkcode SPARSE_MAX} pages: (page,
+ *   value) pairs, 48 bytes, so that scattered first touches of a large
+ *   guest (one page per 2 MiB chunk) do not each cost a 1 KiB array;
+ * - narrow, while every value is within 1..65535 of its base (set from its
+ *   first value, half a window below it): a 16-bit offset per page, in
+ *   slabs of 64 such arrays;
+ * - wide: 32-bit PFNs, for good (frames a chunk got at different times
+ *   from far-apart blocks).
+ *
+ * Whatever the form, {@linkcode get} returns exactly the value
+ * {@linkcode set} stored. A chunk's slot is found through a typed index by
+ * chunk (4 bytes per chunk up to the highest one with a slot), and the
+ * chunks are listed in the order their slots were made (the order
+ * {@linkcode chunks} reports, which is the order teardown frees frames
+ * in), as a Map would keep them.
  */
 export class PfnStore {
   /** Chunk -> slot + 1 (0: none), grown to the highest chunk seen. */
@@ -81,16 +93,24 @@ export class PfnStore {
   #live = 0;
   /** Slot -> its entry in `#order`. */
   #orderAt = new Int32Array(4);
-  /** Narrow offsets: slot s, page i at `#narrow[s >> 6][(s & 63) * 512 + i]`. */
+  /** Slot -> its form (NARROW, WIDE, SPARSE). */
+  #kind = new Uint8Array(4);
+  /** Narrow arrays: narrow index n, page i at `#narrow[n >> 6][(n & 63) * 512 + i]`. */
   readonly #narrow: Uint16Array[] = [];
+  /** Slot -> its narrow index (narrow slots). */
+  #nar = new Int32Array(4);
+  readonly #narFree: number[] = [];
+  #narNext = 0;
   /** Base of each narrow slot (a value stored is base + offset). */
   #base = new Float64Array(4);
   /** Slot -> its 32-bit values, for wide slots. */
   readonly #wide = new Map<number, Uint32Array>();
-  /** 1 for a wide slot. */
-  #isWide = new Uint8Array(4);
   /** Per slot: no page below this index holds a value (a lower bound of the first). */
   #low = new Uint16Array(4);
+  /** Sparse slots: pages held, and (page, value) pairs at `s * SPARSE_MAX + j`. */
+  #spN = new Uint8Array(4);
+  #spPage = new Uint16Array(4 * SPARSE_MAX);
+  #spVal = new Uint32Array(4 * SPARSE_MAX);
   readonly #free: number[] = [];
   #next = 0;
   #lastC = -1;
@@ -110,42 +130,20 @@ export class PfnStore {
     return this.#lastS;
   }
 
-  /** A new slot for chunk c (which has none), every value 0. */
-  create(c: number): number {
+  /**
+   * A new slot for chunk c (which has none), every value 0; `pages` says
+   * how many pages the caller is about to set (more than a sparse slot
+   * holds: a narrow one at once).
+   */
+  create(c: number, pages = 1): number {
     const s = this.#free.pop() ?? this.#next++;
-    if (s >= this.#base.length) {
-      const b = new Float64Array(this.#base.length * 2);
-      b.set(this.#base);
-      this.#base = b;
-      const w = new Uint8Array(this.#isWide.length * 2);
-      w.set(this.#isWide);
-      this.#isWide = w;
-      const low = new Uint16Array(this.#low.length * 2);
-      low.set(this.#low);
-      this.#low = low;
-      const at = new Int32Array(this.#orderAt.length * 2);
-      at.set(this.#orderAt);
-      this.#orderAt = at;
-    }
-    const si = s >>> SLAB_SHIFT;
-    const inSlab = (s & SLAB_MASK) + 1;
-    let slab = this.#narrow[si];
-    if (slab === undefined || slab.length < inSlab * CHUNK_PAGES) {
-      // Slab 0 doubles up to a full slab; later slabs are full at once.
-      const had = (slab?.length ?? 0) / CHUNK_PAGES;
-      const n = si === 0
-        ? Math.min(SLAB_SLOTS, Math.max(inSlab, had * 2))
-        : SLAB_SLOTS;
-      const d = new Uint16Array(n * CHUNK_PAGES);
-      if (slab) d.set(slab);
-      this.#narrow[si] = slab = d;
-    } else {
-      const o = (s & SLAB_MASK) * CHUNK_PAGES;
-      slab.fill(0, o, o + CHUNK_PAGES);
-    }
-    this.#base[s] = -1;
-    this.#isWide[s] = 0;
+    if (s >= this.#base.length) this.#growSlots();
     this.#low[s] = CHUNK_PAGES;
+    if (pages > SPARSE_MAX) this.#makeNarrow(s);
+    else {
+      this.#kind[s] = SPARSE;
+      this.#spN[s] = 0;
+    }
     if (c >= this.#slotOf.length) {
       const n = Math.max(c + 1, this.#slotOf.length * 2, 64);
       const a = new Int32Array(n);
@@ -159,6 +157,59 @@ export class PfnStore {
     this.#live++;
     if (c === this.#lastC) this.#lastS = s;
     return s;
+  }
+
+  /** Doubles the per-slot arrays. */
+  #growSlots(): void {
+    const n = this.#base.length * 2;
+    const grow = <
+      T extends
+        | Float64Array
+        | Uint8Array
+        | Uint16Array
+        | Int32Array
+        | Uint32Array,
+    >(
+      a: T,
+      make: (n: number) => T,
+      per = 1,
+    ): T => {
+      const b = make(n * per);
+      b.set(a);
+      return b;
+    };
+    this.#base = grow(this.#base, (k) => new Float64Array(k));
+    this.#kind = grow(this.#kind, (k) => new Uint8Array(k));
+    this.#low = grow(this.#low, (k) => new Uint16Array(k));
+    this.#orderAt = grow(this.#orderAt, (k) => new Int32Array(k));
+    this.#nar = grow(this.#nar, (k) => new Int32Array(k));
+    this.#spN = grow(this.#spN, (k) => new Uint8Array(k));
+    this.#spPage = grow(this.#spPage, (k) => new Uint16Array(k), SPARSE_MAX);
+    this.#spVal = grow(this.#spVal, (k) => new Uint32Array(k), SPARSE_MAX);
+  }
+
+  /** Gives slot s a narrow array of zeros (its base unset). */
+  #makeNarrow(s: number): void {
+    const n = this.#narFree.pop() ?? this.#narNext++;
+    const si = n >>> SLAB_SHIFT;
+    const inSlab = (n & SLAB_MASK) + 1;
+    let slab = this.#narrow[si];
+    if (slab === undefined || slab.length < inSlab * CHUNK_PAGES) {
+      // Slab 0 doubles up to a full slab; later slabs are full at once.
+      const had = (slab?.length ?? 0) / CHUNK_PAGES;
+      const k = si === 0
+        ? Math.min(SLAB_SLOTS, Math.max(inSlab, had * 2))
+        : SLAB_SLOTS;
+      const d = new Uint16Array(k * CHUNK_PAGES);
+      if (slab) d.set(slab);
+      this.#narrow[si] = d;
+    } else {
+      const o = (n & SLAB_MASK) * CHUNK_PAGES;
+      slab.fill(0, o, o + CHUNK_PAGES);
+    }
+    this.#kind[s] = NARROW;
+    this.#nar[s] = n;
+    this.#base[s] = -1;
   }
 
   /** Drops the holes of `#order` (or doubles it when it has few). */
@@ -180,9 +231,16 @@ export class PfnStore {
 
   /** The value of page i of slot s (PFN + 1, or 0). */
   get(s: number, i: number): number {
-    if (this.#isWide[s] !== 0) return this.#wide.get(s)![i]!;
-    const e = this.#narrow[s >>> SLAB_SHIFT]![((s & SLAB_MASK) << 9) | i]!;
-    return e === 0 ? 0 : this.#base[s]! + e;
+    const k = this.#kind[s]!;
+    if (k === NARROW) {
+      const n = this.#nar[s]!;
+      const e = this.#narrow[n >>> SLAB_SHIFT]![((n & SLAB_MASK) << 9) | i]!;
+      return e === 0 ? 0 : this.#base[s]! + e;
+    }
+    if (k === WIDE) return this.#wide.get(s)![i]!;
+    const o = s * SPARSE_MAX, end = o + this.#spN[s]!, pg = this.#spPage;
+    for (let j = o; j < end; j++) if (pg[j] === i) return this.#spVal[j]!;
+    return 0;
   }
 
   /**
@@ -190,14 +248,25 @@ export class PfnStore {
    * when none does: what a scan for populated pages skips to.
    */
   nextSet(s: number, from: number): number {
+    const k = this.#kind[s]!;
+    if (k === SPARSE) {
+      let best = CHUNK_PAGES;
+      const o = s * SPARSE_MAX, end = o + this.#spN[s]!, pg = this.#spPage;
+      for (let j = o; j < end; j++) {
+        const p = pg[j]!;
+        if (p >= from && p < best) best = p;
+      }
+      return best;
+    }
     const low = this.#low[s]!;
     let i = from > low ? from : low;
-    if (this.#isWide[s] !== 0) {
+    if (k === WIDE) {
       const w = this.#wide.get(s)!;
       while (i < CHUNK_PAGES && w[i] === 0) i++;
     } else {
-      const slab = this.#narrow[s >>> SLAB_SHIFT]!;
-      const o = (s & SLAB_MASK) << 9;
+      const n = this.#nar[s]!;
+      const slab = this.#narrow[n >>> SLAB_SHIFT]!;
+      const o = (n & SLAB_MASK) << 9;
       while (i < CHUNK_PAGES && slab[o + i] === 0) i++;
     }
     if (from <= low) this.#low[s] = i;
@@ -207,14 +276,27 @@ export class PfnStore {
   /** Sets page i of slot s to `value` (PFN + 1 below 2^32, or 0). */
   set(s: number, i: number, value: number): void {
     if (value !== 0 && i < this.#low[s]!) this.#low[s] = i;
-    if (this.#isWide[s] !== 0) {
+    const k = this.#kind[s]!;
+    if (k === SPARSE) {
+      if (this.#setSparse(s, i, value)) return;
+      // Full: a narrow array with what it held, then this value.
+      const o = s * SPARSE_MAX, n = this.#spN[s]!;
+      const pages = this.#spPage.slice(o, o + n);
+      const vals = this.#spVal.slice(o, o + n);
+      this.#makeNarrow(s);
+      for (let j = 0; j < n; j++) this.set(s, pages[j]!, vals[j]!);
+      this.set(s, i, value);
+      return;
+    }
+    if (k === WIDE) {
       this.#wide.get(s)![i] = value;
       return;
     }
-    const slab = this.#narrow[s >>> SLAB_SHIFT]!;
-    const o = ((s & SLAB_MASK) << 9) | i;
+    const n = this.#nar[s]!;
+    const slab = this.#narrow[n >>> SLAB_SHIFT]!;
+    const o0 = (n & SLAB_MASK) << 9;
     if (value === 0) {
-      slab[o] = 0;
+      slab[o0 | i] = 0;
       return;
     }
     let base = this.#base[s]!;
@@ -224,19 +306,41 @@ export class PfnStore {
     }
     const e = value - base;
     if (e >= 1 && e <= NARROW_MAX) {
-      slab[o] = e;
+      slab[o0 | i] = e;
       return;
     }
     // Widen: copy the slot's values into 32 bits.
     const w = new Uint32Array(CHUNK_PAGES);
-    const o0 = (s & SLAB_MASK) << 9;
     for (let k = 0; k < CHUNK_PAGES; k++) {
       const x = slab[o0 + k]!;
       w[k] = x === 0 ? 0 : base + x;
     }
     w[i] = value;
     this.#wide.set(s, w);
-    this.#isWide[s] = 1;
+    this.#kind[s] = WIDE;
+    this.#narFree.push(n);
+  }
+
+  /** Sets page i of sparse slot s; false when it is full and i is new. */
+  #setSparse(s: number, i: number, value: number): boolean {
+    const o = s * SPARSE_MAX, n = this.#spN[s]!, pg = this.#spPage;
+    for (let j = o; j < o + n; j++) {
+      if (pg[j] !== i) continue;
+      if (value !== 0) this.#spVal[j] = value;
+      else {
+        // Removed: the last pair takes its place.
+        pg[j] = pg[o + n - 1]!;
+        this.#spVal[j] = this.#spVal[o + n - 1]!;
+        this.#spN[s] = n - 1;
+      }
+      return true;
+    }
+    if (value === 0) return true;
+    if (n === SPARSE_MAX) return false;
+    pg[o + n] = i;
+    this.#spVal[o + n] = value;
+    this.#spN[s] = n + 1;
+    return true;
   }
 
   /** Drops the slot of chunk c (if any). */
@@ -246,7 +350,9 @@ export class PfnStore {
     this.#slotOf[c] = 0;
     this.#order[this.#orderAt[s]!] = -1;
     this.#live--;
-    if (this.#isWide[s] !== 0) this.#wide.delete(s);
+    const k = this.#kind[s]!;
+    if (k === WIDE) this.#wide.delete(s);
+    else if (k === NARROW) this.#narFree.push(this.#nar[s]!);
     this.#free.push(s);
     if (c === this.#lastC) this.#lastS = -1;
   }
@@ -258,11 +364,17 @@ export class PfnStore {
     this.#orderLen = 0;
     this.#live = 0;
     this.#orderAt = new Int32Array(4);
-    this.#wide.clear();
+    this.#kind = new Uint8Array(4);
     this.#narrow.length = 0;
+    this.#nar = new Int32Array(4);
+    this.#narFree.length = 0;
+    this.#narNext = 0;
+    this.#wide.clear();
     this.#base = new Float64Array(4);
-    this.#isWide = new Uint8Array(4);
     this.#low = new Uint16Array(4);
+    this.#spN = new Uint8Array(4);
+    this.#spPage = new Uint16Array(4 * SPARSE_MAX);
+    this.#spVal = new Uint32Array(4 * SPARSE_MAX);
     this.#free.length = 0;
     this.#next = 0;
     this.#lastC = -1;
@@ -279,8 +391,9 @@ export class PfnStore {
 
   /** Bytes of typed memory the store holds (for tests and benches). */
   get bytes(): number {
-    let n = this.#base.byteLength + this.#isWide.byteLength +
-      this.#low.byteLength +
+    let n = this.#base.byteLength + this.#kind.byteLength +
+      this.#low.byteLength + this.#nar.byteLength + this.#spN.byteLength +
+      this.#spPage.byteLength + this.#spVal.byteLength +
       this.#slotOf.byteLength + this.#order.byteLength +
       this.#orderAt.byteLength;
     for (const a of this.#narrow) n += a.byteLength;
@@ -881,7 +994,7 @@ export function zapPages(
       // THP partly covered or partly pinned: split into 4 KiB pages.
       const pfn0 = (f - 1) * CHUNK_PAGES;
       host.splitHugePage(pfn0);
-      const s = v.pfns.create(c);
+      const s = v.pfns.create(c, CHUNK_PAGES);
       for (let i = 0; i < CHUNK_PAGES; i++) v.pfns.set(s, i, pfn0 + i + 1);
       v.chunkFrame[c] = 0;
     }

@@ -399,7 +399,7 @@ function populatePiece(s: MmState, piece: Piece): number {
         slot = pfns.slotOf(c); // direct reclaim may have dropped it
         swapped = v.swapBits.get(c);
       }
-      if (slot < 0) slot = pfns.create(c);
+      if (slot < 0) slot = pfns.create(c, b - i);
       pfns.set(slot, i, pfn + 1);
       v.chunkPop[c] = v.chunkPop[c]! + 1;
       v.populated++;

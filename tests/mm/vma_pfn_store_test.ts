@@ -22,7 +22,7 @@ Deno.test("PfnStore returns what was set, narrow or wide", async (t) => {
     () => {
       for (const far of [1, 0x10_0000, 0xffff_ffff]) {
         const st = new PfnStore();
-        const s = st.create(0);
+        const s = st.create(0, CHUNK_PAGES);
         st.set(s, 0, 0x4_0000);
         st.set(s, 5, 0x4_0001);
         st.set(s, 9, far);
@@ -38,18 +38,41 @@ Deno.test("PfnStore returns what was set, narrow or wide", async (t) => {
   );
   await t.step("small first values: the base is 0", () => {
     const st = new PfnStore();
-    const s = st.create(0);
+    const s = st.create(0, CHUNK_PAGES);
     st.set(s, 0, 1);
     st.set(s, 1, 0xffff);
     assert.deepEqual([st.get(s, 0), st.get(s, 1)], [1, 0xffff]);
     assert.equal(st.wideSlots, 0);
   });
   await t.step(
+    "a slot of a few pages is sparse (no 1 KiB array) until its ninth page",
+    () => {
+      const st = new PfnStore();
+      const s = st.create(4);
+      const empty = st.bytes;
+      const pages = [300, 7, 511, 0, 64, 65, 200, 9];
+      for (const [k, p] of pages.entries()) st.set(s, p, 0x10_0000 + k);
+      assert.equal(st.bytes, empty, "eight pages: no narrow array");
+      st.set(s, 7, 0); // removed and set again: still eight at most
+      st.set(s, 7, 0x10_0001);
+      assert.equal(st.bytes, empty);
+      st.set(s, 100, 0x10_0100);
+      assert.ok(st.bytes >= empty + CHUNK_PAGES * 2, "the ninth: narrow");
+      for (const [k, p] of pages.entries()) {
+        assert.equal(st.get(s, p), 0x10_0000 + k);
+      }
+      assert.equal(st.get(s, 100), 0x10_0100);
+      assert.equal(st.get(s, 1), 0);
+      assert.equal(st.nextSet(s, 1), 7);
+      assert.equal(st.wideSlots, 0);
+    },
+  );
+  await t.step(
     "chunks in the order their slots were made; reused slots start empty",
     () => {
       const st = new PfnStore();
       const order = [5, 3, 9, 1];
-      for (const c of order) st.set(st.create(c), 0, 100 + c);
+      for (const c of order) st.set(st.create(c, CHUNK_PAGES), 0, 100 + c);
       st.set(st.slotOf(3), 1, 0x7fff_0000); // wide
       st.delete(3);
       assert.equal(st.slotOf(3), -1);
