@@ -215,6 +215,13 @@ export class PfnStore {
   /** Drops the holes of `#order` (or doubles it when it has few). */
   #compactOrder(): void {
     const old = this.#order;
+    if (this.#live === this.#orderLen) {
+      // No holes: positions stay, the array doubles.
+      const order = new Int32Array(old.length * 2);
+      order.set(old);
+      this.#order = order;
+      return;
+    }
     const order = this.#live * 2 > old.length
       ? new Int32Array(old.length * 2)
       : old;
