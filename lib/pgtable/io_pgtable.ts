@@ -267,30 +267,52 @@ const COMPACT_MAX = 0xffff;
 /** How far below its first output frame a compact table's base goes. */
 const COMPACT_BELOW = 0x8000;
 
+/** Forms of a leaf table in {@linkcode LeafPool}. */
+const COMPACT = 0, WIDE = 1, SPARSE = 2;
+/** Valid entries a sparse leaf table holds at most. */
+const SPARSE_MAX = 8;
+
 /**
- * Leaf (level 3) table pages. A table is compact while all its valid
- * entries have the same low attribute bits and output frames within 1..65535
- * of its base (set from its first entry, half a window below it), as the
- * tables of a range pinned or mapped in one go are: one 16-bit word per
- * entry (0: invalid, else the output frame - base + 1), 1 KiB a table
- * instead of 4 KiB. The first entry that does not fit makes the table wide
- * for good: real descriptor words, two per entry, as {@linkcode TablePool}
- * keeps them. Either way {@linkcode lo} and {@linkcode hi} return exactly
- * the descriptor {@linkcode set} wrote (and 0, 0 for an invalid entry).
+ * Leaf (level 3) table pages, each in one of three forms:
+ *
+ * - sparse, while it holds at most {@linkcode SPARSE_MAX} valid entries:
+ *   (index, descriptor) triples, 64 bytes, so that faults scattered over a
+ *   large space (one page per 2 MiB) do not each cost a table array;
+ * - compact, while all its valid entries have the same low attribute bits
+ *   and output frames within 1..65535 of its base (set from its first
+ *   entry, half a window below it), as the tables of a range pinned or
+ *   mapped in one go are: one 16-bit word per entry (0: invalid, else the
+ *   output frame - base + 1), 1 KiB a table instead of 4 KiB;
+ * - wide, for good once an entry fits neither: real descriptor words, two
+ *   per entry, as {@linkcode TablePool} keeps them.
+ *
+ * Whatever the form, {@linkcode lo} and {@linkcode hi} return exactly the
+ * descriptor {@linkcode set} wrote (and 0, 0 for an invalid entry).
  */
 class LeafPool {
-  /** Compact entries: table `s`, entry `i` at `off[s >> 6][(s & 63) * 512 + i]`. */
+  /** Per slot: its form (COMPACT, WIDE, SPARSE). */
+  kind = new Uint8Array(4);
+  /** Compact arrays: compact index `x`, entry `i` at `off[x >> 6][(x & 63) * 512 + i]`. */
   readonly off: Uint16Array[] = [];
+  /** Per slot: its compact index (compact tables). */
+  cix = new Int32Array(4);
+  #cfree: number[] = [];
+  #cnext = 0;
   /** Per slot: base output frame of a compact table (-1 before its first entry). */
   base = new Float64Array(4);
   /** Per slot: the low descriptor word's attribute bits of a compact table. */
   attr = new Uint16Array(4);
-  /** Per slot: -1 while compact, else its index in the wide pool. */
+  /** Per slot: its index in the wide pool (wide tables). */
   wide = new Int32Array(4);
   /** Wide tables' descriptor words: index `w`, entry `i` at `wdesc[w >> 6][(w & 63) * 1024 + 2i]`. */
   readonly wdesc: Uint32Array[] = [];
   #wfree: number[] = [];
   #wnext = 0;
+  /** Sparse tables: entries held, and (index, lo, hi) at `s * SPARSE_MAX + j`. */
+  #spN = new Uint8Array(4);
+  #spI = new Uint16Array(4 * SPARSE_MAX);
+  #spLo = new Uint32Array(4 * SPARSE_MAX);
+  #spHi = new Uint16Array(4 * SPARSE_MAX);
   /** Table page address of each slot. */
   addr = new Float64Array(4);
   /** Valid descriptors in each slot. */
@@ -300,26 +322,57 @@ class LeafPool {
 
   alloc(address: number): number {
     const slot = this.#free.pop() ?? this.#next++;
-    if (slot >= this.addr.length) {
-      const n = this.addr.length * 2;
-      const a = new Float64Array(n);
-      a.set(this.addr);
-      this.addr = a;
-      const u = new Uint16Array(n);
-      u.set(this.used);
-      this.used = u;
+    if (slot >= this.addr.length) this.#grow();
+    this.kind[slot] = SPARSE;
+    this.#spN[slot] = 0;
+    this.addr[slot] = address;
+    this.used[slot] = 0;
+    return slot;
+  }
+
+  /** Doubles the per-slot arrays. */
+  #grow(): void {
+    const n = this.addr.length * 2;
+    const f64 = (a: Float64Array) => {
       const b = new Float64Array(n);
-      b.set(this.base);
-      this.base = b;
-      const t = new Uint16Array(n);
-      t.set(this.attr);
-      this.attr = t;
-      const w = new Int32Array(n);
-      w.set(this.wide);
-      this.wide = w;
-    }
-    const ci = slot >>> CHUNK_SHIFT;
-    const inChunk = (slot & CHUNK_MASK) + 1;
+      b.set(a);
+      return b;
+    };
+    const u16 = (a: Uint16Array, per = 1) => {
+      const b = new Uint16Array(n * per);
+      b.set(a);
+      return b;
+    };
+    const i32 = (a: Int32Array) => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    const u8 = (a: Uint8Array) => {
+      const b = new Uint8Array(n);
+      b.set(a);
+      return b;
+    };
+    this.addr = f64(this.addr);
+    this.used = u16(this.used);
+    this.base = f64(this.base);
+    this.attr = u16(this.attr);
+    this.wide = i32(this.wide);
+    this.cix = i32(this.cix);
+    this.kind = u8(this.kind);
+    this.#spN = u8(this.#spN);
+    this.#spI = u16(this.#spI, SPARSE_MAX);
+    const lo = new Uint32Array(n * SPARSE_MAX);
+    lo.set(this.#spLo);
+    this.#spLo = lo;
+    this.#spHi = u16(this.#spHi, SPARSE_MAX);
+  }
+
+  /** Gives table `slot` a compact array of invalid entries (base unset). */
+  #makeCompact(slot: number): void {
+    const x = this.#cfree.pop() ?? this.#cnext++;
+    const ci = x >>> CHUNK_SHIFT;
+    const inChunk = (x & CHUNK_MASK) + 1;
     let chunk = this.off[ci];
     if (chunk === undefined || chunk.length < inChunk * ENTRIES) {
       // Chunk 0 doubles up to a full chunk; later chunks are full at once.
@@ -329,34 +382,42 @@ class LeafPool {
         : CHUNK_TABLES;
       const d = new Uint16Array(tables * ENTRIES);
       if (chunk) d.set(chunk);
-      this.off[ci] = chunk = d;
+      this.off[ci] = d;
+    } else {
+      const o = (x & CHUNK_MASK) * ENTRIES;
+      chunk.fill(0, o, o + ENTRIES);
     }
-    const o = (slot & CHUNK_MASK) * ENTRIES;
-    chunk.fill(0, o, o + ENTRIES);
+    this.kind[slot] = COMPACT;
+    this.cix[slot] = x;
     this.base[slot] = -1;
     this.attr[slot] = 0;
-    this.wide[slot] = -1;
-    this.addr[slot] = address;
-    this.used[slot] = 0;
-    return slot;
   }
 
   release(slot: number): void {
-    const w = this.wide[slot]!;
-    if (w >= 0) {
-      this.#wfree.push(w);
-      this.wide[slot] = -1;
-    }
+    const k = this.kind[slot]!;
+    if (k === WIDE) this.#wfree.push(this.wide[slot]!);
+    else if (k === COMPACT) this.#cfree.push(this.cix[slot]!);
+    this.kind[slot] = SPARSE;
+    this.#spN[slot] = 0;
     this.#free.push(slot);
+  }
+
+  /** Where entry i of sparse table `slot` is in the sparse arrays, or -1. */
+  #find(slot: number, i: number): number {
+    const o = slot * SPARSE_MAX, end = o + this.#spN[slot]!, idx = this.#spI;
+    for (let j = o; j < end; j++) if (idx[j] === i) return j;
+    return -1;
   }
 
   /** Whether entry i of table `slot` is valid. */
   valid(slot: number, i: number): boolean {
-    const w = this.wide[slot]!;
-    if (w < 0) {
-      return this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i] !==
-        0;
+    const k = this.kind[slot]!;
+    if (k === COMPACT) {
+      const x = this.cix[slot]!;
+      return this.off[x >>> CHUNK_SHIFT]![((x & CHUNK_MASK) << 9) | i] !== 0;
     }
+    if (k === SPARSE) return this.#find(slot, i) >= 0;
+    const w = this.wide[slot]!;
     return (this
       .wdesc[w >>> CHUNK_SHIFT]![((w & CHUNK_MASK) << 10) | (i << 1)]! &
       PTE_VALID) !== 0;
@@ -364,12 +425,18 @@ class LeafPool {
 
   /** The low descriptor word of entry i of table `slot`. */
   lo(slot: number, i: number): number {
-    const w = this.wide[slot]!;
-    if (w >= 0) {
+    const k = this.kind[slot]!;
+    if (k === WIDE) {
+      const w = this.wide[slot]!;
       return this
         .wdesc[w >>> CHUNK_SHIFT]![((w & CHUNK_MASK) << 10) | (i << 1)]!;
     }
-    const e = this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+    if (k === SPARSE) {
+      const j = this.#find(slot, i);
+      return j < 0 ? 0 : this.#spLo[j]!;
+    }
+    const x = this.cix[slot]!;
+    const e = this.off[x >>> CHUNK_SHIFT]![((x & CHUNK_MASK) << 9) | i]!;
     if (e === 0) return 0;
     const frame = this.base[slot]! + e - 1;
     return (((frame % 0x100000) * SZ_4K) | this.attr[slot]!) >>> 0;
@@ -377,13 +444,19 @@ class LeafPool {
 
   /** The high descriptor word of entry i of table `slot`. */
   hi(slot: number, i: number): number {
-    const w = this.wide[slot]!;
-    if (w >= 0) {
+    const k = this.kind[slot]!;
+    if (k === WIDE) {
+      const w = this.wide[slot]!;
       return this.wdesc[w >>> CHUNK_SHIFT]![
         (((w & CHUNK_MASK) << 10) | (i << 1)) + 1
       ]!;
     }
-    const e = this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+    if (k === SPARSE) {
+      const j = this.#find(slot, i);
+      return j < 0 ? 0 : this.#spHi[j]!;
+    }
+    const x = this.cix[slot]!;
+    const e = this.off[x >>> CHUNK_SHIFT]![((x & CHUNK_MASK) << 9) | i]!;
     if (e === 0) return 0;
     return Math.floor((this.base[slot]! + e - 1) / 0x100000) & 0xffff;
   }
@@ -394,8 +467,26 @@ class LeafPool {
    * valid included).
    */
   set(slot: number, i: number, pa: number, a: number): void {
-    let w = this.wide[slot]!;
-    if (w < 0) {
+    let k = this.kind[slot]!;
+    if (k === SPARSE) {
+      let j = this.#find(slot, i);
+      if (j < 0) {
+        const n = this.#spN[slot]!;
+        if (n < SPARSE_MAX) {
+          j = slot * SPARSE_MAX + n;
+          this.#spI[j] = i;
+          this.#spN[slot] = n + 1;
+        }
+      }
+      if (j >= 0) {
+        this.#spLo[j] = (pa & 0xfffff000) | a;
+        this.#spHi[j] = (pa / TWO32) & 0xffff;
+        return;
+      }
+      this.#promote(slot);
+      k = COMPACT;
+    }
+    if (k === COMPACT) {
       const frame = pa * INV_4K;
       let base = this.base[slot]!;
       if (base < 0) {
@@ -405,15 +496,32 @@ class LeafPool {
       }
       const e = frame - base + 1;
       if (a === this.attr[slot] && e >= 1 && e <= COMPACT_MAX) {
-        this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i] = e;
+        const x = this.cix[slot]!;
+        this.off[x >>> CHUNK_SHIFT]![((x & CHUNK_MASK) << 9) | i] = e;
         return;
       }
-      w = this.#widen(slot);
+      this.#widen(slot);
     }
+    const w = this.wide[slot]!;
     const c = this.wdesc[w >>> CHUNK_SHIFT]!;
     const o = ((w & CHUNK_MASK) << 10) | (i << 1);
     c[o] = (pa & 0xfffff000) | a;
     c[o + 1] = (pa / TWO32) & 0xffff;
+  }
+
+  /** A full sparse table becomes compact (or wide) with the entries it held. */
+  #promote(slot: number): void {
+    const o = slot * SPARSE_MAX, n = this.#spN[slot]!;
+    const idx = this.#spI.slice(o, o + n);
+    const los = this.#spLo.slice(o, o + n);
+    const his = this.#spHi.slice(o, o + n);
+    this.#spN[slot] = 0;
+    this.#makeCompact(slot);
+    for (let j = 0; j < n; j++) {
+      const lo = los[j]!;
+      const pa = his[j]! * TWO32 + ((lo & 0xfffff000) >>> 0);
+      this.set(slot, idx[j]!, pa, lo & 0xfff);
+    }
   }
 
   /**
@@ -421,7 +529,10 @@ class LeafPool {
    * (a contiguous run, written in one loop when it fits the compact form).
    */
   setRun(slot: number, i: number, n: number, pa: number, a: number): void {
-    if (this.wide[slot]! < 0 && n > 0) {
+    if (this.kind[slot] === SPARSE && this.#spN[slot]! + n > SPARSE_MAX) {
+      this.#promote(slot);
+    }
+    if (this.kind[slot] === COMPACT && n > 0) {
       const frame = pa * INV_4K;
       let base = this.base[slot]!;
       if (base < 0) {
@@ -431,8 +542,9 @@ class LeafPool {
       }
       const e = frame - base + 1;
       if (a === this.attr[slot] && e >= 1 && e + n - 1 <= COMPACT_MAX) {
-        const c = this.off[slot >>> CHUNK_SHIFT]!;
-        const o = ((slot & CHUNK_MASK) << 9) | i;
+        const x = this.cix[slot]!;
+        const c = this.off[x >>> CHUNK_SHIFT]!;
+        const o = ((x & CHUNK_MASK) << 9) | i;
         for (let k = 0; k < n; k++) c[o + k] = e + k;
         return;
       }
@@ -442,19 +554,32 @@ class LeafPool {
 
   /** Invalidates entry i of table `slot` (both words 0). */
   clear(slot: number, i: number): void {
-    const w = this.wide[slot]!;
-    if (w < 0) {
-      this.off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i] = 0;
+    const k = this.kind[slot]!;
+    if (k === COMPACT) {
+      const x = this.cix[slot]!;
+      this.off[x >>> CHUNK_SHIFT]![((x & CHUNK_MASK) << 9) | i] = 0;
       return;
     }
+    if (k === SPARSE) {
+      const j = this.#find(slot, i);
+      if (j < 0) return;
+      // The last entry takes its place.
+      const last = slot * SPARSE_MAX + this.#spN[slot]! - 1;
+      this.#spI[j] = this.#spI[last]!;
+      this.#spLo[j] = this.#spLo[last]!;
+      this.#spHi[j] = this.#spHi[last]!;
+      this.#spN[slot] = this.#spN[slot]! - 1;
+      return;
+    }
+    const w = this.wide[slot]!;
     const c = this.wdesc[w >>> CHUNK_SHIFT]!;
     const o = ((w & CHUNK_MASK) << 10) | (i << 1);
     c[o] = 0;
     c[o + 1] = 0;
   }
 
-  /** Makes table `slot` wide (its descriptors in words); returns its wide index. */
-  #widen(slot: number): number {
+  /** Makes compact table `slot` wide (its descriptors in words). */
+  #widen(slot: number): void {
     const w = this.#wfree.pop() ?? this.#wnext++;
     const ci = w >>> CHUNK_SHIFT;
     let chunk = this.wdesc[ci];
@@ -467,8 +592,9 @@ class LeafPool {
       chunk[t | (i << 1)] = this.lo(slot, i);
       chunk[(t | (i << 1)) + 1] = this.hi(slot, i);
     }
+    this.#cfree.push(this.cix[slot]!);
+    this.kind[slot] = WIDE;
     this.wide[slot] = w;
-    return w;
   }
 }
 
@@ -698,11 +824,11 @@ export class IoPgtable {
     addrs[3] = leaf.addr[slot]! + i * 8;
     out.reads = 4;
     out.level = 3;
-    const w = leaf.wide[slot]!;
-    if (w < 0) {
+    const kind = leaf.kind[slot]!;
+    if (kind === COMPACT) {
       // A compact table: every valid entry is a page with the table's attributes.
-      const e = leaf
-        .off[slot >>> CHUNK_SHIFT]![((slot & CHUNK_MASK) << 9) | i]!;
+      const x = leaf.cix[slot]!;
+      const e = leaf.off[x >>> CHUNK_SHIFT]![((x & CHUNK_MASK) << 9) | i]!;
       if (e === 0) return out;
       out.ok = true;
       out.pageSize = SZ_4K;
@@ -711,6 +837,12 @@ export class IoPgtable {
       out.pa = (leaf.base[slot]! + e - 1) * SZ_4K + (iova & 0xfff);
       return out;
     }
+    if (kind === SPARSE) {
+      const lo = leaf.lo(slot, i);
+      if ((lo & 3) !== 3) return out;
+      return this.#leafResult(out, lo, leaf.hi(slot, i), 3, iova);
+    }
+    const w = leaf.wide[slot]!;
     const c = leaf.wdesc[w >>> CHUNK_SHIFT]!;
     const o = ((w & CHUNK_MASK) << 10) | (i << 1);
     const lo = c[o]!;
@@ -1207,9 +1339,10 @@ export class IoPgtable {
     if (level === 3) {
       const leaf = this.#leaf;
       let cleared = 0;
-      if (leaf.wide[slot]! < 0) {
-        const c = leaf.off[slot >>> CHUNK_SHIFT]!;
-        const t = (slot & CHUNK_MASK) << 9;
+      if (leaf.kind[slot] === COMPACT) {
+        const x = leaf.cix[slot]!;
+        const c = leaf.off[x >>> CHUNK_SHIFT]!;
+        const t = (x & CHUNK_MASK) << 9;
         for (let i = i0; i <= i1; i++) {
           if (c[t | i] !== 0) {
             c[t | i] = 0;
