@@ -51,8 +51,12 @@ figure inline, each figure as .svg and .png, each table as .csv.
 
 options:
   --out DIR      output directory [${DEFAULT_OUT_DIR}]
-  --quick        the reduced suite (about 10 s)
+  --quick        the reduced suite (138 runs, about a minute of CPU)
   --workers N    workers per sweep, 0 to 256 (0: on the main thread) [one per core]
+  --db FILE      the results database: stored runs are read back, not run
+                 again [DIR/${DB_FILE}]
+  --no-db        no results database
+  --fresh        run every scenario again and replace what is stored
   -h, --help     print this and exit
 
 example:
