@@ -193,7 +193,7 @@ export class PfnStore {
     const n = this.#narFree.pop() ?? this.#narNext++;
     const si = n >>> SLAB_SHIFT;
     const inSlab = (n & SLAB_MASK) + 1;
-    let slab = this.#narrow[si];
+    const slab = this.#narrow[si];
     if (slab === undefined || slab.length < inSlab * CHUNK_PAGES) {
       // Slab 0 doubles up to a full slab; later slabs are full at once.
       const had = (slab?.length ?? 0) / CHUNK_PAGES;
