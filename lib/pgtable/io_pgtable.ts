@@ -388,7 +388,7 @@ class LeafPool {
     const x = this.#cfree.pop() ?? this.#cnext++;
     const ci = x >>> CHUNK_SHIFT;
     const inChunk = (x & CHUNK_MASK) + 1;
-    let chunk = this.off[ci];
+    const chunk = this.off[ci];
     if (chunk === undefined || chunk.length < inChunk * ENTRIES) {
       // Chunk 0 doubles up to a full chunk; later chunks are full at once.
       const had = (chunk?.length ?? 0) / ENTRIES;
