@@ -20,8 +20,10 @@ const COSTS = {
 };
 
 /** A setup whose core maps a batch as one map call per page. */
-function reference(): Setup {
-  const s = setup({ guestSize: 8 * MiB, costOverrides: COSTS });
+function reference(mixed = false): Setup {
+  const s = mixed
+    ? mixedRuns()
+    : setup({ guestSize: 8 * MiB, costOverrides: COSTS });
   const core = s.core;
   core.mapPages = (
     domain: IommuDomain,
@@ -44,6 +46,35 @@ function reference(): Setup {
     }
   };
   return s;
+}
+
+/**
+ * Guest RAM prefaulted on an ascending host in blocks of 1, 3, 1, 1, 5, 2
+ * ... pages, the blocks last to first: each block is a contiguous run, next
+ * to runs of one page.
+ */
+function mixedRuns(): Setup {
+  const s = setup({
+    guestSize: 8 * MiB,
+    costOverrides: COSTS,
+    frameOrder: "ascending",
+  });
+  for (const [p, n] of blocks().reverse()) {
+    s.mm.prefault(s.ram.start + p * 4096, n * 4096);
+  }
+  return s;
+}
+
+/** The blocks of {@linkcode mixedRuns}: [first page, pages]. */
+function blocks(): [number, number][] {
+  const lens = [1, 3, 1, 1, 5, 2, 1, 1, 1, 700, 1, 4];
+  const out: [number, number][] = [];
+  for (let p = 0, k = 0; p < 2048; k++) {
+    const n = Math.min(lens[k % lens.length]!, 2048 - p);
+    out.push([p, n]);
+    p += n;
+  }
+  return out;
 }
 
 function mapAll(s: Setup): { ns: number } | { error: string } {
@@ -100,4 +131,14 @@ Deno.test("static pin: a page mapped already stops the batch with EEXIST and the
   // Only the page mapped beforehand is left; no page stays pinned.
   assert.equal(b.container.domain!.mappedBytes, 4096);
   assert.equal(b.mm.lockedVm, 0);
+});
+
+Deno.test("static pin of contiguous runs next to single pages: the same calls in the same order as before", () => {
+  const a = reference(true), b = mixedRuns();
+  const ra = mapAll(a), rb = mapAll(b);
+  assert.ok("ns" in rb);
+  assert.deepEqual(rb, ra);
+  const maps = b.core.counters.get("iommu.maps");
+  assert.equal(maps, blocks().length); // one call per block
+  assert.deepEqual(state(b), state(a));
 });
