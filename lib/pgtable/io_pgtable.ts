@@ -1083,14 +1083,35 @@ export class IoPgtable {
       if (slot < 0) {
         // A bad address or a mapped page: map throws what it would.
         this.map(cur, pa, SZ_4K, prot);
-      } else {
-        leaf.setRun(slot, (cur * INV_4K) & 511, 1, pa, attrs);
+        tables[k] = stats.tablesAllocated - t;
+        progress.pages = k + 1;
+        continue;
+      }
+      let i = (cur * INV_4K) & 511;
+      leaf.setRun(slot, i, 1, pa, attrs);
+      leaf.used[slot]!++;
+      stats.leavesWritten++;
+      this.#mappedBytes += SZ_4K;
+      tables[k] = stats.tablesAllocated - t;
+      progress.pages = k + 1;
+      // The next pages in this leaf table (it stays the cached one): their
+      // map calls would find it at once and allocate nothing.
+      const end = Math.min(n, k + ENTRIES - i);
+      while (k + 1 < end) {
+        const p = pfns[from + k + 1]! * SZ_4K;
+        if (
+          !Number.isInteger(p) || p < 0 || !Number.isInteger(p * INV_4K) ||
+          p + SZ_4K > MAX_PADDR || leaf.valid(slot, i + 1)
+        ) break;
+        k++;
+        i++;
+        leaf.setRun(slot, i, 1, p, attrs);
         leaf.used[slot]!++;
         stats.leavesWritten++;
         this.#mappedBytes += SZ_4K;
+        tables[k] = 0;
+        progress.pages = k + 1;
       }
-      tables[k] = stats.tablesAllocated - t;
-      progress.pages = k + 1;
     }
   }
 

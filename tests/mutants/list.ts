@@ -218,4 +218,22 @@ export const MUTANTS: readonly Mutant[] = [
       "the pages a batch mapped before a failing one count as mapped, so the MAP_DMA unwind unmaps them",
     tests: ["tests/vfio/pin_batch_test.ts"],
   },
+  {
+    id: "pgtable-batch-run-skips-eexist",
+    file: "lib/pgtable/io_pgtable.ts",
+    find: "p + SZ_4K > MAX_PADDR || leaf.valid(slot, i + 1)",
+    replace: "p + SZ_4K > MAX_PADDR",
+    breaks:
+      "mapPages refuses a mapped page further on in the same leaf table with map's EEXIST",
+    tests: ["tests/pgtable/map_pages_test.ts"],
+  },
+  {
+    id: "pgtable-batch-run-overruns-table",
+    file: "lib/pgtable/io_pgtable.ts",
+    find: "const end = Math.min(n, k + ENTRIES - i);",
+    replace: "const end = Math.min(n, k + ENTRIES - i + 1);",
+    breaks:
+      "mapPages's run within a leaf table stops at its last entry (the next page is in the next table)",
+    tests: ["tests/pgtable/map_pages_test.ts"],
+  },
 ];
