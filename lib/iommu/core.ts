@@ -10,7 +10,13 @@ import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { Counters, Histogram } from "../sim/stats.ts";
-import { MAX_ADDRESS, type Prot, PROT_READ, PROT_WRITE } from "../sim/units.ts";
+import {
+  MAX_ADDRESS,
+  type Prot,
+  PROT_READ,
+  PROT_WRITE,
+  SZ_4K,
+} from "../sim/units.ts";
 import { FlushQueue } from "./flush_queue.ts";
 import {
   type IommuFaultHandler,
@@ -31,6 +37,7 @@ import {
   type IommuFaultSink,
   type IommuVmaster,
   type IotlbGather,
+  type MapPagesResult,
   type NestedConfig,
   newIotlbGather,
   type PageResponseCode,
@@ -490,6 +497,104 @@ export class IommuCore implements IommuFaultSink {
     (this.#cMaps ??= this.counters.cell("iommu.maps")).v++;
     (this.#cMapBytes ??= this.counters.cell("iommu.mapBytes")).v += size;
     return this.costs["iommu.mapCall"] + ns;
+  }
+
+  /**
+   * `n` iommu_map() calls of single 4 KiB pages in one go: page k at `iova +
+   * k * 4 KiB` to frame `pfns[from + k]` (physical address `pfns[from + k]
+   * * 4 KiB`), as the calls `map(domain, iova + k * 4 KiB, pfns[from + k] *
+   * 4 KiB, 4 KiB, prot)` in order would do them (what static pinning of
+   * scattered 4 KiB frames makes): the same table, counters and costs, each
+   * call's cost added to `r.ns` one by one (so `r.ns` ends as a caller
+   * starting from it and adding up the single calls would), and the pages
+   * mapped added to `r.pages`. The checks that do not depend on the page
+   * run once, and the driver walks to each leaf table once (when it has
+   * `mapPages`; else, or when an invariant check fails, each page is a
+   * {@linkcode map} call).
+   *
+   * Not all or nothing: on an error it throws what the first failing call
+   * would, with the pages before it mapped, counted and in `r`, as the
+   * single calls would have left them.
+   *
+   * @throws {IopfLabError} what the first failing {@linkcode map} call throws
+   */
+  mapPages(
+    domain: IommuDomain,
+    iova: number,
+    pfns: ArrayLike<number>,
+    from: number,
+    n: number,
+    prot: Prot,
+    r: MapPagesResult,
+  ): void {
+    const driver = this.driver;
+    if (
+      driver.mapPages === undefined || domain._freed ||
+      domain.kind === "nested" || domain.minPageSize !== SZ_4K ||
+      !Number.isInteger(iova) || iova < 0 || !aligned(iova, SZ_4K) ||
+      iova + n * SZ_4K > MAX_ADDRESS ||
+      (prot & (PROT_READ | PROT_WRITE)) === 0 ||
+      (prot & ~(PROT_READ | PROT_WRITE)) !== 0
+    ) {
+      for (let k = 0; k < n; k++) {
+        r.ns += this.map(
+          domain,
+          iova + k * SZ_4K,
+          pfns[from + k]! * SZ_4K,
+          SZ_4K,
+          prot,
+        );
+        r.pages++;
+      }
+      return;
+    }
+    const callNs = this.costs["iommu.mapCall"];
+    let k = 0;
+    while (k < n) {
+      // The pages up to the next one whose physical address map refuses.
+      let b = k;
+      while (b < n) {
+        const pa = pfns[from + b]! * SZ_4K;
+        if (!Number.isInteger(pa) || pa < 0 || !aligned(pa, SZ_4K)) break;
+        b++;
+      }
+      if (b > k) {
+        const before = r.pages;
+        try {
+          driver.mapPages(
+            domain.driverDomain,
+            iova + k * SZ_4K,
+            pfns,
+            from + k,
+            b - k,
+            prot,
+            callNs,
+            r,
+          );
+        } finally {
+          const done = r.pages - before;
+          if (done > 0) {
+            const bytes = done * SZ_4K;
+            domain.mappedBytes += bytes;
+            (this.#cMaps ??= this.counters.cell("iommu.maps")).v += done;
+            (this.#cMapBytes ??= this.counters.cell("iommu.mapBytes")).v +=
+              bytes;
+          }
+        }
+      }
+      if (b < n) {
+        // Throws its EINVAL.
+        r.ns += this.map(
+          domain,
+          iova + b * SZ_4K,
+          pfns[from + b]! * SZ_4K,
+          SZ_4K,
+          prot,
+        );
+        r.pages++;
+      }
+      k = b + 1;
+    }
   }
 
   /**

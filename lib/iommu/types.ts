@@ -146,6 +146,19 @@ export function newIotlbGather(): IotlbGather {
 }
 
 /**
+ * The running result of a batch of single-page maps
+ * ({@linkcode IommuDriverOps.mapPages}, `IommuCore.mapPages`): the ns of
+ * the calls so far (what a caller adding up the single calls' costs would
+ * hold, which it starts from) and the pages mapped.
+ */
+export interface MapPagesResult {
+  /** The cost so far in ns: the caller's running sum plus each call's cost, added one by one. */
+  ns: number;
+  /** Pages mapped so far. */
+  pages: number;
+}
+
+/**
  * What the IOMMU core needs from a driver (struct iommu_ops and
  * iommu_domain_ops). Map and unmap change the page table synchronously and
  * return their cost in ns; anything that goes through the hardware's command
@@ -178,6 +191,23 @@ export interface IommuDriverOps {
     size: number,
     prot: Prot,
   ): number;
+  /**
+   * Optional: `n` single 4 KiB maps, page k at `iova + k * 4 KiB` to frame
+   * `pfns[from + k]`, exactly as `n` {@linkcode map} calls in order (same
+   * table, same errors, the pages before a failing one left mapped): adds
+   * `callNs` plus each page's map cost to `r.ns` page by page, and the pages
+   * mapped to `r.pages` (also when it throws).
+   */
+  mapPages?(
+    domain: DriverDomain,
+    iova: number,
+    pfns: ArrayLike<number>,
+    from: number,
+    n: number,
+    prot: Prot,
+    callNs: number,
+    r: MapPagesResult,
+  ): void;
   /** Unmaps, adding to `gather`; returns `{ bytes, ns }`. Stale IOTLB entries stay until a sync. */
   unmap(
     domain: DriverDomain,

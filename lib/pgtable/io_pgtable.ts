@@ -176,6 +176,21 @@ export interface PgtableStats {
   readonly blocksSplit: number;
 }
 
+/**
+ * What {@linkcode IoPgtable.mapPages} did, filled as it goes (so also when it
+ * throws): the pages it mapped, and the table pages each of them allocated.
+ */
+export interface MapPagesProgress {
+  /** Pages mapped, in order from the first (those before a failing one). */
+  pages: number;
+  /**
+   * `tables[k]`: table pages page k's map allocated (what
+   * `stats.tablesAllocated` grew by in its single map call); at least as
+   * long as the batch.
+   */
+  tables: Uint8Array;
+}
+
 // ---------------------------------------------------------------------------
 // Private table pool
 
@@ -999,6 +1014,105 @@ export class IoPgtable {
       throw e;
     }
     this.#mappedBytes += size;
+  }
+
+  /**
+   * Maps `n` single 4 KiB pages: page k at `iova + k * 4 KiB` to frame
+   * `pfns[from + k]` (physical address `pfns[from + k] * 4 KiB`), exactly as
+   * the `n` calls `map(iova + k * 4 KiB, pfns[from + k] * 4 KiB, 4 KiB,
+   * prot)` in order would: the same descriptors, table pages (allocated in
+   * the same order), stats and mappedBytes, and on an error the same
+   * exception as the first failing call, with the pages before it left
+   * mapped (each call is all or nothing, the batch is not). The checks that
+   * do not depend on the page run once; a page that looks wrong in any way
+   * goes through `map` itself. `progress` says how many pages were mapped
+   * and what table pages each allocated.
+   *
+   * @throws {IopfLabError} what the first failing `map` call throws
+   */
+  mapPages(
+    iova: number,
+    pfns: ArrayLike<number>,
+    from: number,
+    n: number,
+    prot: Prot,
+    progress: MapPagesProgress,
+  ): void {
+    progress.pages = 0;
+    const tables = progress.tables;
+    const stats = this.#stats;
+    if (
+      !(typeof iova === "number" && Number.isInteger(iova) && iova >= 0 &&
+        Number.isInteger(iova * INV_4K) && iova + n * SZ_4K <= MAX_IOVA &&
+        typeof prot === "number" && (prot & (PROT_READ | PROT_WRITE)) !== 0)
+    ) {
+      // Some call fails a range or prot check: let each call find out.
+      for (let k = 0; k < n; k++) {
+        const t = stats.tablesAllocated;
+        this.map(iova + k * SZ_4K, pfns[from + k]! * SZ_4K, SZ_4K, prot);
+        tables[k] = stats.tablesAllocated - t;
+        progress.pages = k + 1;
+      }
+      return;
+    }
+    const attrs = protToPte(this.#stage, prot) | PTE_VALID | PTE_TYPE_PAGE;
+    const leaf = this.#leaf;
+    for (let k = 0; k < n; k++) {
+      const cur = iova + k * SZ_4K;
+      const pa = pfns[from + k]! * SZ_4K;
+      const t = stats.tablesAllocated;
+      let slot = -1;
+      if (
+        Number.isInteger(pa) && pa >= 0 && Number.isInteger(pa * INV_4K) &&
+        pa + SZ_4K <= MAX_PADDR
+      ) {
+        if (Math.floor(cur * INV_2M) * SZ_2M === this.#leafBase) {
+          if (!leaf.valid(this.#leafSlot, (cur * INV_4K) & 511)) {
+            slot = this.#leafSlot;
+          }
+        } else if (this.#pageMapped(cur) < 0) {
+          try {
+            slot = this.#tableFor(cur, 3);
+          } catch (e) {
+            // As map: only allocTable throws; free what this page installed.
+            this.#unmapRange(0, 0, 0, cur, cur + SZ_4K);
+            throw e;
+          }
+        }
+      }
+      if (slot < 0) {
+        // A bad address or a mapped page: map throws what it would.
+        this.map(cur, pa, SZ_4K, prot);
+        tables[k] = stats.tablesAllocated - t;
+        progress.pages = k + 1;
+        continue;
+      }
+      let i = (cur * INV_4K) & 511;
+      leaf.setRun(slot, i, 1, pa, attrs);
+      leaf.used[slot]!++;
+      stats.leavesWritten++;
+      this.#mappedBytes += SZ_4K;
+      tables[k] = stats.tablesAllocated - t;
+      progress.pages = k + 1;
+      // The next pages in this leaf table (it stays the cached one): their
+      // map calls would find it at once and allocate nothing.
+      const end = Math.min(n, k + ENTRIES - i);
+      while (k + 1 < end) {
+        const p = pfns[from + k + 1]! * SZ_4K;
+        if (
+          !Number.isInteger(p) || p < 0 || !Number.isInteger(p * INV_4K) ||
+          p + SZ_4K > MAX_PADDR || leaf.valid(slot, i + 1)
+        ) break;
+        k++;
+        i++;
+        leaf.setRun(slot, i, 1, p, attrs);
+        leaf.used[slot]!++;
+        stats.leavesWritten++;
+        this.#mappedBytes += SZ_4K;
+        tables[k] = 0;
+        progress.pages = k + 1;
+      }
+    }
   }
 
   #checkRange(op: "map" | "unmap", iova: number, size: number): void {

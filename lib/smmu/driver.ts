@@ -14,7 +14,11 @@ import type { Costs } from "../sim/costs.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import type { Simulator } from "../sim/simulator.ts";
 import { type Prot, SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
-import { IoPgtable, PGSIZE_BITMAP_4K } from "../pgtable/mod.ts";
+import {
+  IoPgtable,
+  type MapPagesProgress,
+  PGSIZE_BITMAP_4K,
+} from "../pgtable/mod.ts";
 import type {
   DriverDomain,
   IommuDevice,
@@ -23,6 +27,7 @@ import type {
   IommuFaultSink,
   IommuVmaster,
   IotlbGather,
+  MapPagesResult,
   NestedConfig,
   PageResponseCode,
 } from "../iommu/types.ts";
@@ -225,6 +230,8 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
   readonly #limits: TlbiLimits;
   readonly #pgsizeBitmap: number;
   readonly #masters = new Map<string, Master>();
+  /** The reused progress of {@linkcode mapPages}. */
+  readonly #batch: MapPagesProgress = { pages: 0, tables: new Uint8Array(0) };
   readonly #bySid = new Map<number, Master>();
   readonly #vmids = new Set<number>();
   readonly #asids = new Set<number>();
@@ -641,6 +648,41 @@ export class ArmSmmuV3Driver implements IommuDriverOps {
     const c = this.#costs;
     return (s.leavesWritten - leaves) * c["iommu.mapPerPte"] +
       (s.tablesAllocated - tables) * c["iommu.tableAlloc"];
+  }
+
+  /**
+   * `n` single 4 KiB maps through the domain's io-pgtable
+   * ({@linkcode IoPgtable.mapPages}), priced as `n` {@linkcode map} calls:
+   * `r.ns` gets `callNs` plus each page's cost added page by page, `r.pages`
+   * the pages mapped (also when it throws, as the first failing map would).
+   */
+  mapPages(
+    domain: DriverDomain,
+    iova: number,
+    pfns: ArrayLike<number>,
+    from: number,
+    n: number,
+    prot: Prot,
+    callNs: number,
+    r: MapPagesResult,
+  ): void {
+    const pt = this.#paging(domain, "map into");
+    const p = this.#batch;
+    if (p.tables.length < n) p.tables = new Uint8Array(Math.max(n, 512));
+    try {
+      pt.mapPages(iova, pfns, from, n, prot, p);
+    } finally {
+      const c = this.#costs;
+      const perPte = c["iommu.mapPerPte"], perTable = c["iommu.tableAlloc"];
+      const tables = p.tables;
+      let ns = r.ns;
+      // As map prices one page: 1 leaf written, tables[k] tables allocated.
+      for (let k = 0; k < p.pages; k++) {
+        ns += callNs + (perPte + tables[k]! * perTable);
+      }
+      r.ns = ns;
+      r.pages += p.pages;
+    }
   }
 
   /** Unmaps through the io-pgtable and adds the range to `gather`; the IOTLB keeps stale entries until a sync. */

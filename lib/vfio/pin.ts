@@ -10,6 +10,7 @@
  * @module
  */
 import type { IommuDomain } from "../iommu/core.ts";
+import type { MapPagesResult } from "../iommu/types.ts";
 import type { VmArea } from "../mm/types.ts";
 import { hex, IopfLabError } from "../sim/errors.ts";
 import { PAGE_SIZE } from "../sim/units.ts";
@@ -213,16 +214,17 @@ export function mapPinned(
   out: Float64Array | null,
   hugeVma: VmArea | null,
 ): number {
+  if (out) return mapRuns(s, dma, domain, off, n, out);
   const folio = hugeVma ? hugeVma.pageSize / PAGE_SIZE : 1;
   const hvaPage0 = dma.vaddr / PAGE_SIZE + off;
   let ns = 0;
   let runStart = 0;
-  let runPfn = out ? out[0]! : pfnAt(s, dma, off);
+  let runPfn = pfnAt(s, dma, off);
   let i = 0;
   for (;;) {
-    const next = out ? i + 1 : i + folio - ((hvaPage0 + i) % folio);
+    const next = i + folio - ((hvaPage0 + i) % folio);
     if (next >= n) break;
-    const pfn = out ? out[next]! : pfnAt(s, dma, off + next);
+    const pfn = pfnAt(s, dma, off + next);
     if (pfn !== runPfn + (next - runStart)) {
       ns += mapRun(s, dma, domain, off + runStart, next - runStart, runPfn);
       runStart = next;
@@ -232,6 +234,95 @@ export function mapPinned(
   }
   ns += mapRun(s, dma, domain, off + runStart, n - runStart, runPfn);
   return ns;
+}
+
+/**
+ * {@linkcode mapPinned} of 4 KiB pages (PFNs in `out`): one iommu_map call
+ * per physically contiguous run, in order; consecutive runs of one page
+ * (scattered frames) go to the core as a batch of single-page calls
+ * (`IommuCore.mapPages`), which maps, counts and prices them as
+ * those calls would. Returns ns.
+ */
+function mapRuns(
+  s: VfioState,
+  dma: VfioDma,
+  domain: IommuDomain,
+  off: number,
+  n: number,
+  out: Float64Array,
+): number {
+  // (No pages: the one empty call that refuses it, as before.)
+  if (n <= 0) return mapRun(s, dma, domain, off, n, out[0]!);
+  let ns = 0;
+  let single = -1; // first page of the pending single-page runs (-1: none)
+  let i = 0;
+  while (i < n) {
+    const pfn = out[i]!;
+    let j = i + 1;
+    while (j < n && out[j] === pfn + (j - i)) j++;
+    if (j - i === 1) {
+      if (single < 0) single = i;
+    } else {
+      if (single >= 0) {
+        ns = mapSingles(
+          s,
+          dma,
+          domain,
+          off + single,
+          i - single,
+          out,
+          single,
+          ns,
+        );
+        single = -1;
+      }
+      ns += mapRun(s, dma, domain, off + i, j - i, pfn);
+    }
+    i = j;
+  }
+  if (single >= 0) {
+    ns = mapSingles(s, dma, domain, off + single, n - single, out, single, ns);
+  }
+  return ns;
+}
+
+/** The reused result of {@linkcode mapSingles}. */
+const singles: MapPagesResult = { ns: 0, pages: 0 };
+
+/**
+ * Maps pages [page, page + n) of `dma` one iommu_map call each, page k to
+ * frame `pfns[from + k]`, as {@linkcode mapRun} of each would; `ns` is the
+ * caller's running cost, returned with each call's cost added in order.
+ * Counts the pages mapped in `dma.mappedPages`, also those before a page
+ * that fails (the error is rethrown): what the calls one by one would do.
+ */
+function mapSingles(
+  s: VfioState,
+  dma: VfioDma,
+  domain: IommuDomain,
+  page: number,
+  n: number,
+  pfns: Float64Array,
+  from: number,
+  ns: number,
+): number {
+  const r = singles;
+  r.ns = ns;
+  r.pages = 0;
+  try {
+    s.core.mapPages(
+      domain,
+      dma.iova + page * PAGE_SIZE,
+      pfns,
+      from,
+      n,
+      dma.prot,
+      r,
+    );
+  } finally {
+    dma.mappedPages += r.pages;
+  }
+  return r.ns;
 }
 
 /**
@@ -250,11 +341,7 @@ export function mapPages4k(
   n: number,
   out: Float64Array,
 ): number {
-  let ns = 0;
-  for (let i = 0; i < n; i++) {
-    ns += mapRun(s, dma, domain, off + i, 1, out[i]!);
-  }
-  return ns;
+  return n > 0 ? mapSingles(s, dma, domain, off, n, out, 0, 0) : 0;
 }
 
 /** PFN of page `page` of `dma` (from the mm: a hugetlb folio's pages). */

@@ -181,4 +181,59 @@ export const MUTANTS: readonly Mutant[] = [
       "the IOTLB hit path answers with the output page the entry was filled with",
     tests: ["tests/smmu/tlb_property_test.ts"],
   },
+  {
+    id: "pgtable-batch-skips-eexist",
+    file: "lib/pgtable/io_pgtable.ts",
+    find: "          if (!leaf.valid(this.#leafSlot, (cur * INV_4K) & 511)) {",
+    replace: "          if (leaf.used.length > 0) {",
+    breaks:
+      "mapPages refuses a mapped page in the cached leaf table with map's EEXIST",
+    tests: ["tests/pgtable/map_pages_test.ts"],
+  },
+  {
+    id: "pgtable-batch-keeps-tables-on-enomem",
+    file: "lib/pgtable/io_pgtable.ts",
+    find: "            this.#unmapRange(0, 0, 0, cur, cur + SZ_4K);\n",
+    replace: "",
+    breaks:
+      "a page of mapPages whose table allocation fails frees the tables it installed, as its map call would",
+    tests: ["tests/pgtable/map_pages_test.ts"],
+  },
+  {
+    id: "smmu-batch-sums-in-another-order",
+    file: "lib/smmu/driver.ts",
+    find: "        ns += callNs + (perPte + tables[k]! * perTable);",
+    replace: "        ns += callNs + perPte + tables[k]! * perTable;",
+    breaks:
+      "mapPages adds each page's cost as the sum of single map calls does (same floating-point result)",
+    tests: ["tests/iommu/map_pages_test.ts"],
+  },
+  {
+    id: "vfio-batch-uncounted-on-error",
+    file: "lib/vfio/pin.ts",
+    find: "  } finally {\n    dma.mappedPages += r.pages;\n  }",
+    replace:
+      "  } catch (e) {\n    throw e;\n  }\n  dma.mappedPages += r.pages;",
+    breaks:
+      "the pages a batch mapped before a failing one count as mapped, so the MAP_DMA unwind unmaps them",
+    tests: ["tests/vfio/pin_batch_test.ts"],
+  },
+  {
+    id: "pgtable-batch-run-skips-eexist",
+    file: "lib/pgtable/io_pgtable.ts",
+    find: "p + SZ_4K > MAX_PADDR || leaf.valid(slot, i + 1)",
+    replace: "p + SZ_4K > MAX_PADDR",
+    breaks:
+      "mapPages refuses a mapped page further on in the same leaf table with map's EEXIST",
+    tests: ["tests/pgtable/map_pages_test.ts"],
+  },
+  {
+    id: "pgtable-batch-run-overruns-table",
+    file: "lib/pgtable/io_pgtable.ts",
+    find: "const end = Math.min(n, k + ENTRIES - i);",
+    replace: "const end = Math.min(n, k + ENTRIES - i + 1);",
+    breaks:
+      "mapPages's run within a leaf table stops at its last entry (the next page is in the next table)",
+    tests: ["tests/pgtable/map_pages_test.ts"],
+  },
 ];
