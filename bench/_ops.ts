@@ -9,6 +9,9 @@
 /** Translations per iteration in the `translate` group. */
 export const TRANSLATE_BATCH = 1000;
 
+/** Faults per iteration in the `fault` group (a stream of faults, timed together). */
+export const FAULT_BATCH = 100;
+
 /** Warm page accesses per iteration in the `access` group. */
 export const ACCESS_BATCH = 256;
 /** The `access` group's benches. */
@@ -32,6 +35,10 @@ export const OPS_PER_ITERATION: Readonly<Record<string, number>> = {
   "static pin 16TiB hugetlb-1g": 16384,
   "static pin 1TiB hugetlb-2m": 1024,
   "static pin 4TiB hugetlb-2m": 4096,
+  "stall fault round trip s2": FAULT_BATCH,
+  "stall fault scattered over 1 TiB": FAULT_BATCH,
+  "pri fault round trip s2": FAULT_BATCH,
+  "nested stage-1 fault to guest": FAULT_BATCH,
   [ACCESS_NAME_ON]: ACCESS_BATCH,
   [ACCESS_NAME_OFF]: ACCESS_BATCH,
 };
