@@ -500,6 +500,69 @@ export class IommuCore implements IommuFaultSink {
   }
 
   /**
+   * Maps `n` 4 KiB pages at `iova` to the frames `pfns[from ..]` as a
+   * caller holding scattered pinned frames does (vfio_pin_map_dma,
+   * iommufd's batch_to_domain): one {@linkcode map} call per physically
+   * contiguous run, in order, consecutive runs of one page going to
+   * {@linkcode mapPages} as a batch (the same calls). Adds each call's
+   * cost to `r.ns` in order and the pages of each call that succeeded to
+   * `r.pages`, also when a call throws (its error is rethrown).
+   */
+  mapFrames(
+    domain: IommuDomain,
+    iova: number,
+    pfns: ArrayLike<number>,
+    from: number,
+    n: number,
+    prot: Prot,
+    r: MapPagesResult,
+  ): void {
+    let single = -1; // first page of the pending single-page runs (-1: none)
+    let i = 0;
+    while (i < n) {
+      const pfn = pfns[from + i]!;
+      let j = i + 1;
+      while (j < n && pfns[from + j] === pfn + (j - i)) j++;
+      if (j - i === 1) {
+        if (single < 0) single = i;
+      } else {
+        if (single >= 0) {
+          this.mapPages(
+            domain,
+            iova + single * SZ_4K,
+            pfns,
+            from + single,
+            i - single,
+            prot,
+            r,
+          );
+          single = -1;
+        }
+        r.ns += this.map(
+          domain,
+          iova + i * SZ_4K,
+          pfn * SZ_4K,
+          (j - i) * SZ_4K,
+          prot,
+        );
+        r.pages += j - i;
+      }
+      i = j;
+    }
+    if (single >= 0) {
+      this.mapPages(
+        domain,
+        iova + single * SZ_4K,
+        pfns,
+        from + single,
+        n - single,
+        prot,
+        r,
+      );
+    }
+  }
+
+  /**
    * `n` iommu_map() calls of single 4 KiB pages in one go: page k at `iova +
    * k * 4 KiB` to frame `pfns[from + k]` (physical address `pfns[from + k]
    * * 4 KiB`), as the calls `map(domain, iova + k * 4 KiB, pfns[from + k] *

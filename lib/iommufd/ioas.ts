@@ -145,8 +145,8 @@ export class IommufdIoas {
   /** @internal Pages charged now. */
   _locked = 0;
   #pfns = new Float64Array(0);
-  /** The reused result of {@linkcode #mapSingles}. */
-  readonly #singles: MapPagesResult = { ns: 0, pages: 0 };
+  /** The reused result of {@linkcode #mapRuns}. */
+  readonly #runs: MapPagesResult = { ns: 0, pages: 0 };
 
   /** An empty IOAS (IOMMU_IOAS_ALLOC). */
   constructor(sim: Simulator, options: IommufdIoasOptions) {
@@ -549,7 +549,10 @@ export class IommufdIoas {
     return this.#mapRuns(area, domain, off, n, out);
   }
 
-  /** @internal Maps pages [off, off + n) of `area` at PFNs `out[0..n)` in contiguous runs. */
+  /**
+   * @internal Maps pages [off, off + n) of `area` at PFNs `out[0..n)`, one
+   * iommu_map call per contiguous run (`IommuCore.mapFrames`).
+   */
   #mapRuns(
     area: IoptArea,
     domain: IommuDomain,
@@ -557,58 +560,15 @@ export class IommufdIoas {
     n: number,
     out: Float64Array,
   ): number {
-    let ns = 0;
-    let start = 0;
-    let single = -1; // first page of the pending single-page runs (-1: none)
-    for (let i = 1; i <= n; i++) {
-      if (i < n && out[i] === out[start]! + (i - start)) continue;
-      if (i - start === 1) {
-        if (single < 0) single = start;
-      } else {
-        if (single >= 0) {
-          ns = this.#mapSingles(area, domain, off, single, start, out, ns);
-          single = -1;
-        }
-        ns += this._core.map(
-          domain,
-          area.iova + (off + start) * PAGE_SIZE,
-          out[start]! * PAGE_SIZE,
-          (i - start) * PAGE_SIZE,
-          area.prot,
-        );
-      }
-      start = i;
-    }
-    if (single >= 0) {
-      ns = this.#mapSingles(area, domain, off, single, n, out, ns);
-    }
-    return ns;
-  }
-
-  /**
-   * The single-page runs [a, b) of {@linkcode #mapRuns} (scattered frames),
-   * one iommu_map call each, as a batch (`IommuCore.mapPages`: the same
-   * maps, counters and errors); `ns` is the running cost, returned with
-   * each call's cost added in order.
-   */
-  #mapSingles(
-    area: IoptArea,
-    domain: IommuDomain,
-    off: number,
-    a: number,
-    b: number,
-    out: Float64Array,
-    ns: number,
-  ): number {
-    const r = this.#singles;
-    r.ns = ns;
+    const r = this.#runs;
+    r.ns = 0;
     r.pages = 0;
-    this._core.mapPages(
+    this._core.mapFrames(
       domain,
-      area.iova + (off + a) * PAGE_SIZE,
+      area.iova + off * PAGE_SIZE,
       out,
-      a,
-      b - a,
+      0,
+      n,
       area.prot,
       r,
     );

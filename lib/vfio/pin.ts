@@ -238,10 +238,7 @@ export function mapPinned(
 
 /**
  * {@linkcode mapPinned} of 4 KiB pages (PFNs in `out`): one iommu_map call
- * per physically contiguous run, in order; consecutive runs of one page
- * (scattered frames) go to the core as a batch of single-page calls
- * (`IommuCore.mapPages`), which maps, counts and prices them as
- * those calls would. Returns ns.
+ * per physically contiguous run, in order. Returns ns.
  */
 function mapRuns(
   s: VfioState,
@@ -253,76 +250,7 @@ function mapRuns(
 ): number {
   // (No pages: the one empty call that refuses it, as before.)
   if (n <= 0) return mapRun(s, dma, domain, off, n, out[0]!);
-  let ns = 0;
-  let single = -1; // first page of the pending single-page runs (-1: none)
-  let i = 0;
-  while (i < n) {
-    const pfn = out[i]!;
-    let j = i + 1;
-    while (j < n && out[j] === pfn + (j - i)) j++;
-    if (j - i === 1) {
-      if (single < 0) single = i;
-    } else {
-      if (single >= 0) {
-        ns = mapSingles(
-          s,
-          dma,
-          domain,
-          off + single,
-          i - single,
-          out,
-          single,
-          ns,
-        );
-        single = -1;
-      }
-      ns += mapRun(s, dma, domain, off + i, j - i, pfn);
-    }
-    i = j;
-  }
-  if (single >= 0) {
-    ns = mapSingles(s, dma, domain, off + single, n - single, out, single, ns);
-  }
-  return ns;
-}
-
-/** The reused result of {@linkcode mapSingles}. */
-const singles: MapPagesResult = { ns: 0, pages: 0 };
-
-/**
- * Maps pages [page, page + n) of `dma` one iommu_map call each, page k to
- * frame `pfns[from + k]`, as {@linkcode mapRun} of each would; `ns` is the
- * caller's running cost, returned with each call's cost added in order.
- * Counts the pages mapped in `dma.mappedPages`, also those before a page
- * that fails (the error is rethrown): what the calls one by one would do.
- */
-function mapSingles(
-  s: VfioState,
-  dma: VfioDma,
-  domain: IommuDomain,
-  page: number,
-  n: number,
-  pfns: Float64Array,
-  from: number,
-  ns: number,
-): number {
-  const r = singles;
-  r.ns = ns;
-  r.pages = 0;
-  try {
-    s.core.mapPages(
-      domain,
-      dma.iova + page * PAGE_SIZE,
-      pfns,
-      from,
-      n,
-      dma.prot,
-      r,
-    );
-  } finally {
-    dma.mappedPages += r.pages;
-  }
-  return r.ns;
+  return mapFrames(s, dma, domain, off, n, out, true);
 }
 
 /**
@@ -341,7 +269,40 @@ export function mapPages4k(
   n: number,
   out: Float64Array,
 ): number {
-  return n > 0 ? mapSingles(s, dma, domain, off, n, out, 0, 0) : 0;
+  return n > 0 ? mapFrames(s, dma, domain, off, n, out, false) : 0;
+}
+
+/** The reused result of {@linkcode mapFrames}. */
+const mapped: MapPagesResult = { ns: 0, pages: 0 };
+
+/**
+ * Maps pages [off, off + n) of `dma` to the frames `out[0 .. n)`: with
+ * `runs`, one iommu_map call per physically contiguous run
+ * (`IommuCore.mapFrames`), else one per page (`IommuCore.mapPages`); both
+ * batch single-page calls. Counts the pages mapped in `dma.mappedPages`,
+ * also those mapped before a call that fails (its error is rethrown), as
+ * the calls one by one would. Returns ns.
+ */
+function mapFrames(
+  s: VfioState,
+  dma: VfioDma,
+  domain: IommuDomain,
+  off: number,
+  n: number,
+  out: Float64Array,
+  runs: boolean,
+): number {
+  const r = mapped;
+  r.ns = 0;
+  r.pages = 0;
+  const iova = dma.iova + off * PAGE_SIZE;
+  try {
+    if (runs) s.core.mapFrames(domain, iova, out, 0, n, dma.prot, r);
+    else s.core.mapPages(domain, iova, out, 0, n, dma.prot, r);
+  } finally {
+    dma.mappedPages += r.pages;
+  }
+  return r.ns;
 }
 
 /** PFN of page `page` of `dma` (from the mm: a hugetlb folio's pages). */
