@@ -31,6 +31,7 @@ import { hex, IopfLabError } from "../sim/errors.ts";
 import { SZ_1G, SZ_2M, SZ_4K } from "../sim/units.ts";
 import type { Backing, VmArea } from "./types.ts";
 import { SwapSpace } from "./host_memory.ts";
+import { grown } from "../sim/typed.ts";
 
 // The public types VmaState refers to, so that this file documents (and
 // `deno doc --lint`s) on its own.
@@ -162,30 +163,14 @@ export class PfnStore {
   /** Doubles the per-slot arrays. */
   #growSlots(): void {
     const n = this.#base.length * 2;
-    const grow = <
-      T extends
-        | Float64Array
-        | Uint8Array
-        | Uint16Array
-        | Int32Array
-        | Uint32Array,
-    >(
-      a: T,
-      make: (n: number) => T,
-      per = 1,
-    ): T => {
-      const b = make(n * per);
-      b.set(a);
-      return b;
-    };
-    this.#base = grow(this.#base, (k) => new Float64Array(k));
-    this.#kind = grow(this.#kind, (k) => new Uint8Array(k));
-    this.#low = grow(this.#low, (k) => new Uint16Array(k));
-    this.#orderAt = grow(this.#orderAt, (k) => new Int32Array(k));
-    this.#nar = grow(this.#nar, (k) => new Int32Array(k));
-    this.#spN = grow(this.#spN, (k) => new Uint8Array(k));
-    this.#spPage = grow(this.#spPage, (k) => new Uint16Array(k), SPARSE_MAX);
-    this.#spVal = grow(this.#spVal, (k) => new Uint32Array(k), SPARSE_MAX);
+    this.#base = grown(this.#base, n);
+    this.#kind = grown(this.#kind, n);
+    this.#low = grown(this.#low, n);
+    this.#orderAt = grown(this.#orderAt, n);
+    this.#nar = grown(this.#nar, n);
+    this.#spN = grown(this.#spN, n);
+    this.#spPage = grown(this.#spPage, n * SPARSE_MAX);
+    this.#spVal = grown(this.#spVal, n * SPARSE_MAX);
   }
 
   /** Gives slot s a narrow array of zeros (its base unset). */

@@ -27,6 +27,7 @@ import {
   pteToProt,
 } from "./_desc.ts";
 import { AddrIndex } from "./_addr_index.ts";
+import { grown } from "../sim/typed.ts";
 
 export {
   IAS_BITS,
@@ -348,39 +349,17 @@ class LeafPool {
   /** Doubles the per-slot arrays. */
   #grow(): void {
     const n = this.addr.length * 2;
-    const f64 = (a: Float64Array) => {
-      const b = new Float64Array(n);
-      b.set(a);
-      return b;
-    };
-    const u16 = (a: Uint16Array, per = 1) => {
-      const b = new Uint16Array(n * per);
-      b.set(a);
-      return b;
-    };
-    const i32 = (a: Int32Array) => {
-      const b = new Int32Array(n);
-      b.set(a);
-      return b;
-    };
-    const u8 = (a: Uint8Array) => {
-      const b = new Uint8Array(n);
-      b.set(a);
-      return b;
-    };
-    this.addr = f64(this.addr);
-    this.used = u16(this.used);
-    this.base = f64(this.base);
-    this.attr = u16(this.attr);
-    this.wide = i32(this.wide);
-    this.cix = i32(this.cix);
-    this.kind = u8(this.kind);
-    this.#spN = u8(this.#spN);
-    this.#spI = u16(this.#spI, SPARSE_MAX);
-    const lo = new Uint32Array(n * SPARSE_MAX);
-    lo.set(this.#spLo);
-    this.#spLo = lo;
-    this.#spHi = u16(this.#spHi, SPARSE_MAX);
+    this.addr = grown(this.addr, n);
+    this.used = grown(this.used, n);
+    this.base = grown(this.base, n);
+    this.attr = grown(this.attr, n);
+    this.wide = grown(this.wide, n);
+    this.cix = grown(this.cix, n);
+    this.kind = grown(this.kind, n);
+    this.#spN = grown(this.#spN, n);
+    this.#spI = grown(this.#spI, n * SPARSE_MAX);
+    this.#spLo = grown(this.#spLo, n * SPARSE_MAX);
+    this.#spHi = grown(this.#spHi, n * SPARSE_MAX);
   }
 
   /** Gives table `slot` a compact array of invalid entries (base unset). */
