@@ -518,47 +518,39 @@ export class IommuCore implements IommuFaultSink {
     r: MapPagesResult,
   ): void {
     let single = -1; // first page of the pending single-page runs (-1: none)
-    let i = 0;
-    while (i < n) {
-      const pfn = pfns[from + i]!;
+    for (let i = 0; i <= n;) {
       let j = i + 1;
-      while (j < n && pfns[from + j] === pfn + (j - i)) j++;
-      if (j - i === 1) {
-        if (single < 0) single = i;
-      } else {
-        if (single >= 0) {
-          this.mapPages(
-            domain,
-            iova + single * SZ_4K,
-            pfns,
-            from + single,
-            i - single,
-            prot,
-            r,
-          );
-          single = -1;
+      if (i < n) {
+        while (j < n && pfns[from + j] === pfns[from + i]! + (j - i)) j++;
+        if (j - i === 1) {
+          if (single < 0) single = i;
+          i = j;
+          continue;
         }
-        r.ns += this.map(
-          domain,
-          iova + i * SZ_4K,
-          pfn * SZ_4K,
-          (j - i) * SZ_4K,
-          prot,
-        );
-        r.pages += j - i;
       }
-      i = j;
-    }
-    if (single >= 0) {
-      this.mapPages(
+      // A run of several pages, or the end: the single pages before it first.
+      if (single >= 0) {
+        this.mapPages(
+          domain,
+          iova + single * SZ_4K,
+          pfns,
+          from + single,
+          i - single,
+          prot,
+          r,
+        );
+        single = -1;
+      }
+      if (i === n) break;
+      r.ns += this.map(
         domain,
-        iova + single * SZ_4K,
-        pfns,
-        from + single,
-        n - single,
+        iova + i * SZ_4K,
+        pfns[from + i]! * SZ_4K,
+        (j - i) * SZ_4K,
         prot,
-        r,
       );
+      r.pages += j - i;
+      i = j;
     }
   }
 
@@ -591,32 +583,20 @@ export class IommuCore implements IommuFaultSink {
     r: MapPagesResult,
   ): void {
     const driver = this.driver;
-    if (
-      driver.mapPages === undefined || domain._freed ||
-      domain.kind === "nested" || domain.minPageSize !== SZ_4K ||
-      !Number.isInteger(iova) || iova < 0 || !aligned(iova, SZ_4K) ||
-      iova + n * SZ_4K > MAX_ADDRESS ||
-      (prot & (PROT_READ | PROT_WRITE)) === 0 ||
-      (prot & ~(PROT_READ | PROT_WRITE)) !== 0
-    ) {
-      for (let k = 0; k < n; k++) {
-        r.ns += this.map(
-          domain,
-          iova + k * SZ_4K,
-          pfns[from + k]! * SZ_4K,
-          SZ_4K,
-          prot,
-        );
-        r.pages++;
-      }
-      return;
-    }
+    // The checks that do not depend on the page: when one fails (or the
+    // driver has no batch), every page is a map call of its own.
+    const batch = driver.mapPages !== undefined && !domain._freed &&
+      domain.kind !== "nested" && domain.minPageSize === SZ_4K &&
+      Number.isInteger(iova) && iova >= 0 && aligned(iova, SZ_4K) &&
+      iova + n * SZ_4K <= MAX_ADDRESS &&
+      (prot & (PROT_READ | PROT_WRITE)) !== 0 &&
+      (prot & ~(PROT_READ | PROT_WRITE)) === 0;
     const callNs = this.costs["iommu.mapCall"];
     let k = 0;
     while (k < n) {
       // The pages up to the next one whose physical address map refuses.
       let b = k;
-      while (b < n) {
+      while (batch && b < n) {
         const pa = pfns[from + b]! * SZ_4K;
         if (!Number.isInteger(pa) || pa < 0 || !aligned(pa, SZ_4K)) break;
         b++;
@@ -624,7 +604,7 @@ export class IommuCore implements IommuFaultSink {
       if (b > k) {
         const before = r.pages;
         try {
-          driver.mapPages(
+          driver.mapPages!(
             domain.driverDomain,
             iova + k * SZ_4K,
             pfns,
@@ -646,7 +626,7 @@ export class IommuCore implements IommuFaultSink {
         }
       }
       if (b < n) {
-        // Throws its EINVAL.
+        // A map call of its own (one that fails throws its error).
         r.ns += this.map(
           domain,
           iova + b * SZ_4K,

@@ -6,6 +6,7 @@
  * the same and translate the same.
  */
 import assert from "node:assert/strict";
+import { mapPagesOneByOne } from "../iommu/_one_by_one.ts";
 import {
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -13,12 +14,10 @@ import {
   IOMMU_IOAS_MAP_WRITEABLE,
   IommufdCtx,
 } from "../../lib/iommufd/mod.ts";
-import { IommuCore, type IommuDomain } from "../../lib/iommu/mod.ts";
-import type { MapPagesResult } from "../../lib/iommu/types.ts";
+import { IommuCore } from "../../lib/iommu/mod.ts";
 import { HostMemory, MmStruct } from "../../lib/mm/mod.ts";
 import { loadCostProfile } from "../../lib/sim/costs.ts";
 import { Simulator } from "../../lib/sim/simulator.ts";
-import type { Prot } from "../../lib/sim/units.ts";
 import { fakeDevice, FakeIommuDriver } from "../iommu/_fake_driver.ts";
 
 const GPA = 0x4000_0000;
@@ -35,26 +34,7 @@ function rig(reference: boolean) {
   const core = new IommuCore(sim, { costs, driver });
   driver.bind(core);
   if (reference) {
-    core.mapPages = (
-      domain: IommuDomain,
-      iova: number,
-      pfns: ArrayLike<number>,
-      from: number,
-      n: number,
-      prot: Prot,
-      r: MapPagesResult,
-    ): void => {
-      for (let k = 0; k < n; k++) {
-        r.ns += core.map(
-          domain,
-          iova + k * 4096,
-          pfns[from + k]! * 4096,
-          4096,
-          prot,
-        );
-        r.pages++;
-      }
-    };
+    mapPagesOneByOne(core);
   }
   const mm = new MmStruct(new HostMemory({ size: 2 ** 32, costs }), {
     memlockLimit: Infinity,

@@ -6,10 +6,8 @@
  * translate the same, and on a failing page unwind exactly as before.
  */
 import assert from "node:assert/strict";
-import type { IommuDomain } from "../../lib/iommu/core.ts";
-import type { MapPagesResult } from "../../lib/iommu/types.ts";
+import { mapPagesOneByOne } from "../iommu/_one_by_one.ts";
 import { IopfLabError } from "../../lib/sim/errors.ts";
-import type { Prot } from "../../lib/sim/units.ts";
 import { GUEST_RAM_GPA, MiB, RW, type Setup, setup } from "./_setup.ts";
 
 const COSTS = {
@@ -25,26 +23,7 @@ function reference(mixed = false): Setup {
     ? mixedRuns()
     : setup({ guestSize: 8 * MiB, costOverrides: COSTS });
   const core = s.core;
-  core.mapPages = (
-    domain: IommuDomain,
-    iova: number,
-    pfns: ArrayLike<number>,
-    from: number,
-    n: number,
-    prot: Prot,
-    r: MapPagesResult,
-  ): void => {
-    for (let k = 0; k < n; k++) {
-      r.ns += core.map(
-        domain,
-        iova + k * 4096,
-        pfns[from + k]! * 4096,
-        4096,
-        prot,
-      );
-      r.pages++;
-    }
-  };
+  mapPagesOneByOne(core);
   return s;
 }
 
