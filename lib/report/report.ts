@@ -184,23 +184,23 @@ async function writeReport(
       }/${suite.length}] ${e.id}: ${e.title} (${scenarios.length} runs)`,
     );
     const te = performance.now();
-    const sweepOptions = {
-      ...(options.workers === undefined ? {} : { workers: options.workers }),
-      ...(pool ? { pool } : {}),
-      ...(onProgress ? { onProgress } : {}),
-      ...(options.onRunProgress
-        ? {
-          onRunProgress: (k: number, p: RunProgress) =>
-            options.onRunProgress!(scenarios[k]!, p),
-        }
-        : {}),
-    };
-    const stored = await runStored(scenarios, {
-      ...sweepOptions,
-      series: e.series,
-      ...(options.db ? { db: options.db } : {}),
-      ...(options.fresh ? { fresh: true } : {}),
-    });
+    // Runs `points` on the report's workers (the database first).
+    const run = (points: readonly Scenario[], series: boolean) =>
+      runStored(points, {
+        ...(options.workers === undefined ? {} : { workers: options.workers }),
+        ...(pool ? { pool } : {}),
+        ...(onProgress ? { onProgress } : {}),
+        ...(options.onRunProgress
+          ? {
+            onRunProgress: (k: number, p: RunProgress) =>
+              options.onRunProgress!(points[k]!, p),
+          }
+          : {}),
+        series,
+        ...(options.db ? { db: options.db } : {}),
+        ...(options.fresh ? { fresh: true } : {}),
+      });
+    const stored = await run(scenarios, e.series);
     const outputs: RunOutput[] = stored.results.map((r, k) => ({
       scenario: scenarios[k]!,
       metrics: r.metrics,
@@ -211,21 +211,7 @@ async function writeReport(
     const support = supportingScenarios(e);
     const supporting: RunOutput[] = support.length === 0
       ? []
-      : (await runStored(
-        support,
-        {
-          ...sweepOptions,
-          ...(options.onRunProgress
-            ? {
-              onRunProgress: (k: number, p: RunProgress) =>
-                options.onRunProgress!(support[k]!, p),
-            }
-            : {}),
-          series: true,
-          ...(options.db ? { db: options.db } : {}),
-          ...(options.fresh ? { fresh: true } : {}),
-        },
-      )).results.map((r, k) => ({
+      : (await run(support, true)).results.map((r, k) => ({
         scenario: support[k]!,
         metrics: r.metrics,
         series: r.series,
