@@ -10,8 +10,10 @@
  * of a shared host, Deno 2.9.6), measured with `deno task bench` (pin,
  * fault and translate groups): about 100 ns per 4 KiB page pinned, 200 ns
  * per page a device accesses plus 3 us per DMA request (0.3 us per received packet), 3 us per I/O page fault on the full path,
- * 3 us per guest map/unmap trap. They are estimates to within a small
- * factor, enough to tell a 10 s run from a 10 min one.
+ * 3 us per guest map/unmap trap; 1 us per automatic PRI response
+ * ({@linkcode priStorm}: the report's worst PRI storm point less the same
+ * run with a PRI queue large enough, 10.6 s for 10.1 M responses). They are estimates to within a small factor,
+ * enough to tell a 10 s run from a 10 min one.
  *
  * @example
  * ```ts
@@ -42,7 +44,53 @@ const NS = {
   fault: 3_000,
   trap: 3_000,
   tracePage: 300,
+  priAutoResponse: 1_000,
 } as const;
+
+/**
+ * Automatic PRI responses per I/O page fault and per Page Request Group
+ * that does not fit in the PRI queue: how many times such a group goes
+ * round (Translation Request, Page Request dropped with LAST = 1,
+ * automatic Success, again) while the handler serves one fault. An
+ * estimate fitted to one run of the report's quick suite (pri-queue,
+ * device.priCapacity=256, smmu.priqEntries=4: 10.1 M automatic responses,
+ * 252 groups over, 16 384 faults, so 2.45). Validation, 2026-12-04: the
+ * suite's other storm points come out at 0.57x (priCapacity 16), 0.88x and
+ * 1.06x (priCapacity 256) of the responses they gave, and 1.7x-1.9x where
+ * groups are several pages (pri-queue-prg); the whole quick suite at 0.65x
+ * of its 70 s of CPU and the full suite at 1.27x of its 694 s (0.19x
+ * without this term).
+ */
+const AUTO_RESPONSES_PER_FAULT = 2.45;
+
+/** The device's Page Request Group indexes (PRGIndex is 9 bits). */
+const PRG_INDEXES = 512;
+
+/**
+ * The automatic PRI responses of a run with `faults` I/O page faults, each
+ * DMA request `pagesPerOp` pages and at most `inflight` requests at once
+ * (0 without a PRI queue overflow). When the device can have more page
+ * requests outstanding than the PRI queue holds, the SMMU drops the
+ * requests that find it full and answers each dropped LAST = 1 request
+ * Success at once without the page being mapped (IHI0070 8.1), so the
+ * groups that do not fit ask again, about {@linkcode
+ * AUTO_RESPONSES_PER_FAULT} times per fault served, for as long as faults
+ * are served. Every round is four simulator events and a table walk: a
+ * retry storm can cost far more CPU than the faults themselves.
+ */
+export function priStorm(
+  s: Scenario,
+  faults: number,
+  pagesPerOp: number,
+  inflight: number,
+): number {
+  if (s.device.fault !== "pri" || faults <= 0) return 0;
+  const alloc = s.device.priCapacity;
+  const group = Math.max(1, Math.min(s.device.prgPages, pagesPerOp, alloc));
+  const groups = Math.min(inflight, Math.floor(alloc / group), PRG_INDEXES);
+  const over = groups - Math.floor(s.smmu.priqEntries / group);
+  return over > 0 ? over * faults * AUTO_RESPONSES_PER_FAULT : 0;
+}
 
 /** The largest estimated CPU time a run may take without `--no-limit`: 10 minutes. */
 export const WORK_LIMIT_SECONDS = 600;
@@ -136,6 +184,9 @@ export function estimateWork(s: Scenario): WorkEstimate {
   // touched: pages the device accesses; distinct: at most how many
   // different pages that is (what bounds the faults).
   let touched = 0, distinct = 0, ops = 0, field = "workload", what = "";
+  // DMA requests the device works on at once: its engine's slots, or
+  // fewer when the workload keeps fewer in flight.
+  let inflight = s.device.dmaSlots;
   switch (w.kind) {
     case "boot":
       break;
@@ -154,6 +205,7 @@ export function estimateWork(s: Scenario): WorkEstimate {
       distinct = pages(w.workingSet);
       field = "workload.accesses";
       what = "pages of random accesses";
+      inflight = Math.min(inflight, w.queueDepth);
       break;
     case "nic-rx":
       ops = w.packets;
@@ -173,6 +225,7 @@ export function estimateWork(s: Scenario): WorkEstimate {
         ? "workload.totalBytes"
         : "workload.blockSize";
       what = "pages of storage blocks";
+      inflight = Math.min(inflight, w.queueDepth);
       break;
     }
     case "trace": {
@@ -204,6 +257,17 @@ export function estimateWork(s: Scenario): WorkEstimate {
         count: trap ? ops * vms : faults,
         ns: trap ? ops * vms * NS.trap : faults * NS.fault,
       });
+      const storm = trap
+        ? 0
+        : priStorm(s, faults, Math.ceil(touched / Math.max(1, ops)), inflight);
+      if (storm > 0) {
+        terms.push({
+          field: "smmu.priqEntries",
+          what: "automatic PRI responses (PRI queue overflow)",
+          count: storm,
+          ns: storm * NS.priAutoResponse,
+        });
+      }
     }
   }
   terms.sort((a, b) => b.ns - a.ns);

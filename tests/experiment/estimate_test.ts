@@ -68,3 +68,58 @@ Deno.test("work estimate: model memory of a 16 TiB 4 KiB static pin is far above
   assert(small.memoryBytes < 2 ** 30);
   assert(memoryLimit() > 2 ** 30);
 });
+
+Deno.test("work estimate: a PRI queue smaller than the device's outstanding page requests adds its retry storm", () => {
+  const scenario = (
+    priqEntries: number,
+    device: Record<string, unknown> = {},
+    accessSize = "4KiB",
+  ) =>
+    parseScenario({
+      host: { memory: "8GiB" },
+      vm: { memory: "4GiB" },
+      device: { fault: "pri", dmaSlots: 512, priCapacity: 256, ...device },
+      smmu: { priqEntries },
+      dma: { mode: "iopf" },
+      workload: {
+        kind: "random",
+        workingSet: "64MiB",
+        accesses: 50_000,
+        accessSize,
+        queueDepth: 512,
+      },
+    });
+  const storm = (e: ReturnType<typeof estimateWork>) =>
+    e.terms.find((t) => t.field === "smmu.priqEntries")?.count;
+  // 256 requests outstanding against 4 queue entries: 252 groups cycle
+  // while 16384 faults are served; the storm is the run's largest term.
+  const small = estimateWork(scenario(4));
+  assert.equal(small.field, "smmu.priqEntries");
+  assert.equal(storm(small), 252 * 16384 * 2.45);
+  // A queue as large as the allocation, or a stalling device: no storm.
+  const fits = estimateWork(scenario(256));
+  assert.equal(storm(fits), undefined);
+  assert(small.cpuSeconds > 20 * fits.cpuSeconds);
+  assert.equal(storm(estimateWork(scenario(4, { fault: "stall" }))), undefined);
+  // Fewer requests in flight than queue entries: no storm either.
+  assert.equal(storm(estimateWork(scenario(4, { dmaSlots: 4 }))), undefined);
+  assert.equal(
+    storm(estimateWork(scenario(16, { dmaSlots: 17 }))),
+    16384 * 2.45,
+  );
+  // One-page accesses make one-page groups whatever device.prgPages says.
+  assert.equal(
+    storm(estimateWork(scenario(4, { prgPages: 4 }))),
+    252 * 16384 * 2.45,
+  );
+  // 16 KiB accesses in 4-page groups: the allocation holds 64 groups, the
+  // queue 4 of them (16 entries) or all (256 entries).
+  assert.equal(
+    storm(estimateWork(scenario(16, { prgPages: 4 }, "16KiB"))),
+    60 * 16384 * 2.45,
+  );
+  assert.equal(
+    storm(estimateWork(scenario(256, { prgPages: 4 }, "16KiB"))),
+    undefined,
+  );
+});
