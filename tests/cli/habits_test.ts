@@ -146,6 +146,14 @@ Deno.test("the report's estimate counts the suite's runs and grows with the suit
   assert.ok(full.memoryBytes >= quick.memoryBytes && quick.memoryBytes > 0);
   assert.equal(quick.wallSeconds, quick.cpuSeconds / 2);
   assert.ok(estimateReport(true, 1).memoryBytes <= quick.memoryBytes);
+  // The README quotes the full suite's estimate.
+  const { formatDuration } = await import("../../lib/experiment/estimate.ts");
+  const readme = Deno.readTextFileSync(new URL("README.md", ROOT));
+  const quoted = `${formatDuration(full.cpuSeconds)} of CPU for the full suite`;
+  assert.ok(
+    readme.replace(/\s+/g, " ").includes(quoted),
+    `README does not say "${quoted}"`,
+  );
   assert.match(
     formatReportEstimate(quick),
     /^report: \d+ runs in 9 experiments: about .+ of CPU \(about .+ on 2 workers\) and up to [0-9.]+ (MiB|GiB) of model state at once, estimated$/,
