@@ -581,7 +581,7 @@ export function tooMuchWork(
       formatDuration(e.cpuSeconds)
     } of CPU (${t.count.toPrecision(3)} ${t.what}${at}), above the limit of ${
       formatDuration(limits.cpuSeconds)
-    }; make it smaller, or pass --no-limit to run it anyway`;
+    }; ${t.advice ?? "make it smaller"}, or pass --no-limit to run it anyway`;
   }
   return undefined;
 }

@@ -31,6 +31,7 @@
  *
  * @module
  */
+import { QUEUE_MAX_LOG2 } from "../smmu/queue.ts";
 import type { Scenario, WorkloadConfig } from "./scenario.ts";
 
 /** CPU ns per operation (see the module doc for where they come from). */
@@ -67,10 +68,12 @@ const AUTO_RESPONSES_PER_FAULT = 2.45;
 const PRG_INDEXES = 512;
 
 /**
- * The automatic PRI responses of a run with `faults` I/O page faults, each
- * DMA request `pagesPerOp` pages and at most `inflight` requests at once
- * (0 without a PRI queue overflow). When the device can have more page
- * requests outstanding than the PRI queue holds, the SMMU drops the
+ * The retry storm of a run with `faults` I/O page faults, each DMA request
+ * `pagesPerOp` pages and at most `inflight` requests at once: how many
+ * automatic PRI responses it will have (0 when the PRI queue never
+ * overflows) and how many page requests the device can have outstanding
+ * (what the PRI queue would need to hold). When the device can have more
+ * page requests outstanding than the PRI queue holds, the SMMU drops the
  * requests that find it full and answers each dropped LAST = 1 request
  * Success at once without the page being mapped (IHI0070 8.1), so the
  * groups that do not fit ask again, about {@linkcode
@@ -83,13 +86,19 @@ export function priStorm(
   faults: number,
   pagesPerOp: number,
   inflight: number,
-): number {
-  if (s.device.fault !== "pri" || faults <= 0) return 0;
+): { readonly responses: number; readonly outstanding: number } {
+  const none = { responses: 0, outstanding: 0 };
+  if (s.device.fault !== "pri" || faults <= 0) return none;
   const alloc = s.device.priCapacity;
   const group = Math.max(1, Math.min(s.device.prgPages, pagesPerOp, alloc));
   const groups = Math.min(inflight, Math.floor(alloc / group), PRG_INDEXES);
   const over = groups - Math.floor(s.smmu.priqEntries / group);
-  return over > 0 ? over * faults * AUTO_RESPONSES_PER_FAULT : 0;
+  return over > 0
+    ? {
+      responses: over * faults * AUTO_RESPONSES_PER_FAULT,
+      outstanding: groups * group,
+    }
+    : none;
 }
 
 /** The largest estimated CPU time a run may take without `--no-limit`: 10 minutes. */
@@ -108,6 +117,8 @@ export interface WorkTerm {
   readonly count: number;
   /** Estimated CPU ns for them. */
   readonly ns: number;
+  /** How to make this term smaller, when it is not "make the field smaller". */
+  readonly advice?: string;
 }
 
 /** What {@linkcode estimateWork} returns. */
@@ -258,14 +269,21 @@ export function estimateWork(s: Scenario): WorkEstimate {
         ns: trap ? ops * vms * NS.trap : faults * NS.fault,
       });
       const storm = trap
-        ? 0
+        ? undefined
         : priStorm(s, faults, Math.ceil(touched / Math.max(1, ops)), inflight);
-      if (storm > 0) {
+      if (storm !== undefined && storm.responses > 0) {
+        const fits = 2 ** Math.ceil(Math.log2(storm.outstanding));
+        const raise = fits <= 2 ** QUEUE_MAX_LOG2
+          ? `raise it to ${fits} (the device can have ${storm.outstanding} page requests outstanding) or `
+          : "";
         terms.push({
           field: "smmu.priqEntries",
           what: "automatic PRI responses (PRI queue overflow)",
-          count: storm,
-          ns: storm * NS.priAutoResponse,
+          count: storm.responses,
+          ns: storm.responses * NS.priAutoResponse,
+          advice: `${raise}lower device.priCapacity${
+            raise === "" ? " or device.prgPages" : ""
+          }`,
         });
       }
     }

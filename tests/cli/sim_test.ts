@@ -82,6 +82,23 @@ Deno.test("a run estimated above the work or memory limit exits 2 naming the fie
       /^.*s\.json: workload\.accesses: this run would take about [0-9.]+ min of CPU \(1\.00e\+9 pages of random accesses\), above the limit of about 10\.0 min; make it smaller, or pass --no-limit to run it anyway\n$/,
     ],
     [
+      "a PRI retry storm",
+      {
+        host: { memory: "16GiB" },
+        vm: { memory: "8GiB" },
+        device: { fault: "pri", dmaSlots: 512, priCapacity: 256 },
+        smmu: { priqEntries: 4 },
+        dma: { mode: "iopf" },
+        workload: {
+          kind: "random",
+          workingSet: "4GiB",
+          accesses: 2e6,
+          queueDepth: 512,
+        },
+      },
+      /^.*s\.json: smmu\.priqEntries: this run would take about [0-9.]+ min of CPU \(6\.47e\+8 automatic PRI responses \(PRI queue overflow\)\), above the limit of about 10\.0 min; raise it to 256 \(the device can have 256 page requests outstanding\) or lower device\.priCapacity, or pass --no-limit to run it anyway\n$/,
+    ],
+    [
       "model memory",
       {
         host: { memory: "16TiB" },

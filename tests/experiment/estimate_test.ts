@@ -96,6 +96,10 @@ Deno.test("work estimate: a PRI queue smaller than the device's outstanding page
   const small = estimateWork(scenario(4));
   assert.equal(small.field, "smmu.priqEntries");
   assert.equal(storm(small), 252 * 16384 * 2.45);
+  assert.match(
+    small.terms[0]!.advice ?? "",
+    /^raise it to 256 \(the device can have 256 page requests outstanding\)/,
+  );
   // A queue as large as the allocation, or a stalling device: no storm.
   const fits = estimateWork(scenario(256));
   assert.equal(storm(fits), undefined);
