@@ -1,7 +1,8 @@
 /**
  * How much work a run will be, before it starts: {@linkcode estimateWork}
  * counts the model's unit operations a scenario implies (4 KiB pages pinned
- * or prefaulted, pages the device touches, faults, traps), weights them by
+ * or prefaulted, pages the device touches, faults, traps, automatic PRI
+ * responses), weights them by
  * their measured CPU cost, and names the field that makes the run large.
  * The CLI refuses a run above {@linkcode WORK_LIMIT} unless `--no-limit`
  * is given, so no scenario runs for hours without the user asking for it.
@@ -9,11 +10,13 @@
  * The weights are CPU time per operation on the reference machine (2 cores
  * of a shared host, Deno 2.9.6), measured with `deno task bench` (pin,
  * fault and translate groups): about 100 ns per 4 KiB page pinned, 200 ns
- * per page a device accesses plus 3 us per DMA request (0.3 us per received packet), 3 us per I/O page fault on the full path,
- * 3 us per guest map/unmap trap; 1 us per automatic PRI response
+ * per page a device accesses plus 3 us per DMA request (0.3 us per
+ * received packet), 3 us per I/O page fault on the full path, 3 us per
+ * guest map/unmap trap; and 1 us per automatic PRI response
  * ({@linkcode priStorm}: the report's worst PRI storm point less the same
- * run with a PRI queue large enough, 10.6 s for 10.1 M responses). They are estimates to within a small factor,
- * enough to tell a 10 s run from a 10 min one.
+ * run with a PRI queue large enough, 10.6 s of CPU for 10.1 M responses).
+ * They are estimates to within a small factor, enough to tell a 10 s run
+ * from a 10 min one.
  *
  * @example
  * ```ts
