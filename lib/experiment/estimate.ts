@@ -2,8 +2,8 @@
  * How much work a run will be, before it starts: {@linkcode estimateWork}
  * counts the model's unit operations a scenario implies (4 KiB pages pinned
  * or prefaulted, pages the device touches, faults, traps, automatic PRI
- * responses), weights them by
- * their measured CPU cost, and names the field that makes the run large.
+ * responses), weights them by their measured CPU cost, and names the field
+ * that makes the run large.
  * The CLI refuses a run above {@linkcode WORK_LIMIT} unless `--no-limit`
  * is given, so no scenario runs for hours without the user asking for it.
  *
