@@ -78,6 +78,26 @@ Deno.test("verdict: inside the noise band is the same, beyond it regressed or im
   assert.equal(verdict(cur([260]), undefined).verdict, "new");
 });
 
+Deno.test("verdict: runs whose spreads overlap are the same, however far apart their medians", () => {
+  // The stall fault bench of one tree in two sets of three processes
+  // against the reference (ns per fault, 2026-12-04): medians 45 % and 31 %
+  // above it, each beyond its band, every time with a run as fast as one
+  // of the reference's.
+  const runs = (xs: number[]) =>
+    aggregateReps(xs.map((x) => set(row("f", x)))).benches[0]!;
+  const ref = runs([7757, 8076, 9984]);
+  for (const xs of [[7560, 11700, 11900], [9350, 10600, 10800]]) {
+    const v = verdict(runs(xs), ref);
+    assert.ok(v.change > v.band, `${xs}: ${v.change} within ${v.band}`);
+    assert.equal(v.verdict, "same", `${xs}`);
+  }
+  // Apart by more than the band and with no overlap: a change.
+  assert.equal(verdict(runs([10500, 11700, 11900]), ref).verdict, "regressed");
+  assert.equal(verdict(runs([5000, 5100, 5200]), ref).verdict, "improved");
+  // The faster of the two improved only when all its runs are faster.
+  assert.equal(verdict(runs([5000, 5100, 8000]), ref).verdict, "same");
+});
+
 Deno.test("verdict: without spreads a single run compares per-op times with the minimum band", () => {
   const ref = row("x", 1000);
   assert.equal(
