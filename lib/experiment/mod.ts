@@ -112,6 +112,7 @@ export {
   type RunnerModule,
   type RunResult,
   runSweep,
+  runSweepMixed,
   type RunSweepOptions,
   runSweepWithSeries,
   serveRunner,

@@ -268,6 +268,32 @@ export function runSweepWithSeries(
   return runAll<RunResult>(scenarios, true, options);
 }
 
+/**
+ * One sweep of points of which some record their time series: point `i`
+ * gives a {@linkcode RunResult} when `series[i]` is true (as
+ * {@linkcode runSweepWithSeries}), else its Metrics (as
+ * {@linkcode runSweep}). A caller with runs of both kinds (the report) keeps
+ * its workers busy across them instead of waiting for one sweep to end
+ * before it starts the next.
+ *
+ * @throws {IopfLabError} EINVAL when `series` and `scenarios` differ in length
+ */
+export function runSweepMixed(
+  scenarios: readonly Scenario[],
+  series: readonly boolean[],
+  options: RunSweepOptions = {},
+): Promise<(Metrics | RunResult)[]> {
+  if (series.length !== scenarios.length) {
+    return Promise.reject(
+      new IopfLabError(
+        "EINVAL",
+        `Cannot run the sweep: ${series.length} series flags for ${scenarios.length} points`,
+      ),
+    );
+  }
+  return runAll<Metrics | RunResult>(scenarios, series, options);
+}
+
 /** A request to a worker. */
 export interface WorkerRequest {
   /** Index of the point. */
@@ -377,9 +403,11 @@ function otherWorkerError(e: WorkerError, scenarioName: string): Error {
 
 async function runAll<T>(
   scenarios: readonly Scenario[],
-  series: boolean,
+  seriesOf: boolean | readonly boolean[],
   options: RunSweepOptions,
 ): Promise<T[]> {
+  const wants = (i: number): boolean =>
+    typeof seriesOf === "boolean" ? seriesOf : seriesOf[i]!;
   const total = scenarios.length;
   const results = new Array<T>(total);
   if (total === 0) return results;
@@ -428,6 +456,7 @@ async function runAll<T>(
         signal.throwIfAborted();
       }
       const s = scenarios[i]!;
+      const series = wants(i);
       let result: Metrics | RunResult;
       try {
         result = onRunProgress
@@ -478,7 +507,7 @@ async function runAll<T>(
       const request: WorkerRequest = {
         index,
         scenario: scenarios[index]!,
-        series,
+        series: wants(index),
         ...(onRunProgress ? { progress: true } : {}),
       };
       if (shared) shared.post(w, request);

@@ -1,8 +1,8 @@
 /**
- * Runs the experiment suite and writes the report: for each experiment its
+ * Runs the experiment suite and writes the report: every experiment's
  * scenarios (and the supporting runs its analysis reads, such as density
- * runs) run on Web Workers (runStored over runSweep / runSweepWithSeries,
- * on one SweepPool), the
+ * runs) run on Web Workers as one sweep in suite order (runStored over
+ * runSweepMixed, on one SweepPool); as each experiment's runs are in, its
  * analysis draws the figures and builds the tables, and the files go to the
  * output directory: `index.html` (figures inline), `<figure>.svg`,
  * `<figure>.png`, `<table>.csv`, `<experiment>-metrics.csv` (every metric of
@@ -23,6 +23,7 @@ import type { RunProgress } from "../experiment/run.ts";
 import type { Scenario } from "../experiment/scenario.ts";
 import {
   progressReporter,
+  type RunResult,
   SweepPool,
   type SweepProgress,
 } from "../experiment/sweep.ts";
@@ -173,138 +174,200 @@ async function writeReport(
   const figures: WrittenFigure[] = [];
   const tables: string[] = [];
   const usedIds = new Set<string>();
+  // Every experiment's runs (its listed scenarios, then the supporting runs
+  // its analysis reads) go to the workers as one sweep in suite order: a
+  // worker done with the last runs of one experiment goes on with the next
+  // one's while the other worker finishes, and each experiment is analysed
+  // and written as soon as its own runs are in.
+  const plans = suite.map((e) => ({
+    e,
+    scenarios: experimentScenarios(e),
+    support: supportingScenarios(e),
+  }));
+  const points: Scenario[] = [];
+  const series: boolean[] = [];
+  const owner: number[] = [];
+  const firstOf: number[] = [];
+  for (const [x, p] of plans.entries()) {
+    firstOf.push(points.length);
+    for (const sc of p.scenarios) {
+      points.push(sc);
+      series.push(p.e.series);
+      owner.push(x);
+    }
+    for (const sc of p.support) {
+      points.push(sc);
+      series.push(true);
+      owner.push(x);
+    }
+  }
+  const results = new Array<RunResult>(points.length);
+  const waiting = plans.map((p) => p.scenarios.length + p.support.length);
+  const reusedBy = plans.map(() => 0);
+  const ready = plans.map(() => Promise.withResolvers<void>());
+  for (const [x, r] of ready.entries()) {
+    // A failed sweep rejects the experiments not yet written; only the
+    // first one awaited reports it.
+    r.promise.catch(() => {});
+    if (waiting[x] === 0) r.resolve();
+  }
+  const abort = new AbortController();
+  const sweep = runStored(points, {
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
+    ...(pool ? { pool } : {}),
+    ...(onProgress ? { onProgress } : {}),
+    ...(options.onRunProgress
+      ? {
+        onRunProgress: (k: number, p: RunProgress) =>
+          options.onRunProgress!(points[k]!, p),
+      }
+      : {}),
+    series,
+    signal: abort.signal,
+    onStored: (k, r, stored) => {
+      results[k] = r;
+      const x = owner[k]!;
+      // The count the log gives: the experiment's listed runs read back.
+      if (stored && k < firstOf[x]! + plans[x]!.scenarios.length) {
+        reusedBy[x]!++;
+      }
+      if (--waiting[x]! === 0) ready[x]!.resolve();
+    },
+    ...(options.db ? { db: options.db } : {}),
+    ...(options.fresh ? { fresh: true } : {}),
+  });
+  sweep.catch((e) => {
+    for (const r of ready) r.reject(e);
+  });
   let runs = 0;
   let reused = 0;
-  for (let i = 0; i < suite.length; i++) {
-    const e = suite[i]!;
-    const scenarios = experimentScenarios(e);
-    log(
-      `[report ${
-        i + 1
-      }/${suite.length}] ${e.id}: ${e.title} (${scenarios.length} runs)`,
-    );
-    const te = performance.now();
-    // Runs `points` on the report's workers (the database first).
-    const run = (points: readonly Scenario[], series: boolean) =>
-      runStored(points, {
-        ...(options.workers === undefined ? {} : { workers: options.workers }),
-        ...(pool ? { pool } : {}),
-        ...(onProgress ? { onProgress } : {}),
-        ...(options.onRunProgress
-          ? {
-            onRunProgress: (k: number, p: RunProgress) =>
-              options.onRunProgress!(points[k]!, p),
-          }
-          : {}),
-        series,
-        ...(options.db ? { db: options.db } : {}),
-        ...(options.fresh ? { fresh: true } : {}),
+  // The wall time of an experiment: from the previous one's runs being in
+  // (or the start) to its own.
+  let since = performance.now();
+  try {
+    for (let i = 0; i < suite.length; i++) {
+      const { e, scenarios, support } = plans[i]!;
+      log(
+        `[report ${
+          i + 1
+        }/${suite.length}] ${e.id}: ${e.title} (${scenarios.length} runs)`,
+      );
+      await ready[i]!.promise;
+      const base = firstOf[i]!;
+      const outputs: RunOutput[] = scenarios.map((sc, k) => {
+        const r = results[base + k]!;
+        return {
+          scenario: sc,
+          metrics: r.metrics,
+          series: e.series ? r.series : [],
+          ...(e.series && r.vms ? { vms: r.vms } : {}),
+        };
       });
-    const stored = await run(scenarios, e.series);
-    const outputs: RunOutput[] = stored.results.map((r, k) => ({
-      scenario: scenarios[k]!,
-      metrics: r.metrics,
-      series: e.series ? r.series : [],
-      ...(e.series && r.vms ? { vms: r.vms } : {}),
-    }));
-    // The supporting runs (density) go to the same workers, after these.
-    const support = supportingScenarios(e);
-    const supporting: RunOutput[] = support.length === 0
-      ? []
-      : (await run(support, true)).results.map((r, k) => ({
-        scenario: support[k]!,
-        metrics: r.metrics,
-        series: r.series,
-        ...(r.vms ? { vms: r.vms } : {}),
-      }));
-    runs += scenarios.length;
-    reused += stored.reused;
-    const wallSeconds = (performance.now() - te) / 1000;
-    const result = e.analyse(outputs, supporting);
+      const supporting: RunOutput[] = support.map((sc, k) => {
+        const r = results[base + scenarios.length + k]!;
+        return {
+          scenario: sc,
+          metrics: r.metrics,
+          series: r.series,
+          ...(r.vms ? { vms: r.vms } : {}),
+        };
+      });
+      const stored = { reused: reusedBy[i]! };
+      runs += scenarios.length;
+      reused += stored.reused;
+      const now = performance.now();
+      const wallSeconds = (now - since) / 1000;
+      since = now;
+      const result = e.analyse(outputs, supporting);
 
-    const htmlFigures: HtmlFigure[] = [];
-    for (const f of result.figures) {
-      claim(usedIds, `figure ${f.id}`);
-      const svgFile = `${f.id}.svg`;
-      const pngFile = `${f.id}.png`;
-      writeFileAtomic(join(dir, svgFile), f.figure.svg + "\n");
-      const png = await f.figure.toPng({ scale: PNG_SCALE });
-      writeFileAtomic(join(dir, pngFile), png);
-      const size = pngSize(png);
-      figures.push({
-        id: f.id,
-        svg: join(dir, svgFile),
-        png: join(dir, pngFile),
-        width: f.figure.width,
-        height: f.figure.height,
-        pngWidth: size.width,
-        pngHeight: size.height,
+      const htmlFigures: HtmlFigure[] = [];
+      for (const f of result.figures) {
+        claim(usedIds, `figure ${f.id}`);
+        const svgFile = `${f.id}.svg`;
+        const pngFile = `${f.id}.png`;
+        writeFileAtomic(join(dir, svgFile), f.figure.svg + "\n");
+        const png = await f.figure.toPng({ scale: PNG_SCALE });
+        writeFileAtomic(join(dir, pngFile), png);
+        const size = pngSize(png);
+        figures.push({
+          id: f.id,
+          svg: join(dir, svgFile),
+          png: join(dir, pngFile),
+          width: f.figure.width,
+          height: f.figure.height,
+          pngWidth: size.width,
+          pngHeight: size.height,
+        });
+        htmlFigures.push({
+          id: f.id,
+          svg: f.figure.svg,
+          alt: f.alt,
+          svgFile,
+          pngFile,
+        });
+      }
+      const htmlTables: HtmlTable[] = [];
+      for (const t of result.tables) {
+        claim(usedIds, `table ${t.id}`);
+        const csvFile = `${t.id}.csv`;
+        writeFileAtomic(join(dir, csvFile), rowsToCsv(t.rows));
+        tables.push(join(dir, csvFile));
+        htmlTables.push({ id: t.id, title: t.title, csvFile, rows: t.rows });
+      }
+      const metricsId = `${e.id}-metrics`;
+      claim(usedIds, `table ${metricsId}`);
+      const metrics: Metrics[] = outputs.map((o) => o.metrics);
+      writeFileAtomic(
+        join(dir, `${metricsId}.csv`),
+        metricsToCsv(metrics),
+      );
+      tables.push(join(dir, `${metricsId}.csv`));
+      htmlTables.push({
+        id: metricsId,
+        title: "Every metric of every run (flattened; one row per run)",
+        csvFile: `${metricsId}.csv`,
+        rows: metrics.map((m) => ({
+          name: m.name,
+          setupNs: m.setupNs,
+          runNs: m.runNs,
+          throughputBytesPerSec: m.throughputBytesPerSec,
+          "faults.total": m.faults.total,
+          "faultLatencyNs.mean": m.faultLatencyNs.mean,
+          dmaErrors: m.dmaErrors,
+        })),
+        previewRows: 0,
       });
-      htmlFigures.push({
-        id: f.id,
-        svg: f.figure.svg,
-        alt: f.alt,
-        svgFile,
-        pngFile,
+      sections.push({
+        id: e.id,
+        title: e.title,
+        question: e.question,
+        shows: e.shows,
+        findings: result.findings,
+        figures: htmlFigures,
+        tables: htmlTables,
+        parameters: e.sets.map((s) => ({
+          json: JSON.stringify(s.json, null, 2),
+        })),
+        runs: scenarios.length,
+        wallSeconds,
       });
+      log(
+        `[report ${i + 1}/${suite.length}] ${e.id}: done in ${
+          wallSeconds.toFixed(1)
+        } s (${result.figures.length} figure(s), ${
+          result.tables.length + 1
+        } table(s)${
+          options.db
+            ? `; ${stored.reused} of ${scenarios.length} runs from ${options.db.path}`
+            : ""
+        })`,
+      );
     }
-    const htmlTables: HtmlTable[] = [];
-    for (const t of result.tables) {
-      claim(usedIds, `table ${t.id}`);
-      const csvFile = `${t.id}.csv`;
-      writeFileAtomic(join(dir, csvFile), rowsToCsv(t.rows));
-      tables.push(join(dir, csvFile));
-      htmlTables.push({ id: t.id, title: t.title, csvFile, rows: t.rows });
-    }
-    const metricsId = `${e.id}-metrics`;
-    claim(usedIds, `table ${metricsId}`);
-    const metrics: Metrics[] = outputs.map((o) => o.metrics);
-    writeFileAtomic(
-      join(dir, `${metricsId}.csv`),
-      metricsToCsv(metrics),
-    );
-    tables.push(join(dir, `${metricsId}.csv`));
-    htmlTables.push({
-      id: metricsId,
-      title: "Every metric of every run (flattened; one row per run)",
-      csvFile: `${metricsId}.csv`,
-      rows: metrics.map((m) => ({
-        name: m.name,
-        setupNs: m.setupNs,
-        runNs: m.runNs,
-        throughputBytesPerSec: m.throughputBytesPerSec,
-        "faults.total": m.faults.total,
-        "faultLatencyNs.mean": m.faultLatencyNs.mean,
-        dmaErrors: m.dmaErrors,
-      })),
-      previewRows: 0,
-    });
-    sections.push({
-      id: e.id,
-      title: e.title,
-      question: e.question,
-      shows: e.shows,
-      findings: result.findings,
-      figures: htmlFigures,
-      tables: htmlTables,
-      parameters: e.sets.map((s) => ({
-        json: JSON.stringify(s.json, null, 2),
-      })),
-      runs: scenarios.length,
-      wallSeconds,
-    });
-    log(
-      `[report ${i + 1}/${suite.length}] ${e.id}: done in ${
-        wallSeconds.toFixed(1)
-      } s (${result.figures.length} figure(s), ${
-        result.tables.length + 1
-      } table(s)${
-        options.db
-          ? `; ${stored.reused} of ${scenarios.length} runs from ${options.db.path}`
-          : ""
-      })`,
-    );
+  } catch (e) {
+    abort.abort(e);
+    throw e;
   }
+  await sweep;
 
   const costs = describeCosts();
   const costRows = COST_NAMES.map((name) => ({

@@ -2,8 +2,8 @@
  * Running scenarios through the results database: {@linkcode runStored}
  * takes the stored result of every point whose key and model version match,
  * runs only the others on the sweep's workers, stores them, and gives back
- * every point's result in order, as `runSweep` / `runSweepWithSeries`
- * would.
+ * every point's result in order, as `runSweep` / `runSweepWithSeries` /
+ * `runSweepMixed` would.
  *
  * @module
  */
@@ -11,10 +11,10 @@ import type { Metrics } from "../experiment/metrics.ts";
 import type { Scenario } from "../experiment/config.ts";
 import {
   type RunResult,
-  runSweep,
+  runSweepMixed,
   type RunSweepOptions,
-  runSweepWithSeries,
 } from "../experiment/sweep.ts";
+import { IopfLabError } from "../sim/errors.ts";
 import { scenarioKey } from "./canonical.ts";
 import type { ResultsDb } from "./store.ts";
 
@@ -24,8 +24,21 @@ export interface RunStoredOptions extends RunSweepOptions {
   readonly db?: ResultsDb;
   /** Run every point even when a result is stored (and store the new ones). [false] */
   readonly fresh?: boolean;
-  /** Record (and require stored) time series and per-VM outcomes. [false] */
-  readonly series?: boolean;
+  /**
+   * Record (and require stored) time series and per-VM outcomes: for every
+   * point, or per point (one flag each). [false]
+   */
+  readonly series?: boolean | readonly boolean[];
+  /**
+   * Called with each point's result as soon as it is known: at once (before
+   * any point runs) for a stored one (`stored` true), as it completes for
+   * one that runs.
+   */
+  readonly onStored?: (
+    index: number,
+    result: RunResult,
+    stored: boolean,
+  ) => void;
 }
 
 /** What {@linkcode runStored} gives back. */
@@ -66,35 +79,51 @@ export async function runStored(
   scenarios: readonly Scenario[],
   options: RunStoredOptions = {},
 ): Promise<StoredResults> {
-  const { db, fresh = false, series = false, ...sweep } = options;
+  const { db, fresh = false, series = false, onStored, ...sweep } = options;
+  if (typeof series !== "boolean" && series.length !== scenarios.length) {
+    throw new IopfLabError(
+      "EINVAL",
+      `Cannot run the points: ${series.length} series flags for ${scenarios.length} points`,
+    );
+  }
+  const wants = (i: number): boolean =>
+    typeof series === "boolean" ? series : series[i]!;
   const results = new Array<RunResult>(scenarios.length);
   const keys = db ? scenarios.map(scenarioKey) : [];
   const todo: number[] = [];
   scenarios.forEach((_, i) => {
-    const stored = db && !fresh ? db.getByKey(keys[i]!, { series }) : undefined;
+    const withSeries = wants(i);
+    const stored = db && !fresh
+      ? db.getByKey(keys[i]!, { series: withSeries })
+      : undefined;
     if (stored === undefined) {
       todo.push(i);
       return;
     }
     results[i] = {
       metrics: stored.metrics,
-      series: series ? [...(stored.series ?? [])] : [],
-      ...(series && stored.vms ? { vms: stored.vms } : {}),
+      series: withSeries ? [...(stored.series ?? [])] : [],
+      ...(withSeries && stored.vms ? { vms: stored.vms } : {}),
     };
   });
+  for (let i = 0; i < scenarios.length; i++) {
+    if (results[i] !== undefined) onStored?.(i, results[i]!, true);
+  }
   const points = todo.map((i) => scenarios[i]!);
-  const store = (k: number, r: Metrics | RunResult): void => {
-    if (!db) return;
-    const s = scenarios[todo[k]!]!;
-    if ("metrics" in r) {
-      db.put(s, series ? r : { metrics: r.metrics });
-    } else db.put(s, { metrics: r });
-  };
+  // A point's result as runStored gives it back (metrics alone unless it records series).
+  const asRun = (r: Metrics | RunResult): RunResult =>
+    "metrics" in r ? r : { metrics: r, series: [] };
   const runOptions: RunSweepOptions = {
     ...sweep,
     onResult: (k, r) => {
-      store(k, r);
-      sweep.onResult?.(todo[k]!, r);
+      const i = todo[k]!;
+      if (db) {
+        const s = scenarios[i]!;
+        if ("metrics" in r) db.put(s, wants(i) ? r : { metrics: r.metrics });
+        else db.put(s, { metrics: r });
+      }
+      sweep.onResult?.(i, r);
+      onStored?.(i, asRun(r), false);
     },
     ...(sweep.onProgress
       ? {
@@ -106,13 +135,8 @@ export async function runStored(
       : {}),
   };
   if (points.length > 0) {
-    const ran: RunResult[] = series
-      ? await runSweepWithSeries(points, runOptions)
-      : (await runSweep(points, runOptions)).map((m) => ({
-        metrics: m,
-        series: [],
-      }));
-    ran.forEach((r, k) => results[todo[k]!] = r);
+    const ran = await runSweepMixed(points, todo.map(wants), runOptions);
+    ran.forEach((r, k) => results[todo[k]!] = asRun(r));
   }
   return {
     results,

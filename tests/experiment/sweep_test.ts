@@ -4,6 +4,7 @@ import {
   fromWorkerError,
   progressReporter,
   runSweep,
+  runSweepMixed,
   runSweepWithSeries,
   SweepPool,
   type SweepProgress,
@@ -82,6 +83,26 @@ Deno.test("runSweepWithSeries returns metrics and series", async () => {
   assert.equal(results[2]!.metrics.name, scenarios[2]!.name);
   assert.equal(results[2]!.series.length, 2);
   assert.deepEqual(await runSweep([], { ...runner }), []);
+});
+
+Deno.test("runSweepMixed gives each point's series only where its flag asks, on workers and on this thread", async () => {
+  const scenarios = points().slice(0, 4);
+  const flags = [true, false, false, true];
+  for (const workers of [0, 2]) {
+    const results = await runSweepMixed(scenarios, flags, {
+      workers,
+      ...runner,
+    });
+    assert.deepEqual(results.map((r) => "series" in r), flags, `${workers}`);
+    assert.deepEqual(
+      results.map((r) => ("metrics" in r ? r.metrics : r).name),
+      scenarios.map((s) => s.name),
+    );
+  }
+  await assert.rejects(
+    runSweepMixed(scenarios, [true], { ...runner }),
+    (e) => e instanceof IopfLabError && e.code === "EINVAL",
+  );
 });
 
 Deno.test("an error inside a worker comes back as an IopfLabError with its code", async () => {

@@ -16,6 +16,7 @@ import {
 import {
   CELL_TEXT_MAX,
   escapeHtml,
+  type Experiment,
   experimentScenarios,
   PNG_SCALE,
   pngSize,
@@ -704,6 +705,59 @@ Deno.test("the rfc-vs-mainline density runs go to the report's workers with its 
         "iommufd-iopf",
       ],
     );
+  } finally {
+    pool.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the report's experiments share one sweep: a worker free at the end of one experiment runs the next one's points", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "iopf-report-pipe-" });
+  const pool = new SweepPool({ size: 2 });
+  // Pool dispatches when each experiment is analysed.
+  const seen: Record<string, number> = {};
+  const tiny = (id: string, seeds: number[]): Experiment => ({
+    id,
+    title: id,
+    question: "?",
+    shows: "Nothing.",
+    series: false,
+    sets: [{
+      json: {
+        name: id,
+        vm: { memory: "32MiB" },
+        dma: { mode: "iopf" },
+        workload: { kind: "accelerator", messageSize: "64KiB", messages: 4 },
+        sweep: { seed: seeds },
+      },
+    }],
+    analyse: (runs) => {
+      seen[id] = pool.dispatched;
+      return {
+        figures: [],
+        tables: [{
+          id: `${id}-seeds`,
+          title: "Seeds",
+          rows: runs.map((r) => ({ seed: r.metrics.seed })),
+        }],
+        findings: [],
+      };
+    },
+  });
+  try {
+    await runReport({
+      out: dir,
+      experiments: [tiny("one", [1]), tiny("three", [2, 3, 4])],
+      pool,
+      progress: false,
+      log: () => {},
+    });
+    // Experiment "one" has a single run; the second worker took the first
+    // run of "three" at once instead of waiting for "one" to be written.
+    assert.ok(seen.one! >= 2, `dispatched ${seen.one} when "one" was analysed`);
+    assert.equal(seen.three, 4);
+    const rows = readCsv(await Deno.readTextFile(join(dir, "three-seeds.csv")));
+    assert.deepEqual(rows.map((r) => r.seed), [2, 3, 4]);
   } finally {
     pool.close();
     await Deno.remove(dir, { recursive: true });
